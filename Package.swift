@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+// Vigil: edge-inference daemon for Linux IoT gateways.
+// No package dependencies: Foundation, Dispatch and three C libraries
+// (ONNX Runtime's C API, libmosquitto, SQLite 3), each behind one wrapper module.
+import PackageDescription
+
+let package = Package(
+    name: "vigil",
+    products: [
+        .executable(name: "vigild", targets: ["vigild"]),
+        .executable(name: "vigilctl", targets: ["vigilctl"]),
+    ],
+    targets: [
+        // C modules: a modulemap and a shim header each; nothing but the wrappers imports them.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto",
+                       providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "COnnxRuntime", pkgConfig: "libonnxruntime",
+                       providers: [.apt(["libonnxruntime-dev"])]),
+
+        // Swift wrappers: the only modules with unsafe code.
+        .target(name: "SQLite", dependencies: ["CSQLite"]),
+        .target(name: "MQTT", dependencies: ["CMosquitto"]),
+        .target(name: "ONNX", dependencies: ["COnnxRuntime"]),
+
+        .target(name: "VigilCore", dependencies: ["SQLite", "MQTT", "ONNX"]),
+        .executableTarget(name: "vigild", dependencies: ["VigilCore"]),
+        .executableTarget(name: "vigilctl", dependencies: ["VigilCore"]),
+
+        .testTarget(name: "SQLiteTests", dependencies: ["SQLite"]),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
+        .testTarget(name: "ONNXTests", dependencies: ["ONNX", "TestSupport"]),
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "TestSupport"]),
+        .testTarget(name: "IntegrationTests",
+                    dependencies: ["VigilCore", "SQLite", "ONNX", "TestSupport", "vigild", "vigilctl"]),
+        .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport", exclude: ["Fixtures"]),
+    ]
+)

@@ -1,0 +1,230 @@
+import Foundation
+import MQTT
+
+/// The daemon's whole configuration, validated. See etc/vigil.json for every key.
+public struct Config: Sendable {
+    public var node: String
+    public var mqtt: BrokerSettings
+    public var storage: StorageSettings
+    public var models: [ModelSettings]
+    public var pipelines: [PipelineSettings]
+    public var actions: [ActionSettings]
+    public var sync: SyncSettings?
+    public var http: HTTPSettings?
+    public var limits: LimitSettings
+    public var logLevel: LogLevel
+    /// Where the config was read from (reload reads it again).
+    public var file: String?
+
+    public static let defaultPath = "/etc/vigil/vigil.json"
+
+    public func model(named name: String) -> ModelSettings? { models.first { $0.name == name } }
+    public func action(named name: String) -> ActionSettings? { actions.first { $0.name == name } }
+}
+
+public struct BrokerSettings: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 1883
+    public var clientID: String?
+    public var username: String?
+    public var passwordFile: String?
+    public var password: String?
+    public var tls: MQTTTLS?
+    public var keepalive = 30
+    public var qos: Int32 = 1
+    public var cleanSession = false
+
+    public var address: String { "\(host):\(port)" }
+}
+
+public struct StorageSettings: Sendable, Equatable {
+    public var path = "/var/lib/vigil/vigil.db"
+    public var retentionDays = 30.0
+    public var maxSizeMB = 1024.0
+    /// Rows are committed together at most this often...
+    public var commitIntervalMs = 100
+    /// ...or as soon as this many are waiting.
+    public var commitRows = 500
+}
+
+public struct ModelSettings: Sendable, Equatable {
+    public var name: String
+    public var path: String
+    /// ONNX Runtime intra-op threads; 0 lets it choose.
+    public var threads: Int
+}
+
+public struct LimitSettings: Sendable, Equatable {
+    /// Payloads larger than this are rejected before decoding.
+    public var maxPayloadBytes = 4 * 1024 * 1024
+    /// Frames waiting for inference per pipeline before the oldest are dropped.
+    public var queueDepth = 256
+    /// Inference workers (frames of one device always stay in order).
+    public var workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
+}
+
+public struct HTTPSettings: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+}
+
+public enum LogLevel: Int, Sendable, Comparable, CaseIterable {
+    case error = 3, warning = 4, notice = 5, info = 6, debug = 7
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+    public var name: String {
+        switch self {
+        case .error: "error"
+        case .warning: "warning"
+        case .notice: "notice"
+        case .info: "info"
+        case .debug: "debug"
+        }
+    }
+    public init?(name: String) {
+        guard let l = LogLevel.allCases.first(where: { $0.name == name }) else { return nil }
+        self = l
+    }
+}
+
+extension Config {
+    /// Reads and validates a config file.
+    public static func load(path: String) throws -> Config {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "cannot read the file (permissions?)" : "no such file"
+            throw ConfigError(file: path, path: "", message: reason)
+        }
+        var c = try parse(Array(data), file: path)
+        c.file = path
+        return c
+    }
+
+    /// Parses and validates config text. Relative paths are resolved against the config's folder.
+    public static func parse(_ text: [UInt8], file: String? = nil) throws -> Config {
+        let root = try ConfigObject.root(text: text, file: file)
+        let base = file.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? FileManager.default.currentDirectoryPath
+        func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: base + "/")).standardizedFileURL.path }
+
+        let node = try root.string("node") ?? ProcessInfo.processInfo.hostName
+        guard !node.isEmpty, !node.contains(where: { "/+#".contains($0) }) else {
+            throw root.error("node", "must be a non-empty name without '/', '+' or '#'")
+        }
+        let logLevelName = try root.string("log_level", default: "info")
+        guard let logLevel = LogLevel(name: logLevelName) else {
+            throw root.error("log_level", "must be one of \(LogLevel.allCases.map(\.name).joined(separator: ", "))")
+        }
+
+        let mqtt = try parseBroker(root.object("mqtt"), node: node, resolve: resolve)
+        var storage = StorageSettings()
+        if let s = try root.object("storage") {
+            storage.path = resolve(try s.string("path", default: storage.path))
+            storage.retentionDays = try s.double("retention_days", default: storage.retentionDays, in: 0...36500)
+            storage.maxSizeMB = try s.double("max_size_mb", default: storage.maxSizeMB, in: 1...1_000_000)
+            storage.commitIntervalMs = try s.int("commit_interval_ms", default: storage.commitIntervalMs, in: 1...60_000)
+            storage.commitRows = try s.int("commit_rows", default: storage.commitRows, in: 1...100_000)
+            try s.finish()
+        }
+
+        var limits = LimitSettings()
+        if let l = try root.object("limits") {
+            limits.maxPayloadBytes = try l.int("max_payload_bytes", default: limits.maxPayloadBytes, in: 16...(256 << 20))
+            limits.queueDepth = try l.int("queue_depth", default: limits.queueDepth, in: 1...1_000_000)
+            limits.workers = try l.int("workers", default: limits.workers, in: 1...64)
+            try l.finish()
+        }
+
+        var models: [ModelSettings] = []
+        for (name, m) in try root.namedObjects("models") ?? [] {
+            let path = resolve(try m.requiredString("path"))
+            let threads = try m.int("threads", default: 1, in: 0...64)
+            try m.finish()
+            models.append(ModelSettings(name: name, path: path, threads: threads))
+        }
+
+        let actions = try (root.namedObjects("actions") ?? []).map { name, obj in
+            try ActionSettings.parse(name: name, obj, resolve: resolve)
+        }
+
+        guard let pipelineObjects = try root.objectArray("pipelines"), !pipelineObjects.isEmpty else {
+            throw root.error("pipelines", "at least one pipeline is required")
+        }
+        var pipelines: [PipelineSettings] = []
+        for p in pipelineObjects {
+            let settings = try PipelineSettings.parse(p)
+            if pipelines.contains(where: { $0.name == settings.name }) {
+                throw p.error("name", "duplicate pipeline name \"\(settings.name)\"")
+            }
+            if !models.contains(where: { $0.name == settings.model }) {
+                throw p.error("model", "names model \"\(settings.model)\", which is not under \"models\" (have: \(models.map(\.name).joined(separator: ", ")))")
+            }
+            for (i, a) in (settings.alert?.actions ?? []).enumerated() where !actions.contains(where: { $0.name == a }) {
+                throw p.error("alert.actions[\(i)]", "names action \"\(a)\", which is not under \"actions\"")
+            }
+            pipelines.append(settings)
+        }
+
+        let sync = try root.object("sync").map { try SyncSettings.parse($0, node: node, resolve: resolve) }
+
+        var http: HTTPSettings?
+        if let h = try root.object("http") {
+            let listen = try h.string("listen", default: "127.0.0.1:9108")
+            guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+                  (0...65535).contains(port) else {
+                throw h.error("listen", "must be HOST:PORT, got \"\(listen)\"")
+            }
+            http = HTTPSettings(host: String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
+            try h.finish()
+        }
+        try root.finish()
+        return Config(node: node, mqtt: mqtt, storage: storage, models: models, pipelines: pipelines,
+                      actions: actions, sync: sync, http: http, limits: limits, logLevel: logLevel, file: file)
+    }
+
+    static func parseBroker(_ obj: ConfigObject?, node: String, resolve: (String) -> String) throws -> BrokerSettings {
+        var b = BrokerSettings()
+        b.clientID = "vigild-\(node)"
+        guard let m = obj else { return b }
+        b.host = try m.string("host", default: b.host)
+        b.port = try m.int("port", default: b.port, in: 1...65535)
+        b.clientID = try m.string("client_id") ?? b.clientID
+        b.username = try m.string("username")
+        if let pf = try m.string("password_file") {
+            let path = resolve(pf)
+            b.passwordFile = path
+            b.password = try readSecret(path, m, key: "password_file")
+        }
+        b.tls = try parseTLS(m.object("tls"), resolve: resolve)
+        b.keepalive = try m.int("keepalive_s", default: b.keepalive, in: 5...3600)
+        b.qos = Int32(try m.int("qos", default: Int(b.qos), in: 0...2))
+        b.cleanSession = try m.bool("clean_session", default: b.cleanSession)
+        try m.finish()
+        return b
+    }
+
+    static func parseTLS(_ t: ConfigObject?, resolve: (String) -> String) throws -> MQTTTLS? {
+        guard let t else { return nil }
+        var tls = MQTTTLS()
+        for key in ["ca_file", "cert_file", "key_file"] {
+            guard let p = try t.string(key) else { continue }
+            let path = resolve(p)
+            guard FileManager.default.isReadableFile(atPath: path) else { throw t.error(key, "cannot read \(path)") }
+            switch key {
+            case "ca_file": tls.caFile = path
+            case "cert_file": tls.certFile = path
+            default: tls.keyFile = path
+            }
+        }
+        if (tls.certFile == nil) != (tls.keyFile == nil) {
+            throw t.error(tls.certFile == nil ? "cert_file" : "key_file", "cert_file and key_file go together (mutual TLS)")
+        }
+        try t.finish()
+        return tls
+    }
+
+    /// Reads a secret from a file, trimming the trailing newline editors add.
+    static func readSecret(_ path: String, _ obj: ConfigObject, key: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw obj.error(key, "cannot read \(path)")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// Why a frame was not turned into a detection.
+public enum RejectReason: String, Sendable, CaseIterable {
+    case malformed        // does not parse
+    case wrongSize        // parses but has the wrong number of values or dimensions
+    case nonFinite        // NaN or Inf
+    case tooLarge         // over limits.max_payload_bytes
+    case unrouted         // no pipeline owns the topic
+    case inferenceFailed  // the model raised an error
+}
+
+/// Live counters for STATUS=, /metrics and tests. Cheap to bump from any thread.
+public final class Counters: @unchecked Sendable {
+    // @unchecked Sendable: all state is guarded by `lock`.
+    private let lock = NSLock()
+    private var received: [String: Int] = [:]
+    private var processed: [String: Int] = [:]
+    private var rejected: [String: [RejectReason: Int]] = [:]
+    private var dropped: [String: Int] = [:]
+    private var stored = 0
+    private var storeErrors = 0
+
+    public init() {}
+
+    public func frameReceived(_ pipeline: String) { lock.withLock { received[pipeline, default: 0] += 1 } }
+    public func frameProcessed(_ pipeline: String) { lock.withLock { processed[pipeline, default: 0] += 1 } }
+    public func frameRejected(_ pipeline: String, _ reason: RejectReason) {
+        lock.withLock { rejected[pipeline, default: [:]][reason, default: 0] += 1 }
+    }
+    public func framesDropped(_ pipeline: String, _ n: Int = 1) { lock.withLock { dropped[pipeline, default: 0] += n } }
+    public func rowsStored(_ n: Int) { lock.withLock { stored += n } }
+    public func storeFailed() { lock.withLock { storeErrors += 1 } }
+
+    public struct Snapshot: Sendable {
+        public var received: [String: Int]
+        public var processed: [String: Int]
+        public var rejected: [String: [RejectReason: Int]]
+        public var dropped: [String: Int]
+        public var stored: Int
+        public var storeErrors: Int
+
+        public var totalReceived: Int { received.values.reduce(0, +) }
+        public var totalProcessed: Int { processed.values.reduce(0, +) }
+        public var totalRejected: Int { rejected.values.flatMap(\.values).reduce(0, +) }
+        public var totalDropped: Int { dropped.values.reduce(0, +) }
+        public func rejected(_ reason: RejectReason) -> Int { rejected.values.compactMap { $0[reason] }.reduce(0, +) }
+    }
+
+    public func snapshot() -> Snapshot {
+        lock.withLock {
+            Snapshot(received: received, processed: processed, rejected: rejected, dropped: dropped,
+                     stored: stored, storeErrors: storeErrors)
+        }
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import MQTT
+
+/// How a pipeline's payloads are encoded (DESIGN.md, payload formats).
+public enum PayloadFormat: String, Sendable, CaseIterable {
+    case json, wav, pcm_s16le, pgm, gray8, f32le
+}
+
+/// A pipeline's topic with `{device}` naming one level.
+public struct TopicPattern: Sendable, Equatable {
+    public let pattern: String
+    /// What is subscribed: `{device}` becomes `+`.
+    public let subscription: String
+    /// Index of the `{device}` level, if any.
+    public let deviceLevel: Int?
+
+    public init?(_ pattern: String) {
+        let levels = pattern.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        var device: Int?
+        var sub: [String] = []
+        for (i, l) in levels.enumerated() {
+            if l == "{device}" {
+                if device != nil { return nil }
+                device = i
+                sub.append("+")
+            } else if l.contains("{") || l.contains("}") {
+                return nil
+            } else {
+                sub.append(l)
+            }
+        }
+        let s = sub.joined(separator: "/")
+        guard !pattern.isEmpty, MQTTClient.isValidSubscription(s) else { return nil }
+        self.pattern = pattern
+        self.subscription = s
+        self.deviceLevel = device
+    }
+
+    public func matches(_ topic: String) -> Bool { MQTTClient.topic(topic, matches: subscription) }
+
+    /// The device a topic names: the `{device}` level, else the levels matched by
+    /// wildcards, else "default".
+    public func device(in topic: String) -> String {
+        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
+        if let d = deviceLevel, d < levels.count { return String(levels[d]) }
+        let subLevels = subscription.split(separator: "/", omittingEmptySubsequences: false)
+        var wild: [Substring] = []
+        for (i, s) in subLevels.enumerated() {
+            if s == "+", i < levels.count { wild.append(levels[i]) }
+            if s == "#" { wild.append(contentsOf: levels.dropFirst(i)); break }
+        }
+        return wild.isEmpty ? "default" : wild.joined(separator: "/")
+    }
+}
+
+public struct PipelineSettings: Sendable {
+    public var name: String
+    public var topic: TopicPattern
+    public var format: PayloadFormat
+    public var model: String
+    /// json: dotted paths of the values to read, in model input order.
+    public var fields: [String]
+    /// f32le: expected vector shape (without the batch dimension); nil takes the model's.
+    public var shape: [Int]?
+    /// gray8: frame size.
+    public var width: Int?
+    public var height: Int?
+    /// pcm_s16le: sample rate.
+    public var sampleRate: Int?
+    public var alert: AlertSettings?
+
+    static func parse(_ p: ConfigObject) throws -> PipelineSettings {
+        let name = try p.requiredString("name")
+        guard name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }) else {
+            throw p.error("name", "use letters, digits, '_', '-' or '.' only")
+        }
+        let topicText = try p.requiredString("topic")
+        guard let topic = TopicPattern(topicText) else {
+            throw p.error("topic", "\"\(topicText)\" is not a valid MQTT subscription (one {device} level allowed)")
+        }
+        let formatName = try p.requiredString("format")
+        guard let format = PayloadFormat(rawValue: formatName) else {
+            throw p.error("format", "unknown format \"\(formatName)\" (one of \(PayloadFormat.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        let model = try p.requiredString("model")
+        let fields = try p.stringArray("fields") ?? []
+        if format == .json, fields.isEmpty { throw p.error("fields", "a json pipeline needs the fields to read") }
+        if format != .json, !fields.isEmpty { throw p.error("fields", "only json pipelines read fields") }
+        let shape = try p.intArray("shape")
+        if let shape, shape.isEmpty || shape.contains(where: { $0 <= 0 }) { throw p.error("shape", "must list positive sizes") }
+        let width = try p.int("width", in: 1...16384)
+        let height = try p.int("height", in: 1...16384)
+        if format == .gray8, width == nil || height == nil { throw p.error(width == nil ? "width" : "height", "gray8 needs width and height") }
+        let rate = try p.int("sample_rate", in: 1000...384_000)
+        if format == .pcm_s16le, rate == nil { throw p.error("sample_rate", "pcm_s16le needs sample_rate") }
+        let alert = try p.object("alert").map(AlertSettings.parse)
+        try p.finish()
+        return PipelineSettings(name: name, topic: topic, format: format, model: model, fields: fields,
+                                shape: shape, width: width, height: height, sampleRate: rate, alert: alert)
+    }
+}
+
+/// When a pipeline raises and clears an alert (the rules engine reads these).
+public struct AlertSettings: Sendable, Equatable {
+    /// Labels that count; empty means any label other than the model's first ("normal"/"still").
+    public var labels: [String] = []
+    public var minScore = 0.5
+    public var forFrames = 1
+    public var forSeconds: Double?
+    public var clearBelow: Double?
+    public var clearFrames = 1
+    public var clearAfterSeconds: Double?
+    public var cooldownSeconds = 30.0
+    public var severity = "warning"
+    public var actions: [String] = []
+
+    static func parse(_ a: ConfigObject) throws -> AlertSettings {
+        var s = AlertSettings()
+        s.labels = try a.stringArray("labels") ?? []
+        s.minScore = try a.double("min_score", default: s.minScore, in: 0...1)
+        s.forFrames = try a.int("for_frames", default: s.forFrames, in: 1...100_000)
+        s.forSeconds = try a.double("for_s", in: 0...86_400)
+        s.clearBelow = try a.double("clear_below", in: 0...1)
+        if let c = s.clearBelow, c > s.minScore { throw a.error("clear_below", "must not be above min_score (\(s.minScore))") }
+        s.clearFrames = try a.int("clear_frames", default: s.clearFrames, in: 1...100_000)
+        s.clearAfterSeconds = try a.double("clear_after_s", in: 0...86_400)
+        s.cooldownSeconds = try a.double("cooldown_s", default: s.cooldownSeconds, in: 0...86_400 * 7)
+        s.severity = try a.string("severity", default: s.severity)
+        guard ["info", "warning", "critical"].contains(s.severity) else {
+            throw a.error("severity", "must be info, warning or critical")
+        }
+        s.actions = try a.stringArray("actions") ?? []
+        try a.finish()
+        return s
+    }
+}

@@ -1,0 +1,43 @@
+import SQLite
+
+/// The SQLite log's schema: the contract `vigilctl` and `sqlite3` users rely on.
+/// Append migrations; never edit one that has shipped.
+public enum Schema {
+    public static let migrator = Migrator([
+        // 1: detections and alerts (DESIGN.md), with the indexes vigilctl and sync use.
+        """
+        CREATE TABLE detections(
+            id INTEGER PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            ts REAL NOT NULL,
+            pipeline TEXT NOT NULL,
+            device TEXT NOT NULL,
+            model TEXT NOT NULL,
+            label TEXT NOT NULL,
+            score REAL NOT NULL,
+            scores TEXT NOT NULL,
+            latency_ms REAL,
+            synced_at REAL
+        );
+        CREATE INDEX detections_ts ON detections(ts);
+        CREATE INDEX detections_pipeline_device_ts ON detections(pipeline, device, ts);
+        CREATE INDEX detections_unsynced ON detections(id) WHERE synced_at IS NULL;
+        CREATE TABLE alerts(
+            id INTEGER PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            ts REAL NOT NULL,
+            pipeline TEXT NOT NULL,
+            device TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('raised', 'cleared')),
+            label TEXT,
+            score REAL,
+            severity TEXT,
+            actions TEXT,
+            synced_at REAL
+        );
+        CREATE INDEX alerts_ts ON alerts(ts);
+        CREATE INDEX alerts_unsynced ON alerts(id) WHERE synced_at IS NULL;
+        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+        """,
+    ])
+}

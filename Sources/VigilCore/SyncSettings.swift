@@ -1,0 +1,47 @@
+import Foundation
+import MQTT
+
+/// Where and how the log is forwarded to the cloud (DESIGN.md, cloud sync).
+public struct SyncSettings: Sendable, Equatable {
+    public struct MQTTTarget: Sendable, Equatable {
+        public var broker: BrokerSettings
+        public var topic: String
+    }
+    public struct HTTPTarget: Sendable, Equatable {
+        public var url: String
+        public var tokenFile: String?
+        public var gzip: Bool
+        public var timeoutSeconds: Double
+    }
+    public var mqtt: MQTTTarget?
+    public var http: HTTPTarget?
+    public var batch = 100
+    public var intervalSeconds = 5.0
+
+    static func parse(_ s: ConfigObject, node: String, resolve: (String) -> String) throws -> SyncSettings {
+        var out = SyncSettings()
+        if let m = try s.object("mqtt") {
+            let topic = try m.string("topic", default: "vigil/{node}/records")
+            // Reuse the broker parser for host/port/tls/credentials; topic is read here first.
+            var broker = try Config.parseBroker(m, node: node, resolve: resolve)
+            if !m.has("client_id") { broker.clientID = "vigild-\(node)-sync" }
+            let resolved = topic.replacingOccurrences(of: "{node}", with: node)
+            guard MQTTClient.isValidTopic(resolved) else { throw m.error("topic", "\"\(topic)\" is not a valid topic to publish to") }
+            out.mqtt = MQTTTarget(broker: broker, topic: resolved)
+        }
+        if let h = try s.object("http") {
+            let url = try h.requiredString("url")
+            guard let u = URL(string: url), ["http", "https"].contains(u.scheme ?? "") else {
+                throw h.error("url", "must be an http:// or https:// URL")
+            }
+            out.http = HTTPTarget(url: url, tokenFile: try h.string("token_file").map(resolve),
+                                  gzip: try h.bool("gzip", default: false),
+                                  timeoutSeconds: try h.double("timeout_s", default: 10, in: 0.1...600))
+            try h.finish()
+        }
+        out.batch = try s.int("batch", default: out.batch, in: 1...10_000)
+        out.intervalSeconds = try s.double("interval_s", default: out.intervalSeconds, in: 0.01...86_400)
+        try s.finish()
+        return out
+    }
+}

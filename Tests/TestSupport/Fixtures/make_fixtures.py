@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Generates the tiny ONNX models the Swift tests load. Run by hand; outputs are committed.
+
+    pip install onnx==1.17.0 numpy && python3 Tests/TestSupport/Fixtures/make_fixtures.py
+
+tiny_classifier.onnx: input x float[1,4] -> scores float[1,3] = softmax(x @ W + b),
+    labels low,mid,high. Deterministic weights so tests can compute the expected scores.
+free_dims.onnx: input window float[1,8,fields] -> score float[1,1] = sigmoid(mean(x)),
+    a model with a free dimension (task anomaly).
+two_inputs.onnx: a model vigil must refuse (two inputs).
+"""
+import os
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def meta(model, **kv):
+    for k, v in kv.items():
+        e = model.metadata_props.add()
+        e.key, e.value = k, v
+
+
+def save(model, name):
+    model.producer_name = "vigil-tests"
+    onnx.checker.check_model(model)
+    onnx.save(model, os.path.join(HERE, name))
+
+
+def tiny_classifier():
+    W = np.array([[0.5, -0.2, 0.1], [0.3, 0.8, -0.5], [-0.7, 0.1, 0.9], [0.2, 0.2, 0.2]], dtype=np.float32)
+    b = np.array([0.1, -0.1, 0.0], dtype=np.float32)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]),
+         helper.make_node("Add", ["xw", "b"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["scores"], axis=1)],
+        "tiny_classifier",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    meta(m, **{"vigil.task": "classifier", "vigil.labels": "low,mid,high", "vigil.threshold": "0.5"})
+    save(m, "tiny_classifier.onnx")
+
+
+def free_dims():
+    g = helper.make_graph(
+        [helper.make_node("ReduceMean", ["window"], ["m"], keepdims=0),
+         helper.make_node("Reshape", ["m", "shape"], ["m2"]),
+         helper.make_node("Sigmoid", ["m2"], ["score"])],
+        "free_dims",
+        [helper.make_tensor_value_info("window", TensorProto.FLOAT, [1, 8, "fields"])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [1, 1])],
+        [numpy_helper.from_array(np.array([1, 1], dtype=np.int64), "shape")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    meta(m, **{"vigil.task": "anomaly", "vigil.labels": "anomaly", "vigil.window": "8"})
+    save(m, "free_dims.onnx")
+
+
+def two_inputs():
+    g = helper.make_graph(
+        [helper.make_node("Add", ["a", "b"], ["c"])], "two_inputs",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 2]),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 2])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    save(m, "two_inputs.onnx")
+
+
+if __name__ == "__main__":
+    tiny_classifier()
+    free_dims()
+    two_inputs()
+    print("wrote fixtures to", HERE)

@@ -1,0 +1,232 @@
+import Foundation
+import MQTT
+
+/// Paths of the repository, its committed fixtures and the built executables.
+public enum Paths {
+    public static let repo: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    public static func fixture(_ name: String) -> String {
+        repo.appendingPathComponent("Tests/TestSupport/Fixtures/\(name)").path
+    }
+
+    /// A product built next to the test bundle (`.build/debug/vigild`).
+    public static func executable(_ name: String) -> String {
+        var candidates: [URL] = []
+        let argv0 = URL(fileURLWithPath: CommandLine.arguments.first ?? "")
+        var dir = argv0.deletingLastPathComponent()
+        for _ in 0..<4 {
+            candidates.append(dir.appendingPathComponent(name))
+            dir = dir.deletingLastPathComponent()
+        }
+        candidates.append(repo.appendingPathComponent(".build/debug/\(name)"))
+        for c in candidates where FileManager.default.isExecutableFile(atPath: c.path) { return c.path }
+        return repo.appendingPathComponent(".build/debug/\(name)").path
+    }
+}
+
+/// A fresh directory under /tmp, removed when `remove()` is called.
+public final class TempDir: @unchecked Sendable {
+    public let path: String
+    public init(_ prefix: String = "vigil-test") {
+        let p = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString.prefix(8))"
+        try! FileManager.default.createDirectory(atPath: p, withIntermediateDirectories: true)
+        path = p
+    }
+    public func file(_ name: String) -> String { path + "/" + name }
+    public func write(_ name: String, _ text: String) -> String {
+        let p = file(name)
+        try! text.write(toFile: p, atomically: true, encoding: .utf8)
+        return p
+    }
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Waits until `condition` holds, polling; returns whether it did before the timeout.
+@discardableResult
+public func waitUntil(timeout: Double = 10, interval: Double = 0.02, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: interval)
+    }
+    return try condition()
+}
+
+/// A free TCP port on loopback (bound then released).
+public func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+    }
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// True when something accepts TCP connections on 127.0.0.1:port.
+public func portOpen(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+}
+
+/// A child process with its output captured to a file.
+public final class ChildProcess: @unchecked Sendable {
+    public let process = Process()
+    public let outputPath: String
+
+    public init(_ executable: String, _ arguments: [String], outputPath: String, environment: [String: String]? = nil) throws {
+        self.outputPath = outputPath
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        let out = FileHandle(forWritingAtPath: outputPath)!
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = out
+        process.standardError = out
+        if let environment {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, b in b }
+        }
+        try process.run()
+    }
+
+    public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+
+    public func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
+
+    /// Sends SIGTERM (or `sig`) and waits up to `timeout` s; SIGKILL after that. Returns the exit status.
+    @discardableResult
+    public func stop(_ sig: Int32 = SIGTERM, timeout: Double = 10) -> Int32 {
+        if process.isRunning {
+            kill(process.processIdentifier, sig)
+            if !waitUntil(timeout: timeout, { !process.isRunning }) {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+}
+
+/// A private mosquitto broker on a free loopback port, for one test.
+public final class Broker: @unchecked Sendable {
+    public let port: Int
+    public let dir: TempDir
+    private var child: ChildProcess?
+    private let extraConfig: String
+
+    public init(port: Int = freePort(), extraConfig: String = "") throws {
+        self.port = port
+        self.dir = TempDir("vigil-broker")
+        self.extraConfig = extraConfig
+        try start()
+    }
+
+    public static var executable: String {
+        for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"]
+        where FileManager.default.isExecutableFile(atPath: p) { return p }
+        return "/usr/sbin/mosquitto"
+    }
+
+    public func start() throws {
+        let conf = dir.write("mosquitto.conf", """
+            listener \(port) 127.0.0.1
+            allow_anonymous true
+            persistence false
+            max_queued_messages 100000
+            \(extraConfig)
+            """)
+        child = try ChildProcess(Broker.executable, ["-c", conf], outputPath: dir.file("broker.log"))
+        guard waitUntil(timeout: 10, { portOpen(port) }) else {
+            throw NSError(domain: "Broker", code: 1, userInfo: [NSLocalizedDescriptionKey: "mosquitto did not listen on \(port): \(child?.output ?? "")"])
+        }
+    }
+
+    public func stop() { child?.stop(SIGTERM, timeout: 5); child = nil }
+
+    public var log: String { child?.output ?? "" }
+
+    deinit { stop(); dir.remove() }
+}
+
+/// A test MQTT client that records what it receives.
+public final class TestClient: @unchecked Sendable {
+    public let client: MQTTClient
+    private let lock = NSLock()
+    private var _messages: [MQTTMessage] = []
+    private var _acked: Set<Int32> = []
+    private let connectedFlag = NSCondition()
+    private var connected = false
+
+    public init(port: Int, id: String = "test-\(UUID().uuidString.prefix(6))", subscribe: [String] = []) throws {
+        var h = MQTTHandlers()
+        let box = Box()
+        h.message = { m in box.value?.record(m) }
+        h.published = { mid in box.value?.ack(mid) }
+        h.connected = { rc, _ in
+            guard rc == 0, let me = box.value else { return }
+            for s in subscribe { _ = try? me.client.subscribe(s, qos: 1) }
+            me.connectedFlag.lock(); me.connected = true; me.connectedFlag.broadcast(); me.connectedFlag.unlock()
+        }
+        client = try MQTTClient(options: MQTTOptions(host: "127.0.0.1", port: port, clientID: id, maxInflight: 1000), handlers: h)
+        box.value = self
+        try client.start()
+        connectedFlag.lock()
+        let deadline = Date().addingTimeInterval(10)
+        while !connected && connectedFlag.wait(until: deadline) {}
+        connectedFlag.unlock()
+        // Give the subscription a moment to be granted.
+        if !subscribe.isEmpty { Thread.sleep(forTimeInterval: 0.2) }
+    }
+
+    final class Box: @unchecked Sendable { weak var value: TestClient? }
+
+    func record(_ m: MQTTMessage) { lock.withLock { _messages.append(m) } }
+    func ack(_ mid: Int32) { lock.withLock { _ = _acked.insert(mid) } }
+
+    public var messages: [MQTTMessage] { lock.withLock { _messages } }
+    public func acked(_ mid: Int32) -> Bool { lock.withLock { _acked.contains(mid) } }
+
+    @discardableResult
+    public func publish(_ topic: String, _ payload: [UInt8], qos: Int32 = 1) throws -> Int32 {
+        try client.publish(topic, payload, qos: qos)
+    }
+
+    @discardableResult
+    public func publish(_ topic: String, _ text: String, qos: Int32 = 1) throws -> Int32 {
+        try client.publish(topic, Array(text.utf8), qos: qos)
+    }
+
+    /// Waits until every publish so far is acknowledged by the broker.
+    public func waitForAcks(_ mids: [Int32], timeout: Double = 10) -> Bool {
+        waitUntil(timeout: timeout) { mids.allSatisfy(acked) }
+    }
+
+    public func close() { client.stop() }
+}
+
+/// float32 values as little-endian bytes (an `f32le` payload).
+public func f32le(_ values: [Float]) -> [UInt8] {
+    values.flatMap { v -> [UInt8] in
+        let b = v.bitPattern.littleEndian
+        return [UInt8(b & 0xff), UInt8((b >> 8) & 0xff), UInt8((b >> 16) & 0xff), UInt8(b >> 24)]
+    }
+}
