@@ -1,1 +1,70 @@
-print("vigilctl: not yet")
+import Foundation
+import VigilCore
+
+/// vigilctl: query the local log, follow it, check configs and models, simulate sensors.
+/// Exit status: 0 ok, 1 the command found a problem, 2 bad command line, 3 database
+/// unavailable, 4 broker unreachable (docs/vigilctl.md).
+let commands: [Command] = [
+    QueryCommands.detections, QueryCommands.alerts, TailCommand.command, QueryCommands.stats,
+    QueryCommands.sync, QueryCommands.export, SimulateCommand.command, NodeCommands.checkConfig, NodeCommands.models,
+]
+
+let usage = """
+    usage: vigilctl COMMAND [options]
+
+    commands:
+    \(commands.map { "  " + $0.name.padding(toLength: 14, withPad: " ", startingAt: 0) + $0.summary.prefix(while: { $0 != "." && $0 != ":" }) }.joined(separator: "\n"))
+
+    Run `vigilctl COMMAND --help` for a command's options. `vigilctl --version` prints the version.
+    Exit status: 0 ok, 1 the command found a problem, 2 bad command line,
+    3 database missing or unreadable, 4 broker unreachable.
+    """
+
+@MainActor func main() -> Int32 {
+    var args = Array(CommandLine.arguments.dropFirst())
+    guard let name = args.first else {
+        FileHandle.standardError.write(Data((usage + "\n").utf8))
+        return ExitCode.usage
+    }
+    args.removeFirst()
+    switch name {
+    case "--help", "-h", "help":
+        if let sub = args.first, let c = commands.first(where: { $0.name == sub }) { print(c.usage, terminator: "") } else { print(usage) }
+        return ExitCode.ok
+    case "--version", "version":
+        print("vigilctl \(VigilVersion.string)")
+        return ExitCode.ok
+    default:
+        break
+    }
+    guard let command = commands.first(where: { $0.name == name }) else {
+        var msg = "unknown command \(name)"
+        if let close = Command.closest(name, commands.map(\.name)) { msg += " (did you mean \(close)?)" }
+        warn(msg + "\n\n" + usage)
+        return ExitCode.usage
+    }
+    do {
+        let parsed = try command.parse(args)
+        if parsed.flag("--help") {
+            print(command.usage, terminator: "")
+            return ExitCode.ok
+        }
+        let status = try command.run(parsed)
+        Output.shared.flush()
+        return status
+    } catch let e as UsageError {
+        warn("\(command.name): \(e.message)\nrun `vigilctl \(command.name) --help` for usage")
+        return ExitCode.usage
+    } catch let e as Failure {
+        warn(e.message)
+        return e.status
+    } catch let e as QueryError {
+        warn(e.message)
+        return ExitCode.database
+    } catch {
+        warn("\(error)")
+        return ExitCode.failure
+    }
+}
+
+exit(main())
