@@ -168,8 +168,14 @@ public final class Simulator {
                                   cleanSession: true, reconnectMinDelay: 1, reconnectMaxDelay: 5,
                                   maxInflight: settings.maxInflight)
         let client = try MQTTClient(options: options, handlers: handlers)
-        let first = try client.start()
-        if let problem = connected.wait(timeout: 10) ?? (client.isConnected ? nil : first?.detail ?? "no answer within 10 s") {
+        // A refused first attempt fails at once: a simulator pointed at the wrong port should say so, not wait.
+        let problem: String?
+        if let first = try client.start() {
+            problem = first.detail
+        } else {
+            problem = connected.wait(timeout: 10) ?? (client.isConnected ? nil : "no answer within 10 s")
+        }
+        if let problem {
             client.stop()
             throw SimulatorError("cannot connect to broker \(settings.address): \(problem)")
         }
@@ -229,7 +235,9 @@ public final class Simulator {
                 heap.replaceTop(s.due)
             }
         }
-        report.elapsed = clock.elapsed
+        // A finished schedule spans to its last slot's end, not its last send's start.
+        let scheduledEnd = streams.map { $0.phase + Double($0.sent) * $0.interval }.max() ?? 0
+        report.elapsed = stop.isSet ? clock.elapsed : max(clock.elapsed, min(scheduledEnd, settings.duration ?? scheduledEnd))
         for s in streams { if let e = s.event { truth?(s.device, s.kind, e.name, e.since, Double(s.sent) * s.interval) } }
         // Deliver what is queued: QoS 1 means the broker has it only once it acknowledged it.
         let deadline = clock.elapsed + drainTimeout

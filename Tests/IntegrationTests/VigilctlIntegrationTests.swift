@@ -1,0 +1,329 @@
+import Foundation
+import SQLite
+import TestSupport
+import XCTest
+
+/// Every vigilctl subcommand as users run it: the real binary against a log written by a
+/// real vigild, fed by `vigilctl simulate` through a real mosquitto.
+final class VigilctlIntegrationTests: XCTestCase {
+    // One daemon and log for the class: starting them is the slow part. Tests that add rows
+    // use their own device names, and counts are checked against SQL run at the same moment.
+    nonisolated(unsafe) static var dir: TempDir!
+    nonisolated(unsafe) static var broker: Broker!
+    nonisolated(unsafe) static var daemon: ChildProcess!
+    nonisolated(unsafe) static var simulateOutput = ""
+
+    var dir: TempDir { Self.dir }
+    var db: String { Self.dir.file("vigil.db") }
+    var configPath: String { Self.dir.file("vigil.json") }
+
+    override class func setUp() {
+        super.setUp()
+        dir = TempDir("vigilctl-it")
+        do {
+            broker = try Broker()
+            _ = dir.write("vigil.json", """
+                {
+                  "node": "ctl-test",
+                  "mqtt": { "host": "127.0.0.1", "port": \(broker.port), "client_id": "vigild-ctl-\(UUID().uuidString.prefix(6))" },
+                  // relative: resolved against this file's folder, as vigilctl must do too
+                  "storage": { "path": "vigil.db", "commit_interval_ms": 50 },
+                  "models": { "tiny": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
+                  "pipelines": [
+                    { "name": "env", "topic": "sensors/{device}/env", "format": "json",
+                      "fields": ["temperature", "humidity", "temperature", "humidity"], "model": "tiny" },
+                    { "name": "vec", "topic": "sensors/{device}/vector", "format": "f32le", "model": "tiny" },
+                  ],
+                }
+                """)
+            daemon = try ChildProcess(Paths.executable("vigild"), ["--config", dir.file("vigil.json")], outputPath: dir.file("vigild.log"))
+            guard waitUntil(timeout: 15, { daemon.output.contains("connected to broker") }) else {
+                XCTFail("vigild did not connect: \(daemon.output)")
+                return
+            }
+            let sim = try run(["simulate", "--broker", "127.0.0.1:\(broker.port)", "--devices", "3", "--kinds", "env,vector",
+                               "--rate", "50", "--count", "20", "--seed", "3", "--quiet"], in: dir)
+            simulateOutput = sim.stdout + sim.stderr
+            guard sim.status == 0 else { XCTFail("simulate failed: \(simulateOutput)"); return }
+            let path = dir.file("vigil.db")
+            if !waitUntil(timeout: 20, { count(path, "SELECT count(*) FROM detections") == 120 }) {
+                XCTFail("rows: \(count(path, "SELECT count(*) FROM detections"))\n\(daemon.output)")
+            }
+        } catch {
+            XCTFail("setup: \(error)")
+        }
+    }
+
+    override class func tearDown() {
+        daemon?.stop()
+        broker?.stop()
+        dir?.remove()
+        super.tearDown()
+    }
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+        var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+    }
+
+    static func run(_ args: [String], in dir: TempDir) throws -> Result {
+        let id = UUID().uuidString.prefix(8)
+        let outPath = dir.file("out-\(id)"), errPath = dir.file("err-\(id)")
+        FileManager.default.createFile(atPath: outPath, contents: nil)
+        FileManager.default.createFile(atPath: errPath, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Paths.executable("vigilctl"))
+        p.arguments = args
+        p.standardOutput = FileHandle(forWritingAtPath: outPath)
+        p.standardError = FileHandle(forWritingAtPath: errPath)
+        try p.run()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus,
+                      stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                      stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
+    }
+
+    func ctl(_ args: String...) throws -> Result { try Self.run(args, in: dir) }
+
+    static func count(_ path: String, _ sql: String, _ values: [SQLValue] = []) -> Int {
+        guard let db = try? Database(path: path, mode: .readOnly) else { return -1 }
+        return Int((try? db.scalar(sql, values).int) ?? -1) ?? -1
+    }
+
+    func sql(_ q: String, _ values: [SQLValue] = []) throws -> [[SQLValue]] {
+        try Database(path: db, mode: .readOnly).query(q, values)
+    }
+
+    func json(_ line: String) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+    }
+
+    // MARK: simulate
+
+    func testSimulateSentEveryMessageAndTheDaemonStoredThem() throws {
+        XCTAssertTrue(Self.simulateOutput.contains("sent 120 messages (env 60, vector 60) to 127.0.0.1:\(Self.broker.port)"), Self.simulateOutput)
+        XCTAssertTrue(Self.simulateOutput.contains("acknowledged 120, failed 0, unacknowledged 0"), Self.simulateOutput)
+        let devices = try sql("SELECT device, pipeline, count(*) FROM detections WHERE device LIKE 'sim-%' GROUP BY 1, 2 ORDER BY 1, 2")
+        XCTAssertEqual(devices.map { "\($0[0].string!)/\($0[1].string!)=\($0[2].int!)" },
+                       ["sim-001/env=20", "sim-001/vec=20", "sim-002/env=20", "sim-002/vec=20", "sim-003/env=20", "sim-003/vec=20"])
+    }
+
+    // MARK: detections
+
+    func testDetectionsInEveryFormatMatchTheDatabase() throws {
+        let all = try ctl("detections", "--db", db, "--device", "sim-*", "--limit", "0", "--format", "jsonl")
+        XCTAssertEqual(all.status, 0, all.stderr)
+        let rows = try sql("SELECT id, uuid, label, score, pipeline, device FROM detections WHERE device GLOB 'sim-*' ORDER BY id")
+        XCTAssertEqual(all.lines.count, 120)
+        for (line, row) in zip(all.lines, rows) {
+            let o = try json(line)
+            XCTAssertEqual(o["id"] as? Int, Int(row[0].int!))
+            XCTAssertEqual(o["uuid"] as? String, row[1].string)
+            XCTAssertEqual(o["label"] as? String, row[2].string)
+            // Foundation's Linux JSON reader rounds the last digit or two; vigilctl prints the shortest exact form.
+            XCTAssertEqual(o["score"] as! Double, row[3].double!, accuracy: 1e-12)
+            XCTAssertNotNil((o["scores"] as? [String: Double])?["mid"], "scores are embedded JSON")
+            XCTAssertTrue((o["time"] as? String)?.hasSuffix("Z") ?? false)
+        }
+
+        let csv = try ctl("detections", "--db", db, "--device", "sim-*", "-n", "0", "--format", "csv")
+        XCTAssertEqual(csv.lines.first, "id,ts,time,pipeline,device,model,label,score,latency_ms,scores,uuid,synced_at,synced_at_time")
+        XCTAssertEqual(csv.lines.count, 121)
+
+        // The storage.path of --config (relative to the config's folder) names the same file.
+        let table = try ctl("detections", "--config", configPath, "--format", "table", "--device", "sim-*")
+        XCTAssertEqual(table.status, 0, table.stderr)
+        XCTAssertEqual(table.lines.count, 101, "header and the default 100 rows")
+        XCTAssertEqual(table.lines[0].split(separator: " ", omittingEmptySubsequences: true),
+                       ["TIME", "PIPELINE", "DEVICE", "LABEL", "SCORE", "LATENCY_MS"])
+        XCTAssertTrue(table.stderr.contains("showing the newest 100 rows"), table.stderr)
+        let lastID = rows.last![0].int!
+        let lastUUIDRow = try sql("SELECT label, device FROM detections WHERE id = ?", [.integer(lastID)])[0]
+        let lastLine = table.lines.last!.split(separator: " ", omittingEmptySubsequences: true)
+        XCTAssertEqual(lastLine[2], Substring(lastUUIDRow[1].string!), "newest last")
+        XCTAssertEqual(lastLine[3], Substring(lastUUIDRow[0].string!))
+    }
+
+    func testDetectionFilters() throws {
+        func n(_ args: String...) throws -> Int {
+            // Rows of other tests' devices (tail-*) are left out unless a test names devices itself.
+            let devices = args.contains("--device") ? [] : ["--device", "sim-*"]
+            let r = try Self.run(["detections", "--db", db, "--format", "jsonl", "--limit", "0"] + devices + args, in: dir)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return r.lines.count
+        }
+        XCTAssertEqual(try n("--pipeline", "env", "--device", "sim-002"), 20)
+        XCTAssertEqual(try n("--pipeline", "env,vec", "--device", "sim-001", "--device", "sim-003"), 80)
+        let label = try sql("SELECT label, count(*) FROM detections WHERE device GLOB 'sim-*' GROUP BY label ORDER BY 2 DESC")[0]
+        XCTAssertEqual(try n("--label", label[0].string!), Int(label[1].int!))
+        XCTAssertEqual(try n("--min-score", "0.9"), Self.count(db, "SELECT count(*) FROM detections WHERE device GLOB 'sim-*' AND score >= 0.9"))
+        XCTAssertEqual(try n("--since", "1h"), 120)
+        XCTAssertEqual(try n("--since", "2000-01-01", "--until", "2000-01-02T00:00:00Z"), 0)
+        let mid = try sql("SELECT ts FROM detections WHERE device GLOB 'sim-*' ORDER BY ts LIMIT 1 OFFSET 50")[0][0].double!
+        XCTAssertEqual(try n("--since", "@\(mid)"), Self.count(db, "SELECT count(*) FROM detections WHERE device GLOB 'sim-*' AND ts >= ?", [.real(mid)]))
+        XCTAssertEqual(try n("--until", "@\(mid)"), 50)
+    }
+
+    // MARK: alerts, stats, sync, export
+
+    func testAlertsListWhatTheDaemonWrote() throws {
+        let r = try ctl("alerts", "--db", db, "--format", "jsonl", "--limit", "0")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.lines.count, Self.count(db, "SELECT count(*) FROM alerts"))
+        let raised = try ctl("alerts", "--db", db, "--format", "jsonl", "--limit", "0", "--state", "raised")
+        XCTAssertEqual(raised.lines.count, Self.count(db, "SELECT count(*) FROM alerts WHERE state = 'raised'"))
+        let bad = try ctl("alerts", "--db", db, "--state", "open")
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("--state: expected raised or cleared, got \"open\""), bad.stderr)
+    }
+
+    func testStatsPerPipelineAndDevice() throws {
+        let r = try ctl("stats", "--db", db, "--format", "jsonl", "--device", "sim-*")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let groups = try r.lines.map(json)
+        XCTAssertEqual(groups.map { "\($0["pipeline"]!)/\($0["device"]!)=\($0["detections"]!)" },
+                       ["env/sim-001=20", "env/sim-002=20", "env/sim-003=20", "vec/sim-001=20", "vec/sim-002=20", "vec/sim-003=20"])
+        // Nearest rank over the group's latencies, recomputed here from the rows.
+        let lat = try sql("SELECT latency_ms FROM detections WHERE pipeline = 'vec' AND device = 'sim-002' ORDER BY latency_ms").map { $0[0].double! }
+        let g = groups[4]
+        XCTAssertEqual(g["p50_ms"] as! Double, lat[9], accuracy: 1e-9, "rank ceil(0.50 × 20) = 10")
+        XCTAssertEqual(g["p95_ms"] as! Double, lat[18], accuracy: 1e-9, "rank 19")
+        XCTAssertEqual(g["p99_ms"] as! Double, lat[19], accuracy: 1e-9, "rank 20")
+        let labels = g["labels"] as! [String: Int]
+        XCTAssertEqual(labels.values.reduce(0, +), 20)
+        for (label, n) in labels {
+            XCTAssertEqual(n, Self.count(db, "SELECT count(*) FROM detections WHERE pipeline = 'vec' AND device = 'sim-002' AND label = ?", [.text(label)]))
+        }
+        XCTAssertEqual(g["alerts"] as? Int, Self.count(db, "SELECT count(*) FROM alerts WHERE pipeline = 'vec' AND device = 'sim-002' AND state = 'raised'"))
+        let table = try ctl("stats", "--db", db, "--format", "table", "--device", "sim-*", "--since", "1d")
+        XCTAssertTrue(table.lines.first?.hasPrefix("from ") ?? false, table.stdout)
+        XCTAssertTrue(table.lines.contains { $0.hasPrefix("(all)") && $0.contains(" 120 ") }, table.stdout)
+        let none = try ctl("stats", "--db", db, "--format", "jsonl", "--until", "2000-01-01")
+        XCTAssertEqual(none.lines.count, 0)
+    }
+
+    func testSyncShowsTheBacklog() throws {
+        let r = try ctl("sync", "--db", db, "--format", "jsonl")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let o = try json(r.lines[0])
+        let unsynced = Self.count(db, "SELECT count(*) FROM detections WHERE synced_at IS NULL")
+            + Self.count(db, "SELECT count(*) FROM alerts WHERE synced_at IS NULL")
+        XCTAssertEqual(o["backlog"] as? Int, unsynced)
+        XCTAssertGreaterThanOrEqual(unsynced, 120)
+        XCTAssertNotNil(o["oldest_unsynced_time"] as? String)
+        let text = try ctl("sync", "--db", db, "--format", "table")
+        XCTAssertTrue(text.stdout.contains("backlog:"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("dropped by size cap:"), text.stdout)
+    }
+
+    func testExportStreamsEveryRow() throws {
+        let r = try ctl("export", "detections", "--db", db, "--format", "csv", "--device", "sim-*")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.lines.count, 121)
+        XCTAssertTrue(r.stderr.contains("exported 120 detections"), r.stderr)
+        let bad = try ctl("export", "everything", "--db", db)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("expected detections or alerts, got \"everything\""), bad.stderr)
+    }
+
+    // MARK: tail
+
+    func testTailFollowsNewRowsAndStopsCleanlyOnSIGINT() throws {
+        let tail = try ChildProcess(Paths.executable("vigilctl"), ["tail", "--db", db, "--format", "jsonl", "-n", "3", "--interval", "100"],
+                                    outputPath: dir.file("tail.out"))
+        defer { tail.stop(SIGKILL) }
+        XCTAssertTrue(waitUntil(timeout: 10) { tail.output.split(separator: "\n").count >= 3 }, tail.output)
+        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertEqual(tail.output.split(separator: "\n").count, 3, "the newest 3, then nothing until rows arrive")
+        let sim = try ctl("simulate", "--broker", "127.0.0.1:\(Self.broker.port)", "--kinds", "vector", "--device-prefix", "tail",
+                          "--count", "5", "--rate", "20", "--quiet")
+        XCTAssertEqual(sim.status, 0, sim.stdout + sim.stderr)
+        XCTAssertTrue(waitUntil(timeout: 15) { tail.output.components(separatedBy: "\"device\":\"tail-001\"").count - 1 == 5 }, tail.output)
+        let lines = tail.output.split(separator: "\n").map(String.init)
+        let newRows = try lines.suffix(5).map(json)
+        XCTAssertEqual(newRows.map { $0["kind"] as? String }, Array(repeating: "detection", count: 5))
+        let ids = newRows.map { $0["id"] as! Int }
+        XCTAssertEqual(ids, ids.sorted(), "in the order written")
+        XCTAssertEqual(tail.stop(SIGINT), 0, "Ctrl-C ends tail with status 0")
+    }
+
+    // MARK: check-config, models
+
+    func testCheckConfigAndModels() throws {
+        let ok = try ctl("check-config", configPath)
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+        XCTAssertTrue(ok.stdout.contains("\(configPath): OK (2 pipelines, 1 models)"), ok.stdout)
+        let text = try String(contentsOfFile: configPath, encoding: .utf8).replacingOccurrences(of: "\"commit_interval_ms\"", with: "\"comit_interval_ms\"")
+        let bad = dir.write("bad.json", text)
+        let r = try ctl("check-config", "--config", bad)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("bad.json:5: storage.comit_interval_ms: unknown key"), r.stderr)
+
+        let m = try ctl("models", Paths.fixture("tiny_classifier.onnx"), Paths.fixture("free_dims.onnx"))
+        XCTAssertEqual(m.status, 0, m.stderr)
+        XCTAssertTrue(m.stdout.contains("input:    x float[1, 4]"), m.stdout)
+        XCTAssertTrue(m.stdout.contains("output:   scores float[1, 3]"), m.stdout)
+        XCTAssertTrue(m.stdout.contains("labels:   low, mid, high"), m.stdout)
+        XCTAssertTrue(m.stdout.contains("input:    window float[1, 8, fields]"), "free dimensions by name:\n\(m.stdout)")
+        XCTAssertTrue(m.stdout.contains("vigil.threshold  0.5"), m.stdout)
+        let j = try ctl("models", "--format", "jsonl", Paths.fixture("free_dims.onnx"))
+        let o = try json(j.lines[0])
+        XCTAssertEqual(((o["inputs"] as! [[String: Any]])[0]["shape"] as! [Any]).map { "\($0)" }, ["1", "8", "fields"])
+        let two = try ctl("models", Paths.fixture("two_inputs.onnx"))
+        XCTAssertEqual(two.status, 1)
+        XCTAssertTrue(two.stdout.contains("contract: NOT MET: needs exactly one float32 input"), two.stdout)
+    }
+
+    // MARK: help, errors, exit codes
+
+    func testHelpForEverySubcommandAndErrorsThatNameTheFault() throws {
+        for name in ["detections", "alerts", "tail", "stats", "sync", "export", "simulate", "check-config", "models"] {
+            let r = try ctl(name, "--help")
+            XCTAssertEqual(r.status, 0, name)
+            XCTAssertTrue(r.stdout.hasPrefix("usage: vigilctl \(name)"), r.stdout)
+        }
+        let top = try ctl("--help")
+        XCTAssertTrue(top.stdout.contains("simulate"), top.stdout)
+
+        let typo = try ctl("detections", "--db", db, "--sincee", "1h")
+        XCTAssertEqual(typo.status, 2)
+        XCTAssertTrue(typo.stderr.contains("unknown option --sincee (did you mean --since?)"), typo.stderr)
+        let when = try ctl("detections", "--db", db, "--since", "yesterday")
+        XCTAssertEqual(when.status, 2)
+        XCTAssertTrue(when.stderr.contains("--since: expected a duration back from now"), when.stderr)
+        XCTAssertTrue(when.stderr.contains("got \"yesterday\""), when.stderr)
+        let limit = try ctl("detections", "--db", db, "--limit", "-1")
+        XCTAssertEqual(limit.status, 2)
+        XCTAssertTrue(limit.stderr.contains("--limit: expected a whole number"), limit.stderr)
+        let score = try ctl("detections", "--db", db, "--min-score", "2")
+        XCTAssertTrue(score.stderr.contains("--min-score: expected a number from 0 to 1, got \"2\""), score.stderr)
+        let format = try ctl("sync", "--db", db, "--format", "xml")
+        XCTAssertTrue(format.stderr.contains("--format: expected one of table, jsonl, csv, got \"xml\""), format.stderr)
+        let twice = try ctl("detections", "--db", db, "--limit", "1", "--limit", "2")
+        XCTAssertTrue(twice.stderr.contains("--limit given twice"), twice.stderr)
+        let missing = try ctl("detections", "--db", db, "--since")
+        XCTAssertTrue(missing.stderr.contains("--since needs a value"), missing.stderr)
+        let unknown = try ctl("detectoins")
+        XCTAssertEqual(unknown.status, 2)
+        XCTAssertTrue(unknown.stderr.contains("unknown command detectoins (did you mean detections?)"), unknown.stderr)
+
+        let noDB = try ctl("detections", "--db", dir.file("nope.db"))
+        XCTAssertEqual(noDB.status, 3)
+        XCTAssertTrue(noDB.stderr.contains("no database at \(dir.file("nope.db"))"), noDB.stderr)
+        let noConfig = try ctl("stats", "--config", dir.file("nope.json"))
+        XCTAssertEqual(noConfig.status, 1)
+        XCTAssertTrue(noConfig.stderr.contains("cannot read config \(dir.file("nope.json")): no such file"), noConfig.stderr)
+
+        let port = freePort()
+        let noBroker = try ctl("simulate", "--broker", "127.0.0.1:\(port)", "--count", "1", "--quiet")
+        XCTAssertEqual(noBroker.status, 4)
+        XCTAssertTrue(noBroker.stderr.contains("cannot connect to broker 127.0.0.1:\(port)"), noBroker.stderr)
+        let badRate = try ctl("simulate", "--rate", "camera=fast")
+        XCTAssertEqual(badRate.status, 2)
+        XCTAssertTrue(badRate.stderr.contains("--rate: expected messages per second above 0, got \"fast\""), badRate.stderr)
+        let badKind = try ctl("simulate", "--kinds", "camera,radar")
+        XCTAssertTrue(badKind.stderr.contains("--kinds: unknown kind \"radar\""), badKind.stderr)
+    }
+}
