@@ -13,7 +13,15 @@ let usage = """
     usage: vigilctl COMMAND [options]
 
     commands:
-    \(commands.map { "  " + $0.name.padding(toLength: 14, withPad: " ", startingAt: 0) + $0.summary.prefix(while: { $0 != "." && $0 != ":" }) }.joined(separator: "\n"))
+      detections    list detections (filters: --since --until --pipeline --device --label --min-score)
+      alerts        list alert transitions (same filters, and --state)
+      tail          print the newest detections and alerts, then follow new ones
+      stats         per pipeline and device: counts, labels, latency p50/p95/p99, alerts
+      sync          cloud sync backlog, oldest unsynced row, last sync, rows dropped by the size cap
+      export        stream every matching detection or alert as JSON lines or CSV
+      simulate      publish synthetic camera, audio and env traffic to a broker
+      check-config  validate a config and its models (as vigild --check-config)
+      models        describe ONNX models: inputs, outputs, metadata, contract
 
     Run `vigilctl COMMAND --help` for a command's options. `vigilctl --version` prints the version.
     Exit status: 0 ok, 1 the command found a problem, 2 bad command line,

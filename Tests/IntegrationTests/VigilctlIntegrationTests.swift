@@ -249,6 +249,18 @@ final class VigilctlIntegrationTests: XCTestCase {
         XCTAssertEqual(tail.stop(SIGINT), 0, "Ctrl-C ends tail with status 0")
     }
 
+    func testSimulateStopsOnSIGINTWithASummary() throws {
+        let sim = try ChildProcess(Paths.executable("vigilctl"),
+                                   ["simulate", "--broker", "127.0.0.1:\(Self.broker.port)", "--kinds", "camera,audio",
+                                    "--topic-prefix", "elsewhere", "--rate", "10"],
+                                   outputPath: dir.file("sim.out"))
+        defer { sim.stop(SIGKILL) }
+        XCTAssertTrue(waitUntil(timeout: 10) { sim.output.contains("simulate:") }, "progress each second:\n\(sim.output)")
+        XCTAssertEqual(sim.stop(SIGINT), 0, sim.output)
+        XCTAssertTrue(sim.output.contains("sent "), sim.output)
+        XCTAssertTrue(sim.output.contains("failed 0, unacknowledged 0"), sim.output)
+    }
+
     // MARK: check-config, models
 
     func testCheckConfigAndModels() throws {
