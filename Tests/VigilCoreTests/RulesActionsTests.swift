@@ -199,6 +199,8 @@ final class RulesActionsTests: XCTestCase {
         let o = try outcome(a, event())
         XCTAssertEqual(o.status, .timeout, o.detail ?? "")
         XCTAssertEqual(o.attempts, 1)
+        XCTAssertGreaterThanOrEqual(o.durationMs, 400, "it waited for the answer before giving up")
+        XCTAssertEqual(requests().count, 1, "the server got the request")
     }
 
     // MARK: file and mqtt

@@ -21,9 +21,11 @@ public final class WebhookAction: AlertAction {
                 baseBackoff: Double = 0.5) {
         self.name = name; self.url = url; self.timeoutSeconds = timeoutSeconds; self.retries = retries
         self.headers = headers; self.onClear = onClear; self.baseBackoff = baseBackoff
+        // Foundation on Linux rounds these down to whole seconds (0.5 s fires at once), so they
+        // are only a backstop; each attempt's own timer cancels it at `timeout_s`.
         let c = URLSessionConfiguration.ephemeral
-        c.timeoutIntervalForRequest = timeoutSeconds
-        c.timeoutIntervalForResource = timeoutSeconds
+        c.timeoutIntervalForRequest = (timeoutSeconds + 1).rounded(.up)
+        c.timeoutIntervalForResource = (timeoutSeconds + 1).rounded(.up)
         session = URLSession(configuration: c)
     }
 
@@ -36,7 +38,7 @@ public final class WebhookAction: AlertAction {
     }
 
     public func run(_ alert: AlertEvent, done: @escaping @Sendable (ActionOutcome) -> Void) {
-        var request = URLRequest(url: url, timeoutInterval: timeoutSeconds)
+        var request = URLRequest(url: url, timeoutInterval: (timeoutSeconds + 1).rounded(.up))
         request.httpMethod = "POST"
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("vigild/\(VigilVersion.string)", forHTTPHeaderField: "User-Agent")
@@ -79,5 +81,6 @@ public final class WebhookAction: AlertAction {
                                detail: detail, attempts: n))
         }
         task.resume()
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeoutSeconds) { task.cancel() }
     }
 }
