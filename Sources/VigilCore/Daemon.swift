@@ -102,7 +102,8 @@ public final class Daemon: @unchecked Sendable {
         c?.stop()
         outlet.set(nil)
         engine.stop()
-        if !alerts.waitForActions(timeout: 15) {
+        // Bounded by the slowest action's timeout (and retries), at most a minute.
+        if !alerts.waitForActions(timeout: min(60, alerts.shutdownWait)) {
             log.warning("stopping with \(alerts.actionsInFlight) alert actions still running; their outcomes stay pending")
         }
         store.close()

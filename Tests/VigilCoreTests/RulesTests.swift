@@ -114,6 +114,17 @@ final class RulesTests: XCTestCase {
         }
     }
 
+    func testTheModelsThresholdIsTheDefaultMinScore() throws {
+        let unset = try alert(#"{ "clear_below": 0.4 }"#)
+        XCTAssertFalse(unset.minScoreGiven)
+        XCTAssertEqual(unset.applying(modelThreshold: 0.8).minScore, 0.8)
+        XCTAssertEqual(unset.applying(modelThreshold: 0.3).clearBelow, 0.3, "clear_below never sits above min_score")
+        XCTAssertEqual(unset.applying(modelThreshold: nil).minScore, 0.5)
+        XCTAssertEqual(try alert(#"{ "min_score": 0.6 }"#).applying(modelThreshold: 0.8).minScore, 0.6, "the config wins")
+        let info = AlertCenter.PipelineInfo(name: "p", alert: unset, modelLabels: ["a"], task: "anomaly", model: "m", threshold: 0.9)
+        XCTAssertEqual(info.alert?.minScore, 0.9)
+    }
+
     func testHomeAssistantSettingsAreParsedAndChecked() throws {
         let base = """
             { "node": "n", "models": { "tiny": { "path": "/x.onnx" } },

@@ -75,7 +75,7 @@ public final class ExecAction: AlertAction, @unchecked Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        let run = ExecRun(process)
+        let run = ExecRun()
         process.terminationHandler = { [self] p in
             let timedOut = run.finish()
             lock.withLock { running -= 1 }
@@ -132,15 +132,13 @@ public final class ExecAction: AlertAction, @unchecked Sendable {
     }
 }
 
-/// One run's state shared by its termination handler and its timer.
+/// One run's state shared by its termination handler and its timer. It holds no
+/// reference to the Process, so the handler does not keep the Process alive in a cycle.
 final class ExecRun: @unchecked Sendable {
-    // @unchecked Sendable: the flags are guarded by `lock`; `process` is only read for its pid.
+    // @unchecked Sendable: the flags are guarded by `lock`.
     private let lock = NSLock()
     private var exited = false
     private var timedOut = false
-    let process: Process
-
-    init(_ p: Process) { process = p }
 
     /// Marks the exit; returns whether the timer had fired.
     func finish() -> Bool { lock.withLock { exited = true; return timedOut } }

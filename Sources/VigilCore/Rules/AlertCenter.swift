@@ -14,8 +14,11 @@ public final class AlertCenter: @unchecked Sendable {
         public var modelLabels: [String]
         public var task: String
         public var model: String
-        public init(name: String, alert: AlertSettings?, modelLabels: [String], task: String, model: String) {
-            self.name = name; self.alert = alert; self.modelLabels = modelLabels; self.task = task; self.model = model
+        /// The model's `vigil.threshold`: the rule's `min_score` when the config leaves it out.
+        public var threshold: Double?
+        public init(name: String, alert: AlertSettings?, modelLabels: [String], task: String, model: String, threshold: Double? = nil) {
+            self.name = name; self.alert = alert?.applying(modelThreshold: threshold); self.modelLabels = modelLabels
+            self.task = task; self.model = model; self.threshold = threshold
         }
     }
 
@@ -23,6 +26,8 @@ public final class AlertCenter: @unchecked Sendable {
     public let actions: ActionSet
     public let topics: AlertTopics
     let pipelines: [String: PipelineInfo]
+    /// The score the Home Assistant sensor shows: the one the pipeline's rule reads.
+    let selectors: [String: ScoreSelector]
     let homeAssistant: HomeAssistantSettings?
     let outlet: MQTTOutlet
     let record: @Sendable (AlertRecord) -> Void
@@ -40,6 +45,9 @@ public final class AlertCenter: @unchecked Sendable {
         topics = AlertTopics(node: node)
         rules = RulesEngine(node: node, pipelines: pipelines.compactMap { p in p.alert.map { (p.name, $0, p.modelLabels) } })
         self.pipelines = Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        selectors = Dictionary(pipelines.map { p in
+            (p.name, ScoreSelector(settings: p.alert ?? AlertSettings(), modelLabels: p.modelLabels))
+        }, uniquingKeysWith: { a, _ in a })
         self.actions = actions
         self.homeAssistant = homeAssistant?.discovery == true ? homeAssistant : nil
         self.outlet = outlet
@@ -50,7 +58,16 @@ public final class AlertCenter: @unchecked Sendable {
     public convenience init(config: Config, models: [String: Model], outlet: MQTTOutlet, store: Store) {
         let infos = config.pipelines.map { p in
             PipelineInfo(name: p.name, alert: p.alert, modelLabels: models[p.model]?.labels ?? [],
-                         task: models[p.model]?.task ?? "score", model: p.model)
+                         task: models[p.model]?.task ?? "score", model: p.model, threshold: models[p.model]?.threshold)
+        }
+        for a in config.actions {
+            // Not fatal (the script may be installed later), but said once at start, naming the key.
+            if case let .exec(argv, _, _) = a.kind, !FileManager.default.isExecutableFile(atPath: argv[0]) {
+                log.warning("actions.\(a.name).argv[0]: \(argv[0]) is not an executable file; its runs will fail until it is")
+            }
+            if case let .file(path, _, _) = a.kind, !FileManager.default.isWritableFile(atPath: path) {
+                log.warning("actions.\(a.name).path: \(path) is not writable (missing, or no permission); its writes will fail until it is")
+            }
         }
         self.init(node: config.node, pipelines: infos, actions: ActionSet(config.actions, outlet: outlet),
                   homeAssistant: config.homeAssistant, outlet: outlet,
@@ -72,6 +89,7 @@ public final class AlertCenter: @unchecked Sendable {
         log.notice("alert \(e.state.rawValue): pipeline \(e.pipeline), device \(e.device), label \(e.label), score \(String(format: "%.3f", e.score)) (\(e.severity))")
         publish(topics.alerts(e.pipeline, e.device), e.json.serialized, qos: 1, retain: false)
         if homeAssistant != nil {
+            // The binary_sensor's state (retained, so Home Assistant has it after a restart).
             publish(topics.state(e.pipeline, e.device), e.state == .raised ? "ON" : "OFF", qos: 1, retain: true)
         }
         let list = actions.selected(settings?.actions ?? [], for: e.state)
@@ -101,12 +119,17 @@ public final class AlertCenter: @unchecked Sendable {
 
     public var actionsInFlight: Int { lock.withLock { inFlight } }
 
+    /// How long shutdown should wait for running actions: the slowest configured action's bound.
+    public var shutdownWait: Double {
+        actions.bound(pipelines.values.flatMap { $0.alert?.actions ?? [] })
+    }
+
     /// Discovery when a pipeline and device is first seen, then a throttled score.
     func homeAssistantUpdate(_ d: Detection, _ ha: HomeAssistantSettings) {
         guard let p = pipelines[d.pipeline] else { return }
         if rules.firstSeen(pipeline: d.pipeline, device: d.device) {
             publishDiscovery(pipeline: d.pipeline, device: d.device, ha)
-            publish(topics.state(d.pipeline, d.device), "OFF", qos: 1, retain: true)
+            if p.alert != nil { publish(topics.state(d.pipeline, d.device), "OFF", qos: 1, retain: true) }
         }
         let key = d.pipeline + "\u{0}" + d.device
         let due = scoreLock.withLock { () -> Bool in
@@ -117,15 +140,15 @@ public final class AlertCenter: @unchecked Sendable {
             return true
         }
         if due {
-            let score = p.alert.flatMap { ScoreSelector(settings: $0, modelLabels: p.modelLabels).pick(d.scores)?.score } ?? d.score
+            let score = selectors[p.name]?.pick(d.scores)?.score ?? d.score
             publish(topics.score(d.pipeline, d.device), String(format: "%.4f", score), qos: 0, retain: false)
         }
     }
 
     func publishDiscovery(pipeline: String, device: String, _ ha: HomeAssistantSettings) {
         guard let p = pipelines[pipeline] else { return }
-        for (topic, payload) in HomeAssistantDiscovery.messages(settings: ha, topics: topics, pipeline: pipeline,
-                                                                device: device, task: p.task, model: p.model) {
+        for (topic, payload) in HomeAssistantDiscovery.messages(settings: ha, topics: topics, pipeline: pipeline, device: device,
+                                                                task: p.task, model: p.model, alerts: p.alert != nil) {
             publish(topic, payload, qos: 1, retain: true)
         }
     }

@@ -53,9 +53,10 @@ public enum HomeAssistantDiscovery {
         }
     }
 
-    /// (topic, payload) pairs to publish retained.
+    /// (topic, payload) pairs to publish retained: the score sensor, and the binary_sensor
+    /// when the pipeline has alert rules (`alerts`).
     public static func messages(settings: HomeAssistantSettings, topics: AlertTopics, pipeline: String, device: String,
-                                task: String, model: String) -> [(String, String)] {
+                                task: String, model: String, alerts: Bool = true) -> [(String, String)] {
         let node = id("vigil_" + topics.node)
         let object = id(pipeline + "_" + device)
         let haDevice: JSONValue = .object([
@@ -89,7 +90,7 @@ public enum HomeAssistantDiscovery {
             ("icon", .string("mdi:gauge")),
         ] + availability + [("device", haDevice)])
         let p = settings.prefix
-        return [("\(p)/binary_sensor/\(node)/\(object)_alert/config", binary.serialized),
-                ("\(p)/sensor/\(node)/\(object)_score/config", score.serialized)]
+        let sensor = ("\(p)/sensor/\(node)/\(object)_score/config", score.serialized)
+        return alerts ? [("\(p)/binary_sensor/\(node)/\(object)_alert/config", binary.serialized), sensor] : [sensor]
     }
 }
