@@ -125,18 +125,26 @@ final class Flag: @unchecked Sendable {
     func getAndSet() -> Bool { lock.withLock { defer { value = true }; return value } }
 }
 
-/// Remembers acknowledged message ids so a publish can be waited for (the `offline` status at stop).
+/// Remembers the last acknowledged message ids so a publish can be waited for (the
+/// `offline` status at stop). A ring: every publish is acked, and memory must stay flat.
 final class AckWaiter: @unchecked Sendable {
-    // @unchecked Sendable: `acked` is guarded by `cond`.
+    // @unchecked Sendable: `recent` and `next` are guarded by `cond`.
     private let cond = NSCondition()
-    private var acked: Set<Int32> = []
+    private var recent = [Int32](repeating: 0, count: 256)   // libmosquitto's mids start at 1
+    private var next = 0
 
-    func acked(_ mid: Int32) { cond.withLock { _ = acked.insert(mid); cond.broadcast() } }
+    func acked(_ mid: Int32) {
+        cond.withLock {
+            recent[next] = mid
+            next = (next + 1) % recent.count
+            cond.broadcast()
+        }
+    }
 
     func wait(for mid: Int32, timeout: Double) {
         let deadline = Date().addingTimeInterval(timeout)
         cond.lock()
         defer { cond.unlock() }
-        while !acked.contains(mid) && cond.wait(until: deadline) {}
+        while !recent.contains(mid) && cond.wait(until: deadline) {}
     }
 }

@@ -15,7 +15,7 @@ public final class MQTTOutlet: @unchecked Sendable {
     /// Queues a publish (libmosquitto sends it from its network thread); never blocks.
     public func publish(_ topic: String, _ payload: [UInt8], qos: Int32, retain: Bool) throws {
         guard let c = lock.withLock({ client }) else {
-            throw ActionError(message: "cannot publish to \(topic): no broker connection yet")
+            throw ActionError(message: "cannot publish to \(topic): not connected to the broker")
         }
         try c.publish(topic, payload, qos: qos, retain: retain)
     }
