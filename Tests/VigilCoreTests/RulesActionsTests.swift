@@ -94,11 +94,16 @@ final class RulesActionsTests: XCTestCase {
         XCTAssertEqual(a.runningCount, 0)
     }
 
+    /// A script that runs until the test creates `gate` (no timing assumptions).
+    func gated(_ name: String) -> String { script(name, "while [ ! -f \(dir.file("gate")) ]; do sleep 0.02; done") }
+    func openGate() { _ = dir.write("gate", "") }
+
     func testExecOverMaxConcurrentIsSkippedNotQueued() throws {
-        let s = script("slow.sh", "sleep 2")
-        let a = ExecAction(name: "slow", argv: [s], timeoutSeconds: 10, maxConcurrent: 1, onClear: false)
+        let a = ExecAction(name: "slow", argv: [gated("slow.sh")], timeoutSeconds: 30, maxConcurrent: 1, onClear: false)
         let boxes = (0..<3).map { _ in OutcomeBox() }
         for b in boxes { a.run(event()) { b.set($0) } }
+        XCTAssertTrue(waitUntil(timeout: 20) { boxes.filter { $0.value != nil }.count == 2 })
+        openGate()
         XCTAssertTrue(waitUntil(timeout: 20) { boxes.allSatisfy { $0.value != nil } })
         let statuses = boxes.map { $0.value!.status }
         XCTAssertEqual(statuses.filter { $0 == .ok }.count, 1, "\(statuses)")
@@ -243,7 +248,7 @@ final class RulesActionsTests: XCTestCase {
 
     func testOneSlowActionDoesNotHoldTheOthers() throws {
         let path = dir.write("led", "0")
-        let slow = ExecAction(name: "slow", argv: [script("slow.sh", "sleep 3")], timeoutSeconds: 10, maxConcurrent: 1, onClear: false)
+        let slow = ExecAction(name: "slow", argv: [gated("slow.sh")], timeoutSeconds: 30, maxConcurrent: 1, onClear: false)
         let led = FileAction(name: "led", path: path, value: "1", clearValue: nil, onClear: false)
         let set = ActionSet(actions: [slow, led])
         let all = OutcomesBox()
@@ -252,6 +257,7 @@ final class RulesActionsTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 5) { (try? String(contentsOfFile: path, encoding: .utf8)) == "1" })
         XCTAssertNil(all.value, "outcomes are reported once every action is done")
         XCTAssertEqual(slow.runningCount, 1)
+        openGate()
         XCTAssertTrue(waitUntil(timeout: 15) { all.value != nil })
         XCTAssertEqual(all.value?.map(\.action), ["slow", "led"])
         XCTAssertEqual(all.value?.map(\.status), [.ok, .ok])
