@@ -32,8 +32,11 @@ final class VigilctlIntegrationTests: XCTestCase {
                   "pipelines": [
                     { "name": "env", "topic": "sensors/{device}/env", "format": "json",
                       "fields": ["temperature", "humidity", "temperature", "humidity"], "model": "tiny" },
-                    { "name": "vec", "topic": "sensors/{device}/vector", "format": "f32le", "model": "tiny" },
+                    { "name": "vec", "topic": "sensors/{device}/vector", "format": "f32le", "model": "tiny",
+                      "alert": { "labels": ["high"], "min_score": 0.4, "clear_below": 0.35, "cooldown_s": 0,
+                                 "severity": "critical", "actions": ["mark"] } },
                   ],
+                  "actions": { "mark": { "type": "file", "path": "\(dir.file("mark"))", "value": "1" } },
                 }
                 """)
             daemon = try ChildProcess(Paths.executable("vigild"), ["--config", dir.file("vigil.json")], outputPath: dir.file("vigild.log"))
@@ -48,6 +51,10 @@ final class VigilctlIntegrationTests: XCTestCase {
             let path = dir.file("vigil.db")
             if !waitUntil(timeout: 20, { count(path, "SELECT count(*) FROM detections") == 120 }) {
                 XCTFail("rows: \(count(path, "SELECT count(*) FROM detections"))\n\(daemon.output)")
+            }
+            // The seeded vectors make some devices score "high" above 0.4: the daemon writes alerts.
+            if !waitUntil(timeout: 10, { count(path, "SELECT count(*) FROM alerts WHERE actions LIKE '%ok%'") > 0 }) {
+                XCTFail("no alerts with action outcomes: \(count(path, "SELECT count(*) FROM alerts"))\n\(daemon.output)")
             }
         } catch {
             XCTFail("setup: \(error)")
@@ -169,11 +176,30 @@ final class VigilctlIntegrationTests: XCTestCase {
     // MARK: alerts, stats, sync, export
 
     func testAlertsListWhatTheDaemonWrote() throws {
-        let r = try ctl("alerts", "--db", db, "--format", "jsonl", "--limit", "0")
+        let r = try ctl("alerts", "--db", db, "--format", "jsonl", "--limit", "0", "--device", "sim-*")
         XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(r.lines.count, Self.count(db, "SELECT count(*) FROM alerts"))
-        let raised = try ctl("alerts", "--db", db, "--format", "jsonl", "--limit", "0", "--state", "raised")
-        XCTAssertEqual(raised.lines.count, Self.count(db, "SELECT count(*) FROM alerts WHERE state = 'raised'"))
+        let rows = try sql("SELECT uuid, state, label, device, severity FROM alerts WHERE device GLOB 'sim-*' ORDER BY id")
+        XCTAssertGreaterThan(rows.count, 0)
+        XCTAssertEqual(r.lines.count, rows.count)
+        for (line, row) in zip(r.lines, rows) {
+            let o = try json(line)
+            XCTAssertEqual(o["uuid"] as? String, row[0].string)
+            XCTAssertEqual(o["state"] as? String, row[1].string)
+            XCTAssertEqual(o["label"] as? String, "high")
+            XCTAssertEqual(o["severity"] as? String, "critical")
+            XCTAssertNotNil(o["actions"] as? [Any], "actions are embedded JSON: \(line)")
+        }
+        let table = try ctl("alerts", "--db", db, "--format", "table", "--device", "sim-*")
+        XCTAssertEqual(table.lines.count, rows.count + 1)
+        XCTAssertEqual(table.lines[0].split(separator: " ", omittingEmptySubsequences: true),
+                       ["TIME", "PIPELINE", "DEVICE", "STATE", "LABEL", "SCORE", "SEVERITY", "ACTIONS"])
+        XCTAssertTrue(table.lines[1].contains("raised"), table.stdout)
+        let dev = rows[0][3].string!
+        let one = try ctl("alerts", "--db", db, "--format", "jsonl", "--limit", "0", "--device", dev, "--pipeline", "vec")
+        XCTAssertEqual(one.lines.count, rows.filter { $0[3].string == dev }.count)
+        let raised = try ctl("alerts", "--db", db, "--format", "jsonl", "--limit", "0", "--state", "raised", "--device", "sim-*")
+        XCTAssertEqual(raised.lines.count, Self.count(db, "SELECT count(*) FROM alerts WHERE state = 'raised' AND device GLOB 'sim-*'"))
+        XCTAssertGreaterThan(raised.lines.count, 0)
         let bad = try ctl("alerts", "--db", db, "--state", "open")
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.stderr.contains("--state: expected raised or cleared, got \"open\""), bad.stderr)
@@ -197,6 +223,8 @@ final class VigilctlIntegrationTests: XCTestCase {
             XCTAssertEqual(n, Self.count(db, "SELECT count(*) FROM detections WHERE pipeline = 'vec' AND device = 'sim-002' AND label = ?", [.text(label)]))
         }
         XCTAssertEqual(g["alerts"] as? Int, Self.count(db, "SELECT count(*) FROM alerts WHERE pipeline = 'vec' AND device = 'sim-002' AND state = 'raised'"))
+        XCTAssertEqual(groups.map { $0["alerts"] as! Int }.reduce(0, +),
+                       Self.count(db, "SELECT count(*) FROM alerts WHERE state = 'raised' AND device GLOB 'sim-*'"))
         let table = try ctl("stats", "--db", db, "--format", "table", "--device", "sim-*", "--since", "1d")
         XCTAssertTrue(table.lines.first?.hasPrefix("from ") ?? false, table.stdout)
         XCTAssertTrue(table.lines.contains { $0.hasPrefix("(all)") && $0.contains(" 120 ") }, table.stdout)
@@ -240,11 +268,17 @@ final class VigilctlIntegrationTests: XCTestCase {
         let sim = try ctl("simulate", "--broker", "127.0.0.1:\(Self.broker.port)", "--kinds", "vector", "--device-prefix", "tail",
                           "--count", "5", "--rate", "20", "--quiet")
         XCTAssertEqual(sim.status, 0, sim.stdout + sim.stderr)
-        XCTAssertTrue(waitUntil(timeout: 15) { tail.output.components(separatedBy: "\"device\":\"tail-001\"").count - 1 == 5 }, tail.output)
-        let lines = tail.output.split(separator: "\n").map(String.init)
-        let newRows = try lines.suffix(5).map(json)
-        XCTAssertEqual(newRows.map { $0["kind"] as? String }, Array(repeating: "detection", count: 5))
-        let ids = newRows.map { $0["id"] as! Int }
+        func newRows() -> [[String: Any]] {
+            tail.output.split(separator: "\n").dropFirst(3).compactMap { try? json(String($0)) }
+        }
+        // The tail device's vectors may raise alerts too: they are followed as well.
+        let alerts = { Self.count(self.db, "SELECT count(*) FROM alerts WHERE device = 'tail-001'") }
+        XCTAssertTrue(waitUntil(timeout: 15) { newRows().filter { $0["kind"] as? String == "detection" }.count == 5 }, tail.output)
+        XCTAssertTrue(waitUntil(timeout: 5) { newRows().filter { $0["kind"] as? String == "alert" }.count == alerts() }, tail.output)
+        let rows = newRows()
+        XCTAssertEqual(rows.count, 5 + alerts(), tail.output)
+        XCTAssertTrue(rows.allSatisfy { $0["device"] as? String == "tail-001" }, tail.output)
+        let ids = rows.filter { $0["kind"] as? String == "detection" }.map { $0["id"] as! Int }
         XCTAssertEqual(ids, ids.sorted(), "in the order written")
         XCTAssertEqual(tail.stop(SIGINT), 0, "Ctrl-C ends tail with status 0")
     }
