@@ -39,6 +39,11 @@ public final class CameraSource: SensorSource {
     var velocity = (x: 0.0, y: 0.0)
     var radius = (x: 0.0, y: 0.0)
     var contrast = 0.0
+    /// The object's own pattern (clothes: bands and blotches), in object coordinates, so it
+    /// moves with the object: a textured object changes the image's structure as it moves,
+    /// as a person does, not only its brightness.
+    var texture: [Double] = []
+    var textureSize = (w: 0, h: 0)
     public private(set) var event: String?
 
     /// `fps` is the rate frames are made at: objects move in simulated seconds.
@@ -130,6 +135,16 @@ public final class CameraSource: SensorSource {
             position = (fromLeft ? -radius.x : Double(width) + radius.x, rng.uniform(0.35, 0.75) * Double(height))
             velocity = (fromLeft ? speed : -speed, rng.uniform(-0.15, 0.15) * speed)
             contrast = (rng.chance(0.5) ? 1 : -1) * rng.uniform(45, 90)
+            textureSize = (Int(2 * radius.x) + 2, Int(2 * radius.y) + 2)
+            let bands = rng.uniform(3, 7)
+            let phase = rng.uniform(0, 2 * .pi)
+            var blotch = [Double](repeating: 0, count: 64)
+            for i in blotch.indices { blotch[i] = rng.uniform(-0.35, 0.35) }
+            texture = (0..<(textureSize.w * textureSize.h)).map { i in
+                let x = i % textureSize.w, y = i / textureSize.w
+                let band = 0.3 * sin(phase + bands * 2 * .pi * Double(y) / Double(textureSize.h))
+                return 0.75 + band + blotch[(x / 4 % 8) * 8 + (y / 4 % 8)]
+            }
         }
     }
 
@@ -147,8 +162,10 @@ public final class CameraSource: SensorSource {
                 guard r2 < 1 else { continue }
                 // Soft edge: full contrast inside, fading over the outer fifth.
                 let w = r2 < 0.64 ? 1 : (1 - r2) / 0.36
+                let tx = min(textureSize.w - 1, max(0, Int(Double(x) - position.x + radius.x)))
+                let ty = min(textureSize.h - 1, max(0, Int(Double(y) - position.y + radius.y)))
                 let i = h + y * width + x
-                out[i] = UInt8(max(0, min(255, Double(out[i]) + c * w)))
+                out[i] = UInt8(max(0, min(255, Double(out[i]) + c * w * texture[ty * textureSize.w + tx])))
             }
         }
     }
