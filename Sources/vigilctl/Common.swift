@@ -51,26 +51,27 @@ enum Shared {
     /// config holding secrets this user cannot read still names the database), else the default.
     static func databasePath(_ a: Arguments) throws -> String {
         if let db = a.string("--db") { return db }
+        guard let (file, root) = try rawConfig(a), let p = root["storage"]?["path"]?.string else { return defaultDatabase }
+        if p.hasPrefix("/") { return p }
+        return URL(fileURLWithPath: file).deletingLastPathComponent().appendingPathComponent(p).standardizedFileURL.path
+    }
+
+    /// The config as plain JSON (not validated), or nil when the default config is absent.
+    static func rawConfig(_ a: Arguments) throws -> (file: String, root: JSONValue)? {
         let explicit = a.string("--config")
         let file = explicit ?? Config.defaultPath
         guard let data = FileManager.default.contents(atPath: file) else {
             if explicit != nil {
-                throw Failure("cannot read config \(file): " + (FileManager.default.fileExists(atPath: file) ? "permission denied" : "no such file"),
-                              status: ExitCode.failure)
+                throw Failure("cannot read config \(file): " + (FileManager.default.fileExists(atPath: file) ? "permission denied" : "no such file"))
             }
-            return Shared.defaultDatabase
+            return nil
         }
-        let root: JSONValue
         do {
             var parser = JSONParser(relaxed: true)
-            root = try parser.parse(Array(data))
+            return (file, try parser.parse(Array(data)))
         } catch {
             throw Failure("config \(file): \(error)")
         }
-        guard let p = root["storage"]?["path"]?.string else { return Shared.defaultDatabase }
-        if p.hasPrefix("/") { return p }
-        let base = URL(fileURLWithPath: file).deletingLastPathComponent()
-        return base.appendingPathComponent(p).standardizedFileURL.path
     }
 
     static func openLog(_ a: Arguments) throws -> LogReader {

@@ -31,7 +31,7 @@ enum NodeCommands {
         options: [Option(name: "--format", short: "-f", value: "FMT", help: "text (default) or jsonl")],
         details: "PATH is an .onnx file or a folder of them. Exit status 1 when a model cannot be loaded or does not meet the contract.",
         run: { a in
-            let json = try a.choice("--format", ["text", "jsonl", "table"]) == "jsonl"
+            let json = try a.choice("--format", ["text", "jsonl"]) == "jsonl"
             var status = ExitCode.ok
             var first = true
             for path in a.positionals {

@@ -7,7 +7,8 @@ enum SimulateCommand {
         name: "simulate",
         summary: "Publish synthetic sensor traffic to a broker: camera frames (PGM), audio chunks (WAV), environment readings (JSON), float vectors (f32le).",
         options: [
-            Option(name: "--broker", short: "-b", value: "HOST:PORT", help: "the broker (default 127.0.0.1:1883)"),
+            Option(name: "--broker", short: "-b", value: "HOST:PORT", help: "the broker (default: mqtt.host and mqtt.port of --config, else 127.0.0.1:1883)"),
+            Shared.config,
             Option(name: "--username", value: "USER", help: "broker user name"),
             Option(name: "--password-file", value: "FILE", help: "read the broker password from FILE"),
             Option(name: "--devices", short: "-D", value: "N", help: "simulated devices (default 1)"),
@@ -47,6 +48,11 @@ enum SimulateCommand {
 
     static func run(_ a: Arguments) throws -> Int32 {
         var s = SimulatorSettings()
+        // The daemon's broker, so `vigilctl simulate` on a gateway feeds its own vigild.
+        if a.string("--broker") == nil, let (_, root) = try Shared.rawConfig(a) {
+            if let host = root["mqtt"]?["host"]?.string { s.host = host }
+            if let port = root["mqtt"]?["port"]?.double, (1...65535).contains(port) { s.port = Int(port) }
+        }
         if let b = a.string("--broker") {
             guard let colon = b.lastIndex(of: ":"), let port = Int(b[b.index(after: colon)...]), (1...65535).contains(port),
                   colon != b.startIndex else {

@@ -265,7 +265,8 @@ final class VigilctlIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 10) { tail.output.split(separator: "\n").count >= 3 }, tail.output)
         Thread.sleep(forTimeInterval: 0.3)
         XCTAssertEqual(tail.output.split(separator: "\n").count, 3, "the newest 3, then nothing until rows arrive")
-        let sim = try ctl("simulate", "--broker", "127.0.0.1:\(Self.broker.port)", "--kinds", "vector", "--device-prefix", "tail",
+        // The broker comes from the daemon's config (mqtt.host, mqtt.port).
+        let sim = try ctl("simulate", "--config", configPath, "--kinds", "vector", "--device-prefix", "tail",
                           "--count", "5", "--rate", "20", "--quiet")
         XCTAssertEqual(sim.status, 0, sim.stdout + sim.stderr)
         func newRows() -> [[String: Any]] {
