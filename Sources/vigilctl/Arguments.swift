@@ -59,7 +59,7 @@ struct Command: Sendable {
             }
             let w = min(30, labels.map(\.count).max() ?? 0)
             for (o, l) in zip(options, labels) {
-                let pad = l.count < w ? String(repeating: " ", count: w - l.count) : "\n" + String(repeating: " ", count: w + 2)
+                let pad = l.count <= w ? String(repeating: " ", count: w - l.count) : "\n" + String(repeating: " ", count: w + 2)
                 s += "  \(l)\(pad)  \(o.help)\n"
             }
             s += "  -h, --help" + String(repeating: " ", count: max(0, w - 10)) + "  show this help\n"

@@ -8,7 +8,7 @@ enum SimulateCommand {
         summary: "Publish synthetic sensor traffic to a broker: camera frames (PGM), audio chunks (WAV), environment readings (JSON), float vectors (f32le).",
         options: [
             Option(name: "--broker", short: "-b", value: "HOST:PORT", help: "the broker (default: mqtt.host and mqtt.port of --config, else 127.0.0.1:1883)"),
-            Shared.config,
+            Option(name: "--config", short: "-c", value: "FILE", help: "vigild's config, for the broker address (default \(Config.defaultPath))"),
             Option(name: "--username", value: "USER", help: "broker user name"),
             Option(name: "--password-file", value: "FILE", help: "read the broker password from FILE"),
             Option(name: "--devices", short: "-D", value: "N", help: "simulated devices (default 1)"),
