@@ -147,10 +147,14 @@ final class SimulateTests: XCTestCase {
         s.kinds = [.camera, .audio, .env, .vector]
         s.rates = [.camera: 20, .audio: 20, .env: 20, .vector: 20]
         s.count = 5
+        s.meanObjectGap = 0.05   // an object in view from the first frames: ground truth to check
         var truth: [String] = []
         let sim = Simulator(settings: s)
         sim.truth = { device, kind, event, _, _ in truth.append("\(device)/\(kind.rawValue)/\(event)") }
         let report = try sim.run(stop: StopFlag())
+        XCTAssertEqual(Set(truth.filter { $0.contains("/camera/") }), ["sim-001/camera/motion", "sim-002/camera/motion", "sim-003/camera/motion"],
+                       "every camera saw its object, and the events are reported: \(truth)")
+        XCTAssertEqual(report.events["motion"], 3)
         XCTAssertEqual(report.sent, 60)
         XCTAssertEqual(report.acked, 60)
         XCTAssertEqual(report.sentByKind[.camera], 15)
