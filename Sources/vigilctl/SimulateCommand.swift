@@ -19,7 +19,8 @@ enum SimulateCommand {
             Option(name: "--topic-prefix", value: "PREFIX", help: "publish to PREFIX/DEVICE/KIND (default sensors)"),
             Option(name: "--device-prefix", value: "NAME", help: "devices are NAME-001, NAME-002... (default sim)"),
             Option(name: "--size", value: "WxH", help: "camera frame size: 160x120 (default) or 320x240, or any WxH"),
-            Option(name: "--chunk", value: "SECONDS", help: "audio chunk length (default 0.5; 16 kHz mono 16-bit)"),
+            Option(name: "--chunk", value: "SECONDS", help: "audio chunk length (default 0.5)"),
+            Option(name: "--sample-rate", value: "HZ", help: "audio sample rate (default 16000; mono 16-bit)"),
             Option(name: "--time-scale", value: "X", help: "env: simulated seconds per real second, so the daily curve shows in a demo (default 1)"),
             Option(name: "--vector-size", value: "N", help: "vector: floats per message (default 4)"),
             Option(name: "--object-every", value: "SECONDS", help: "camera: mean gap between objects crossing (default 8)"),
@@ -118,6 +119,7 @@ enum SimulateCommand {
             (s.cameraWidth, s.cameraHeight) = (wh[0], wh[1])
         }
         s.audioChunkSeconds = try a.double("--chunk", in: 0.01...10) ?? s.audioChunkSeconds
+        s.sampleRate = try a.int("--sample-rate", in: 8000...192_000) ?? s.sampleRate
         s.envTimeScale = try a.double("--time-scale", in: 0.001...1_000_000) ?? s.envTimeScale
         s.vectorSize = try a.int("--vector-size", in: 1...1_000_000) ?? s.vectorSize
         s.meanObjectGap = try a.double("--object-every", in: 0.1...1_000_000) ?? s.meanObjectGap

@@ -70,6 +70,8 @@ public final class AudioSource: SensorSource {
         }
     }
 
+    var nyquist: Double { Double(sampleRate) / 2 }
+
     /// One sample of the event `i` samples after it began.
     func eventSample(_ e: (label: String, start: Int, length: Int, seed: UInt64), _ i: Int, noise w: Float) -> Float {
         let t = Double(i) / Double(sampleRate)
@@ -79,7 +81,9 @@ public final class AudioSource: SensorSource {
             guard cycle < 3, cycle.truncatingRemainder(dividingBy: 1) < 0.5 else { return 0 }
             // A piezo horn: 3.1 kHz with a strong third harmonic, square-ish.
             let f = 3100.0
-            return Float(0.35 * sin(2 * .pi * f * t) + 0.1 * sin(2 * .pi * 3 * f * t))
+            // The harmonic only where the rate can carry it (no aliasing at 8 kHz).
+            let third = 3 * f < nyquist ? 0.1 * sin(2 * .pi * 3 * f * t) : 0
+            return Float(0.35 * sin(2 * .pi * f * t) + third)
         case "glass_breaking":
             // The crash: broadband noise decaying over ~60 ms, and partials ringing at fixed
             // "shard" frequencies chosen by the event's seed; smaller tinkles follow.
@@ -87,14 +91,14 @@ public final class AudioSource: SensorSource {
             var ring = 0.0
             var r = SimRandom(seed: e.seed)
             for _ in 0..<5 {
-                let f = r.uniform(3000, 7500)
+                let f = r.uniform(min(3000, 0.5 * nyquist), min(7500, 0.9 * nyquist))
                 let tau = r.uniform(0.04, 0.25)
                 ring += 0.08 * sin(2 * .pi * f * t) * exp(-t / tau)
             }
             var tinkle = 0.0
             for _ in 0..<4 {
                 let at = r.uniform(0.15, 0.5)
-                if t > at { tinkle += 0.06 * sin(2 * .pi * r.uniform(4000, 8000) * t) * exp(-(t - at) / 0.03) }
+                if t > at { tinkle += 0.06 * sin(2 * .pi * r.uniform(min(4000, 0.6 * nyquist), min(8000, 0.95 * nyquist)) * t) * exp(-(t - at) / 0.03) }
                 else { _ = r.unit() }
             }
             return Float(crash + ring + tinkle)

@@ -62,7 +62,8 @@ public struct SimulatorReport: Sendable {
     public var targetRate = 0.0
 
     public var rate: Double { elapsed > 0 ? Double(sent) / elapsed : 0 }
-    public var inflight: Int { sent - acked - failed }
+    /// `sent` counts only publishes libmosquitto took; `failed` ones were never in flight.
+    public var inflight: Int { sent - acked }
 
     public var progressLine: String {
         String(format: "simulate: %6.1f s  sent %d  %.1f msg/s (target %.1f)  acked %d  inflight %d  lag max %.1f ms",
@@ -73,7 +74,7 @@ public struct SimulatorReport: Sendable {
         let kinds = SensorKind.allCases.compactMap { k in sentByKind[k].map { "\(k.rawValue) \($0)" } }.joined(separator: ", ")
         var s = String(format: "sent %d messages (%@) to %@ in %.2f s: %.1f msg/s (target %.1f), %.2f MB/s\n",
                        sent, kinds, address, elapsed, rate, targetRate, Double(bytes) / 1_048_576 / max(elapsed, 1e-9))
-        s += "acknowledged \(acked), failed \(failed), unacknowledged \(sent - acked - failed)\n"
+        s += "acknowledged \(acked), failed \(failed), unacknowledged \(sent - acked)\n"
         s += String(format: "schedule: max lag %.1f ms, stalled on inflight %.2f s\n", maxLag * 1000, stalled)
         if !events.isEmpty {
             s += "events injected: " + events.keys.sorted().map { "\($0) \(events[$0]!)" }.joined(separator: ", ") + "\n"
@@ -202,9 +203,9 @@ public final class Simulator {
                 continue
             }
             // Backpressure: libmosquitto queues without bound; wait for the broker instead.
-            if report.sent - acks.count - report.failed >= inflightCap {
+            if report.sent - acks.count >= inflightCap {
                 let waitStart = clock.elapsed
-                while report.sent - acks.count - report.failed >= inflightCap / 2 && !stop.isSet {
+                while report.sent - acks.count >= inflightCap / 2 && !stop.isSet && client.isConnected {
                     usleep(200)
                 }
                 report.stalled += clock.elapsed - waitStart
@@ -241,7 +242,7 @@ public final class Simulator {
         for s in streams { if let e = s.event { truth?(s.device, s.kind, e.name, e.since, Double(s.sent) * s.interval) } }
         // Deliver what is queued: QoS 1 means the broker has it only once it acknowledged it.
         let deadline = clock.elapsed + drainTimeout
-        while acks.count + report.failed < report.sent && clock.elapsed < deadline && client.isConnected {
+        while acks.count < report.sent && clock.elapsed < deadline && client.isConnected {
             usleep(2000)
         }
         fill(&report)
