@@ -174,6 +174,28 @@ final class SimulateTests: XCTestCase {
                        "sent 60 messages (camera 15, audio 15, env 15, vector 15) to 127.0.0.1:\(broker.port) in \(String(format: "%.2f", report.elapsed)) s: \(String(format: "%.1f", report.rate)) msg/s (target 240.0), \(String(format: "%.2f", Double(report.bytes) / 1_048_576 / report.elapsed)) MB/s")
     }
 
+    func testBrokerLostMidRunIsCountedAndTheRunStillEnds() throws {
+        let broker = try Broker()
+        var s = SimulatorSettings()
+        s.port = broker.port
+        s.kinds = [.env]
+        s.rates = [.env: 50]
+        s.duration = 2
+        let sim = Simulator(settings: s)
+        var stopped = false
+        sim.progress = { r in
+            // One second in: the broker goes away under the publisher.
+            if !stopped { stopped = true; broker.stop() }
+        }
+        let report = try sim.run(stop: StopFlag(), drainTimeout: 2)
+        XCTAssertTrue(stopped)
+        XCTAssertGreaterThan(report.sent, 0)
+        XCTAssertGreaterThan(report.failed, 0, "publishes without a connection fail and are counted")
+        XCTAssertLessThanOrEqual(report.acked, report.sent)
+        XCTAssertGreaterThanOrEqual(report.inflight, 0)
+        XCTAssertTrue(report.summary(address: s.address).contains("failed \(report.failed), unacknowledged \(report.sent - report.acked)"))
+    }
+
     func testSimulatorNamesAnUnreachableBroker() {
         var s = SimulatorSettings()
         s.port = freePort()
