@@ -1,6 +1,7 @@
 import Foundation
 import SQLite
 import TestSupport
+@testable import VigilCore
 import XCTest
 
 /// Every vigilctl subcommand as users run it: the real binary against a log written by a
@@ -75,13 +76,13 @@ final class VigilctlIntegrationTests: XCTestCase {
         var lines: [String] { stdout.split(separator: "\n").map(String.init) }
     }
 
-    static func run(_ args: [String], in dir: TempDir) throws -> Result {
+    static func run(_ args: [String], in dir: TempDir, executable: String = Paths.executable("vigilctl")) throws -> Result {
         let id = UUID().uuidString.prefix(8)
         let outPath = dir.file("out-\(id)"), errPath = dir.file("err-\(id)")
         FileManager.default.createFile(atPath: outPath, contents: nil)
         FileManager.default.createFile(atPath: errPath, contents: nil)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: Paths.executable("vigilctl"))
+        p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
         p.standardOutput = FileHandle(forWritingAtPath: outPath)
         p.standardError = FileHandle(forWritingAtPath: errPath)
@@ -294,6 +295,42 @@ final class VigilctlIntegrationTests: XCTestCase {
         XCTAssertEqual(sim.stop(SIGINT), 0, sim.output)
         XCTAssertTrue(sim.output.contains("sent "), sim.output)
         XCTAssertTrue(sim.output.contains("failed 0, unacknowledged 0"), sim.output)
+    }
+
+    // MARK: read-only, as another user
+
+    /// A user who may read the log but not write its folder (the usual operator, not in the
+    /// vigil group's write set): while the daemon runs (its -shm exists, read-only to us),
+    /// and after it stopped cleanly (no -wal: the file is opened immutable).
+    func testAUserWhoCannotWriteTheFolderCanStillReadTheLog() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
+            throw XCTSkip("needs root and setpriv to run vigilctl as another user")
+        }
+        func asNobody(_ args: String...) throws -> Result {
+            try Self.run(["--reuid=65534", "--regid=65534", "--clear-groups", Paths.executable("vigilctl")] + args,
+                         in: dir, executable: "/usr/bin/setpriv")
+        }
+        let live = try asNobody("detections", "--db", db, "--device", "sim-*", "--limit", "0", "--format", "jsonl")
+        XCTAssertEqual(live.status, 0, live.stderr)
+        XCTAssertEqual(live.lines.count, 120)
+
+        let stoppedDir = TempDir("vigilctl-ro")
+        defer { stoppedDir.remove() }
+        var settings = StorageSettings()
+        settings.path = stoppedDir.file("vigil.db")
+        do {
+            let store = try Store(settings: settings)
+            for i in 0..<7 {
+                store.append(Detection(ts: Double(1_795_960_800 + i), pipeline: "p", device: "d", model: "m", label: "x",
+                                       score: 0.5, scores: [("x", 0.5)], latencyMs: 1))
+            }
+            store.close()
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: settings.path + "-wal"))
+        let stopped = try asNobody("stats", "--db", settings.path, "--since", "2026-01-01", "--format", "jsonl")
+        XCTAssertEqual(stopped.status, 0, stopped.stderr)
+        XCTAssertTrue(stopped.stdout.contains("\"detections\":7"), stopped.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: settings.path + "-shm"), "nothing was created")
     }
 
     // MARK: check-config, models
