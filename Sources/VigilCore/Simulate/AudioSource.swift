@@ -22,7 +22,7 @@ public final class AudioSource: SensorSource {
         self.sampleRate = sampleRate
         chunkSamples = max(1, Int(Double(sampleRate) * chunkSeconds))
         var r = SimRandom(seed: seed)
-        noise = (0..<65536).map { _ in Float(r.gaussian()) }
+        noise = NoiseTables.shared.gaussian(count: 65536)
         level = Float(r.uniform(0.6, 1.4))
         nextEvent = Int(r.exponential(mean: meanEventGap / 2) * Double(sampleRate))
         rng = r

@@ -71,7 +71,7 @@ public final class CameraSource: SensorSource {
         }
         background = bg
         // Sensor noise: read from a random offset in a table longer than a frame.
-        noise = (0..<(width * height + 65536)).map { _ in Int8(max(-20, min(20, (3 * rng.gaussian()).rounded()))) }
+        noise = NoiseTables.shared.pixelNoise(count: width * height + 65536)
         gain = rng.uniform(0.85, 1.1)
         nextLightingChange = rng.exponential(mean: meanLightingGap)
         nextObject = rng.exponential(mean: meanObjectGap / 2)
