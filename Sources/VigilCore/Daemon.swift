@@ -10,6 +10,8 @@ public final class Daemon: @unchecked Sendable {
     public let models: [String: Model]
     public let store: Store
     public let engine: Engine
+    /// Forwards the log to the cloud when `sync` is configured.
+    public let sync: SyncService?
     private let lock = NSLock()
     private var mqtt: MQTTClient?
     public let startedAt = Date()
@@ -30,6 +32,7 @@ public final class Daemon: @unchecked Sendable {
         let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
+        sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store) }
         engine = Engine(pipelines: pipelines, limits: config.limits, counters: counters) { detection in
             store.append(detection)
         }
@@ -70,6 +73,7 @@ public final class Daemon: @unchecked Sendable {
         if let first = try client.start() {
             log.error("cannot reach broker \(address): \(first.detail); retrying with backoff up to 30 s")
         }
+        sync?.start()
     }
 
     var client: MQTTClient? { lock.withLock { mqtt } }
@@ -81,6 +85,7 @@ public final class Daemon: @unchecked Sendable {
         let c = lock.withLock { () -> MQTTClient? in defer { mqtt = nil }; return mqtt }
         c?.stop()
         engine.stop()
+        sync?.stop()
         store.close()
     }
 

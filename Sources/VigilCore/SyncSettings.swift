@@ -6,17 +6,28 @@ public struct SyncSettings: Sendable, Equatable {
     public struct MQTTTarget: Sendable, Equatable {
         public var broker: BrokerSettings
         public var topic: String
+        public init(broker: BrokerSettings, topic: String) { self.broker = broker; self.topic = topic }
     }
     public struct HTTPTarget: Sendable, Equatable {
         public var url: String
         public var tokenFile: String?
         public var gzip: Bool
         public var timeoutSeconds: Double
+        public init(url: String, tokenFile: String? = nil, gzip: Bool = false, timeoutSeconds: Double = 10) {
+            self.url = url; self.tokenFile = tokenFile; self.gzip = gzip; self.timeoutSeconds = timeoutSeconds
+        }
     }
     public var mqtt: MQTTTarget?
     public var http: HTTPTarget?
     public var batch = 100
     public var intervalSeconds = 5.0
+    /// Retry delays while the uplink is down: doubling from min to max, with jitter.
+    public var backoffMinSeconds = 1.0
+    public var backoffMaxSeconds = 60.0
+    /// MQTT batches published and not yet acknowledged (PUBACK) at once.
+    public var maxInFlight = 4
+
+    public init(mqtt: MQTTTarget? = nil, http: HTTPTarget? = nil) { self.mqtt = mqtt; self.http = http }
 
     static func parse(_ s: ConfigObject, node: String, resolve: (String) -> String) throws -> SyncSettings {
         var out = SyncSettings()
@@ -41,6 +52,11 @@ public struct SyncSettings: Sendable, Equatable {
         }
         out.batch = try s.int("batch", default: out.batch, in: 1...10_000)
         out.intervalSeconds = try s.double("interval_s", default: out.intervalSeconds, in: 0.01...86_400)
+        out.backoffMinSeconds = try s.double("backoff_min_s", default: out.backoffMinSeconds, in: 0.01...3600)
+        out.backoffMaxSeconds = try s.double("backoff_max_s", default: out.backoffMaxSeconds, in: out.backoffMinSeconds...86_400)
+        out.maxInFlight = try s.int("max_inflight", default: out.maxInFlight, in: 1...1000)
+        if out.mqtt == nil && out.http == nil { throw s.error("", "needs \"mqtt\" or \"http\"") }
+        if out.mqtt != nil && out.http != nil { throw s.error("", "takes \"mqtt\" or \"http\", not both") }
         try s.finish()
         return out
     }
