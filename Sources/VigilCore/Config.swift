@@ -49,6 +49,8 @@ public struct StorageSettings: Sendable, Equatable {
     public var maintenanceIntervalSeconds = 60.0
     /// Below this much free space on its file system, the log stops growing (0: never).
     public var minFreeMB = 64.0
+
+    public init() {}
 }
 
 public struct ModelSettings: Sendable, Equatable {

@@ -26,6 +26,8 @@ public struct SyncSettings: Sendable, Equatable {
     public var backoffMaxSeconds = 60.0
     /// MQTT batches published and not yet acknowledged (PUBACK) at once.
     public var maxInFlight = 4
+    /// An MQTT connection without CONNACK after this long is given up and tried again.
+    public var connectTimeoutSeconds = 15.0
 
     public init(mqtt: MQTTTarget? = nil, http: HTTPTarget? = nil) { self.mqtt = mqtt; self.http = http }
 
@@ -55,6 +57,7 @@ public struct SyncSettings: Sendable, Equatable {
         out.backoffMinSeconds = try s.double("backoff_min_s", default: out.backoffMinSeconds, in: 0.01...3600)
         out.backoffMaxSeconds = try s.double("backoff_max_s", default: out.backoffMaxSeconds, in: out.backoffMinSeconds...86_400)
         out.maxInFlight = try s.int("max_inflight", default: out.maxInFlight, in: 1...1000)
+        out.connectTimeoutSeconds = try s.double("connect_timeout_s", default: out.connectTimeoutSeconds, in: 0.1...600)
         if out.mqtt == nil && out.http == nil { throw s.error("", "needs \"mqtt\" or \"http\"") }
         if out.mqtt != nil && out.http != nil { throw s.error("", "takes \"mqtt\" or \"http\", not both") }
         try s.finish()

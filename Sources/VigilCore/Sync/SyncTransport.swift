@@ -48,8 +48,10 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
     private var backoff: Backoff
     private var pending: [Int32: (sentAt: Double, done: @Sendable (Result<Void, SyncFailure>) -> Void)] = [:]
     let maxInFlight: Int
-    /// No CONNACK or PUBACK within this many seconds counts as a lost connection.
+    /// No PUBACK within this many seconds counts as a lost connection.
     let ackTimeout: Double
+    /// No CONNACK within this many seconds counts as a failed connection.
+    let connectTimeout: Double
 
     init(settings: SyncSettings.MQTTTarget, sync: SyncSettings, queue: DispatchQueue) {
         self.settings = settings
@@ -57,6 +59,7 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
         self.maxInFlight = sync.maxInFlight
         self.backoff = Backoff(min: sync.backoffMinSeconds, max: sync.backoffMaxSeconds)
         self.ackTimeout = Double(max(10, settings.broker.keepalive * 2))
+        self.connectTimeout = sync.connectTimeoutSeconds
     }
 
     var target: String { "cloud broker \(settings.broker.address)" }
@@ -94,15 +97,18 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
             self.queue.async { self.onPublished(gen, mid) }
         }
         h.log = { [weak self] level, message in
+            log.debug("sync: libmosquitto: \(message)")
             // libmosquitto says why a TLS handshake failed only in its log (OpenSSL's reason).
+            // Kept at once, not on the queue: a handshake that fails inside start() is reported
+            // by start() before a hop onto the queue could land.
             guard let self, message.contains("OpenSSL") || message.contains("certificate") else { return }
-            self.queue.async { self.lastLibraryError = message }
+            self.libraryError.set(message)
         }
         // Reconnects are ours (with jitter): libmosquitto's own are pushed out of the way.
         let options = MQTTOptions(host: b.host, port: b.port, clientID: b.clientID, username: b.username,
                                   password: b.password, tls: b.tls, keepalive: b.keepalive, cleanSession: b.cleanSession,
                                   reconnectMinDelay: 3600, reconnectMaxDelay: 3600, maxInflight: max(20, maxInFlight))
-        lastLibraryError = nil
+        libraryError.set(nil)
         do {
             let c = try MQTTClient(options: options, handlers: h)
             client = c
@@ -114,13 +120,19 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
             lose(gen, "\(error)")
             return
         }
-        queue.asyncAfter(deadline: .now() + ackTimeout) { [weak self] in
+        // libmosquitto does not always report a connection the broker dropped during the
+        // handshake (a broker that wants a client certificate, say): give up after a while.
+        queue.asyncAfter(deadline: .now() + connectTimeout) { [weak self] in
             guard let self, gen == self.generation, !self.connected else { return }
-            self.lose(gen, "no answer (CONNACK) within \(Int(self.ackTimeout)) s")
+            var reason = "no answer (CONNACK) within \(String(format: "%g", self.connectTimeout)) s"
+            if let tls = b.tls, tls.certFile == nil {
+                reason += "; if the broker wants a client certificate, set tls.cert_file and tls.key_file"
+            }
+            self.lose(gen, reason)
         }
     }
 
-    private var lastLibraryError: String?
+    private let libraryError = LockedString()
 
     private func onConnect(_ gen: Int, _ rc: Int32, _ reason: String) {
         guard gen == generation, !stopped else { return }
@@ -153,13 +165,14 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
         let old = client
         client = nil
         var detail = reason
-        if let lib = lastLibraryError, !detail.contains(lib) { detail += " (\(lib))" }
+        if let lib = libraryError.value, !detail.contains(lib) { detail += " (\(lib))" }
         let message = (wasConnected ? "lost \(target)" : "cannot connect to \(target)") + tlsNote + ": " + detail
         let failed = pending.values.map(\.done)
         pending.removeAll()
         for done in failed { done(.failure(SyncFailure(message: message))) }
-        // Joins the old network thread; its callbacks only hop onto this queue, so none waits on us.
-        old?.stop()
+        // Stopping joins the old network thread, which can sit in a blocking TLS read until its
+        // keepalive runs out: do it off this queue. Its late callbacks carry an old generation.
+        if let old { DispatchQueue.global().async { old.stop() } }
         let delay = backoff.next()
         events?.lost(message, delay)
         queue.asyncAfter(deadline: .now() + delay) { [weak self] in self?.connect() }
@@ -190,7 +203,23 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
         stopped = true
         connected = false
         pending.removeAll()
-        client?.stop()
+        guard let c = client else { return }
         client = nil
+        // A clean DISCONNECT when the link is healthy; a stuck handshake does not hold up shutdown.
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            c.stop()
+            done.signal()
+        }
+        _ = done.wait(timeout: .now() + 2)
     }
+}
+
+/// A string set on one thread and read on another.
+final class LockedString: @unchecked Sendable {
+    // @unchecked Sendable: guarded by `lock`.
+    private let lock = NSLock()
+    private var _value: String?
+    func set(_ v: String?) { lock.withLock { _value = v } }
+    var value: String? { lock.withLock { _value } }
 }
