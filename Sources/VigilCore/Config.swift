@@ -13,6 +13,8 @@ public struct Config: Sendable {
     public var http: HTTPSettings?
     public var limits: LimitSettings
     public var logLevel: LogLevel
+    /// Home Assistant MQTT discovery (alerts); nil when the key is absent.
+    public var homeAssistant: HomeAssistantSettings? = nil
     /// Where the config was read from (reload reads it again).
     public var file: String?
 
@@ -33,6 +35,8 @@ public struct BrokerSettings: Sendable, Equatable {
     public var keepalive = 30
     public var qos: Int32 = 1
     public var cleanSession = false
+    /// Publish every detection on `vigil/{node}/detections/{pipeline}/{device}` (QoS 0).
+    public var publishDetections = false
 
     public var address: String { "\(host):\(port)" }
 }
@@ -181,9 +185,12 @@ extension Config {
             http = HTTPSettings(host: String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
             try h.finish()
         }
+        let homeAssistant = try root.object("homeassistant").map(HomeAssistantSettings.parse)
         try root.finish()
-        return Config(node: node, mqtt: mqtt, storage: storage, models: models, pipelines: pipelines,
-                      actions: actions, sync: sync, http: http, limits: limits, logLevel: logLevel, file: file)
+        var config = Config(node: node, mqtt: mqtt, storage: storage, models: models, pipelines: pipelines,
+                            actions: actions, sync: sync, http: http, limits: limits, logLevel: logLevel, file: file)
+        config.homeAssistant = homeAssistant
+        return config
     }
 
     static func parseBroker(_ obj: ConfigObject?, node: String, resolve: (String) -> String) throws -> BrokerSettings {
@@ -203,6 +210,7 @@ extension Config {
         b.keepalive = try m.int("keepalive_s", default: b.keepalive, in: 5...3600)
         b.qos = Int32(try m.int("qos", default: Int(b.qos), in: 0...2))
         b.cleanSession = try m.bool("clean_session", default: b.cleanSession)
+        b.publishDetections = try m.bool("publish_detections", default: b.publishDetections)
         try m.finish()
         return b
     }

@@ -61,6 +61,9 @@ public final class Store: @unchecked Sendable {
     var droppedAlertsTotal = 0
     /// Rows dropped from memory that `meta` does not count yet (written with the next commit).
     var unrecordedDrops = (detections: 0, alerts: 0)
+    /// Alerts rewritten after insert, by the change's sequence number (StoreSync.swift).
+    var alertChanges: [String: Int] = [:]
+    var changeSeq = 0
 
     public init(settings: StorageSettings, counters: Counters? = nil, maxPending: Int = 100_000) throws {
         path = settings.path
@@ -138,6 +141,28 @@ public final class Store: @unchecked Sendable {
             return true
         }
         if go { queue.async { self.flushOnQueue() } }
+    }
+
+    /// Rewrites an alert's `actions` column once its actions have finished (alerts hook).
+    /// Goes through the writer queue after any pending insert of that alert; clears
+    /// `synced_at` so sync sends the final row again (the cloud de-duplicates by uuid).
+    public func updateAlertActions(uuid: String, json: String) {
+        queue.async { [self] in
+            flushOnQueue()
+            let patchedInMemory = lock.withLock { () -> Bool in
+                guard let i = pendingAlerts.firstIndex(where: { $0.uuid == uuid }) else { return false }
+                pendingAlerts[i].actions = json   // the insert failed and waits for a retry
+                return true
+            }
+            if patchedInMemory { return }
+            // A batch read before this change must not mark the row synced when its ack comes.
+            noteAlertChangedOnQueue(uuid)
+            do {
+                _ = try db.query("UPDATE alerts SET actions = ?, synced_at = NULL WHERE uuid = ?", [.text(json), .text(uuid)])
+            } catch {
+                log.limited(.error, key: "store-write", "store \(path): cannot record the outcome of alert \(uuid)'s actions: \(error)")
+            }
+        }
     }
 
     /// Commits everything waiting, and returns when it is on disk (or failed).

@@ -116,6 +116,24 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.unsynced(limit: 100, node: "gw").count, 0)
     }
 
+    func testAnAlertRewrittenWhileInFlightIsSentAgainInItsFinalForm() throws {
+        let store = try Store(settings: settings())
+        defer { store.close() }
+        let a = alert(0)
+        store.append(a)
+        store.flush()
+        let batch = try store.unsynced(limit: 10, node: "gw")
+        XCTAssertEqual(batch.count, 1)
+        // The alert's actions finish while its first batch waits for the cloud's ack.
+        store.updateAlertActions(uuid: a.uuid, json: #"[{"action":"siren","ok":false}]"#)
+        XCTAssertEqual(try store.markSynced(batch.map { ($0.table, $0.uuid) }, readSeq: batch[0].readSeq), 0)
+        let again = try store.unsynced(limit: 10, node: "gw")
+        XCTAssertEqual(again.map(\.uuid), [a.uuid])
+        XCTAssertEqual(again[0].record["actions"], .array([.object([("action", .string("siren")), ("ok", .bool(false))])]))
+        XCTAssertEqual(try store.markSynced(again.map { ($0.table, $0.uuid) }, readSeq: again[0].readSeq), 1)
+        XCTAssertTrue(try store.unsynced(limit: 10, node: "gw").isEmpty)
+    }
+
     func testRetentionDeletesOnlySyncedRowsOlderThanRetentionDays() throws {
         let store = try Store(settings: settings(retentionDays: 2))
         defer { store.close() }

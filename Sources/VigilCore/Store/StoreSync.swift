@@ -14,6 +14,8 @@ public struct SyncRow: Sendable {
     public var ts: Double
     /// The record the cloud receives: `type`, `uuid`, `node` and the row's columns.
     public var record: JSONValue
+    /// The store's change sequence when the row was read (see `markSynced`).
+    public var readSeq: Int = 0
 }
 
 /// Where a sync session has read up to, per table (rows with a larger id are not sent yet).
@@ -63,7 +65,7 @@ extension Store {
                     ("label", r[6].string.map(JSONValue.string) ?? .null), ("score", r[7].double.map(JSONValue.number) ?? .null),
                     ("severity", r[8].string.map(JSONValue.string) ?? .null), ("actions", Store.embedded(r[9].string)),
                 ])
-                rows.append(SyncRow(table: .alerts, id: r[0].int ?? 0, uuid: uuid, ts: r[2].double ?? 0, record: record))
+                rows.append(SyncRow(table: .alerts, id: r[0].int ?? 0, uuid: uuid, ts: r[2].double ?? 0, record: record, readSeq: changeSeq))
             }
             guard rows.count < limit else { return rows }
             for r in try db.query("""
@@ -78,7 +80,7 @@ extension Store {
                     ("label", .string(r[6].string ?? "")), ("score", .number(r[7].double ?? 0)),
                     ("scores", Store.embedded(r[8].string)), ("latency_ms", r[9].double.map(JSONValue.number) ?? .null),
                 ])
-                rows.append(SyncRow(table: .detections, id: r[0].int ?? 0, uuid: uuid, ts: r[2].double ?? 0, record: record))
+                rows.append(SyncRow(table: .detections, id: r[0].int ?? 0, uuid: uuid, ts: r[2].double ?? 0, record: record, readSeq: changeSeq))
             }
             return rows
         }
@@ -90,15 +92,31 @@ extension Store {
         return (try? JSONParser.parse(text)) ?? .string(text)
     }
 
+    /// Notes that an alert row changed after insert (its actions' outcomes came in).
+    func noteAlertChangedOnQueue(_ uuid: String) {
+        changeSeq += 1
+        alertChanges[uuid] = changeSeq
+    }
+
     /// Marks rows the cloud acknowledged, records the time in `meta`, and clears the last
-    /// sync error, in one transaction. Returns how many rows changed.
+    /// sync error, in one transaction. Returns how many rows changed. An alert rewritten
+    /// since its batch was read (`readSeq`) stays unsynced, so its final form is sent too.
     @discardableResult
-    public func markSynced(_ rows: [(table: SyncTable, uuid: String)], at time: Double = Date().timeIntervalSince1970) throws -> Int {
+    public func markSynced(_ rows: [(table: SyncTable, uuid: String)], readSeq: Int = .max,
+                           at time: Double = Date().timeIntervalSince1970) throws -> Int {
         try queue.sync {
             try db.transaction {
                 var changed = 0
                 for table in [SyncTable.alerts, .detections] {
-                    let uuids = rows.filter { $0.table == table }.map(\.uuid)
+                    var uuids = rows.filter { $0.table == table }.map(\.uuid)
+                    if table == .alerts, !alertChanges.isEmpty {
+                        uuids = uuids.filter { u in
+                            guard let seq = alertChanges[u] else { return true }
+                            if seq > readSeq { return false }
+                            alertChanges[u] = nil
+                            return true
+                        }
+                    }
                     var start = 0
                     while start < uuids.count {
                         let chunk = uuids[start..<min(uuids.count, start + 500)]

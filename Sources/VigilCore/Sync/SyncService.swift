@@ -138,22 +138,24 @@ public final class SyncService: @unchecked Sendable {
             }
             let payload = Array(JSONValue.array(rows.map(\.record)).serialized.utf8)
             let keys = rows.map { (table: $0.table, uuid: $0.uuid) }
+            let readSeq = rows[0].readSeq
             let gen = generation
             inFlight += 1
             sent += 1
             transport.send(payload) { [weak self] result in
-                self?.finished(gen, keys, result)
+                self?.finished(gen, keys, readSeq, result)
             }
         }
     }
 
-    private func finished(_ gen: Int, _ keys: [(table: SyncTable, uuid: String)], _ result: Result<Void, SyncFailure>) {
+    private func finished(_ gen: Int, _ keys: [(table: SyncTable, uuid: String)], _ readSeq: Int,
+                          _ result: Result<Void, SyncFailure>) {
         switch result {
         case .success:
             // An acknowledgement is an acknowledgement, even for a batch given up on.
             let now = Date().timeIntervalSince1970
             do {
-                try store.markSynced(keys, at: now)
+                try store.markSynced(keys, readSeq: readSeq, at: now)
                 acknowledged += keys.count
                 lastSyncAt = now
             } catch {
