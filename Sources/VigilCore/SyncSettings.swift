@@ -38,6 +38,8 @@ public struct SyncSettings: Sendable, Equatable {
             // Reuse the broker parser for host/port/tls/credentials; topic is read here first.
             var broker = try Config.parseBroker(m, node: node, resolve: resolve)
             if !m.has("client_id") { broker.clientID = "vigild-\(node)-sync" }
+            // Sync only publishes and resends by itself: no broker-side session unless asked for.
+            if !m.has("clean_session") { broker.cleanSession = true }
             let resolved = topic.replacingOccurrences(of: "{node}", with: node)
             guard MQTTClient.isValidTopic(resolved) else { throw m.error("topic", "\"\(topic)\" is not a valid topic to publish to") }
             out.mqtt = MQTTTarget(broker: broker, topic: resolved)

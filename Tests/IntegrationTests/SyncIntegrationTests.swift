@@ -239,14 +239,28 @@ final class SyncIntegrationTests: XCTestCase {
         print("killed after \(syncedAtKill) acknowledged rows; the cloud saw \(receiver.records - all.count) duplicates")
     }
 
-    func tlsBroker(_ pki: TestPKI, tlsPort: Int) throws -> Broker {
+    func tlsBroker(_ pki: TestPKI, tlsPort: Int, requireCertificate: Bool = true) throws -> Broker {
         try Broker(extraConfig: """
             listener \(tlsPort) 127.0.0.1
             cafile \(pki.ca)
             certfile \(pki.serverCert)
             keyfile \(pki.serverKey)
-            require_certificate true
+            require_certificate \(requireCertificate)
             """)
+    }
+
+    func testServerTLSWithACAFileDeliversEverything() throws {
+        let pki = try TestPKI(TempDir("vigil-pki"))
+        defer { pki.dir.remove() }
+        let local = try Broker()
+        let tlsPort = freePort()
+        let cloud = try tlsBroker(pki, tlsPort: tlsPort, requireCertificate: false)
+        let receiver = try CloudReceiver(port: cloud.port)
+        defer { receiver.close() }
+        let all = try seed(alerts: 1, detections: 40)
+        let daemon = try startDaemon(config(localPort: local.port, sync: mqttSync(port: tlsPort, tls: #"{ "ca_file": "\#(pki.ca)" }"#)))
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil(timeout: 20) { receiver.uuids == all && self.unsynced == 0 }, "\(receiver.uuids.count)\n\(daemon.output)")
     }
 
     func testMutualTLSWithCertificatesMadeByOpenSSL() throws {

@@ -105,32 +105,42 @@ extension Store {
     public func markSynced(_ rows: [(table: SyncTable, uuid: String)], readSeq: Int = .max,
                            at time: Double = Date().timeIntervalSince1970) throws -> Int {
         try queue.sync {
-            try db.transaction {
-                var changed = 0
-                for table in [SyncTable.alerts, .detections] {
-                    var uuids = rows.filter { $0.table == table }.map(\.uuid)
-                    if table == .alerts, !alertChanges.isEmpty {
-                        uuids = uuids.filter { u in
-                            guard let seq = alertChanges[u] else { return true }
-                            if seq > readSeq { return false }
-                            alertChanges[u] = nil
-                            return true
-                        }
-                    }
-                    var start = 0
-                    while start < uuids.count {
-                        let chunk = uuids[start..<min(uuids.count, start + 500)]
-                        let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                        _ = try db.query("UPDATE \(table.rawValue) SET synced_at = ? WHERE synced_at IS NULL AND uuid IN (\(marks))",
-                                         [.real(time)] + chunk.map { .text($0) })
-                        changed += db.changes
-                        start += chunk.count
+            do {
+                return try markSyncedOnQueue(rows, readSeq: readSeq, at: time)
+            } catch let e as SQLiteError where e.isFull {
+                // The UPDATE needs a little room too (synced_at grows each row by 8 bytes).
+                _ = makeRoom(rows: max(64, rows.count), cause: e)
+                return try markSyncedOnQueue(rows, readSeq: readSeq, at: time)
+            }
+        }
+    }
+
+    private func markSyncedOnQueue(_ rows: [(table: SyncTable, uuid: String)], readSeq: Int, at time: Double) throws -> Int {
+        try db.transaction {
+            var changed = 0
+            for table in [SyncTable.alerts, .detections] {
+                var uuids = rows.filter { $0.table == table }.map(\.uuid)
+                if table == .alerts, !alertChanges.isEmpty {
+                    uuids = uuids.filter { u in
+                        guard let seq = alertChanges[u] else { return true }
+                        if seq > readSeq { return false }
+                        alertChanges[u] = nil
+                        return true
                     }
                 }
-                try setMetaOnQueue(MetaKey.lastSyncAt, String(time))
-                try setMetaOnQueue(MetaKey.lastSyncError, "")
-                return changed
+                var start = 0
+                while start < uuids.count {
+                    let chunk = uuids[start..<min(uuids.count, start + 500)]
+                    let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+                    _ = try db.query("UPDATE \(table.rawValue) SET synced_at = ? WHERE synced_at IS NULL AND uuid IN (\(marks))",
+                                     [.real(time)] + chunk.map { .text($0) })
+                    changed += db.changes
+                    start += chunk.count
+                }
             }
+            try setMetaOnQueue(MetaKey.lastSyncAt, String(time))
+            try setMetaOnQueue(MetaKey.lastSyncError, "")
+            return changed
         }
     }
 

@@ -73,14 +73,23 @@ public final class SyncService: @unchecked Sendable {
         }
     }
 
-    /// Stops sending. Batches still in flight are not marked and go again after a restart.
-    public func stop() {
+    /// Stops sending. Waits up to `drainSeconds` for acknowledgements of batches in flight;
+    /// any still unacknowledged stay unsynced and go again after a restart.
+    public func stop(drainSeconds: Double = 2) {
+        queue.sync { draining = true }
+        let deadline = Date().addingTimeInterval(drainSeconds)
+        while queue.sync(execute: { inFlight > 0 && transport.isReady }), Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
         queue.sync {
             stopped = true
             timer?.cancel()
             transport.stop()
         }
     }
+
+    /// Set by `stop`: no new batches, acknowledgements still count.
+    private var draining = false
 
     public var status: SyncStatus {
         queue.sync {
@@ -116,7 +125,7 @@ public final class SyncService: @unchecked Sendable {
     }
 
     private func pump() {
-        guard !stopped, transport.isReady else { return }
+        guard !stopped, !draining, transport.isReady else { return }
         let now = Date().timeIntervalSince1970
         guard now >= retryAt else { return }
         while inFlight < transport.maxInFlight {
