@@ -454,7 +454,7 @@ final class SyncIntegrationTests: XCTestCase {
         let daemon = try startDaemon(path)
         XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker") }, daemon.output)
         let pub = try TestClient(port: local.port)
-        let stopLoad = Flag()
+        let stopLoad = StopFlag()
         let load = Thread {
             var i = 0
             while !stopLoad.isSet, i < 200_000 {
@@ -484,7 +484,7 @@ final class SyncIntegrationTests: XCTestCase {
     }
 }
 
-final class Flag: @unchecked Sendable {
+final class StopFlag: @unchecked Sendable {
     // @unchecked Sendable: guarded by `lock`.
     private let lock = NSLock()
     private var value = false

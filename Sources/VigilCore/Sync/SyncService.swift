@@ -1,7 +1,7 @@
 import Foundation
 
 /// What the syncer is doing, for STATUS=, /metrics and tests.
-public struct SyncStatus: Sendable {
+public struct SyncServiceStatus: Sendable {
     public var target: String
     public var ready: Bool
     public var batchesInFlight: Int
@@ -91,9 +91,9 @@ public final class SyncService: @unchecked Sendable {
     /// Set by `stop`: no new batches, acknowledgements still count.
     private var draining = false
 
-    public var status: SyncStatus {
+    public var status: SyncServiceStatus {
         queue.sync {
-            SyncStatus(target: transport.target, ready: transport.isReady, batchesInFlight: inFlight,
+            SyncServiceStatus(target: transport.target, ready: transport.isReady, batchesInFlight: inFlight,
                        rowsAcknowledged: acknowledged, batchesSent: sent, lastSyncAt: lastSyncAt, lastError: lastError)
         }
     }
