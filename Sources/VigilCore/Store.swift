@@ -32,8 +32,8 @@ public struct AlertRecord: Sendable, Equatable {
 /// when no detection is left, the drop is counted in `meta`, and the commit is retried.
 /// Retention and sync bookkeeping also run here, on the one writer (StoreSync.swift).
 public final class Store: @unchecked Sendable {
-    // @unchecked Sendable: `db`, statements and the `*OnQueue` state are used only on `queue`;
-    // `pending*`, `flushScheduled` and the drop totals under `lock`.
+    // @unchecked Sendable: `db`, statements, limits, drop totals and change marks are used only
+    // on `queue`; `pending*` and `flushScheduled` (appended from any thread) under `lock`.
     public let path: String
     let directory: String
     let settings: StorageSettings
