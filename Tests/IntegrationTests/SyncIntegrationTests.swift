@@ -403,11 +403,16 @@ final class SyncIntegrationTests: XCTestCase {
         defer { server.stop() }
         let all = try seed(alerts: 0, detections: 30)
         let sync = """
-            { "http": { "url": "http://127.0.0.1:\(port)/ingest", "token_file": "\(dir.write("token", "wrong"))" },
+            { "http": { "url": "http://127.0.0.1:\(port)/ingest", "token_file": "\(dir.file("token"))" },
               "batch": 40, "interval_s": 0.2, "backoff_min_s": 0.2, "backoff_max_s": 1 }
             """
         let daemon = try startDaemon(config(localPort: local.port, sync: sync))
         defer { daemon.stop() }
+        // No token file yet: named, retried with backoff, and the daemon runs on.
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("cannot read sync.http.token_file \(self.dir.file("token"))") },
+                      daemon.output)
+        XCTAssertTrue(daemon.isRunning)
+        _ = dir.write("token", "wrong")
         XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("HTTP 401: bad token") }, daemon.output)
         XCTAssertEqual(unsynced, all.count)
         // The token file is read for each request: fixing it is enough.

@@ -124,11 +124,15 @@ public final class SyncService: @unchecked Sendable {
         store.recordSyncError(message)
     }
 
+    /// Whether a new batch may go now. Checked before each one: a send can fail at once
+    /// (a token file that cannot be read), and that failure sets the retry time.
+    private var maySend: Bool {
+        !stopped && !draining && transport.isReady && Date().timeIntervalSince1970 >= retryAt
+            && inFlight < transport.maxInFlight
+    }
+
     private func pump() {
-        guard !stopped, !draining, transport.isReady else { return }
-        let now = Date().timeIntervalSince1970
-        guard now >= retryAt else { return }
-        while inFlight < transport.maxInFlight {
+        while maySend {
             let rows: [SyncRow]
             do {
                 rows = try store.unsynced(limit: settings.batch, after: cursor, node: node)
