@@ -173,6 +173,7 @@ final class StoreTests: XCTestCase {
         XCTAssertGreaterThan(stats.droppedDetections, 0)
         XCTAssertEqual(stats.droppedAlerts, 0)
         XCTAssertEqual(stats.detections + stats.droppedDetections, total, "every row is either kept or counted as dropped")
+        XCTAssertEqual(store.dropped.detections, stats.droppedDetections)
         let db = try Database(path: dir.file("vigil.db"), mode: .readOnly)
         XCTAssertEqual(try db.scalar("SELECT value FROM meta WHERE key = 'dropped_detections'").string, String(stats.droppedDetections))
         // The oldest went: what is left is the newest, without a gap.

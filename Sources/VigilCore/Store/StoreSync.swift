@@ -157,6 +157,11 @@ extension Store {
         }
     }
 
+    /// Rows dropped so far by the size cap or a full disk (cheap: no query; for STATUS= and /metrics).
+    public var dropped: (detections: Int, alerts: Int) {
+        queue.sync { (droppedDetectionsTotal, droppedAlertsTotal) }
+    }
+
     public func meta(_ key: String) -> String? {
         queue.sync { try? metaOnQueue(key) }
     }
