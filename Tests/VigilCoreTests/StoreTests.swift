@@ -356,3 +356,55 @@ final class GzipTests: XCTestCase {
         XCTAssertEqual(CRC32.checksum(Array("123456789".utf8)), 0xcbf4_3926)
     }
 }
+
+final class SyncSettingsAndBackoffTests: XCTestCase {
+    func parse(_ sync: String) throws -> Config {
+        try Config.parse(Array("""
+            { "node": "gw", "models": { "tiny": { "path": "/m.onnx" } },
+              "pipelines": [ { "name": "p", "topic": "s/{device}/x", "format": "f32le", "model": "tiny" } ],
+              "sync": \(sync) }
+            """.utf8))
+    }
+
+    func testSyncKeysAndTheirChecks() throws {
+        let c = try parse("""
+            { "mqtt": { "host": "cloud", "port": 8883 }, "batch": 50, "interval_s": 2, "backoff_min_s": 0.5,
+              "backoff_max_s": 30, "max_inflight": 8, "connect_timeout_s": 20 }
+            """)
+        let s = try XCTUnwrap(c.sync)
+        XCTAssertEqual(s.mqtt?.topic, "vigil/gw/records")
+        XCTAssertEqual(s.mqtt?.broker.clientID, "vigild-gw-sync")
+        XCTAssertEqual(s.mqtt?.broker.cleanSession, true, "sync resends by itself: no broker session by default")
+        XCTAssertEqual(s.batch, 50)
+        XCTAssertEqual(s.backoffMinSeconds, 0.5)
+        XCTAssertEqual(s.backoffMaxSeconds, 30)
+        XCTAssertEqual(s.maxInFlight, 8)
+        XCTAssertEqual(s.connectTimeoutSeconds, 20)
+        let h = try XCTUnwrap(try parse(#"{ "http": { "url": "https://x/ingest", "gzip": true, "token_file": "/t" } }"#).sync?.http)
+        XCTAssertTrue(h.gzip)
+        XCTAssertEqual(h.tokenFile, "/t")
+        for (bad, says) in [
+            (#"{ "batch": 5 }"#, "sync: needs \"mqtt\" or \"http\""),
+            (#"{ "mqtt": { "host": "a" }, "http": { "url": "http://b" } }"#, "takes \"mqtt\" or \"http\", not both"),
+            (#"{ "http": { "url": "ftp://b" } }"#, "sync.http.url: must be an http:// or https:// URL"),
+            (#"{ "http": { "url": "http://b" }, "backoff_min_s": 5, "backoff_max_s": 1 }"#, "sync.backoff_max_s"),
+            (#"{ "http": { "url": "http://b" }, "max_inflight": 0 }"#, "sync.max_inflight"),
+        ] {
+            XCTAssertThrowsError(try parse(bad), bad) { XCTAssertTrue("\($0)".contains(says), "\($0)") }
+        }
+    }
+
+    func testBackoffDoublesUpToTheCapWithJitter() {
+        var b = Backoff(min: 1, max: 8)
+        for ceiling in [1.0, 2, 4, 8, 8, 8] {
+            let d = b.next()
+            XCTAssertGreaterThanOrEqual(d, ceiling / 2)
+            XCTAssertLessThanOrEqual(d, ceiling)
+        }
+        // Jitter: many gateways do not all pick the same delay.
+        let delays = Set((0..<20).map { _ -> Double in var x = Backoff(min: 1, max: 60); return x.next() })
+        XCTAssertGreaterThan(delays.count, 10)
+        b.reset()
+        XCTAssertLessThanOrEqual(b.next(), 1)
+    }
+}
