@@ -37,6 +37,7 @@ public final class Daemon: @unchecked Sendable {
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
         sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store) }
+        if let sync { store.onAlertsCommitted { sync.kick() } }
         let alerts = AlertCenter(config: config, models: models, outlet: outlet, store: store)
         self.alerts = alerts
         let outlet = self.outlet

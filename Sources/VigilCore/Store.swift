@@ -61,6 +61,8 @@ public final class Store: @unchecked Sendable {
     var droppedAlertsTotal = 0
     /// Rows dropped from memory that `meta` does not count yet (written with the next commit).
     var unrecordedDrops = (detections: 0, alerts: 0)
+    /// Told when alerts were committed (sync sends them without waiting for its tick).
+    private var alertListener: (@Sendable () -> Void)?
     /// Alerts rewritten after insert, by the change's sequence number (StoreSync.swift).
     var alertChanges: [String: Int] = [:]
     var changeSeq = 0
@@ -165,6 +167,11 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// Sets what to call after alerts were committed (on the writer's queue: return quickly).
+    public func onAlertsCommitted(_ listener: @escaping @Sendable () -> Void) {
+        lock.withLock { alertListener = listener }
+    }
+
     /// Commits everything waiting, and returns when it is on disk (or failed).
     public func flush() { queue.sync { flushOnQueue() } }
 
@@ -219,6 +226,7 @@ public final class Store: @unchecked Sendable {
         }
         guard stored > 0 else { return }
         counters?.rowsStored(stored)
+        if alerts.count > restAlerts.count, let listener = lock.withLock({ alertListener }) { listener() }
         watchFreeSpace()
         if lastError != nil && restAlerts.isEmpty && restDetections.isEmpty {
             log.notice("store \(path): writing again")
