@@ -31,7 +31,6 @@ func settings(_ name: String) -> StorageSettings {
     var s = StorageSettings()
     s.path = dir + "/\(name).db"
     s.maxSizeMB = 4096
-    s.minFreeMB = 0
     return s
 }
 
