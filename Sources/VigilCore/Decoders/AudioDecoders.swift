@@ -30,7 +30,9 @@ public struct PCMS16LEDecoder: PayloadDecoder {
     }
 }
 
-/// `wav`: RIFF/WAVE holding 16-bit PCM mono; the rate comes from the header. Chunks other
+/// `wav`: RIFF/WAVE holding 16-bit PCM; the rate comes from the header. Mono is the format
+/// sensors should send; more channels are averaged to mono (cheap, and what a
+/// stereo USB microphone would otherwise break on). Chunks other
 /// than `fmt ` and `data` (LIST, fact, ...) are skipped. A `data` size of 0xFFFFFFFF (what
 /// streaming writers put before they know the length) means "to the end of the payload".
 public struct WAVDecoder: PayloadDecoder {
@@ -44,6 +46,7 @@ public struct WAVDecoder: PayloadDecoder {
             throw FrameError(.malformed, "wav payload does not start with a RIFF/WAVE header")
         }
         var rate: Int?
+        var channels = 1
         var offset = 12
         while offset + 8 <= p.count {
             let id = tag(offset)
@@ -55,13 +58,14 @@ public struct WAVDecoder: PayloadDecoder {
                     throw FrameError(.malformed, "wav fmt chunk declares \(declared) bytes (needs 16, payload has \(remaining))")
                 }
                 var format = u16(body)
-                let channels = u16(body + 2)
+                let declaredChannels = Int(u16(body + 2))
                 let sampleRate = Int(u32(body + 4))
                 let bits = u16(body + 14)
                 if format == 0xFFFE, declared >= 26 { format = u16(body + 24) }  // WAVE_FORMAT_EXTENSIBLE: the subformat's first bytes
                 guard format == 1 else { throw FrameError(.unsupported, "wav format tag \(format) is not PCM (only 16-bit PCM is read)") }
                 guard bits == 16 else { throw FrameError(.unsupported, "wav holds \(bits)-bit samples; only 16-bit PCM is read") }
-                guard channels == 1 else { throw FrameError(.unsupported, "wav has \(channels) channels; only mono is read") }
+                guard (1...8).contains(declaredChannels) else { throw FrameError(.malformed, "wav declares \(declaredChannels) channels") }
+                channels = declaredChannels
                 guard audioRates.contains(sampleRate) else {
                     throw FrameError(.malformed, "wav sample rate \(sampleRate) Hz is outside \(audioRates.lowerBound)...\(audioRates.upperBound)")
                 }
@@ -70,16 +74,21 @@ public struct WAVDecoder: PayloadDecoder {
                 guard let rate else { throw FrameError(.malformed, "wav data chunk comes before the fmt chunk") }
                 let size: Int
                 if declared == 0xFFFF_FFFF {
-                    size = remaining - remaining % 2
+                    size = remaining - remaining % (2 * channels)
                 } else {
                     guard Int(declared) <= remaining else {
                         throw FrameError(.wrongSize, "wav data chunk declares \(declared) bytes but the payload holds \(remaining) (truncated?)")
                     }
                     size = Int(declared)
                 }
-                guard size % 2 == 0 else { throw FrameError(.wrongSize, "wav data chunk of \(size) bytes is not a whole number of 16-bit samples") }
+                let frameBytes = 2 * channels
+                guard size % frameBytes == 0 else {
+                    throw FrameError(.wrongSize, "wav data chunk of \(size) bytes is not a whole number of \(channels)-channel 16-bit frames")
+                }
                 guard size > 0 else { throw FrameError(.wrongSize, "wav data chunk is empty") }
-                return TimedFrame(frame: .audio(sampleRate: rate, samples: s16leSamples(p[body..<body + size])), ts: receivedAt)
+                var samples = s16leSamples(p[body..<body + size])
+                if channels > 1 { samples = downmix(samples, channels: channels) }
+                return TimedFrame(frame: .audio(sampleRate: rate, samples: samples), ts: receivedAt)
             }
             // Chunks are padded to an even size; Int arithmetic cannot overflow from a UInt32.
             let next = body + Int(declared) + Int(declared & 1)
@@ -88,4 +97,16 @@ public struct WAVDecoder: PayloadDecoder {
         }
         throw FrameError(.malformed, rate == nil ? "wav payload has no fmt chunk" : "wav payload has no data chunk")
     }
+}
+
+/// Interleaved frames of `channels` samples to their mean.
+func downmix(_ x: [Float], channels: Int) -> [Float] {
+    let n = x.count / channels
+    var out = [Float](repeating: 0, count: n)
+    for i in 0..<n {
+        var acc: Float = 0
+        for c in 0..<channels { acc += x[i * channels + c] }
+        out[i] = acc / Float(channels)
+    }
+    return out
 }
