@@ -56,9 +56,12 @@ struct Resampler {
 
 /// Audio stream state: cuts chunks of any length into model-sized windows that advance
 /// by `hop` samples (window/2 by default), resampling a mismatched rate when allowed.
-/// A window's timestamp is the time of its last sample, taking the chunk's ts as the
-/// time of the chunk's last sample. A gap longer than one window between chunks starts
-/// a fresh buffer, so a window never splices sound from two separate moments.
+/// A window's timestamp is the time of its last sample. The stream keeps its own clock:
+/// the first chunk's arrival time is the time of its last sample, and each contiguous
+/// chunk advances the clock by its duration (so a burst of chunks delivered at once
+/// still gets distinct, ordered times). A chunk that starts more than one window after
+/// the clock is a gap: it starts a fresh buffer anchored on its arrival, so a window
+/// never splices sound from two separate moments.
 public final class AudioWindowAdapter: StreamAdapter {
     let shape: [Int]
     let window: Int
@@ -90,16 +93,23 @@ public final class AudioWindowAdapter: StreamAdapter {
             resampler = nil
         }
         let seconds = Double(samples.count) / Double(rate)
-        if let lastEnd, frame.ts - seconds - lastEnd > Double(window) / Double(rate) {
-            buffer.removeAll(keepingCapacity: true)
+        let end: Double
+        if let lastEnd, frame.ts - seconds - lastEnd <= Double(window) / Double(rate) {
+            // Contiguous: the stream's own clock advances by the chunk's duration, so
+            // timestamps stay monotonic even when chunks arrive in a burst.
+            end = lastEnd + seconds
+        } else {
+            // First chunk, or after a gap: anchor on the arrival time.
+            if lastEnd != nil { buffer.removeAll(keepingCapacity: true) }
+            end = frame.ts
         }
-        lastEnd = frame.ts
+        lastEnd = end
         buffer.append(contentsOf: samples)
         var out: [ModelInput] = []
         var start = 0
         while start + window <= buffer.count {
             let lastIndex = start + window - 1
-            let ts = frame.ts - Double(buffer.count - 1 - lastIndex) / Double(rate)
+            let ts = end - Double(buffer.count - 1 - lastIndex) / Double(rate)
             out.append(ModelInput(values: Array(buffer[start..<start + window]), shape: shape, ts: ts))
             start += hop
         }
