@@ -190,7 +190,9 @@ final class Lane: @unchecked Sendable {
     /// one flooding sensor type cannot starve another.
     func push(_ job: Job) -> Int {
         cond.lock()
-        defer { cond.signal(); cond.unlock() }
+        // broadcast, not signal: drain() waits on the same condition, and a signal that woke
+        // only a drain() waiter would leave the worker asleep with a job queued.
+        defer { cond.broadcast(); cond.unlock() }
         var dropped = 0
         func dropOldest() -> Bool {
             guard let i = jobs[head...].firstIndex(where: { $0.pipeline == job.pipeline }) else { return false }

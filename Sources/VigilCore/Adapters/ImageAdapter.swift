@@ -35,6 +35,9 @@ public struct AreaResizer: Sendable {
     /// writing dstWidth x dstHeight values into `out` from `offset`.
     public func resize(_ pixels: [UInt8], into out: inout [Float], at offset: Int) {
         precondition(pixels.count == srcWidth * srcHeight && out.count >= offset + dstWidth * dstHeight)
+        if srcWidth % dstWidth == 0, srcHeight % dstHeight == 0 {
+            return resizeByBlocks(pixels, into: &out, at: offset)
+        }
         // Horizontal pass into a srcHeight x dstWidth buffer, then vertical.
         var rows = [Float](repeating: 0, count: srcHeight * dstWidth)
         for y in 0..<srcHeight {
@@ -52,6 +55,28 @@ public struct AreaResizer: Sendable {
                 for (s, w) in taps { acc += rows[s * dstWidth + x] * w }
                 out[o + x] = acc / 255
             }
+        }
+    }
+}
+
+extension AreaResizer {
+    /// Whole-number ratios (640x480 -> 160x120): integer block sums, no weights.
+    func resizeByBlocks(_ pixels: [UInt8], into out: inout [Float], at offset: Int) {
+        let fx = srcWidth / dstWidth, fy = srcHeight / dstHeight
+        let scale = 1 / (Float(fx * fy) * 255)
+        var acc = [UInt32](repeating: 0, count: dstWidth)
+        for oy in 0..<dstHeight {
+            for i in acc.indices { acc[i] = 0 }
+            for ky in 0..<fy {
+                var p = (oy * fy + ky) * srcWidth
+                for ox in 0..<dstWidth {
+                    var sum: UInt32 = 0
+                    for _ in 0..<fx { sum &+= UInt32(pixels[p]); p += 1 }
+                    acc[ox] &+= sum
+                }
+            }
+            let o = offset + oy * dstWidth
+            for ox in 0..<dstWidth { out[o + ox] = Float(acc[ox]) * scale }
         }
     }
 }
