@@ -17,6 +17,11 @@ public final class Pipeline: Sendable {
 
     public var name: String { settings.name }
 
+    /// The names detections of this pipeline carry scores for, in order: the groups when
+    /// `label_groups` is set, else the labels. (What alert rules should read as the
+    /// pipeline's labels; the first is the background when there are several.)
+    public var scoreLabels: [String] { groups.isEmpty ? labels : groups.map(\.name) }
+
     init(settings: PipelineSettings, model: Model, decoder: any PayloadDecoder, labels: [String],
          groups: [(name: String, members: [Int])], inputDescription: String,
          makeAdapter: @escaping @Sendable () -> any StreamAdapter) {
@@ -44,6 +49,11 @@ public final class Pipeline: Sendable {
             throw mismatch("the model's vigil.task is \(model.task), which a \(s.format.rawValue) pipeline cannot feed (needs one of \(allowed.sorted().joined(separator: ", ")))")
         }
         let (labels, groups) = try resolveLabels(s, model: model, mismatch)
+        // An alert label that no score carries would silently never fire.
+        let named = groups.isEmpty ? labels : groups.map(\.name)
+        for (i, l) in (s.alert?.labels ?? []).enumerated() where !named.contains(l) {
+            throw mismatch("alert.labels[\(i)] \"\(l)\" is not one of the pipeline's \(groups.isEmpty ? "labels" : "label_groups") (\(named.prefix(12).joined(separator: ", "))\(named.count > 12 ? ", ..." : ""))")
+        }
         func make(_ decoder: any PayloadDecoder, _ description: String,
                   _ adapter: @escaping @Sendable () -> any StreamAdapter) -> Pipeline {
             Pipeline(settings: s, model: model, decoder: decoder, labels: labels, groups: groups,

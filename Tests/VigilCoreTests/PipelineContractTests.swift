@@ -71,6 +71,10 @@ final class PipelineContractTests: XCTestCase {
                        prefix + "the model's vigil.task is motion, which a json pipeline cannot feed (needs one of anomaly, classifier, score)")
         XCTAssertTrue(mismatch("free_dims.onnx", "f32le").contains("has free dimensions: set \"shape\""))
         XCTAssertEqual(mismatch("free_dims.onnx", "f32le", #""shape": [8, 5]"#), "built")
+        XCTAssertEqual(mismatch("sound_small.onnx", "wav", #""alert": { "labels": ["laud"] }"#),
+                       prefix + "alert.labels[0] \"laud\" is not one of the pipeline's labels (quiet, loud)")
+        XCTAssertEqual(mismatch("sound_small.onnx", "wav", #""label_groups": { "noise": ["loud"] }, "alert": { "labels": ["loud"] }"#),
+                       prefix + "alert.labels[0] \"loud\" is not one of the pipeline's label_groups (noise)")
     }
 
     func testConfigKeysAreCheckedPerFormat() {
