@@ -175,8 +175,14 @@ final class Lane: @unchecked Sendable {
     }
 
     func start(engine: Engine) {
-        let t = Thread { [self] in run(engine) }
-        t.name = "vigil-worker-\(index)"
+        let name = "vigil-worker-\(index)"
+        let t = Thread { [self] in
+            // Named from inside: on Linux a name set before start() does not reach the OS
+            // thread, and `top -H` / crash reports should show which lane is busy.
+            Thread.current.name = name
+            run(engine)
+        }
+        t.name = name
         t.start()
         thread = t
     }

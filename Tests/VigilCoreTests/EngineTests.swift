@@ -12,6 +12,14 @@ final class Sink: @unchecked Sendable {
     var all: [Detection] { lock.withLock { items } }
 }
 
+final class ThreadNames: @unchecked Sendable {
+    // @unchecked Sendable: guarded by `lock`.
+    private let lock = NSLock()
+    private var names: Set<String> = []
+    func add(_ n: String) { lock.withLock { _ = names.insert(n) } }
+    var all: Set<String> { lock.withLock { names } }
+}
+
 final class EngineTests: XCTestCase {
     func settings(_ format: String, fields: String = "") throws -> PipelineSettings {
         let c = try Config.parse(Array("""
@@ -177,6 +185,25 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(s.dropped["env"] ?? 0, 0)
         XCTAssertEqual(sink.all.filter { $0.pipeline == "env" }.count, 4)
         XCTAssertGreaterThan(s.dropped["p"] ?? 0, 0)
+    }
+
+    func testInferenceRunsOnWorkerLanesNotTheSubmittingThread() throws {
+        let p = try buildPipeline(model: "tiny_classifier.onnx", format: "f32le")
+        let names = Sink()
+        let seen = ThreadNames()
+        var limits = LimitSettings()
+        limits.workers = 3
+        let engine = Engine(pipelines: [p], limits: limits, counters: Counters()) { d in
+            seen.add(Thread.isMainThread ? "main" : "\(ObjectIdentifier(Thread.current).hashValue)")
+            names.add(d)
+        }
+        XCTAssertTrue(Thread.isMainThread)
+        for i in 0..<300 { engine.submit(.init(topic: "s/d\(i % 30)/x", payload: f32le([1, 2, 3, 4]))) }
+        engine.stop()
+        XCTAssertEqual(names.all.count, 300)
+        let threads = seen.all
+        XCTAssertFalse(threads.contains("main"), "the submitting (MQTT) thread never runs a model")
+        XCTAssertLessThanOrEqual(threads.count, 3, "a bounded pool: one thread per lane")
     }
 
     func testStreamTableSweepsByLastSeen() {
