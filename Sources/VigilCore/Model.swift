@@ -191,7 +191,8 @@ public enum LabelsFile {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw LabelsFileError(path: path, message: FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file")
         }
-        let text = String(decoding: data, as: UTF8.self)
+        var text = String(decoding: data, as: UTF8.self)
+        if text.hasPrefix("\u{FEFF}") { text.removeFirst() }  // a BOM from spreadsheet exports
         if path.lowercased().hasSuffix(".csv") {
             let rows = parseCSV(text).filter { !($0.count == 1 && $0[0].isEmpty) }
             guard let header = rows.first else { throw LabelsFileError(path: path, message: "is empty") }

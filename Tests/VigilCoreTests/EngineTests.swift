@@ -226,11 +226,20 @@ final class PipelineBenchmarks: XCTestCase {
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 / Double(n)
     }
 
+    #if DEBUG
+    let build = "debug"
+    #else
+    let build = "release"
+    #endif
+
     func testPrintFigures() throws {
         let px = (0..<(640 * 480)).map { UInt8($0 % 251) }
         let r = AreaResizer(from: (640, 480), to: (160, 120))
         var out = [Float](repeating: 0, count: 160 * 120)
         let resize = time(20) { r.resize(px, into: &out, at: 0) }
+        let px2 = (0..<(1000 * 750)).map { UInt8($0 % 251) }
+        let r2 = AreaResizer(from: (1000, 750), to: (160, 120))
+        let resizeFractional = time(10) { r2.resize(px2, into: &out, at: 0) }
         let pgm = pgmBytes(width: 640, height: 480, pixels: px)
         let dec = PGMDecoder(maxWidth: 4096, maxHeight: 4096)
         let decode = try time(20) { _ = try dec.decode(pgm, receivedAt: 0) }
@@ -239,7 +248,7 @@ final class PipelineBenchmarks: XCTestCase {
         var rs = Resampler(from: 44100, to: 16000)
         let chunk = [Float](repeating: 0.1, count: 44100)
         let resample = time(5) { _ = rs.process(chunk) }
-        print("benchmark: pgm 640x480 decode \(String(format: "%.2f", decode)) ms, area resize to 160x120 \(String(format: "%.2f", resize)) ms; wav 1 s at 16 kHz decode \(String(format: "%.2f", wavMs)) ms; resample 1 s 44.1->16 kHz \(String(format: "%.2f", resample)) ms (debug build)")
+        print("benchmark: pgm 640x480 decode \(String(format: "%.2f", decode)) ms, area resize to 160x120 \(String(format: "%.2f", resize)) ms, 1000x750 -> 160x120 (fractional) \(String(format: "%.2f", resizeFractional)) ms; wav 1 s at 16 kHz decode \(String(format: "%.2f", wavMs)) ms; resample 1 s 44.1->16 kHz \(String(format: "%.2f", resample)) ms (\(build) build)")
 
         let p = try buildPipeline(model: "tiny_classifier.onnx", format: "f32le")
         let sink = Sink()
@@ -251,6 +260,6 @@ final class PipelineBenchmarks: XCTestCase {
         for i in 0..<n { engine.submit(.init(topic: "s/d\(i % 16)/x", payload: f32le([Float(i), 1, 2, 3]))) }
         engine.stop()
         let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        print("benchmark: engine \(n) f32le frames through tiny_classifier on \(limits.workers) workers: \(Int(Double(n) / s)) frames/s (debug build)")
+        print("benchmark: engine \(n) f32le frames through tiny_classifier on \(limits.workers) workers: \(Int(Double(n) / s)) frames/s (\(build) build)")
     }
 }

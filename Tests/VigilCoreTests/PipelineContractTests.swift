@@ -127,6 +127,8 @@ final class PipelineContractTests: XCTestCase {
         XCTAssertEqual(mismatch("wide_passthrough.onnx", "f32le", #""labels_file": "\#(dir.file("three.txt"))""#),
                        "pipeline \"p\" with model \"m\": labels_file \(dir.file("three.txt")) names 3 labels but the model's output scores: float[1, 521] has 521 scores")
         XCTAssertEqual(try LabelsFile.read(dir.file("three.txt")), ["a", "b", "c"])
+        _ = dir.write("bom.csv", "\u{FEFF}label,x\nfirst,1\n")
+        XCTAssertEqual(try LabelsFile.read(dir.file("bom.csv")), ["first"])
         XCTAssertTrue(mismatch("wide_passthrough.onnx", "f32le", #""labels_file": "/nonexistent.csv""#).contains("labels file /nonexistent.csv: no such file"))
         // Default names when a model has neither metadata labels nor a file.
         XCTAssertEqual(try buildPipeline(model: "wide_passthrough.onnx", format: "f32le").labels[7], "class7")
