@@ -195,3 +195,38 @@ final class SensorJSONTests: XCTestCase {
         XCTAssertEqual(reason(d, Array(#"{"t":1,"ts":-3}"#.utf8)), .malformed)
     }
 }
+
+/// Replays the seeds and any crash inputs of Fuzz/FuzzDecoders.swift (scripts/fuzz) through
+/// the same calls, so a crash once found stays fixed.
+final class DecoderFuzzRegressionTests: XCTestCase {
+    func testFuzzDecoderInputsAreHandled() throws {
+        let dir = Paths.fixture("fuzz/FuzzDecoders")
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        XCTAssertFalse(names.isEmpty)
+        for n in names {
+            let all = Array(FileManager.default.contents(atPath: dir + "/" + n)!)
+            guard let selector = all.first else { continue }
+            let bytes = Array(all.dropFirst())
+            let decoder: any PayloadDecoder
+            switch selector % 5 {
+            case 0: decoder = WAVDecoder()
+            case 1: decoder = PGMDecoder(maxWidth: 4096, maxHeight: 4096)
+            case 2: decoder = PCMS16LEDecoder(sampleRate: 8000 + Int(selector) * 97)
+            case 3: decoder = Gray8Decoder(width: 1 + Int(selector % 7), height: 1 + Int(selector % 5))
+            default: decoder = F32LEDecoder(expectedCount: nil)
+            }
+            guard let frame = try? decoder.decode(bytes, receivedAt: 0) else { continue }
+            switch frame.frame {
+            case .image:
+                let a = ImageAdapter(shape: [1, 2, 12, 16], width: 16, height: 12, channels: 2, pairs: true)
+                _ = try a.inputs(for: frame)
+                XCTAssertEqual(try a.inputs(for: frame).first?.values.count, 2 * 12 * 16, n)
+            case .audio:
+                let a = AudioWindowAdapter(shape: [1, 64], window: 64, hop: 17, rate: 8000, resample: true)
+                XCTAssertTrue(try a.inputs(for: frame).allSatisfy { $0.values.count == 64 }, n)
+            default:
+                break
+            }
+        }
+    }
+}
