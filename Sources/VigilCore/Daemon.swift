@@ -34,11 +34,16 @@ public final class Daemon: @unchecked Sendable {
         }
         self.models = models
         let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
+        for p in pipelines {
+            log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
+        }
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
         sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store) }
         if let sync { store.onAlertsCommitted { sync.kick() } }
-        let alerts = AlertCenter(config: config, models: models, outlet: outlet, store: store)
+        let alerts = AlertCenter(config: config, models: models,
+                                 scoreLabels: Dictionary(pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a }),
+                                 outlet: outlet, store: store)
         self.alerts = alerts
         let outlet = self.outlet
         let detectionTopics = config.mqtt.publishDetections ? AlertTopics(node: config.node) : nil
