@@ -18,7 +18,7 @@ while let a = args.popFirst() {
     }
 }
 log.setLevel(.warning)
-let dir = base + "/vigil-bench-\(UUID().uuidString.prefix(8))"
+let dir = URL(fileURLWithPath: base).appendingPathComponent("vigil-bench-\(UUID().uuidString.prefix(8))").path
 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: dir) }
 
