@@ -14,6 +14,8 @@ public final class Daemon: @unchecked Sendable {
     public let alerts: AlertCenter
     let outlet = MQTTOutlet()
     private let acks = AckWaiter()
+    /// Forwards the log to the cloud when `sync` is configured.
+    public let sync: SyncService?
     private let lock = NSLock()
     private var mqtt: MQTTClient?
     public let startedAt = Date()
@@ -32,9 +34,16 @@ public final class Daemon: @unchecked Sendable {
         }
         self.models = models
         let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
+        for p in pipelines {
+            log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
+        }
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
-        let alerts = AlertCenter(config: config, models: models, outlet: outlet, store: store)
+        sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store) }
+        if let sync { store.onAlertsCommitted { sync.kick() } }
+        let alerts = AlertCenter(config: config, models: models,
+                                 scoreLabels: Dictionary(pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a }),
+                                 outlet: outlet, store: store)
         self.alerts = alerts
         let outlet = self.outlet
         let detectionTopics = config.mqtt.publishDetections ? AlertTopics(node: config.node) : nil
@@ -92,6 +101,7 @@ public final class Daemon: @unchecked Sendable {
         if let first = try client.start() {
             log.error("cannot reach broker \(address): \(first.detail); retrying with backoff up to 30 s")
         }
+        sync?.start()
     }
 
     var client: MQTTClient? { lock.withLock { mqtt } }
@@ -113,6 +123,7 @@ public final class Daemon: @unchecked Sendable {
         if !alerts.waitForActions(timeout: min(60, alerts.shutdownWait)) {
             log.warning("stopping with \(alerts.actionsInFlight) alert actions still running; their outcomes stay pending")
         }
+        sync?.stop()
         store.close()
     }
 
