@@ -29,13 +29,17 @@ final class VigilctlIntegrationTests: XCTestCase {
                   "mqtt": { "host": "127.0.0.1", "port": \(broker.port), "client_id": "vigild-ctl-\(UUID().uuidString.prefix(6))" },
                   // relative: resolved against this file's folder, as vigilctl must do too
                   "storage": { "path": "vigil.db", "commit_interval_ms": 50 },
-                  "models": { "tiny": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
+                  "models": { "tiny": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" },
+                              "motion": { "path": "\(Paths.fixture("motion_small.onnx"))" },
+                              "sound": { "path": "\(Paths.fixture("sound_small.onnx"))" } },
                   "pipelines": [
                     { "name": "env", "topic": "sensors/{device}/env", "format": "json",
                       "fields": ["temperature", "humidity", "temperature", "humidity"], "model": "tiny" },
                     { "name": "vec", "topic": "sensors/{device}/vector", "format": "f32le", "model": "tiny",
                       "alert": { "labels": ["high"], "min_score": 0.4, "clear_below": 0.35, "cooldown_s": 0,
                                  "severity": "critical", "actions": ["mark"] } },
+                    { "name": "camera", "topic": "sensors/{device}/camera", "format": "pgm", "model": "motion" },
+                    { "name": "audio", "topic": "sensors/{device}/audio", "format": "wav", "model": "sound", "hop": 1 },
                   ],
                   "actions": { "mark": { "type": "file", "path": "\(dir.file("mark"))", "value": "1" } },
                 }
@@ -52,6 +56,15 @@ final class VigilctlIntegrationTests: XCTestCase {
             let path = dir.file("vigil.db")
             if !waitUntil(timeout: 20, { count(path, "SELECT count(*) FROM detections") == 120 }) {
                 XCTFail("rows: \(count(path, "SELECT count(*) FROM detections"))\n\(daemon.output)")
+            }
+            // Camera frames (PGM) and audio chunks (WAV at the small sound model's 8 kHz) on other devices.
+            let av = try run(["simulate", "--broker", "127.0.0.1:\(broker.port)", "--devices", "2", "--kinds", "camera,audio",
+                              "--device-prefix", "cam", "--rate", "20", "--count", "20", "--sample-rate", "8000", "--quiet"], in: dir)
+            simulateOutput += av.stdout + av.stderr
+            // Camera: the first frame of a device only primes it (19 each); audio: 0.5 s chunks of 4000 samples
+            // in windows of 800 with hop 800 (5 per chunk, 100 each).
+            if !waitUntil(timeout: 20, { count(path, "SELECT count(*) FROM detections WHERE device GLOB 'cam-*'") == 2 * (19 + 100) }) {
+                XCTFail("camera/audio rows: \(count(path, "SELECT count(*) FROM detections WHERE device GLOB 'cam-*'"))\n\(daemon.output)")
             }
             // The seeded vectors make some devices score "high" above 0.4: the daemon writes alerts.
             if !waitUntil(timeout: 10, { count(path, "SELECT count(*) FROM alerts WHERE actions LIKE '%ok%'") > 0 }) {
@@ -116,6 +129,20 @@ final class VigilctlIntegrationTests: XCTestCase {
         let devices = try sql("SELECT device, pipeline, count(*) FROM detections WHERE device LIKE 'sim-%' GROUP BY 1, 2 ORDER BY 1, 2")
         XCTAssertEqual(devices.map { "\($0[0].string!)/\($0[1].string!)=\($0[2].int!)" },
                        ["sim-001/env=20", "sim-001/vec=20", "sim-002/env=20", "sim-002/vec=20", "sim-003/env=20", "sim-003/vec=20"])
+    }
+
+    func testCameraFramesAndAudioChunksFromSimulateAreDecodedByTheDaemon() throws {
+        XCTAssertTrue(Self.simulateOutput.contains("sent 80 messages (camera 40, audio 40)"), Self.simulateOutput)
+        XCTAssertFalse(Self.daemon.output.contains("rejected"), Self.daemon.output)
+        let r = try ctl("stats", "--db", db, "--device", "cam-*", "--format", "jsonl")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let groups = try r.lines.map(json)
+        XCTAssertEqual(groups.map { "\($0["pipeline"]!)/\($0["device"]!)=\($0["detections"]!)" },
+                       ["audio/cam-001=100", "audio/cam-002=100", "camera/cam-001=19", "camera/cam-002=19"])
+        for g in groups {
+            let labels = Set((g["labels"] as! [String: Int]).keys)
+            XCTAssertTrue(labels.isSubset(of: g["pipeline"] as! String == "camera" ? ["still", "motion"] : ["quiet", "loud"]), "\(labels)")
+        }
     }
 
     // MARK: detections
@@ -338,7 +365,7 @@ final class VigilctlIntegrationTests: XCTestCase {
     func testCheckConfigAndModels() throws {
         let ok = try ctl("check-config", configPath)
         XCTAssertEqual(ok.status, 0, ok.stderr)
-        XCTAssertTrue(ok.stdout.contains("\(configPath): OK (2 pipelines, 1 models)"), ok.stdout)
+        XCTAssertTrue(ok.stdout.contains("\(configPath): OK (4 pipelines, 3 models)"), ok.stdout)
         let text = try String(contentsOfFile: configPath, encoding: .utf8).replacingOccurrences(of: "\"commit_interval_ms\"", with: "\"comit_interval_ms\"")
         let bad = dir.write("bad.json", text)
         let r = try ctl("check-config", "--config", bad)
