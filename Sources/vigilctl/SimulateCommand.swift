@@ -30,6 +30,7 @@ enum SimulateCommand {
             Option(name: "--qos", value: "Q", help: "MQTT QoS 0, 1 (default) or 2"),
             Option(name: "--max-inflight", value: "N", help: "unacknowledged QoS 1/2 messages in flight (default 1000)"),
             Option(name: "--truth", value: "FILE", help: "write the injected events as JSON lines (device, kind, event, start, end in stream seconds)"),
+            Option(name: "--dump", value: "DIR", help: "write the payloads into DIR (one file each, in send order) instead of publishing; needs --count or --duration"),
             Option(name: "--quiet", short: "-q", help: "no progress lines, only the summary"),
         ],
         details: """
@@ -142,7 +143,7 @@ enum SimulateCommand {
         let quiet = a.flag("--quiet")
         let stop = stopOnSignals()
         let sim = Simulator(settings: s)
-        if !quiet {
+        if !quiet && a.string("--dump") == nil {
             sim.progress = { r in FileHandle.standardError.write(Data((r.progressLine + "\n").utf8)) }
             let kinds = s.kinds.map { "\($0.rawValue) \(fmt(s.rates[$0] ?? 0))/s" }.joined(separator: ", ")
             warn("simulating \(s.devices) device(s) (\(kinds) each) to \(s.address) under \(s.topicPrefix)/\(s.deviceName(0))/…, \(fmt(s.totalRate)) msg/s in total")
@@ -153,6 +154,15 @@ enum SimulateCommand {
                                              ("start", .number((start * 1000).rounded() / 1000)), ("end", .number((end * 1000).rounded() / 1000))])
                 truthFile.write(Data((line.serialized + "\n").utf8))
             }
+        }
+        if let dir = a.string("--dump") {
+            guard s.count != nil || s.duration != nil else { throw UsageError("--dump needs --count or --duration") }
+            let report: SimulatorReport
+            do { report = try sim.dump(to: dir) } catch { throw Failure("\(error)") }
+            try? truthFile?.close()
+            out("wrote \(report.sent) payloads (\(String(format: "%.1f", Double(report.bytes) / 1_048_576)) MB) to \(dir)\n")
+            out(report.machineLine + "\n")
+            return ExitCode.ok
         }
         let report: SimulatorReport
         do {

@@ -126,6 +126,7 @@ final class VigilctlIntegrationTests: XCTestCase {
     func testSimulateSentEveryMessageAndTheDaemonStoredThem() throws {
         XCTAssertTrue(Self.simulateOutput.contains("sent 120 messages (env 60, vector 60) to 127.0.0.1:\(Self.broker.port)"), Self.simulateOutput)
         XCTAssertTrue(Self.simulateOutput.contains("acknowledged 120, failed 0, unacknowledged 0"), Self.simulateOutput)
+        XCTAssertTrue(Self.simulateOutput.contains("sent=120 acked=120 failed=0 "), "the key=value line scripts read:\n\(Self.simulateOutput)")
         let devices = try sql("SELECT device, pipeline, count(*) FROM detections WHERE device LIKE 'sim-%' GROUP BY 1, 2 ORDER BY 1, 2")
         XCTAssertEqual(devices.map { "\($0[0].string!)/\($0[1].string!)=\($0[2].int!)" },
                        ["sim-001/env=20", "sim-001/vec=20", "sim-002/env=20", "sim-002/vec=20", "sim-003/env=20", "sim-003/vec=20"])
@@ -310,6 +311,33 @@ final class VigilctlIntegrationTests: XCTestCase {
         let ids = rows.filter { $0["kind"] as? String == "detection" }.map { $0["id"] as! Int }
         XCTAssertEqual(ids, ids.sorted(), "in the order written")
         XCTAssertEqual(tail.stop(SIGINT), 0, "Ctrl-C ends tail with status 0")
+    }
+
+    func testSimulateDumpWritesTheSamePayloadsForTheSameSeed() throws {
+        let a = TempDir("dump-a"), b = TempDir("dump-b")
+        defer { a.remove(); b.remove() }
+        for d in [a, b] {
+            let r = try ctl("simulate", "--dump", d.path + "/out", "--kinds", "camera,audio,env,vector", "--count", "2", "--seed", "11",
+                            "--size", "320x240")
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("wrote 8 payloads"), r.stdout)
+            XCTAssertTrue(r.stdout.contains("sent=8 "), r.stdout)
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: a.path + "/out").sorted()
+        XCTAssertEqual(names.count, 8)
+        XCTAssertEqual(Set(names.map { String($0.split(separator: ".").last!) }), ["pgm", "wav", "json", "f32"])
+        XCTAssertTrue(names[0].hasPrefix("0000000-sim-001-"), "\(names)")
+        for n in names {
+            let x = FileManager.default.contents(atPath: a.path + "/out/" + n)!
+            let y = FileManager.default.contents(atPath: b.path + "/out/" + n)!
+            if n.hasSuffix(".pgm") { XCTAssertEqual(x.count, 15 + 320 * 240) }
+            if n.hasSuffix(".wav") { XCTAssertEqual(x.count, 44 + 16000) }
+            if n.hasSuffix(".f32") { XCTAssertEqual(x.count, 16) }
+            if !n.hasSuffix(".json") { XCTAssertEqual(x, y, "\(n): same seed, same payload") }   // env carries the send time
+        }
+        let noCount = try ctl("simulate", "--dump", a.path + "/x")
+        XCTAssertEqual(noCount.status, 2)
+        XCTAssertTrue(noCount.stderr.contains("--dump needs --count or --duration"), noCount.stderr)
     }
 
     func testSimulateStopsOnSIGINTWithASummary() throws {

@@ -79,7 +79,14 @@ public struct SimulatorReport: Sendable {
         if !events.isEmpty {
             s += "events injected: " + events.keys.sorted().map { "\($0) \(events[$0]!)" }.joined(separator: ", ") + "\n"
         }
+        s += machineLine + "\n"
         return s
+    }
+
+    /// The same figures as `key=value` words, for scripts (`sent=` is what bench.py reads).
+    public var machineLine: String {
+        String(format: "sent=%d acked=%d failed=%d bytes=%d elapsed=%.3f rate=%.1f target=%.1f max_lag_ms=%.1f",
+               sent, acked, failed, bytes, elapsed, rate, targetRate, maxLag * 1000)
     }
 }
 
@@ -250,6 +257,44 @@ public final class Simulator {
     }
 
     private func fill(_ report: inout SimulatorReport) { report.acked = acks.count }
+
+    /// Writes the payloads a run would publish into `dir` instead, one file each, named
+    /// `NNNNNNN-DEVICE-KIND.EXT` in send order (probes and fixtures for benchmarks and
+    /// tests). Needs `count` or `duration` to know when to stop; no broker is involved.
+    public func dump(to dir: String) throws -> SimulatorReport {
+        guard settings.count != nil || settings.duration != nil else {
+            throw SimulatorError("dumping needs --count or --duration")
+        }
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let start = Date().timeIntervalSince1970
+        var streams = makeStreams(start: start)
+        var heap = DueHeap(streams.indices.map { ($0, streams[$0].due) })
+        var report = SimulatorReport()
+        report.targetRate = settings.totalRate
+        var n = 0
+        while let (index, due) = heap.peek() {
+            if let d = settings.duration, due >= d - 1e-9 { break }
+            var s = streams[index]
+            let payload = s.source.next(wallTime: start + due)
+            let ext = ["camera": "pgm", "audio": "wav", "env": "json", "vector": "f32"][s.kind.rawValue]!
+            let name = String(format: "%07d-%@-%@.%@", n, s.device, s.kind.rawValue, ext)
+            guard FileManager.default.createFile(atPath: dir + "/" + name, contents: Data(payload)) else {
+                throw SimulatorError("cannot write \(dir)/\(name)")
+            }
+            n += 1
+            report.sent += 1
+            report.bytes += payload.count
+            report.sentByKind[s.kind, default: 0] += 1
+            track(&s, event: s.source.event, at: Double(s.sent) * s.interval, report: &report)
+            s.sent += 1
+            s.due = s.phase + Double(s.sent) * s.interval
+            streams[index] = s
+            if let c = settings.count, s.sent >= c { heap.pop() } else { heap.replaceTop(s.due) }
+        }
+        for s in streams { if let e = s.event { truth?(s.device, s.kind, e.name, e.since, Double(s.sent) * s.interval) } }
+        report.elapsed = streams.map { $0.phase + Double($0.sent) * $0.interval }.max() ?? 0
+        return report
+    }
 
     /// Records event starts (counted) and ends (reported as ground truth) on a stream.
     private func track(_ s: inout Stream, event: String?, at t: Double, report: inout SimulatorReport) {
