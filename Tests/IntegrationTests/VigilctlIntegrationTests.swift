@@ -11,6 +11,8 @@ final class VigilctlIntegrationTests: XCTestCase {
     // use their own device names, and counts are checked against SQL run at the same moment.
     nonisolated(unsafe) static var dir: TempDir!
     nonisolated(unsafe) static var broker: Broker!
+    /// The "cloud" that vigild syncs to: a second broker.
+    nonisolated(unsafe) static var cloud: Broker!
     nonisolated(unsafe) static var daemon: ChildProcess!
     nonisolated(unsafe) static var simulateOutput = ""
 
@@ -23,6 +25,7 @@ final class VigilctlIntegrationTests: XCTestCase {
         dir = TempDir("vigilctl-it")
         do {
             broker = try Broker()
+            cloud = try Broker()
             _ = dir.write("vigil.json", """
                 {
                   "node": "ctl-test",
@@ -42,6 +45,8 @@ final class VigilctlIntegrationTests: XCTestCase {
                     { "name": "audio", "topic": "sensors/{device}/audio", "format": "wav", "model": "sound", "hop": 1 },
                   ],
                   "actions": { "mark": { "type": "file", "path": "\(dir.file("mark"))", "value": "1" } },
+                  "sync": { "mqtt": { "host": "127.0.0.1", "port": \(cloud.port), "topic": "vigil/{node}/records" },
+                            "interval_s": 1, "backoff_min_s": 1, "backoff_max_s": 2 },
                 }
                 """)
             daemon = try ChildProcess(Paths.executable("vigild"), ["--config", dir.file("vigil.json")], outputPath: dir.file("vigild.log"))
@@ -78,6 +83,7 @@ final class VigilctlIntegrationTests: XCTestCase {
     override class func tearDown() {
         daemon?.stop()
         broker?.stop()
+        cloud?.stop()
         dir?.remove()
         super.tearDown()
     }
@@ -261,18 +267,48 @@ final class VigilctlIntegrationTests: XCTestCase {
         XCTAssertEqual(none.lines.count, 0)
     }
 
-    func testSyncShowsTheBacklog() throws {
-        let r = try ctl("sync", "--db", db, "--format", "jsonl")
+    func testSyncReportsWhatTheDaemonsSyncDid() throws {
+        // Uplink up: everything gets acknowledged, and the store records when.
+        XCTAssertTrue(waitUntil(timeout: 20) {
+            Self.count(self.db, "SELECT count(*) FROM detections WHERE synced_at IS NULL")
+                + Self.count(self.db, "SELECT count(*) FROM alerts WHERE synced_at IS NULL") == 0
+        }, Self.daemon.output)
+        var r = try ctl("sync", "--db", db, "--format", "jsonl")
         XCTAssertEqual(r.status, 0, r.stderr)
-        let o = try json(r.lines[0])
-        let unsynced = Self.count(db, "SELECT count(*) FROM detections WHERE synced_at IS NULL")
+        var o = try json(r.lines[0])
+        XCTAssertEqual(o["backlog"] as? Int, 0)
+        XCTAssertTrue(o["oldest_unsynced_ts"] is NSNull)
+        let lastSync = try XCTUnwrap(o["last_sync_ts"] as? Double, r.stdout)
+        XCTAssertLessThan(abs(Date().timeIntervalSince1970 - lastSync), 120)
+        XCTAssertEqual(o["detections"] as? Int, Self.count(db, "SELECT count(*) FROM detections"))
+        var text = try ctl("sync", "--db", db, "--format", "table")
+        XCTAssertTrue(text.stdout.contains("backlog:              0 rows (0 detections, 0 alerts)"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("oldest unsynced:      none"), text.stdout)
+        XCTAssertFalse(text.stdout.contains("last sync:            never"), text.stdout)
+
+        // Uplink down: new rows wait, and the backlog names them.
+        Self.cloud.stop()
+        defer { try? Self.cloud.start() }
+        let before = Date().timeIntervalSince1970
+        let sim = try ctl("simulate", "--config", configPath, "--kinds", "vector", "--device-prefix", "offline",
+                          "--count", "6", "--rate", "50", "--quiet")
+        XCTAssertEqual(sim.status, 0, sim.stdout + sim.stderr)
+        XCTAssertTrue(waitUntil(timeout: 15) { Self.count(self.db, "SELECT count(*) FROM detections WHERE device = 'offline-001'") == 6 })
+        XCTAssertTrue(waitUntil(timeout: 15) {
+            (try? Database(path: self.db, mode: .readOnly).scalar("SELECT value FROM meta WHERE key = 'last_sync_error'").string ?? "")?.isEmpty == false
+        }, "the failed uplink is recorded: \(Self.daemon.output)")
+        r = try ctl("sync", "--db", db, "--format", "jsonl")
+        o = try json(r.lines[0])
+        let waiting = Self.count(db, "SELECT count(*) FROM detections WHERE synced_at IS NULL")
             + Self.count(db, "SELECT count(*) FROM alerts WHERE synced_at IS NULL")
-        XCTAssertEqual(o["backlog"] as? Int, unsynced)
-        XCTAssertGreaterThanOrEqual(unsynced, 120)
-        XCTAssertNotNil(o["oldest_unsynced_time"] as? String)
-        let text = try ctl("sync", "--db", db, "--format", "table")
-        XCTAssertTrue(text.stdout.contains("backlog:"), text.stdout)
-        XCTAssertTrue(text.stdout.contains("dropped by size cap:"), text.stdout)
+        XCTAssertEqual(o["backlog"] as? Int, waiting)
+        XCTAssertGreaterThanOrEqual(waiting, 6)
+        let oldest = try XCTUnwrap(o["oldest_unsynced_ts"] as? Double)
+        XCTAssertGreaterThanOrEqual(oldest, before - 1)
+        XCTAssertNotNil(o["last_sync_error"] as? String)
+        text = try ctl("sync", "--db", db, "--format", "table")
+        XCTAssertTrue(text.stdout.contains("backlog:              \(waiting) rows"), text.stdout)
+        XCTAssertFalse(text.stdout.contains("last sync error:      none"), text.stdout)
     }
 
     func testExportStreamsEveryRow() throws {
