@@ -123,8 +123,23 @@ enum QueryCommands {
     static func runSync(_ a: Arguments) throws -> Int32 {
         let format = try Shared.format(a)
         let reader = try Shared.openLog(a)
-        let s: SyncStatus
+        var s: SyncStatus
         do { s = try reader.syncStatus() } catch let e as QueryError { throw Failure(e.message, status: ExitCode.database) }
+        // Whether there is an uplink at all: a backlog that only grows is expected without one.
+        if let (file, root) = try? Shared.rawConfig(a) {
+            if let sync = root["sync"], sync != .null {
+                if let m = sync["mqtt"], m != .null {
+                    let port = m["port"]?.double.map { String(Int($0)) } ?? "1883"
+                    s.uplink = "mqtt \(m["host"]?.string ?? "?"):\(port)"
+                } else if let url = sync["http"]?["url"]?.string {
+                    s.uplink = "http \(url)"
+                } else {
+                    s.uplink = "configured in \(file)"
+                }
+            } else {
+                s.uplink = "not configured (no sync in \(file))"
+            }
+        }
         switch format {
         case .table: out(s.text)
         case .jsonl: out(s.json.serialized + "\n")

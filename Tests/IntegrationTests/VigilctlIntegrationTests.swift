@@ -285,6 +285,12 @@ final class VigilctlIntegrationTests: XCTestCase {
         XCTAssertTrue(text.stdout.contains("backlog:              0 rows (0 detections, 0 alerts)"), text.stdout)
         XCTAssertTrue(text.stdout.contains("oldest unsynced:      none"), text.stdout)
         XCTAssertFalse(text.stdout.contains("last sync:            never"), text.stdout)
+        if !FileManager.default.fileExists(atPath: "/etc/vigil/vigil.json") {
+            XCTAssertFalse(text.stdout.contains("uplink:"), "no config read, no uplink line:\n\(text.stdout)")
+        }
+        let viaConfig = try ctl("sync", "--config", configPath, "--format", "table")
+        XCTAssertTrue(viaConfig.stdout.hasPrefix("uplink:"), viaConfig.stdout)
+        XCTAssertTrue(viaConfig.stdout.contains("mqtt 127.0.0.1:\(Self.cloud.port)\n"), viaConfig.stdout)
 
         // Uplink down: new rows wait, and the backlog names them.
         Self.cloud.stop()

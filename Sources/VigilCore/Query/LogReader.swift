@@ -343,6 +343,8 @@ public struct SyncStatus: Sendable {
     public var droppedAlerts = 0
     public var databaseBytes = 0
     public var now = 0.0
+    /// Where sync sends, from the config (`mqtt host:port`, `http URL`, `not configured`); nil when no config was read.
+    public var uplink: String?
 
     public init() {}
 
@@ -352,7 +354,8 @@ public struct SyncStatus: Sendable {
     /// `key: value` lines for people.
     public var text: String {
         func when(_ t: Double?) -> String { t.map { "\(TimeSpec.format($0)) (\(TimeSpec.age(now - $0)) ago)" } ?? "never" }
-        let rows: [(String, String)] = [
+        var rows: [(String, String)] = uplink.map { [("uplink", $0)] } ?? []
+        rows += [
             ("backlog", "\(unsyncedDetections + unsyncedAlerts) rows (\(unsyncedDetections) detections, \(unsyncedAlerts) alerts)"),
             ("oldest unsynced", oldestUnsynced.map { when($0) } ?? "none"),
             ("last sync", when(lastSyncAt)),
@@ -368,7 +371,7 @@ public struct SyncStatus: Sendable {
     public var json: JSONValue {
         func num(_ d: Double?) -> JSONValue { d.map { .number($0) } ?? .null }
         func time(_ d: Double?) -> JSONValue { d.map { .string(TimeSpec.format($0)) } ?? .null }
-        return .object([
+        return .object((uplink.map { [("uplink", JSONValue.string($0))] } ?? []) + [
             ("backlog", .number(Double(unsyncedDetections + unsyncedAlerts))),
             ("unsynced_detections", .number(Double(unsyncedDetections))),
             ("unsynced_alerts", .number(Double(unsyncedAlerts))),
