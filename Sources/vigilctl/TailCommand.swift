@@ -32,9 +32,7 @@ enum TailCommand {
                 rows += t.rows.map { TailRow(alert: false, table: t, values: $0) }
             }
             if wantAlerts {
-                var af = f
-                af.labels = f.labels
-                let (t, _) = try reader.alerts(af, limit: limit)
+                let (t, _) = try reader.alerts(f, limit: limit)
                 rows += t.rows.map { TailRow(alert: true, table: t, values: $0) }
             }
             return rows.sorted { ($0.ts, $0.alert ? 1 : 0, $0.id) < ($1.ts, $1.alert ? 1 : 0, $1.id) }

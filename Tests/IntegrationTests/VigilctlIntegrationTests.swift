@@ -98,8 +98,8 @@ final class VigilctlIntegrationTests: XCTestCase {
     static func run(_ args: [String], in dir: TempDir, executable: String = Paths.executable("vigilctl")) throws -> Result {
         let id = UUID().uuidString.prefix(8)
         let outPath = dir.file("out-\(id)"), errPath = dir.file("err-\(id)")
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = args
@@ -116,7 +116,7 @@ final class VigilctlIntegrationTests: XCTestCase {
 
     static func count(_ path: String, _ sql: String, _ values: [SQLValue] = []) -> Int {
         guard let db = try? Database(path: path, mode: .readOnly) else { return -1 }
-        return Int((try? db.scalar(sql, values).int) ?? -1) ?? -1
+        return Int((try? db.scalar(sql, values).int) ?? -1)
     }
 
     func sql(_ q: String, _ values: [SQLValue] = []) throws -> [[SQLValue]] {

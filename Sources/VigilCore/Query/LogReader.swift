@@ -141,7 +141,7 @@ public final class LogReader {
     }
 
     public func alerts(_ filter: RowFilter, limit: Int?) throws -> (ResultTable, more: Bool) {
-        // Alerts have no score filter of their own meaning beyond the row's score: same clause.
+        // --min-score reads the alert row's own score (the one that raised or cleared it).
         try rows(table: "alerts", columns: LogReader.alertColumns, filter: filter, states: true, limit: limit)
     }
 
