@@ -40,8 +40,17 @@ enum TailCommand {
 
         var lastDetection = try wantDetections ? reader.maxID("detections") : 0
         var lastAlert = try wantAlerts ? reader.maxID("alerts") : 0
+        // Rows committed between reading the max ids and the fetch are printed now, so the
+        // follow loop must start after them too: never print a row twice.
+        func advance(past rows: [TailRow]) {
+            for r in rows {
+                if r.alert { lastAlert = max(lastAlert, r.id) } else { lastDetection = max(lastDetection, r.id) }
+            }
+        }
         if lines > 0 {
-            printer.print(Array(try fetch(filter, limit: lines).suffix(lines)))
+            let rows = Array(try fetch(filter, limit: lines).suffix(lines))
+            advance(past: rows)
+            printer.print(rows)
         } else {
             printer.print([])
         }
@@ -63,7 +72,7 @@ enum TailCommand {
                     lastDetection = maxD; lastAlert = maxA
                     continue
                 }
-                if maxD == lastDetection && maxA == lastAlert { continue }
+                if maxD <= lastDetection && maxA <= lastAlert { continue }
                 if wantDetections, maxD > lastDetection {
                     filter.afterID = lastDetection
                     let (t, _) = try reader.detections(filter, limit: nil)
@@ -82,6 +91,7 @@ enum TailCommand {
                 warn("\(e.message); retrying")
                 continue
             }
+            advance(past: newRows)
             printer.print(newRows.sorted { ($0.ts, $0.alert ? 1 : 0, $0.id) < ($1.ts, $1.alert ? 1 : 0, $1.id) })
             Output.shared.flush()
         }

@@ -176,7 +176,7 @@ public final class LogReader {
     }
 
     public func maxID(_ table: String) throws -> Int64 {
-        try db.scalar("SELECT coalesce(max(id), 0) FROM \(table)").int ?? 0
+        try query("SELECT coalesce(max(id), 0) FROM \(table)").first?.first?.int ?? 0
     }
 
     func query(_ sql: String, _ values: [SQLValue] = []) throws -> [[SQLValue]] {
