@@ -430,6 +430,27 @@ final class VigilctlIntegrationTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: settings.path + "-shm"), "nothing was created")
     }
 
+    func testTailUnderContinuousWritesPrintsEveryRowOnce() throws {
+        let tail = try ChildProcess(Paths.executable("vigilctl"),
+                                    ["tail", "--db", db, "--format", "jsonl", "-n", "0", "--interval", "10", "--device", "flood-*",
+                                     "--only", "detections"],
+                                    outputPath: dir.file("flood.out"))
+        defer { tail.stop(SIGKILL) }
+        Thread.sleep(forTimeInterval: 0.3)
+        let sim = try ctl("simulate", "--config", configPath, "--kinds", "vector", "--device-prefix", "flood", "--devices", "2",
+                          "--count", "100", "--rate", "100", "--quiet")
+        XCTAssertEqual(sim.status, 0, sim.stdout + sim.stderr)
+        XCTAssertTrue(waitUntil(timeout: 20) { Self.count(self.db, "SELECT count(*) FROM detections WHERE device GLOB 'flood-*'") == 200 })
+        XCTAssertTrue(waitUntil(timeout: 10) { tail.output.split(separator: "\n").count >= 200 }, "\(tail.output.split(separator: "\n").count) lines")
+        Thread.sleep(forTimeInterval: 0.2)
+        XCTAssertEqual(tail.stop(SIGINT), 0)
+        let ids = try tail.output.split(separator: "\n").map { try json(String($0))["id"] as! Int }
+        XCTAssertEqual(ids.count, 200, "every row once")
+        XCTAssertEqual(Set(ids).count, 200, "no row twice")
+        let want = try sql("SELECT id FROM detections WHERE device GLOB 'flood-*' ORDER BY id").map { Int($0[0].int!) }
+        XCTAssertEqual(Set(ids), Set(want))
+    }
+
     // MARK: check-config, models
 
     func testCheckConfigAndModels() throws {
