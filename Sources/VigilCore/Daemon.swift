@@ -4,18 +4,27 @@ import MQTT
 /// Wires the stages together: broker -> engine (decode, adapt, infer) -> store.
 /// Services start in order (models, store, engine, broker) and stop in reverse.
 public final class Daemon: @unchecked Sendable {
-    // @unchecked Sendable: immutable after init except `mqtt`, guarded by `lock`.
-    public let config: Config
+    // @unchecked Sendable: `current*` and `mqtt` are guarded by `lock` (reload swaps them); the rest is immutable.
+    public var config: Config { lock.withLock { currentConfig } }
     public let counters = Counters()
-    public let models: [String: Model]
+    public var models: [String: Model] { lock.withLock { currentModels } }
     public let store: Store
-    public let engine: Engine
-    private let lock = NSLock()
+    public var engine: Engine { lock.withLock { currentEngine } }
+    let lock = NSLock()
     private var mqtt: MQTTClient?
+    var currentConfig: Config
+    var currentModels: [String: Model]
+    var currentEngine: Engine
+    /// Held while a frame is handed to the engine, and by reload while it drains and swaps engines.
+    let submitGate = NSLock()
+    /// Where every detection goes (store, and whatever else is wired in); reload reuses it for the new engine.
+    let sink: @Sendable (Detection) -> Void
+    /// Called after a successful reload with the new config (Service/Reload.swift).
+    var reloadHooks: [@Sendable (Config) -> Void] = []
     public let startedAt = Date()
 
     public init(config: Config) throws {
-        self.config = config
+        self.currentConfig = config
         log.setLevel(config.logLevel)
         var models: [String: Model] = [:]
         // Load only the models some pipeline uses, once each.
@@ -26,13 +35,16 @@ public final class Daemon: @unchecked Sendable {
             }
             models[m.name] = try Model(name: m.name, path: m.path, threads: m.threads)
         }
-        self.models = models
+        self.currentModels = models
         let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
-        engine = Engine(pipelines: pipelines, limits: config.limits, counters: counters) { detection in
+        let counters = self.counters
+        sink = { detection in
+            counters.inferenceFinished(model: detection.model, ms: detection.latencyMs)
             store.append(detection)
         }
+        currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, sink: sink)
     }
 
     /// Connects to the broker and subscribes. A broker that is not up is logged once and
@@ -43,7 +55,6 @@ public final class Daemon: @unchecked Sendable {
                                   password: b.password, tls: b.tls, keepalive: b.keepalive,
                                   cleanSession: b.cleanSession, reconnectMinDelay: 1, reconnectMaxDelay: 30)
         var handlers = MQTTHandlers()
-        let subscriptions = config.pipelines.map(\.topic.subscription)
         let qos = b.qos
         let address = b.address
         let wasConnected = Flag()
@@ -54,7 +65,9 @@ public final class Daemon: @unchecked Sendable {
                 return
             }
             log.notice("connected to broker \(address)" + (wasConnected.getAndSet() ? " again" : ""))
-            for s in subscriptions {
+            self.counters.metrics.add(MetricName.brokerConnects)
+            // The current config's topics: a reload may have changed them since start().
+            for s in Daemon.subscriptions(self.config) {
                 do { try self.client?.subscribe(s, qos: qos) } catch { log.error("\(error)") }
             }
         }
@@ -63,8 +76,7 @@ public final class Daemon: @unchecked Sendable {
                 log.limited(.warning, key: "broker-lost", "lost broker \(address): \(reason); reconnecting with backoff up to 30 s")
             }
         }
-        let engine = self.engine
-        handlers.message = { engine.submit($0) }
+        handlers.message = { [weak self] in self?.submit($0) }
         let client = try MQTTClient(options: options, handlers: handlers)
         lock.withLock { mqtt = client }
         if let first = try client.start() {
@@ -73,6 +85,23 @@ public final class Daemon: @unchecked Sendable {
     }
 
     var client: MQTTClient? { lock.withLock { mqtt } }
+
+    /// Hands a frame to the current engine (on the MQTT thread; waits only while a reload swaps engines).
+    func submit(_ message: MQTTMessage) {
+        submitGate.withLock { engine.submit(message) }
+    }
+
+    /// Stops the broker client and forgets it (reload, when the broker settings changed).
+    func stopClient() {
+        let c = lock.withLock { () -> MQTTClient? in defer { mqtt = nil }; return mqtt }
+        c?.stop()
+    }
+
+    /// Each pipeline's subscription once, in config order.
+    static func subscriptions(_ config: Config) -> [String] {
+        var seen = Set<String>()
+        return config.pipelines.map(\.topic.subscription).filter { seen.insert($0).inserted }
+    }
 
     public var isConnected: Bool { client?.isConnected ?? false }
 
