@@ -184,6 +184,27 @@ public final class TCPConnection: @unchecked Sendable {
 
     init(fd: Int32) { self.fd = fd }
 
+    /// A client connection to an IPv4 address (tests, and probing a listener).
+    public static func connect(host: String, port: Int) throws -> TCPConnection {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &a.sin_addr) == 1 else {
+            throw SocketError(operation: "connect to", address: "\(host):\(port)", errno: EINVAL)
+        }
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard s >= 0 else { throw SocketError(operation: "socket", address: "\(host):\(port)", errno: errno) }
+        let rc = withUnsafePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else {
+            let e = errno
+            Glibc.close(s)
+            throw SocketError(operation: "connect to", address: "\(host):\(port)", errno: e)
+        }
+        return TCPConnection(fd: s)
+    }
+
     deinit { Glibc.close(fd) }
 
     /// Reads until `complete` says the bytes so far are a whole request, `limit` bytes arrive,

@@ -40,7 +40,6 @@ public final class HTTPServer: @unchecked Sendable {
     public var maxRequestBytes = 8192
     public var timeout = 5.0
     private let slots: DispatchSemaphore
-    private let workers = DispatchQueue(label: "vigil.http", attributes: .concurrent)
     private var thread: Thread?
 
     public init(host: String, port: Int, maxConcurrent: Int = 4,
@@ -67,7 +66,9 @@ public final class HTTPServer: @unchecked Sendable {
         while true {
             slots.wait()
             guard let conn = listener.accept() else { slots.signal(); return }
-            workers.async { [self] in
+            // A thread per connection (at most maxConcurrent): a scrape never waits for Dispatch's
+            // pool, which blocking work elsewhere can fill.
+            Thread.detachNewThread { [self] in
                 defer { slots.signal() }
                 serve(conn)
             }

@@ -17,6 +17,9 @@ public final class Watchdog: @unchecked Sendable {
     private var lastGauges = -Double.infinity
     private var rate = RateMeter()
     private var withheld = false
+    /// Store queries run here, so a hung database cannot stop the heartbeat.
+    private let gaugeQueue = DispatchQueue(label: "vigil.gauges")
+    private var gaugesRunning = false
     /// STATUS= and the store gauges are refreshed at most this often.
     public var statusInterval = 5.0
     public var gaugeInterval = 10.0
@@ -31,8 +34,11 @@ public final class Watchdog: @unchecked Sendable {
     /// each half), at most one second.
     public var tick: Double { min(1, (notify.watchdogInterval ?? 4) / 4) }
 
+    /// True while pings are withheld because the pipeline is not live.
+    public var isWithholding: Bool { queue.sync { withheld } }
+
     public func start() {
-        queue.sync { refreshGauges(now: HealthMonitor.now()) }
+        gaugeQueue.sync { readGauges() }
         let t = DispatchSource.makeTimerSource(queue: queue)
         t.schedule(deadline: .now(), repeating: tick, leeway: .milliseconds(50))
         t.setEventHandler { [weak self] in self?.beat() }
@@ -90,10 +96,20 @@ public final class Watchdog: @unchecked Sendable {
         return parts.joined(separator: ", ")
     }
 
-    /// Reads what only the database knows. Runs on the watchdog queue; the query itself runs on
-    /// the store's queue (uses the partial indexes on unsynced rows, so it stays cheap).
+    /// Starts a gauge refresh unless one is still running (on `queue`).
     func refreshGauges(now: Double) {
         lastGauges = now
+        guard !gaugesRunning else { return }
+        gaugesRunning = true
+        gaugeQueue.async { [self] in
+            readGauges()
+            queue.async { self.gaugesRunning = false }
+        }
+    }
+
+    /// Reads what only the database knows. The query runs on the store's queue and uses the
+    /// partial indexes on unsynced rows, so it stays cheap.
+    private func readGauges() {
         let store = daemon.store
         daemon.counters.setDatabaseBytes(Watchdog.fileBytes(store.path))
         let syncConfigured = daemon.config.sync != nil
