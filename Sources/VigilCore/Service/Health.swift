@@ -33,7 +33,9 @@ public final class HealthMonitor: @unchecked Sendable {
     public func liveness(now: Double = HealthMonitor.now()) -> Health {
         var reasons: [String] = []
         let s = daemon.counters.snapshot()
-        let finished = s.totalProcessed + s.totalRejected + s.totalDropped
+        // Frames the workers finished. Drops and the rejections made on the broker thread do not
+        // count: they keep coming while a wedged worker holds its queue.
+        let finished = s.totalProcessed + s.totalRejected - s.rejected(.unrouted) - s.rejected(.tooLarge)
         let queued = daemon.engine.queuedFrames
         let stalledFor: Double? = lock.withLock {
             defer { lastFinished = finished }
