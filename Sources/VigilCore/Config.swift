@@ -13,6 +13,8 @@ public struct Config: Sendable {
     public var http: HTTPSettings?
     public var limits: LimitSettings
     public var logLevel: LogLevel
+    /// Home Assistant MQTT discovery (alerts); nil when the key is absent.
+    public var homeAssistant: HomeAssistantSettings? = nil
     /// Where the config was read from (reload reads it again).
     public var file: String?
 
@@ -174,9 +176,12 @@ extension Config {
             http = HTTPSettings(host: String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
             try h.finish()
         }
+        let homeAssistant = try root.object("homeassistant").map(HomeAssistantSettings.parse)
         try root.finish()
-        return Config(node: node, mqtt: mqtt, storage: storage, models: models, pipelines: pipelines,
-                      actions: actions, sync: sync, http: http, limits: limits, logLevel: logLevel, file: file)
+        var config = Config(node: node, mqtt: mqtt, storage: storage, models: models, pipelines: pipelines,
+                            actions: actions, sync: sync, http: http, limits: limits, logLevel: logLevel, file: file)
+        config.homeAssistant = homeAssistant
+        return config
     }
 
     static func parseBroker(_ obj: ConfigObject?, node: String, resolve: (String) -> String) throws -> BrokerSettings {

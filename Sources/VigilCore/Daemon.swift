@@ -1,7 +1,8 @@
 import Foundation
 import MQTT
 
-/// Wires the stages together: broker -> engine (decode, adapt, infer) -> store.
+/// Wires the stages together: broker -> engine (decode, adapt, infer) -> store, and
+/// detections -> alerts (rules, alert rows and messages, actions).
 /// Services start in order (models, store, engine, broker) and stop in reverse.
 public final class Daemon: @unchecked Sendable {
     // @unchecked Sendable: `current*` and `mqtt` are guarded by `lock` (reload swaps them); the rest is immutable.
@@ -10,6 +11,10 @@ public final class Daemon: @unchecked Sendable {
     public var models: [String: Model] { lock.withLock { currentModels } }
     public let store: Store
     public var engine: Engine { lock.withLock { currentEngine } }
+    /// Built once: alert rules and actions apply after a restart (reload says so when they changed).
+    public let alerts: AlertCenter
+    let outlet = MQTTOutlet()
+    private let acks = AckWaiter()
     let lock = NSLock()
     private var mqtt: MQTTClient?
     var currentConfig: Config
@@ -39,10 +44,13 @@ public final class Daemon: @unchecked Sendable {
         let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
+        let alerts = AlertCenter(config: config, models: models, outlet: outlet, store: store)
+        self.alerts = alerts
         let counters = self.counters
         sink = { detection in
             counters.inferenceFinished(model: detection.model, ms: detection.latencyMs)
             store.append(detection)
+            alerts.handle(detection)
         }
         currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, sink: sink)
     }
@@ -51,9 +59,12 @@ public final class Daemon: @unchecked Sendable {
     /// retried in the background with capped exponential backoff.
     public func start() throws {
         let b = config.mqtt
+        let statusTopic = alerts.topics.status
+        // The broker says `offline` for us when the connection dies without a goodbye.
         let options = MQTTOptions(host: b.host, port: b.port, clientID: b.clientID, username: b.username,
                                   password: b.password, tls: b.tls, keepalive: b.keepalive,
-                                  cleanSession: b.cleanSession, reconnectMinDelay: 1, reconnectMaxDelay: 30)
+                                  cleanSession: b.cleanSession, will: MQTTWill(topic: statusTopic, payload: "offline"),
+                                  reconnectMinDelay: 1, reconnectMaxDelay: 30)
         var handlers = MQTTHandlers()
         let qos = b.qos
         let address = b.address
@@ -70,15 +81,20 @@ public final class Daemon: @unchecked Sendable {
             for s in Daemon.subscriptions(self.config) {
                 do { try self.client?.subscribe(s, qos: qos) } catch { log.error("\(error)") }
             }
+            do { try self.client?.publish(statusTopic, "online", qos: 1, retain: true) } catch { log.error("\(error)") }
+            self.alerts.brokerConnected()
         }
         handlers.disconnected = { rc, reason in
             if rc != 0 {
                 log.limited(.warning, key: "broker-lost", "lost broker \(address): \(reason); reconnecting with backoff up to 30 s")
             }
         }
+        let acks = self.acks
+        handlers.published = { acks.acked($0) }
         handlers.message = { [weak self] in self?.submit($0) }
         let client = try MQTTClient(options: options, handlers: handlers)
         lock.withLock { mqtt = client }
+        outlet.set(client)
         if let first = try client.start() {
             log.error("cannot reach broker \(address): \(first.detail); retrying with backoff up to 30 s")
         }
@@ -105,18 +121,29 @@ public final class Daemon: @unchecked Sendable {
 
     public var isConnected: Bool { client?.isConnected ?? false }
 
-    /// Stops taking frames, finishes the ones in flight, and commits everything.
+    /// Stops taking frames, finishes the ones in flight, lets running actions finish (each
+    /// is bounded by its timeout), and commits everything.
     public func stop() {
         let c = lock.withLock { () -> MQTTClient? in defer { mqtt = nil }; return mqtt }
+        // A clean disconnect sends no will: say `offline` ourselves and wait (briefly) for the broker's ack.
+        if let c, c.isConnected, let mid = try? c.publish(alerts.topics.status, "offline", qos: 1, retain: true) {
+            acks.wait(for: mid, timeout: 2)
+        }
         c?.stop()
+        outlet.set(nil)
         engine.stop()
+        // Bounded by the slowest action's timeout (and retries), at most a minute.
+        if !alerts.waitForActions(timeout: min(60, alerts.shutdownWait)) {
+            log.warning("stopping with \(alerts.actionsInFlight) alert actions still running; their outcomes stay pending")
+        }
         store.close()
     }
 
     /// One line for logs and systemd's STATUS=.
     public func statusLine() -> String {
         let s = counters.snapshot()
-        return "frames \(s.totalReceived), detections \(s.stored), rejected \(s.totalRejected), dropped \(s.totalDropped)"
+        let a = alerts.counts
+        return "frames \(s.totalReceived), detections \(s.stored), rejected \(s.totalRejected), dropped \(s.totalDropped), alerts raised \(a.raised), cleared \(a.cleared)"
     }
 }
 
@@ -126,4 +153,28 @@ final class Flag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     func getAndSet() -> Bool { lock.withLock { defer { value = true }; return value } }
+}
+
+/// Remembers the last acknowledged message ids so a publish can be waited for (the
+/// `offline` status at stop). A ring: every publish is acked, and memory must stay flat.
+final class AckWaiter: @unchecked Sendable {
+    // @unchecked Sendable: `recent` and `next` are guarded by `cond`.
+    private let cond = NSCondition()
+    private var recent = [Int32](repeating: 0, count: 256)   // libmosquitto's mids start at 1
+    private var next = 0
+
+    func acked(_ mid: Int32) {
+        cond.withLock {
+            recent[next] = mid
+            next = (next + 1) % recent.count
+            cond.broadcast()
+        }
+    }
+
+    func wait(for mid: Int32, timeout: Double) {
+        let deadline = Date().addingTimeInterval(timeout)
+        cond.lock()
+        defer { cond.unlock() }
+        while !recent.contains(mid) && cond.wait(until: deadline) {}
+    }
 }

@@ -105,6 +105,8 @@ public struct AlertSettings: Sendable, Equatable {
     /// Labels that count; empty means any label other than the model's first ("normal"/"still").
     public var labels: [String] = []
     public var minScore = 0.5
+    /// False when `min_score` was not written: the model's `vigil.threshold` is used then.
+    public var minScoreGiven = false
     public var forFrames = 1
     public var forSeconds: Double?
     public var clearBelow: Double?
@@ -114,9 +116,20 @@ public struct AlertSettings: Sendable, Equatable {
     public var severity = "warning"
     public var actions: [String] = []
 
+    /// These settings with the model's recommended threshold when `min_score` was left out
+    /// (a `clear_below` above it comes down to it).
+    public func applying(modelThreshold: Double?) -> AlertSettings {
+        guard !minScoreGiven, let t = modelThreshold, (0...1).contains(t) else { return self }
+        var s = self
+        s.minScore = t
+        if let c = s.clearBelow, c > t { s.clearBelow = t }
+        return s
+    }
+
     static func parse(_ a: ConfigObject) throws -> AlertSettings {
         var s = AlertSettings()
         s.labels = try a.stringArray("labels") ?? []
+        s.minScoreGiven = a.has("min_score")
         s.minScore = try a.double("min_score", default: s.minScore, in: 0...1)
         s.forFrames = try a.int("for_frames", default: s.forFrames, in: 1...100_000)
         s.forSeconds = try a.double("for_s", in: 0...86_400)

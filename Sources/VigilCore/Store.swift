@@ -103,6 +103,26 @@ public final class Store: @unchecked Sendable {
         if go { queue.async { self.flushOnQueue() } }
     }
 
+    /// Rewrites an alert's `actions` column once its actions have finished (alerts hook).
+    /// Goes through the writer queue after any pending insert of that alert; clears
+    /// `synced_at` so sync sends the final row again (the cloud de-duplicates by uuid).
+    public func updateAlertActions(uuid: String, json: String) {
+        queue.async { [self] in
+            flushOnQueue()
+            let patchedInMemory = lock.withLock { () -> Bool in
+                guard let i = pendingAlerts.firstIndex(where: { $0.uuid == uuid }) else { return false }
+                pendingAlerts[i].actions = json   // the insert failed and waits for a retry
+                return true
+            }
+            if patchedInMemory { return }
+            do {
+                _ = try db.query("UPDATE alerts SET actions = ?, synced_at = NULL WHERE uuid = ?", [.text(json), .text(uuid)])
+            } catch {
+                log.limited(.error, key: "store-write", "store \(path): cannot record the outcome of alert \(uuid)'s actions: \(error)")
+            }
+        }
+    }
+
     /// Commits everything waiting, and returns when it is on disk (or failed).
     public func flush() { queue.sync { flushOnQueue() } }
 

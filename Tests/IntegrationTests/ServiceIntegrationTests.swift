@@ -227,8 +227,11 @@ final class ServiceIntegrationTests: XCTestCase {
         XCTAssertEqual(daemon.stop(SIGTERM, timeout: 30), 0, daemon.output)
         // Every frame vigild took is in the database: the stop line counts them.
         let line = try XCTUnwrap(daemon.output.split(separator: "\n").first { $0.contains("stopped: frames") }, daemon.output)
-        let numbers = line.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
-        let received = numbers[numbers.count - 4], stored = numbers[numbers.count - 3]
+        func number(after word: String) -> Int? {
+            guard let r = line.range(of: word + " ") else { return nil }
+            return Int(line[r.upperBound...].prefix { $0.isNumber })
+        }
+        let received = try XCTUnwrap(number(after: "frames")), stored = try XCTUnwrap(number(after: "detections"))
         XCTAssertEqual(received, stored, String(line))
         XCTAssertEqual(try rows("SELECT count(*) FROM detections").first?.first?.int, Int64(stored))
         XCTAssertGreaterThan(received, 0)

@@ -59,6 +59,12 @@ public struct Endpoints: Sendable {
         family("vigil_store_errors_total", "counter", "Failed commits to the SQLite log (rows are kept and retried).",
                [("", Double(s.storeErrors))])
         family("vigil_store_pending_rows", "gauge", "Rows waiting for the next commit.", [("", Double(daemon.store.pendingCount))])
+        if c.metrics.total(MetricName.alerts) == 0 {
+            // Until the alert stage reports per pipeline through `counters.alert(...)`, its own totals.
+            let a = daemon.alerts.counts
+            family(MetricName.alerts, "counter", "Alert transitions by state (raised, cleared).",
+                   [(label(("state", "raised")), Double(a.raised)), (label(("state", "cleared")), Double(a.cleared))])
+        }
         c.metrics.render(into: &out)
         family("vigil_broker_connected", "gauge", "1 while connected to the MQTT broker.",
                [("", daemon.isConnected ? 1 : 0)])

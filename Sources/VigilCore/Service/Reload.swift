@@ -56,6 +56,11 @@ extension Daemon {
             new.storage = old.storage   // the store stays open on the old settings
         }
         report.httpChanged = new.http != old.http
+        // The alert center (rule state, running actions) lives across reloads; what it was built from must not change.
+        if Daemon.alertShape(old, currentModels: self.models) != Daemon.alertShape(new, currentModels: models)
+            || old.actions != new.actions || old.homeAssistant != new.homeAssistant {
+            report.needsRestart.append("alert rules and actions")
+        }
 
         let engine = Engine(pipelines: pipelines, limits: new.limits, counters: counters, sink: sink)
         let retired: Engine = submitGate.withLock {
@@ -95,6 +100,14 @@ extension Daemon {
     /// Registers work to do after each successful reload (e.g. rebuilding alert rules from the new config).
     public func onReload(_ hook: @escaping @Sendable (Config) -> Void) {
         lock.withLock { reloadHooks.append(hook) }
+    }
+
+    /// What the alert center was built from: each pipeline's alert settings and its model's labels and threshold.
+    static func alertShape(_ c: Config, currentModels: [String: Model]) -> [String] {
+        c.pipelines.filter { $0.alert != nil }.map { p in
+            let m = currentModels[p.model]
+            return "\(p.name)|\(p.model)|\(String(describing: p.alert))|\(m?.labels ?? [])|\(m?.task ?? "")|\(String(describing: m?.threshold))"
+        }
     }
 
     /// Loads each model some pipeline uses, once, from disk (so a replaced file is picked up).

@@ -87,7 +87,7 @@ public final class Watchdog: @unchecked Sendable {
         let s = daemon.counters.snapshot()
         let fps = rate.update(total: s.totalReceived, now: now)
         var parts = [String(format: "%.1f frames/s", fps), "frames \(s.totalReceived)",
-                     "alerts \(daemon.counters.alertsRaised)"]
+                     "alerts \(daemon.alerts.counts.raised)"]
         if let u = daemon.counters.unsyncedRows { parts.append("unsynced \(u)") }
         if s.totalRejected > 0 { parts.append("rejected \(s.totalRejected)") }
         if s.totalDropped > 0 { parts.append("dropped \(s.totalDropped)") }

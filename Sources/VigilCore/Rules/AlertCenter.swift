@@ -1,0 +1,168 @@
+import Foundation
+
+/// detections -> rules -> alert row, alert message, actions (DESIGN.md data flow).
+///
+/// `handle` runs on a worker lane and never waits: publishes are queued by libmosquitto,
+/// the row is queued for the store's writer, and actions run on their own threads. The
+/// row is written at once with each action `pending`; when the last action finishes (or
+/// times out) its `actions` column is rewritten with the outcomes (docs/alerts.md says why).
+public final class AlertCenter: @unchecked Sendable {
+    // @unchecked Sendable: counters and `inFlight` are guarded by `lock`; `lastScore` by `scoreLock`; the rest is immutable.
+    public struct PipelineInfo: Sendable {
+        public var name: String
+        public var alert: AlertSettings?
+        public var modelLabels: [String]
+        public var task: String
+        public var model: String
+        /// The model's `vigil.threshold`: the rule's `min_score` when the config leaves it out.
+        public var threshold: Double?
+        public init(name: String, alert: AlertSettings?, modelLabels: [String], task: String, model: String, threshold: Double? = nil) {
+            self.name = name; self.alert = alert?.applying(modelThreshold: threshold); self.modelLabels = modelLabels
+            self.task = task; self.model = model; self.threshold = threshold
+        }
+    }
+
+    public let rules: RulesEngine
+    public let actions: ActionSet
+    public let topics: AlertTopics
+    let pipelines: [String: PipelineInfo]
+    /// The score the Home Assistant sensor shows: the one the pipeline's rule reads.
+    let selectors: [String: ScoreSelector]
+    let homeAssistant: HomeAssistantSettings?
+    let outlet: MQTTOutlet
+    let record: @Sendable (AlertRecord) -> Void
+    let updateActions: @Sendable (_ uuid: String, _ json: String) -> Void
+    private let lock = NSCondition()
+    private var raised = 0
+    private var cleared = 0
+    private var inFlight = 0
+    private let scoreLock = NSLock()
+    private var lastScore: [String: Double] = [:]
+
+    public init(node: String, pipelines: [PipelineInfo], actions: ActionSet, homeAssistant: HomeAssistantSettings?,
+                outlet: MQTTOutlet, record: @escaping @Sendable (AlertRecord) -> Void,
+                updateActions: @escaping @Sendable (String, String) -> Void) {
+        topics = AlertTopics(node: node)
+        rules = RulesEngine(node: node, pipelines: pipelines.compactMap { p in p.alert.map { (p.name, $0, p.modelLabels) } })
+        self.pipelines = Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        selectors = Dictionary(pipelines.map { p in
+            (p.name, ScoreSelector(settings: p.alert ?? AlertSettings(), modelLabels: p.modelLabels))
+        }, uniquingKeysWith: { a, _ in a })
+        self.actions = actions
+        self.homeAssistant = homeAssistant?.discovery == true ? homeAssistant : nil
+        self.outlet = outlet
+        self.record = record
+        self.updateActions = updateActions
+    }
+
+    public convenience init(config: Config, models: [String: Model], outlet: MQTTOutlet, store: Store) {
+        let infos = config.pipelines.map { p in
+            PipelineInfo(name: p.name, alert: p.alert, modelLabels: models[p.model]?.labels ?? [],
+                         task: models[p.model]?.task ?? "score", model: p.model, threshold: models[p.model]?.threshold)
+        }
+        for a in config.actions {
+            // Not fatal (the script may be installed later), but said once at start, naming the key.
+            if case let .exec(argv, _, _) = a.kind, !FileManager.default.isExecutableFile(atPath: argv[0]) {
+                log.warning("actions.\(a.name).argv[0]: \(argv[0]) is not an executable file; its runs will fail until it is")
+            }
+            if case let .file(path, _, _) = a.kind, !FileManager.default.isWritableFile(atPath: path) {
+                log.warning("actions.\(a.name).path: \(path) is not writable (missing, or no permission); its writes will fail until it is")
+            }
+        }
+        self.init(node: config.node, pipelines: infos, actions: ActionSet(config.actions, outlet: outlet),
+                  homeAssistant: config.homeAssistant, outlet: outlet,
+                  record: { store.append($0) }, updateActions: { store.updateAlertActions(uuid: $0, json: $1) })
+    }
+
+    public var counts: (raised: Int, cleared: Int) { lock.withLock { (raised, cleared) } }
+
+    /// Called for every detection, on its worker lane.
+    public func handle(_ d: Detection) {
+        if let ha = homeAssistant { homeAssistantUpdate(d, ha) }
+        guard let event = rules.evaluate(d) else { return }
+        raise(event)
+    }
+
+    func raise(_ e: AlertEvent) {
+        let settings = rules.settings(for: e.pipeline)
+        lock.withLock { if e.state == .raised { raised += 1 } else { cleared += 1 } }
+        log.notice("alert \(e.state.rawValue): pipeline \(e.pipeline), device \(e.device), label \(e.label), score \(String(format: "%.3f", e.score)) (\(e.severity))")
+        publish(topics.alerts(e.pipeline, e.device), e.json.serialized, qos: 1, retain: false)
+        if homeAssistant != nil {
+            // The binary_sensor's state (retained, so Home Assistant has it after a restart).
+            publish(topics.state(e.pipeline, e.device), e.state == .raised ? "ON" : "OFF", qos: 1, retain: true)
+        }
+        let list = actions.selected(settings?.actions ?? [], for: e.state)
+        let pending = list.map { ActionOutcome(action: $0.name, type: $0.type, status: .pending) }
+        record(AlertRecord(uuid: e.uuid, ts: e.ts, pipeline: e.pipeline, device: e.device, state: e.state.rawValue,
+                           label: e.label, score: e.score, severity: e.severity, actions: ActionOutcome.json(pending)))
+        guard !list.isEmpty else { return }
+        lock.withLock { inFlight += 1 }
+        actions.run(list, for: e) { [self] outcomes in
+            for o in outcomes where o.status != .ok {
+                log.limited(.warning, key: "action-\(o.action)", "alert \(e.uuid): action \(o.action) \(o.status.rawValue)" + (o.detail.map { ": \($0)" } ?? ""))
+            }
+            updateActions(e.uuid, ActionOutcome.json(outcomes))
+            lock.withLock { inFlight -= 1; lock.broadcast() }
+        }
+    }
+
+    /// Waits up to `timeout` seconds for running actions to finish (shutdown); returns whether they did.
+    @discardableResult
+    public func waitForActions(timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        lock.lock()
+        defer { lock.unlock() }
+        while inFlight > 0 { if !lock.wait(until: deadline) { return inFlight == 0 } }
+        return true
+    }
+
+    public var actionsInFlight: Int { lock.withLock { inFlight } }
+
+    /// How long shutdown should wait for running actions: the slowest configured action's bound.
+    public var shutdownWait: Double {
+        actions.bound(pipelines.values.flatMap { $0.alert?.actions ?? [] })
+    }
+
+    /// Discovery when a pipeline and device is first seen, then a throttled score.
+    func homeAssistantUpdate(_ d: Detection, _ ha: HomeAssistantSettings) {
+        guard let p = pipelines[d.pipeline] else { return }
+        if rules.firstSeen(pipeline: d.pipeline, device: d.device) {
+            publishDiscovery(pipeline: d.pipeline, device: d.device, ha)
+            if p.alert != nil { publish(topics.state(d.pipeline, d.device), "OFF", qos: 1, retain: true) }
+        }
+        let key = d.pipeline + "\u{0}" + d.device
+        let due = scoreLock.withLock { () -> Bool in
+            let now = DispatchTime.now().uptimeNanoseconds
+            let nowS = Double(now) / 1e9
+            if let last = lastScore[key], nowS - last < ha.scoreIntervalSeconds { return false }
+            lastScore[key] = nowS
+            return true
+        }
+        if due {
+            let score = selectors[p.name]?.pick(d.scores)?.score ?? d.score
+            publish(topics.score(d.pipeline, d.device), String(format: "%.4f", score), qos: 0, retain: false)
+        }
+    }
+
+    func publishDiscovery(pipeline: String, device: String, _ ha: HomeAssistantSettings) {
+        guard let p = pipelines[pipeline] else { return }
+        for (topic, payload) in HomeAssistantDiscovery.messages(settings: ha, topics: topics, pipeline: pipeline, device: device,
+                                                                task: p.task, model: p.model, alerts: p.alert != nil) {
+            publish(topic, payload, qos: 1, retain: true)
+        }
+    }
+
+    /// On every (re)connect: discovery for the devices seen so far, since a broker without
+    /// persistence forgets retained messages when it restarts.
+    public func brokerConnected() {
+        guard let ha = homeAssistant else { return }
+        for (p, d) in rules.seenDevices() { publishDiscovery(pipeline: p, device: d, ha) }
+    }
+
+    private func publish(_ topic: String, _ text: String, qos: Int32, retain: Bool) {
+        do { try outlet.publish(topic, Array(text.utf8), qos: qos, retain: retain) } catch {
+            log.limited(.warning, key: "alert-publish", "cannot publish to \(topic): \(error)")
+        }
+    }
+}

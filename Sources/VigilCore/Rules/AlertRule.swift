@@ -1,0 +1,113 @@
+import Foundation
+
+/// A raised or cleared alert: what the rules decided, before any action ran.
+public struct AlertEvent: Sendable, Equatable {
+    public enum State: String, Sendable { case raised, cleared }
+    public var uuid: String
+    public var ts: Double
+    public var node: String
+    public var pipeline: String
+    public var device: String
+    public var state: State
+    public var label: String
+    public var score: Double
+    public var severity: String
+
+    public init(uuid: String = Detection.newUUID(), ts: Double, node: String, pipeline: String, device: String,
+                state: State, label: String, score: Double, severity: String) {
+        self.uuid = uuid; self.ts = ts; self.node = node; self.pipeline = pipeline; self.device = device
+        self.state = state; self.label = label; self.score = score; self.severity = severity
+    }
+
+    /// The alert message published on `vigil/{node}/alerts/{pipeline}/{device}` and POSTed by webhooks.
+    public var json: JSONValue {
+        .object([("uuid", .string(uuid)), ("ts", .number(ts)), ("node", .string(node)), ("pipeline", .string(pipeline)),
+                 ("device", .string(device)), ("state", .string(state.rawValue)), ("label", .string(label)),
+                 ("score", .number(score)), ("severity", .string(severity))])
+    }
+}
+
+/// The alert state of one pipeline and device: a small state machine with debounce,
+/// hysteresis and cooldown. Pure (time comes in with each score), so it is tested without clocks.
+///
+/// - raise: the score is >= `min_score` for `for_frames` consecutive frames and, when
+///   `for_s` is set, for at least `for_s` seconds; and the last raise is `cooldown_s` ago.
+/// - clear: the score stays below `clear_below` (default `min_score`) for `clear_frames`
+///   consecutive frames and, when `clear_after_s` is set, for at least that long.
+/// Scores between `clear_below` and `min_score` keep the current state (hysteresis).
+public struct AlertRule: Sendable {
+    public let settings: AlertSettings
+    public private(set) var active = false
+    private var above = 0
+    private var aboveSince: Double?
+    private var below = 0
+    private var belowSince: Double?
+    private var lastRaise: Double?
+    private var lastTs = -Double.infinity
+    /// Raises that cooldown held back (for logs and tests).
+    public private(set) var suppressed = 0
+
+    public init(settings: AlertSettings) { self.settings = settings }
+
+    public enum Transition: Equatable, Sendable { case raise, clear }
+
+    /// Feeds one score at time `ts`; returns the transition it causes, if any.
+    public mutating func update(score: Double, ts rawTs: Double) -> Transition? {
+        // A sensor clock that steps back must not reopen cooldowns or stretch durations.
+        let ts = max(rawTs, lastTs)
+        lastTs = ts
+        if !active {
+            guard score >= settings.minScore else {
+                above = 0; aboveSince = nil
+                return nil
+            }
+            above += 1
+            if aboveSince == nil { aboveSince = ts }
+            guard above >= settings.forFrames else { return nil }
+            if let s = settings.forSeconds, ts - aboveSince! < s { return nil }
+            if let last = lastRaise, ts - last < settings.cooldownSeconds {
+                suppressed += 1
+                return nil
+            }
+            active = true
+            lastRaise = ts
+            above = 0; aboveSince = nil; below = 0; belowSince = nil
+            return .raise
+        } else {
+            guard score < (settings.clearBelow ?? settings.minScore) else {
+                below = 0; belowSince = nil
+                return nil
+            }
+            below += 1
+            if belowSince == nil { belowSince = ts }
+            guard below >= settings.clearFrames else { return nil }
+            if let s = settings.clearAfterSeconds, ts - belowSince! < s { return nil }
+            active = false
+            above = 0; aboveSince = nil; below = 0; belowSince = nil
+            return .clear
+        }
+    }
+}
+
+/// Which label and score of a detection a rule looks at: with `labels`, the highest
+/// score among those labels (not only the winning label); without, the highest score of
+/// any label but the model's first (its background: "still", "normal"). A one-label
+/// model (anomaly) is its own score.
+public struct ScoreSelector: Sendable {
+    let labels: Set<String>
+    let background: String?
+
+    public init(settings: AlertSettings, modelLabels: [String]) {
+        labels = Set(settings.labels)
+        background = modelLabels.count > 1 ? modelLabels.first : nil
+    }
+
+    public func pick(_ scores: [(String, Double)]) -> (label: String, score: Double)? {
+        var best: (String, Double)?
+        for (l, s) in scores {
+            if labels.isEmpty ? l == background : !labels.contains(l) { continue }
+            if best == nil || s > best!.1 { best = (l, s) }
+        }
+        return best
+    }
+}

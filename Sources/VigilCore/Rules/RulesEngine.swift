@@ -1,0 +1,66 @@
+import Foundation
+
+/// Turns detections into alert transitions: one `AlertRule` per pipeline and device.
+/// Called on the worker lanes; a device always stays on one lane, so the lock only guards
+/// the table of states, never waits on work.
+public final class RulesEngine: @unchecked Sendable {
+    // @unchecked Sendable: `states` is guarded by `lock`; the rest is immutable.
+    struct PipelineRules: Sendable {
+        let settings: AlertSettings
+        let selector: ScoreSelector
+    }
+    struct DeviceState {
+        var rule: AlertRule
+        var raisedLabel = ""
+    }
+
+    public let node: String
+    private let pipelines: [String: PipelineRules]
+    private let lock = NSLock()
+    private var states: [String: DeviceState] = [:]
+    private var seen: Set<String> = []
+
+    /// `pipelines`: name -> (alert settings, the model's labels); pipelines without alert settings are left out.
+    public init(node: String, pipelines: [(name: String, alert: AlertSettings, modelLabels: [String])]) {
+        self.node = node
+        var p: [String: PipelineRules] = [:]
+        for e in pipelines {
+            p[e.name] = PipelineRules(settings: e.alert, selector: ScoreSelector(settings: e.alert, modelLabels: e.modelLabels))
+        }
+        self.pipelines = p
+    }
+
+    public func settings(for pipeline: String) -> AlertSettings? { pipelines[pipeline]?.settings }
+
+    /// True the first time a pipeline and device is seen (Home Assistant discovery runs then).
+    public func firstSeen(pipeline: String, device: String) -> Bool {
+        lock.withLock { seen.insert(pipeline + "\u{0}" + device).inserted }
+    }
+
+    /// Every pipeline and device seen so far (discovery is published again on reconnect).
+    public func seenDevices() -> [(pipeline: String, device: String)] {
+        lock.withLock { seen.map { k in let parts = k.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false); return (String(parts[0]), String(parts[1])) } }
+    }
+
+    /// The transition this detection causes, if any.
+    public func evaluate(_ d: Detection) -> AlertEvent? {
+        guard let p = pipelines[d.pipeline], let (label, score) = p.selector.pick(d.scores) else { return nil }
+        let key = d.pipeline + "\u{0}" + d.device
+        return lock.withLock { () -> AlertEvent? in
+            var s = states[key] ?? DeviceState(rule: AlertRule(settings: p.settings))
+            defer { states[key] = s }
+            switch s.rule.update(score: score, ts: d.ts) {
+            case nil:
+                return nil
+            case .raise:
+                s.raisedLabel = label
+                return AlertEvent(ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .raised,
+                                  label: label, score: score, severity: p.settings.severity)
+            case .clear:
+                // A clear names the label that raised, with the score that cleared it.
+                return AlertEvent(ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .cleared,
+                                  label: s.raisedLabel, score: score, severity: p.settings.severity)
+            }
+        }
+    }
+}

@@ -1,0 +1,194 @@
+import Foundation
+import TestSupport
+@testable import VigilCore
+import XCTest
+
+/// The alert state machine: debounce, hysteresis, cooldown, and which score a rule reads.
+final class RulesTests: XCTestCase {
+    func alert(_ json: String) throws -> AlertSettings {
+        let c = try Config.parse(Array("""
+            { "node": "n", "models": { "tiny": { "path": "/x.onnx" } },
+              "pipelines": [ { "name": "p", "topic": "s/{device}/x", "format": "f32le", "model": "tiny", "alert": \(json) } ] }
+            """.utf8))
+        return c.pipelines[0].alert!
+    }
+
+    /// Feeds scores one second apart; returns the transitions with their frame index.
+    func run(_ rule: inout AlertRule, _ scores: [Double], start: Double = 0, step: Double = 1) -> [(Int, AlertRule.Transition)] {
+        var out: [(Int, AlertRule.Transition)] = []
+        for (i, s) in scores.enumerated() {
+            if let t = rule.update(score: s, ts: start + Double(i) * step) { out.append((i, t)) }
+        }
+        return out
+    }
+
+    /// A noisy score around the threshold: 0.47...0.53.
+    let noisy: [Double] = (0..<200).map { 0.5 + 0.03 * sin(Double($0) * 1.7) }
+
+    func testAScoreOscillatingAroundTheThresholdRaisesOnceNotDozens() throws {
+        var naive = AlertRule(settings: try alert(#"{ "min_score": 0.5, "cooldown_s": 0 }"#))
+        let naiveTransitions = run(&naive, noisy)
+        XCTAssertGreaterThan(naiveTransitions.filter { $0.1 == .raise }.count, 20, "without hysteresis the noise flaps")
+
+        var rule = AlertRule(settings: try alert(#"{ "min_score": 0.5, "for_frames": 2, "clear_below": 0.3, "clear_frames": 3, "cooldown_s": 0 }"#))
+        let transitions = run(&rule, noisy + Array(repeating: 0.1, count: 5))
+        XCTAssertEqual(transitions.map(\.1), [.raise, .clear])
+        XCTAssertEqual(transitions.last?.0, 200 + 2, "clears after clear_frames frames below clear_below")
+    }
+
+    func testDebounceNeedsConsecutiveFrames() throws {
+        var rule = AlertRule(settings: try alert(#"{ "min_score": 0.5, "for_frames": 3 }"#))
+        XCTAssertTrue(run(&rule, [0.9, 0.9, 0.2, 0.9, 0.9, 0.1]).isEmpty)
+        XCTAssertEqual(run(&rule, [0.9, 0.9, 0.9], start: 10).map(\.0), [2])
+    }
+
+    func testForSecondsAndClearAfterSeconds() throws {
+        var rule = AlertRule(settings: try alert(#"{ "min_score": 0.5, "for_s": 2, "clear_after_s": 3 }"#))
+        // Frames every 0.5 s: the score must hold for 2 s (frame 4), and stay low for 3 s to clear.
+        let t = run(&rule, [0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1], step: 0.5)
+        XCTAssertEqual(t.map(\.1), [.raise, .clear])
+        XCTAssertEqual(t.map(\.0), [4, 12])
+    }
+
+    func testCooldownAllowsOneRaisePerPeriod() throws {
+        var rule = AlertRule(settings: try alert(#"{ "min_score": 0.5, "cooldown_s": 30 }"#))
+        // Raise at 0, clear at 1, up again at 2..29 (held back), still up at 30: raise.
+        var scores = [0.9, 0.1]
+        scores += Array(repeating: 0.9, count: 29)
+        let t = run(&rule, scores)
+        XCTAssertEqual(t.map(\.1), [.raise, .clear, .raise])
+        XCTAssertEqual(t.map(\.0), [0, 1, 30])
+        XCTAssertEqual(rule.suppressed, 28)
+    }
+
+    func testAClockSteppingBackDoesNotReopenTheCooldown() throws {
+        var rule = AlertRule(settings: try alert(#"{ "min_score": 0.5, "cooldown_s": 10 }"#))
+        XCTAssertEqual(rule.update(score: 0.9, ts: 100), .raise)
+        XCTAssertEqual(rule.update(score: 0.1, ts: 101), .clear)
+        XCTAssertNil(rule.update(score: 0.9, ts: 50), "a sensor clock going back keeps the cooldown")
+        XCTAssertEqual(rule.update(score: 0.9, ts: 111), .raise)
+    }
+
+    func testSelectorReadsTheConfiguredLabelsNotOnlyTheWinner() throws {
+        let s = ScoreSelector(settings: try alert(#"{ "labels": ["glass_breaking", "smoke_alarm"] }"#),
+                              modelLabels: ["normal", "glass_breaking", "smoke_alarm", "door_bell"])
+        // door_bell wins the argmax, but the rule looks at glass_breaking and smoke_alarm.
+        let pick = s.pick([("normal", 0.1), ("glass_breaking", 0.2), ("smoke_alarm", 0.3), ("door_bell", 0.4)])
+        XCTAssertEqual(pick?.label, "smoke_alarm")
+        XCTAssertEqual(pick?.score, 0.3)
+
+        let any = ScoreSelector(settings: try alert("{}"), modelLabels: ["still", "motion"])
+        XCTAssertEqual(any.pick([("still", 0.9), ("motion", 0.1)])?.label, "motion", "the background label never counts")
+        let single = ScoreSelector(settings: try alert("{}"), modelLabels: ["anomaly"])
+        XCTAssertEqual(single.pick([("anomaly", 0.8)])?.score, 0.8, "a one-label model is its own score")
+    }
+
+    func testEachDeviceHasItsOwnState() throws {
+        let rules = RulesEngine(node: "n", pipelines: [("p", try alert(#"{ "labels": ["high"], "min_score": 0.5, "for_frames": 2 }"#), ["low", "high"])])
+        func det(_ device: String, _ s: Double, _ ts: Double) -> Detection {
+            Detection(ts: ts, pipeline: "p", device: device, model: "m", label: s > 0.5 ? "high" : "low", score: s,
+                      scores: [("low", 1 - s), ("high", s)], latencyMs: 1)
+        }
+        XCTAssertNil(rules.evaluate(det("a", 0.9, 0)))
+        XCTAssertNil(rules.evaluate(det("b", 0.9, 0)), "b's first frame does not count as a's second")
+        let e = try XCTUnwrap(rules.evaluate(det("a", 0.8, 1)))
+        XCTAssertEqual(e.device, "a")
+        XCTAssertEqual(e.state, .raised)
+        XCTAssertEqual(e.label, "high")
+        XCTAssertEqual(e.severity, "warning")
+        XCTAssertNil(rules.evaluate(Detection(ts: 0, pipeline: "other", device: "a", model: "m", label: "x", score: 1,
+                                              scores: [("x", 1)], latencyMs: 1)), "a pipeline without alert settings never alerts")
+        let c = try XCTUnwrap(rules.evaluate(det("a", 0.1, 2)))
+        XCTAssertEqual(c.state, .cleared)
+        XCTAssertEqual(c.label, "high", "a clear names the label that raised")
+    }
+
+    func testTemplatesExpandOnceAndArgumentsCannotBecomeOptions() throws {
+        let e = AlertEvent(ts: 1, node: "n", pipeline: "p", device: "{label}", state: .raised, label: "high", score: 0.5, severity: "info")
+        let v = AlertTemplate.values(e)
+        XCTAssertEqual(AlertTemplate.render("dev={device} {unknown} {", v), "dev={label} {unknown} {")
+        XCTAssertEqual(try AlertTemplate.argument("--device={device}", ["device": "-rf"]), "--device=-rf")
+        XCTAssertEqual(try AlertTemplate.argument("{device}", ["device": "a b; rm -rf /"]), "a b; rm -rf /")
+        XCTAssertThrowsError(try AlertTemplate.argument("{device}", ["device": "--output=/etc/passwd"])) {
+            XCTAssertTrue("\($0)".contains("starts with '-'"), "\($0)")
+        }
+    }
+
+    func testTheModelsThresholdIsTheDefaultMinScore() throws {
+        let unset = try alert(#"{ "clear_below": 0.4 }"#)
+        XCTAssertFalse(unset.minScoreGiven)
+        XCTAssertEqual(unset.applying(modelThreshold: 0.8).minScore, 0.8)
+        XCTAssertEqual(unset.applying(modelThreshold: 0.3).clearBelow, 0.3, "clear_below never sits above min_score")
+        XCTAssertEqual(unset.applying(modelThreshold: nil).minScore, 0.5)
+        XCTAssertEqual(try alert(#"{ "min_score": 0.6 }"#).applying(modelThreshold: 0.8).minScore, 0.6, "the config wins")
+        let info = AlertCenter.PipelineInfo(name: "p", alert: unset, modelLabels: ["a"], task: "anomaly", model: "m", threshold: 0.9)
+        XCTAssertEqual(info.alert?.minScore, 0.9)
+    }
+
+    func testHomeAssistantSettingsAreParsedAndChecked() throws {
+        let base = """
+            { "node": "n", "models": { "tiny": { "path": "/x.onnx" } },
+              "pipelines": [ { "name": "p", "topic": "s/{device}/x", "format": "f32le", "model": "tiny" } ],
+              "homeassistant": HA }
+            """
+        let c = try Config.parse(Array(base.replacingOccurrences(of: "HA", with: #"{ "discovery": true, "prefix": "ha" }"#).utf8))
+        XCTAssertEqual(c.homeAssistant, HomeAssistantSettings(discovery: true, prefix: "ha", scoreIntervalSeconds: 1))
+        XCTAssertThrowsError(try Config.parse(Array(base.replacingOccurrences(of: "HA", with: #"{ "discovery": true, "prefx": "ha" }"#).utf8))) {
+            XCTAssertTrue("\($0)".contains("homeassistant.prefx"), "\($0)")
+        }
+        XCTAssertNil(try Config.parse(Array(base.replacingOccurrences(of: "HA", with: "null").utf8)).homeAssistant)
+    }
+
+    func testDiscoveryFollowsHomeAssistantsSchema() throws {
+        let msgs = HomeAssistantDiscovery.messages(settings: HomeAssistantSettings(discovery: true), topics: AlertTopics(node: "gw 1"),
+                                                   pipeline: "camera", device: "door.cam", task: "motion", model: "motion")
+        XCTAssertEqual(msgs.map(\.0), ["homeassistant/binary_sensor/vigil_gw_1/camera_door_cam_alert/config",
+                                       "homeassistant/sensor/vigil_gw_1/camera_door_cam_score/config"])
+        let binary = try JSONSerialization.jsonObject(with: Data(msgs[0].1.utf8)) as! [String: Any]
+        XCTAssertEqual(binary["device_class"] as? String, "motion")
+        XCTAssertEqual(binary["state_topic"] as? String, "vigil/gw 1/state/camera/door.cam")
+        XCTAssertEqual(binary["availability_topic"] as? String, "vigil/gw 1/status")
+        XCTAssertNotNil((binary["device"] as? [String: Any])?["identifiers"])
+        XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "sound"), "sound")
+        XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "anomaly"), "problem")
+    }
+}
+
+/// Figures, not assertions: what the rules cost a worker lane per detection, and how long
+/// an action takes from `run` to its outcome.
+final class RulesBenchmarkTests: XCTestCase {
+    func testPrintRuleAndActionCosts() throws {
+        var settings = AlertSettings()
+        settings.labels = ["high"]
+        settings.forFrames = 2
+        settings.clearBelow = 0.3
+        let rules = RulesEngine(node: "n", pipelines: [("p", settings, ["low", "mid", "high"])])
+        let n = 200_000
+        let dets = (0..<64).map { i in
+            Detection(ts: Double(i), pipeline: "p", device: "dev\(i % 16)", model: "m", label: "high", score: 0.6,
+                      scores: [("low", 0.2), ("mid", 0.2), ("high", 0.3 + 0.4 * Double(i % 3) / 2)], latencyMs: 1)
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var transitions = 0
+        for i in 0..<n { if rules.evaluate(dets[i % 64]) != nil { transitions += 1 } }
+        let perDetection = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(n)
+        print("rules: \(String(format: "%.0f", perDetection)) ns per detection (\(n) detections, 16 devices, \(transitions) transitions)")
+
+        let dir = TempDir("vigil-bench")
+        defer { dir.remove() }
+        let file = FileAction(name: "led", path: dir.write("led", "0"), value: "1", clearValue: "0", onClear: false)
+        let exec = ExecAction(name: "true", argv: ["/bin/true"], timeoutSeconds: 5, maxConcurrent: 1, onClear: false)
+        let e = AlertEvent(ts: 0, node: "n", pipeline: "p", device: "d", state: .raised, label: "high", score: 1, severity: "info")
+        for a in [file, exec] as [any AlertAction] {
+            var ms: [Double] = []
+            for _ in 0..<20 {
+                let box = OutcomeBox()
+                a.run(e) { box.set($0) }
+                waitUntil(timeout: 10, interval: 0.001) { box.value != nil }
+                ms.append(box.value?.durationMs ?? .nan)
+            }
+            ms.sort()
+            print("action \(a.type): median \(String(format: "%.2f", ms[10])) ms, max \(String(format: "%.2f", ms[19])) ms (20 runs)")
+        }
+    }
+}
