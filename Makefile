@@ -39,6 +39,7 @@ INSTALL_BUILD = -c release --static-swift-stdlib -Xlinker -rpath -Xlinker /usr/l
 BIN_DIR ?= $(shell $(SWIFT) build $(INSTALL_BUILD) --show-bin-path 2>/dev/null)
 
 install-bin: setup
+	@bash packaging/build-deps
 	$(SWIFT) build $(INSTALL_BUILD) --product vigild
 	$(SWIFT) build $(INSTALL_BUILD) --product vigilctl
 
