@@ -28,6 +28,12 @@ public final class ServiceLifecycle: @unchecked Sendable {
     /// Starts everything and never returns: the process ends in `shutdown`.
     public func run() -> Never {
         for sig in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { signal(sig, SIG_IGN) }
+        // Sources first: a SIGTERM that arrives while the broker and listener start is kept
+        // and handled once the main queue runs, not lost to SIG_IGN.
+        for (sig, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
+            sources.append(source(sig) { [unowned self] in shutdown(name) })
+        }
+        sources.append(source(SIGHUP) { [unowned self] in reload() })
         do {
             try daemon.start()
         } catch {
@@ -42,10 +48,6 @@ public final class ServiceLifecycle: @unchecked Sendable {
         log.notice("vigild \(VigilVersion.string) ready: node \(c.node), \(c.pipelines.count) pipelines, store \(c.storage.path)"
                    + (notify.isEnabled ? ", systemd notify on" : "")
                    + (notify.watchdogInterval.map { String(format: ", watchdog %.0f s", $0) } ?? ""))
-        for (sig, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {
-            sources.append(source(sig) { [unowned self] in shutdown(name) })
-        }
-        sources.append(source(SIGHUP) { [unowned self] in reload() })
         dispatchMain()
     }
 
