@@ -35,6 +35,8 @@ public struct BrokerSettings: Sendable, Equatable {
     public var keepalive = 30
     public var qos: Int32 = 1
     public var cleanSession = false
+    /// Publish every detection on `vigil/{node}/detections/{pipeline}/{device}` (QoS 0).
+    public var publishDetections = false
 
     public var address: String { "\(host):\(port)" }
 }
@@ -201,6 +203,7 @@ extension Config {
         b.keepalive = try m.int("keepalive_s", default: b.keepalive, in: 5...3600)
         b.qos = Int32(try m.int("qos", default: Int(b.qos), in: 0...2))
         b.cleanSession = try m.bool("clean_session", default: b.cleanSession)
+        b.publishDetections = try m.bool("publish_detections", default: b.publishDetections)
         try m.finish()
         return b
     }

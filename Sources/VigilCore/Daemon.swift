@@ -47,10 +47,17 @@ public final class Daemon: @unchecked Sendable {
         let alerts = AlertCenter(config: config, models: models, outlet: outlet, store: store)
         self.alerts = alerts
         let counters = self.counters
+        let outlet = self.outlet
+        let detectionTopics = config.mqtt.publishDetections ? AlertTopics(node: config.node) : nil
         sink = { detection in
             counters.inferenceFinished(model: detection.model, ms: detection.latencyMs)
             store.append(detection)
             alerts.handle(detection)
+            if let topics = detectionTopics {
+                // QoS 0: a live feed for dashboards and latency probes; the log is the record.
+                try? outlet.publish(topics.detections(detection.pipeline, detection.device),
+                                    Array(detection.json.serialized.utf8), qos: 0, retain: false)
+            }
         }
         currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, sink: sink)
     }

@@ -103,6 +103,14 @@ public struct Detection: Sendable, Equatable {
         a.uuid == b.uuid && a.ts == b.ts && a.label == b.label && a.score == b.score
     }
 
+    /// The detection as one JSON object (the `detections` message and sync record body).
+    public var json: JSONValue {
+        .object([("uuid", .string(uuid)), ("ts", .number(ts)), ("pipeline", .string(pipeline)),
+                 ("device", .string(device)), ("model", .string(model)), ("label", .string(label)),
+                 ("score", .number(score)), ("scores", .object(scores.map { ($0.0, .number($0.1)) })),
+                 ("latency_ms", .number(latencyMs))])
+    }
+
     public static func newUUID() -> String { UUID().uuidString.lowercased() }
 
     /// `{"label": score, ...}` as stored in `detections.scores`.

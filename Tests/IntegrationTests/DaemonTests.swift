@@ -11,11 +11,11 @@ final class DaemonTests: XCTestCase {
     override func setUp() { dir = TempDir("vigil-it") }
     override func tearDown() { dir.remove() }
 
-    func config(port: Int, extra: String = "", db: String? = nil) -> String {
+    func config(port: Int, extra: String = "", db: String? = nil, mqttExtra: String = "") -> String {
         dir.write("vigil.json", """
             {
               "node": "test-node",
-              "mqtt": { "host": "127.0.0.1", "port": \(port), "client_id": "vigild-\(UUID().uuidString.prefix(6))" },
+              "mqtt": { "host": "127.0.0.1", "port": \(port), "client_id": "vigild-\(UUID().uuidString.prefix(6))"\(mqttExtra) },
               "storage": { "path": "\(db ?? dir.file("vigil.db"))", "commit_interval_ms": 50 },
               "limits": { "max_payload_bytes": 1048576 },
               "models": { "tiny": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
@@ -168,6 +168,22 @@ final class DaemonTests: XCTestCase {
         daemon = try startDaemon(path)
         defer { daemon.stop() }
         XCTAssertTrue(waitUntil(timeout: 15) { self.count() == 20 }, "rows \(count()):\n\(daemon.output)")
+    }
+
+    func testDetectionsArePublishedLiveWhenAskedFor() throws {
+        let broker = try Broker()
+        let daemon = try startDaemon(config(port: broker.port, mqttExtra: ", \"publish_detections\": true"))
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker") }, daemon.output)
+        let sub = try TestClient(port: broker.port, subscribe: ["vigil/test-node/detections/#"])
+        try sub.publish("sensors/cam9/vec", f32le([1, 2, 3, 4]))
+        XCTAssertTrue(waitUntil(timeout: 10) { sub.messages.count == 1 }, daemon.output)
+        let m = sub.messages[0]
+        XCTAssertEqual(m.topic, "vigil/test-node/detections/vec/cam9")
+        let obj = try JSONSerialization.jsonObject(with: Data(m.payload)) as! [String: Any]
+        XCTAssertEqual(obj["device"] as? String, "cam9")
+        XCTAssertNotNil(obj["uuid"] as? String)
+        XCTAssertTrue(waitUntil(timeout: 5) { (try? self.rows("SELECT uuid FROM detections").first?.first?.string) == obj["uuid"] as? String })
     }
 
     func testCheckConfigNamesTheBadKey() throws {

@@ -32,6 +32,8 @@ public struct AlertTopics: Sendable {
     public func state(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/state/\(pipeline)/\(device)" }
     /// Home Assistant: the latest score, QoS 0, throttled.
     public func score(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/score/\(pipeline)/\(device)" }
+    /// Every detection as JSON, QoS 0, when `mqtt.publish_detections` is on.
+    public func detections(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/detections/\(pipeline)/\(device)" }
 }
 
 /// Home Assistant MQTT discovery messages (https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery):

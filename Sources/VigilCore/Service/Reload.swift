@@ -61,6 +61,9 @@ extension Daemon {
             || old.actions != new.actions || old.homeAssistant != new.homeAssistant {
             report.needsRestart.append("alert rules and actions")
         }
+        if new.mqtt.publishDetections != old.mqtt.publishDetections || new.node != old.node {
+            report.needsRestart.append("mqtt.publish_detections and node")
+        }
 
         let engine = Engine(pipelines: pipelines, limits: new.limits, counters: counters, sink: sink)
         let retired: Engine = submitGate.withLock {
