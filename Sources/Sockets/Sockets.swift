@@ -152,6 +152,8 @@ public final class TCPListener: @unchecked Sendable {
     /// The next connection; nil once the listener is closed.
     public func accept() -> TCPConnection? {
         while true {
+            // Once closed, the descriptor number may already name another file: never touch it.
+            if closed.withLock({ isClosed }) { return nil }
             let c = Glibc.accept(fd, nil, nil)
             if c >= 0 {
                 _ = fcntl(c, F_SETFD, FD_CLOEXEC)   // accept4 is not exported to Swift; children (exec actions) must not inherit it
