@@ -237,6 +237,34 @@ final class ServiceIntegrationTests: XCTestCase {
         XCTAssertGreaterThan(received, 0)
     }
 
+    func testSigtermIsBoundedWhenAnActionHangs() throws {
+        let broker = try Broker()
+        try FileManager.default.copyItem(atPath: Paths.fixture("tiny_classifier.onnx"), toPath: dir.file("tiny.onnx"))
+        // Every frame raises an alert whose action takes 20 s.
+        let text = try String(contentsOfFile: writeConfig(brokerPort: broker.port, httpPort: freePort(), model: dir.file("tiny.onnx")),
+                              encoding: .utf8)
+            .replacingOccurrences(of: #""format": "f32le", "model": "tiny" }"#, with: """
+                "format": "f32le", "model": "tiny",
+                  "alert": { "labels": ["low", "mid", "high"], "min_score": 0, "actions": ["slow"] } }
+                """)
+            .replacingOccurrences(of: #""http":"#, with: """
+                "actions": { "slow": { "type": "exec", "argv": ["/bin/sleep", "20"], "timeout_s": 60 } },
+                  "http":
+                """)
+        let config = dir.write("vigil.json", text)
+        let daemon = try start(config, systemd: nil, extraEnv: ["VIGIL_STOP_TIMEOUT_S": "1"])
+        XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker") }, daemon.output)
+        let pub = try TestClient(port: broker.port)
+        try pub.publish("sensors/a/vec", f32le([1, 2, 3, 4]))
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("alert raised") }, daemon.output)
+        XCTAssertEqual(daemon.stop(SIGTERM, timeout: 15), 0, "exits 0 before the action ends:\n\(daemon.output)")
+        XCTAssertTrue(daemon.output.contains("still busy after 1.0 s"), daemon.output)
+        XCTAssertTrue(daemon.output.contains("1 actions running"), daemon.output)
+        XCTAssertEqual(try rows("SELECT count(*) FROM alerts WHERE state = 'raised'").first?.first?.int, 1,
+                       "the alert row was committed before exit")
+        XCTAssertEqual(try rows("SELECT count(*) FROM detections").first?.first?.int, 1)
+    }
+
     func testJournaldPrioritiesWhenJournalStreamIsSet() throws {
         try FileManager.default.copyItem(atPath: Paths.fixture("tiny_classifier.onnx"), toPath: dir.file("tiny.onnx"))
         let config = writeConfig(brokerPort: freePort(), httpPort: freePort(), model: dir.file("tiny.onnx"))

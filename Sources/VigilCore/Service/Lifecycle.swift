@@ -13,9 +13,10 @@ public final class ServiceLifecycle: @unchecked Sendable {
     private var http: HTTPServer?
     private var sources: [DispatchSourceSignal] = []
     private var stopping = false
-    /// SIGTERM waits this long for in-flight frames before it flushes what is done and exits
-    /// (the unit's TimeoutStopSec is longer, so systemd never has to SIGKILL).
-    public var stopTimeout = 20.0
+    /// SIGTERM waits this long for in-flight frames and actions before it commits what is done
+    /// and exits (the unit's TimeoutStopSec is longer, so systemd never has to SIGKILL).
+    /// `VIGIL_STOP_TIMEOUT_S` overrides it (tests; a unit with a longer TimeoutStopSec).
+    public var stopTimeout = ProcessInfo.processInfo.environment["VIGIL_STOP_TIMEOUT_S"].flatMap(Double.init) ?? 20
 
     public init(config: Config, configPath: String, notify: SdNotify = SdNotify()) throws {
         self.configPath = configPath
@@ -110,7 +111,7 @@ public final class ServiceLifecycle: @unchecked Sendable {
         }
         if done.wait(timeout: .now() + stopTimeout) == .timedOut {
             let left = daemon.engine.queuedFrames
-            log.error("\(name): frames still in flight after \(Int(stopTimeout)) s (\(left) waiting); committing what is done and exiting")
+            log.error("\(name): still busy after \(stopTimeout) s (\(left) frames waiting, \(daemon.alerts.actionsInFlight) actions running); committing what is done and exiting")
             daemon.store.flush()
         }
         log.notice("stopped: \(daemon.statusLine())")
