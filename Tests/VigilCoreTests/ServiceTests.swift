@@ -205,3 +205,53 @@ final class SilentClient {
         String(decoding: conn.read(limit: 4096, deadline: TCPConnection.now() + 5) { _ in false }.bytes, as: UTF8.self)
     }
 }
+
+/// Log lines: levels, journald priority prefixes, rate limiting with a count.
+final class ServiceLogTests: XCTestCase {
+    final class Lines: @unchecked Sendable {
+        // @unchecked Sendable: guarded by `lock`.
+        private let lock = NSLock()
+        private var lines: [String] = []
+        func add(_ s: String) { lock.withLock { lines.append(s) } }
+        var all: [String] { lock.withLock { lines } }
+    }
+
+    func testJournaldPrefixesAndLevels() {
+        let out = Lines()
+        let j = Logger(journald: true, sink: { out.add($0) })
+        j.setLevel(.notice)
+        j.error("disk full")
+        j.warning("slow")
+        j.notice("ready")
+        j.info("hidden")
+        j.debug("hidden")
+        XCTAssertEqual(out.all, ["<3>disk full\n", "<4>slow\n", "<5>ready\n"])
+        let plain = Lines()
+        let p = Logger(journald: false, sink: { plain.add($0) })
+        p.notice("ready")
+        let line = plain.all.first ?? ""
+        XCTAssertTrue(line.hasSuffix("Z NOTICE ready\n"), line)
+        XCTAssertTrue(line.hasPrefix("20"), "starts with a UTC timestamp: \(line)")
+    }
+
+    func testRepeatedMessagesAreCountedNotRepeated() {
+        let out = Lines()
+        let l = Logger(journald: true, sink: { out.add($0) })
+        l.burst = 3
+        l.window = 2
+        for i in 0..<50 { l.limited(.warning, key: "bad-payload", "payload \(i) is malformed") }
+        l.limited(.warning, key: "other", "another key passes")
+        XCTAssertEqual(out.all.filter { $0.contains("is malformed") }.count, 3, "\(out.all)")
+        XCTAssertTrue(out.all.contains("<4>another key passes\n"))
+        // The flood stopped: the count still comes out once the window ends.
+        l.flushSuppressed()
+        XCTAssertFalse(out.all.contains { $0.contains("suppressed") }, "not before the window ends")
+        Thread.sleep(forTimeInterval: 2.05)
+        l.flushSuppressed()
+        XCTAssertTrue(out.all.contains("<4>47 similar messages suppressed (bad-payload)\n"), "\(out.all)")
+        l.flushSuppressed()
+        XCTAssertEqual(out.all.filter { $0.contains("suppressed") }.count, 1, "reported once")
+        l.limited(.warning, key: "bad-payload", "payload 51 is malformed")
+        XCTAssertTrue(out.all.last?.contains("payload 51") ?? false, "a new window passes again")
+    }
+}

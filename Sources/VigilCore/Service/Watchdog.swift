@@ -72,6 +72,7 @@ public final class Watchdog: @unchecked Sendable {
             }
         }
         if now - lastGauges >= gaugeInterval { refreshGauges(now: now) }
+        log.flushSuppressed()
         if now - lastStatus >= statusInterval {
             lastStatus = now
             let line = statusLine(now: now)
