@@ -65,6 +65,18 @@ public struct LimitSettings: Sendable, Equatable {
     public var queueDepth = 256
     /// Inference workers (frames of one device always stay in order).
     public var workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
+    /// Bytes of payload waiting for inference across all pipelines; past it a pipeline's
+    /// oldest waiting frames are dropped, so queued memory stays bounded.
+    public var maxQueueBytes = 64 << 20
+    /// Stream state (previous frame, audio buffer, sensor window) of a device silent this
+    /// long is freed.
+    public var deviceTTL: Double = 3600
+
+    /// ONNX Runtime intra-op threads for a model whose config does not say: the cores
+    /// shared among the workers, so that workers x threads does not oversubscribe the CPU.
+    public var defaultModelThreads: Int {
+        max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, workers))
+    }
 }
 
 public struct HTTPSettings: Sendable, Equatable {
@@ -133,13 +145,15 @@ extension Config {
             limits.maxPayloadBytes = try l.int("max_payload_bytes", default: limits.maxPayloadBytes, in: 16...(256 << 20))
             limits.queueDepth = try l.int("queue_depth", default: limits.queueDepth, in: 1...1_000_000)
             limits.workers = try l.int("workers", default: limits.workers, in: 1...64)
+            limits.maxQueueBytes = try l.int("max_queue_bytes", default: limits.maxQueueBytes, in: 1024...(4 << 30))
+            limits.deviceTTL = try l.double("device_ttl_s", default: limits.deviceTTL, in: 1...(86_400 * 30))
             try l.finish()
         }
 
         var models: [ModelSettings] = []
         for (name, m) in try root.namedObjects("models") ?? [] {
             let path = resolve(try m.requiredString("path"))
-            let threads = try m.int("threads", default: 1, in: 0...64)
+            let threads = try m.int("threads", default: limits.defaultModelThreads, in: 0...64)
             try m.finish()
             models.append(ModelSettings(name: name, path: path, threads: threads))
         }
@@ -153,7 +167,7 @@ extension Config {
         }
         var pipelines: [PipelineSettings] = []
         for p in pipelineObjects {
-            let settings = try PipelineSettings.parse(p)
+            let settings = try PipelineSettings.parse(p, resolve: resolve)
             if pipelines.contains(where: { $0.name == settings.name }) {
                 throw p.error("name", "duplicate pipeline name \"\(settings.name)\"")
             }

@@ -8,6 +8,8 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case tooLarge         // over limits.max_payload_bytes
     case unrouted         // no pipeline owns the topic
     case inferenceFailed  // the model raised an error
+    case unsupported      // well-formed, but a variant vigil does not read (stereo, 24-bit, P2, another sample rate)
+    case outOfOrder       // a sensor reading older than the newest one already in its window
 }
 
 /// Live counters for STATUS=, /metrics and tests. Cheap to bump from any thread.

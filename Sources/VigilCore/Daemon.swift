@@ -42,6 +42,9 @@ public final class Daemon: @unchecked Sendable {
         }
         self.currentModels = models
         let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
+        for p in pipelines {
+            log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
+        }
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
         let alerts = AlertCenter(config: config, models: models, outlet: outlet, store: store)

@@ -5,9 +5,10 @@ import MQTT
 ///
 /// A device always maps to the same lane, so its frames are processed in order and its
 /// stream state is touched by one thread only. Each lane holds at most `queueDepth`
-/// frames per pipeline; when a pipeline falls behind, its oldest waiting frames are
-/// dropped and counted, so memory stays bounded under any load. The MQTT thread only
-/// routes and enqueues.
+/// frames per pipeline and `maxQueueBytes / workers` bytes of payload; when a pipeline
+/// falls behind, its oldest waiting frames are dropped and counted, so memory stays
+/// bounded under any load. The MQTT thread only routes and enqueues. Stream state of a
+/// device silent for `deviceTTL` seconds is freed.
 public final class Engine: @unchecked Sendable {
     // @unchecked Sendable: lanes synchronise their own queues; the rest is immutable.
     public let pipelines: [Pipeline]
@@ -22,7 +23,8 @@ public final class Engine: @unchecked Sendable {
         self.limits = limits
         self.counters = counters
         self.sink = sink
-        lanes = (0..<limits.workers).map { Lane(index: $0, depth: limits.queueDepth) }
+        let laneBytes = max(1, limits.maxQueueBytes / max(1, limits.workers))
+        lanes = (0..<limits.workers).map { Lane(index: $0, depth: limits.queueDepth, maxBytes: laneBytes, ttl: limits.deviceTTL) }
         for lane in lanes { lane.start(engine: self) }
     }
 
@@ -48,10 +50,11 @@ public final class Engine: @unchecked Sendable {
         let device = pipeline.settings.topic.device(in: message.topic)
         let job = Job(pipeline: p, device: device, topic: message.topic, payload: message.payload, receivedAt: message.receivedAt)
         let lane = lanes[Engine.laneIndex(pipeline: pipeline.name, device: device, lanes: lanes.count)]
-        if lane.push(job) {
-            counters.framesDropped(pipeline.name)
+        let dropped = lane.push(job)
+        if dropped > 0 {
+            counters.framesDropped(pipeline.name, dropped)
             log.limited(.warning, key: "drop-\(pipeline.name)",
-                        "pipeline \(pipeline.name): falling behind, dropped the oldest waiting frame (queue_depth \(limits.queueDepth))")
+                        "pipeline \(pipeline.name): falling behind, dropped its oldest waiting frames (queue_depth \(limits.queueDepth), max_queue_bytes \(limits.maxQueueBytes))")
         }
     }
 
@@ -70,18 +73,11 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Runs on a lane's thread.
-    func process(_ job: Job, adapters: inout [String: any StreamAdapter]) {
+    func process(_ job: Job, streams: inout StreamTable) {
         let pipeline = pipelines[job.pipeline]
         do throws(FrameError) {
             let frame = try pipeline.decoder.decode(job.payload, receivedAt: job.receivedAt)
-            let key = pipeline.name + "\u{0}" + job.device
-            let adapter: any StreamAdapter
-            if let a = adapters[key] {
-                adapter = a
-            } else {
-                adapter = pipeline.makeAdapter()
-                adapters[key] = adapter
-            }
+            let adapter = streams.adapter(pipeline: job.pipeline, device: job.device, make: pipeline.makeAdapter)
             for input in try adapter.inputs(for: frame) {
                 do {
                     sink(try pipeline.detect(input, device: job.device))
@@ -107,6 +103,9 @@ public final class Engine: @unchecked Sendable {
     }
 
     public var queuedFrames: Int { lanes.reduce(0) { $0 + $1.count } }
+    public var queuedBytes: Int { lanes.reduce(0) { $0 + $1.bytes } }
+    /// Devices whose stream state is held (previous frame, audio buffer, sensor window).
+    public var liveStreams: Int { lanes.reduce(0) { $0 + $1.streams } }
 }
 
 struct Job: Sendable {
@@ -117,66 +116,147 @@ struct Job: Sendable {
     let receivedAt: Double
 }
 
+/// Monotonic seconds, immune to wall-clock steps.
+@inline(__always) func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+/// The stream state of the devices one lane serves; entries silent for `ttl` are freed.
+/// Owned by the lane's thread.
+struct StreamTable {
+    struct Key: Hashable { let pipeline: Int; let device: String }
+    struct Entry { let adapter: any StreamAdapter; var lastSeen: Double }
+    private(set) var entries: [Key: Entry] = [:]
+    let ttl: Double
+
+    init(ttl: Double) { self.ttl = ttl }
+
+    mutating func adapter(pipeline: Int, device: String, now: Double = monotonicSeconds(),
+                          make: () -> any StreamAdapter) -> any StreamAdapter {
+        let key = Key(pipeline: pipeline, device: device)
+        if let e = entries[key] {
+            entries[key]!.lastSeen = now
+            return e.adapter
+        }
+        let a = make()
+        entries[key] = Entry(adapter: a, lastSeen: now)
+        return a
+    }
+
+    /// Frees the state of devices silent for longer than `ttl`; returns their keys.
+    @discardableResult
+    mutating func sweep(now: Double = monotonicSeconds()) -> [Key] {
+        let expired = entries.filter { now - $0.value.lastSeen > ttl }.map(\.key)
+        for k in expired { entries[k] = nil }
+        return expired
+    }
+
+    var count: Int { entries.count }
+}
+
 /// One worker thread and its bounded queue.
 final class Lane: @unchecked Sendable {
-    // @unchecked Sendable: `jobs`, `perPipeline`, `busy` and `stopping` are guarded by `cond`.
+    // @unchecked Sendable: `jobs`, `head`, `perPipeline`, `queuedBytes`, `busy`, `stopping`
+    // and `liveStreams` are guarded by `cond`.
     let index: Int
     let depth: Int
+    let maxBytes: Int
+    let ttl: Double
     private let cond = NSCondition()
     private var jobs: [Job] = []
     private var head = 0
     private var perPipeline: [Int: Int] = [:]
+    private var queuedBytes = 0
     private var busy = false
     private var stopping = false
+    private var liveStreams = 0
     private var thread: Thread?
 
-    init(index: Int, depth: Int) { self.index = index; self.depth = depth }
+    init(index: Int, depth: Int, maxBytes: Int, ttl: Double) {
+        self.index = index; self.depth = depth; self.maxBytes = maxBytes; self.ttl = ttl
+    }
 
     func start(engine: Engine) {
-        let t = Thread { [self] in run(engine) }
-        t.name = "vigil-worker-\(index)"
+        let name = "vigil-worker-\(index)"
+        let t = Thread { [self] in
+            // Named from inside: on Linux a name set before start() does not reach the OS
+            // thread, and `top -H` / crash reports should show which lane is busy.
+            Thread.current.name = name
+            run(engine)
+        }
+        t.name = name
         t.start()
         thread = t
     }
 
     var count: Int { cond.withLock { jobs.count - head } }
+    var bytes: Int { cond.withLock { queuedBytes } }
+    var streams: Int { cond.withLock { liveStreams } }
 
-    /// Enqueues; returns true when the pipeline's oldest waiting job was dropped to make room.
-    func push(_ job: Job) -> Bool {
+    /// Enqueues; returns how many of the pipeline's oldest waiting jobs were dropped to
+    /// make room (by count, then by bytes). A pipeline only ever drops its own frames, so
+    /// one flooding sensor type cannot starve another.
+    func push(_ job: Job) -> Int {
         cond.lock()
-        defer { cond.signal(); cond.unlock() }
-        var dropped = false
-        if perPipeline[job.pipeline, default: 0] >= depth,
-           let i = jobs[head...].firstIndex(where: { $0.pipeline == job.pipeline }) {
+        // broadcast, not signal: drain() waits on the same condition, and a signal that woke
+        // only a drain() waiter would leave the worker asleep with a job queued.
+        defer { cond.broadcast(); cond.unlock() }
+        var dropped = 0
+        func dropOldest() -> Bool {
+            guard let i = jobs[head...].firstIndex(where: { $0.pipeline == job.pipeline }) else { return false }
+            queuedBytes -= jobs[i].payload.count
             jobs.remove(at: i)
             perPipeline[job.pipeline, default: 1] -= 1
-            dropped = true
+            dropped += 1
+            return true
         }
+        if perPipeline[job.pipeline, default: 0] >= depth { _ = dropOldest() }
+        while queuedBytes + job.payload.count > maxBytes, dropOldest() {}
         jobs.append(job)
+        queuedBytes += job.payload.count
         perPipeline[job.pipeline, default: 0] += 1
         return dropped
     }
 
     private func run(_ engine: Engine) {
-        var adapters: [String: any StreamAdapter] = [:]
+        var streams = StreamTable(ttl: ttl)
+        // Sweep often enough that state outlives its ttl by at most half of it.
+        let sweepEvery = max(0.05, min(ttl / 2, 60))
+        var lastSweep = monotonicSeconds()
         while true {
             cond.lock()
-            while head == jobs.count && !stopping { cond.wait() }
-            if head == jobs.count && stopping { cond.unlock(); return }
-            let job = jobs[head]
-            head += 1
-            perPipeline[job.pipeline, default: 1] -= 1
-            if head > 1024 && head * 2 > jobs.count {
-                jobs.removeFirst(head)
-                head = 0
+            while head == jobs.count && !stopping {
+                if streams.count == 0 {
+                    cond.wait()
+                } else if !cond.wait(until: Date(timeIntervalSinceNow: sweepEvery)) {
+                    break  // timed out: sweep below
+                }
             }
-            busy = true
+            if head == jobs.count && stopping { cond.unlock(); return }
+            var job: Job?
+            if head < jobs.count {
+                job = jobs[head]
+                head += 1
+                perPipeline[job!.pipeline, default: 1] -= 1
+                queuedBytes -= job!.payload.count
+                if head > 1024 && head * 2 > jobs.count {
+                    jobs.removeFirst(head)
+                    head = 0
+                }
+                busy = true
+            }
             cond.unlock()
 
-            engine.process(job, adapters: &adapters)
+            if let job { engine.process(job, streams: &streams) }
+            let now = monotonicSeconds()
+            if now - lastSweep >= sweepEvery {
+                lastSweep = now
+                for k in streams.sweep(now: now) {
+                    log.debug("pipeline \(engine.pipelines[k.pipeline].name), device \(k.device): silent for over \(ttl) s; stream state freed")
+                }
+            }
 
             cond.lock()
             busy = false
+            liveStreams = streams.count
             cond.broadcast()
             cond.unlock()
         }

@@ -6,7 +6,7 @@ public enum Frame: Sendable {
     case vector([Float])
     /// One value per configured field, nil where the payload lacked it (`json`).
     case readings([Float?])
-    /// An 8-bit grey image, row-major (`pgm`, `gray8`).
+    /// An 8-bit grey image, row-major, 0 = black, 255 = white (`pgm`, `gray8`).
     case image(width: Int, height: Int, pixels: [UInt8])
     /// Mono audio samples in [-1, 1] (`wav`, `pcm_s16le`).
     case audio(sampleRate: Int, samples: [Float])
@@ -23,12 +23,18 @@ public struct FrameError: Error, CustomStringConvertible, Sendable {
 /// A frame with the time it describes.
 public struct TimedFrame: Sendable {
     public var frame: Frame
-    /// Epoch seconds: the payload's own `ts` when it has one, else the arrival time.
+    /// Epoch seconds: the payload's own `ts` when it has one, else the arrival time
+    /// (for audio: the time of the chunk's last sample).
     public var ts: Double
+    public init(frame: Frame, ts: Double) { self.frame = frame; self.ts = ts }
 }
 
-/// Turns one payload into a frame. Decoders are stateless and never allocate more than
-/// the payload's size justifies.
+/// Turns one payload into a frame.
+///
+/// Contract: stateless and thread-safe; never allocates more than the payload's size
+/// justifies (sizes declared in headers are checked against the bytes present, and
+/// against caps, before anything is allocated); bad input throws a `FrameError` whose
+/// message says what was wrong. Never traps on any byte sequence.
 public protocol PayloadDecoder: Sendable {
     func decode(_ payload: [UInt8], receivedAt: Double) throws(FrameError) -> TimedFrame
 }
@@ -37,117 +43,28 @@ public protocol PayloadDecoder: Sendable {
 public struct ModelInput: Sendable {
     public var values: [Float]
     public var shape: [Int]
+    /// The time the detection describes (for an audio window: the time of its last sample).
     public var ts: Double
+    public init(values: [Float], shape: [Int], ts: Double) { self.values = values; self.shape = shape; self.ts = ts }
 }
 
 /// Per pipeline and device: turns frames into model inputs, keeping whatever history the
-/// model needs (previous frame, audio ring, sensor window). Confined to the device's
-/// worker lane, so implementations need no locks.
+/// model needs (previous frame, audio ring, sensor window).
+///
+/// Contract: one instance per (pipeline, device), created on the device's first frame and
+/// dropped after `limits.device_ttl_s` of silence; confined to the device's worker lane,
+/// so implementations need no locks. A thrown error rejects that frame only; the state
+/// stays usable for the next frame.
 public protocol StreamAdapter: AnyObject {
-    /// Zero or more inputs for this frame (an audio chunk may fill several windows or none).
+    /// Zero or more inputs for this frame (an audio chunk may fill several windows or none;
+    /// a camera's first frame has no predecessor yet).
     func inputs(for frame: TimedFrame) throws(FrameError) -> [ModelInput]
 }
 
 @inline(__always)
 func allFinite(_ v: [Float]) -> Bool {
-    // A sum is NaN/Inf exactly when some element is non-finite... except for overflow,
-    // so test elements directly; this loop vectorises.
+    // A sum would overflow to Inf on large finite values, so test elements directly.
     var ok = true
     for x in v where !x.isFinite { ok = false; break }
     return ok
-}
-
-/// `json`: an object; `fields` are dotted paths; optional `ts` in epoch seconds
-/// (milliseconds are recognised by size).
-public struct JSONFieldsDecoder: PayloadDecoder {
-    public let fields: [String]
-    public init(fields: [String]) { self.fields = fields }
-
-    public func decode(_ payload: [UInt8], receivedAt: Double) throws(FrameError) -> TimedFrame {
-        let value: JSONValue
-        do {
-            value = try JSONParser.parse(payload)
-        } catch {
-            throw FrameError(.malformed, "invalid JSON: \(error)")
-        }
-        guard case .object = value else { throw FrameError(.malformed, "expected a JSON object") }
-        var readings: [Float?] = []
-        readings.reserveCapacity(fields.count)
-        var present = 0
-        for f in fields {
-            guard let v = value.value(atPath: f), v != .null else { readings.append(nil); continue }
-            guard let d = v.double else { throw FrameError(.malformed, "field \(f) is not a number") }
-            guard d.isFinite, Float(d).isFinite else { throw FrameError(.nonFinite, "field \(f) is not finite") }
-            readings.append(Float(d))
-            present += 1
-        }
-        guard present > 0 else {
-            throw FrameError(.malformed, "none of the fields \(fields.joined(separator: ", ")) is present")
-        }
-        var ts = receivedAt
-        if let t = value["ts"]?.double, t.isFinite, t > 0 {
-            ts = t > 1e11 ? t / 1000 : t
-        }
-        return TimedFrame(frame: .readings(readings), ts: ts)
-    }
-}
-
-/// `f32le`: raw little-endian float32 values.
-public struct F32LEDecoder: PayloadDecoder {
-    /// Values one payload must hold, when known.
-    public let expectedCount: Int?
-    public init(expectedCount: Int?) { self.expectedCount = expectedCount }
-
-    public func decode(_ payload: [UInt8], receivedAt: Double) throws(FrameError) -> TimedFrame {
-        guard payload.count % 4 == 0, !payload.isEmpty else {
-            throw FrameError(.wrongSize, "f32le payload of \(payload.count) bytes is not a whole number of float32 values")
-        }
-        let n = payload.count / 4
-        if let e = expectedCount, n != e {
-            throw FrameError(.wrongSize, "f32le payload holds \(n) values, expected \(e)")
-        }
-        var values = [Float](repeating: 0, count: n)
-        values.withUnsafeMutableBytes { dst in
-            payload.withUnsafeBytes { src in dst.copyMemory(from: src) }
-        }
-        #if _endian(big)
-        values = values.map { Float(bitPattern: UInt32(littleEndian: $0.bitPattern)) }
-        #endif
-        guard allFinite(values) else { throw FrameError(.nonFinite, "f32le payload holds NaN or Inf") }
-        return TimedFrame(frame: .vector(values), ts: receivedAt)
-    }
-}
-
-/// Feeds a frame's values to a model whose input holds exactly that many values:
-/// `f32le` vectors and `json` readings with every field present.
-public final class DirectAdapter: StreamAdapter {
-    let shape: [Int]
-    let count: Int
-
-    public init(shape: [Int]) {
-        self.shape = shape
-        self.count = shape.reduce(1, *)
-    }
-
-    public func inputs(for frame: TimedFrame) throws(FrameError) -> [ModelInput] {
-        let values: [Float]
-        switch frame.frame {
-        case .vector(let v):
-            values = v
-        case .readings(let r):
-            var out: [Float] = []
-            out.reserveCapacity(r.count)
-            for (i, x) in r.enumerated() {
-                guard let x else { throw FrameError(.wrongSize, "field #\(i + 1) is missing and the model needs every field") }
-                out.append(x)
-            }
-            values = out
-        default:
-            throw FrameError(.wrongSize, "this pipeline feeds vectors, got another kind of frame")
-        }
-        guard values.count == count else {
-            throw FrameError(.wrongSize, "frame holds \(values.count) values, the model takes \(count)")
-        }
-        return [ModelInput(values: values, shape: shape, ts: frame.ts)]
-    }
 }

@@ -11,7 +11,11 @@ public final class Model: Sendable {
     /// The model's own recommended alert threshold (`vigil.threshold`), if any.
     public let threshold: Double?
     public let input: TensorInfo
+    /// Every output; the first holds the scores.
+    public let outputs: [TensorInfo]
     public let metadata: [String: String]
+    /// ONNX Runtime intra-op threads this model runs with.
+    public let threads: Int
     let session: ModelSession
 
     public init(name: String, path: String, threads: Int = 1) throws {
@@ -43,6 +47,8 @@ public final class Model: Sendable {
         self.path = path
         self.session = session
         self.input = input
+        self.outputs = session.outputs
+        self.threads = threads
         self.metadata = meta
         self.task = task
         self.labels = labels
@@ -60,7 +66,16 @@ public final class Model: Sendable {
         return s.contains(where: { $0 < 0 }) ? nil : s.reduce(1, *)
     }
 
-    public func metadataInt(_ key: String) -> Int? { metadata[key].flatMap { Int($0) } }
+    public func metadataInt(_ key: String) -> Int? {
+        metadata[key].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+    }
+
+    /// Scores the first output holds, when its shape is fixed (batch dimension counted as 1).
+    public var outputCount: Int? {
+        guard let o = outputs.first else { return nil }
+        let dims = o.shape.enumerated().map { i, d in (i == 0 && d < 0) ? 1 : d }
+        return dims.contains(where: { $0 < 0 }) ? nil : dims.reduce(1, *)
+    }
 
     /// Runs the model; returns one score per label and the run time.
     public func scores(for values: [Float], shape: [Int]) throws -> (scores: [Float], latencyMs: Double) {
@@ -117,4 +132,121 @@ public struct Detection: Sendable, Equatable {
     public var scoresJSON: String {
         JSONValue.object(scores.map { ($0.0, .number($0.1)) }).serialized
     }
+}
+
+/// What a model file declares, for `vigilctl models PATH`: inputs, outputs, metadata,
+/// and whether it fits vigil's model contract (and if not, why). Reads any model ONNX
+/// Runtime can load, including ones vigil would refuse.
+public struct ModelDescription: Sendable {
+    public let path: String
+    public let producer: String
+    public let graphName: String
+    public let inputs: [TensorInfo]
+    public let outputs: [TensorInfo]
+    /// `metadata_props`, read through ONNX Runtime's model-metadata API.
+    public let metadata: [String: String]
+    /// The task and labels vigil would use; nil when the model does not fit the contract.
+    public let task: String?
+    public let labels: [String]
+    /// Why vigil cannot serve a pipeline with this model; nil when it can.
+    public let problem: String?
+
+    public static func read(path: String) throws -> ModelDescription {
+        let session: ModelSession
+        do {
+            session = try ModelSession(path: path, intraOpThreads: 1)
+        } catch let e as ONNXError {
+            throw ModelError(model: URL(fileURLWithPath: path).lastPathComponent, path: path, message: e.message)
+        }
+        var task: String?, labels: [String] = [], problem: String?
+        do {
+            let m = try Model(name: URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent, path: path, threads: 1)
+            task = m.task
+            labels = m.labels
+        } catch let e as ModelError {
+            problem = e.message
+        }
+        return ModelDescription(path: path, producer: session.producer, graphName: session.graphName,
+                                inputs: session.inputs, outputs: session.outputs, metadata: session.metadata,
+                                task: task, labels: labels, problem: problem)
+    }
+
+    /// A few lines for people: inputs, outputs, task, labels (abbreviated past 20), metadata.
+    public var text: String {
+        var lines = ["\(path)"]
+        if !producer.isEmpty { lines.append("  producer: \(producer)") }
+        for i in inputs { lines.append("  input  \(i)") }
+        for o in outputs { lines.append("  output \(o)") }
+        if let task { lines.append("  task: \(task)") }
+        if !labels.isEmpty {
+            let shown = labels.prefix(20).joined(separator: ", ")
+            lines.append("  labels (\(labels.count)): \(shown)\(labels.count > 20 ? ", ..." : "")")
+        }
+        for k in metadata.keys.sorted() where k != "vigil.labels" {
+            let v = metadata[k]!
+            lines.append("  \(k) = \(v.count > 200 ? String(v.prefix(200)) + "..." : v)")
+        }
+        if let problem { lines.append("  not usable by vigil: \(problem)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Reads a labels file: one label per line, or, for a `.csv` file, one column of a CSV
+/// with a header row (`display_name`, else `label`, else `name`; AudioSet's
+/// `yamnet_class_map.csv` has `index,mid,display_name`). Quoted fields may hold commas.
+public enum LabelsFile {
+    public static func read(_ path: String) throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LabelsFileError(path: path, message: FileManager.default.fileExists(atPath: path) ? "cannot read it" : "no such file")
+        }
+        var text = String(decoding: data, as: UTF8.self)
+        if text.hasPrefix("\u{FEFF}") { text.removeFirst() }  // a BOM from spreadsheet exports
+        if path.lowercased().hasSuffix(".csv") {
+            let rows = parseCSV(text).filter { !($0.count == 1 && $0[0].isEmpty) }
+            guard let header = rows.first else { throw LabelsFileError(path: path, message: "is empty") }
+            let names = header.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            guard let col = ["display_name", "label", "name"].lazy.compactMap({ names.firstIndex(of: $0) }).first else {
+                throw LabelsFileError(path: path, message: "has no display_name, label or name column (header: \(header.joined(separator: ",")))")
+            }
+            return try rows.dropFirst().enumerated().map { i, r in
+                guard col < r.count else { throw LabelsFileError(path: path, message: "row \(i + 2) has no column \(col + 1)") }
+                return r[col]
+            }
+        }
+        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    /// RFC 4180 CSV: quoted fields with doubled quotes, CRLF or LF line ends.
+    static func parseCSV(_ text: String) -> [[String]] {
+        var rows: [[String]] = [], row: [String] = [], field = ""
+        var quoted = false, afterQuote = false
+        var it = text.unicodeScalars.makeIterator()
+        var pending: Unicode.Scalar? = nil
+        while let c = pending ?? it.next() {
+            pending = nil
+            if quoted {
+                if c == "\"" {
+                    if let n = it.next() {
+                        if n == "\"" { field.unicodeScalars.append(n) } else { quoted = false; afterQuote = true; pending = n }
+                    } else { quoted = false }
+                } else { field.unicodeScalars.append(c) }
+                continue
+            }
+            switch c {
+            case "\"" where field.isEmpty && !afterQuote: quoted = true
+            case ",": row.append(field); field = ""; afterQuote = false
+            case "\n": row.append(field); rows.append(row); row = []; field = ""; afterQuote = false
+            case "\r": break
+            default: field.unicodeScalars.append(c)
+            }
+        }
+        if !field.isEmpty || !row.isEmpty { row.append(field); rows.append(row) }
+        return rows
+    }
+}
+
+public struct LabelsFileError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let message: String
+    public var description: String { "labels file \(path): \(message)" }
 }

@@ -1,18 +1,42 @@
 import Foundation
 
-/// A configured pipeline bound to its model: how to decode its payloads and how to make
-/// the per-device stream state that turns frames into model inputs.
+/// A configured pipeline bound to its model: how to decode its payloads, how to make the
+/// per-device stream state that turns frames into model inputs, and how to name scores.
 public final class Pipeline: Sendable {
     public let settings: PipelineSettings
     public let model: Model
     public let decoder: any PayloadDecoder
+    /// Names of the model's scores (its `vigil.labels`, or the pipeline's `labels_file`).
+    public let labels: [String]
+    /// `label_groups` as indices into `labels`; when set, detections carry group scores only.
+    public let groups: [(name: String, members: [Int])]
+    /// What one model input looks like, for logs and `vigilctl`: e.g. "windows of 16000
+    /// samples at 16000 Hz, hop 8000".
+    public let inputDescription: String
     let makeAdapter: @Sendable () -> any StreamAdapter
 
     public var name: String { settings.name }
 
-    init(settings: PipelineSettings, model: Model, decoder: any PayloadDecoder,
+    /// The names detections of this pipeline carry scores for, in order: the groups when
+    /// `label_groups` is set, else the labels. (What alert rules should read as the
+    /// pipeline's labels; the first is the background when there are several.)
+    public var scoreLabels: [String] { groups.isEmpty ? labels : groups.map(\.name) }
+
+    init(settings: PipelineSettings, model: Model, decoder: any PayloadDecoder, labels: [String],
+         groups: [(name: String, members: [Int])], inputDescription: String,
          makeAdapter: @escaping @Sendable () -> any StreamAdapter) {
-        self.settings = settings; self.model = model; self.decoder = decoder; self.makeAdapter = makeAdapter
+        self.settings = settings; self.model = model; self.decoder = decoder; self.labels = labels
+        self.groups = groups; self.inputDescription = inputDescription; self.makeAdapter = makeAdapter
+    }
+
+    /// Tasks each kind of pipeline can feed; `classifier` and `score` fit anything.
+    static func tasks(for format: PayloadFormat) -> Set<String>? {
+        switch format {
+        case .pgm, .gray8: ["motion", "classifier", "score"]
+        case .wav, .pcm_s16le: ["sound", "classifier", "score"]
+        case .json: ["anomaly", "classifier", "score"]
+        case .f32le: nil
+        }
     }
 
     /// Checks the pipeline against its model and builds it; the error names pipeline,
@@ -21,12 +45,26 @@ public final class Pipeline: Sendable {
         func mismatch(_ why: String) -> PipelineError {
             PipelineError(pipeline: s.name, model: model.name, message: why)
         }
-        let modelShape = model.inputShape
+        if let allowed = tasks(for: s.format), !allowed.contains(model.task) {
+            throw mismatch("the model's vigil.task is \(model.task), which a \(s.format.rawValue) pipeline cannot feed (needs one of \(allowed.sorted().joined(separator: ", ")))")
+        }
+        let (labels, groups) = try resolveLabels(s, model: model, mismatch)
+        // An alert label that no score carries would silently never fire.
+        let named = groups.isEmpty ? labels : groups.map(\.name)
+        for (i, l) in (s.alert?.labels ?? []).enumerated() where !named.contains(l) {
+            throw mismatch("alert.labels[\(i)] \"\(l)\" is not one of the pipeline's \(groups.isEmpty ? "labels" : "label_groups") (\(named.prefix(12).joined(separator: ", "))\(named.count > 12 ? ", ..." : ""))")
+        }
+        func make(_ decoder: any PayloadDecoder, _ description: String,
+                  _ adapter: @escaping @Sendable () -> any StreamAdapter) -> Pipeline {
+            Pipeline(settings: s, model: model, decoder: decoder, labels: labels, groups: groups,
+                     inputDescription: description, makeAdapter: adapter)
+        }
+        let shape = model.inputShape
         switch s.format {
         case .f32le:
-            let shape: [Int]
+            let input: [Int]
             if let given = s.shape {
-                shape = [1] + given
+                input = [1] + given
                 if let n = model.inputElementCount, n != given.reduce(1, *) {
                     throw mismatch("shape \(given) holds \(given.reduce(1, *)) values but the model's input \(model.input) takes \(n)")
                 }
@@ -34,33 +72,163 @@ public final class Pipeline: Sendable {
                 guard model.inputElementCount != nil else {
                     throw mismatch("the model's input \(model.input) has free dimensions: set \"shape\" in the pipeline")
                 }
-                shape = modelShape
+                input = shape
             }
-            let count = shape.reduce(1, *)
-            return Pipeline(settings: s, model: model, decoder: F32LEDecoder(expectedCount: count),
-                            makeAdapter: { DirectAdapter(shape: shape) })
+            let count = input.reduce(1, *)
+            return make(F32LEDecoder(expectedCount: count), "vectors of \(count) values as \(input)") { DirectAdapter(shape: input) }
+
         case .json:
-            guard let n = model.inputElementCount else {
-                throw mismatch("the model's input \(model.input) has free dimensions, which json pipelines do not fill yet")
+            let f = s.fields.count
+            let window: Int
+            switch shape.count {
+            case 2:
+                if shape[1] >= 0, shape[1] != f {
+                    throw mismatch("\(f) fields but the model's input \(model.input) takes \(shape[1]) values")
+                }
+                if let w = s.window, w != 1 {
+                    throw mismatch("window \(w) but the model's input \(model.input) takes one reading")
+                }
+                window = 1
+            case 3:
+                if shape[2] >= 0, shape[2] != f {
+                    throw mismatch("\(f) fields but the model's input \(model.input) takes \(shape[2]) per reading")
+                }
+                let meta = model.metadataInt("vigil.window")
+                if shape[1] >= 0 {
+                    for (what, w) in [("window", s.window), ("vigil.window", meta)] {
+                        if let w, w != shape[1] { throw mismatch("\(what) \(w) but the model's input \(model.input) takes \(shape[1]) readings") }
+                    }
+                    window = shape[1]
+                } else if let w = s.window ?? meta, w > 0 {
+                    window = w
+                } else {
+                    throw mismatch("the model's input \(model.input) leaves the number of readings free: set \"window\" in the pipeline")
+                }
+            default:
+                throw mismatch("a json pipeline feeds [1, fields] or [1, window, fields], the model's input is \(model.input)")
             }
-            guard n == s.fields.count else {
-                throw mismatch("\(s.fields.count) fields but the model's input \(model.input) takes \(n) values")
+            let input = shape.count == 2 ? [1, f] : [1, window, f]
+            return make(JSONFieldsDecoder(fields: s.fields), "windows of \(window) readings of \(f) fields") {
+                SensorWindowAdapter(shape: input, window: window, fields: f)
             }
-            return Pipeline(settings: s, model: model, decoder: JSONFieldsDecoder(fields: s.fields),
-                            makeAdapter: { DirectAdapter(shape: modelShape) })
-        default:
-            throw mismatch("format \(s.format.rawValue) is not supported by this build")
+
+        case .wav, .pcm_s16le:
+            // One dimension holds the samples; every other is 1 (batch, channel).
+            let long = shape.indices.filter { shape[$0] != 1 }
+            guard long.count == 1, let at = long.first else {
+                throw mismatch("an audio pipeline feeds a window of mono samples ([1, N]), the model's input is \(model.input)")
+            }
+            let meta = model.metadataInt("vigil.window")
+            let window: Int
+            if shape[at] > 0 {
+                if let meta, meta != shape[at] { throw mismatch("vigil.window \(meta) but the model's input \(model.input) takes \(shape[at]) samples") }
+                window = shape[at]
+            } else if let meta, meta > 0 {
+                window = meta
+            } else {
+                throw mismatch("the model's input \(model.input) leaves the window length free and vigil.window does not set it")
+            }
+            guard let rate = model.metadataInt("vigil.sample_rate") ?? s.sampleRate else {
+                throw mismatch("the model does not state vigil.sample_rate: set \"sample_rate\" in the pipeline to the rate it takes")
+            }
+            if s.format == .pcm_s16le, let given = s.sampleRate, given != rate, !s.resample {
+                throw mismatch("sample_rate \(given) Hz but the model takes \(rate) Hz: send \(rate) Hz or set \"resample\": true")
+            }
+            let hop = s.hop?.samples(window: window) ?? max(1, window / 2)
+            guard hop <= window else { throw mismatch("hop of \(hop) samples is longer than the model's window of \(window)") }
+            var audioShape = shape
+            audioShape[at] = window
+            let input = audioShape
+            let resample = s.resample
+            let decoder: any PayloadDecoder = s.format == .wav ? WAVDecoder() : PCMS16LEDecoder(sampleRate: s.sampleRate!)
+            return make(decoder, "windows of \(window) samples at \(rate) Hz, hop \(hop)") {
+                AudioWindowAdapter(shape: input, window: window, hop: hop, rate: rate, resample: resample)
+            }
+
+        case .pgm, .gray8:
+            // [1, C, H, W] with C = 2 (previous, current), 1 or 3 (grey repeated); or [1, H, W].
+            guard shape.count == 4 || shape.count == 3 else {
+                throw mismatch("a camera pipeline feeds [1, C, H, W] or [1, H, W], the model's input is \(model.input)")
+            }
+            let channels = shape.count == 4 ? shape[1] : 1
+            guard [1, 2, 3].contains(channels) else {
+                throw mismatch("the model's input \(model.input) has \(channels) channels; a camera pipeline feeds 1 (grey), 2 (previous, current) or 3 (grey as RGB)")
+            }
+            var h = shape[shape.count - 2], w = shape[shape.count - 1]
+            if let frame = model.metadata["vigil.frame"] {
+                let parts = frame.lowercased().split(separator: "x").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard parts.count == 2, parts[0] > 0, parts[1] > 0 else { throw mismatch("vigil.frame \"\(frame)\" is not HxW") }
+                if (h >= 0 && h != parts[0]) || (w >= 0 && w != parts[1]) {
+                    throw mismatch("vigil.frame \(frame) but the model's input is \(model.input)")
+                }
+                (h, w) = (parts[0], parts[1])
+            }
+            guard h > 0, w > 0 else {
+                throw mismatch("the model's input \(model.input) leaves the image size free and vigil.frame (HxW) does not set it")
+            }
+            var imageShape = shape
+            imageShape[imageShape.count - 2] = h
+            imageShape[imageShape.count - 1] = w
+            let input = imageShape, width = w, height = h
+            let decoder: any PayloadDecoder = s.format == .pgm
+                ? PGMDecoder(maxWidth: s.maxWidth, maxHeight: s.maxHeight)
+                : Gray8Decoder(width: s.width!, height: s.height!)
+            let pairs = channels == 2
+            return make(decoder, "\(pairs ? "pairs of " : "")\(w)x\(h) grey frames (area-averaged)") {
+                ImageAdapter(shape: input, width: width, height: height, channels: channels, pairs: pairs)
+            }
         }
     }
 
-    /// Runs the model on one input and names the winning label.
+    /// The labels scores are named by, and `label_groups` as indices into them.
+    static func resolveLabels(_ s: PipelineSettings, model: Model, _ mismatch: (String) -> PipelineError) throws
+        -> ([String], [(name: String, members: [Int])]) {
+        var labels = model.labels
+        if let file = s.labelsFile {
+            do { labels = try LabelsFile.read(file) } catch { throw mismatch("\(error)") }
+            if let n = model.outputCount, labels.count != n {
+                throw mismatch("labels_file \(file) names \(labels.count) labels but the model's output \(model.outputs[0]) has \(n) scores")
+            }
+        }
+        var groups: [(name: String, members: [Int])] = []
+        for g in s.labelGroups {
+            var members: [Int] = []
+            for m in g.members {
+                guard let i = labels.firstIndex(of: m) else {
+                    let near = labels.filter { $0.lowercased().contains(m.lowercased()) }.prefix(3)
+                    throw mismatch("label_groups.\(g.name): \"\(m)\" is not one of the model's \(labels.count) labels"
+                                   + (near.isEmpty ? "" : " (did you mean \(near.map { "\"\($0)\"" }.joined(separator: ", "))?)"))
+                }
+                members.append(i)
+            }
+            groups.append((g.name, members))
+        }
+        return (labels, groups)
+    }
+
+    /// Runs the model on one input and names the winning label (or group).
+    ///
+    /// A group scores the highest of its members' scores: members are alternative names
+    /// for one event in a multi-label classifier, so the group fires exactly when one of
+    /// them would have fired alone and the model's calibrated threshold keeps its meaning;
+    /// a sum would exceed 1 and grow with the number of members, a mean would dilute one
+    /// confident member among quiet ones.
     func detect(_ input: ModelInput, device: String) throws -> Detection {
-        let (scores, ms) = try model.scores(for: input.values, shape: input.shape)
-        guard !scores.isEmpty else { throw FrameError(.inferenceFailed, "model \(model.name) returned no scores") }
+        let (raw, ms) = try model.scores(for: input.values, shape: input.shape)
+        guard !raw.isEmpty else { throw FrameError(.inferenceFailed, "model \(model.name) returned no scores") }
+        guard allFinite(raw) else { throw FrameError(.inferenceFailed, "model \(model.name) returned NaN or Inf scores") }
+        let named: [(String, Double)]
+        if groups.isEmpty {
+            named = raw.enumerated().map { i, v in (i < labels.count ? labels[i] : "class\(i)", Double(v)) }
+        } else {
+            named = groups.map { g in
+                var best = -Float.infinity
+                for i in g.members where i < raw.count { best = max(best, raw[i]) }
+                return (g.name, Double(best.isFinite ? best : 0))
+            }
+        }
         var best = 0
-        for i in scores.indices where scores[i] > scores[best] { best = i }
-        let labels = model.labels
-        let named = scores.enumerated().map { i, v in (i < labels.count ? labels[i] : "class\(i)", Double(v)) }
+        for i in named.indices where named[i].1 > named[best].1 { best = i }
         return Detection(ts: input.ts, pipeline: name, device: device, model: model.name,
                          label: named[best].0, score: named[best].1, scores: named, latencyMs: ms)
     }

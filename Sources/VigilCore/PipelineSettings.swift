@@ -65,11 +65,54 @@ public struct PipelineSettings: Sendable {
     /// gray8: frame size.
     public var width: Int?
     public var height: Int?
-    /// pcm_s16le: sample rate.
+    /// pcm_s16le: sample rate; wav: optional, the rate the model takes when its metadata does not say.
     public var sampleRate: Int?
+    /// wav, pcm_s16le: how far successive windows advance (default half a window).
+    public var hop: Hop?
+    /// wav, pcm_s16le: convert a stream whose rate differs from the model's instead of rejecting it.
+    public var resample = false
+    /// json: readings per model input (default: the model's `vigil.window`, else its input's).
+    public var window: Int?
+    /// pgm: largest image accepted, checked on the header before anything is allocated.
+    public var maxWidth = 4096
+    public var maxHeight = 4096
+    /// Replaces the model's labels: one per line, or a CSV column (`display_name`, `label`
+    /// or `name`). Resolved against the config's folder.
+    public var labelsFile: String?
+    /// Many labels scored as one: the group's score is the highest of its members'.
+    public var labelGroups: [LabelGroup] = []
     public var alert: AlertSettings?
 
-    static func parse(_ p: ConfigObject) throws -> PipelineSettings {
+    /// Audio window advance: a fraction of the window or a number of samples.
+    public enum Hop: Sendable, Equatable {
+        case fraction(Double)
+        case samples(Int)
+
+        public func samples(window: Int) -> Int {
+            switch self {
+            case .fraction(let f): return max(1, Int((Double(window) * f).rounded()))
+            case .samples(let n): return n
+            }
+        }
+    }
+
+    public struct LabelGroup: Sendable, Equatable {
+        public var name: String
+        public var members: [String]
+        public init(name: String, members: [String]) { self.name = name; self.members = members }
+    }
+
+    public init(name: String, topic: TopicPattern, format: PayloadFormat, model: String, fields: [String] = [],
+                shape: [Int]? = nil, width: Int? = nil, height: Int? = nil, sampleRate: Int? = nil,
+                alert: AlertSettings? = nil) {
+        self.name = name; self.topic = topic; self.format = format; self.model = model; self.fields = fields
+        self.shape = shape; self.width = width; self.height = height; self.sampleRate = sampleRate; self.alert = alert
+    }
+
+    public var isAudio: Bool { format == .wav || format == .pcm_s16le }
+    public var isImage: Bool { format == .pgm || format == .gray8 }
+
+    static func parse(_ p: ConfigObject, resolve: (String) -> String = { $0 }) throws -> PipelineSettings {
         let name = try p.requiredString("name")
         guard name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }) else {
             throw p.error("name", "use letters, digits, '_', '-' or '.' only")
@@ -93,10 +136,47 @@ public struct PipelineSettings: Sendable {
         if format == .gray8, width == nil || height == nil { throw p.error(width == nil ? "width" : "height", "gray8 needs width and height") }
         let rate = try p.int("sample_rate", in: 1000...384_000)
         if format == .pcm_s16le, rate == nil { throw p.error("sample_rate", "pcm_s16le needs sample_rate") }
-        let alert = try p.object("alert").map(AlertSettings.parse)
+        var s = PipelineSettings(name: name, topic: topic, format: format, model: model, fields: fields,
+                                 shape: shape, width: width, height: height, sampleRate: rate)
+        func only(_ key: String, _ allowed: Bool, _ what: String) throws {
+            if !allowed, p.has(key) { throw p.error(key, "only \(what) pipelines take \(key)") }
+        }
+        try only("width", format == .gray8, "gray8")
+        try only("height", format == .gray8, "gray8")
+        try only("shape", format == .f32le, "f32le")
+        try only("sample_rate", s.isAudio, "wav and pcm_s16le")
+        try only("hop", s.isAudio, "wav and pcm_s16le")
+        try only("resample", s.isAudio, "wav and pcm_s16le")
+        try only("window", format == .json, "json")
+        try only("max_width", format == .pgm, "pgm")
+        try only("max_height", format == .pgm, "pgm")
+        if let h = try p.double("hop") {
+            if h > 0, h <= 1 {
+                s.hop = .fraction(h)
+            } else if h > 1, h == h.rounded(), h < 1e9 {
+                s.hop = .samples(Int(h))
+            } else {
+                throw p.error("hop", "must be a fraction of the window (0 < hop <= 1) or a whole number of samples")
+            }
+        }
+        s.resample = try p.bool("resample", default: false)
+        s.window = try p.int("window", in: 1...100_000)
+        s.maxWidth = try p.int("max_width", default: s.maxWidth, in: 1...65536)
+        s.maxHeight = try p.int("max_height", default: s.maxHeight, in: 1...65536)
+        s.labelsFile = try p.string("labels_file").map(resolve)
+        if let g = try p.object("label_groups") {
+            for key in g.keys {
+                guard let members = try g.stringArray(key), !members.isEmpty else {
+                    throw g.error(key, "must list at least one of the model's labels")
+                }
+                s.labelGroups.append(LabelGroup(name: key, members: members))
+            }
+            guard !s.labelGroups.isEmpty else { throw p.error("label_groups", "must name at least one group") }
+            try g.finish()
+        }
+        s.alert = try p.object("alert").map(AlertSettings.parse)
         try p.finish()
-        return PipelineSettings(name: name, topic: topic, format: format, model: model, fields: fields,
-                                shape: shape, width: width, height: height, sampleRate: rate, alert: alert)
+        return s
     }
 }
 

@@ -12,6 +12,14 @@ final class Sink: @unchecked Sendable {
     var all: [Detection] { lock.withLock { items } }
 }
 
+final class ThreadNames: @unchecked Sendable {
+    // @unchecked Sendable: guarded by `lock`.
+    private let lock = NSLock()
+    private var names: Set<String> = []
+    func add(_ n: String) { lock.withLock { _ = names.insert(n) } }
+    var all: Set<String> { lock.withLock { names } }
+}
+
 final class EngineTests: XCTestCase {
     func settings(_ format: String, fields: String = "") throws -> PipelineSettings {
         let c = try Config.parse(Array("""
@@ -105,5 +113,153 @@ final class EngineTests: XCTestCase {
         XCTAssertGreaterThan(s.totalDropped, 0)
         XCTAssertEqual(s.totalDropped + sink.all.count, 5000, "every frame is processed or counted as dropped")
         XCTAssertEqual(sink.all.last?.ts, 4999, "the newest frame survives")
+    }
+
+    func testStateOfASilentDeviceIsFreedAndStartsAfresh() throws {
+        let p = try buildPipeline(model: "free_dims.onnx", format: "json", #""fields": ["t", "h"]"#)
+        let sink = Sink()
+        var limits = LimitSettings()
+        limits.workers = 2
+        limits.deviceTTL = 0.3
+        let engine = Engine(pipelines: [p], limits: limits, counters: Counters()) { sink.add($0) }
+        defer { engine.stop() }
+        func send(_ device: String, _ n: Int) {
+            for _ in 0..<n { engine.submit(.init(topic: "s/\(device)/x", payload: Array(#"{"t":1,"h":2}"#.utf8))) }
+            engine.drain()
+        }
+        send("a", 7)
+        send("b", 1)
+        send("c", 1)
+        XCTAssertEqual(engine.liveStreams, 3)
+        XCTAssertTrue(waitUntil(timeout: 10) { engine.liveStreams == 0 }, "silent devices are freed")
+        send("a", 1)
+        XCTAssertEqual(sink.all.count, 0, "a's window of 7 readings was freed; this is reading 1 of 8")
+        send("a", 7)
+        XCTAssertEqual(sink.all.count, 1)
+        XCTAssertEqual(engine.liveStreams, 1)
+    }
+
+    func testQueuedBytesStayBoundedUnderAFlood() throws {
+        let p = try buildPipeline(model: "wide_passthrough.onnx", format: "f32le")
+        let counters = Counters()
+        let sink = Sink()
+        var limits = LimitSettings()
+        limits.workers = 1
+        limits.queueDepth = 1_000_000
+        limits.maxQueueBytes = 10_000
+        let engine = Engine(pipelines: [p], limits: limits, counters: counters) { sink.add($0) }
+        let payload = f32le([Float](repeating: 0.5, count: 521))  // 2084 bytes
+        var peak = 0
+        for i in 0..<3000 {
+            engine.submit(.init(topic: "s/d\(i % 3)/x", payload: payload))
+            peak = max(peak, engine.queuedBytes)
+        }
+        engine.stop()
+        let s = counters.snapshot()
+        XCTAssertLessThanOrEqual(peak, 10_000)
+        XCTAssertGreaterThan(s.totalDropped, 0)
+        XCTAssertEqual(s.totalDropped + sink.all.count, 3000, "every frame is processed or counted as dropped")
+    }
+
+    func testAPipelineThatFallsBehindDropsOnlyItsOwnFrames() throws {
+        // A slow audio-sized flood and a trickle of sensor readings share one worker.
+        let wide = try buildPipeline(model: "wide_passthrough.onnx", format: "f32le")
+        let c = try Config.parse(Array("""
+            { "node": "n", "models": { "t": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
+              "pipelines": [ { "name": "env", "topic": "e/{device}", "format": "json", "fields": ["a","b","c","d"], "model": "t" } ] }
+            """.utf8))
+        let env = try Pipeline.build(c.pipelines[0], model: Model(name: "t", path: Paths.fixture("tiny_classifier.onnx")))
+        let counters = Counters()
+        let sink = Sink()
+        var limits = LimitSettings()
+        limits.workers = 1
+        limits.queueDepth = 5
+        let engine = Engine(pipelines: [wide, env], limits: limits, counters: counters) { sink.add($0) }
+        let payload = f32le([Float](repeating: 0.5, count: 521))
+        for i in 0..<2000 {
+            engine.submit(.init(topic: "s/a/x", payload: payload))
+            if i % 500 == 0 { engine.submit(.init(topic: "e/room", payload: Array(#"{"a":1,"b":2,"c":3,"d":4}"#.utf8))) }
+        }
+        engine.stop()
+        let s = counters.snapshot()
+        XCTAssertEqual(s.dropped["env"] ?? 0, 0)
+        XCTAssertEqual(sink.all.filter { $0.pipeline == "env" }.count, 4)
+        XCTAssertGreaterThan(s.dropped["p"] ?? 0, 0)
+    }
+
+    func testInferenceRunsOnWorkerLanesNotTheSubmittingThread() throws {
+        let p = try buildPipeline(model: "tiny_classifier.onnx", format: "f32le")
+        let names = Sink()
+        let seen = ThreadNames()
+        var limits = LimitSettings()
+        limits.workers = 3
+        let engine = Engine(pipelines: [p], limits: limits, counters: Counters()) { d in
+            seen.add(Thread.isMainThread ? "main" : "\(ObjectIdentifier(Thread.current).hashValue)")
+            names.add(d)
+        }
+        XCTAssertTrue(Thread.isMainThread)
+        for i in 0..<300 { engine.submit(.init(topic: "s/d\(i % 30)/x", payload: f32le([1, 2, 3, 4]))) }
+        engine.stop()
+        XCTAssertEqual(names.all.count, 300)
+        let threads = seen.all
+        XCTAssertFalse(threads.contains("main"), "the submitting (MQTT) thread never runs a model")
+        XCTAssertLessThanOrEqual(threads.count, 3, "a bounded pool: one thread per lane")
+    }
+
+    func testStreamTableSweepsByLastSeen() {
+        var t = StreamTable(ttl: 10)
+        let make = { DirectAdapter(shape: [1]) as any StreamAdapter }
+        let a = t.adapter(pipeline: 0, device: "a", now: 0, make: make)
+        _ = t.adapter(pipeline: 0, device: "b", now: 0, make: make)
+        XCTAssertTrue(t.adapter(pipeline: 0, device: "a", now: 8, make: make) === a, "the same state is reused")
+        XCTAssertEqual(t.sweep(now: 15).map(\.device), ["b"])
+        XCTAssertEqual(t.count, 1)
+        XCTAssertEqual(t.sweep(now: 18.1).map(\.device), ["a"])
+    }
+}
+
+/// Figures, not assertions: printed for the report (`swift test --filter PipelineBenchmarks`).
+final class PipelineBenchmarks: XCTestCase {
+    func time(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
+        let start = DispatchTime.now().uptimeNanoseconds
+        for _ in 0..<n { try body() }
+        return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6 / Double(n)
+    }
+
+    #if DEBUG
+    let build = "debug"
+    #else
+    let build = "release"
+    #endif
+
+    func testPrintFigures() throws {
+        let px = (0..<(640 * 480)).map { UInt8($0 % 251) }
+        let r = AreaResizer(from: (640, 480), to: (160, 120))
+        var out = [Float](repeating: 0, count: 160 * 120)
+        let resize = time(20) { r.resize(px, into: &out, at: 0) }
+        let px2 = (0..<(1000 * 750)).map { UInt8($0 % 251) }
+        let r2 = AreaResizer(from: (1000, 750), to: (160, 120))
+        let resizeFractional = time(10) { r2.resize(px2, into: &out, at: 0) }
+        let pgm = pgmBytes(width: 640, height: 480, pixels: px)
+        let dec = PGMDecoder(maxWidth: 4096, maxHeight: 4096)
+        let decode = try time(20) { _ = try dec.decode(pgm, receivedAt: 0) }
+        let wav = wavBytes((0..<16000).map { Int16(truncatingIfNeeded: $0 * 37) })
+        let wavMs = try time(20) { _ = try WAVDecoder().decode(wav, receivedAt: 0) }
+        var rs = Resampler(from: 44100, to: 16000)
+        let chunk = [Float](repeating: 0.1, count: 44100)
+        let resample = time(5) { _ = rs.process(chunk) }
+        print("benchmark: pgm 640x480 decode \(String(format: "%.2f", decode)) ms, area resize to 160x120 \(String(format: "%.2f", resize)) ms, 1000x750 -> 160x120 (fractional) \(String(format: "%.2f", resizeFractional)) ms; wav 1 s at 16 kHz decode \(String(format: "%.2f", wavMs)) ms; resample 1 s 44.1->16 kHz \(String(format: "%.2f", resample)) ms (\(build) build)")
+
+        let p = try buildPipeline(model: "tiny_classifier.onnx", format: "f32le")
+        let sink = Sink()
+        var limits = LimitSettings()
+        limits.queueDepth = 1_000_000
+        let engine = Engine(pipelines: [p], limits: limits, counters: Counters()) { sink.add($0) }
+        let n = 20_000
+        let start = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<n { engine.submit(.init(topic: "s/d\(i % 16)/x", payload: f32le([Float(i), 1, 2, 3]))) }
+        engine.stop()
+        let s = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        print("benchmark: engine \(n) f32le frames through tiny_classifier on \(limits.workers) workers: \(Int(Double(n) / s)) frames/s (\(build) build)")
     }
 }

@@ -10,6 +10,14 @@ free_dims.onnx: input window float[1,8,fields] -> score float[1,1] = sigmoid(mea
 two_inputs.onnx: a model vigil must refuse (two inputs).
 tiny_classifier_v2.onnx: tiny_classifier's interface (float[1,4] -> float[1,3]) with other weights
     and labels cold,warm,hot: a "new version" of a model file (reload tests).
+motion_small.onnx: input frames float[1,2,12,16] (previous, current) -> scores float[1,2], labels
+    still,motion; motion = sigmoid(40 * (mean|current - previous| - 0.05)). vigil.frame 12x16.
+brightness.onnx: input image float[1,1,12,16] -> scores float[1,2] = [1 - mean, mean], labels
+    dark,bright; no vigil.frame (the size comes from the input), task classifier.
+sound_small.onnx: input audio float[1,800] at 8000 Hz -> scores float[1,2], labels quiet,loud;
+    loud = sigmoid(40 * (rms - 0.1)). vigil.window 800, vigil.sample_rate 8000.
+wide_passthrough.onnx: input x float[1,521] -> scores float[1,521] = clip(x, 0, 1), no labels:
+    a stand-in for AudioSet-sized classifiers (labels come from a labels file in tests).
 """
 import os
 import numpy as np
@@ -91,9 +99,89 @@ def two_inputs():
     save(m, "two_inputs.onnx")
 
 
+def const(name, values, dtype=np.float32):
+    return numpy_helper.from_array(np.array(values, dtype=dtype), name)
+
+
+def two_class_head(score_in, g_nodes, inits):
+    """[s] -> [1, 2] = [1 - s, s]."""
+    g_nodes += [helper.make_node("Sub", ["one", score_in], ["inv"]),
+                helper.make_node("Concat", ["inv", score_in], ["pair"], axis=0),
+                helper.make_node("Reshape", ["pair", "shape12"], ["scores"])]
+    inits += [const("one", [1.0]), const("shape12", [1, 2], np.int64)]
+
+
+def motion_small():
+    nodes = [helper.make_node("Split", ["frames", "split"], ["prev", "cur"], axis=1),
+             helper.make_node("Sub", ["cur", "prev"], ["d"]),
+             helper.make_node("Abs", ["d"], ["ad"]),
+             helper.make_node("ReduceMean", ["ad"], ["m"], keepdims=0),
+             helper.make_node("Reshape", ["m", "shape1"], ["m1"]),
+             helper.make_node("Sub", ["m1", "bias"], ["c"]),
+             helper.make_node("Mul", ["c", "gain"], ["z"]),
+             helper.make_node("Sigmoid", ["z"], ["s"])]
+    inits = [const("split", [1, 1], np.int64), const("shape1", [1], np.int64), const("bias", [0.05]), const("gain", [40.0])]
+    two_class_head("s", nodes, inits)
+    g = helper.make_graph(nodes, "motion_small",
+                          [helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1, 2, 12, 16])],
+                          [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    meta(m, **{"vigil.task": "motion", "vigil.labels": "still,motion", "vigil.frame": "12x16", "vigil.threshold": "0.5"})
+    save(m, "motion_small.onnx")
+
+
+def brightness():
+    nodes = [helper.make_node("ReduceMean", ["image"], ["m"], keepdims=0),
+             helper.make_node("Reshape", ["m", "shape1"], ["s"])]
+    inits = [const("shape1", [1], np.int64)]
+    two_class_head("s", nodes, inits)
+    g = helper.make_graph(nodes, "brightness",
+                          [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 12, 16])],
+                          [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    meta(m, **{"vigil.task": "classifier", "vigil.labels": "dark,bright"})
+    save(m, "brightness.onnx")
+
+
+def sound_small():
+    nodes = [helper.make_node("Mul", ["audio", "audio"], ["sq"]),
+             helper.make_node("ReduceMean", ["sq"], ["ms"], keepdims=0),
+             helper.make_node("Sqrt", ["ms"], ["rms"]),
+             helper.make_node("Reshape", ["rms", "shape1"], ["r1"]),
+             helper.make_node("Sub", ["r1", "bias"], ["c"]),
+             helper.make_node("Mul", ["c", "gain"], ["z"]),
+             helper.make_node("Sigmoid", ["z"], ["s"])]
+    inits = [const("shape1", [1], np.int64), const("bias", [0.1]), const("gain", [40.0])]
+    two_class_head("s", nodes, inits)
+    g = helper.make_graph(nodes, "sound_small",
+                          [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, 800])],
+                          [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    meta(m, **{"vigil.task": "sound", "vigil.labels": "quiet,loud", "vigil.window": "800", "vigil.sample_rate": "8000"})
+    save(m, "sound_small.onnx")
+
+
+def wide_passthrough():
+    g = helper.make_graph(
+        [helper.make_node("Clip", ["x", "lo", "hi"], ["scores"])], "wide_passthrough",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 521])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 521])],
+        [numpy_helper.from_array(np.array(0, dtype=np.float32), "lo"), numpy_helper.from_array(np.array(1, dtype=np.float32), "hi")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    save(m, "wide_passthrough.onnx")
+
+
 if __name__ == "__main__":
     tiny_classifier()
     free_dims()
     two_inputs()
     tiny_classifier_v2()
+    motion_small()
+    brightness()
+    sound_small()
+    wide_passthrough()
     print("wrote fixtures to", HERE)

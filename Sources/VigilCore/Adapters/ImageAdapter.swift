@@ -1,0 +1,123 @@
+import Foundation
+
+/// Resizes grey images by area averaging: each output pixel is the mean of the input area
+/// it covers (fractional pixels weighted by overlap). Downscaling this way is anti-aliased
+/// without a separate filter; upscaling degrades to a blend of the nearest pixels.
+/// Weight tables are built once per size pair.
+public struct AreaResizer: Sendable {
+    public let srcWidth, srcHeight, dstWidth, dstHeight: Int
+    /// For each output column/row: the (input index, weight) pairs, weights summing to 1.
+    let xTaps: [[(Int, Float)]]
+    let yTaps: [[(Int, Float)]]
+
+    public init(from src: (width: Int, height: Int), to dst: (width: Int, height: Int)) {
+        srcWidth = src.width; srcHeight = src.height; dstWidth = dst.width; dstHeight = dst.height
+        xTaps = AreaResizer.taps(src.width, dst.width)
+        yTaps = AreaResizer.taps(src.height, dst.height)
+    }
+
+    static func taps(_ n: Int, _ m: Int) -> [[(Int, Float)]] {
+        let scale = Double(n) / Double(m)
+        return (0..<m).map { i in
+            let start = Double(i) * scale, end = Double(i + 1) * scale
+            var t: [(Int, Float)] = []
+            var s = Int(start.rounded(.down))
+            while Double(s) < end, s < n {
+                let overlap = min(end, Double(s + 1)) - max(start, Double(s))
+                if overlap > 1e-9 { t.append((s, Float(overlap / scale))) }
+                s += 1
+            }
+            return t
+        }
+    }
+
+    /// Resizes `pixels` (srcWidth x srcHeight, row-major) and scales 0...255 to 0...1,
+    /// writing dstWidth x dstHeight values into `out` from `offset`.
+    public func resize(_ pixels: [UInt8], into out: inout [Float], at offset: Int) {
+        precondition(pixels.count == srcWidth * srcHeight && out.count >= offset + dstWidth * dstHeight)
+        if srcWidth % dstWidth == 0, srcHeight % dstHeight == 0 {
+            return resizeByBlocks(pixels, into: &out, at: offset)
+        }
+        // Horizontal pass into a srcHeight x dstWidth buffer, then vertical.
+        var rows = [Float](repeating: 0, count: srcHeight * dstWidth)
+        for y in 0..<srcHeight {
+            let base = y * srcWidth
+            for (x, taps) in xTaps.enumerated() {
+                var acc: Float = 0
+                for (s, w) in taps { acc += Float(pixels[base + s]) * w }
+                rows[y * dstWidth + x] = acc
+            }
+        }
+        for (y, taps) in yTaps.enumerated() {
+            let o = offset + y * dstWidth
+            for x in 0..<dstWidth {
+                var acc: Float = 0
+                for (s, w) in taps { acc += rows[s * dstWidth + x] * w }
+                out[o + x] = acc / 255
+            }
+        }
+    }
+}
+
+extension AreaResizer {
+    /// Whole-number ratios (640x480 -> 160x120): integer block sums, no weights.
+    func resizeByBlocks(_ pixels: [UInt8], into out: inout [Float], at offset: Int) {
+        let fx = srcWidth / dstWidth, fy = srcHeight / dstHeight
+        let scale = 1 / (Float(fx * fy) * 255)
+        var acc = [UInt32](repeating: 0, count: dstWidth)
+        for oy in 0..<dstHeight {
+            for i in acc.indices { acc[i] = 0 }
+            for ky in 0..<fy {
+                var p = (oy * fy + ky) * srcWidth
+                for ox in 0..<dstWidth {
+                    var sum: UInt32 = 0
+                    for _ in 0..<fx { sum &+= UInt32(pixels[p]); p += 1 }
+                    acc[ox] &+= sum
+                }
+            }
+            let o = offset + oy * dstWidth
+            for ox in 0..<dstWidth { out[o + ox] = Float(acc[ox]) * scale }
+        }
+    }
+}
+
+/// Camera stream state: resizes each frame to the model's input and, for a model that
+/// takes (previous, current) pairs, keeps the previous frame. A pair model gets no input
+/// for a device's first frame (there is nothing to compare it with).
+public final class ImageAdapter: StreamAdapter {
+    /// Model input shape, e.g. [1, 2, 120, 160].
+    let shape: [Int]
+    let width: Int
+    let height: Int
+    /// 2: (previous, current) pairs; 1 or 3: the current frame (repeated for 3 channels).
+    let channels: Int
+    let pairs: Bool
+    private var previous: [Float]?
+    private var resizer: AreaResizer?
+
+    public init(shape: [Int], width: Int, height: Int, channels: Int, pairs: Bool) {
+        self.shape = shape; self.width = width; self.height = height; self.channels = channels; self.pairs = pairs
+    }
+
+    public func inputs(for frame: TimedFrame) throws(FrameError) -> [ModelInput] {
+        guard case .image(let w, let h, let pixels) = frame.frame else {
+            throw FrameError(.wrongSize, "this pipeline feeds images, got another kind of frame")
+        }
+        if resizer?.srcWidth != w || resizer?.srcHeight != h {
+            resizer = AreaResizer(from: (w, h), to: (width, height))
+        }
+        let plane = width * height
+        var current = [Float](repeating: 0, count: plane)
+        resizer!.resize(pixels, into: &current, at: 0)
+        if pairs {
+            defer { previous = current }
+            guard let prev = previous else { return [] }
+            return [ModelInput(values: prev + current, shape: shape, ts: frame.ts)]
+        }
+        if channels == 1 { return [ModelInput(values: current, shape: shape, ts: frame.ts)] }
+        var values: [Float] = []
+        values.reserveCapacity(plane * channels)
+        for _ in 0..<channels { values += current }
+        return [ModelInput(values: values, shape: shape, ts: frame.ts)]
+    }
+}

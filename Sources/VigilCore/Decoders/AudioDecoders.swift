@@ -1,0 +1,112 @@
+import Foundation
+
+/// Sample rates a decoder accepts; anything else is a corrupt header, not a real stream.
+let audioRates = 1000...384_000
+
+/// Little-endian int16 samples to floats in [-1, 1).
+func s16leSamples(_ bytes: ArraySlice<UInt8>) -> [Float] {
+    let n = bytes.count / 2
+    var out = [Float](repeating: 0, count: n)
+    var i = bytes.startIndex
+    for k in 0..<n {
+        let v = Int16(bitPattern: UInt16(bytes[i]) | UInt16(bytes[i + 1]) << 8)
+        out[k] = Float(v) / 32768
+        i += 2
+    }
+    return out
+}
+
+/// `pcm_s16le`: raw little-endian 16-bit mono samples at the pipeline's `sample_rate`.
+public struct PCMS16LEDecoder: PayloadDecoder {
+    public let sampleRate: Int
+    public init(sampleRate: Int) { self.sampleRate = sampleRate }
+
+    public func decode(_ payload: [UInt8], receivedAt: Double) throws(FrameError) -> TimedFrame {
+        guard !payload.isEmpty else { throw FrameError(.wrongSize, "pcm_s16le payload is empty") }
+        guard payload.count % 2 == 0 else {
+            throw FrameError(.wrongSize, "pcm_s16le payload of \(payload.count) bytes is not a whole number of 16-bit samples")
+        }
+        return TimedFrame(frame: .audio(sampleRate: sampleRate, samples: s16leSamples(payload[...])), ts: receivedAt)
+    }
+}
+
+/// `wav`: RIFF/WAVE holding 16-bit PCM; the rate comes from the header. Mono is the format
+/// sensors should send; more channels are averaged to mono (cheap, and what a
+/// stereo USB microphone would otherwise break on). Chunks other
+/// than `fmt ` and `data` (LIST, fact, ...) are skipped. A `data` size of 0xFFFFFFFF (what
+/// streaming writers put before they know the length) means "to the end of the payload".
+public struct WAVDecoder: PayloadDecoder {
+    public init() {}
+
+    public func decode(_ p: [UInt8], receivedAt: Double) throws(FrameError) -> TimedFrame {
+        func u32(_ i: Int) -> UInt32 { UInt32(p[i]) | UInt32(p[i + 1]) << 8 | UInt32(p[i + 2]) << 16 | UInt32(p[i + 3]) << 24 }
+        func u16(_ i: Int) -> UInt16 { UInt16(p[i]) | UInt16(p[i + 1]) << 8 }
+        func tag(_ i: Int) -> String { String(decoding: p[i..<i + 4], as: UTF8.self) }
+        guard p.count >= 12, tag(0) == "RIFF", tag(8) == "WAVE" else {
+            throw FrameError(.malformed, "wav payload does not start with a RIFF/WAVE header")
+        }
+        var rate: Int?
+        var channels = 1
+        var offset = 12
+        while offset + 8 <= p.count {
+            let id = tag(offset)
+            let declared = u32(offset + 4)
+            let body = offset + 8
+            let remaining = p.count - body
+            if id == "fmt " {
+                guard declared >= 16, Int(declared) <= remaining else {
+                    throw FrameError(.malformed, "wav fmt chunk declares \(declared) bytes (needs 16, payload has \(remaining))")
+                }
+                var format = u16(body)
+                let declaredChannels = Int(u16(body + 2))
+                let sampleRate = Int(u32(body + 4))
+                let bits = u16(body + 14)
+                if format == 0xFFFE, declared >= 26 { format = u16(body + 24) }  // WAVE_FORMAT_EXTENSIBLE: the subformat's first bytes
+                guard format == 1 else { throw FrameError(.unsupported, "wav format tag \(format) is not PCM (only 16-bit PCM is read)") }
+                guard bits == 16 else { throw FrameError(.unsupported, "wav holds \(bits)-bit samples; only 16-bit PCM is read") }
+                guard (1...8).contains(declaredChannels) else { throw FrameError(.malformed, "wav declares \(declaredChannels) channels") }
+                channels = declaredChannels
+                guard audioRates.contains(sampleRate) else {
+                    throw FrameError(.malformed, "wav sample rate \(sampleRate) Hz is outside \(audioRates.lowerBound)...\(audioRates.upperBound)")
+                }
+                rate = sampleRate
+            } else if id == "data" {
+                guard let rate else { throw FrameError(.malformed, "wav data chunk comes before the fmt chunk") }
+                let size: Int
+                if declared == 0xFFFF_FFFF {
+                    size = remaining - remaining % (2 * channels)
+                } else {
+                    guard Int(declared) <= remaining else {
+                        throw FrameError(.wrongSize, "wav data chunk declares \(declared) bytes but the payload holds \(remaining) (truncated?)")
+                    }
+                    size = Int(declared)
+                }
+                let frameBytes = 2 * channels
+                guard size % frameBytes == 0 else {
+                    throw FrameError(.wrongSize, "wav data chunk of \(size) bytes is not a whole number of \(channels)-channel 16-bit frames")
+                }
+                guard size > 0 else { throw FrameError(.wrongSize, "wav data chunk is empty") }
+                var samples = s16leSamples(p[body..<body + size])
+                if channels > 1 { samples = downmix(samples, channels: channels) }
+                return TimedFrame(frame: .audio(sampleRate: rate, samples: samples), ts: receivedAt)
+            }
+            // Chunks are padded to an even size; Int arithmetic cannot overflow from a UInt32.
+            let next = body + Int(declared) + Int(declared & 1)
+            guard next <= p.count else { break }
+            offset = next
+        }
+        throw FrameError(.malformed, rate == nil ? "wav payload has no fmt chunk" : "wav payload has no data chunk")
+    }
+}
+
+/// Interleaved frames of `channels` samples to their mean.
+func downmix(_ x: [Float], channels: Int) -> [Float] {
+    let n = x.count / channels
+    var out = [Float](repeating: 0, count: n)
+    for i in 0..<n {
+        var acc: Float = 0
+        for c in 0..<channels { acc += x[i * channels + c] }
+        out[i] = acc / Float(channels)
+    }
+    return out
+}
