@@ -47,7 +47,9 @@ public final class Daemon: @unchecked Sendable {
         }
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
-        let alerts = AlertCenter(config: config, models: models, outlet: outlet, store: store)
+        let alerts = AlertCenter(config: config, models: models,
+                                 scoreLabels: Dictionary(pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a }),
+                                 outlet: outlet, store: store)
         self.alerts = alerts
         let counters = self.counters
         let outlet = self.outlet

@@ -22,6 +22,11 @@ public final class Pipeline: Sendable {
     /// pipeline's labels; the first is the background when there are several.)
     public var scoreLabels: [String] { groups.isEmpty ? labels : groups.map(\.name) }
 
+    /// The labels alert rules see, first the background they skip when `alert.labels` is
+    /// empty (the model's first label: `still`, `normal`). Every group is something the user
+    /// asked to detect, so a grouped pipeline has no background: an empty name stands first.
+    public var ruleLabels: [String] { groups.isEmpty ? labels : [""] + groups.map(\.name) }
+
     init(settings: PipelineSettings, model: Model, decoder: any PayloadDecoder, labels: [String],
          groups: [(name: String, members: [Int])], inputDescription: String,
          makeAdapter: @escaping @Sendable () -> any StreamAdapter) {

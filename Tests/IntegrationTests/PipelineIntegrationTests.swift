@@ -41,7 +41,8 @@ final class PipelineIntegrationTests: XCTestCase {
                   "fields": ["AM2301.Temperature", "AM2301.Humidity"], "model": "anomaly" },
                 { "name": "spectra", "topic": "sensors/{device}/spectra", "format": "f32le", "model": "wide",
                   "labels_file": "class_map.csv",
-                  "label_groups": { "glass_breaking": ["Glass", "Shatter", "Breaking"], "smoke_alarm": ["Smoke detector, smoke alarm"] } }
+                  "label_groups": { "glass_breaking": ["Glass", "Shatter", "Breaking"], "smoke_alarm": ["Smoke detector, smoke alarm"] },
+                  "alert": { "min_score": 0.6, "cooldown_s": 0 } }
               ]
             }
             """)
@@ -180,6 +181,11 @@ final class PipelineIntegrationTests: XCTestCase {
         XCTAssertEqual(spectra.label, "glass_breaking")
         XCTAssertEqual(spectra.score, 0.7, accuracy: 1e-6)
         XCTAssertEqual(Set(spectra.scores.keys), ["glass_breaking", "smoke_alarm"], "only group scores are stored")
+        // Alert rules read the group scores (not the model's 521 labels), and no group is background.
+        XCTAssertTrue(waitUntil(timeout: 5) {
+            (try? Database(path: self.dir.file("vigil.db"), mode: .readOnly)
+                .scalar("SELECT label FROM alerts WHERE pipeline = 'spectra' AND state = 'raised'").string) == "glass_breaking"
+        }, daemon.output)
         XCTAssertEqual(daemon.stop(), 0)
         XCTAssertTrue(daemon.output.contains("rejected (outOfOrder)"), daemon.output)
     }

@@ -55,9 +55,12 @@ public final class AlertCenter: @unchecked Sendable {
         self.updateActions = updateActions
     }
 
-    public convenience init(config: Config, models: [String: Model], outlet: MQTTOutlet, store: Store) {
+    /// `scoreLabels`: per pipeline, the names its detections carry scores for (label groups or a
+    /// labels file replace the model's own labels); rules read those.
+    public convenience init(config: Config, models: [String: Model], scoreLabels: [String: [String]] = [:],
+                            outlet: MQTTOutlet, store: Store) {
         let infos = config.pipelines.map { p in
-            PipelineInfo(name: p.name, alert: p.alert, modelLabels: models[p.model]?.labels ?? [],
+            PipelineInfo(name: p.name, alert: p.alert, modelLabels: scoreLabels[p.name] ?? models[p.model]?.labels ?? [],
                          task: models[p.model]?.task ?? "score", model: p.model, threshold: models[p.model]?.threshold)
         }
         for a in config.actions {

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""`make bench`: vigild against the straightforward Python service, same models, same load.
+
+For each system (vigild, baseline) and each pipeline (camera, audio, environment):
+  - background load from `vigilctl simulate` at stepped rates (frames/s in total);
+  - a latency probe: one frame at a time on its own device, timed from publish to the
+    detection message (and, for vigild, to the row being visible in SQLite, and to the
+    alert message on a raising frame); pipeline overhead = end-to-end minus the model's
+    own run time (latency_ms in the detection);
+  - sustained rate: the highest step whose frames all became detections (none dropped,
+    none left behind 2 s after the load stopped);
+  - CPU % (from /proc/PID/stat) during each step, peak RSS (VmHWM), time to READY, idle CPU.
+Results: bench-run/results.json and a table in docs/benchmarks.md.
+"""
+import argparse, datetime, json, os, platform, signal, socket, sqlite3, statistics, subprocess, sys, time, threading
+import paho.mqtt.client as mqtt
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN = os.path.join(ROOT, "bench-run")
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / HZ
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pct(values, p):
+    if not values: return float("nan")
+    v = sorted(values); k = max(0, min(len(v) - 1, int(round(p / 100 * len(v) + 0.5)) - 1))
+    return v[k]
+
+
+class Probe:
+    """Publishes one probe frame at a time and times the answers."""
+    def __init__(self, port, node):
+        self.node = node
+        self.cond = threading.Condition()
+        self.got = {}
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{os.getpid()}-{node}")
+        self.c.on_message = self.on_message
+        self.c.connect("127.0.0.1", port)
+        self.c.subscribe(f"vigil/{node}/detections/+/+", qos=0)
+        self.c.subscribe(f"vigil/{node}/alerts/+/+", qos=0)
+        self.c.loop_start()
+        time.sleep(0.3)
+
+    def on_message(self, _c, _u, msg):
+        now = time.time()
+        parts = msg.topic.split("/")
+        kind, pipeline, device = parts[2], parts[3], parts[4]
+        if not device.startswith("probe"): return
+        with self.cond:
+            self.got.setdefault((kind, pipeline, device), []).append((now, json.loads(msg.payload)))
+            self.cond.notify_all()
+
+    def wait(self, key, n, timeout=5.0):
+        end = time.time() + timeout
+        with self.cond:
+            while len(self.got.get(key, [])) < n and time.time() < end:
+                self.cond.wait(0.05)
+            return list(self.got.get(key, []))
+
+    def close(self):
+        self.c.loop_stop(); self.c.disconnect()
+
+
+def probe_frames(kind, sim_bin, n):
+    """Probe payloads made by vigilctl simulate's own generators (--dump writes them)."""
+    out = os.path.join(RUN, f"probe-{kind}")
+    subprocess.run([sim_bin, "simulate", "--dump", out, "--kinds", kind, "--count", str(n), "--seed", "11"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return [open(os.path.join(out, f), "rb").read() for f in sorted(os.listdir(out))]
+
+
+def run_probe(probe, port, node, kind, pipeline, frames, db_path=None, interval=0.05):
+    """Sends frames one at a time; returns per-frame (e2e_ms, model_ms, row_ms)."""
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-pub-{kind}-{node}")
+    pub.connect("127.0.0.1", port); pub.loop_start()
+    device = f"probe{int(time.time())%100000}"
+    key = ("detections", pipeline, device)
+    results = []
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) if db_path else None
+    for i, payload in enumerate(frames):
+        before = len(probe.got.get(key, []))
+        t0 = time.time()
+        pub.publish(f"sensors/{device}/{kind}", payload, qos=1)
+        got = probe.wait(key, before + 1, timeout=3)
+        if len(got) <= before:
+            continue   # warm-up frames (camera's first, audio's partial window) give no detection
+        t_det, det = got[before]
+        row_ms = None
+        if db is not None:
+            end = time.time() + 2
+            while time.time() < end:
+                if db.execute("SELECT 1 FROM detections WHERE uuid=?", (det["uuid"],)).fetchone():
+                    row_ms = (time.time() - t0) * 1000; break
+                time.sleep(0.001)
+        results.append(((t_det - t0) * 1000, det.get("latency_ms", 0.0), row_ms))
+        time.sleep(interval)
+    pub.loop_stop(); pub.disconnect()
+    return results
+
+
+class System:
+    def __init__(self, name, cmd, ready_word, node, db_path, env=None):
+        self.name, self.node, self.db_path = name, node, db_path
+        t0 = time.time()
+        self.log = open(os.path.join(RUN, f"{name}.log"), "w")
+        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        while ready_word not in open(os.path.join(RUN, f"{name}.log")).read():
+            if self.p.poll() is not None:
+                sys.exit(f"{name} exited: " + open(os.path.join(RUN, f"{name}.log")).read())
+            if time.time() - t0 > 60: sys.exit(f"{name} not ready after 60 s")
+            time.sleep(0.01)
+        self.ready_s = time.time() - t0
+
+    def cpu(self): return cpu_seconds(self.p.pid)
+    def rss(self): return peak_rss_mb(self.p.pid)
+
+    def rows(self, pipeline):
+        db = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM detections WHERE pipeline=?", (pipeline,)).fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+        finally:
+            db.close()
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        try: self.p.wait(30)
+        except subprocess.TimeoutExpired: self.p.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="fewer steps and shorter runs")
+    ap.add_argument("--only", default="", help="comma list of systems: vigild,baseline")
+    a = ap.parse_args()
+    os.makedirs(RUN, exist_ok=True)
+    bin_dir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.strip()
+    vigild, vigilctl = os.path.join(bin_dir, "vigild"), os.path.join(bin_dir, "vigilctl")
+    port = free_port()
+    conf = os.path.join(RUN, "mosquitto.conf")
+    open(conf, "w").write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\nmax_inflight_messages 0\n")
+    broker = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    step_s = 5 if a.quick else 10
+    pipelines = {  # kind -> (pipeline, model, stepped total rates)
+        "env": ("environment", "anomaly", [200, 1000, 3000, 6000] if a.quick else [200, 500, 1000, 2000, 4000, 8000]),
+        "audio": ("audio", "sound", [10, 40, 100] if a.quick else [10, 25, 50, 100, 200, 400]),
+        "camera": ("camera", "motion", [10, 40, 100] if a.quick else [10, 25, 50, 100, 200, 400]),
+    }
+    systems = [s for s in ["vigild", "baseline"] if not a.only or s in a.only.split(",")]
+    results = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
+               "kernel": platform.release(), "date": datetime.datetime.utcnow().isoformat() + "Z",
+               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
+               "systems": {}}
+    for sysname in systems:
+        db = os.path.join(RUN, f"{sysname}.db")
+        for f in (db, db + "-wal", db + "-shm"):
+            if os.path.exists(f): os.remove(f)
+        if sysname == "vigild":
+            cfg = open(os.path.join(ROOT, "bench", "bench.json")).read()
+            cfg = cfg.replace("@PORT@", str(port)).replace("@DB@", db).replace("@MODELS@", os.path.join(ROOT, "Models"))
+            open(os.path.join(RUN, "vigil.json"), "w").write(cfg)
+            s = System("vigild", [vigild, "--config", os.path.join(RUN, "vigil.json")], "ready", "bench", db)
+        else:
+            s = System("baseline", [sys.executable, os.path.join(ROOT, "bench", "baseline.py"), "--broker", f"127.0.0.1:{port}",
+                                    "--db", db, "--models", os.path.join(ROOT, "Models"), "--node", "baseline"],
+                       "baseline ready", "baseline", db)
+        r = {"ready_s": round(s.ready_s, 3)}
+        time.sleep(2)
+        c0 = s.cpu(); time.sleep(10); r["idle_cpu_pct"] = round((s.cpu() - c0) / 10 * 100, 2)
+        print(f"[bench] {sysname}: ready in {r['ready_s']} s, idle CPU {r['idle_cpu_pct']} %", flush=True)
+        probe = Probe(port, s.node)
+        r["pipelines"] = {}
+        for kind, (pipeline, model, rates) in pipelines.items():
+            frames = probe_frames(kind, vigilctl, 40)
+            pr = {"steps": []}
+            sustained = 0
+            for rate in rates:
+                devices = 4
+                before = s.rows(pipeline)
+                c0 = s.cpu(); t0 = time.time()
+                sim = subprocess.Popen([vigilctl, "simulate", "--broker", f"127.0.0.1:{port}", "--kinds", kind,
+                                        "--devices", str(devices), "--rate", str(rate / devices), "--duration", str(step_s),
+                                        "--seed", "3", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                out, _ = sim.communicate()
+                sent = int(next((l.split("=")[1] for l in out.split() if l.startswith("sent=")), "0"))
+                t_end = time.time()
+                time.sleep(2)
+                cpu_pct = (s.cpu() - c0) / (time.time() - t0) * 100
+                made = s.rows(pipeline) - before
+                expected = {"env": sent, "camera": sent - devices, "audio": None}[kind]
+                ok = (made >= 0.99 * expected) if expected is not None else None
+                if kind == "audio":
+                    # Each chunk completes windows: expected = what the same stream gives at a low rate.
+                    ok = made > 0 and sent > 0 and made / sent >= pr.get("audio_ratio", made / max(sent, 1)) * 0.99
+                    pr.setdefault("audio_ratio", made / max(sent, 1))
+                step = {"rate": rate, "sent": sent, "detections": made, "ok": bool(ok), "cpu_pct": round(cpu_pct, 1),
+                        "achieved_fps": round(sent / max(t_end - t0, 1e-9), 1)}
+                pr["steps"].append(step)
+                print(f"[bench] {sysname} {pipeline}: {rate}/s sent {sent}, detections {made}, "
+                      f"{'ok' if ok else 'BEHIND'}, CPU {step['cpu_pct']} %", flush=True)
+                if ok: sustained = max(sustained, step["achieved_fps"])
+                else: break
+            pr["sustained_fps"] = sustained
+            # Latency at half the sustained rate.
+            half = max(1, sustained / 2)
+            bg = subprocess.Popen([vigilctl, "simulate", "--broker", f"127.0.0.1:{port}", "--kinds", kind, "--devices", "4",
+                                   "--rate", str(half / 4), "--duration", "600", "--seed", "5", "--quiet"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1)
+            lat = run_probe(probe, port, s.node, kind, pipeline, frames, db_path=db if sysname == "vigild" else None)
+            bg.terminate(); bg.wait()
+            e2e = [x[0] for x in lat]; over = [x[0] - x[1] for x in lat]; rows = [x[2] for x in lat if x[2] is not None]
+            pr.update({"latency_at_fps": round(half, 1), "probes": len(lat),
+                       "e2e_p50_ms": round(pct(e2e, 50), 2), "e2e_p99_ms": round(pct(e2e, 99), 2),
+                       "overhead_p50_ms": round(pct(over, 50), 2), "overhead_p99_ms": round(pct(over, 99), 2),
+                       "model_p50_ms": round(pct([x[1] for x in lat], 50), 2),
+                       "row_p50_ms": round(pct(rows, 50), 2) if rows else None,
+                       "row_p99_ms": round(pct(rows, 99), 2) if rows else None})
+            print(f"[bench] {sysname} {pipeline}: sustained {sustained}/s; at {half:.0f}/s e2e p50 {pr['e2e_p50_ms']} ms "
+                  f"p99 {pr['e2e_p99_ms']} ms, overhead p99 {pr['overhead_p99_ms']} ms, row p50 {pr['row_p50_ms']} ms", flush=True)
+            r["pipelines"][pipeline] = pr
+        r["peak_rss_mb"] = round(s.rss(), 1)
+        probe.close()
+        s.stop()
+        results["systems"][sysname] = r
+    broker.terminate()
+    json.dump(results, open(os.path.join(RUN, "results.json"), "w"), indent=2)
+    write_markdown(results)
+
+
+def write_markdown(res):
+    lines = [f"# Benchmarks", "", f"Machine: {res['machine']}, kernel {res['kernel']}; commit {res['commit']}; {res['date']}.",
+             "Produced by `make bench` (bench/bench.py); raw figures in bench-run/results.json.", "",
+             "| system | pipeline | sustained frames/s | e2e p50 ms | e2e p99 ms | overhead p99 ms | model p50 ms | row visible p50 ms | CPU % at top step |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, r in res["systems"].items():
+        for p, pr in r["pipelines"].items():
+            top = max((s for s in pr["steps"] if s["ok"]), key=lambda s: s["rate"], default=None)
+            lines.append(f"| {name} | {p} | {pr['sustained_fps']} | {pr['e2e_p50_ms']} | {pr['e2e_p99_ms']} | {pr['overhead_p99_ms']} | "
+                         f"{pr['model_p50_ms']} | {pr['row_p50_ms'] or '-'} | {top['cpu_pct'] if top else '-'} |")
+    lines += ["", "| system | ready s | idle CPU % | peak RSS MB |", "|---|---|---|---|"]
+    for name, r in res["systems"].items():
+        lines.append(f"| {name} | {r['ready_s']} | {r['idle_cpu_pct']} | {r['peak_rss_mb']} |")
+    if "vigild" in res["systems"] and "baseline" in res["systems"]:
+        lines += ["", "Ratios (vigild / baseline, sustained frames/s):", ""]
+        for p in res["systems"]["vigild"]["pipelines"]:
+            v = res["systems"]["vigild"]["pipelines"][p]["sustained_fps"]; b = res["systems"]["baseline"]["pipelines"][p]["sustained_fps"]
+            lines.append(f"- {p}: {v} / {b} = {v / b:.1f}x" if b else f"- {p}: baseline sustained none")
+    os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
+    open(os.path.join(ROOT, "docs", "benchmarks.md"), "w").write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
