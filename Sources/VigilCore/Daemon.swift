@@ -26,6 +26,8 @@ public final class Daemon: @unchecked Sendable {
     let sink: @Sendable (Detection) -> Void
     /// Called after a successful reload with the new config (Service/Reload.swift).
     var reloadHooks: [@Sendable (Config) -> Void] = []
+    /// What the alert center was built from (Service/Reload.swift); set at the first reload.
+    var alertBasis: [String]?
     public let startedAt = Date()
 
     public init(config: Config) throws {

@@ -137,6 +137,18 @@ final class ServiceDaemonTests: XCTestCase {
         XCTAssertEqual(d.counters.metrics.value(MetricName.reloads, [.init("result", "failed")]), 3)
     }
 
+    func testAlertChangesAreReportedAsNeedingARestart() throws {
+        let d = try makeDaemon()
+        defer { d.stop() }
+        let text = try String(contentsOfFile: writeConfig(), encoding: .utf8)
+            .replacingOccurrences(of: #""model": "tiny" }"#, with: #""model": "tiny", "alert": { "min_score": 0.9 } }"#)
+        _ = dir.write("vigil.json", text)
+        let report = try d.reload()
+        XCTAssertEqual(report.needsRestart, ["alert rules and actions"])
+        XCTAssertTrue(report.description.contains("restart to apply alert rules and actions"), report.description)
+        XCTAssertEqual(try d.reload().needsRestart, ["alert rules and actions"], "still differs from what the alert center runs")
+    }
+
     func testStorageChangesWaitForARestart() throws {
         let d = try makeDaemon()
         defer { d.stop() }

@@ -51,18 +51,20 @@ extension Daemon {
         let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
 
         var report = ReloadReport(pipelines: pipelines.count, models: models.keys.sorted())
+        let engine0 = engine
         if new.storage != old.storage {
             report.needsRestart.append("storage")
             new.storage = old.storage   // the store stays open on the old settings
         }
         report.httpChanged = new.http != old.http
         // The alert center (rule state, running actions) lives across reloads; what it was built from must not change.
-        if Daemon.alertShape(old, currentModels: self.models) != Daemon.alertShape(new, currentModels: models)
-            || old.actions != new.actions || old.homeAssistant != new.homeAssistant {
+        let oldLabels = Dictionary(engine0.pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a })
+        let newLabels = Dictionary(pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a })
+        // Compared with what it was built from at start, not with the last reload.
+        let basis = lock.withLock { alertBasis } ?? Daemon.alertShape(old, currentModels: self.models, ruleLabels: oldLabels)
+        lock.withLock { alertBasis = basis }
+        if basis != Daemon.alertShape(new, currentModels: models, ruleLabels: newLabels) {
             report.needsRestart.append("alert rules and actions")
-        }
-        if new.mqtt.publishDetections != old.mqtt.publishDetections || new.node != old.node {
-            report.needsRestart.append("mqtt.publish_detections and node")
         }
 
         let engine = Engine(pipelines: pipelines, limits: new.limits, counters: counters, sink: sink)
@@ -105,12 +107,14 @@ extension Daemon {
         lock.withLock { reloadHooks.append(hook) }
     }
 
-    /// What the alert center was built from: each pipeline's alert settings and its model's labels and threshold.
-    static func alertShape(_ c: Config, currentModels: [String: Model]) -> [String] {
+    /// What the alert center was built from: each alerting pipeline's alert settings, the labels
+    /// its rules read (model labels, labels file, label groups), and its model's task and threshold.
+    static func alertShape(_ c: Config, currentModels: [String: Model], ruleLabels: [String: [String]]) -> [String] {
         c.pipelines.filter { $0.alert != nil }.map { p in
             let m = currentModels[p.model]
-            return "\(p.name)|\(p.model)|\(String(describing: p.alert))|\(m?.labels ?? [])|\(m?.task ?? "")|\(String(describing: m?.threshold))"
-        }
+            return "\(p.name)|\(p.model)|\(String(describing: p.alert))|\(ruleLabels[p.name] ?? [])|\(m?.task ?? "")|\(String(describing: m?.threshold))"
+        } + ["actions: \(c.actions)", "homeassistant: \(String(describing: c.homeAssistant))", "node: \(c.node)",
+           "publish_detections: \(c.mqtt.publishDetections)"]
     }
 
     /// Loads each model some pipeline uses, once, from disk (so a replaced file is picked up).
