@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "VigilCore", dependencies: ["SQLite", "MQTT", "ONNX", "Sockets"]),
         .executableTarget(name: "vigild", dependencies: ["VigilCore"]),
         .executableTarget(name: "vigilctl", dependencies: ["VigilCore"]),
+        // Store benchmark (scripts/bench-store); not shipped.
+        .executableTarget(name: "vigil-bench", dependencies: ["VigilCore", "SQLite"]),
 
         .testTarget(name: "SQLiteTests", dependencies: ["SQLite"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),

@@ -88,6 +88,9 @@ public struct MQTTHandlers: Sendable {
     /// A QoS>0 publish was acknowledged (PUBACK/PUBCOMP), or a QoS 0 publish was sent.
     public var published: @Sendable (_ mid: Int32) -> Void = { _ in }
     public var subscribed: @Sendable (_ mid: Int32, _ grantedQoS: [Int32]) -> Void = { _, _ in }
+    /// libmosquitto's own log lines (`level` is a MOSQ_LOG_* bit): the only place it says why
+    /// a TLS handshake failed (OpenSSL's reason, e.g. "certificate verify failed").
+    public var log: @Sendable (_ level: Int32, _ message: String) -> Void = { _, _ in }
     public init() {}
 }
 
@@ -181,6 +184,10 @@ public final class MQTTClient: @unchecked Sendable {
         }
         mosquitto_publish_callback_set(handle) { _, obj, mid in
             MQTTClient.from(obj)?.handlers.published(mid)
+        }
+        mosquitto_log_callback_set(handle) { _, obj, level, text in
+            guard let client = MQTTClient.from(obj), let text else { return }
+            client.handlers.log(level, String(cString: text))
         }
         mosquitto_subscribe_callback_set(handle) { _, obj, mid, count, granted in
             guard let client = MQTTClient.from(obj) else { return }

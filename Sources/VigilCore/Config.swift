@@ -49,6 +49,12 @@ public struct StorageSettings: Sendable, Equatable {
     public var commitIntervalMs = 100
     /// ...or as soon as this many are waiting.
     public var commitRows = 500
+    /// How often retention deletes old synced rows.
+    public var maintenanceIntervalSeconds = 60.0
+    /// Below this much free space on its file system, the log stops growing (0: never).
+    public var minFreeMB = 64.0
+
+    public init() {}
 }
 
 public struct ModelSettings: Sendable, Equatable {
@@ -137,6 +143,7 @@ extension Config {
             storage.maxSizeMB = try s.double("max_size_mb", default: storage.maxSizeMB, in: 1...1_000_000)
             storage.commitIntervalMs = try s.int("commit_interval_ms", default: storage.commitIntervalMs, in: 1...60_000)
             storage.commitRows = try s.int("commit_rows", default: storage.commitRows, in: 1...100_000)
+            storage.minFreeMB = try s.double("min_free_mb", default: storage.minFreeMB, in: 0...1_000_000)
             try s.finish()
         }
 

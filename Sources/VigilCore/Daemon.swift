@@ -15,6 +15,8 @@ public final class Daemon: @unchecked Sendable {
     public let alerts: AlertCenter
     let outlet = MQTTOutlet()
     private let acks = AckWaiter()
+    /// Forwards the log to the cloud when `sync` is configured (built once: sync changes apply after a restart).
+    public let sync: SyncService?
     let lock = NSLock()
     private var mqtt: MQTTClient?
     var currentConfig: Config
@@ -49,6 +51,8 @@ public final class Daemon: @unchecked Sendable {
         }
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
+        sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store) }
+        if let sync { store.onAlertsCommitted { sync.kick() } }
         let alerts = AlertCenter(config: config, models: models,
                                  scoreLabels: Dictionary(pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a }),
                                  outlet: outlet, store: store)
@@ -112,6 +116,7 @@ public final class Daemon: @unchecked Sendable {
         if let first = try client.start() {
             log.error("cannot reach broker \(address): \(first.detail); retrying with backoff up to 30 s")
         }
+        sync?.start()
     }
 
     var client: MQTTClient? { lock.withLock { mqtt } }
@@ -150,6 +155,7 @@ public final class Daemon: @unchecked Sendable {
         if !alerts.waitForActions(timeout: min(60, alerts.shutdownWait)) {
             log.warning("stopping with \(alerts.actionsInFlight) alert actions still running; their outcomes stay pending")
         }
+        sync?.stop()
         store.close()
     }
 

@@ -39,5 +39,9 @@ public enum Schema {
         CREATE INDEX alerts_unsynced ON alerts(id) WHERE synced_at IS NULL;
         CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
         """,
+        // 2: alerts by pipeline and device (vigilctl alerts --pipeline/--device), as detections have.
+        """
+        CREATE INDEX alerts_pipeline_device_ts ON alerts(pipeline, device, ts);
+        """,
     ])
 }

@@ -25,35 +25,63 @@ public struct AlertRecord: Sendable, Equatable {
 /// owns the connection and commits what is waiting in one transaction every
 /// `commitIntervalMs` or as soon as `commitRows` are waiting (mosquitto's persist-sqlite
 /// does the same). A crash loses at most the rows of the last open window.
+///
+/// The file never grows past `max_size_mb`: SQLite's `max_page_count` is set to the cap, so
+/// a commit that would pass it fails with SQLITE_FULL exactly as a full disk does, and both
+/// are handled the same way (StoreCap.swift): the oldest detections are deleted, alerts only
+/// when no detection is left, the drop is counted in `meta`, and the commit is retried.
+/// Retention and sync bookkeeping also run here, on the one writer (StoreSync.swift).
 public final class Store: @unchecked Sendable {
-    // @unchecked Sendable: `db` and statements are used only on `queue`; `pending` under `lock`.
+    // @unchecked Sendable: `db`, statements, limits, drop totals and change marks are used only
+    // on `queue`; `pending*` and `flushScheduled` (appended from any thread) under `lock`.
     public let path: String
+    let directory: String
     let settings: StorageSettings
-    private let queue = DispatchQueue(label: "vigil.store")
-    private let db: Database
+    let queue = DispatchQueue(label: "vigil.store")
+    let db: Database
     private let insertDetection: Statement
     private let insertAlert: Statement
-    private let lock = NSLock()
+    let lock = NSLock()
     private var pendingDetections: [Detection] = []
     private var pendingAlerts: [AlertRecord] = []
     private var timer: DispatchSourceTimer?
+    private var maintenanceTimer: DispatchSourceTimer?
     private var flushScheduled = false
     private let counters: Counters?
     /// Rows kept in memory while the database refuses writes; beyond it the oldest detections go.
-    let maxPending = 100_000
+    let maxPending: Int
     private var lastError: String?
+    /// Pages the cap allows (`max_size_mb` / page size).
+    let capPages: Int64
+    /// The page limit in force: the cap, or the file's size when the disk ran low (StoreCap.swift).
+    var limitPages: Int64 = 0
+    let pageSize: Int64
+    /// Totals of rows dropped by the size cap or a full disk (also in `meta`).
+    var droppedDetectionsTotal = 0
+    var droppedAlertsTotal = 0
+    /// Rows dropped from memory that `meta` does not count yet (written with the next commit).
+    var unrecordedDrops = (detections: 0, alerts: 0)
+    /// Told when alerts were committed (sync sends them without waiting for its tick).
+    private var alertListener: (@Sendable () -> Void)?
+    /// Alerts rewritten after insert, by the change's sequence number (StoreSync.swift).
+    var alertChanges: [String: Int] = [:]
+    var changeSeq = 0
 
-    public init(settings: StorageSettings, counters: Counters? = nil) throws {
+    public init(settings: StorageSettings, counters: Counters? = nil, maxPending: Int = 100_000) throws {
         path = settings.path
         self.settings = settings
         self.counters = counters
+        self.maxPending = maxPending
         let dir = URL(fileURLWithPath: settings.path).deletingLastPathComponent().path
+        directory = dir
         if !FileManager.default.fileExists(atPath: dir) {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
         db = try Database(path: settings.path)
         try Store.configure(db)
         try Schema.migrator.migrate(db)
+        pageSize = max(512, db.scalarInt("PRAGMA page_size") ?? 4096)
+        capPages = max(16, Int64(settings.maxSizeMB * 1024 * 1024) / pageSize)
         insertDetection = try db.prepare("""
             INSERT OR IGNORE INTO detections(uuid, ts, pipeline, device, model, label, score, scores, latency_ms)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -62,15 +90,29 @@ public final class Store: @unchecked Sendable {
             INSERT OR IGNORE INTO alerts(uuid, ts, pipeline, device, state, label, score, severity, actions)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
+        droppedDetectionsTotal = Int(try metaOnQueue(MetaKey.droppedDetections) ?? "") ?? 0
+        droppedAlertsTotal = Int(try metaOnQueue(MetaKey.droppedAlerts) ?? "") ?? 0
+        try applyCap()
+
         let t = DispatchSource.makeTimerSource(queue: queue)
         let interval = DispatchTimeInterval.milliseconds(settings.commitIntervalMs)
         t.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(max(1, settings.commitIntervalMs / 10)))
         t.setEventHandler { [weak self] in self?.flushOnQueue() }
         t.resume()
         timer = t
+        // Retention runs once at start and then on a slow tick: it only deletes old synced rows.
+        let m = DispatchSource.makeTimerSource(queue: queue)
+        let every = DispatchTimeInterval.milliseconds(Int(settings.maintenanceIntervalSeconds * 1000))
+        m.schedule(deadline: .now(), repeating: every, leeway: .seconds(1))
+        m.setEventHandler { [weak self] in self?.retentionOnQueue(now: Date().timeIntervalSince1970) }
+        m.resume()
+        maintenanceTimer = m
     }
 
-    deinit { timer?.cancel() }
+    deinit {
+        timer?.cancel()
+        maintenanceTimer?.cancel()
+    }
 
     static func configure(_ db: Database) throws {
         try db.execute("PRAGMA journal_mode = WAL")
@@ -115,6 +157,8 @@ public final class Store: @unchecked Sendable {
                 return true
             }
             if patchedInMemory { return }
+            // A batch read before this change must not mark the row synced when its ack comes.
+            noteAlertChangedOnQueue(uuid)
             do {
                 _ = try db.query("UPDATE alerts SET actions = ?, synced_at = NULL WHERE uuid = ?", [.text(json), .text(uuid)])
             } catch {
@@ -123,15 +167,24 @@ public final class Store: @unchecked Sendable {
         }
     }
 
+    /// Sets what to call after alerts were committed (on the writer's queue: return quickly).
+    public func onAlertsCommitted(_ listener: @escaping @Sendable () -> Void) {
+        lock.withLock { alertListener = listener }
+    }
+
     /// Commits everything waiting, and returns when it is on disk (or failed).
     public func flush() { queue.sync { flushOnQueue() } }
 
-    /// Runs `body` on the writer's queue with the connection (for maintenance: retention, sync marks).
+    /// Runs `body` on the writer's queue with the connection (for maintenance, tests and tools).
     public func withDatabase<T>(_ body: (Database) throws -> T) rethrows -> T {
         try queue.sync { try body(db) }
     }
 
-    public var pendingCount: Int { lock.withLock { pendingDetections.count + pendingAlerts.count } }
+    /// Rows not in the database yet (waiting for the window, or for the disk).
+    public var pendingCount: Int {
+        // On the queue, so that rows a flush has taken out and may put back are counted.
+        queue.sync { lock.withLock { pendingDetections.count + pendingAlerts.count } }
+    }
 
     private func flushOnQueue() {
         let (detections, alerts) = lock.withLock { () -> ([Detection], [AlertRecord]) in
@@ -140,48 +193,114 @@ public final class Store: @unchecked Sendable {
             return (pendingDetections, pendingAlerts)
         }
         guard !detections.isEmpty || !alerts.isEmpty else { return }
-        do {
-            try db.transaction {
-                for a in alerts {
-                    try insertAlert.run([.text(a.uuid), .real(a.ts), .text(a.pipeline), .text(a.device), .text(a.state),
-                                         .text(a.label), .real(a.score), .text(a.severity), .text(a.actions)])
+        // Held back by a nearly full disk: see first whether space came back.
+        if limitPages < capPages { watchFreeSpace() }
+        // Normally one transaction. On SQLITE_FULL room is made by policy and the rows are
+        // tried again; while the disk (not the cap) is full, in slices small enough for the
+        // WAL space a full disk leaves.
+        var restAlerts = alerts[...], restDetections = detections[...]
+        var slice = Int.max
+        var attempt = 0
+        var stored = 0
+        while !restAlerts.isEmpty || !restDetections.isEmpty {
+            let a = restAlerts.prefix(slice)
+            let d = restDetections.prefix(max(0, slice - a.count))
+            do {
+                try insert(a, d)
+                restAlerts = restAlerts.dropFirst(a.count)
+                restDetections = restDetections.dropFirst(d.count)
+                stored += a.count + d.count
+                attempt = 0
+            } catch let e as SQLiteError where e.isFull && attempt < 8 {
+                attempt += 1
+                let room = makeRoom(rows: (a.count + d.count) << attempt, cause: e)
+                if room.diskFull { slice = 50 }
+                if room.made == 0 {
+                    fail(e, Array(restDetections), Array(restAlerts))
+                    break
                 }
-                for d in detections {
-                    try insertDetection.run([.text(d.uuid), .real(d.ts), .text(d.pipeline), .text(d.device), .text(d.model),
-                                             .text(d.label), .real(d.score), .text(d.scoresJSON), .real(d.latencyMs)])
-                }
+            } catch {
+                fail(error, Array(restDetections), Array(restAlerts))
+                break
             }
-            counters?.rowsStored(detections.count + alerts.count)
-            if lastError != nil {
-                log.notice("store \(path): writing again")
-                lastError = nil
-            }
-        } catch {
-            // Keep the rows and try again on the next tick; the daemon goes on.
-            counters?.storeFailed()
-            lastError = "\(error)"
-            log.limited(.error, key: "store-write", "store \(path): cannot write \(detections.count + alerts.count) rows: \(error)")
-            requeue(detections, alerts)
         }
+        guard stored > 0 else { return }
+        counters?.rowsStored(stored)
+        if alerts.count > restAlerts.count, let listener = lock.withLock({ alertListener }) { listener() }
+        watchFreeSpace()
+        if lastError != nil && restAlerts.isEmpty && restDetections.isEmpty {
+            log.notice("store \(path): writing again")
+            lastError = nil
+        }
+    }
+
+    private func insert(_ alerts: ArraySlice<AlertRecord>, _ detections: ArraySlice<Detection>) throws {
+        try db.transaction {
+            for a in alerts {
+                try insertAlert.run([.text(a.uuid), .real(a.ts), .text(a.pipeline), .text(a.device), .text(a.state),
+                                     .text(a.label), .real(a.score), .text(a.severity), .text(a.actions)])
+            }
+            for d in detections {
+                try insertDetection.run([.text(d.uuid), .real(d.ts), .text(d.pipeline), .text(d.device), .text(d.model),
+                                         .text(d.label), .real(d.score), .text(d.scoresJSON), .real(d.latencyMs)])
+            }
+            try recordMemoryDropsOnQueue()
+        }
+    }
+
+    private func fail(_ error: Error, _ detections: [Detection], _ alerts: [AlertRecord]) {
+        // Keep the rows and try again on the next tick; the daemon goes on.
+        counters?.storeFailed()
+        lastError = "\(error)"
+        log.limited(.error, key: "store-write", "store \(path): cannot write \(detections.count + alerts.count) rows: \(error)")
+        requeue(detections, alerts)
     }
 
     private func requeue(_ detections: [Detection], _ alerts: [AlertRecord]) {
-        lock.withLock {
+        let dropped = lock.withLock { () -> (Int, Int) in
             pendingDetections.insert(contentsOf: detections, at: 0)
             pendingAlerts.insert(contentsOf: alerts, at: 0)
-            let over = pendingDetections.count + pendingAlerts.count - maxPending
-            if over > 0 {
-                // Oldest detections go first; alerts are kept.
-                let n = min(over, pendingDetections.count)
-                pendingDetections.removeFirst(n)
-                log.limited(.error, key: "store-drop", "store \(path): dropped \(n) detections held in memory while the database refused writes")
-            }
+            var over = pendingDetections.count + pendingAlerts.count - maxPending
+            guard over > 0 else { return (0, 0) }
+            // Same policy as on disk: oldest detections first, alerts last.
+            let d = min(over, pendingDetections.count)
+            pendingDetections.removeFirst(d)
+            over -= d
+            let a = min(over, pendingAlerts.count)
+            pendingAlerts.removeFirst(a)
+            droppedDetectionsTotal += d
+            droppedAlertsTotal += a
+            unrecordedDrops.detections += d
+            unrecordedDrops.alerts += a
+            return (d, a)
+        }
+        if dropped.0 + dropped.1 > 0 {
+            log.limited(.error, key: "store-drop-memory",
+                        "store \(path): dropped \(dropped.0) detections and \(dropped.1) alerts held in memory while the database refused writes (over \(maxPending) rows waiting)")
         }
     }
 
-    /// Commits what is waiting and stops the tick.
+    /// Commits what is waiting and stops the ticks.
     public func close() {
         timer?.cancel()
+        maintenanceTimer?.cancel()
         flush()
+    }
+}
+
+/// Keys of the `meta` table that the store and sync keep (read by `vigilctl sync`).
+public enum MetaKey {
+    /// Totals of rows deleted by the size cap or a full disk, never synced or not.
+    public static let droppedDetections = "dropped_detections"
+    public static let droppedAlerts = "dropped_alerts"
+    /// Epoch seconds of the last batch the cloud acknowledged.
+    public static let lastSyncAt = "last_sync_at"
+    /// The last sync failure, empty after a success.
+    public static let lastSyncError = "last_sync_error"
+}
+
+extension Database {
+    func scalarInt(_ sql: String, _ bindings: [SQLValue] = []) -> Int64? {
+        (try? scalar(sql, bindings))?.int
     }
 }

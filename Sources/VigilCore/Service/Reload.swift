@@ -57,6 +57,7 @@ extension Daemon {
             new.storage = old.storage   // the store stays open on the old settings
         }
         report.httpChanged = new.http != old.http
+        if new.sync != sync?.settings { report.needsRestart.append("sync") }
         // The alert center (rule state, running actions) lives across reloads; what it was built from must not change.
         let oldLabels = Dictionary(engine0.pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a })
         let newLabels = Dictionary(pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a })

@@ -1,0 +1,165 @@
+import Foundation
+import SQLite
+
+/// The size cap and the full-disk policy. Both surface as SQLITE_FULL on a commit
+/// (`max_page_count` is the cap), and both are answered the same way: the oldest detections
+/// are deleted, alerts only once no detection is left, and every dropped row is counted in
+/// `meta` and logged. Everything here runs on the store's queue.
+extension Store {
+    /// Sets the cap for this connection. A file already over it (the cap was lowered) is
+    /// trimmed by the same policy and vacuumed, so the cap holds from the start.
+    func applyCap() throws {
+        let pages = db.scalarInt("PRAGMA page_count") ?? 0
+        if pages > capPages {
+            log.warning("store \(path): \(pages * pageSize / 1_048_576) MB is over storage.max_size_mb (\(settings.maxSizeMB) MB); dropping the oldest rows")
+            let rows = (db.scalarInt("SELECT count(*) FROM detections") ?? 0) + (db.scalarInt("SELECT count(*) FROM alerts") ?? 0)
+            let rowsPerPage = max(1, rows / max(1, usedPages()))
+            var rounds = 0
+            while usedPages() > capPages * 9 / 10, rounds < 100 {
+                let excess = usedPages() - capPages * 9 / 10
+                if try dropOldest(rows: Int(max(100, excess * rowsPerPage)), why: "storage.max_size_mb lowered") == 0 { break }
+                rounds += 1
+            }
+            do {
+                try db.execute("VACUUM")
+            } catch {
+                log.warning("store \(path): cannot VACUUM to give the space back: \(error)")
+            }
+        }
+        limitPages = capPages
+        _ = try db.query("PRAGMA max_page_count = \(capPages)")
+        // The WAL must stay well inside the free-space margin, so that it can always be
+        // checkpointed into the file when the margin is reached (watchFreeSpace).
+        let walPages = settings.minFreeMB > 0
+            ? min(1000, max(16, Int64(settings.minFreeMB * 1_048_576) / 4 / pageSize)) : 1000
+        _ = try db.query("PRAGMA wal_autocheckpoint = \(walPages)")
+        _ = try db.query("PRAGMA journal_size_limit = \(walPages * pageSize)")
+        watchFreeSpace()
+    }
+
+    static func mb(_ bytes: Int64) -> String { String(format: "%.1f", Double(bytes) / 1_048_576) }
+
+    /// Bytes free for this user on the log's file system, nil when unknown.
+    func freeBytes() -> Int64? {
+        (try? FileManager.default.attributesOfFileSystem(forPath: directory)[.systemFreeSize] as? NSNumber)?.int64Value
+    }
+
+    /// Runs after each commit. With less than `min_free_mb` left on the file system, the log
+    /// stops growing: the page limit becomes the file's current size, so new rows take the
+    /// place of the oldest, as at the cap. This matters on a really full disk: a WAL whose
+    /// pages lie past the end of the file cannot be checkpointed there, and then not even a
+    /// delete can commit. A file that no longer grows can always take its WAL back, and the
+    /// WAL can then be cut to free the space a delete needs. With twice the margin free again,
+    /// the cap is back.
+    func watchFreeSpace() {
+        guard settings.minFreeMB > 0, let free = freeBytes() else { return }
+        let margin = Int64(settings.minFreeMB * 1_048_576)
+        let pages = db.scalarInt("PRAGMA page_count") ?? 0
+        if free < margin, limitPages > pages {
+            limitPages = max(pages, 16)
+            _ = try? db.query("PRAGMA max_page_count = \(limitPages)")
+            _ = try? db.query("PRAGMA wal_checkpoint(PASSIVE)")
+            log.warning("store \(path): \(Store.mb(free)) MB left on the disk, under storage.min_free_mb (\(settings.minFreeMB) MB): the log stops growing at \(Store.mb(pages * pageSize)) MB, and new rows take the place of the oldest")
+        } else if free >= 2 * margin, limitPages < capPages {
+            limitPages = capPages
+            _ = try? db.query("PRAGMA max_page_count = \(capPages)")
+            log.notice("store \(path): \(Store.mb(free)) MB free on the disk again: the log may grow to storage.max_size_mb (\(settings.maxSizeMB) MB)")
+        }
+    }
+
+    /// Pages holding data (the file less its free list).
+    func usedPages() -> Int64 {
+        (db.scalarInt("PRAGMA page_count") ?? 0) - (db.scalarInt("PRAGMA freelist_count") ?? 0)
+    }
+
+    /// Answers SQLITE_FULL: deletes about `rows` rows by policy. Returns how many went, and
+    /// whether the disk (rather than the cap) is full.
+    func makeRoom(rows: Int, cause: SQLiteError) -> (made: Int, diskFull: Bool) {
+        let pages = db.scalarInt("PRAGMA page_count") ?? 0
+        // The failed commit was rolled back, so the file can be a little short of the cap.
+        let atCap = pages + max(8, limitPages / 20) >= limitPages
+        let why = !atCap ? "disk full (\(cause.message))"
+            : limitPages < capPages ? "disk nearly full (storage.min_free_mb)"
+            : "storage.max_size_mb (\(settings.maxSizeMB) MB) reached"
+        if atCap {
+            do {
+                return (try dropOldest(rows: rows, why: why), false)
+            } catch {
+                log.limited(.error, key: "store-drop-failed", "store \(path): \(why), and cannot delete rows to make room: \(error)")
+                return (0, false)
+            }
+        }
+        // The disk filled faster than watchFreeSpace could see. A delete needs WAL space, and
+        // touches a page of every index per row: cut the WAL back when it can be checkpointed
+        // and delete in small slices, cutting it back after each.
+        var made = 0
+        let rows = min(rows, 100 << 3)
+        while made < rows {
+            _ = try? db.query("PRAGMA wal_checkpoint(TRUNCATE)")
+            do {
+                let n = try dropOldest(rows: min(100, rows - made), why: why)
+                if n == 0 { break }
+                made += n
+            } catch {
+                // On a really full disk even a small delete may not fit: rows wait in memory.
+                log.limited(.error, key: "store-drop-failed", "store \(path): \(why), and cannot delete rows to make room: \(error)")
+                break
+            }
+        }
+        _ = try? db.query("PRAGMA wal_checkpoint(TRUNCATE)")
+        return (made, true)
+    }
+
+    /// Deletes up to `rows` oldest detections, or oldest alerts when no detection is left.
+    @discardableResult
+    func dropOldest(rows: Int, why: String) throws -> Int {
+        let (d, neverSynced, a) = try db.transaction { () -> (Int, Int, Int) in
+            let limit: [SQLValue] = [.integer(Int64(rows))]
+            let unsynced = Int(try db.scalar("""
+                SELECT count(*) FROM (SELECT synced_at FROM detections ORDER BY ts, id LIMIT ?) WHERE synced_at IS NULL
+                """, limit).int ?? 0)
+            _ = try db.query("DELETE FROM detections WHERE id IN (SELECT id FROM detections ORDER BY ts, id LIMIT ?)", limit)
+            let d = db.changes
+            var a = 0, alertsUnsynced = 0
+            if d == 0 {
+                alertsUnsynced = Int(try db.scalar("""
+                    SELECT count(*) FROM (SELECT synced_at FROM alerts ORDER BY ts, id LIMIT ?) WHERE synced_at IS NULL
+                    """, limit).int ?? 0)
+                _ = try db.query("DELETE FROM alerts WHERE id IN (SELECT id FROM alerts ORDER BY ts, id LIMIT ?)", limit)
+                a = db.changes
+            }
+            try setMetaOnQueue(MetaKey.droppedDetections, String(droppedDetectionsTotal + d))
+            try setMetaOnQueue(MetaKey.droppedAlerts, String(droppedAlertsTotal + a))
+            return (d, unsynced + alertsUnsynced, a)
+        }
+        droppedDetectionsTotal += d
+        droppedAlertsTotal += a
+        if d + a > 0 {
+            log.limited(.error, key: "store-drop",
+                        "store \(path): \(why): dropped the \(d) oldest detections and \(a) alerts (\(neverSynced) never synced); dropped so far: \(droppedDetectionsTotal) detections, \(droppedAlertsTotal) alerts")
+        }
+        return d + a
+    }
+
+    /// Writes the drop totals when rows were dropped from memory since the last commit.
+    /// Runs inside the insert transaction, so the count and the rows land together.
+    func recordMemoryDropsOnQueue() throws {
+        guard unrecordedDrops.detections + unrecordedDrops.alerts > 0 else { return }
+        try setMetaOnQueue(MetaKey.droppedDetections, String(droppedDetectionsTotal))
+        try setMetaOnQueue(MetaKey.droppedAlerts, String(droppedAlertsTotal))
+        unrecordedDrops = (0, 0)
+    }
+
+    func metaOnQueue(_ key: String) throws -> String? {
+        try db.scalar("SELECT value FROM meta WHERE key = ?", [.text(key)]).string
+    }
+
+    func setMetaOnQueue(_ key: String, _ value: String?) throws {
+        if let value {
+            _ = try db.query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                             [.text(key), .text(value)])
+        } else {
+            _ = try db.query("DELETE FROM meta WHERE key = ?", [.text(key)])
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import SQLite
+import VigilCore
+
+/// vigil-bench: sustained insert rate of the SQLite log, batched (the Store as vigild runs it)
+/// against one transaction per row, on the same schema, pragmas and disk. Prints figures;
+/// asserts nothing (machines are noisy). Usage: vigil-bench [--rows N] [--dir DIR]
+var rows = 50_000
+var base = NSTemporaryDirectory()
+var args = CommandLine.arguments.dropFirst()
+while let a = args.popFirst() {
+    switch a {
+    case "--rows": rows = Int(args.popFirst() ?? "") ?? rows
+    case "--dir": base = args.popFirst() ?? base
+    default:
+        FileHandle.standardError.write(Data("usage: vigil-bench [--rows N] [--dir DIR]\n".utf8))
+        exit(2)
+    }
+}
+log.setLevel(.warning)
+let dir = URL(fileURLWithPath: base).appendingPathComponent("vigil-bench-\(UUID().uuidString.prefix(8))").path
+try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: dir) }
+
+func detection(_ i: Int) -> Detection {
+    Detection(ts: 1_700_000_000 + Double(i) * 0.01, pipeline: "camera", device: "cam\(i % 8)", model: "motion",
+              label: i % 3 == 0 ? "motion" : "still", score: 0.8, scores: [("still", 0.2), ("motion", 0.8)], latencyMs: 3.2)
+}
+
+func settings(_ name: String) -> StorageSettings {
+    var s = StorageSettings()
+    s.path = dir + "/\(name).db"
+    s.maxSizeMB = 4096
+    return s
+}
+
+let made = (0..<rows).map(detection)   // built before the clock starts
+
+// Batched: the Store with its defaults (a commit every 100 ms or 500 rows).
+let batchedSettings = settings("batched")
+let store = try Store(settings: batchedSettings)
+var start = Date()
+for d in made { store.append(d) }
+store.flush()
+let batchedSeconds = Date().timeIntervalSince(start)
+// A sync batch as the cloud receives it, and what gzip makes of it.
+let batch = Array(JSONValue.array(try store.unsynced(limit: 100, node: "gateway-01").map(\.record)).serialized.utf8)
+start = Date()
+var gz: [UInt8] = []
+for _ in 0..<20 { gz = Gzip.compress(batch) }
+let gzipSeconds = Date().timeIntervalSince(start) / 20
+store.close()
+
+// One transaction per row: the same schema and pragmas (opened by a Store), the same SQL.
+let perRowCount = max(1, rows / 5)
+let perRowStore = try Store(settings: settings("per-row"))
+let perRowSeconds = try perRowStore.withDatabase { db -> Double in
+    let insert = try db.prepare("""
+        INSERT OR IGNORE INTO detections(uuid, ts, pipeline, device, model, label, score, scores, latency_ms)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """)
+    let t0 = Date()
+    for d in made.prefix(perRowCount) {
+        try db.transaction {
+            try insert.run([.text(d.uuid), .real(d.ts), .text(d.pipeline), .text(d.device), .text(d.model),
+                            .text(d.label), .real(d.score), .text(d.scoresJSON), .real(d.latencyMs)])
+        }
+    }
+    return Date().timeIntervalSince(t0)
+}
+perRowStore.close()
+
+let batchedRate = Double(rows) / batchedSeconds
+let perRowRate = Double(perRowCount) / perRowSeconds
+print("SQLite \(Database.libraryVersion), WAL, synchronous=NORMAL, \(dir)")
+print(String(format: "batched (commit every %d ms or %d rows): %9.0f rows/s  (%d rows in %.2f s)",
+             batchedSettings.commitIntervalMs, batchedSettings.commitRows, batchedRate, rows, batchedSeconds))
+print(String(format: "one transaction per row:                   %9.0f rows/s  (%d rows in %.2f s)",
+             perRowRate, perRowCount, perRowSeconds))
+print(String(format: "ratio: batched is %.1fx one transaction per row", batchedRate / perRowRate))
+print(String(format: "sync batch of 100 detections: %d bytes JSON, %d gzipped (%.1fx), %.1f MB/s",
+             batch.count, gz.count, Double(batch.count) / Double(gz.count), Double(batch.count) / gzipSeconds / 1e6))
