@@ -21,7 +21,7 @@ release: setup
 # Builds everything (the integration tests run the real vigild binary), then runs every test.
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 
 demo: release
 	@bash scripts/demo
