@@ -49,15 +49,15 @@ public final class Daemon: @unchecked Sendable {
         for p in pipelines {
             log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
         }
+        let counters = self.counters
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
-        sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store) }
+        sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store, counters: counters) }
         if let sync { store.onAlertsCommitted { sync.kick() } }
         let alerts = AlertCenter(config: config, models: models,
                                  scoreLabels: Dictionary(pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a }),
-                                 outlet: outlet, store: store)
+                                 outlet: outlet, store: store, counters: counters)
         self.alerts = alerts
-        let counters = self.counters
         let outlet = self.outlet
         let detectionTopics = config.mqtt.publishDetections ? AlertTopics(node: config.node) : nil
         sink = { detection in

@@ -60,7 +60,7 @@ public struct Endpoints: Sendable {
                [("", Double(s.storeErrors))])
         family("vigil_store_pending_rows", "gauge", "Rows waiting for the next commit.", [("", Double(daemon.store.pendingCount))])
         if c.metrics.total(MetricName.alerts) == 0 {
-            // Until the alert stage reports per pipeline through `counters.alert(...)`, its own totals.
+            // Before the first transition the family still appears, at zero, so dashboards and alerts on it work.
             let a = daemon.alerts.counts
             family(MetricName.alerts, "counter", "Alert transitions by state (raised, cleared).",
                    [(label(("state", "raised")), Double(a.raised)), (label(("state", "cleared")), Double(a.cleared))])
