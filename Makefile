@@ -5,7 +5,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all setup build release test demo clean
+.PHONY: all setup build release test demo clean install install-bin install-files deb check-unit
 
 all: build
 
@@ -28,3 +28,32 @@ demo: release
 
 clean:
 	rm -rf .build
+
+# --- Install and package (docs/service.md) ---------------------------------------------
+# `make install` (PREFIX=/usr/local, DESTDIR=): binaries, models in $(PREFIX)/share/vigil/models,
+# config in /etc/vigil, unit, sysusers.d and tmpfiles.d under $(PREFIX)/lib. Paths inside the
+# installed config and unit follow PREFIX. The Swift runtime is linked statically, and the
+# binaries look in /usr/lib/vigil first (a bundled ONNX Runtime, see packaging/install-files).
+SYSCONFDIR ?= /etc
+INSTALL_BUILD = -c release --static-swift-stdlib -Xlinker -rpath -Xlinker /usr/lib/vigil
+BIN_DIR ?= $(shell $(SWIFT) build $(INSTALL_BUILD) --show-bin-path 2>/dev/null)
+
+install-bin: setup
+	@bash packaging/build-deps
+	$(SWIFT) build $(INSTALL_BUILD) --product vigild
+	$(SWIFT) build $(INSTALL_BUILD) --product vigilctl
+
+install: install-bin
+	$(MAKE) install-files
+
+# Installs what is already built in BIN_DIR (tests use the debug build: BIN_DIR=.build/debug).
+install-files:
+	BIN_DIR="$(BIN_DIR)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" bash packaging/install-files
+
+# The .deb (dpkg-deb): /usr layout, creates the vigil user, enables vigild.service.
+deb: install-bin
+	BIN_DIR="$(BIN_DIR)" bash packaging/build-deb .build
+
+# systemd-analyze verify + security --offline=true for systemd/vigild.service.
+check-unit:
+	@bash scripts/check-unit
