@@ -7,10 +7,12 @@ enum TailCommand {
     static let command = Command(
         name: "tail", summary: "Print the newest detections and alerts, then follow new ones as they are written (Ctrl-C stops).",
         options: [Option(name: "--lines", short: "-n", value: "N", help: "print the newest N rows first (default 10)"),
+                  Option(name: "--follow", short: "-f", help: "follow new rows (the default; -f as in tail -f)"),
                   Option(name: "--no-follow", help: "print the newest rows and exit"),
                   Option(name: "--only", value: "KIND", help: "detections or alerts (default both)"),
                   Option(name: "--interval", value: "MS", help: "poll every MS milliseconds (default 200)"),
-                  Shared.pipeline, Shared.device, Shared.label, Shared.minScore, Shared.format, Shared.db, Shared.config],
+                  Shared.pipeline, Shared.device, Shared.label, Shared.minScore,
+                  Option(name: "--format", value: "FMT", help: Shared.format.help), Shared.db, Shared.config],
         details: "Table rows show kind, and for detections the model latency, for alerts the state and severity.",
         run: run)
 
@@ -19,6 +21,7 @@ enum TailCommand {
         let lines = try a.int("--lines", in: 0...1_000_000) ?? 10
         let interval = try a.int("--interval", in: 10...60_000) ?? 200
         let only = try a.choice("--only", ["detections", "alerts"])
+        if a.flag("--follow"), a.flag("--no-follow") { throw UsageError("--follow and --no-follow contradict each other") }
         var filter = try Shared.filter(a)
         let stop = stopOnSignals()
         let reader = try Shared.openLog(a)

@@ -330,7 +330,7 @@ final class VigilctlIntegrationTests: XCTestCase {
     // MARK: tail
 
     func testTailFollowsNewRowsAndStopsCleanlyOnSIGINT() throws {
-        let tail = try ChildProcess(Paths.executable("vigilctl"), ["tail", "--db", db, "--format", "jsonl", "-n", "3", "--interval", "100"],
+        let tail = try ChildProcess(Paths.executable("vigilctl"), ["tail", "-f", "--db", db, "--format", "jsonl", "-n", "3", "--interval", "100"],
                                     outputPath: dir.file("tail.out"))
         defer { tail.stop(SIGKILL) }
         XCTAssertTrue(waitUntil(timeout: 10) { tail.output.split(separator: "\n").count >= 3 }, tail.output)
