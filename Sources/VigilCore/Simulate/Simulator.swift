@@ -204,8 +204,17 @@ public final class Simulator {
             // A small tolerance: a send due at 2.9999999 s belongs to the next run, not this one.
             if let d = settings.duration, due >= d - 1e-9 { break }
             var now = clock.elapsed
+            // --duration bounds the wall time too: a sender that fell behind stops on time
+            // (the summary shows the rate it reached) rather than catching up afterwards.
+            if let d = settings.duration, now >= d { break }
+            // Checked on every pass, so progress shows even when sending never catches up.
+            if now >= nextProgress {
+                report.elapsed = now
+                fill(&report)
+                progress?(report)
+                nextProgress = now.rounded(.down) + 1
+            }
             if due > now {
-                if now >= nextProgress { report.elapsed = now; fill(&report); progress?(report); nextProgress += 1 }
                 clock.sleep(until: min(due, nextProgress))
                 continue
             }
