@@ -68,7 +68,8 @@ enum SimulateCommand {
             guard let data = FileManager.default.contents(atPath: pf) else { throw Failure("--password-file: cannot read \(pf)") }
             s.password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .newlines)
         }
-        s.devices = try a.int("--devices", in: 1...100_000) ?? 1
+        // Each camera keeps its own background (19 KB at 160x120): 10000 devices is ~190 MB.
+        s.devices = try a.int("--devices", in: 1...10_000) ?? 1
         if a.string("--kinds") != nil {
             var kinds: [SensorKind] = []
             for k in a.list("--kinds") {
@@ -114,8 +115,8 @@ enum SimulateCommand {
         }
         if let size = a.string("--size") {
             let wh = size.lowercased().split(separator: "x").compactMap { Int($0) }
-            guard wh.count == 2, (8...4096).contains(wh[0]), (8...4096).contains(wh[1]) else {
-                throw UsageError("--size: expected WIDTHxHEIGHT such as 160x120 or 320x240, got \"\(size)\"")
+            guard wh.count == 2, (16...4096).contains(wh[0]), (16...4096).contains(wh[1]) else {
+                throw UsageError("--size: expected WIDTHxHEIGHT such as 160x120 or 320x240, each from 16 to 4096, got \"\(size)\"")
             }
             (s.cameraWidth, s.cameraHeight) = (wh[0], wh[1])
         }

@@ -24,7 +24,7 @@ final class SimulateTests: XCTestCase {
     }
 
     func testCameraFramesAreValidPGMWithAMovingObjectAndLightingSteps() throws {
-        for (w, h) in [(160, 120), (320, 240)] {
+        for (w, h) in [(160, 120), (320, 240), (16, 16), (1280, 720)] {
             let (fw, fh, _) = try pgm(CameraSource(width: w, height: h, fps: 10, seed: 1).next(wallTime: 0))
             XCTAssertEqual([fw, fh], [w, h])
         }

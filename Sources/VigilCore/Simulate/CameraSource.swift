@@ -58,8 +58,9 @@ public final class CameraSource: SensorSource {
         var bg = [UInt8](repeating: 0, count: width * height)
         var blocks: [(x0: Int, y0: Int, x1: Int, y1: Int, d: Int)] = []
         for _ in 0..<rng.int(3...6) {
-            let x0 = rng.int(0...(width - 8)), y0 = rng.int(height / 4...(height - 8))
-            blocks.append((x0, y0, min(width, x0 + rng.int(8...(width / 3))), min(height, y0 + rng.int(6...(height / 3))),
+            // max() keeps the ranges valid for tiny frames (tests, odd cameras).
+            let x0 = rng.int(0...max(0, width - 8)), y0 = rng.int(min(height / 4, max(0, height - 8))...max(0, height - 8))
+            blocks.append((x0, y0, min(width, x0 + rng.int(8...max(8, width / 3))), min(height, y0 + rng.int(6...max(6, height / 3))),
                            rng.int(-50...40)))
         }
         for y in 0..<height {
