@@ -215,6 +215,8 @@ final class QueryTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("is not a Vigil log"), "\(e)")
         }
         XCTAssertThrowsError(try LogReader(path: dir.path)) { e in XCTAssertTrue("\(e)".contains("is a directory"), "\(e)") }
+        let text = dir.write("notes.txt", String(repeating: "not a database\n", count: 100))
+        XCTAssertThrowsError(try LogReader(path: text)) { e in XCTAssertTrue("\(e)".contains("notes.txt is not a SQLite database"), "\(e)") }
     }
 
     func testReaderDoesNotBlockTheWriterAndSeesItsCommits() throws {

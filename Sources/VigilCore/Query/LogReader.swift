@@ -59,6 +59,8 @@ public final class LogReader {
             db = try LogReader.open(path)
         } catch let e as QueryError {
             throw e
+        } catch let e as SQLiteError where e.isCorrupt {
+            throw QueryError("\(path) is not a SQLite database (or is damaged): \(e.message)")
         } catch {
             throw QueryError("cannot open \(path): \(error)")
         }
