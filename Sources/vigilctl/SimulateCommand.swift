@@ -29,7 +29,7 @@ enum SimulateCommand {
             Option(name: "--seed", value: "N", help: "random seed: the same seed sends the same traffic (default 1)"),
             Option(name: "--qos", value: "Q", help: "MQTT QoS 0, 1 (default) or 2"),
             Option(name: "--max-inflight", value: "N", help: "unacknowledged QoS 1/2 messages in flight (default 1000)"),
-            Option(name: "--truth", value: "FILE", help: "write the injected events as JSON lines (device, kind, event, start, end in stream seconds)"),
+            Option(name: "--truth", value: "FILE", help: "write the injected events as JSON lines: device, kind, event, first and last message index, start and end in sensor seconds"),
             Option(name: "--dump", value: "DIR", help: "write the payloads into DIR (one file each, in send order) instead of publishing; needs --count or --duration"),
             Option(name: "--quiet", short: "-q", help: "no progress lines, only the summary"),
         ],
@@ -150,11 +150,7 @@ enum SimulateCommand {
             warn("simulating \(s.devices) device(s) (\(kinds) each) to \(s.address) under \(s.topicPrefix)/\(s.deviceName(0))/…, \(fmt(s.totalRate)) msg/s in total")
         }
         if let truthFile {
-            sim.truth = { device, kind, event, start, end in
-                let line = JSONValue.object([("device", .string(device)), ("kind", .string(kind.rawValue)), ("event", .string(event)),
-                                             ("start", .number((start * 1000).rounded() / 1000)), ("end", .number((end * 1000).rounded() / 1000))])
-                truthFile.write(Data((line.serialized + "\n").utf8))
-            }
+            sim.truth = { e in truthFile.write(Data((e.json.serialized + "\n").utf8)) }
         }
         if let dir = a.string("--dump") {
             guard s.count != nil || s.duration != nil else { throw UsageError("--dump needs --count or --duration") }

@@ -150,11 +150,18 @@ final class SimulateTests: XCTestCase {
         s.meanObjectGap = 0.05   // an object in view from the first frames: ground truth to check
         var truth: [String] = []
         let sim = Simulator(settings: s)
-        sim.truth = { device, kind, event, _, _ in truth.append("\(device)/\(kind.rawValue)/\(event)") }
+        var events: [TruthEvent] = []
+        sim.truth = { e in truth.append("\(e.device)/\(e.kind.rawValue)/\(e.event)"); events.append(e) }
         let report = try sim.run(stop: StopFlag())
         XCTAssertEqual(Set(truth.filter { $0.contains("/camera/") }), ["sim-001/camera/motion", "sim-002/camera/motion", "sim-003/camera/motion"],
                        "every camera saw its object, and the events are reported: \(truth)")
         XCTAssertEqual(report.events["motion"], 3)
+        for e in events where e.kind == .camera {
+            XCTAssertEqual(e.last, 4, "the object is still in view at the last frame")
+            XCTAssertEqual(e.end, 5 * 0.05, accuracy: 1e-9, "5 frames at 20 fps")
+            XCTAssertEqual(e.start, Double(e.first) * 0.05, accuracy: 1e-9)
+        }
+        for e in events where e.kind == .audio { XCTAssertEqual(e.end - e.start, Double(e.last - e.first + 1) * 0.5, accuracy: 1e-9) }
         XCTAssertEqual(report.sent, 60)
         XCTAssertEqual(report.acked, 60)
         XCTAssertEqual(report.sentByKind[.camera], 15)

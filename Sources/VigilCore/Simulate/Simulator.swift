@@ -20,8 +20,8 @@ public final class Simulator {
     public let settings: SimulatorSettings
     /// Called about once a second on the publishing thread.
     public var progress: ((SimulatorReport) -> Void)?
-    /// Called when an injected event starts or ends on a stream (ground truth).
-    public var truth: ((_ device: String, _ kind: SensorKind, _ event: String, _ start: Double, _ end: Double) -> Void)?
+    /// Called with each injected event once it ends (or the run does): the ground truth.
+    public var truth: ((TruthEvent) -> Void)?
 
     private let acks = AckCounter()
 
@@ -36,7 +36,9 @@ public final class Simulator {
         let phase: Double
         var due: Double
         var sent = 0
-        var event: (name: String, since: Double)?
+        /// Seconds of sensor time one message covers: an audio chunk's length, else 1/rate.
+        let secondsPerMessage: Double
+        var event: (name: String, first: Int)?
     }
 
     func makeStreams(start: Double) -> [Stream] {
@@ -67,7 +69,8 @@ public final class Simulator {
                 // Spread first sends over one interval so streams do not fire together.
                 let phase = Double(d * kinds.count + k) / Double(max(total, 1)) * interval
                 streams.append(Stream(device: device, kind: kind, topic: settings.topic(device: device, kind: kind),
-                                      source: source, interval: interval, phase: phase, due: phase))
+                                      source: source, interval: interval, phase: phase, due: phase,
+                                      secondsPerMessage: kind == .audio ? settings.audioChunkSeconds : interval))
             }
         }
         return streams
@@ -151,7 +154,7 @@ public final class Simulator {
                 log.limited(.warning, key: "sim-publish", "\(error)")
             }
             report.maxLag = max(report.maxLag, now - due)
-            track(&s, event: s.source.event, at: Double(s.sent) * s.interval, report: &report)
+            track(&s, event: s.source.event, report: &report)
             s.sent += 1
             // From the start, not accumulated: no drift over millions of sends.
             s.due = s.phase + Double(s.sent) * s.interval
@@ -166,7 +169,7 @@ public final class Simulator {
         // A finished schedule spans to its last slot's end, not its last send's start.
         let scheduledEnd = streams.map { $0.phase + Double($0.sent) * $0.interval }.max() ?? 0
         report.elapsed = stop.isSet ? clock.elapsed : max(clock.elapsed, min(scheduledEnd, settings.duration ?? scheduledEnd))
-        for s in streams { if let e = s.event { truth?(s.device, s.kind, e.name, e.since, Double(s.sent) * s.interval) } }
+        for s in streams { endEvent(s) }
         // Deliver what is queued: QoS 1 means the broker has it only once it acknowledged it.
         let deadline = clock.elapsed + drainTimeout
         while acks.count < report.sent && clock.elapsed < deadline && client.isConnected {
@@ -205,23 +208,49 @@ public final class Simulator {
             report.sent += 1
             report.bytes += payload.count
             report.sentByKind[s.kind, default: 0] += 1
-            track(&s, event: s.source.event, at: Double(s.sent) * s.interval, report: &report)
+            track(&s, event: s.source.event, report: &report)
             s.sent += 1
             s.due = s.phase + Double(s.sent) * s.interval
             streams[index] = s
             if let c = settings.count, s.sent >= c { heap.pop() } else { heap.replaceTop(s.due) }
         }
-        for s in streams { if let e = s.event { truth?(s.device, s.kind, e.name, e.since, Double(s.sent) * s.interval) } }
+        for s in streams { endEvent(s) }
         report.elapsed = streams.map { $0.phase + Double($0.sent) * $0.interval }.max() ?? 0
         return report
     }
 
-    /// Records event starts (counted) and ends (reported as ground truth) on a stream.
-    private func track(_ s: inout Stream, event: String?, at t: Double, report: inout SimulatorReport) {
+    /// Records event starts (counted) and ends (reported as ground truth) on a stream;
+    /// call before `s.sent` counts the message just made.
+    private func track(_ s: inout Stream, event: String?, report: inout SimulatorReport) {
         if s.event?.name == event { return }
-        if let e = s.event { truth?(s.device, s.kind, e.name, e.since, t) }
-        s.event = event.map { (name: $0, since: t) }
+        endEvent(s)
+        s.event = event.map { (name: $0, first: s.sent) }
         if let event { report.events[event, default: 0] += 1 }
+    }
+
+    /// Reports the stream's current event as ending before message `s.sent`.
+    private func endEvent(_ s: Stream) {
+        guard let e = s.event, s.sent > e.first else { return }
+        truth?(TruthEvent(device: s.device, kind: s.kind, event: e.name, first: e.first, last: s.sent - 1,
+                          start: Double(e.first) * s.secondsPerMessage, end: Double(s.sent) * s.secondsPerMessage))
+    }
+}
+
+/// One injected event on one stream: which messages show it (0-based, inclusive) and when,
+/// in the sensor's own time from the start (frames at the rate, audio by chunk length).
+public struct TruthEvent: Sendable, Equatable {
+    public let device: String
+    public let kind: SensorKind
+    public let event: String
+    public let first: Int
+    public let last: Int
+    public let start: Double
+    public let end: Double
+
+    public var json: JSONValue {
+        func r(_ x: Double) -> JSONValue { .number((x * 1000).rounded() / 1000) }
+        return .object([("device", .string(device)), ("kind", .string(kind.rawValue)), ("event", .string(event)),
+                        ("first", .number(Double(first))), ("last", .number(Double(last))), ("start", r(start)), ("end", r(end))])
     }
 }
 
