@@ -38,12 +38,7 @@ enum QueryCommands {
     static func list(_ a: Arguments, alerts: Bool) throws -> Int32 {
         let format = try Shared.format(a)
         var filter = try Shared.filter(a)
-        if alerts {
-            filter.states = a.list("--state")
-            for s in filter.states where s != "raised" && s != "cleared" {
-                throw UsageError("--state: expected raised or cleared, got \"\(s)\"")
-            }
-        }
+        if alerts { filter.states = try states(a) }
         let n = try a.int("--limit", in: 0...Int(Int32.max)) ?? 100
         let reader = try Shared.openLog(a)
         let (table, more) = try alerts ? reader.alerts(filter, limit: n == 0 ? nil : n)
@@ -57,6 +52,14 @@ enum QueryCommands {
         return ExitCode.ok
     }
 
+    static func states(_ a: Arguments) throws -> [String] {
+        let states = a.list("--state")
+        for s in states where s != "raised" && s != "cleared" {
+            throw UsageError("--state: expected raised or cleared, got \"\(s)\"")
+        }
+        return states
+    }
+
     static func exportRows(_ a: Arguments) throws -> Int32 {
         let table = a.positionals[0]
         guard table == "detections" || table == "alerts" else {
@@ -65,7 +68,8 @@ enum QueryCommands {
         let format = try Shared.format(a, default: .jsonl)
         guard format != .table else { throw UsageError("--format: export writes jsonl or csv, not table") }
         var filter = try Shared.filter(a)
-        if table == "alerts" { filter.states = a.list("--state") }
+        if table == "alerts" { filter.states = try states(a) }
+        else if a.string("--state") != nil { throw UsageError("--state: only alerts have a state") }
         let reader = try Shared.openLog(a)
         var count = 0
         let shape = ResultTable(columns: table == "alerts" ? LogReader.alertColumns : LogReader.detectionColumns)

@@ -191,12 +191,13 @@ final class VigilctlIntegrationTests: XCTestCase {
     func testDetectionFilters() throws {
         func n(_ args: String...) throws -> Int {
             // Rows of other tests' devices (tail-*) are left out unless a test names devices itself.
-            let devices = args.contains("--device") ? [] : ["--device", "sim-*"]
+            let devices = args.contains { $0.hasPrefix("--device") } ? [] : ["--device", "sim-*"]
             let r = try Self.run(["detections", "--db", db, "--format", "jsonl", "--limit", "0"] + devices + args, in: dir)
             XCTAssertEqual(r.status, 0, r.stderr)
             return r.lines.count
         }
         XCTAssertEqual(try n("--pipeline", "env", "--device", "sim-002"), 20)
+        XCTAssertEqual(try n("--pipeline=env", "--device=sim-002", "--since=1h"), 20, "--option=value works too")
         XCTAssertEqual(try n("--pipeline", "env,vec", "--device", "sim-001", "--device", "sim-003"), 80)
         let label = try sql("SELECT label, count(*) FROM detections WHERE device GLOB 'sim-*' GROUP BY label ORDER BY 2 DESC")[0]
         XCTAssertEqual(try n("--label", label[0].string!), Int(label[1].int!))
@@ -322,6 +323,11 @@ final class VigilctlIntegrationTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.lines.count, 121)
         XCTAssertTrue(r.stderr.contains("exported 120 detections"), r.stderr)
+        let alerts = try ctl("export", "alerts", "--db", db, "--state", "raised", "--device", "sim-*")
+        XCTAssertEqual(alerts.lines.count, Self.count(db, "SELECT count(*) FROM alerts WHERE state = 'raised' AND device GLOB 'sim-*'"))
+        let state = try ctl("export", "alerts", "--db", db, "--state", "up")
+        XCTAssertEqual(state.status, 2)
+        XCTAssertTrue(state.stderr.contains("--state: expected raised or cleared, got \"up\""), state.stderr)
         let bad = try ctl("export", "everything", "--db", db)
         XCTAssertEqual(bad.status, 2)
         XCTAssertTrue(bad.stderr.contains("expected detections or alerts, got \"everything\""), bad.stderr)
