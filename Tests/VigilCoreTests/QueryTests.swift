@@ -83,6 +83,11 @@ final class QueryTests: XCTestCase {
         XCTAssertEqual(csv[2], "2,1795960801.0,2026-11-29T14:00:01.000Z,b,,not json")
     }
 
+    func testTableOnATerminalJSONLinesElsewhere() {
+        XCTAssertEqual(OutputFormat.automatic(isTTY: true), .table)
+        XCTAssertEqual(OutputFormat.automatic(isTTY: false), .jsonl)
+    }
+
     // MARK: a log written by the daemon's own store
 
     /// Writes rows through `Store` (the daemon's single writer), as vigild does.
