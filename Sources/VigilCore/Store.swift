@@ -285,6 +285,14 @@ public final class Store: @unchecked Sendable {
         timer?.cancel()
         maintenanceTimer?.cancel()
         flush()
+        // Fold the WAL back into the database so a stopped daemon leaves one self-contained
+        // file (copyable, readable by sqlite3 without write access). Best effort: a reader
+        // holding a snapshot only makes this partial.
+        withDatabase { db in
+            do { try db.execute("PRAGMA wal_checkpoint(TRUNCATE)") } catch {
+                log.info("store \(path): final checkpoint incomplete: \(error)")
+            }
+        }
     }
 }
 

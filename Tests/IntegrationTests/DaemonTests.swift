@@ -161,6 +161,8 @@ final class DaemonTests: XCTestCase {
         var daemon = try startDaemon(path)
         XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker") }, daemon.output)
         XCTAssertEqual(daemon.stop(), 0, "SIGTERM exits 0")
+        let wal = (try? FileManager.default.attributesOfItem(atPath: dir.file("vigil.db-wal"))[.size] as? Int) ?? 0
+        XCTAssertEqual(wal, 0, "a clean stop folds the WAL into the database")
         let pub = try TestClient(port: broker.port)
         var mids: [Int32] = []
         for i in 0..<20 { mids.append(try pub.publish("sensors/p/vec", f32le([Float(i), 0, 0, 0]))) }
