@@ -5,7 +5,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all setup build release test demo clean install install-bin install-files deb check-unit
+.PHONY: all setup build release test demo bench clean install install-bin install-files deb check-unit
 
 all: build
 
@@ -25,6 +25,10 @@ test: setup
 
 demo: release
 	@bash scripts/demo
+
+# vigild against a straightforward Python service on the same models and load (docs/benchmarks.md).
+bench: release
+	@bash scripts/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .build
