@@ -5,7 +5,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all setup build release test resilience demo clean
+.PHONY: all setup build release test resilience demo clean install install-bin install-files deb check-unit
 
 all: build
 
@@ -21,16 +21,45 @@ release: setup
 # Builds everything (the integration tests run the real vigild binary), then runs every test.
 test: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build
+	$(SWIFT) test --skip-build --disable-swift-testing
 
 # Failure scenarios against the real vigild (broker restart, SIGKILL, cloud outage, full disk,
 # malformed flood, slow actions); each prints its figures as `[resilience] ...` lines. Part of `make test` too.
 resilience: setup
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --filter ResilienceTests
+	$(SWIFT) test --skip-build --disable-swift-testing --filter ResilienceTests
 
 demo: release
 	@bash scripts/demo
 
 clean:
 	rm -rf .build
+
+# --- Install and package (docs/service.md) ---------------------------------------------
+# `make install` (PREFIX=/usr/local, DESTDIR=): binaries, models in $(PREFIX)/share/vigil/models,
+# config in /etc/vigil, unit, sysusers.d and tmpfiles.d under $(PREFIX)/lib. Paths inside the
+# installed config and unit follow PREFIX. The Swift runtime is linked statically, and the
+# binaries look in /usr/lib/vigil first (a bundled ONNX Runtime, see packaging/install-files).
+SYSCONFDIR ?= /etc
+INSTALL_BUILD = -c release --static-swift-stdlib -Xlinker -rpath -Xlinker /usr/lib/vigil
+BIN_DIR ?= $(shell $(SWIFT) build $(INSTALL_BUILD) --show-bin-path 2>/dev/null)
+
+install-bin: setup
+	@bash packaging/build-deps
+	$(SWIFT) build $(INSTALL_BUILD) --product vigild
+	$(SWIFT) build $(INSTALL_BUILD) --product vigilctl
+
+install: install-bin
+	$(MAKE) install-files
+
+# Installs what is already built in BIN_DIR (tests use the debug build: BIN_DIR=.build/debug).
+install-files:
+	BIN_DIR="$(BIN_DIR)" DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" SYSCONFDIR="$(SYSCONFDIR)" bash packaging/install-files
+
+# The .deb (dpkg-deb): /usr layout, creates the vigil user, enables vigild.service.
+deb: install-bin
+	BIN_DIR="$(BIN_DIR)" bash packaging/build-deb .build
+
+# systemd-analyze verify + security --offline=true for systemd/vigild.service.
+check-unit:
+	@bash scripts/check-unit

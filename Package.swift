@@ -24,7 +24,11 @@ let package = Package(
         .target(name: "MQTT", dependencies: ["CMosquitto"]),
         .target(name: "ONNX", dependencies: ["COnnxRuntime"]),
 
-        .target(name: "VigilCore", dependencies: ["SQLite", "MQTT", "ONNX"]),
+        // POSIX sockets for the service layer (sd_notify datagrams, the /metrics listener):
+        // Glibc only, kept out of VigilCore so that stays free of unsafe code.
+        .target(name: "Sockets"),
+
+        .target(name: "VigilCore", dependencies: ["SQLite", "MQTT", "ONNX", "Sockets"]),
         .executableTarget(name: "vigild", dependencies: ["VigilCore"]),
         .executableTarget(name: "vigilctl", dependencies: ["VigilCore"]),
         // Store benchmark (scripts/bench-store); not shipped.
@@ -33,9 +37,9 @@ let package = Package(
         .testTarget(name: "SQLiteTests", dependencies: ["SQLite"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "TestSupport"]),
-        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "TestSupport"]),
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "TestSupport", "Sockets"]),
         .testTarget(name: "IntegrationTests",
-                    dependencies: ["VigilCore", "SQLite", "ONNX", "TestSupport", "vigild", "vigilctl"]),
+                    dependencies: ["VigilCore", "SQLite", "ONNX", "TestSupport", "Sockets", "vigild", "vigilctl"]),
         // Failure scenarios against the real binary (issue 9): `make resilience`.
         .testTarget(name: "ResilienceTests",
                     dependencies: ["VigilCore", "SQLite", "ONNX", "TestSupport", "vigild", "vigilctl"]),

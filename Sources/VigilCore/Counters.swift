@@ -22,8 +22,11 @@ public final class Counters: @unchecked Sendable {
     private var dropped: [String: Int] = [:]
     private var stored = 0
     private var storeErrors = 0
+    private var storeFailing = false
+    /// Everything else /metrics shows (latency histograms, alerts, actions, sync): see Service/Metrics.swift.
+    public let metrics = MetricsRegistry()
 
-    public init() {}
+    public init() { Counters.describeServiceMetrics(metrics) }
 
     public func frameReceived(_ pipeline: String) { lock.withLock { received[pipeline, default: 0] += 1 } }
     public func frameProcessed(_ pipeline: String) { lock.withLock { processed[pipeline, default: 0] += 1 } }
@@ -31,8 +34,10 @@ public final class Counters: @unchecked Sendable {
         lock.withLock { rejected[pipeline, default: [:]][reason, default: 0] += 1 }
     }
     public func framesDropped(_ pipeline: String, _ n: Int = 1) { lock.withLock { dropped[pipeline, default: 0] += n } }
-    public func rowsStored(_ n: Int) { lock.withLock { stored += n } }
-    public func storeFailed() { lock.withLock { storeErrors += 1 } }
+    public func rowsStored(_ n: Int) { lock.withLock { stored += n; storeFailing = false } }
+    public func storeFailed() { lock.withLock { storeErrors += 1; storeFailing = true } }
+    /// True when the last commit attempt failed (for /healthz).
+    public var isStoreFailing: Bool { lock.withLock { storeFailing } }
 
     public struct Snapshot: Sendable {
         public var received: [String: Int]

@@ -5,23 +5,35 @@ import MQTT
 /// detections -> alerts (rules, alert rows and messages, actions).
 /// Services start in order (models, store, engine, broker) and stop in reverse.
 public final class Daemon: @unchecked Sendable {
-    // @unchecked Sendable: immutable after init except `mqtt`, guarded by `lock`.
-    public let config: Config
+    // @unchecked Sendable: `current*` and `mqtt` are guarded by `lock` (reload swaps them); the rest is immutable.
+    public var config: Config { lock.withLock { currentConfig } }
     public let counters = Counters()
-    public let models: [String: Model]
+    public var models: [String: Model] { lock.withLock { currentModels } }
     public let store: Store
-    public let engine: Engine
+    public var engine: Engine { lock.withLock { currentEngine } }
+    /// Built once: alert rules and actions apply after a restart (reload says so when they changed).
     public let alerts: AlertCenter
     let outlet = MQTTOutlet()
     private let acks = AckWaiter()
-    /// Forwards the log to the cloud when `sync` is configured.
+    /// Forwards the log to the cloud when `sync` is configured (built once: sync changes apply after a restart).
     public let sync: SyncService?
-    private let lock = NSLock()
+    let lock = NSLock()
     private var mqtt: MQTTClient?
+    var currentConfig: Config
+    var currentModels: [String: Model]
+    var currentEngine: Engine
+    /// Held while a frame is handed to the engine, and by reload while it drains and swaps engines.
+    let submitGate = NSLock()
+    /// Where every detection goes (store, and whatever else is wired in); reload reuses it for the new engine.
+    let sink: @Sendable (Detection) -> Void
+    /// Called after a successful reload with the new config (Service/Reload.swift).
+    var reloadHooks: [@Sendable (Config) -> Void] = []
+    /// What the alert center was built from (Service/Reload.swift); set at the first reload.
+    var alertBasis: [String]?
     public let startedAt = Date()
 
     public init(config: Config) throws {
-        self.config = config
+        self.currentConfig = config
         log.setLevel(config.logLevel)
         var models: [String: Model] = [:]
         // Load only the models some pipeline uses, once each.
@@ -32,22 +44,24 @@ public final class Daemon: @unchecked Sendable {
             }
             models[m.name] = try Model(name: m.name, path: m.path, threads: m.threads)
         }
-        self.models = models
+        self.currentModels = models
         let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
         for p in pipelines {
             log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
         }
+        let counters = self.counters
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
-        sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store) }
+        sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store, counters: counters) }
         if let sync { store.onAlertsCommitted { sync.kick() } }
         let alerts = AlertCenter(config: config, models: models,
                                  scoreLabels: Dictionary(pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a }),
-                                 outlet: outlet, store: store)
+                                 outlet: outlet, store: store, counters: counters)
         self.alerts = alerts
         let outlet = self.outlet
         let detectionTopics = config.mqtt.publishDetections ? AlertTopics(node: config.node) : nil
-        engine = Engine(pipelines: pipelines, limits: config.limits, counters: counters) { detection in
+        sink = { detection in
+            counters.inferenceFinished(model: detection.model, ms: detection.latencyMs)
             store.append(detection)
             alerts.handle(detection)
             if let topics = detectionTopics {
@@ -56,6 +70,7 @@ public final class Daemon: @unchecked Sendable {
                                     Array(detection.json.serialized.utf8), qos: 0, retain: false)
             }
         }
+        currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, sink: sink)
     }
 
     /// Connects to the broker and subscribes. A broker that is not up is logged once and
@@ -69,7 +84,6 @@ public final class Daemon: @unchecked Sendable {
                                   cleanSession: b.cleanSession, will: MQTTWill(topic: statusTopic, payload: "offline"),
                                   reconnectMinDelay: 1, reconnectMaxDelay: Daemon.brokerRetryMax)
         var handlers = MQTTHandlers()
-        let subscriptions = config.pipelines.map(\.topic.subscription)
         let qos = b.qos
         let address = b.address
         let wasConnected = Flag()
@@ -80,7 +94,9 @@ public final class Daemon: @unchecked Sendable {
                 return
             }
             log.notice("connected to broker \(address)" + (wasConnected.getAndSet() ? " again" : ""))
-            for s in subscriptions {
+            self.counters.metrics.add(MetricName.brokerConnects)
+            // The current config's topics: a reload may have changed them since start().
+            for s in Daemon.subscriptions(self.config) {
                 do { try self.client?.subscribe(s, qos: qos) } catch { log.error("\(error)") }
             }
             do { try self.client?.publish(statusTopic, "online", qos: 1, retain: true) } catch { log.error("\(error)") }
@@ -91,10 +107,9 @@ public final class Daemon: @unchecked Sendable {
                 log.limited(.warning, key: "broker-lost", "lost broker \(address): \(reason); reconnecting with backoff up to \(Daemon.brokerRetryMax) s")
             }
         }
-        let engine = self.engine
         let acks = self.acks
         handlers.published = { acks.acked($0) }
-        handlers.message = { engine.submit($0) }
+        handlers.message = { [weak self] in self?.submit($0) }
         let client = try MQTTClient(options: options, handlers: handlers)
         lock.withLock { mqtt = client }
         outlet.set(client)
@@ -112,6 +127,23 @@ public final class Daemon: @unchecked Sendable {
     static let brokerRetryMax = 4
 
     var client: MQTTClient? { lock.withLock { mqtt } }
+
+    /// Hands a frame to the current engine (on the MQTT thread; waits only while a reload swaps engines).
+    func submit(_ message: MQTTMessage) {
+        submitGate.withLock { engine.submit(message) }
+    }
+
+    /// Stops the broker client and forgets it (reload, when the broker settings changed).
+    func stopClient() {
+        let c = lock.withLock { () -> MQTTClient? in defer { mqtt = nil }; return mqtt }
+        c?.stop()
+    }
+
+    /// Each pipeline's subscription once, in config order.
+    static func subscriptions(_ config: Config) -> [String] {
+        var seen = Set<String>()
+        return config.pipelines.map(\.topic.subscription).filter { seen.insert($0).inserted }
+    }
 
     public var isConnected: Bool { client?.isConnected ?? false }
 

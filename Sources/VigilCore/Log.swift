@@ -16,8 +16,13 @@ public final class Logger: @unchecked Sendable {
     public var burst = 5
     public var window = 10.0
 
-    public init(journald: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil) {
+    /// Where finished lines go; nil writes them to stderr (tests pass a collector).
+    private let sink: (@Sendable (String) -> Void)?
+
+    public init(journald: Bool = ProcessInfo.processInfo.environment["JOURNAL_STREAM"] != nil,
+                sink: (@Sendable (String) -> Void)? = nil) {
         self.journald = journald
+        self.sink = sink
     }
 
     public func setLevel(_ l: LogLevel) { lock.withLock { level = l } }
@@ -58,12 +63,32 @@ public final class Logger: @unchecked Sendable {
         if pass { write(l, message()) }
     }
 
+    /// Reports the count of every key whose window has ended with messages suppressed, so a
+    /// flood that stops is still accounted for (the watchdog's tick calls this every second).
+    public func flushSuppressed(now: Double = Date().timeIntervalSince1970) {
+        let due: [(String, Int)] = lock.withLock {
+            var out: [(String, Int)] = []
+            for (key, e) in limits where e.suppressed > 0 && now - e.windowStart >= window {
+                out.append((key, e.suppressed))
+                limits[key] = (now, 0, 0)
+            }
+            return out
+        }
+        for (key, n) in due.sorted(by: { $0.0 < $1.0 }) {
+            write(.warning, "\(n) similar messages suppressed (\(key))")
+        }
+    }
+
     private func write(_ l: LogLevel, _ message: String) {
         let line: String
         if journald {
             line = "<\(l.rawValue)>\(message)\n"
         } else {
             line = "\(Logger.timestamp()) \(l.name.uppercased()) \(message)\n"
+        }
+        if let sink {
+            lock.withLock { sink(line) }
+            return
         }
         let bytes = Array(line.utf8)
         lock.withLock {

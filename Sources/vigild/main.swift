@@ -54,33 +54,9 @@ if checkOnly {
     }
 }
 
-// Signals only set state: handlers run on the main queue through dispatch sources.
-for sig in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { signal(sig, SIG_IGN) }
-
-let daemon: Daemon
+// The service: start in order, READY=1, watchdog, SIGHUP reload, SIGTERM drain (Service/Lifecycle.swift).
 do {
-    daemon = try Daemon(config: config)
-    try daemon.start()
+    try ServiceLifecycle(config: config, configPath: configPath).run()
 } catch {
     fail("\(error)")
 }
-log.notice("vigild \(VigilVersion.string) ready: node \(config.node), \(config.pipelines.count) pipelines, store \(config.storage.path)")
-
-func shutdown(_ name: String) {
-    log.notice("\(name): draining frames and flushing the store")
-    daemon.stop()
-    log.notice("stopped: \(daemon.statusLine())")
-    exit(0)
-}
-
-let sources = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")].map { sig, name in
-    let s = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-    s.setEventHandler { shutdown(name) }
-    s.resume()
-    return s
-}
-let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .main)
-hup.setEventHandler { log.warning("SIGHUP: reload is not implemented in this build; restart to apply changes") }
-hup.resume()
-
-dispatchMain()

@@ -15,6 +15,9 @@ final class AlertIntegrationTests: XCTestCase {
     /// x = [0, 0, t, 0] gives the tiny model's "high" score: t=1 -> 0.61, t=0.5 -> 0.48, t=-3 -> 0.01.
     func frame(_ t: Float) -> [UInt8] { f32le([0, 0, t, 0]) }
 
+    /// Where the daemon serves /healthz and /metrics (a new free port per test).
+    lazy var httpPort = freePort()
+
     func config(port: Int, actions: String, alert: String, alertActions: String, webhookPort: Int = 9) -> String {
         dir.write("vigil.json", """
             {
@@ -27,7 +30,8 @@ final class AlertIntegrationTests: XCTestCase {
                   "alert": { "labels": ["high"], \(alert), "severity": "critical", "actions": [\(alertActions)] } }
               ],
               "actions": { \(actions) },
-              "homeassistant": { "discovery": true }
+              "homeassistant": { "discovery": true },
+              "http": { "listen": "127.0.0.1:\(httpPort)" }
             }
             """)
     }
@@ -149,6 +153,13 @@ final class AlertIntegrationTests: XCTestCase {
         XCTAssertEqual(watch.messages.filter { $0.topic == "vigil/test-node/state/vec/cam1" }.map { self.text($0.payload) }, ["OFF", "ON", "OFF"])
         XCTAssertFalse(watch.messages.filter { $0.topic == "vigil/test-node/score/vec/cam1" }.isEmpty)
         XCTAssertEqual(watch.messages.filter { $0.topic == "vigil/test-node/status" }.map { self.text($0.payload) }, ["online"])
+
+        // /metrics counts the transitions per pipeline and every action by outcome.
+        let metrics = try String(contentsOf: URL(string: "http://127.0.0.1:\(httpPort)/metrics")!, encoding: .utf8)
+        for line in [#"vigil_alerts_total{pipeline="vec",state="raised"} 1"#, #"vigil_alerts_total{pipeline="vec",state="cleared"} 1"#,
+                     #"vigil_actions_total{action="hook",outcome="ok"} 1"#, #"vigil_actions_total{action="siren",outcome="ok"} 2"#] {
+            XCTAssertTrue(metrics.contains(line), "\(line) in:\n\(metrics)")
+        }
 
         XCTAssertEqual(daemon.stop(), 0)
         XCTAssertTrue(daemon.output.contains("alerts raised 1, cleared 1"), daemon.output)

@@ -38,10 +38,13 @@ public final class AlertCenter: @unchecked Sendable {
     private var inFlight = 0
     private let scoreLock = NSLock()
     private var lastScore: [String: Double] = [:]
+    /// Alert and action figures for /metrics.
+    let counters: Counters?
 
     public init(node: String, pipelines: [PipelineInfo], actions: ActionSet, homeAssistant: HomeAssistantSettings?,
                 outlet: MQTTOutlet, record: @escaping @Sendable (AlertRecord) -> Void,
-                updateActions: @escaping @Sendable (String, String) -> Void) {
+                updateActions: @escaping @Sendable (String, String) -> Void, counters: Counters? = nil) {
+        self.counters = counters
         topics = AlertTopics(node: node)
         rules = RulesEngine(node: node, pipelines: pipelines.compactMap { p in p.alert.map { (p.name, $0, p.modelLabels) } })
         self.pipelines = Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -58,7 +61,7 @@ public final class AlertCenter: @unchecked Sendable {
     /// `scoreLabels`: per pipeline, the names its detections carry scores for (label groups or a
     /// labels file replace the model's own labels); rules read those.
     public convenience init(config: Config, models: [String: Model], scoreLabels: [String: [String]] = [:],
-                            outlet: MQTTOutlet, store: Store) {
+                            outlet: MQTTOutlet, store: Store, counters: Counters? = nil) {
         let infos = config.pipelines.map { p in
             PipelineInfo(name: p.name, alert: p.alert, modelLabels: scoreLabels[p.name] ?? models[p.model]?.labels ?? [],
                          task: models[p.model]?.task ?? "score", model: p.model, threshold: models[p.model]?.threshold)
@@ -74,7 +77,8 @@ public final class AlertCenter: @unchecked Sendable {
         }
         self.init(node: config.node, pipelines: infos, actions: ActionSet(config.actions, outlet: outlet),
                   homeAssistant: config.homeAssistant, outlet: outlet,
-                  record: { store.append($0) }, updateActions: { store.updateAlertActions(uuid: $0, json: $1) })
+                  record: { store.append($0) }, updateActions: { store.updateAlertActions(uuid: $0, json: $1) },
+                  counters: counters)
     }
 
     public var counts: (raised: Int, cleared: Int) { lock.withLock { (raised, cleared) } }
@@ -89,6 +93,7 @@ public final class AlertCenter: @unchecked Sendable {
     func raise(_ e: AlertEvent) {
         let settings = rules.settings(for: e.pipeline)
         lock.withLock { if e.state == .raised { raised += 1 } else { cleared += 1 } }
+        counters?.alert(e.pipeline, state: e.state.rawValue)
         log.notice("alert \(e.state.rawValue): pipeline \(e.pipeline), device \(e.device), label \(e.label), score \(String(format: "%.3f", e.score)) (\(e.severity))")
         publish(topics.alerts(e.pipeline, e.device), e.json.serialized, qos: 1, retain: false)
         if homeAssistant != nil {
@@ -102,6 +107,7 @@ public final class AlertCenter: @unchecked Sendable {
         guard !list.isEmpty else { return }
         lock.withLock { inFlight += 1 }
         actions.run(list, for: e) { [self] outcomes in
+            for o in outcomes { counters?.actionRun(o.action, outcome: o.status.rawValue) }
             for o in outcomes where o.status != .ok {
                 log.limited(.warning, key: "action-\(o.action)", "alert \(e.uuid): action \(o.action) \(o.status.rawValue)" + (o.detail.map { ": \($0)" } ?? ""))
             }

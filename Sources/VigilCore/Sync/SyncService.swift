@@ -24,6 +24,8 @@ public final class SyncService: @unchecked Sendable {
     let settings: SyncSettings
     let node: String
     let store: Store
+    /// Rows acknowledged, for /metrics.
+    let counters: Counters?
     let queue = DispatchQueue(label: "vigil.sync")
     private let transport: SyncTransport
     private var cursor = SyncCursor.start
@@ -41,7 +43,8 @@ public final class SyncService: @unchecked Sendable {
     private var lastSyncAt: Double?
     private var lastError: String?
 
-    public init(settings: SyncSettings, node: String, store: Store) {
+    public init(settings: SyncSettings, node: String, store: Store, counters: Counters? = nil) {
+        self.counters = counters
         self.settings = settings
         self.node = node
         self.store = store
@@ -170,6 +173,9 @@ public final class SyncService: @unchecked Sendable {
             do {
                 try store.markSynced(keys, readSeq: readSeq, at: now)
                 acknowledged += keys.count
+                for (table, n) in Dictionary(grouping: keys, by: { $0.table }).mapValues(\.count) {
+                    counters?.rowsSynced(n, table: table.rawValue)
+                }
                 lastSyncAt = now
             } catch {
                 log.limited(.error, key: "sync-mark", "sync: the cloud has \(keys.count) rows but they cannot be marked synced (they will be sent again): \(error)")

@@ -8,6 +8,8 @@ tiny_classifier.onnx: input x float[1,4] -> scores float[1,3] = softmax(x @ W + 
 free_dims.onnx: input window float[1,8,fields] -> score float[1,1] = sigmoid(mean(x)),
     a model with a free dimension (task anomaly).
 two_inputs.onnx: a model vigil must refuse (two inputs).
+tiny_classifier_v2.onnx: tiny_classifier's interface (float[1,4] -> float[1,3]) with other weights
+    and labels cold,warm,hot: a "new version" of a model file (reload tests).
 motion_small.onnx: input frames float[1,2,12,16] (previous, current) -> scores float[1,2], labels
     still,motion; motion = sigmoid(40 * (mean|current - previous| - 0.05)). vigil.frame 12x16.
 brightness.onnx: input image float[1,1,12,16] -> scores float[1,2] = [1 - mean, mean], labels
@@ -52,6 +54,23 @@ def tiny_classifier():
     m.ir_version = 8
     meta(m, **{"vigil.task": "classifier", "vigil.labels": "low,mid,high", "vigil.threshold": "0.5"})
     save(m, "tiny_classifier.onnx")
+
+
+def tiny_classifier_v2():
+    W = np.array([[-0.4, 0.6, 0.2], [0.1, -0.3, 0.7], [0.9, 0.0, -0.6], [0.0, 0.3, 0.1]], dtype=np.float32)
+    b = np.array([0.0, 0.2, -0.2], dtype=np.float32)
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["xw"]),
+         helper.make_node("Add", ["xw", "b"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["scores"], axis=1)],
+        "tiny_classifier_v2",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "b")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    meta(m, **{"vigil.task": "classifier", "vigil.labels": "cold,warm,hot", "vigil.threshold": "0.5"})
+    save(m, "tiny_classifier_v2.onnx")
 
 
 def free_dims():
@@ -160,6 +179,7 @@ if __name__ == "__main__":
     tiny_classifier()
     free_dims()
     two_inputs()
+    tiny_classifier_v2()
     motion_small()
     brightness()
     sound_small()

@@ -1,0 +1,85 @@
+import Foundation
+
+/// Whether the daemon does its job, and if not, why (each reason one short phrase).
+public struct Health: Sendable, Equatable {
+    public var reasons: [String] = []
+    public var ok: Bool { reasons.isEmpty }
+    public init(reasons: [String] = []) { self.reasons = reasons }
+}
+
+/// Two questions about a running daemon:
+/// - `liveness()`: is the pipeline itself healthy? Frames waiting are being finished and the
+///   store's writer answers. Only then does the watchdog pet systemd, so a wedged worker or a
+///   hung SD card gets the process restarted. A missing broker is not a liveness failure:
+///   a restart would not bring it back.
+/// - `readiness()`: /healthz. Live, connected to the broker, and the last commit succeeded.
+public final class HealthMonitor: @unchecked Sendable {
+    // @unchecked Sendable: all mutable state is guarded by `lock`.
+    private let daemon: Daemon
+    private let lock = NSLock()
+    private var lastFinished = -1
+    private var stalledSince: Double?
+    private var probeSentAt: Double?
+    private var lastLiveness = Health()
+    /// A check that sees the same queue and no progress for this long calls the pipeline stalled.
+    public let stallAfter: Double
+
+    public init(daemon: Daemon, stallAfter: Double = 10) {
+        self.daemon = daemon
+        self.stallAfter = stallAfter
+    }
+
+    /// Call periodically (the watchdog does, at half its interval).
+    public func liveness(now: Double = HealthMonitor.now()) -> Health {
+        var reasons: [String] = []
+        let s = daemon.counters.snapshot()
+        // Frames the workers finished. Drops and the rejections made on the broker thread do not
+        // count: they keep coming while a wedged worker holds its queue.
+        let finished = s.totalProcessed + s.totalRejected - s.rejected(.unrouted) - s.rejected(.tooLarge)
+        let queued = daemon.engine.queuedFrames
+        let stalledFor: Double? = lock.withLock {
+            defer { lastFinished = finished }
+            if queued > 0 && finished == lastFinished {
+                if stalledSince == nil { stalledSince = now }
+            } else {
+                stalledSince = nil
+            }
+            return stalledSince.map { now - $0 }
+        }
+        if let t = stalledFor, t >= stallAfter {
+            reasons.append("pipeline stalled: \(queued) frames waiting, none finished for \(Int(t)) s")
+        }
+        // The store's writer queue must answer; a probe still pending since the last check means it hangs.
+        let pendingFor: Double? = lock.withLock {
+            if let sent = probeSentAt { return now - sent }
+            probeSentAt = now
+            return nil
+        }
+        if let t = pendingFor {
+            if t >= stallAfter { reasons.append("store writer has not answered for \(Int(t)) s") }
+        } else {
+            let store = daemon.store
+            DispatchQueue.global().async { [weak self] in
+                store.withDatabase { _ in }
+                self?.lock.withLock { self?.probeSentAt = nil }
+            }
+        }
+        let h = Health(reasons: reasons)
+        lock.withLock { lastLiveness = h }
+        return h
+    }
+
+    /// The last liveness result plus broker and store state: what /healthz answers.
+    public func readiness() -> Health {
+        var reasons = lock.withLock { lastLiveness.reasons }
+        if !daemon.isConnected { reasons.insert("not connected to broker \(daemon.config.mqtt.address)", at: 0) }
+        if daemon.counters.isStoreFailing { reasons.append("store \(daemon.store.path): the last commit failed") }
+        return Health(reasons: reasons)
+    }
+
+    public static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

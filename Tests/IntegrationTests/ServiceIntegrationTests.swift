@@ -1,0 +1,332 @@
+import Foundation
+import SQLite
+import Sockets
+import TestSupport
+import XCTest
+
+/// vigild as systemd runs it: a datagram socket plays systemd (NOTIFY_SOCKET, WATCHDOG_USEC),
+/// signals drive reload and stop, curl reads /healthz and /metrics. Real broker, model, SQLite.
+final class ServiceIntegrationTests: XCTestCase {
+    var dir: TempDir!
+    override func setUp() { dir = TempDir("vigil-svc-it") }
+    override func tearDown() { dir.remove() }
+
+    /// Notifications received so far, collected on a background thread.
+    final class Systemd: @unchecked Sendable {
+        // @unchecked Sendable: `messages` is guarded by `lock`; the receiver is read by one thread.
+        let socket: UnixDatagramReceiver
+        private let lock = NSLock()
+        private var messages: [String] = []
+        private var done = false
+        init(path: String) throws {
+            socket = try UnixDatagramReceiver(path: path)
+            Thread.detachNewThread { [self] in
+                while !lock.withLock({ done }) {
+                    if let m = socket.receive(timeout: 0.1) { lock.withLock { messages.append(m) } }
+                }
+            }
+        }
+        var all: [String] { lock.withLock { messages } }
+        func count(_ s: String) -> Int { all.filter { $0.contains(s) }.count }
+        func close() { lock.withLock { done = true } }
+    }
+
+    func writeConfig(brokerPort: Int, httpPort: Int, model: String, pipelines extra: String = "", log: String = "info") -> String {
+        dir.write("vigil.json", """
+            {
+              "node": "svc-it",
+              "log_level": "\(log)",
+              "mqtt": { "host": "127.0.0.1", "port": \(brokerPort), "client_id": "vigild-svc-\(brokerPort)" },
+              "storage": { "path": "\(dir.file("vigil.db"))", "commit_interval_ms": 50 },
+              "models": { "tiny": { "path": "\(model)" } },
+              "pipelines": [
+                { "name": "vec", "topic": "sensors/{device}/vec", "format": "f32le", "model": "tiny" }\(extra)
+              ],
+              "http": { "listen": "127.0.0.1:\(httpPort)" }
+            }
+            """)
+    }
+
+    func curl(_ url: String) -> (status: Int, body: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        p.arguments = ["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10", url]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        guard (try? p.run()) != nil else { return (-1, "curl did not run") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard let split = text.range(of: "\n", options: .backwards) else { return (-1, text) }
+        return (Int(text[split.upperBound...]) ?? -1, String(text[..<split.lowerBound]))
+    }
+
+    func metric(_ body: String, _ line: String) -> Double? {
+        for l in body.split(separator: "\n") where l.hasPrefix(line + " ") {
+            return Double(l.dropFirst(line.count + 1))
+        }
+        return nil
+    }
+
+    func rows(_ sql: String) throws -> [[SQLValue]] {
+        try Database(path: dir.file("vigil.db"), mode: .readOnly).query(sql)
+    }
+
+    func start(_ config: String, systemd: Systemd?, watchdogUsec: Int? = nil, extraEnv: [String: String] = [:]) throws -> ChildProcess {
+        var env = extraEnv
+        if let systemd { env["NOTIFY_SOCKET"] = systemd.socket.path }
+        if let watchdogUsec { env["WATCHDOG_USEC"] = "\(watchdogUsec)" }
+        let d = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild.log"),
+                                 environment: env)
+        XCTAssertTrue(waitUntil(timeout: 20) { d.output.contains("ready") || !d.isRunning }, d.output)
+        return d
+    }
+
+    func testNotifyLifecycleHealthAndMetrics() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else { throw XCTSkip("curl not installed") }
+        let broker = try Broker()
+        let http = freePort()
+        let systemd = try Systemd(path: dir.file("notify.sock"))
+        defer { systemd.close() }
+        try FileManager.default.copyItem(atPath: Paths.fixture("tiny_classifier.onnx"), toPath: dir.file("tiny.onnx"))
+        let config = writeConfig(brokerPort: broker.port, httpPort: http, model: dir.file("tiny.onnx"))
+        let daemon = try start(config, systemd: systemd, watchdogUsec: 1_000_000)
+        defer { daemon.stop() }
+
+        XCTAssertTrue(waitUntil { systemd.count("READY=1") == 1 }, "\(systemd.all)\n\(daemon.output)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.file("vigil.db")), "READY=1 comes after the store is open")
+        XCTAssertTrue(waitUntil { systemd.count("WATCHDOG=1") >= 3 }, "pings at half of WATCHDOG_USEC: \(systemd.all)")
+        XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker") }, daemon.output)
+        XCTAssertTrue(waitUntil { self.curl("http://127.0.0.1:\(http)/healthz").status == 200 }, curl("http://127.0.0.1:\(http)/healthz").body)
+
+        let pub = try TestClient(port: broker.port)
+        var mids: [Int32] = []
+        for i in 0..<20 { mids.append(try pub.publish("sensors/d\(i % 2)/vec", f32le([Float(i), 1, 2, 3]))) }
+        mids.append(try pub.publish("sensors/d0/vec", f32le([1, 2])))   // wrong size
+        XCTAssertTrue(pub.waitForAcks(mids))
+        XCTAssertTrue(waitUntil(timeout: 15) {
+            self.metric(self.curl("http://127.0.0.1:\(http)/metrics").body, #"vigil_frames_processed_total{pipeline="vec"}"#) == 20
+        }, curl("http://127.0.0.1:\(http)/metrics").body)
+        let m = curl("http://127.0.0.1:\(http)/metrics").body
+        XCTAssertEqual(metric(m, #"vigil_frames_received_total{pipeline="vec"}"#), 21, m)
+        XCTAssertEqual(metric(m, #"vigil_frames_rejected_total{pipeline="vec",reason="wrongSize"}"#), 1, m)
+        XCTAssertEqual(metric(m, #"vigil_inference_duration_seconds_count{model="tiny"}"#), 20, m)
+        XCTAssertEqual(metric(m, #"vigil_inference_duration_seconds_bucket{model="tiny",le="+Inf"}"#), 20, m)
+        XCTAssertEqual(metric(m, "vigil_broker_connected"), 1, m)
+        XCTAssertGreaterThan(metric(m, "vigil_database_bytes") ?? 0, 0, m)
+        XCTAssertTrue(waitUntil(timeout: 15) { systemd.all.contains { $0.contains("STATUS=") && $0.contains("frames 21") } },
+                      "STATUS= carries live counters: \(systemd.all.filter { $0.contains("STATUS") })")
+        XCTAssertTrue(systemd.all.contains { $0.contains("frames/s") && $0.contains("alerts 0") && $0.contains("unsynced") },
+                      "\(systemd.all.filter { $0.contains("STATUS") })")
+
+        // The broker goes away: /healthz says why; the watchdog keeps going (a restart would not help).
+        broker.stop()
+        XCTAssertTrue(waitUntil(timeout: 15) {
+            let r = self.curl("http://127.0.0.1:\(http)/healthz")
+            return r.status == 503 && r.body.contains("not connected to broker 127.0.0.1:\(broker.port)")
+        }, curl("http://127.0.0.1:\(http)/healthz").body)
+        let pings = systemd.count("WATCHDOG=1")
+        XCTAssertTrue(waitUntil { systemd.count("WATCHDOG=1") > pings + 1 })
+        try broker.start()
+        XCTAssertTrue(waitUntil(timeout: 20) { self.curl("http://127.0.0.1:\(http)/healthz").status == 200 })
+
+        // SIGHUP: RELOADING=1, then READY=1 again.
+        daemon.signal(SIGHUP)
+        XCTAssertTrue(waitUntil { systemd.count("READY=1") == 2 }, "\(systemd.all)")
+        let reloading = systemd.all.firstIndex { $0.contains("RELOADING=1") }
+        let readyAgain = systemd.all.lastIndex { $0.contains("READY=1") }
+        XCTAssertNotNil(reloading)
+        XCTAssertLessThan(reloading ?? .max, readyAgain ?? -1)
+
+        XCTAssertEqual(daemon.stop(), 0)
+        XCTAssertTrue(systemd.all.contains { $0.hasPrefix("STOPPING=1") }, "\(systemd.all)")
+        XCTAssertEqual(curl("http://127.0.0.1:\(http)/healthz").status, 0, "the listener is closed")
+    }
+
+    func testSighupReloadsModelAndTopicsKeepsTheConnectionAndRejectsABadConfig() throws {
+        let broker = try Broker()
+        let http = freePort()
+        try FileManager.default.copyItem(atPath: Paths.fixture("tiny_classifier.onnx"), toPath: dir.file("tiny.onnx"))
+        let config = writeConfig(brokerPort: broker.port, httpPort: http, model: dir.file("tiny.onnx"))
+        let daemon = try start(config, systemd: nil)
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker") }, daemon.output)
+        let pub = try TestClient(port: broker.port)
+        try pub.publish("sensors/a/vec", f32le([1, 2, 3, 4]))
+        XCTAssertTrue(waitUntil(timeout: 10) { ((try? self.rows("SELECT count(*) FROM detections"))?.first?.first?.int ?? 0) == 1 })
+
+        // New model file (labels cold,warm,hot) and a new pipeline on a new topic.
+        try FileManager.default.removeItem(atPath: dir.file("tiny.onnx"))
+        try FileManager.default.copyItem(atPath: Paths.fixture("tiny_classifier_v2.onnx"), toPath: dir.file("tiny.onnx"))
+        _ = writeConfig(brokerPort: broker.port, httpPort: http, model: dir.file("tiny.onnx"), pipelines: """
+            ,
+                { "name": "env", "topic": "sensors/{device}/env", "format": "json", "fields": ["a", "b", "c", "d"], "model": "tiny" }
+            """)
+        daemon.signal(SIGHUP)
+        XCTAssertTrue(waitUntil { daemon.output.contains("reloaded") }, daemon.output)
+        XCTAssertTrue(daemon.output.contains("broker connection kept"), daemon.output)
+        XCTAssertTrue(daemon.output.contains("subscribed sensors/+/env"), daemon.output)
+        Thread.sleep(forTimeInterval: 0.3)   // let the broker grant the new subscription
+        var mids = [try pub.publish("sensors/a/vec", f32le([1, 2, 3, 4]))]
+        mids.append(try pub.publish("sensors/b/env", #"{"a":1,"b":2,"c":3,"d":4}"#))
+        XCTAssertTrue(pub.waitForAcks(mids))
+        XCTAssertTrue(waitUntil(timeout: 10) { ((try? self.rows("SELECT count(*) FROM detections"))?.first?.first?.int ?? 0) == 3 },
+                      daemon.output)
+        let labels = try rows("SELECT pipeline, label FROM detections ORDER BY id").map { "\($0[0].string!):\($0[1].string!)" }
+        XCTAssertTrue(["low", "mid", "high"].contains(labels[0].split(separator: ":")[1]), "\(labels)")
+        XCTAssertTrue(labels[1...].allSatisfy { ["cold", "warm", "hot"].contains($0.split(separator: ":")[1]) },
+                      "frames after the reload use the new model file: \(labels)")
+        XCTAssertEqual(Set(labels.map { $0.split(separator: ":")[0] }), ["vec", "env"])
+        XCTAssertEqual(daemon.output.components(separatedBy: "connected to broker").count - 1, 1,
+                       "one connection for the whole run:\n\(daemon.output)")
+        let m = curl("http://127.0.0.1:\(http)/metrics").body
+        XCTAssertEqual(metric(m, "vigil_broker_connects_total"), 1, m)
+
+        // An invalid config: rejected with the key named, the running one stays.
+        _ = dir.write("vigil.json", try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: "\"log_level\"", with: "\"loglevel\""))
+        daemon.signal(SIGHUP)
+        XCTAssertTrue(waitUntil { daemon.output.contains("reload rejected") }, daemon.output)
+        XCTAssertTrue(daemon.output.contains("loglevel: unknown key"), daemon.output)
+        try pub.publish("sensors/c/env", #"{"a":1,"b":2,"c":3,"d":4}"#)
+        XCTAssertTrue(waitUntil(timeout: 10) { ((try? self.rows("SELECT count(*) FROM detections"))?.first?.first?.int ?? 0) == 4 },
+                      "still running the previous config:\n\(daemon.output)")
+        XCTAssertEqual(metric(curl("http://127.0.0.1:\(http)/metrics").body, #"vigil_reloads_total{result="failed"}"#), 1)
+        XCTAssertEqual(daemon.stop(), 0)
+    }
+
+    func testChangedBrokerSettingsReconnect() throws {
+        let first = try Broker()
+        let second = try Broker()
+        try FileManager.default.copyItem(atPath: Paths.fixture("tiny_classifier.onnx"), toPath: dir.file("tiny.onnx"))
+        let http = freePort()
+        _ = writeConfig(brokerPort: first.port, httpPort: http, model: dir.file("tiny.onnx"))
+        let daemon = try start(dir.file("vigil.json"), systemd: nil)
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker 127.0.0.1:\(first.port)") }, daemon.output)
+        _ = writeConfig(brokerPort: second.port, httpPort: http, model: dir.file("tiny.onnx"))
+        daemon.signal(SIGHUP)
+        XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker 127.0.0.1:\(second.port)") }, daemon.output)
+        XCTAssertTrue(daemon.output.contains("broker settings changed: reconnected"), daemon.output)
+        let pub = try TestClient(port: second.port)
+        try pub.publish("sensors/z/vec", f32le([0, 0, 0, 1]))
+        XCTAssertTrue(waitUntil(timeout: 10) { ((try? self.rows("SELECT count(*) FROM detections"))?.first?.first?.int ?? 0) == 1 },
+                      daemon.output)
+    }
+
+    func testSigtermDrainsEveryReceivedFrameAndExitsZero() throws {
+        let broker = try Broker()
+        try FileManager.default.copyItem(atPath: Paths.fixture("tiny_classifier.onnx"), toPath: dir.file("tiny.onnx"))
+        let config = writeConfig(brokerPort: broker.port, httpPort: freePort(), model: dir.file("tiny.onnx"))
+        let daemon = try start(config, systemd: nil)
+        XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker") }, daemon.output)
+        let pub = try TestClient(port: broker.port)
+        var mids: [Int32] = []
+        for i in 0..<400 { mids.append(try pub.publish("sensors/d\(i % 4)/vec", f32le([Float(i), 0, 1, 2]))) }
+        XCTAssertTrue(pub.waitForAcks(mids))
+        XCTAssertEqual(daemon.stop(SIGTERM, timeout: 30), 0, daemon.output)
+        // Every frame vigild took is in the database: the stop line counts them.
+        let line = try XCTUnwrap(daemon.output.split(separator: "\n").first { $0.contains("stopped: frames") }, daemon.output)
+        func number(after word: String) -> Int? {
+            guard let r = line.range(of: word + " ") else { return nil }
+            return Int(line[r.upperBound...].prefix { $0.isNumber })
+        }
+        let received = try XCTUnwrap(number(after: "frames")), stored = try XCTUnwrap(number(after: "detections"))
+        XCTAssertEqual(received, stored, String(line))
+        XCTAssertEqual(try rows("SELECT count(*) FROM detections").first?.first?.int, Int64(stored))
+        XCTAssertGreaterThan(received, 0)
+    }
+
+    func testSigtermIsBoundedWhenAnActionHangs() throws {
+        let broker = try Broker()
+        try FileManager.default.copyItem(atPath: Paths.fixture("tiny_classifier.onnx"), toPath: dir.file("tiny.onnx"))
+        // Every frame raises an alert whose action takes 20 s.
+        let text = try String(contentsOfFile: writeConfig(brokerPort: broker.port, httpPort: freePort(), model: dir.file("tiny.onnx")),
+                              encoding: .utf8)
+            .replacingOccurrences(of: #""format": "f32le", "model": "tiny" }"#, with: """
+                "format": "f32le", "model": "tiny",
+                  "alert": { "labels": ["low", "mid", "high"], "min_score": 0, "actions": ["slow"] } }
+                """)
+            .replacingOccurrences(of: #""http":"#, with: """
+                "actions": { "slow": { "type": "exec", "argv": ["/bin/sleep", "20"], "timeout_s": 60 } },
+                  "http":
+                """)
+        let config = dir.write("vigil.json", text)
+        let daemon = try start(config, systemd: nil, extraEnv: ["VIGIL_STOP_TIMEOUT_S": "1"])
+        XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker") }, daemon.output)
+        let pub = try TestClient(port: broker.port)
+        try pub.publish("sensors/a/vec", f32le([1, 2, 3, 4]))
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("alert raised") }, daemon.output)
+        XCTAssertEqual(daemon.stop(SIGTERM, timeout: 15), 0, "exits 0 before the action ends:\n\(daemon.output)")
+        XCTAssertTrue(daemon.output.contains("still busy after 1.0 s"), daemon.output)
+        XCTAssertTrue(daemon.output.contains("1 actions running"), daemon.output)
+        XCTAssertEqual(try rows("SELECT count(*) FROM alerts WHERE state = 'raised'").first?.first?.int, 1,
+                       "the alert row was committed before exit")
+        XCTAssertEqual(try rows("SELECT count(*) FROM detections").first?.first?.int, 1)
+    }
+
+    func testJournaldPrioritiesWhenJournalStreamIsSet() throws {
+        try FileManager.default.copyItem(atPath: Paths.fixture("tiny_classifier.onnx"), toPath: dir.file("tiny.onnx"))
+        let config = writeConfig(brokerPort: freePort(), httpPort: freePort(), model: dir.file("tiny.onnx"))
+        let daemon = try start(config, systemd: nil, extraEnv: ["JOURNAL_STREAM": "8:12345"])
+        XCTAssertTrue(waitUntil { daemon.output.contains("cannot reach broker") }, daemon.output)
+        XCTAssertEqual(daemon.stop(), 0)
+        let lines = daemon.output.split(separator: "\n")
+        XCTAssertTrue(lines.contains { $0.hasPrefix("<5>vigild") && $0.contains("ready") }, daemon.output)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("<3>cannot reach broker") }, daemon.output)
+        XCTAssertTrue(lines.allSatisfy { $0.hasPrefix("<") }, "every line carries its priority:\n\(daemon.output)")
+        XCTAssertFalse(daemon.output.contains("NOTICE"), "no timestamp/level text under journald")
+    }
+}
+
+/// `make install` into a DESTDIR, and the .deb installed here with dpkg (root only).
+final class ServicePackagingTests: XCTestCase {
+    func run(_ argv: [String], env: [String: String] = [:]) throws -> (Int32, String) {
+        let dir = TempDir("vigil-pkg-out")
+        defer { dir.remove() }
+        let p = try ChildProcess(argv[0], Array(argv.dropFirst()), outputPath: dir.file("out"), environment: env)
+        p.process.waitUntilExit()
+        return (p.process.terminationStatus, p.output)
+    }
+
+    var binDir: String { URL(fileURLWithPath: Paths.executable("vigild")).deletingLastPathComponent().path }
+
+    func testMakeInstallIntoDestdir() throws {
+        let dest = TempDir("vigil-destdir")
+        defer { dest.remove() }
+        let (rc, out) = try run(["/usr/bin/make", "-C", Paths.repo.path, "install-files", "DESTDIR=\(dest.path)",
+                                 "PREFIX=/opt/vigil", "BIN_DIR=\(binDir)"])
+        XCTAssertEqual(rc, 0, out)
+        for f in ["/opt/vigil/bin/vigild", "/opt/vigil/bin/vigilctl", "/etc/vigil/vigil.json",
+                  "/opt/vigil/lib/systemd/system/vigild.service", "/opt/vigil/lib/sysusers.d/vigil.conf",
+                  "/opt/vigil/lib/tmpfiles.d/vigil.conf", "/opt/vigil/share/vigil/models"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dest.path + f), "missing \(f)\n\(out)")
+        }
+        XCTAssertTrue(FileManager.default.isExecutableFile(atPath: dest.path + "/opt/vigil/bin/vigild"))
+        let unit = try String(contentsOfFile: dest.path + "/opt/vigil/lib/systemd/system/vigild.service", encoding: .utf8)
+        XCTAssertTrue(unit.contains("ExecStart=/opt/vigil/bin/vigild --config /etc/vigil/vigil.json"), unit)
+        let config = try String(contentsOfFile: dest.path + "/etc/vigil/vigil.json", encoding: .utf8)
+        XCTAssertTrue(config.contains("/opt/vigil/share/vigil/models/motion.onnx"), "model paths follow PREFIX")
+        // The installed config is still valid.
+        let (crc, cout) = try run([Paths.executable("vigild"), "--check-config", dest.path + "/etc/vigil/vigil.json"])
+        XCTAssertFalse(cout.contains("unknown key") || cout.contains("must be"), "rc \(crc): \(cout)")
+    }
+
+    func testDebInstallsCreatesTheUserEnablesTheUnitAndPurgesClean() throws {
+        guard getuid() == 0 else { throw XCTSkip("dpkg -i needs root; run `make deb` and scripts/check-deb as root instead") }
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dpkg-deb") else { throw XCTSkip("dpkg-deb not installed") }
+        let installedBefore = try run(["/usr/bin/dpkg-query", "-W", "vigil"]).0 == 0
+        guard !installedBefore else { throw XCTSkip("a vigil package is already installed here; not touching it") }
+        let out = TempDir("vigil-deb")
+        defer { out.remove() }
+        let (rc, log) = try run(["/bin/bash", Paths.repo.path + "/scripts/check-deb"],
+                                env: ["BIN_DIR": binDir, "DEB_OUT": out.path, "DEB_COMPRESS": "gzip"])
+        XCTAssertEqual(rc, 0, log)
+        for expected in ["dpkg -i: ok", "user vigil: ok", "enabled: ok", "vigild --version: vigild",
+                         "/usr/lib/systemd/system/vigild.service", "/usr/lib/sysusers.d/vigil.conf",
+                         "/etc/vigil/vigil.json", "purged: ok"] {
+            XCTAssertTrue(log.contains(expected), "missing \"\(expected)\":\n\(log)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "/usr/bin/vigild"), "purge removes the binary")
+    }
+}
