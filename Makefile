@@ -5,7 +5,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all setup build release test demo bench clean install install-bin install-files deb check-unit
+.PHONY: all setup build release test resilience demo bench clean install install-bin install-files deb check-unit
 
 all: build
 
@@ -22,6 +22,12 @@ release: setup
 test: setup
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --disable-swift-testing
+
+# Failure scenarios against the real vigild (broker restart, SIGKILL, cloud outage, full disk,
+# malformed flood, slow actions); each prints its figures as `[resilience] ...` lines. Part of `make test` too.
+resilience: setup
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --disable-swift-testing --filter ResilienceTests
 
 demo: release
 	@bash scripts/demo

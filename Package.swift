@@ -40,6 +40,9 @@ let package = Package(
         .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "TestSupport", "Sockets"]),
         .testTarget(name: "IntegrationTests",
                     dependencies: ["VigilCore", "SQLite", "ONNX", "TestSupport", "Sockets", "vigild", "vigilctl"]),
+        // Failure scenarios against the real binary (issue 9): `make resilience`.
+        .testTarget(name: "ResilienceTests",
+                    dependencies: ["VigilCore", "SQLite", "ONNX", "TestSupport", "vigild", "vigilctl"]),
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport", exclude: ["Fixtures"]),
     ]
 )

@@ -132,11 +132,14 @@ public final class Broker: @unchecked Sendable {
     public let dir: TempDir
     private var child: ChildProcess?
     private let extraConfig: String
+    /// With persistence, sessions and queued messages survive `stop()` + `start()` (saved in `dir`).
+    private let persistence: Bool
 
-    public init(port: Int = freePort(), extraConfig: String = "") throws {
+    public init(port: Int = freePort(), extraConfig: String = "", persistence: Bool = false) throws {
         self.port = port
         self.dir = TempDir("vigil-broker")
         self.extraConfig = extraConfig
+        self.persistence = persistence
         try start()
     }
 
@@ -147,10 +150,13 @@ public final class Broker: @unchecked Sendable {
     }
 
     public func start() throws {
+        // mosquitto started as root runs as user `mosquitto`, which must be able to write its database here.
+        if persistence { chmod(dir.path, 0o777) }
         let conf = dir.write("mosquitto.conf", """
             listener \(port) 127.0.0.1
             allow_anonymous true
-            persistence false
+            persistence \(persistence)
+            \(persistence ? "persistence_location \(dir.path)/" : "")
             max_queued_messages 100000
             \(extraConfig)
             """)
@@ -176,7 +182,9 @@ public final class TestClient: @unchecked Sendable {
     private let connectedFlag = NSCondition()
     private var connected = false
 
-    public init(port: Int, id: String = "test-\(UUID().uuidString.prefix(6))", subscribe: [String] = []) throws {
+    /// `cleanSession: false` keeps the session at the broker across reconnects (QoS 1 queued both ways).
+    public init(port: Int, id: String = "test-\(UUID().uuidString.prefix(6))", subscribe: [String] = [],
+                cleanSession: Bool = true, reconnectMaxDelay: Int = 30) throws {
         var h = MQTTHandlers()
         let box = Box()
         h.message = { m in box.value?.record(m) }
@@ -186,7 +194,8 @@ public final class TestClient: @unchecked Sendable {
             for s in subscribe { _ = try? me.client.subscribe(s, qos: 1) }
             me.connectedFlag.lock(); me.connected = true; me.connectedFlag.broadcast(); me.connectedFlag.unlock()
         }
-        client = try MQTTClient(options: MQTTOptions(host: "127.0.0.1", port: port, clientID: id, maxInflight: 1000), handlers: h)
+        client = try MQTTClient(options: MQTTOptions(host: "127.0.0.1", port: port, clientID: id, cleanSession: cleanSession,
+                                                     reconnectMaxDelay: reconnectMaxDelay, maxInflight: 1000), handlers: h)
         box.value = self
         try client.start()
         connectedFlag.lock()
