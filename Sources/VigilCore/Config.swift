@@ -67,8 +67,10 @@ public struct ModelSettings: Sendable, Equatable {
 public struct LimitSettings: Sendable, Equatable {
     /// Payloads larger than this are rejected before decoding.
     public var maxPayloadBytes = 4 * 1024 * 1024
-    /// Frames waiting for inference per pipeline before the oldest are dropped.
-    public var queueDepth = 256
+    /// Frames waiting for inference per pipeline and lane before the oldest are dropped.
+    /// Deep enough to absorb what a broker delivers in one burst after a reconnect (its
+    /// stored session); `maxQueueBytes` is what bounds the memory.
+    public var queueDepth = 4096
     /// Inference workers (frames of one device always stay in order).
     public var workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
     /// Bytes of payload waiting for inference across all pipelines; past it a pipeline's

@@ -4,15 +4,15 @@ import XCTest
 
 /// Issue 9, scenarios 1 and 2: the local broker restarted under load, and vigild SIGKILLed under load.
 final class BrokerAndCrashTests: ResilienceCase {
-    /// `queueDepth`: a reconnect delivers the broker's backlog for vigild in one burst; the
-    /// default queue_depth (256 per pipeline and lane) drops the oldest of it (by design, counted).
-    func config(port: Int, clientID: String, queueDepth: Int = 256) -> String {
+    /// `queueDepth`: a reconnect delivers the broker's backlog for vigild in one burst; nil
+    /// keeps the daemon's default queue_depth, which must absorb it (an old default of 256 did not).
+    func config(port: Int, clientID: String, queueDepth: Int? = nil) -> String {
         dir.write("vigil.json", """
             {
               "node": "res-node",
               "mqtt": { "host": "127.0.0.1", "port": \(port), "client_id": "\(clientID)", "keepalive_s": 5 },
               "storage": { "path": "\(dbPath)", "commit_interval_ms": 100, "commit_rows": 500 },
-              "limits": { "queue_depth": \(queueDepth) },
+              \(queueDepth.map { "\"limits\": { \"queue_depth\": \($0) }," } ?? "")
               "models": { "tiny": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
               "pipelines": [ { "name": "vec", "topic": "sensors/{device}/vec", "format": "f32le", "model": "tiny" } ]
             }
@@ -24,8 +24,9 @@ final class BrokerAndCrashTests: ResilienceCase {
     /// steady rate. Each frame has its own device name, so rows can be matched to frames.
     func testBrokerRestartUnderLoad() throws {
         let broker = try Broker(persistence: true)
-        // Room for the backlog the broker keeps for vigild (VIGIL_RES_QUEUE_DEPTH=256 shows the default's drops).
-        let queueDepth = Int(ProcessInfo.processInfo.environment["VIGIL_RES_QUEUE_DEPTH"] ?? "") ?? 4096
+        // The default queue_depth has room for the backlog the broker keeps for vigild
+        // (VIGIL_RES_QUEUE_DEPTH=256 shows an old default's drops).
+        let queueDepth = Int(ProcessInfo.processInfo.environment["VIGIL_RES_QUEUE_DEPTH"] ?? "")
         let daemon = try startDaemon(config(port: broker.port, clientID: "vigild-res-restart", queueDepth: queueDepth))
         defer { daemon.stop() }
         // The publisher retries every second, so it is back before vigild (1, 4, 4... s):
@@ -117,7 +118,7 @@ final class BrokerAndCrashTests: ResilienceCase {
                + "(\(rows - devices.count) duplicate rows from QoS 1 redelivery), \(queuedForVigild) of them taken by the broker "
                + "after its return and kept for vigild's stored session until it was back; broker down \(fmt(downtime, 0)) s "
                + "(\(rowsAtStop) rows at its stop); vigild reconnected \(fmt(reconnectDelay, 2)) s after the broker returned, "
-               + "first new row after \(firstNewRow.map { fmt($0, 2) + " s" } ?? "-") (queue_depth \(queueDepth))")
+               + "first new row after \(firstNewRow.map { fmt($0, 2) + " s" } ?? "-") (queue_depth \(queueDepth.map(String.init) ?? "default"))")
     }
 
     /// 2. vigild SIGKILLed while frames flow: the file is intact, every row a reader saw
