@@ -110,3 +110,21 @@ def positive_pairs(full, idx, rng, gap=1, with_nuisance=False):
 def vtest_background(full):
     """Median over the video: the street without people (a real still scene)."""
     return np.median(full[::5], axis=0).astype(np.uint8)
+
+
+def single_nuisance(full_u8, kind, rng):
+    """Second observation of a scene with exactly one nuisance (for the breakdown table)."""
+    x = full_u8.astype(np.float32) / 255.0
+    if kind == "gain x1.4":
+        x = np.clip(x * 1.4, 0, 1)
+    elif kind == "gain x0.6":
+        x = x * 0.6
+    elif kind == "noise sigma 5/255":
+        x = x + rng.normal(0, 5 / 255, x.shape).astype(np.float32)
+    u8 = np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
+    if kind == "jpeg q30":
+        u8 = jpeg(u8, 30)
+    return area_resize(u8).astype(np.float32) / 255.0
+
+
+NUISANCES = ["gain x1.4", "gain x0.6", "noise sigma 5/255", "jpeg q30"]
