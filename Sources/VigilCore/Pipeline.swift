@@ -17,6 +17,9 @@ public final class Pipeline: Sendable {
 
     public var name: String { settings.name }
 
+    /// The label of a one-score model's detection whose score is under the model's threshold.
+    public static let belowThresholdLabel = "normal"
+
     /// The names detections of this pipeline carry scores for, in order: the groups when
     /// `label_groups` is set, else the labels. (What alert rules should read as the
     /// pipeline's labels; the first is the background when there are several.)
@@ -234,8 +237,12 @@ public final class Pipeline: Sendable {
         }
         var best = 0
         for i in named.indices where named[i].1 > named[best].1 { best = i }
+        // A one-score model (anomaly) would name every row after its only label; below the
+        // model's own threshold the row says `normal`, so `--label anomaly` finds anomalies.
+        // The score and `scores` are unchanged, and rules read scores, not this label.
+        let label = named.count == 1 && named[0].1 < (model.threshold ?? 0.5) ? Pipeline.belowThresholdLabel : named[best].0
         return Detection(ts: input.ts, pipeline: name, device: device, model: model.name,
-                         label: named[best].0, score: named[best].1, scores: named, latencyMs: ms)
+                         label: label, score: named[best].1, scores: named, latencyMs: ms)
     }
 }
 

@@ -37,6 +37,17 @@ func mismatch(_ model: String, _ format: String, _ extra: String = "") -> String
 }
 
 final class PipelineContractTests: XCTestCase {
+    func testAOneScoreModelLabelsRowsUnderItsThresholdNormal() throws {
+        // free_dims scores sigmoid(mean(window)), with no vigil.threshold: 0.5 applies.
+        let p = try buildPipeline(model: "free_dims.onnx", format: "json", #""fields": ["t"]"#)
+        let low = try p.detect(ModelInput(values: [Float](repeating: -1, count: 8), shape: [1, 8, 1], ts: 0), device: "d")
+        XCTAssertEqual(low.label, "normal")
+        XCTAssertEqual(low.score, 1 / (1 + exp(1)), accuracy: 1e-6)
+        XCTAssertEqual(low.scores.map(\.0), ["anomaly"], "scores keep the model's own label")
+        let high = try p.detect(ModelInput(values: [Float](repeating: 2, count: 8), shape: [1, 8, 1], ts: 0), device: "d")
+        XCTAssertEqual(high.label, "anomaly")
+    }
+
     func testEachFormatFitsItsModelShape() throws {
         XCTAssertEqual(try buildPipeline(model: "motion_small.onnx", format: "pgm").inputDescription,
                        "pairs of 16x12 grey frames (area-averaged)")
