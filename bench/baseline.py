@@ -79,7 +79,7 @@ def main():
                     json.dumps(dict(zip(labels, map(float, scores)))), ms))
         db.commit()
         client.publish(f"vigil/{a.node}/detections/{pipeline}/{device}",
-                       json.dumps({"uuid": u, "ts": ts, "label": labels[best], "score": float(scores[best])}), qos=0)
+                       json.dumps({"uuid": u, "ts": ts, "label": labels[best], "score": float(scores[best]), "latency_ms": ms}), qos=0)
 
     def on_message(client, _, msg):
         now = time.time()

@@ -133,6 +133,9 @@ public final class MQTTClient: @unchecked Sendable {
 
     private func configure() throws {
         _ = mosquitto_int_option(handle, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311)
+        // Small messages (alerts, acks, detections) go out at once instead of waiting on
+        // Nagle's algorithm for the peer's delayed ACK (up to 40 ms on Linux).
+        _ = mosquitto_int_option(handle, MOSQ_OPT_TCP_NODELAY, 1)
         mosquitto_max_inflight_messages_set(handle, UInt32(options.maxInflight))
         try check(mosquitto_reconnect_delay_set(handle, UInt32(options.reconnectMinDelay),
                                                 UInt32(options.reconnectMaxDelay), true),
