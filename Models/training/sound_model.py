@@ -92,24 +92,30 @@ def feature_model(batch="batch"):
     return make_model(nodes, [inp], [out], inits, {}, "vigil_sound_features")
 
 
-def full_model(mu, sd, weights, biases, threshold, version, description, batch=1):
-    """weights/biases: MLP layers (ReLU between, softmax at the end). The input
-    standardisation (mu, sd) is folded into the first layer."""
+def full_model(mu, sd, ensemble_weights, ensemble_biases, threshold, version, description, batch=1):
+    """ensemble_weights[j] / ensemble_biases[j]: MLP j's layers (ReLU between, softmax at
+    the end); the members' probabilities are averaged. The input standardisation
+    (mu, sd) is folded into each first layer."""
     nodes, inits = _frontend(batch)
     n = helper.make_node
-    W0 = weights[0] / sd[:, None]
-    b0 = biases[0] - (mu / sd) @ weights[0]
-    Ws = [W0] + list(weights[1:])
-    bs = [b0] + list(biases[1:])
-    x = "feat"
-    for i, (Wi, bi) in enumerate(zip(Ws, bs)):
-        inits += [const(f"W{i}", Wi), const(f"b{i}", bi)]
-        nodes += [n("MatMul", [x, f"W{i}"], [f"mm{i}"]), n("Add", [f"mm{i}", f"b{i}"], [f"z{i}"])]
-        x = f"z{i}"
-        if i < len(Ws) - 1:
-            nodes.append(n("Relu", [x], [f"h{i}"]))
-            x = f"h{i}"
-    nodes.append(n("Softmax", [x], ["scores"], axis=1))
+    probs = []
+    for j, (weights, biases) in enumerate(zip(ensemble_weights, ensemble_biases)):
+        W0 = weights[0] / sd[:, None]
+        b0 = biases[0] - (mu / sd) @ weights[0]
+        Ws = [W0] + list(weights[1:])
+        bs = [b0] + list(biases[1:])
+        x = "feat"
+        for i, (Wi, bi) in enumerate(zip(Ws, bs)):
+            inits += [const(f"m{j}_W{i}", Wi), const(f"m{j}_b{i}", bi)]
+            nodes += [n("MatMul", [x, f"m{j}_W{i}"], [f"m{j}_mm{i}"]),
+                      n("Add", [f"m{j}_mm{i}", f"m{j}_b{i}"], [f"m{j}_z{i}"])]
+            x = f"m{j}_z{i}"
+            if i < len(Ws) - 1:
+                nodes.append(n("Relu", [x], [f"m{j}_h{i}"]))
+                x = f"m{j}_h{i}"
+        nodes.append(n("Softmax", [x], [f"m{j}_p"], axis=1))
+        probs.append(f"m{j}_p")
+    nodes.append(n("Mean", probs, ["scores"]))
     inp = helper.make_tensor_value_info("audio", TensorProto.FLOAT, [batch, N])
     out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, len(LABELS)])
     meta = {
