@@ -156,8 +156,9 @@ def fit(F, y, seed):
 
 def to_onnx(mu, sdv, clfs, threshold=SHIP_THRESHOLD, batch=1):
     desc = ("Sound events from 0.975 s of 16 kHz mono audio: in-graph log-mel (YAMNet framing), "
-            f"per-band mean/std/max/onset pooled over time, {len(clfs)} MLPs 256-{HIDDEN}-4 averaged. "
-            "Trained on ESC-50 (CC0/CC-BY, see sound-CREDITS.txt), 4 CC0 smoke-alarm recordings, "
+            f"per-band mean/std/max/onset + 6 tonality features pooled over time, "
+            f"{len(clfs)} MLPs {sm.N_FEAT}-{HIDDEN}-4 averaged. "
+            "Trained on ESC-50 (CC0/CC-BY, see sound-CREDITS.txt), 4 royalty-free/CC0 smoke-alarm recordings, "
             "synthetic door chimes, glass breaks and smoke beeps.")
     return sm.full_model(mu.astype(np.float32), sdv.astype(np.float32),
                          [[c.astype(np.float32) for c in clf.coefs_] for clf in clfs],
