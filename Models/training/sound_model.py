@@ -16,7 +16,8 @@ NFFT = 512        # ONNX STFT frame of 512 with a 400-sample Hann window zero-pa
                   # is ~4x faster than a 400-point DFT)
 N_FRAMES = 1 + (N - FRAME) // STEP         # 96
 N_MEL, F_LO, F_HI = 64, 125.0, 7500.0
-N_FEAT = 4 * N_MEL
+TONAL_BANDS = [(2000.0, 4600.0), (400.0, 2000.0)]   # smoke-alarm tones; chimes
+N_FEAT = 4 * N_MEL + 3 * len(TONAL_BANDS)
 
 
 def hz_to_mel(f):
@@ -80,8 +81,34 @@ def _frontend(batch):
         n("Slice", ["logmel", "s0", "e_last", "axis1"], ["lm_prev"]),
         n("Sub", ["lm_next", "lm_prev"], ["delta"]),
         n("ReduceMax", ["delta"], ["f_onset"], axes=[1], keepdims=0),     # strongest rise per band
-        n("Concat", ["f_mean", "f_std", "f_max", "f_onset"], ["feat"], axis=1),  # [B, 256]
     ]
+    # tonality: per frame, ln(strongest bin in a band / mean magnitude 1-8 kHz); pooled as
+    # mean, max and the share of frames more than ~18 dB tonal. Shift-invariant within
+    # the band, so a 2.5 kHz alarm looks like a 3.4 kHz one.
+    hz = SR / NFFT
+    inits += [const("ax_bins", np.array([2]), np.int64), const("teps", np.array(1e-3)),
+              const("tthr", np.array(np.log(8.0))), const("tk", np.array(4.0)),
+              const("ref_lo", np.array([int(1000 / hz)]), np.int64), const("ref_hi", np.array([int(8000 / hz)]), np.int64)]
+    nodes += [n("Slice", ["mag", "ref_lo", "ref_hi", "ax_bins"], ["ref_band"]),
+              n("ReduceMean", ["ref_band"], ["ref_mean"], axes=[2], keepdims=0),
+              n("Add", ["ref_mean", "teps"], ["ref_e"])]
+    tonal_feats = []
+    for j, (lo, hi) in enumerate(TONAL_BANDS):
+        inits += [const(f"tb{j}_lo", np.array([int(lo / hz)]), np.int64),
+                  const(f"tb{j}_hi", np.array([int(hi / hz) + 1]), np.int64)]
+        nodes += [n("Slice", ["mag", f"tb{j}_lo", f"tb{j}_hi", "ax_bins"], [f"tb{j}"]),
+                  n("ReduceMax", [f"tb{j}"], [f"tb{j}_pk"], axes=[2], keepdims=0),
+                  n("Add", [f"tb{j}_pk", "teps"], [f"tb{j}_pke"]),
+                  n("Div", [f"tb{j}_pke", "ref_e"], [f"tb{j}_r"]),
+                  n("Log", [f"tb{j}_r"], [f"tb{j}_t"]),                       # [B, 96]
+                  n("ReduceMean", [f"tb{j}_t"], [f"tb{j}_mean"], axes=[1], keepdims=1),
+                  n("ReduceMax", [f"tb{j}_t"], [f"tb{j}_max"], axes=[1], keepdims=1),
+                  n("Sub", [f"tb{j}_t", "tthr"], [f"tb{j}_d"]),
+                  n("Mul", [f"tb{j}_d", "tk"], [f"tb{j}_dk"]),
+                  n("Sigmoid", [f"tb{j}_dk"], [f"tb{j}_s"]),
+                  n("ReduceMean", [f"tb{j}_s"], [f"tb{j}_frac"], axes=[1], keepdims=1)]
+        tonal_feats += [f"tb{j}_mean", f"tb{j}_max", f"tb{j}_frac"]
+    nodes.append(n("Concat", ["f_mean", "f_std", "f_max", "f_onset"] + tonal_feats, ["feat"], axis=1))
     return nodes, inits
 
 
@@ -92,24 +119,30 @@ def feature_model(batch="batch"):
     return make_model(nodes, [inp], [out], inits, {}, "vigil_sound_features")
 
 
-def full_model(mu, sd, weights, biases, threshold, version, description, batch=1):
-    """weights/biases: MLP layers (ReLU between, softmax at the end). The input
-    standardisation (mu, sd) is folded into the first layer."""
+def full_model(mu, sd, ensemble_weights, ensemble_biases, threshold, version, description, batch=1):
+    """ensemble_weights[j] / ensemble_biases[j]: MLP j's layers (ReLU between, softmax at
+    the end); the members' probabilities are averaged. The input standardisation
+    (mu, sd) is folded into each first layer."""
     nodes, inits = _frontend(batch)
     n = helper.make_node
-    W0 = weights[0] / sd[:, None]
-    b0 = biases[0] - (mu / sd) @ weights[0]
-    Ws = [W0] + list(weights[1:])
-    bs = [b0] + list(biases[1:])
-    x = "feat"
-    for i, (Wi, bi) in enumerate(zip(Ws, bs)):
-        inits += [const(f"W{i}", Wi), const(f"b{i}", bi)]
-        nodes += [n("MatMul", [x, f"W{i}"], [f"mm{i}"]), n("Add", [f"mm{i}", f"b{i}"], [f"z{i}"])]
-        x = f"z{i}"
-        if i < len(Ws) - 1:
-            nodes.append(n("Relu", [x], [f"h{i}"]))
-            x = f"h{i}"
-    nodes.append(n("Softmax", [x], ["scores"], axis=1))
+    probs = []
+    for j, (weights, biases) in enumerate(zip(ensemble_weights, ensemble_biases)):
+        W0 = weights[0] / sd[:, None]
+        b0 = biases[0] - (mu / sd) @ weights[0]
+        Ws = [W0] + list(weights[1:])
+        bs = [b0] + list(biases[1:])
+        x = "feat"
+        for i, (Wi, bi) in enumerate(zip(Ws, bs)):
+            inits += [const(f"m{j}_W{i}", Wi), const(f"m{j}_b{i}", bi)]
+            nodes += [n("MatMul", [x, f"m{j}_W{i}"], [f"m{j}_mm{i}"]),
+                      n("Add", [f"m{j}_mm{i}", f"m{j}_b{i}"], [f"m{j}_z{i}"])]
+            x = f"m{j}_z{i}"
+            if i < len(Ws) - 1:
+                nodes.append(n("Relu", [x], [f"m{j}_h{i}"]))
+                x = f"m{j}_h{i}"
+        nodes.append(n("Softmax", [x], [f"m{j}_p"], axis=1))
+        probs.append(f"m{j}_p")
+    nodes.append(n("Mean", probs, ["scores"]))
     inp = helper.make_tensor_value_info("audio", TensorProto.FLOAT, [batch, N])
     out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, len(LABELS)])
     meta = {

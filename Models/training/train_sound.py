@@ -24,8 +24,11 @@ import sound_model as sm  # noqa: E402
 SEED = 20261129
 VERSION = "1.0.0"
 HIDDEN = 64
-THRESHOLDS = [0.5, 0.6, 0.7, 0.8, 0.9]
-SHIP_THRESHOLD = 0.7
+ALPHA = 0.1            # L2; stronger than sklearn's default: few real positives
+NORMAL_WEIGHT = 3.0    # class weights are balanced, then `normal` counts 3x (fewer false alarms)
+THRESHOLDS = [0.5, 0.7, 0.9, 0.97, 0.99]
+SHIP_THRESHOLD = 0.9   # held-out smoke recall stays 1.00 up to 0.97 with the tonality features (see sound.md)
+ENSEMBLE = 3
 GLASS_DB, SMOKE_DB = 10, 15     # event windows: within this many dB of the loudest frame
 K = 5
 N_SYNTH_SMOKE = 800
@@ -135,24 +138,31 @@ def features(X, bs=256):
 
 
 def fit(F, y, seed):
+    """An ensemble of ENSEMBLE MLPs (different seeds); their softmax outputs are averaged
+    in the graph. Averaging steadies a model trained on so few real positives."""
     from sklearn.neural_network import MLPClassifier
     mu, sdv = F.mean(0), F.std(0) + 1e-3
     counts = np.bincount(y, minlength=4)
     w = (len(y) / (4.0 * counts))[y]
-    clf = MLPClassifier(hidden_layer_sizes=(HIDDEN,), alpha=1e-3, max_iter=300,
-                        random_state=seed, learning_rate_init=1e-3, batch_size=128)
-    clf.fit((F - mu) / sdv, y, sample_weight=w)
-    return mu, sdv, clf
+    w[y == 0] *= NORMAL_WEIGHT
+    clfs = []
+    for j in range(ENSEMBLE):
+        clf = MLPClassifier(hidden_layer_sizes=(HIDDEN,), alpha=ALPHA, max_iter=300,
+                            random_state=seed + 1000 * j, learning_rate_init=1e-3, batch_size=128)
+        clf.fit((F - mu) / sdv, y, sample_weight=w)
+        clfs.append(clf)
+    return mu, sdv, clfs
 
 
-def to_onnx(mu, sdv, clf, threshold=SHIP_THRESHOLD, batch=1):
+def to_onnx(mu, sdv, clfs, threshold=SHIP_THRESHOLD, batch=1):
     desc = ("Sound events from 0.975 s of 16 kHz mono audio: in-graph log-mel (YAMNet framing), "
-            "per-band mean/std/max/onset pooled over time, MLP 256-64-4, softmax. "
-            "Trained on ESC-50 (CC0/CC-BY, see sound-CREDITS.txt), 4 CC0 smoke-alarm recordings, "
-            "synthetic door chimes.")
+            f"per-band mean/std/max/onset + 6 tonality features pooled over time, "
+            f"{len(clfs)} MLPs {sm.N_FEAT}-{HIDDEN}-4 averaged. "
+            "Trained on ESC-50 (CC0/CC-BY, see sound-CREDITS.txt), 4 royalty-free/CC0 smoke-alarm recordings, "
+            "synthetic door chimes, glass breaks and smoke beeps.")
     return sm.full_model(mu.astype(np.float32), sdv.astype(np.float32),
-                         [c.astype(np.float32) for c in clf.coefs_],
-                         [b.astype(np.float32) for b in clf.intercepts_],
+                         [[c.astype(np.float32) for c in clf.coefs_] for clf in clfs],
+                         [[b.astype(np.float32) for b in clf.intercepts_] for clf in clfs],
                          threshold, VERSION, desc, batch=batch)
 
 
@@ -198,6 +208,7 @@ def metrics(scores, meta, thr):
     normal_clips = sorted(set(m["clip"] for m in meta if m["kind"] == "normal"))
     hours = len(normal_clips) * 5.0 / 3600.0
     fa = {"glass_breaking": 0, "smoke_alarm": 0, "door_bell": 0}
+    fa2 = dict(fa)          # alerts that need 2 consecutive firing windows (for_frames: 2)
     fa_cats = {}
     by_clip = {}
     for i, m in enumerate(meta):
@@ -209,6 +220,7 @@ def metrics(scores, meta, thr):
             f = scores[idx, c] >= thr
             runs = int(f[0]) + int(np.sum(f[1:] & ~f[:-1])) if len(f) else 0
             fa[name] += runs
+            fa2[name] += int(np.sum(f[1:] & f[:-1] & ~np.concatenate([[False], f[:-2]]))) if len(f) > 1 else 0
             if runs:
                 cat = meta[idx[0]]["cat"]
                 fa_cats[f"{name}<-{cat}"] = fa_cats.get(f"{name}<-{cat}", 0) + runs
@@ -216,6 +228,18 @@ def metrics(scores, meta, thr):
     res["false_alarms"] = fa
     res["false_alarms_per_hour"] = {k: v / hours for k, v in fa.items()}
     res["alarm_fa_per_hour"] = (fa["glass_breaking"] + fa["smoke_alarm"]) / hours
+    res["false_alarms_per_hour_for_frames_2"] = {k: v / hours for k, v in fa2.items()}
+    # smoke with for_frames 2: fraction of event windows that complete a 2-window run
+    sm_idx = [i for i, m in enumerate(meta) if m["kind"] == "smoke_alarm"]
+    hit2 = tot = 0
+    for cl in sorted(set(meta[i]["clip"] for i in sm_idx)):
+        idx = sorted([i for i in sm_idx if meta[i]["clip"] == cl], key=lambda i: meta[i]["i"])
+        f = scores[idx, 2] >= thr
+        ev = np.array([meta[i]["event"] for i in idx])
+        both = np.concatenate([[False], f[1:] & f[:-1]])
+        hit2 += int((both & ev).sum())
+        tot += int(ev.sum())
+    res["smoke_alarm"]["recall_for_frames_2"] = hit2 / max(1, tot)
     res["false_alarm_sources"] = fa_cats
     return res
 
@@ -253,6 +277,14 @@ def main():
                                            for n in CLS) +
                   f", glass clips {r['glass_breaking']['events_caught']}/{r['glass_breaking']['events']}"
                   f", alarm FA/h {r['alarm_fa_per_hour']:.2f} {r['false_alarm_sources']}")
+    else:
+        try:
+            from common import read_results
+            cv = read_results("sound_cv.json")
+            cv["ship_threshold"] = SHIP_THRESHOLD
+            write_results("sound_cv.json", cv)
+        except FileNotFoundError:
+            pass
     rng = np.random.default_rng(SEED)
     X, y = training_set(normal, glass, smoke, None, rng)
     mu, sdv, clf = fit(features(X), y, SEED)

@@ -1,0 +1,42 @@
+#!/usr/bin/env python3
+"""Check every fixture in Models/fixtures/expected.json against the shipped model:
+size, label and scores (tolerance 1e-4). Needs only numpy + onnxruntime, no data.
+
+  python3 Models/training/check_fixtures.py
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+MODELS = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+FIX = os.path.join(MODELS, "fixtures")
+
+
+def main():
+    with open(os.path.join(FIX, "expected.json")) as f:
+        exp = json.load(f)
+    bad = 0
+    for name, e in sorted(exp.items()):
+        path = os.path.join(MODELS, e["model"])
+        meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+        labels = meta["vigil.labels"].split(",")
+        x = np.fromfile(os.path.join(FIX, name), dtype="<f4")
+        assert x.size == int(np.prod(e["shape"])), (name, x.size, e["shape"])
+        sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        s = sess.run(None, {e["input"]: x.reshape(e["shape"])})[0][0]
+        if len(labels) == 1:
+            got = labels[0] if s[0] >= float(meta["vigil.threshold"]) else "normal"
+        else:
+            got = labels[int(np.argmax(s))]
+        ok = got == e["expected_label"] and np.allclose(s, e["scores"], atol=1e-4)
+        bad += not ok
+        print(f"{'ok ' if ok else 'BAD'} {name:22s} {e['model']:13s} {got:15s} {np.round(s, 4).tolist()}")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
