@@ -35,15 +35,7 @@ public final class Daemon: @unchecked Sendable {
     public init(config: Config) throws {
         self.currentConfig = config
         log.setLevel(config.logLevel)
-        var models: [String: Model] = [:]
-        // Load only the models some pipeline uses, once each.
-        for p in config.pipelines where models[p.model] == nil {
-            guard let m = config.model(named: p.model) else { continue }
-            guard FileManager.default.fileExists(atPath: m.path) else {
-                throw ModelError(model: m.name, path: m.path, message: "model file not found (models.\(m.name).path)")
-            }
-            models[m.name] = try Model(name: m.name, path: m.path, threads: m.threads)
-        }
+        let models = try Daemon.loadModels(config)
         self.currentModels = models
         let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
         for p in pipelines {
