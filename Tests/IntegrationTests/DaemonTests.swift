@@ -39,7 +39,7 @@ final class DaemonTests: XCTestCase {
         return try Database(path: dir.file("vigil.db"), mode: .readOnly).query(sql)
     }
 
-    func count() -> Int { Int((try? rows("SELECT count(*) FROM detections").first?.first?.int) ?? 0) ?? 0 }
+    func count() -> Int { Int((try? rows("SELECT count(*) FROM detections").first?.first?.int) ?? 0) }
 
     func testFramesBecomeRowsWithTheModelsOwnScores() throws {
         let broker = try Broker()

@@ -91,7 +91,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     public init(_ executable: String, _ arguments: [String], outputPath: String, environment: [String: String]? = nil) throws {
         self.outputPath = outputPath
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let out = FileHandle(forWritingAtPath: outputPath)!
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

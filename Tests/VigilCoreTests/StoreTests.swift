@@ -293,7 +293,7 @@ final class StoreTests: XCTestCase {
         }
         // Fill most of the disk with someone else's file, then let the log grow into the rest.
         let ballast = mnt + "/ballast"
-        FileManager.default.createFile(atPath: ballast, contents: Data(count: 4_000_000))
+        _ = FileManager.default.createFile(atPath: ballast, contents: Data(count: 4_000_000))
         var s = settings(mnt + "/vigil.db", maxMB: 1024)
         s.minFreeMB = 2
         let store = try Store(settings: s)
@@ -326,7 +326,7 @@ final class GzipTests: XCTestCase {
         let dir = TempDir("vigil-gzip")
         defer { dir.remove() }
         let path = dir.file("x.gz")
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/sh")
         p.arguments = ["-c", "gzip -dc < '\(path)' > '\(path).out'"]
