@@ -5,59 +5,6 @@ import TestSupport
 import VigilCore
 import XCTest
 
-/// A cloud-side MQTT subscriber that records every record it is sent (batches are JSON arrays).
-/// Its session is persistent, so it misses nothing while it reconnects after a broker restart.
-final class CloudReceiver: @unchecked Sendable {
-    // @unchecked Sendable: mutable state is guarded by `lock`.
-    private var client: MQTTClient!
-    private let lock = NSLock()
-    private var _uuids: Set<String> = []
-    private var _types: [String] = []
-    private var _records = 0
-    private var _bad = 0
-
-    init(port: Int, topic: String = "vigil/+/records") throws {
-        var h = MQTTHandlers()
-        let box = Box()
-        h.connected = { rc, _ in
-            guard rc == 0 else { return }
-            _ = try? box.value?.client.subscribe(topic, qos: 1)
-        }
-        h.message = { m in box.value?.record(m) }
-        client = try MQTTClient(options: MQTTOptions(host: "127.0.0.1", port: port, clientID: "cloud-\(UUID().uuidString.prefix(6))",
-                                                     cleanSession: false, reconnectMinDelay: 1, reconnectMaxDelay: 1),
-                                handlers: h)
-        box.value = self
-        try client.start()
-        XCTAssertTrue(waitUntil { self.client.isConnected })
-        Thread.sleep(forTimeInterval: 0.3)   // the subscription is granted
-    }
-
-    final class Box: @unchecked Sendable { weak var value: CloudReceiver? }
-
-    private func record(_ m: MQTTMessage) {
-        guard let array = try? JSONSerialization.jsonObject(with: Data(m.payload)) as? [[String: Any]] else {
-            lock.withLock { _bad += 1 }
-            return
-        }
-        lock.withLock {
-            for r in array {
-                _records += 1
-                if let u = r["uuid"] as? String { _uuids.insert(u) }
-                _types.append(r["type"] as? String ?? "?")
-                if r["node"] as? String != "test-node" { _bad += 1 }
-            }
-        }
-    }
-
-    var uuids: Set<String> { lock.withLock { _uuids } }
-    var types: [String] { lock.withLock { _types } }
-    var records: Int { lock.withLock { _records } }
-    var bad: Int { lock.withLock { _bad } }
-
-    func close() { client.stop() }
-}
-
 /// Certificates made by openssl for one test: a CA, a server certificate for 127.0.0.1, a client certificate.
 struct TestPKI {
     let dir: TempDir
@@ -183,7 +130,7 @@ final class SyncIntegrationTests: XCTestCase {
         defer { persist.remove() }
         chmod(persist.path, 0o777)   // mosquitto drops root for its own user
         let cloud = try Broker(extraConfig: "persistence true\npersistence_location \(persist.path)/\nautosave_interval 1")
-        let receiver = try CloudReceiver(port: cloud.port)
+        let receiver = try CloudReceiver(port: cloud.port, expectedNode: "test-node")
         defer { receiver.close() }
         try seed(alerts: 3, detections: 300)
         let daemon = try startDaemon(config(localPort: local.port, sync: mqttSync(port: cloud.port)))
@@ -218,7 +165,7 @@ final class SyncIntegrationTests: XCTestCase {
     func testVigildKilledMidSyncResumesAndEveryRowArrives() throws {
         let local = try Broker()
         let cloud = try Broker()
-        let receiver = try CloudReceiver(port: cloud.port)
+        let receiver = try CloudReceiver(port: cloud.port, expectedNode: "test-node")
         defer { receiver.close() }
         let all = try seed(alerts: 10, detections: 8000)
         let path = config(localPort: local.port, sync: mqttSync(port: cloud.port, batch: 5, inflight: 1))
@@ -255,7 +202,7 @@ final class SyncIntegrationTests: XCTestCase {
         let local = try Broker()
         let tlsPort = freePort()
         let cloud = try tlsBroker(pki, tlsPort: tlsPort, requireCertificate: false)
-        let receiver = try CloudReceiver(port: cloud.port)
+        let receiver = try CloudReceiver(port: cloud.port, expectedNode: "test-node")
         defer { receiver.close() }
         let all = try seed(alerts: 1, detections: 40)
         let daemon = try startDaemon(config(localPort: local.port, sync: mqttSync(port: tlsPort, tls: #"{ "ca_file": "\#(pki.ca)" }"#)))
@@ -269,7 +216,7 @@ final class SyncIntegrationTests: XCTestCase {
         let local = try Broker()
         let tlsPort = freePort()
         let cloud = try tlsBroker(pki, tlsPort: tlsPort)
-        let receiver = try CloudReceiver(port: cloud.port)   // the plain listener, on the cloud's side
+        let receiver = try CloudReceiver(port: cloud.port, expectedNode: "test-node")   // the plain listener, on the cloud's side
         defer { receiver.close() }
         let all = try seed(alerts: 2, detections: 60)
         let tls = #"{ "ca_file": "\#(pki.ca)", "cert_file": "\#(pki.clientCert)", "key_file": "\#(pki.clientKey)" }"#
@@ -304,7 +251,7 @@ final class SyncIntegrationTests: XCTestCase {
         let local = try Broker()
         let tlsPort = freePort()
         let cloud = try tlsBroker(pki, tlsPort: tlsPort)
-        let receiver = try CloudReceiver(port: cloud.port)
+        let receiver = try CloudReceiver(port: cloud.port, expectedNode: "test-node")
         defer { receiver.close() }
         let all = try seed(alerts: 2, detections: 20)
         let tls = #"{ "ca_file": "\#(other.ca)", "cert_file": "\#(pki.clientCert)", "key_file": "\#(pki.clientKey)" }"#

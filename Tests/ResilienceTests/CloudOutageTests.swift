@@ -3,49 +3,6 @@ import MQTT
 import TestSupport
 import XCTest
 
-/// The cloud side: a persistent-session subscriber on the cloud broker that keeps the uuid
-/// of every record in the batches it is sent (JSON arrays).
-final class CloudSubscriber: @unchecked Sendable {
-    // @unchecked Sendable: `uuids` and `records` are guarded by `lock`; `client` is set once in init.
-    private var client: MQTTClient!
-    private let lock = NSLock()
-    private var _uuids: Set<String> = []
-    private var _records = 0
-
-    init(port: Int) throws {
-        var h = MQTTHandlers()
-        let box = Box()
-        h.connected = { rc, _ in
-            guard rc == 0 else { return }
-            _ = try? box.value?.client.subscribe("vigil/+/records", qos: 1)
-        }
-        h.message = { m in box.value?.record(m) }
-        client = try MQTTClient(options: MQTTOptions(host: "127.0.0.1", port: port, clientID: "res-cloud-receiver",
-                                                     cleanSession: false, reconnectMinDelay: 1, reconnectMaxDelay: 1),
-                                handlers: h)
-        box.value = self
-        try client.start()
-        XCTAssertTrue(waitUntil { self.client.isConnected })
-        Thread.sleep(forTimeInterval: 0.3)   // the subscription is granted
-    }
-
-    final class Box: @unchecked Sendable { weak var value: CloudSubscriber? }
-
-    private func record(_ m: MQTTMessage) {
-        guard let array = try? JSONSerialization.jsonObject(with: Data(m.payload)) as? [[String: Any]] else { return }
-        lock.withLock {
-            for r in array {
-                _records += 1
-                if let u = r["uuid"] as? String { _uuids.insert(u) }
-            }
-        }
-    }
-
-    var uuids: Set<String> { lock.withLock { _uuids } }
-    var records: Int { lock.withLock { _records } }
-    func close() { client.stop() }
-}
-
 /// Issue 9, scenario 3: the cloud broker is down for a while (minutes in the field, 25 s
 /// here) while detections accumulate; when it is back everything is delivered.
 final class CloudOutageTests: ResilienceCase {
@@ -53,7 +10,7 @@ final class CloudOutageTests: ResilienceCase {
         let local = try Broker()
         // Persistence keeps the receiver's subscription (and what is queued for it) across the restart.
         let cloud = try Broker(persistence: true)
-        let receiver = try CloudSubscriber(port: cloud.port)
+        let receiver = try CloudReceiver(port: cloud.port, clientID: "res-cloud-receiver")
         defer { receiver.close() }
         let path = dir.write("vigil.json", """
             {

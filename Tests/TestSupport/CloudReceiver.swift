@@ -1,0 +1,61 @@
+import Foundation
+import MQTT
+
+/// The cloud side of MQTT sync: a persistent-session subscriber on the cloud broker that
+/// counts the records in the batches it is sent (JSON arrays) and keeps their uuids.
+public final class CloudReceiver: @unchecked Sendable {
+    // @unchecked Sendable: mutable state is guarded by `lock`; `client` is set once in init.
+    private var client: MQTTClient!
+    private let lock = NSLock()
+    private let expectedNode: String?
+    private var _uuids: Set<String> = []
+    private var _types: [String] = []
+    private var _records = 0
+    private var _bad = 0
+
+    /// `expectedNode`: records naming another node (or none) count as `bad`, like batches that are not JSON arrays.
+    public init(port: Int, topic: String = "vigil/+/records", expectedNode: String? = nil,
+                clientID: String = "cloud-\(UUID().uuidString.prefix(6))") throws {
+        self.expectedNode = expectedNode
+        var h = MQTTHandlers()
+        let box = Box()
+        h.connected = { rc, _ in
+            guard rc == 0 else { return }
+            _ = try? box.value?.client.subscribe(topic, qos: 1)
+        }
+        h.message = { m in box.value?.record(m) }
+        client = try MQTTClient(options: MQTTOptions(host: "127.0.0.1", port: port, clientID: clientID,
+                                                     cleanSession: false, reconnectMinDelay: 1, reconnectMaxDelay: 1),
+                                handlers: h)
+        box.value = self
+        try client.start()
+        guard waitUntil({ self.client.isConnected }) else {
+            throw NSError(domain: "CloudReceiver", code: 1, userInfo: [NSLocalizedDescriptionKey: "cannot connect to the cloud broker on \(port)"])
+        }
+        Thread.sleep(forTimeInterval: 0.3)   // the subscription is granted
+    }
+
+    final class Box: @unchecked Sendable { weak var value: CloudReceiver? }
+
+    private func record(_ m: MQTTMessage) {
+        guard let array = try? JSONSerialization.jsonObject(with: Data(m.payload)) as? [[String: Any]] else {
+            lock.withLock { _bad += 1 }
+            return
+        }
+        lock.withLock {
+            for r in array {
+                _records += 1
+                if let u = r["uuid"] as? String { _uuids.insert(u) }
+                _types.append(r["type"] as? String ?? "?")
+                if let expectedNode, r["node"] as? String != expectedNode { _bad += 1 }
+            }
+        }
+    }
+
+    public var uuids: Set<String> { lock.withLock { _uuids } }
+    public var types: [String] { lock.withLock { _types } }
+    public var records: Int { lock.withLock { _records } }
+    public var bad: Int { lock.withLock { _bad } }
+
+    public func close() { client.stop() }
+}
