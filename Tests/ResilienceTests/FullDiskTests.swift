@@ -5,19 +5,11 @@ import XCTest
 /// Issue 9, scenario 4: the database on a small tmpfs that fills up under load. vigild keeps
 /// running, counts what it drops, and keeps everything again once space returns.
 final class FullDiskTests: ResilienceCase {
-    var mountPoint: String?
+    var tmpfs: TmpfsMount?
 
     override func tearDown() {
-        if let m = mountPoint { _ = run("/bin/umount", [m]) }
+        tmpfs?.unmount()
         super.tearDown()
-    }
-
-    /// Runs a command; nil on success, else what it said.
-    func run(_ exe: String, _ args: [String]) -> String? {
-        let out = dir.file("cmd.out")
-        guard let p = try? ChildProcess(exe, args, outputPath: out) else { return "cannot run \(exe)" }
-        p.process.waitUntilExit()
-        return p.process.terminationStatus == 0 ? nil : "\(exe) \(args.joined(separator: " ")): exit \(p.process.terminationStatus): \(p.output)"
     }
 
     func freeMB(_ path: String) -> Double {
@@ -28,12 +20,12 @@ final class FullDiskTests: ResilienceCase {
 
     func testFullDiskDropsAreCountedAndTheDaemonRecovers() throws {
         let disk = dir.file("disk")
-        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        if let why = run("/bin/mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", disk]) {
-            report("full disk: skipped, no tmpfs: \(why.trimmingCharacters(in: .whitespacesAndNewlines))")
-            throw XCTSkip("needs root to mount a tmpfs: \(why)")
+        do {
+            tmpfs = try TmpfsMount(at: disk, sizeMB: 8)
+        } catch let why as TmpfsMount.Unavailable {
+            report("full disk: skipped, no tmpfs: \(why)")
+            throw XCTSkip("\(why)")
         }
-        mountPoint = disk
         // Leave about 2 MB for the database, of which storage.min_free_mb keeps 1 MB free.
         let filler = disk + "/filler"
         XCTAssertTrue(FileManager.default.createFile(atPath: filler, contents: Data(repeating: 0xA5, count: 6 << 20)))

@@ -239,3 +239,47 @@ public func f32le(_ values: [Float]) -> [UInt8] {
         return [UInt8(b & 0xff), UInt8((b >> 8) & 0xff), UInt8((b >> 16) & 0xff), UInt8(b >> 24)]
     }
 }
+
+/// A small tmpfs mounted for one test: a disk that really fills up. Needs root; when it
+/// cannot mount, init throws `TmpfsMount.Unavailable` with what mount said (tests skip on it).
+public final class TmpfsMount: @unchecked Sendable {
+    // @unchecked Sendable: `mounted` is only touched by the owning test's thread.
+    public struct Unavailable: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public let path: String
+    private var mounted = true
+
+    public init(at path: String, sizeMB: Int) throws {
+        self.path = path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        let (status, said) = TmpfsMount.run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(sizeMB)m", "tmpfs", path])
+        guard status == 0 else {
+            mounted = false
+            throw Unavailable(description: "cannot mount a tmpfs on \(path) (needs root): exit \(status): \(said)")
+        }
+    }
+
+    /// Lazy unmount: a file the test still holds open does not keep the mount busy.
+    public func unmount() {
+        guard mounted else { return }
+        mounted = false
+        _ = TmpfsMount.run("/bin/umount", ["-l", path])
+    }
+
+    deinit { unmount() }
+
+    private static func run(_ exe: String, _ args: [String]) -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        do { try p.run() } catch { return (-1, "\(error)") }
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+}

@@ -276,21 +276,9 @@ final class StoreTests: XCTestCase {
 
     func testARealFullDiskOnTmpfs() throws {
         let mnt = dir.file("mnt")
-        try FileManager.default.createDirectory(atPath: mnt, withIntermediateDirectories: true)
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt]
-        mount.standardError = FileHandle.nullDevice
-        try mount.run()
-        mount.waitUntilExit()
-        guard mount.terminationStatus == 0 else { throw XCTSkip("cannot mount a tmpfs here (needs root)") }
-        defer {
-            let u = Process()
-            u.executableURL = URL(fileURLWithPath: "/bin/umount")
-            u.arguments = ["-l", mnt]
-            try? u.run()
-            u.waitUntilExit()
-        }
+        let tmpfs: TmpfsMount
+        do { tmpfs = try TmpfsMount(at: mnt, sizeMB: 8) } catch let why as TmpfsMount.Unavailable { throw XCTSkip("\(why)") }
+        defer { tmpfs.unmount() }
         // Fill most of the disk with someone else's file, then let the log grow into the rest.
         let ballast = mnt + "/ballast"
         _ = FileManager.default.createFile(atPath: ballast, contents: Data(count: 4_000_000))
