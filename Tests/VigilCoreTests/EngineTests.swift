@@ -187,6 +187,47 @@ final class EngineTests: XCTestCase {
         XCTAssertGreaterThan(s.dropped["p"] ?? 0, 0)
     }
 
+    func testABacklogInOnePipelineDoesNotDelayAnothersFrame() throws {
+        // One worker, 3000 frames of `p` waiting, then one reading for `env`: served round-robin,
+        // the reading comes out long before p's backlog is worked off (FIFO would put it last).
+        let wide = try buildPipeline(model: "wide_passthrough.onnx", format: "f32le")
+        let c = try Config.parse(Array("""
+            { "node": "n", "models": { "t": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
+              "pipelines": [ { "name": "env", "topic": "e/{device}", "format": "json", "fields": ["a","b","c","d"], "model": "t" } ] }
+            """.utf8))
+        let env = try Pipeline.build(c.pipelines[0], model: Model(name: "t", path: Paths.fixture("tiny_classifier.onnx")))
+        let sink = Sink()
+        var limits = LimitSettings()
+        limits.workers = 1
+        limits.queueDepth = 10_000
+        let engine = Engine(pipelines: [wide, env], limits: limits, counters: Counters()) { sink.add($0) }
+        let payload = f32le([Float](repeating: 0.5, count: 521))
+        for _ in 0..<3000 { engine.submit(.init(topic: "s/a/x", payload: payload)) }
+        engine.submit(.init(topic: "e/room", payload: Array(#"{"a":1,"b":2,"c":3,"d":4}"#.utf8)))
+        engine.stop()
+        let all = sink.all
+        XCTAssertEqual(all.count, 3001, "nothing dropped")
+        let at = try XCTUnwrap(all.firstIndex { $0.pipeline == "env" })
+        XCTAssertLessThan(at, 2000, "env's reading waited behind p's whole backlog (position \(at))")
+        XCTAssertEqual(all.filter { $0.pipeline == "p" }.map(\.ts), all.filter { $0.pipeline == "p" }.map(\.ts).sorted(),
+                       "p's own frames stay in order")
+    }
+
+    func testJobQueueKeepsOrderThroughCompaction() {
+        var q = JobQueue()
+        func job(_ i: Int) -> Job { Job(pipeline: 0, device: "d", topic: "t", payload: [], receivedAt: Double(i)) }
+        var next = 0, expected = 0
+        // Interleave pushes and pops so the head passes the compaction point many times.
+        for round in 0..<50 {
+            for _ in 0..<(100 + round) { q.append(job(next)); next += 1 }
+            for _ in 0..<90 { XCTAssertEqual(q.popFirst()?.receivedAt, Double(expected)); expected += 1 }
+        }
+        XCTAssertEqual(q.count, next - expected)
+        while let j = q.popFirst() { XCTAssertEqual(j.receivedAt, Double(expected)); expected += 1 }
+        XCTAssertEqual(expected, next)
+        XCTAssertEqual(q.count, 0)
+    }
+
     func testInferenceRunsOnWorkerLanesNotTheSubmittingThread() throws {
         let p = try buildPipeline(model: "tiny_classifier.onnx", format: "f32le")
         let names = Sink()
