@@ -20,6 +20,12 @@ RUN = os.path.join(ROOT, "bench-run")
 HZ = os.sysconf("SC_CLK_TCK")
 
 
+def normal_priority():
+    """preexec_fn for every child: the broker, the systems and the load run at nice 0,
+    only the harness's own probe above it (see main)."""
+    os.setpriority(os.PRIO_PROCESS, 0, 0)
+
+
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
@@ -53,10 +59,22 @@ class Probe:
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{os.getpid()}-{node}")
         self.c.on_message = self.on_message
         self.c.connect("127.0.0.1", port)
-        self.c.subscribe(f"vigil/{node}/detections/+/+", qos=0)
-        self.c.subscribe(f"vigil/{node}/alerts/+/+", qos=0)
         self.c.loop_start()
         time.sleep(0.3)
+
+    def watch(self, pipeline, device):
+        """Subscribes to one probe device's detections and alerts only: a subscription to
+        every detection would make this Python client parse the whole load's feed and take
+        CPU from the system under test."""
+        topics = [f"vigil/{self.node}/detections/{pipeline}/{device}", f"vigil/{self.node}/alerts/{pipeline}/{device}"]
+        for t in topics:
+            self.c.subscribe(t, qos=0)
+        time.sleep(0.3)
+        return topics
+
+    def unwatch(self, topics):
+        for t in topics:
+            self.c.unsubscribe(t)
 
     def on_message(self, _c, _u, msg):
         now = time.time()
@@ -112,6 +130,7 @@ def run_probe(probe, port, node, kind, pipeline, probes, db_path=None):
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-pub-{kind}-{node}")
     pub.connect("127.0.0.1", port); pub.loop_start()
     device = f"probe{int(time.time() * 1000) % 1000000}"
+    watched = probe.watch(pipeline, device)
     key = ("detections", pipeline, device)
     akey = ("alerts", pipeline, device)
     interval = 0.5 if kind == "audio" else 0.02   # audio chunks are 0.5 s: keep to real time
@@ -147,6 +166,7 @@ def run_probe(probe, port, node, kind, pipeline, probes, db_path=None):
                 time.sleep(0.0005)
         time.sleep(max(0.0, interval - (time.time() - t0)))
     pub.loop_stop(); pub.disconnect()
+    probe.unwatch(watched)
     return results, alerts
 
 
@@ -160,7 +180,7 @@ class System:
         self.name, self.node, self.db_path = name, node, db_path
         t0 = time.time()
         self.log = open(os.path.join(RUN, f"{name}.log"), "w")
-        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=normal_priority)
         while ready_word not in open(os.path.join(RUN, f"{name}.log")).read():
             if self.p.poll() is not None:
                 sys.exit(f"{name} exited: " + open(os.path.join(RUN, f"{name}.log")).read())
@@ -180,6 +200,16 @@ class System:
         finally:
             db.close()
 
+    def settled_rows(self, pipeline, quiet_s=1.0, limit_s=60):
+        """The row count once it has stopped growing for quiet_s (a backlog worked off)."""
+        last, since, end = self.rows(pipeline), time.time(), time.time() + limit_s
+        while time.time() < end:
+            time.sleep(0.2)
+            n = self.rows(pipeline)
+            if n != last: last, since = n, time.time()
+            elif time.time() - since >= quiet_s: break
+        return last
+
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
         try: self.p.wait(30)
@@ -187,9 +217,15 @@ class System:
 
 
 def main():
+    # The harness (and its latency probe) runs above normal priority when it may, so that
+    # the probe's own scheduling delays on a busy 2-core machine do not show up as the
+    # system's latency; both systems are measured the same way.
+    try: os.nice(-5)
+    except PermissionError: pass
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="fewer steps and shorter runs")
     ap.add_argument("--only", default="", help="comma list of systems: vigild,baseline")
+    ap.add_argument("--kinds", default="", help="comma list of loads: env,audio,camera (default all)")
     a = ap.parse_args()
     os.makedirs(RUN, exist_ok=True)
     bin_dir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT,
@@ -199,15 +235,16 @@ def main():
     conf = os.path.join(RUN, "mosquitto.conf")
     open(conf, "w").write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n"
                           "max_inflight_messages 0\nset_tcp_nodelay true\n")
-    broker = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=normal_priority)
     time.sleep(0.5)
     step_s = 5 if a.quick else 10
-    # Stepped total rates (frames/s over 4 devices), doubling until a system falls behind.
+    refine = 2 if a.quick else 3
+    # Stepped total rates (frames/s over 4 devices): doubling until a system falls behind, then bisected.
     steps = lambda lo, hi: [lo * 2 ** i for i in range(20) if lo * 2 ** i <= hi]
     pipelines = {  # kind -> (pipeline, model, rates)
-        "env": ("environment", "anomaly", steps(250, 16000)),
-        "audio": ("audio", "sound", steps(25, 3200)),
-        "camera": ("camera", "motion", steps(50, 6400)),
+        "env": ("environment", "anomaly", steps(500, 64000)),
+        "audio": ("audio", "sound", steps(50, 12800)),
+        "camera": ("camera", "motion", steps(100, 12800)),
     }
     systems = [s for s in ["vigild", "baseline"] if not a.only or s in a.only.split(",")]
     results = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
@@ -235,18 +272,27 @@ def main():
         probe = Probe(port, s.node)
         r["pipelines"] = {}
         for kind, (pipeline, model, rates) in pipelines.items():
+            if a.kinds and kind not in a.kinds.split(","): continue
             window = model_window(os.path.join(ROOT, "Models", f"{model}.onnx"))
             pr = {"steps": []}
-            sustained = 0
             devices = 4
-            for rate in rates:
-                before = s.rows(pipeline)
+
+            def run_step(rate):
+                """One step of load; ok when every frame became a detection (no drop) and the
+                load generator itself kept up. Each step has fresh device names, so the
+                warm-up a device needs is the same in every step."""
+                prefix = f"s{len(pr['steps'])}"
+                before = s.settled_rows(pipeline)   # a failed step's backlog must not count for this one
                 c0 = s.cpu(); t0 = time.time()
-                sim = subprocess.Popen([vigilctl, "simulate", "--broker", f"127.0.0.1:{port}", "--kinds", kind,
-                                        "--devices", str(devices), "--rate", str(rate / devices), "--duration", str(step_s),
-                                        "--seed", "3", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                out, _ = sim.communicate()
-                sent = int(next((w.split("=")[1] for w in out.split() if w.startswith("sent=")), "0"))
+                # One generator connection tops out near 20,000 small messages/s: split higher rates.
+                gens = 2 if rate > 8000 else 1
+                sims = [subprocess.Popen([vigilctl, "simulate", "--broker", f"127.0.0.1:{port}", "--kinds", kind,
+                                          "--devices", str(devices // gens), "--rate", str(rate / devices), "--duration", str(step_s),
+                                          "--device-prefix", f"{prefix}g{g}", "--seed", str(3 + g), "--quiet"],
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=normal_priority)
+                        for g in range(gens)]
+                outs = [p.communicate()[0] for p in sims]
+                sent = sum(int(next((w.split("=")[1] for w in out.split() if w.startswith("sent=")), "0")) for out in outs)
                 t_end = time.time()
                 time.sleep(2)
                 cpu_pct = (s.cpu() - c0) / (time.time() - t0) * 100
@@ -255,30 +301,45 @@ def main():
                 # and an audio stream gives (chunk / hop) windows per chunk once its first window is full.
                 if kind == "camera": expected = sent - devices
                 elif kind == "env": expected = sent - devices * (window - 1)
-                else: expected = None
-                if expected is None:
-                    ratio = made / max(sent, 1)
-                    pr.setdefault("audio_windows_per_chunk", ratio)
-                    ok = sent > 0 and ratio >= 0.99 * pr["audio_windows_per_chunk"]
                 else:
-                    ok = made >= 0.99 * expected
+                    # simulate's chunks are 0.5 s (8000 samples); windows of `window` samples with a
+                    # 50 % hop; a device's count may be one chunk short of the others'.
+                    chunks = sent // devices - 1
+                    hop = window // 2
+                    expected = devices * max(0, (chunks * 8000 - window) // hop + 1)
+                ok = made >= expected
                 achieved = sent / max(t_end - t0, 1e-9)
-                ok = ok and achieved >= 0.9 * rate   # the load generator kept up too
-                step = {"rate": rate, "sent": sent, "detections": made, "ok": bool(ok), "cpu_pct": round(cpu_pct, 1),
-                        "achieved_fps": round(achieved, 1)}
+                ok = ok and achieved >= 0.95 * rate   # the load generator kept up too
+                step = {"rate": rate, "sent": sent, "detections": made, "expected": expected, "ok": bool(ok),
+                        "cpu_pct": round(cpu_pct, 1), "achieved_fps": round(achieved, 1)}
                 pr["steps"].append(step)
-                print(f"[bench] {sysname} {pipeline}: {rate}/s sent {sent} ({achieved:.0f}/s), detections {made}, "
-                      f"{'ok' if ok else 'BEHIND'}, CPU {step['cpu_pct']} %", flush=True)
-                if ok: sustained = max(sustained, step["achieved_fps"])
-                else: break
+                print(f"[bench] {sysname} {pipeline}: {rate}/s sent {sent} ({achieved:.0f}/s), detections {made}"
+                      f"{'' if expected is None else f' of {expected}'}, {'ok' if ok else 'BEHIND'}, CPU {step['cpu_pct']} %", flush=True)
+                return ok, step["achieved_fps"]
+
+            # Double until a step fails, then bisect (geometric mean) between the last good and
+            # the first bad rate, so the figure is within ~10 % rather than a factor of 2.
+            sustained, good, bad = 0, None, None
+            for rate in rates:
+                ok, fps = run_step(rate)
+                if ok: sustained, good = max(sustained, fps), rate
+                else: bad = rate; break
+            if good is not None and bad is not None:
+                for _ in range(refine):
+                    rate = int(round((good * bad) ** 0.5))
+                    if rate in (good, bad): break
+                    ok, fps = run_step(rate)
+                    if ok: sustained, good = max(sustained, fps), rate
+                    else: bad = rate
+            pr["capped"] = bad is None   # every step passed: the system is faster than the highest step
             pr["sustained_fps"] = sustained
             # Latency at half the sustained rate, measured by a probe device beside the load.
             half = max(1, sustained / 2)
             bg = subprocess.Popen([vigilctl, "simulate", "--broker", f"127.0.0.1:{port}", "--kinds", kind, "--devices", "4",
                                    "--rate", str(half / 4), "--duration", "600", "--seed", "5", "--quiet"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=normal_priority)
             time.sleep(1)
-            lat, al = run_probe(probe, port, s.node, kind, pipeline, probe_frames(kind, vigilctl, 20 if kind == "audio" else 60, window),
+            lat, al = run_probe(probe, port, s.node, kind, pipeline, probe_frames(kind, vigilctl, 40 if kind == "audio" else 300, window),
                                 db_path=db if sysname == "vigild" else None)
             bg.terminate(); bg.wait()
             e2e = [x[0] for x in lat]; over = [x[0] - x[1] for x in lat]; rows = [x[2] for x in lat if x[2] is not None]
@@ -300,10 +361,11 @@ def main():
         results["systems"][sysname] = r
     broker.terminate()
     json.dump(results, open(os.path.join(RUN, "results.json"), "w"), indent=2)
-    write_markdown(results)
+    # A partial run (--only, --kinds) prints its table but leaves docs/benchmarks.md alone.
+    write_markdown(results, to_docs=not (a.only or a.kinds))
 
 
-def write_markdown(res):
+def write_markdown(res, to_docs=True):
     lines = [f"# Benchmarks", "", f"Machine: {res['machine']}, kernel {res['kernel']}; commit {res['commit']}; {res['date']}.",
              "Produced by `make bench` (bench/bench.py); raw figures in bench-run/results.json.", "",
              "Latencies are measured at half the sustained rate by a probe device beside the load: e2e is publish to the",
@@ -325,8 +387,8 @@ def write_markdown(res):
         for p in res["systems"]["vigild"]["pipelines"]:
             v = res["systems"]["vigild"]["pipelines"][p]["sustained_fps"]; b = res["systems"]["baseline"]["pipelines"][p]["sustained_fps"]
             lines.append(f"- {p}: {v} / {b} = {v / b:.1f}x" if b else f"- {p}: baseline sustained none")
-    os.makedirs(os.path.join(ROOT, "docs"), exist_ok=True)
-    open(os.path.join(ROOT, "docs", "benchmarks.md"), "w").write("\n".join(lines) + "\n")
+    if to_docs:
+        open(os.path.join(ROOT, "docs", "benchmarks.md"), "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
