@@ -81,6 +81,7 @@ public final class Engine: @unchecked Sendable {
             for input in try adapter.inputs(for: frame) {
                 do {
                     sink(try pipeline.detect(input, device: job.device))
+                    counters.detectionMade(pipeline: pipeline.name, seconds: Date().timeIntervalSince1970 - job.receivedAt)
                 } catch let e as FrameError {
                     throw e
                 } catch {

@@ -126,7 +126,7 @@ public struct Detection: Sendable, Equatable {
                  ("latency_ms", .number(latencyMs))])
     }
 
-    public static func newUUID() -> String { UUID().uuidString.lowercased() }
+    public static func newUUID() -> String { RowID.make() }
 
     /// `{"label": score, ...}` as stored in `detections.scores`.
     public var scoresJSON: String {

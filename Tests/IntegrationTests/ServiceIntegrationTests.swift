@@ -112,6 +112,10 @@ final class ServiceIntegrationTests: XCTestCase {
         XCTAssertEqual(metric(m, #"vigil_frames_rejected_total{pipeline="vec",reason="wrongSize"}"#), 1, m)
         XCTAssertEqual(metric(m, #"vigil_inference_duration_seconds_count{model="tiny"}"#), 20, m)
         XCTAssertEqual(metric(m, #"vigil_inference_duration_seconds_bucket{model="tiny",le="+Inf"}"#), 20, m)
+        // One latency observation per detection, never less than the model's own run.
+        XCTAssertEqual(metric(m, #"vigil_frame_latency_seconds_count{pipeline="vec"}"#), 20, m)
+        XCTAssertGreaterThanOrEqual(metric(m, #"vigil_frame_latency_seconds_sum{pipeline="vec"}"#) ?? 0,
+                                    metric(m, #"vigil_inference_duration_seconds_sum{model="tiny"}"#) ?? 1, m)
         XCTAssertEqual(metric(m, "vigil_broker_connected"), 1, m)
         XCTAssertGreaterThan(metric(m, "vigil_database_bytes") ?? 0, 0, m)
         XCTAssertTrue(waitUntil(timeout: 15) { systemd.all.contains { $0.contains("STATUS=") && $0.contains("frames 21") } },

@@ -88,6 +88,8 @@ public final class MetricsRegistry: @unchecked Sendable {
 
     /// Seconds: 0.5 ms to 10 s, roughly doubling (a Pi runs a small model in 1-50 ms).
     public static let latencyBuckets: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10]
+    /// Finer at the low end, where "does the pipeline add under 2 ms?" is answered.
+    public static let frameBuckets: [Double] = [0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10]
 
     /// The text exposition format. Families appear in declaration order, label sets sorted.
     public func render(into out: inout String) {
@@ -141,6 +143,7 @@ public final class MetricsRegistry: @unchecked Sendable {
 /// Names of the metrics other stages report through `Counters`. Documented in docs/service.md.
 public enum MetricName {
     public static let inferenceSeconds = "vigil_inference_duration_seconds"
+    public static let frameSeconds = "vigil_frame_latency_seconds"
     public static let alerts = "vigil_alerts_total"
     public static let actions = "vigil_actions_total"
     public static let unsyncedRows = "vigil_unsynced_rows"
@@ -156,6 +159,12 @@ extension Counters {
     /// One inference by `model` that took `ms` milliseconds (the latency histogram per model).
     public func inferenceFinished(model: String, ms: Double) {
         metrics.observe(MetricName.inferenceSeconds, [.init("model", model)], ms / 1000)
+    }
+
+    /// A detection handed to the store, `seconds` after its message arrived: time waiting in
+    /// the queue, decoding, inference and rules; broker and network not included.
+    public func detectionMade(pipeline: String, seconds: Double) {
+        metrics.observe(MetricName.frameSeconds, [.init("pipeline", pipeline)], seconds)
     }
 
     /// An alert transition: `state` is "raised" or "cleared".
@@ -190,6 +199,9 @@ extension Counters {
     static func describeServiceMetrics(_ m: MetricsRegistry) {
         m.describe(MetricName.inferenceSeconds, .histogram, "Time one model run took, per model.",
                    buckets: MetricsRegistry.latencyBuckets)
+        m.describe(MetricName.frameSeconds, .histogram,
+                   "From a message's arrival to its detection, per pipeline: queue wait, decoding, inference and rules.",
+                   buckets: MetricsRegistry.frameBuckets)
         m.describe(MetricName.alerts, .counter, "Alert transitions per pipeline and state (raised, cleared).")
         m.describe(MetricName.actions, .counter, "Actions run, per action and outcome.")
         m.describe(MetricName.databaseBytes, .gauge, "Size of the SQLite log (main file plus WAL).")

@@ -37,15 +37,13 @@ struct MonotonicClock {
     let start = DispatchTime.now().uptimeNanoseconds
     var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
 
-    /// Sleeps most of the way, then yields: nanosleep alone overshoots by ~60 µs, which
-    /// at thousands of messages a second would bunch sends up.
+    /// Sleeps to an absolute point. nanosleep overshoots by ~60 µs; the send loop then sends
+    /// everything that fell due meanwhile, so at thousands of messages a second sends come in
+    /// bunches of a few. Spinning (sched_yield) to the exact deadline instead kept a whole core
+    /// busy, taken from the broker and the system under test in `make bench`.
     func sleep(until t: Double) {
         let left = t - elapsed
-        if left > 0.002 {
-            usleep(useconds_t((left - 0.001) * 1e6))
-        } else if left > 0 {
-            sched_yield()
-        }
+        if left > 0 { usleep(useconds_t(max(1, (left * 1e6).rounded(.up)))) }
     }
 }
 
