@@ -9,6 +9,8 @@ public final class AudioSource: SensorSource {
     public let chunkSamples: Int
     var rng: SimRandom
     let noise: [Float]
+    /// The mains hum for each sample index within a second (AudioSource.humTable).
+    let hum: [Float]
     /// Samples made so far: the stream's clock.
     var n = 0
     var lowpass: Float = 0
@@ -23,6 +25,7 @@ public final class AudioSource: SensorSource {
         chunkSamples = max(1, Int(Double(sampleRate) * chunkSeconds))
         var r = SimRandom(seed: seed)
         noise = NoiseTables.shared.gaussian(count: 65536)
+        hum = AudioSource.humTable(sampleRate: sampleRate)
         level = Float(r.uniform(0.6, 1.4))
         nextEvent = Int(r.exponential(mean: meanEventGap / 2) * Double(sampleRate))
         rng = r
@@ -32,7 +35,6 @@ public final class AudioSource: SensorSource {
     public func next(wallTime: Double) -> [UInt8] {
         var samples = [Float](repeating: 0, count: chunkSamples)
         var off = rng.int(0...(noise.count - 1))
-        let humStep = 2 * Float.pi * 50 / Float(sampleRate)
         var shown: String?
         for i in 0..<chunkSamples {
             let k = n + i
@@ -40,7 +42,7 @@ public final class AudioSource: SensorSource {
             let w = noise[off]
             off = off + 1 == noise.count ? 0 : off + 1
             lowpass = 0.995 * lowpass + 0.05 * w
-            var s = level * (0.02 * lowpass + 0.004 * w) + 0.003 * sin(humStep * Float(k % sampleRate))
+            var s = level * (0.02 * lowpass + 0.004 * w) + hum[k % sampleRate]
             if current == nil, k >= nextEvent { startEvent(at: k) }
             if let e = current {
                 s += eventSample(e, k - e.start, noise: w)
@@ -113,6 +115,13 @@ public final class AudioSource: SensorSource {
         }
     }
 
+    /// One second of the 50 Hz hum, 0.003 * sin(2 pi 50 k / rate), computed once per rate: a
+    /// sin() per sample was most of the generator's CPU at thousands of chunks a second.
+    static func humTable(sampleRate: Int) -> [Float] {
+        let step = 2 * Float.pi * 50 / Float(sampleRate)
+        return (0..<sampleRate).map { 0.003 * sin(step * Float($0)) }
+    }
+
     /// RIFF/WAVE, PCM 16-bit little-endian, mono.
     public static func wav(_ samples: [Float], sampleRate: Int) -> [UInt8] {
         var out: [UInt8] = []
@@ -123,10 +132,14 @@ public final class AudioSource: SensorSource {
         out += Array("RIFF".utf8); u32(36 + dataBytes); out += Array("WAVE".utf8)
         out += Array("fmt ".utf8); u32(16); u16(1); u16(1); u32(sampleRate); u32(sampleRate * 2); u16(2); u16(16)
         out += Array("data".utf8); u32(dataBytes)
-        for s in samples {
-            let v = Int16(max(-32767, min(32767, (s * 32767).rounded())))
-            let b = UInt16(bitPattern: v)
-            out.append(UInt8(b & 0xff)); out.append(UInt8(b >> 8))
+        let header = out.count
+        out += [UInt8](repeating: 0, count: dataBytes)
+        out.withUnsafeMutableBufferPointer { buf in
+            for (i, s) in samples.enumerated() {
+                let b = UInt16(bitPattern: Int16(max(-32767, min(32767, (s * 32767).rounded()))))
+                buf[header + 2 * i] = UInt8(b & 0xff)
+                buf[header + 2 * i + 1] = UInt8(b >> 8)
+            }
         }
         return out
     }
