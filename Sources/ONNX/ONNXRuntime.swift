@@ -244,9 +244,11 @@ public final class ModelSession: @unchecked Sendable {
             if let inputValue { api.pointee.ReleaseValue(inputValue) }
             for v in outputValues where v != nil { api.pointee.ReleaseValue(v) }
         }
-        var data = input
-        try data.withUnsafeMutableBytes { buf in
-            try check(api.pointee.CreateTensorWithDataAsOrtValue(memoryInfo, buf.baseAddress, buf.count, dims, dims.count,
+        // ORT never writes to an input tensor, so the caller's buffer is lent as it is: a
+        // `var` copy here cost a 62 KB (audio) to 154 KB (camera) copy per run.
+        try input.withUnsafeBytes { buf in
+            try check(api.pointee.CreateTensorWithDataAsOrtValue(memoryInfo, UnsafeMutableRawPointer(mutating: buf.baseAddress),
+                                                                 buf.count, dims, dims.count,
                                                                  ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &inputValue),
                       "create input tensor for \(path)")
             try withCStrings(inputNames) { inNames in
