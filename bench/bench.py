@@ -123,7 +123,7 @@ def pgm_bytes(w, h, seed):
 def probe_frames(kind, sim_bin, n, window):
     """Probe payloads: (warm-up frames, measured frames, which measured frames should raise an alert).
     camera: two textures alternating in pairs (A A B B ...): every change is motion (raise),
-    every repeat is still (clear). env: steady readings, a 30-degree spike every 4th (raise).
+    every repeat is still (clear). env: steady readings, a 60-degree spike every 20th (raise).
     audio: vigilctl simulate's own chunks (--dump), sent in real time."""
     if kind == "camera":
         a, b = pgm_bytes(160, 120, 1), pgm_bytes(160, 120, 2)
@@ -132,8 +132,10 @@ def probe_frames(kind, sim_bin, n, window):
     if kind == "env":
         def reading(t, i): return json.dumps({"temperature": t, "humidity": 45.0 + 0.1 * (i % 3), "ts": None}).encode()
         warm = [reading(21.0 + 0.05 * (i % 5), i) for i in range(window)]
-        meas = [reading(51.0 if i % 4 == 3 else 21.0 + 0.05 * (i % 5), i) for i in range(n)]
-        return warm, meas, [i % 4 == 3 for i in range(n)]
+        # A spike every 20th reading: rare enough that the anomaly model's baseline window stays
+        # clean (every 4th diluted it until spikes stopped firing) and the alert clears between.
+        meas = [reading(81.0 if i % 20 == 19 else 21.0 + 0.05 * (i % 5), i) for i in range(n)]
+        return warm, meas, [i % 20 == 19 for i in range(n)]
     out = os.path.join(RUN, f"probe-{kind}")
     # Frequent smoke, glass and bell events; which chunk completes a raising window is not
     # known beforehand, so alerts are timed from whichever chunk they follow (None).
@@ -182,7 +184,7 @@ def run_probe(probe, port, node, kind, pipeline, probes, db_path=None):
         if raises[i] is None:   # audio: an alert that follows this chunk within its interval
             t_alert = probe.wait_raised(akey, abefore, t0 + interval * 0.9)
         elif raises[i]:
-            t_alert = probe.wait_raised(akey, abefore, time.time() + 1)
+            t_alert = probe.wait_raised(akey, abefore, time.time() + 0.5)
         else:
             t_alert = None
         if t_alert is not None:
