@@ -11,6 +11,15 @@ final class JSONParserTests: XCTestCase {
         XCTAssertEqual(try JSONParser.parse(v.serialized), v)
     }
 
+    func testSerialisesPlainAndEscapedStringsExactly() {
+        // The fast path (nothing to escape) and the escaping path give the same text the
+        // character loop always gave.
+        XCTAssertEqual(JSONValue.string("glass_breaking").serialized, #""glass_breaking""#)
+        XCTAssertEqual(JSONValue.string("caf\u{e9} 😀").serialized, "\"caf\u{e9} 😀\"")
+        XCTAssertEqual(JSONValue.string("a\"b\\c\nd\u{01}").serialized, #""a\"b\\c\nd\u0001""#)
+        XCTAssertEqual(JSONValue.object([("dev\"ice", .number(1))]).serialized, #"{"dev\"ice":1}"#)
+    }
+
     func testRejectsHostileInputWithoutCrashing() {
         let bad = ["", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "01x", "\"\u{01}\"", "tru", "{\"a\":1}{",
                    String(repeating: "[", count: 100_000), "{\"a\":1,\"a\":2}", "\"\\ud800\"x", "-", "1e", "[1 2]"]
