@@ -359,8 +359,10 @@ def main():
                 ok = made >= expected
                 achieved = sent / max(t_end - t0, 1e-9)
                 ok = ok and achieved >= 0.95 * rate   # the load generator kept up too
+                # CPU time per frame: what a frame costs the system, whatever else shares the cores.
+                cpu_us = cpu_pct / 100 * (time.time() - t0) / max(sent, 1) * 1e6
                 step = {"rate": rate, "sent": sent, "detections": made, "expected": expected, "ok": bool(ok),
-                        "cpu_pct": round(cpu_pct, 1), "achieved_fps": round(achieved, 1)}
+                        "cpu_pct": round(cpu_pct, 1), "cpu_us_per_frame": round(cpu_us, 1), "achieved_fps": round(achieved, 1)}
                 pr["steps"].append(step)
                 print(f"[bench] {sysname} {pipeline}: {rate}/s sent {sent} ({achieved:.0f}/s), detections {made}"
                       f"{'' if expected is None else f' of {expected}'}, {'ok' if ok else 'BEHIND'}, CPU {step['cpu_pct']} %", flush=True)
@@ -444,10 +446,11 @@ def write_markdown(res, to_docs=True):
              "  reader (vigild commits every 100 ms: `storage.commit_interval_ms`), alert = publish to the alert message. The",
              "  probe subscribes to its own device only and runs at nice -5 (the systems, broker and load at 0), so its own",
              "  scheduling delays are not charged to the system measured.",
-             "- **CPU %** of the system's process during the highest passing step (100 % = one core); **RSS** from /proc.",
+             "- **CPU %** of the system's process during the highest passing step (100 % = one core), and that CPU time",
+             "  divided by the frames sent (what one frame costs the system, model included); **RSS** from /proc.",
              "",
-             "| system | pipeline | sustained frames/s | e2e p50 / p99 ms | overhead p50 / p99 ms | model p50 ms | row p50 / p99 ms | alert p50 / p99 ms | CPU % at top step |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| system | pipeline | sustained frames/s | e2e p50 / p99 ms | overhead p50 / p99 ms | model p50 ms | row p50 / p99 ms | alert p50 / p99 ms | CPU % at top step | CPU µs per frame there |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in res["systems"].items():
         for p, pr in r["pipelines"].items():
             top = max((s for s in pr["steps"] if s["ok"]), key=lambda s: s["rate"], default=None)
@@ -455,7 +458,7 @@ def write_markdown(res, to_docs=True):
             lines.append(f"| {name} | {p} | {capped}{pr['sustained_fps']} | {pr['e2e_p50_ms']} / {pr['e2e_p99_ms']} | "
                          f"{pr['overhead_p50_ms']} / {pr['overhead_p99_ms']} | {pr['model_p50_ms']} | "
                          f"{v(pr['row_p50_ms'])} / {v(pr['row_p99_ms'])} | {v(pr['alert_p50_ms'])} / {v(pr['alert_p99_ms'])} | "
-                         f"{top['cpu_pct'] if top else '-'} |")
+                         f"{top['cpu_pct'] if top else '-'} | {top.get('cpu_us_per_frame', '-') if top else '-'} |")
     lines += ["", "Latency at half and at a tenth of the sustained rate. *Inside vigild* is vigild's own",
               "`vigil_frame_latency_seconds` histogram over every frame of that phase (load and probe): arrival of the",
               "message to its detection, so queue wait, decoding, model and rules; the bounds are histogram buckets.", "",
