@@ -195,6 +195,18 @@ public struct AlertSettings: Sendable, Equatable {
     public var cooldownSeconds = 30.0
     public var severity = "warning"
     public var actions: [String] = []
+    /// Stricter bars for single labels: such a label counts towards raising only once its
+    /// own score has been >= `minScore` for `forFrames` consecutive detections of the device
+    /// (e.g. a smoke alarm at 0.99 for 2 windows while glass raises on one window at 0.95).
+    /// Clearing is unchanged.
+    public var labelRules: [String: LabelRule] = [:]
+
+    public struct LabelRule: Sendable, Equatable {
+        /// nil: the alert's own `min_score`.
+        public var minScore: Double?
+        public var forFrames: Int
+        public init(minScore: Double?, forFrames: Int = 1) { self.minScore = minScore; self.forFrames = forFrames }
+    }
 
     /// These settings with the model's recommended threshold when `min_score` was left out
     /// (a `clear_below` above it comes down to it).
@@ -223,6 +235,18 @@ public struct AlertSettings: Sendable, Equatable {
             throw a.error("severity", "must be info, warning or critical")
         }
         s.actions = try a.stringArray("actions") ?? []
+        for (label, r) in try a.namedObjects("label_rules") ?? [] {
+            let rule = LabelRule(minScore: try r.double("min_score", in: 0...1),
+                                 forFrames: try r.int("for_frames", default: 1, in: 1...100_000))
+            try r.finish()
+            guard r.has("min_score") || r.has("for_frames") else {
+                throw r.error("min_score", "label rule for \(label) needs min_score or for_frames")
+            }
+            s.labelRules[label] = rule
+        }
+        if !s.labels.isEmpty, let stray = s.labelRules.keys.sorted().first(where: { !s.labels.contains($0) }) {
+            throw a.error("label_rules", "\(stray) is not one of this alert's labels \(s.labels)")
+        }
         try a.finish()
         return s
     }

@@ -103,6 +103,46 @@ final class RulesTests: XCTestCase {
         XCTAssertEqual(c.label, "high", "a clear names the label that raised")
     }
 
+    func testALabelRuleHoldsOneLabelToAStricterBar() throws {
+        // The sound model card's advice: smoke only at 0.99 for 2 windows, glass at 0.95 on one.
+        let settings = try alert(#"""
+            { "labels": ["glass_breaking", "smoke_alarm"], "min_score": 0.95, "cooldown_s": 0,
+              "label_rules": { "smoke_alarm": { "min_score": 0.99, "for_frames": 2 } } }
+            """#)
+        XCTAssertEqual(settings.labelRules["smoke_alarm"], .init(minScore: 0.99, forFrames: 2))
+        let rules = RulesEngine(node: "n", pipelines: [("p", settings, ["normal", "glass_breaking", "smoke_alarm"])])
+        var t = 0.0
+        func feed(_ glass: Double, _ smoke: Double) -> AlertEvent? {
+            t += 1
+            return rules.evaluate(Detection(ts: t, pipeline: "p", device: "mic", model: "m", label: "x", score: max(glass, smoke),
+                                            scores: [("normal", 1 - max(glass, smoke)), ("glass_breaking", glass), ("smoke_alarm", smoke)],
+                                            latencyMs: 1))
+        }
+        XCTAssertNil(feed(0, 0.97), "over the alert's 0.95 but under smoke's own 0.99")
+        XCTAssertNil(feed(0, 0.995), "one window at 0.99 is not two")
+        XCTAssertNil(feed(0, 0.5), "the run is broken")
+        XCTAssertNil(feed(0, 0.995))
+        let raised = try XCTUnwrap(feed(0, 0.996))
+        XCTAssertEqual(raised.state, .raised)
+        XCTAssertEqual(raised.label, "smoke_alarm")
+        XCTAssertNil(feed(0, 0.96), "while raised the real score decides: 0.96 is not below 0.95")
+        XCTAssertEqual(feed(0, 0.1)?.state, .cleared)
+        // Glass has no rule of its own: one window at the alert's 0.95 raises.
+        XCTAssertEqual(feed(0.96, 0)?.label, "glass_breaking")
+    }
+
+    func testLabelRulesAreChecked() throws {
+        XCTAssertThrowsError(try alert(#"{ "labels": ["a"], "label_rules": { "b": { "min_score": 0.9 } } }"#)) {
+            XCTAssertTrue("\($0)".contains("label_rules") && "\($0)".contains("b is not one of"), "\($0)")
+        }
+        XCTAssertThrowsError(try alert(#"{ "label_rules": { "a": { "for_frame": 2 } } }"#)) {
+            XCTAssertTrue("\($0)".contains("label_rules.a.for_frame") && "\($0)".contains("unknown key"), "\($0)")
+        }
+        XCTAssertThrowsError(try alert(#"{ "label_rules": { "a": { "min_score": 1.5 } } }"#))
+        // Without min_score the alert's own applies; for_frames alone is a rule.
+        XCTAssertEqual(try alert(#"{ "label_rules": { "a": { "for_frames": 3 } } }"#).labelRules["a"], .init(minScore: nil, forFrames: 3))
+    }
+
     func testTemplatesExpandOnceAndArgumentsCannotBecomeOptions() throws {
         let e = AlertEvent(ts: 1, node: "n", pipeline: "p", device: "{label}", state: .raised, label: "high", score: 0.5, severity: "info")
         let v = AlertTemplate.values(e)

@@ -12,6 +12,8 @@ public final class RulesEngine: @unchecked Sendable {
     struct DeviceState {
         var rule: AlertRule
         var raisedLabel = ""
+        /// Consecutive detections at or above each label rule's own min_score.
+        var labelRuns: [String: Int] = [:]
     }
 
     public let node: String
@@ -44,11 +46,13 @@ public final class RulesEngine: @unchecked Sendable {
 
     /// The transition this detection causes, if any.
     public func evaluate(_ d: Detection) -> AlertEvent? {
-        guard let p = pipelines[d.pipeline], let (label, score) = p.selector.pick(d.scores) else { return nil }
+        guard let p = pipelines[d.pipeline] else { return nil }
         let key = d.pipeline + "\u{0}" + d.device
         return lock.withLock { () -> AlertEvent? in
             var s = states[key] ?? DeviceState(rule: AlertRule(settings: p.settings))
             defer { states[key] = s }
+            let scores = RulesEngine.gated(d.scores, settings: p.settings, runs: &s.labelRuns, raising: !s.rule.active)
+            guard let (label, score) = p.selector.pick(scores) else { return nil }
             switch s.rule.update(score: score, ts: d.ts) {
             case nil:
                 return nil
@@ -61,6 +65,19 @@ public final class RulesEngine: @unchecked Sendable {
                 return AlertEvent(ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .cleared,
                                   label: s.raisedLabel, score: score, severity: p.settings.severity)
             }
+        }
+    }
+
+    /// The scores the rule sees: while no alert is raised, a label with its own rule counts
+    /// as 0 until it has met that rule; once raised, the real scores decide the clear.
+    static func gated(_ scores: [(String, Double)], settings: AlertSettings,
+                      runs: inout [String: Int], raising: Bool) -> [(String, Double)] {
+        guard !settings.labelRules.isEmpty else { return scores }
+        return scores.map { label, score in
+            guard let r = settings.labelRules[label] else { return (label, score) }
+            let run = score >= (r.minScore ?? settings.minScore) ? runs[label, default: 0] + 1 : 0
+            runs[label] = run
+            return (label, raising && run < r.forFrames ? 0 : score)
         }
     }
 }
