@@ -22,7 +22,7 @@ import sound_data as sd  # noqa: E402
 import sound_model as sm  # noqa: E402
 
 SEED = 20261129
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 HIDDEN = 64
 ALPHA = 0.1            # L2; stronger than sklearn's default: few real positives
 NORMAL_WEIGHT = 3.0    # class weights are balanced, then `normal` counts 3x (fewer false alarms)
@@ -133,7 +133,7 @@ _FEAT = None
 def features(X, bs=256):
     global _FEAT
     if _FEAT is None:
-        _FEAT = session(sm.feature_model(), threads=2)
+        _FEAT = session(sm.feature_model(), threads=1)
     return np.concatenate([_FEAT.run(None, {"audio": X[i:i + bs]})[0] for i in range(0, len(X), bs)])
 
 
@@ -167,7 +167,7 @@ def to_onnx(mu, sdv, clfs, threshold=SHIP_THRESHOLD, batch=1):
 
 
 def predict(model_or_path, X, batch_model=True, bs=256):
-    s = session(model_or_path, threads=2)
+    s = session(model_or_path, threads=1)
     if batch_model:
         return np.concatenate([s.run(None, {"audio": X[i:i + bs]})[0] for i in range(0, len(X), bs)])
     return np.concatenate([s.run(None, {"audio": X[i:i + 1]})[0] for i in range(len(X))])
@@ -261,13 +261,26 @@ def cross_validate(normal, glass, smoke):
     return np.concatenate(all_scores), all_meta, np.concatenate(X_all)
 
 
+def frontend_check(normal, glass, smoke):
+    """The in-graph log-mel against YAMNet's features and the v1.0 STFT front end
+    (sound_model.check_frontend) on the first 3 windows of every 5th normal clip, every
+    glass clip and the first 6 of every smoke recording."""
+    X = np.concatenate([sd.windows(c["x"])[:3] for c in normal[::5]] +
+                       [sd.windows(c["x"])[:3] for c in glass] + [sd.windows(c["x"])[:6] for c in smoke])
+    r = sm.check_frontend(X.astype(np.float32))
+    print("front end check:", r)
+    return r
+
+
 def main():
     normal, glass, smoke = load_all()
+    fcheck = frontend_check(normal, glass, smoke)
     if "--no-cv" not in sys.argv:
         scores, meta, Xt = cross_validate(normal, glass, smoke)
         table = {str(t): metrics(scores, meta, t) for t in THRESHOLDS}
         write_results("sound_cv.json", {"protocol": sd.__doc__.strip(), "seed": SEED,
-                                        "ship_threshold": SHIP_THRESHOLD, "by_threshold": table})
+                                        "ship_threshold": SHIP_THRESHOLD, "by_threshold": table,
+                                        "frontend_check": fcheck})
         os.makedirs(os.path.join(os.path.dirname(__file__), "build"), exist_ok=True)
         np.savez_compressed(os.path.join(os.path.dirname(__file__), "build", "sound_cv_windows.npz"),
                             X=Xt, scores=scores, meta=np.array([repr(m) for m in meta]))
@@ -282,6 +295,7 @@ def main():
             from common import read_results
             cv = read_results("sound_cv.json")
             cv["ship_threshold"] = SHIP_THRESHOLD
+            cv["frontend_check"] = fcheck
             write_results("sound_cv.json", cv)
         except FileNotFoundError:
             pass
