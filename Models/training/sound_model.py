@@ -1,5 +1,6 @@
 """ONNX graph for the sound model: raw audio -> log-mel (DFT by MatMul) -> pooled statistics
--> small MLP -> softmax over normal, glass_breaking, smoke_alarm, door_bell.
+(+ a small CNN on the log-mel, sound_cnn.py; or the v1.0 MLPs) -> softmax over normal,
+glass_breaking, smoke_alarm, door_bell.
 
 The same builder makes (a) a feature-only graph with a dynamic batch used for training,
 (b) the shipped model (batch 1), so training features are exactly what ORT computes.
