@@ -245,10 +245,10 @@ def to_onnx(model, threshold=SHIP_THRESHOLD, batch=1):
     if model["kind"] == "cnn":
         c1, c2, c3 = CNN_CHANNELS
         k = len(model["members"])
-        cnn = "a small CNN" if k == 1 else f"{k} small CNNs (averaged)"
+        cnn = f"a small CNN ({c1}-{c2}-{c3} channels)" if k == 1 else \
+            f"{k} small CNNs ({c1}-{c2}-{c3} channels, outputs averaged)"
         desc = ("Sound events from 0.975 s of 16 kHz mono audio: in-graph log-mel (YAMNet framing), "
-                f"{cnn} ({c1}-{c2}-{c3} channels) on the log-mel plus {sm.N_FEAT - 6} pooled band and 6 "
-                "tonality features. " + src)
+                f"{cnn} on the log-mel plus {sm.N_FEAT - 6} pooled band and 6 tonality features. " + src)
         return sm.full_model_cnn(model["members"], threshold, VERSION, desc, batch=batch)
     clfs = model["clfs"]
     desc = ("Sound events from 0.975 s of 16 kHz mono audio: in-graph log-mel (YAMNet framing), "
