@@ -70,8 +70,8 @@ public struct LimitSettings: Sendable, Equatable {
     /// Frames waiting for inference per pipeline and lane before the oldest are dropped.
     /// Deep enough to absorb what a broker delivers in one burst after a reconnect (its
     /// stored session) or after the gateway's CPU was busy elsewhere for a moment: at 16,000
-    /// readings/s 4096 overflowed on such bursts while the workers were 70 % idle. Small
-    /// frames cost ~250 bytes each here; `maxQueueBytes` is what bounds the memory.
+    /// readings/s a depth of 2048 overflowed on such bursts while the workers were 70 % idle,
+    /// 8192 did not. Small frames cost ~250 bytes each here; `maxQueueBytes` bounds the memory.
     public var queueDepth = 16384
     /// Inference workers (frames of one device always stay in order).
     public var workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
