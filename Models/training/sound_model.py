@@ -294,16 +294,7 @@ def full_model(mu, sd, ensemble_weights, ensemble_biases, threshold, version, de
     nodes.append(n("Mean", probs, ["scores"]))
     inp = helper.make_tensor_value_info("audio", TensorProto.FLOAT, [batch, N])
     out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, len(LABELS)])
-    meta = {
-        "vigil.task": "sound",
-        "vigil.labels": ",".join(LABELS),
-        "vigil.threshold": str(threshold),
-        "vigil.sample_rate": str(SR),
-        "vigil.window": str(N),
-        "vigil.version": version,
-        "vigil.description": description,
-    }
-    return make_model(nodes, [inp], [out], inits, meta, "vigil_sound")
+    return make_model(nodes, [inp], [out], inits, _meta(threshold, version, description), "vigil_sound")
 
 
 # ---------------------------------------------------------------- YAMNet reference frontend

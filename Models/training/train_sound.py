@@ -72,14 +72,20 @@ def _augment_event(x, rel_db, n, rng, bg_pool):
         w = x[s:s + sd.N]
         if len(w) < sd.N:
             w = np.pad(w, (0, sd.N - len(w)))
-        if rng.random() < 0.5:
-            w = sd.pitch_shift(w, rng)
-        if rng.random() < 0.3:
-            w = sd.room(w, rng)
-        if rng.random() < 0.7:
-            w = sd.mix(w, sd._bg_window(rng, bg_pool), rng.uniform(0, 30), rng)
-        out.append(sd.random_gain(w, rng))
+        out.append(_augment(w, rng, bg_pool, mix_p=0.7))
     return np.stack(out)
+
+
+def _augment(w, rng, bg_pool, mix_p):
+    """Pitch/speed, room, mixing with a background at 0-30 dB SNR, then gain; the random
+    draws come in this fixed order, so a seed rebuilds the same windows."""
+    if rng.random() < 0.5:
+        w = sd.pitch_shift(w, rng)
+    if rng.random() < 0.3:
+        w = sd.room(w, rng)
+    if rng.random() < mix_p:
+        w = sd.mix(w, sd._bg_window(rng, bg_pool), rng.uniform(0, 30), rng)
+    return sd.random_gain(w, rng)
 
 
 def hard_normals(tr_norm, n, rng):
@@ -93,14 +99,7 @@ def hard_normals(tr_norm, n, rng):
     for _ in range(n):
         x = tr_norm[rng.choice(len(tr_norm), p=w)]["x"]
         s = rng.integers(0, len(x) - sd.N + 1)
-        v = x[s:s + sd.N]
-        if rng.random() < 0.5:
-            v = sd.pitch_shift(v, rng)
-        if rng.random() < 0.3:
-            v = sd.room(v, rng)
-        if rng.random() < 0.5:
-            v = sd.mix(v, sd._bg_window(rng, bg), rng.uniform(0, 30), rng)
-        out.append(sd.random_gain(v, rng))
+        out.append(_augment(x[s:s + sd.N], rng, bg, mix_p=0.5))
     return np.stack(out).astype(np.float32)
 
 

@@ -161,14 +161,19 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(s.totalDropped + sink.all.count, 3000, "every frame is processed or counted as dropped")
     }
 
-    func testAPipelineThatFallsBehindDropsOnlyItsOwnFrames() throws {
-        // A slow audio-sized flood and a trickle of sensor readings share one worker.
+    /// `p`: audio-sized f32le frames (topic s/{device}/x); `env`: four-field JSON readings (e/{device}).
+    func floodAndTrickle() throws -> (Pipeline, Pipeline) {
         let wide = try buildPipeline(model: "wide_passthrough.onnx", format: "f32le")
         let c = try Config.parse(Array("""
             { "node": "n", "models": { "t": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
               "pipelines": [ { "name": "env", "topic": "e/{device}", "format": "json", "fields": ["a","b","c","d"], "model": "t" } ] }
             """.utf8))
-        let env = try Pipeline.build(c.pipelines[0], model: Model(name: "t", path: Paths.fixture("tiny_classifier.onnx")))
+        return (wide, try Pipeline.build(c.pipelines[0], model: Model(name: "t", path: Paths.fixture("tiny_classifier.onnx"))))
+    }
+
+    func testAPipelineThatFallsBehindDropsOnlyItsOwnFrames() throws {
+        // A slow audio-sized flood and a trickle of sensor readings share one worker.
+        let (wide, env) = try floodAndTrickle()
         let counters = Counters()
         let sink = Sink()
         var limits = LimitSettings()
@@ -190,12 +195,7 @@ final class EngineTests: XCTestCase {
     func testABacklogInOnePipelineDoesNotDelayAnothersFrame() throws {
         // One worker, 3000 frames of `p` waiting, then one reading for `env`: served round-robin,
         // the reading comes out long before p's backlog is worked off (FIFO would put it last).
-        let wide = try buildPipeline(model: "wide_passthrough.onnx", format: "f32le")
-        let c = try Config.parse(Array("""
-            { "node": "n", "models": { "t": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
-              "pipelines": [ { "name": "env", "topic": "e/{device}", "format": "json", "fields": ["a","b","c","d"], "model": "t" } ] }
-            """.utf8))
-        let env = try Pipeline.build(c.pipelines[0], model: Model(name: "t", path: Paths.fixture("tiny_classifier.onnx")))
+        let (wide, env) = try floodAndTrickle()
         let sink = Sink()
         var limits = LimitSettings()
         limits.workers = 1
