@@ -59,33 +59,10 @@ final class AlertIntegrationTests: XCTestCase {
 
     func text(_ p: [UInt8]) -> String { String(decoding: p, as: UTF8.self) }
 
-    func httpServer(fail: Int) throws -> (ChildProcess, Int) {
-        let py = dir.write("server.py", """
-            import http.server, sys
-            port, fail, log = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-            count = 0
-            class H(http.server.BaseHTTPRequestHandler):
-                def do_POST(self):
-                    global count
-                    body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                    count += 1
-                    with open(log, "a") as f:
-                        f.write(body.decode() + "\\n")
-                    self.send_response(500 if count <= fail else 204)
-                    self.end_headers()
-                def log_message(self, *a):
-                    pass
-            http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
-            """)
-        let port = freePort()
-        let child = try ChildProcess("/usr/bin/env", ["python3", py, "\(port)", "\(fail)", dir.file("hook.log")], outputPath: dir.file("server.out"))
-        XCTAssertTrue(waitUntil(timeout: 10) { portOpen(port) }, child.output)
-        return (child, port)
-    }
-
     func testAnOscillatingScoreGivesOneAlertItsActionsAndAClear() throws {
         let broker = try Broker()
-        let (server, hookPort) = try httpServer(fail: 2)
+        let server = try WebhookReceiver(in: dir, fail: 2, status: 204)
+        let hookPort = server.port
         defer { server.stop() }
         let script = dir.write("notify.sh", "#!/bin/sh\nprintf '%s|' \"$@\" >> \(dir.file("exec.log"))\necho \"$VIGIL_STATE\" >> \(dir.file("exec.log"))\necho notified \"$1\"\n")
         chmod(script, 0o755)
@@ -139,7 +116,7 @@ final class AlertIntegrationTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: led, encoding: .utf8), "0")
         XCTAssertEqual(try String(contentsOfFile: dir.file("exec.log"), encoding: .utf8), "cam1|high|raised|raised\ncam1|high|cleared|cleared\n")
         XCTAssertTrue(daemon.output.contains("action notify"), "exec output goes to the log:\n\(daemon.output)")
-        let hook = try String(contentsOfFile: dir.file("hook.log"), encoding: .utf8).split(separator: "\n")
+        let hook = server.bodies
         XCTAssertEqual(hook.count, 3)
         XCTAssertTrue(hook.allSatisfy { $0.contains(rows[0][0].string!) }, "every attempt posts the same alert")
 

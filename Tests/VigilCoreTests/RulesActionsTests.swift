@@ -122,52 +122,16 @@ final class RulesActionsTests: XCTestCase {
 
     // MARK: webhook
 
-    /// A local HTTP server: answers 500 to the first `fail` POSTs, then 200; records each body.
-    func httpServer(fail: Int = 0, sleep: Double = 0, status: Int = 200) throws -> (ChildProcess, Int) {
-        let code = """
-            import http.server, json, sys, time
-            port, fail, pause, status, log = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-            count = 0
-            class H(http.server.BaseHTTPRequestHandler):
-                def do_POST(self):
-                    global count
-                    body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                    count += 1
-                    with open(log, "a") as f:
-                        f.write(json.dumps({"n": count, "body": body.decode(), "type": self.headers.get("Content-Type"),
-                                            "token": self.headers.get("X-Token")}) + "\\n")
-                    time.sleep(pause)
-                    self.send_response(500 if count <= fail else status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                def log_message(self, *a):
-                    pass
-            http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
-            """
-        let port = freePort()
-        let py = dir.write("server.py", code)
-        let child = try ChildProcess("/usr/bin/env", ["python3", py, "\(port)", "\(fail)", "\(sleep)", "\(status)", dir.file("requests.log")],
-                                     outputPath: dir.file("server.out"))
-        XCTAssertTrue(waitUntil(timeout: 10) { portOpen(port) }, child.output)
-        return (child, port)
-    }
-
-    func requests() -> [[String: Any]] {
-        ((try? String(contentsOfFile: dir.file("requests.log"), encoding: .utf8)) ?? "").split(separator: "\n").map {
-            try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
-        }
-    }
-
     func testWebhookThatFailsTwiceThenSucceeds() throws {
-        let (server, port) = try httpServer(fail: 2)
+        let server = try WebhookReceiver(in: dir, fail: 2)
         defer { server.stop() }
-        let a = WebhookAction(name: "hook", url: URL(string: "http://127.0.0.1:\(port)/alerts")!, timeoutSeconds: 5, retries: 3,
+        let a = WebhookAction(name: "hook", url: URL(string: "http://127.0.0.1:\(server.port)/alerts")!, timeoutSeconds: 5, retries: 3,
                               headers: ["X-Token": "t0k"], onClear: false, baseBackoff: 0.2)
         let e = event()
         let o = try outcome(a, e)
         XCTAssertEqual(o.status, .ok, o.detail ?? "")
         XCTAssertEqual(o.attempts, 3)
-        let r = requests()
+        let r = server.requests
         XCTAssertEqual(r.count, 3)
         XCTAssertEqual(r.last?["type"] as? String, "application/json")
         XCTAssertEqual(r.last?["token"] as? String, "t0k")
@@ -178,8 +142,8 @@ final class RulesActionsTests: XCTestCase {
     }
 
     func testWebhookGivesUpAfterItsRetriesAndDoesNotRetryA404() throws {
-        let (server, port) = try httpServer(fail: 100)
-        let a = WebhookAction(name: "hook", url: URL(string: "http://127.0.0.1:\(port)/")!, timeoutSeconds: 5, retries: 2,
+        let server = try WebhookReceiver(in: dir, fail: 100)
+        let a = WebhookAction(name: "hook", url: URL(string: "http://127.0.0.1:\(server.port)/")!, timeoutSeconds: 5, retries: 2,
                               headers: [:], onClear: false, baseBackoff: 0.1)
         let o = try outcome(a, event())
         XCTAssertEqual(o.status, .error)
@@ -187,9 +151,9 @@ final class RulesActionsTests: XCTestCase {
         XCTAssertEqual(o.attempts, 3)
         server.stop()
 
-        let (s404, p404) = try httpServer(status: 404)
+        let s404 = try WebhookReceiver(in: dir, status: 404)
         defer { s404.stop() }
-        let b = WebhookAction(name: "hook", url: URL(string: "http://127.0.0.1:\(p404)/")!, timeoutSeconds: 5, retries: 2,
+        let b = WebhookAction(name: "hook", url: URL(string: "http://127.0.0.1:\(s404.port)/")!, timeoutSeconds: 5, retries: 2,
                               headers: [:], onClear: false, baseBackoff: 0.1)
         let o2 = try outcome(b, event())
         XCTAssertEqual(o2.detail, "HTTP 404")
@@ -197,15 +161,15 @@ final class RulesActionsTests: XCTestCase {
     }
 
     func testWebhookTimesOut() throws {
-        let (server, port) = try httpServer(sleep: 5)
+        let server = try WebhookReceiver(in: dir, sleep: 5)
         defer { server.stop() }
-        let a = WebhookAction(name: "hook", url: URL(string: "http://127.0.0.1:\(port)/")!, timeoutSeconds: 0.5, retries: 0,
+        let a = WebhookAction(name: "hook", url: URL(string: "http://127.0.0.1:\(server.port)/")!, timeoutSeconds: 0.5, retries: 0,
                               headers: [:], onClear: false)
         let o = try outcome(a, event())
         XCTAssertEqual(o.status, .timeout, o.detail ?? "")
         XCTAssertEqual(o.attempts, 1)
         XCTAssertGreaterThanOrEqual(o.durationMs, 400, "it waited for the answer before giving up")
-        XCTAssertEqual(requests().count, 1, "the server got the request")
+        XCTAssertEqual(server.requests.count, 1, "the server got the request")
     }
 
     // MARK: file and mqtt
