@@ -143,18 +143,13 @@ def test_set(normal, glass, smoke, fold, rng):
             for i, w in enumerate(sd.windows(c["x"])):
                 X.append(w)
                 meta.append({"kind": "normal", "cat": c["cat"], "clip": c["clip"], "i": i, "event": True})
-    for c in glass:
-        if c["fold"] == fold:
-            ws, lab = sd.event_windows(c["x"], GLASS_DB)
-            for i, (w, e) in enumerate(zip(ws, lab)):
-                X.append(w)
-                meta.append({"kind": "glass_breaking", "clip": c["clip"], "i": i, "event": bool(e)})
-    for c in smoke:
-        if c["fold"] == fold:
-            ws, lab = sd.event_windows(c["x"], SMOKE_DB)
-            for i, (w, e) in enumerate(zip(ws, lab)):
-                X.append(w)
-                meta.append({"kind": "smoke_alarm", "clip": c["clip"], "i": i, "event": bool(e)})
+    for clips, kind, rel_db in ((glass, "glass_breaking", GLASS_DB), (smoke, "smoke_alarm", SMOKE_DB)):
+        for c in clips:
+            if c["fold"] == fold:
+                ws, lab = sd.event_windows(c["x"], rel_db)
+                for i, (w, e) in enumerate(zip(ws, lab)):
+                    X.append(w)
+                    meta.append({"kind": kind, "clip": c["clip"], "i": i, "event": bool(e)})
     bg = [c["x"] for c in normal if c["fold"] == fold]
     doors = sd.synth_set("door_bell", 150, rng, bg)
     for i, w in enumerate(doors):
