@@ -39,38 +39,37 @@ def save(model, name):
     onnx.save(model, os.path.join(HERE, name))
 
 
-def tiny_classifier():
-    W = np.array([[0.5, -0.2, 0.1], [0.3, 0.8, -0.5], [-0.7, 0.1, 0.9], [0.2, 0.2, 0.2]], dtype=np.float32)
-    b = np.array([0.1, -0.1, 0.0], dtype=np.float32)
+def finish(g, filename, metadata=None):
+    """Opset 17, IR 8 (what the ORT build we link reads), the vigil.* metadata, saved."""
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    if metadata:
+        meta(m, **metadata)
+    save(m, filename)
+
+
+def linear_softmax(name, W, b, labels):
+    """A [1,4] -> [1,3] softmax classifier: the daemon's tests only need its numbers known."""
     g = helper.make_graph(
         [helper.make_node("MatMul", ["x", "W"], ["xw"]),
          helper.make_node("Add", ["xw", "b"], ["logits"]),
          helper.make_node("Softmax", ["logits"], ["scores"], axis=1)],
-        "tiny_classifier",
+        name,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])],
-        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "b")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    meta(m, **{"vigil.task": "classifier", "vigil.labels": "low,mid,high", "vigil.threshold": "0.5"})
-    save(m, "tiny_classifier.onnx")
+        [numpy_helper.from_array(np.array(W, dtype=np.float32), "W"), numpy_helper.from_array(np.array(b, dtype=np.float32), "b")])
+    finish(g, name + ".onnx", {"vigil.task": "classifier", "vigil.labels": labels, "vigil.threshold": "0.5"})
+
+
+def tiny_classifier():
+    linear_softmax("tiny_classifier", [[0.5, -0.2, 0.1], [0.3, 0.8, -0.5], [-0.7, 0.1, 0.9], [0.2, 0.2, 0.2]],
+                   [0.1, -0.1, 0.0], "low,mid,high")
 
 
 def tiny_classifier_v2():
-    W = np.array([[-0.4, 0.6, 0.2], [0.1, -0.3, 0.7], [0.9, 0.0, -0.6], [0.0, 0.3, 0.1]], dtype=np.float32)
-    b = np.array([0.0, 0.2, -0.2], dtype=np.float32)
-    g = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["xw"]),
-         helper.make_node("Add", ["xw", "b"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["scores"], axis=1)],
-        "tiny_classifier_v2",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])],
-        [numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "b")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    meta(m, **{"vigil.task": "classifier", "vigil.labels": "cold,warm,hot", "vigil.threshold": "0.5"})
-    save(m, "tiny_classifier_v2.onnx")
+    # The same shape with other weights and labels: a model swapped in by a reload.
+    linear_softmax("tiny_classifier_v2", [[-0.4, 0.6, 0.2], [0.1, -0.3, 0.7], [0.9, 0.0, -0.6], [0.0, 0.3, 0.1]],
+                   [0.0, 0.2, -0.2], "cold,warm,hot")
 
 
 def free_dims():
@@ -82,10 +81,7 @@ def free_dims():
         [helper.make_tensor_value_info("window", TensorProto.FLOAT, [1, 8, "fields"])],
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, [1, 1])],
         [numpy_helper.from_array(np.array([1, 1], dtype=np.int64), "shape")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    meta(m, **{"vigil.task": "anomaly", "vigil.labels": "anomaly", "vigil.window": "8"})
-    save(m, "free_dims.onnx")
+    finish(g, "free_dims.onnx", {"vigil.task": "anomaly", "vigil.labels": "anomaly", "vigil.window": "8"})
 
 
 def two_inputs():
@@ -94,9 +90,7 @@ def two_inputs():
         [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 2]),
          helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 2])],
         [helper.make_tensor_value_info("c", TensorProto.FLOAT, [1, 2])])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    save(m, "two_inputs.onnx")
+    finish(g, "two_inputs.onnx")
 
 
 def const(name, values, dtype=np.float32):
@@ -125,10 +119,7 @@ def motion_small():
     g = helper.make_graph(nodes, "motion_small",
                           [helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1, 2, 12, 16])],
                           [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    meta(m, **{"vigil.task": "motion", "vigil.labels": "still,motion", "vigil.frame": "12x16", "vigil.threshold": "0.5"})
-    save(m, "motion_small.onnx")
+    finish(g, "motion_small.onnx", {"vigil.task": "motion", "vigil.labels": "still,motion", "vigil.frame": "12x16", "vigil.threshold": "0.5"})
 
 
 def brightness():
@@ -139,10 +130,7 @@ def brightness():
     g = helper.make_graph(nodes, "brightness",
                           [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 12, 16])],
                           [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    meta(m, **{"vigil.task": "classifier", "vigil.labels": "dark,bright"})
-    save(m, "brightness.onnx")
+    finish(g, "brightness.onnx", {"vigil.task": "classifier", "vigil.labels": "dark,bright"})
 
 
 def sound_small():
@@ -158,10 +146,7 @@ def sound_small():
     g = helper.make_graph(nodes, "sound_small",
                           [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [1, 800])],
                           [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 2])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    meta(m, **{"vigil.task": "sound", "vigil.labels": "quiet,loud", "vigil.window": "800", "vigil.sample_rate": "8000"})
-    save(m, "sound_small.onnx")
+    finish(g, "sound_small.onnx", {"vigil.task": "sound", "vigil.labels": "quiet,loud", "vigil.window": "800", "vigil.sample_rate": "8000"})
 
 
 def wide_passthrough():
@@ -170,9 +155,7 @@ def wide_passthrough():
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 521])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 521])],
         [numpy_helper.from_array(np.array(0, dtype=np.float32), "lo"), numpy_helper.from_array(np.array(1, dtype=np.float32), "hi")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    save(m, "wide_passthrough.onnx")
+    finish(g, "wide_passthrough.onnx")
 
 
 if __name__ == "__main__":
