@@ -20,12 +20,6 @@ RUN = os.path.join(ROOT, "bench-run")
 HZ = os.sysconf("SC_CLK_TCK")
 
 
-def normal_priority():
-    """preexec_fn for every child: the broker, the systems and the load run at nice 0
-    (only the probe's receiving thread runs above it: see Probe)."""
-    os.setpriority(os.PRIO_PROCESS, 0, 0)
-
-
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
@@ -232,7 +226,7 @@ class System:
         self.name, self.node, self.db_path = name, node, db_path
         t0 = time.time()
         self.log = open(os.path.join(RUN, f"{name}.log"), "w")
-        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, preexec_fn=normal_priority)
+        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         while ready_word not in open(os.path.join(RUN, f"{name}.log")).read():
             if self.p.poll() is not None:
                 sys.exit(f"{name} exited: " + open(os.path.join(RUN, f"{name}.log")).read())
@@ -282,7 +276,7 @@ def main():
     conf = os.path.join(RUN, "mosquitto.conf")
     open(conf, "w").write(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 1000000\n"
                           "max_inflight_messages 0\nset_tcp_nodelay true\n")
-    broker = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=normal_priority)
+    broker = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     step_s = 5 if a.quick else 10
     refine = 2 if a.quick else 3
@@ -338,7 +332,7 @@ def main():
                 sims = [subprocess.Popen([vigilctl, "simulate", "--broker", f"127.0.0.1:{port}", "--kinds", kind,
                                           "--devices", str(devices // gens), "--rate", str(rate / devices), "--duration", str(step_s),
                                           "--device-prefix", f"{prefix}g{g}", "--seed", str(3 + g), "--quiet"],
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=normal_priority)
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                         for g in range(gens)]
                 outs = [p.communicate()[0] for p in sims]
                 sent = sum(int(next((w.split("=")[1] for w in out.split() if w.startswith("sent=")), "0")) for out in outs)
@@ -389,7 +383,7 @@ def main():
             def measure_latency(fps):
                 bg = subprocess.Popen([vigilctl, "simulate", "--broker", f"127.0.0.1:{port}", "--kinds", kind, "--devices", "4",
                                        "--rate", str(fps / 4), "--duration", "600", "--seed", "5", "--device-prefix", "bg", "--quiet"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=normal_priority)
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1)
                 h0 = frame_histogram(s, pipeline); t_h0 = time.time()
                 lat, al = run_probe(probe, port, s.node, kind, pipeline,
