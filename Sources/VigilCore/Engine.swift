@@ -185,7 +185,9 @@ struct JobQueue {
 ///
 /// The worker takes up to `batchSize` jobs per lock, round-robin over the pipelines, and
 /// the MQTT thread signals it only when it sleeps: under load a frame costs no futex call
-/// or context switch of its own (at 8,000 readings/s those were most of vigild's CPU).
+/// or context switch of its own (`perf` put those at about a quarter of vigild's CPU at
+/// 4,000 readings/s; at that rate the worker sleeps between frames anyway, so the saving
+/// shows only under heavier load).
 /// Round-robin also means a flooding pipeline cannot delay another's frames behind its
 /// whole queue; each pipeline's own jobs, and so each device's, stay in order.
 final class Lane: @unchecked Sendable {
