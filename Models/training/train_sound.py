@@ -25,7 +25,7 @@ import sound_data as sd  # noqa: E402
 import sound_model as sm  # noqa: E402
 
 SEED = 20261129
-VERSION = "1.1.0"
+VERSION = "1.1.1"
 HIDDEN = 64
 ALPHA = 0.1            # L2; stronger than sklearn's default: few real positives
 NORMAL_WEIGHT = 3.0    # class weights are balanced, then `normal` counts 3x (fewer false alarms)
@@ -391,7 +391,7 @@ def main():
     rng = np.random.default_rng(SEED)
     X, y = training_set(normal, glass, smoke, None, rng)
     F, LM = features(X)
-    model = to_onnx(fit(F, LM, y, SEED))
+    model = to_onnx(fit(F, LM, y, SEED), batch="batch")   # free batch: vigild can run several windows at once
     path = os.path.join(MODELS_DIR, "sound.onnx")
     print(f"wrote {path} ({save_model(model, path)} bytes)")
     make_fixtures(normal, glass)
