@@ -72,25 +72,46 @@ public final class Engine: @unchecked Sendable {
         log.limited(.warning, key: "reject-\(pipeline)-\(e.reason.rawValue)", "pipeline \(pipeline), topic \(topic): rejected (\(e.reason.rawValue)): \(e.message)")
     }
 
-    /// Runs on a lane's thread.
-    func process(_ job: Job, streams: inout StreamTable) {
-        let pipeline = pipelines[job.pipeline]
-        do throws(FrameError) {
-            let frame = try pipeline.decoder.decode(job.payload, receivedAt: job.receivedAt)
-            let adapter = streams.adapter(pipeline: job.pipeline, device: job.device, make: pipeline.makeAdapter)
-            for input in try adapter.inputs(for: frame) {
-                do {
-                    sink(try pipeline.detect(input, device: job.device))
+    /// Runs on a lane's thread: one job alone.
+    func process(_ job: Job, streams: inout StreamTable) { process([job], streams: &streams) }
+
+    /// Runs on a lane's thread: decodes the jobs and turns them into model inputs in order,
+    /// runs each pipeline's inputs together (`Pipeline.detect(batch:)`: one model run for
+    /// many when the model allows), then hands the detections on in the jobs' order, so
+    /// each device's detections stay in order. A frame any of whose inputs failed is
+    /// rejected; the detections of its inputs that succeeded are kept.
+    func process(_ jobs: [Job], streams: inout StreamTable) {
+        var inputs: [[(input: ModelInput, device: String)]] = Array(repeating: [], count: pipelines.count)
+        var firstInput = [Int](repeating: 0, count: jobs.count)
+        var inputCount = [Int](repeating: 0, count: jobs.count)
+        var failed = [FrameError?](repeating: nil, count: jobs.count)
+        for (j, job) in jobs.enumerated() {
+            let pipeline = pipelines[job.pipeline]
+            do throws(FrameError) {
+                let frame = try pipeline.decoder.decode(job.payload, receivedAt: job.receivedAt)
+                let adapter = streams.adapter(pipeline: job.pipeline, device: job.device, make: pipeline.makeAdapter)
+                let made = try adapter.inputs(for: frame)
+                firstInput[j] = inputs[job.pipeline].count
+                inputCount[j] = made.count
+                inputs[job.pipeline] += made.map { ($0, job.device) }
+            } catch {
+                failed[j] = error
+            }
+        }
+        let results = inputs.enumerated().map { p, items in items.isEmpty ? [] : pipelines[p].detect(batch: items) }
+        for (j, job) in jobs.enumerated() {
+            let pipeline = pipelines[job.pipeline]
+            var error = failed[j]
+            for result in results[job.pipeline][firstInput[j]..<firstInput[j] + inputCount[j]] {
+                switch result {
+                case .success(let detection):
+                    sink(detection)
                     counters.detectionMade(pipeline: pipeline.name, seconds: Date().timeIntervalSince1970 - job.receivedAt)
-                } catch let e as FrameError {
-                    throw e
-                } catch {
-                    throw FrameError(.inferenceFailed, "model \(pipeline.model.name): \(error)")
+                case .failure(let e):
+                    error = error ?? e
                 }
             }
-            counters.frameProcessed(pipeline.name)
-        } catch {
-            reject(pipeline.name, job.topic, error)
+            if let error { reject(pipeline.name, job.topic, error) } else { counters.frameProcessed(pipeline.name) }
         }
     }
 
@@ -183,7 +204,8 @@ struct JobQueue {
 
 /// One worker thread and its bounded queues, one per pipeline.
 ///
-/// The worker takes up to `batchSize` jobs per lock, round-robin over the pipelines, and
+/// The worker takes up to `batchSize` jobs per lock, round-robin over the pipelines (and
+/// each pipeline's share of them goes through its model together: `Engine.process`), and
 /// the MQTT thread signals it only when it sleeps: under load a frame costs no futex call
 /// or context switch of its own (`perf` put those at about a quarter of vigild's CPU at
 /// 4,000 readings/s; at that rate the worker sleeps between frames anyway, so the saving
@@ -298,7 +320,7 @@ final class Lane: @unchecked Sendable {
             busy = !batch.isEmpty
             cond.unlock()
 
-            for job in batch { engine.process(job, streams: &streams) }
+            engine.process(batch, streams: &streams)
             let now = monotonicSeconds()
             if now - lastSweep >= sweepEvery {
                 lastSweep = now

@@ -223,6 +223,42 @@ public final class Pipeline: Sendable {
     /// confident member among quiet ones.
     func detect(_ input: ModelInput, device: String) throws -> Detection {
         let (raw, ms) = try model.scores(for: input.values, shape: input.shape)
+        return try detection(raw, latencyMs: ms, input: input, device: device)
+    }
+
+    /// Runs the model on several inputs (of any devices) and names each one's winner, in
+    /// order. When the model has a free batch dimension the inputs share runs of at most
+    /// `maxBatch`; a run that fails is retried one input at a time, so an error is charged
+    /// to the input that caused it and never to its neighbours.
+    func detect(batch: [(input: ModelInput, device: String)], maxBatch: Int = 32) -> [Result<Detection, FrameError>] {
+        func one(_ item: (input: ModelInput, device: String)) -> Result<Detection, FrameError> {
+            do { return .success(try detect(item.input, device: item.device)) } catch { return .failure(Pipeline.frameError(error, model: model)) }
+        }
+        guard model.batchable, batch.count > 1 else { return batch.map(one) }
+        var results: [Result<Detection, FrameError>] = []
+        results.reserveCapacity(batch.count)
+        var start = 0
+        while start < batch.count {
+            let part = batch[start..<min(batch.count, start + maxBatch)]
+            start += part.count
+            guard let (raws, ms) = try? model.scores(batch: part.map(\.input)) else {
+                results += part.map(one)
+                continue
+            }
+            for (item, raw) in zip(part, raws) {
+                do { results.append(.success(try detection(raw, latencyMs: ms, input: item.input, device: item.device))) }
+                catch { results.append(.failure(Pipeline.frameError(error, model: model))) }
+            }
+        }
+        return results
+    }
+
+    static func frameError(_ error: any Error, model: Model) -> FrameError {
+        (error as? FrameError) ?? FrameError(.inferenceFailed, "model \(model.name): \(error)")
+    }
+
+    /// Names the winning label (or group) of one input's raw scores.
+    func detection(_ raw: [Float], latencyMs ms: Double, input: ModelInput, device: String) throws(FrameError) -> Detection {
         guard !raw.isEmpty else { throw FrameError(.inferenceFailed, "model \(model.name) returned no scores") }
         guard allFinite(raw) else { throw FrameError(.inferenceFailed, "model \(model.name) returned NaN or Inf scores") }
         let named: [(String, Double)]

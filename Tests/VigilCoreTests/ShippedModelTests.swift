@@ -43,4 +43,104 @@ final class ShippedModelTests: XCTestCase {
             XCTAssertEqual(d.scores.map(\.1), f.scores, accuracy: 1e-4, file)
         }
     }
+
+    /// Deterministic test signal: a slow wave with noise and, every ninth input, a spike in its newest readings.
+    func signal(_ n: Int, seed: Int) -> [Float] {
+        var x = UInt64(seed + 1) &* 0x9E3779B97F4A7C15
+        return (0..<n).map { i in
+            x = x &* 6364136223846793005 &+ 1442695040888963407
+            let noise = Float(x >> 40) / Float(1 << 24) - 0.5
+            let spike: Float = (seed % 9 == 0 && i >= n - 6) ? 400 : 0
+            return 20 + 2 * sin(Float(i) / 9) + noise + spike
+        }
+    }
+
+    func input(for p: Pipeline, seed: Int) -> ModelInput {
+        let shape: [Int] = switch p.model.name {
+        case "anomaly.onnx": [1, 64, 2]
+        case "sound.onnx": [1, 15600]
+        default: [1, 2, 120, 160]
+        }
+        let n = shape.reduce(1, *)
+        let scale: Float = p.model.name == "anomaly.onnx" ? 1 : 1 / 64   // audio and pixels stay within [-1, 1]
+        return ModelInput(values: signal(n, seed: seed).map { $0 * scale - (scale < 1 ? 0.3 : 0) }, shape: shape, ts: Double(seed))
+    }
+
+    /// Windows of several devices share one model run when the model's batch dimension is
+    /// free (anomaly, sound), in runs of at most `maxBatch`; each gets the scores a run of
+    /// its own would give, in order. Motion's batch is fixed: one run per input, same results.
+    func testBatchedRunsGiveEachInputTheScoresOfItsOwnRun() throws {
+        for (model, batchable) in [("anomaly.onnx", true), ("sound.onnx", true), ("motion.onnx", false)] {
+            let p = try pipeline(for: model)
+            XCTAssertEqual(p.model.batchable, batchable, model)
+            let items = (0..<(model == "anomaly.onnx" ? 37 : 11)).map { (input: input(for: p, seed: $0), device: "d\($0 % 5)") }
+            let batched = p.detect(batch: items, maxBatch: 8)
+            XCTAssertEqual(batched.count, items.count, model)
+            var labels = Set<String>()
+            for (item, result) in zip(items, batched) {
+                let single = try p.detect(item.input, device: item.device)
+                let d = try result.get()
+                XCTAssertEqual(d.device, item.device, model)
+                XCTAssertEqual(d.ts, item.input.ts, model)
+                XCTAssertEqual(d.label, single.label, "\(model) input \(item.input.ts)")
+                XCTAssertEqual(d.scores.map(\.1), single.scores.map(\.1), accuracy: 1e-5, "\(model) input \(item.input.ts)")
+                labels.insert(d.label)
+            }
+            if model == "anomaly.onnx" { XCTAssertEqual(labels, ["normal", "anomaly"], "the signal has spikes and calm windows") }
+        }
+    }
+
+    /// One bad input in a batch fails alone: a NaN score (from a NaN reading) and a wrong
+    /// size (which fails the whole stacked run, so the batch is retried input by input).
+    func testABadInputInABatchFailsAloneAndItsNeighboursAreScored() throws {
+        let p = try pipeline(for: "anomaly.onnx")
+        var items = (0..<6).map { (input: input(for: p, seed: $0 + 1), device: "d\($0)") }
+        items[2].input.values[100] = .nan
+        for (i, r) in p.detect(batch: items).enumerated() {
+            if i == 2 {
+                XCTAssertThrowsError(try r.get()) { XCTAssertEqual(($0 as? FrameError)?.reason, .inferenceFailed, "\($0)") }
+            } else {
+                XCTAssertEqual(try r.get().scores.map(\.1), try p.detect(items[i].input, device: "x").scores.map(\.1), accuracy: 1e-5)
+            }
+        }
+        items[2].input.values = [1, 2, 3]
+        let results = p.detect(batch: items)
+        XCTAssertThrowsError(try results[2].get()) { XCTAssertTrue("\($0)".contains("3 values"), "\($0)") }
+        XCTAssertEqual(results.filter { (try? $0.get()) != nil }.count, 5)
+    }
+
+    /// Through the engine: readings of many devices queued on one worker are scored in
+    /// shared runs, and every device still gets, in order, the scores its windows get alone.
+    func testTheEngineScoresQueuedReadingsAsSingleRunsWould() throws {
+        let p = try pipeline(for: "anomaly.onnx")
+        let sink = Sink()
+        var limits = LimitSettings()
+        limits.workers = 1
+        let engine = Engine(pipelines: [p], limits: limits, counters: Counters()) { sink.add($0) }
+        let devices = 6, readings = 150
+        var sent: [String: [[UInt8]]] = [:]
+        for i in 0..<readings {
+            for d in 0..<devices {
+                let t = 20 + sin(Double(i + d) / 7) + (i % 37 < 3 ? 30 : 0)
+                let payload = Array(#"{"temperature": \#(t), "humidity": \#(40 + d)}"#.utf8)
+                sent["d\(d)", default: []].append(payload)
+                engine.submit(.init(topic: "s/d\(d)/x", payload: payload, receivedAt: Double(i)))
+            }
+        }
+        engine.stop()
+        for (device, payloads) in sent {
+            let adapter = p.makeAdapter()
+            var expected: [Detection] = []
+            for payload in payloads {
+                for input in try adapter.inputs(for: try p.decoder.decode(payload, receivedAt: 0)) {
+                    expected.append(try p.detect(input, device: device))
+                }
+            }
+            let got = sink.all.filter { $0.device == device }
+            XCTAssertEqual(got.count, readings - 63, device)
+            XCTAssertEqual(got.map(\.label), expected.map(\.label), device)
+            XCTAssertEqual(got.map(\.score), expected.map(\.score), accuracy: 1e-5, device)
+        }
+        XCTAssertTrue(sink.all.contains { $0.label == "anomaly" }, "the readings have spikes")
+    }
 }
