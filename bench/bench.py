@@ -139,10 +139,11 @@ def probe_frames(kind, sim_bin, n, window):
     return frames[:1], frames[1:], [None] * len(frames[1:])
 
 
-def run_probe(probe, port, node, kind, pipeline, probes, db_path=None):
+def run_probe(probe, port, node, kind, pipeline, probes, db_path=None, alerts=True):
     """Sends the warm-up frames, then the measured ones one at a time; returns per frame
     (e2e_ms, model_ms, row_ms) and the publish-to-alert times of raising frames."""
     warm, frames, raises = probes
+    if not alerts: raises = [False] * len(frames)   # the baseline raises no alerts: do not wait for them
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-pub-{kind}-{node}")
     # No network thread: without one, paho writes a publish from the calling thread at once,
     # so t0 is not followed by a wake-up of another (nice 0) Python thread that would be
@@ -360,35 +361,44 @@ def main():
                     chunks = sent // devices - 1
                     hop = window // 2
                     expected = devices * max(0, (chunks * 8000 - window) // hop + 1)
-                ok = made >= expected
+                kept_up = made >= expected
                 achieved = sent / max(t_end - t0, 1e-9)
-                ok = ok and achieved >= 0.95 * rate   # the load generator kept up too
+                generator_short = achieved < 0.95 * rate
+                ok = kept_up and not generator_short
                 # CPU time per frame: what a frame costs the system, whatever else shares the cores.
                 cpu_us = cpu_pct / 100 * (time.time() - t0) / max(sent, 1) * 1e6
                 step = {"rate": rate, "sent": sent, "detections": made, "expected": expected, "ok": bool(ok),
+                        "generator_short": bool(generator_short),
                         "cpu_pct": round(cpu_pct, 1), "cpu_us_per_frame": round(cpu_us, 1), "achieved_fps": round(achieved, 1)}
                 pr["steps"].append(step)
                 print(f"[bench] {sysname} {pipeline}: {rate}/s sent {sent} ({achieved:.0f}/s), detections {made}"
-                      f"{'' if expected is None else f' of {expected}'}, {'ok' if ok else 'BEHIND'}, CPU {step['cpu_pct']} %", flush=True)
-                return ok, step["achieved_fps"]
+                      f"{'' if expected is None else f' of {expected}'}, "
+                      f"{'ok' if ok else 'no drop, but the generator fell short' if kept_up else 'BEHIND'}, CPU {step['cpu_pct']} %", flush=True)
+                return ok, step["achieved_fps"], kept_up and generator_short
 
             # Double until a step fails, then bisect (geometric mean) between the last good and
             # the first bad rate, so the figure is within ~10 % rather than a factor of 2.
             sustained, good, bad = 0, None, None
             given = dict(kv.split("=") for kv in a.latency_only.split(",") if kv)
             if kind in given: sustained, rates = float(given[kind]), []
+            # A step where the system dropped nothing but the generator could not send the rate
+            # (2 processes top out near 37,000 small messages/s here) ends the sweep: the system
+            # is at least that fast, and the figure is marked `>=` like a system that passed every step.
+            generator_bound = False
             for rate in rates:
-                ok, fps = run_step(rate)
+                ok, fps, short = run_step(rate)
                 if ok: sustained, good = max(sustained, fps), rate
+                elif short: sustained, generator_bound = max(sustained, fps), True; break
                 else: bad = rate; break
             if good is not None and bad is not None:
                 for _ in range(refine):
                     rate = int(round((good * bad) ** 0.5))
                     if rate in (good, bad): break
-                    ok, fps = run_step(rate)
+                    ok, fps, short = run_step(rate)
                     if ok: sustained, good = max(sustained, fps), rate
+                    elif short: sustained, generator_bound = max(sustained, fps), True; break
                     else: bad = rate
-            pr["capped"] = bad is None   # every step passed: the system is faster than the highest step
+            pr["capped"] = bad is None or generator_bound   # the system is faster than the load could go
             pr["sustained_fps"] = sustained
             # Latency at half the sustained rate (the target's point) and at a light load (a tenth),
             # measured by a probe device beside the load.
@@ -401,7 +411,7 @@ def main():
                 h0 = frame_histogram(s, pipeline); t_h0 = time.time()
                 lat, al = run_probe(probe, port, s.node, kind, pipeline,
                                     probe_frames(kind, vigilctl, 40 if kind == "audio" else 600, window),
-                                    db_path=db if sysname == "vigild" else None)
+                                    db_path=db if sysname == "vigild" else None, alerts=sysname == "vigild")
                 h1 = frame_histogram(s, pipeline); t_h1 = time.time()
                 bg.terminate(); bg.wait()
                 e2e = [x[0] for x in lat]; over = [x[0] - x[1] for x in lat]; rows = [x[2] for x in lat if x[2] is not None]
@@ -451,7 +461,8 @@ def write_markdown(res, to_docs=True):
              "  doubling until a step fails, then bisected twice (three times without `--quick`). A step passes when every",
              "  frame became a stored row (no drop, nothing left behind 2 s after the load stopped) and the generator",
              "  reached 95 % of the rate; each step uses fresh device names, and a step starts once the previous backlog is",
-             "  worked off. `>=` marks a system that passed the highest step.",
+             "  worked off. `>=` marks a system that passed the highest step, or that dropped nothing at a step the",
+             "  load generator could not reach (the figure is then what the generator sent).",
              "- **latency**, at half the sustained rate with that load running, from a probe device publishing one frame at a",
              "  time (600 frames; audio 40 chunks in real time): e2e = publish to the detection message, overhead = e2e minus",
              "  the model's own run time (`latency_ms` in the detection), row = publish to the row being visible to a SQLite",
@@ -497,7 +508,8 @@ def write_markdown(res, to_docs=True):
             vf = res["systems"]["vigild"]["pipelines"][p]["sustained_fps"]
             bp = res["systems"]["baseline"]["pipelines"].get(p)
             b = bp["sustained_fps"] if bp else 0
-            lines.append(f"- {p}: {vf} / {b} = {vf / b:.1f}x" if b else f"- {p}: no baseline figure")
+            at_least = ">= " if res["systems"]["vigild"]["pipelines"][p].get("capped") else ""
+            lines.append(f"- {p}: {at_least}{vf} / {b} = {at_least}{vf / b:.1f}x" if b else f"- {p}: no baseline figure")
     if to_docs:
         open(os.path.join(ROOT, "docs", "benchmarks.md"), "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
