@@ -331,6 +331,19 @@ def main():
             pr = {"steps": []}
             devices = 4
 
+            def start_load(rate, duration, prefix, seed, nice=0, output=subprocess.DEVNULL):
+                """`vigilctl simulate` over `devices` devices at `rate` frames/s in total. One
+                generator connection tops out near 20,000 small messages/s, and one near its
+                limit sends in bursts: higher rates are split over two processes."""
+                gens = 2 if rate > 8000 else 1
+                return [subprocess.Popen([vigilctl, "simulate", "--broker", f"127.0.0.1:{port}", "--kinds", kind,
+                                          "--devices", str(devices // gens), "--rate", str(rate / devices),
+                                          "--duration", str(duration), "--device-prefix", f"{prefix}g{g}",
+                                          "--seed", str(seed + g), "--quiet"],
+                                         stdout=output, stderr=subprocess.STDOUT, text=True,
+                                         preexec_fn=(lambda: os.nice(nice)) if nice else None)
+                        for g in range(gens)]
+
             def run_step(rate):
                 """One step of load; ok when every frame became a detection (no drop) and the
                 load generator itself kept up. Each step has fresh device names, so the
@@ -338,13 +351,7 @@ def main():
                 prefix = f"s{len(pr['steps'])}"
                 before = s.settled_rows(pipeline)   # a failed step's backlog must not count for this one
                 c0 = s.cpu(); t0 = time.time()
-                # One generator connection tops out near 20,000 small messages/s: split higher rates.
-                gens = 2 if rate > 8000 else 1
-                sims = [subprocess.Popen([vigilctl, "simulate", "--broker", f"127.0.0.1:{port}", "--kinds", kind,
-                                          "--devices", str(devices // gens), "--rate", str(rate / devices), "--duration", str(step_s),
-                                          "--device-prefix", f"{prefix}g{g}", "--seed", str(3 + g), "--quiet"],
-                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-                        for g in range(gens)]
+                sims = start_load(rate, step_s, prefix, seed=3, output=subprocess.PIPE)
                 outs = [p.communicate()[0] for p in sims]
                 sent = sum(int(next((w.split("=")[1] for w in out.split() if w.startswith("sent=")), "0")) for out in outs)
                 t_end = time.time()
@@ -403,14 +410,7 @@ def main():
             # Latency at half the sustained rate (the target's point) and at a light load (a tenth),
             # measured by a probe device beside the load.
             def measure_latency(fps, load_nice):
-                # Split like the sweep: one generator near its own limit sends in bursts, and
-                # the bursts, not the rate, would set the tail.
-                gens = 2 if fps > 8000 else 1
-                bgs = [subprocess.Popen([vigilctl, "simulate", "--broker", f"127.0.0.1:{port}", "--kinds", kind, "--devices", str(4 // gens),
-                                         "--rate", str(fps / 4), "--duration", "600", "--seed", str(5 + g), "--device-prefix", f"bg{g}", "--quiet"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        preexec_fn=(lambda: os.nice(load_nice)) if load_nice else None)
-                       for g in range(gens)]
+                bgs = start_load(fps, 600, "bg", seed=5, nice=load_nice)
                 time.sleep(1)
                 h0 = frame_histogram(s, pipeline); t_h0 = time.time()
                 lat, al = run_probe(probe, port, s.node, kind, pipeline,

@@ -72,9 +72,6 @@ public final class Engine: @unchecked Sendable {
         log.limited(.warning, key: "reject-\(pipeline)-\(e.reason.rawValue)", "pipeline \(pipeline), topic \(topic): rejected (\(e.reason.rawValue)): \(e.message)")
     }
 
-    /// Runs on a lane's thread: one job alone.
-    func process(_ job: Job, streams: inout StreamTable) { process([job], streams: &streams) }
-
     /// Runs on a lane's thread: decodes the jobs and turns them into model inputs in order,
     /// runs each pipeline's inputs together (`Pipeline.detect(batch:)`: one model run for
     /// many when the model allows), then hands the detections on in the jobs' order, so
