@@ -53,6 +53,15 @@ public struct StorageSettings: Sendable, Equatable {
     public var maintenanceIntervalSeconds = 60.0
     /// Below this much free space on its file system, the log stops growing (0: never).
     public var minFreeMB = 64.0
+    /// What an acknowledged frame survives (Intake/IntakeJournal.swift).
+    public var durability = Durability.process
+    /// The intake journal's directory; empty: `intake/` beside the database.
+    public var intakePath = ""
+
+    /// Where the journal lives.
+    public var intakeDirectory: String {
+        intakePath.isEmpty ? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("intake").path : intakePath
+    }
 
     public init() {}
 }
@@ -81,6 +90,9 @@ public struct LimitSettings: Sendable, Equatable {
     /// Stream state (previous frame, audio buffer, sensor window) of a device silent this
     /// long is freed.
     public var deviceTTL: Double = 3600
+    /// Journaled frames whose rows are not committed yet, in MB of segment files; past it
+    /// reading from the broker waits (the broker keeps the frames in vigild's session).
+    public var intakeMaxMB = 256
 
     /// ONNX Runtime intra-op threads for a model whose config does not say: the cores
     /// shared among the workers, so that workers x threads does not oversubscribe the CPU.
@@ -148,6 +160,12 @@ extension Config {
             storage.commitIntervalMs = try s.int("commit_interval_ms", default: storage.commitIntervalMs, in: 1...60_000)
             storage.commitRows = try s.int("commit_rows", default: storage.commitRows, in: 1...100_000)
             storage.minFreeMB = try s.double("min_free_mb", default: storage.minFreeMB, in: 0...1_000_000)
+            let durability = try s.string("durability", default: storage.durability.rawValue)
+            guard let d = Durability(rawValue: durability) else {
+                throw s.error("durability", "must be one of \(Durability.allCases.map(\.rawValue).joined(separator: ", ")) (got \"\(durability)\")")
+            }
+            storage.durability = d
+            if let p = try s.string("intake_path") { storage.intakePath = resolve(p) }
             try s.finish()
         }
 
@@ -158,6 +176,7 @@ extension Config {
             limits.workers = try l.int("workers", default: limits.workers, in: 1...64)
             limits.maxQueueBytes = try l.int("max_queue_bytes", default: limits.maxQueueBytes, in: 1024...(4 << 30))
             limits.deviceTTL = try l.double("device_ttl_s", default: limits.deviceTTL, in: 1...(86_400 * 30))
+            limits.intakeMaxMB = try l.int("intake_max_mb", default: limits.intakeMaxMB, in: 4...1_000_000)
             try l.finish()
         }
 

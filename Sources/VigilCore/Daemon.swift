@@ -26,6 +26,8 @@ public final class Daemon: @unchecked Sendable {
     let submitGate = NSLock()
     /// Where every detection goes (store, and whatever else is wired in); reload reuses it for the new engine.
     let sink: @Sendable (Detection) -> Void
+    /// The durable intake (journal, redelivery filter); reload hands it to the new engine.
+    let intake: IntakeHooks
     /// Called after a successful reload with the new config (Service/Reload.swift).
     var reloadHooks: [@Sendable (Config) -> Void] = []
     /// What the alert center was built from (Service/Reload.swift); set at the first reload.
@@ -62,7 +64,38 @@ public final class Daemon: @unchecked Sendable {
                                     Array(detection.json.serialized.utf8), qos: 0, retain: false)
             }
         }
-        currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, sink: sink)
+        let (intake, recovery) = try Daemon.openIntake(config, store: store, alerts: alerts, counters: counters)
+        self.intake = intake
+        currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, intake: intake, sink: sink)
+        if let recovery, !recovery.entries.isEmpty {
+            let history = recovery.entries.filter(\.retired).count
+            log.notice("intake journal \(config.storage.intakeDirectory): replaying \(recovery.entries.count - history) frames whose rows were not committed, after \(history) committed ones that rebuild stream and alert state")
+            currentEngine.replay(recovery.entries)
+        }
+    }
+
+    /// Opens the intake journal (unless `durability` is `none`), reads what it holds, and ties
+    /// it to the store: commits retire entries, deleted segments prune the store's marks.
+    static func openIntake(_ config: Config, store: Store, alerts: AlertCenter,
+                           counters: Counters) throws -> (IntakeHooks, IntakeJournal.Recovery?) {
+        let redeliveries = RedeliveryFilter()
+        guard config.storage.durability != .none else {
+            return (IntakeHooks(journal: nil, redeliveries: redeliveries, retire: { _ in }, history: { alerts.replayHistory($0) }), nil)
+        }
+        let journal = try IntakeJournal(directory: config.storage.intakeDirectory, durability: config.storage.durability,
+                                        maxBytes: config.limits.intakeMaxMB << 20)
+        let retired = try store.retiredIntakeSeqs(from: 0)
+        let recovery = try journal.recover { retired.contains($0) }
+        store.onRetired { seqs in
+            journal.retire(seqs)
+            let p = journal.pending
+            counters.metrics.set(MetricName.intakePending, [], Double(p.entries))
+            counters.metrics.set(MetricName.intakeBytes, [], Double(p.bytes))
+        }
+        journal.onPrune { store.pruneRetired(below: $0) }
+        let hooks = IntakeHooks(journal: journal, redeliveries: redeliveries, retire: { store.appendRetired($0) },
+                                history: { alerts.replayHistory($0) })
+        return (hooks, recovery)
     }
 
     /// Connects to the broker and subscribes. A broker that is not up is logged once and
@@ -85,6 +118,8 @@ public final class Daemon: @unchecked Sendable {
                 log.limited(.error, key: "broker-refused", "broker \(address) refused the connection: \(reason)")
                 return
             }
+            // Messages the broker resends now are ones already taken (and journaled) if their id and bytes match.
+            self.intake.redeliveries.connected()
             log.notice("connected to broker \(address)" + (wasConnected.getAndSet() ? " again" : ""))
             self.counters.metrics.add(MetricName.brokerConnects)
             // The current config's topics: a reload may have changed them since start().
@@ -147,6 +182,8 @@ public final class Daemon: @unchecked Sendable {
         if let c, c.isConnected, let mid = try? c.publish(alerts.topics.status, "offline", qos: 1, retain: true) {
             acks.wait(for: mid, timeout: 2)
         }
+        // A message callback waiting for journal room must return before the MQTT thread can be joined.
+        intake.journal?.stopWaiting()
         c?.stop()
         outlet.set(nil)
         engine.stop()

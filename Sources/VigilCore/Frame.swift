@@ -45,6 +45,9 @@ public struct ModelInput: Sendable {
     public var shape: [Int]
     /// The time the detection describes (for an audio window: the time of its last sample).
     public var ts: Double
+    /// Where it came from, for its detection's uuid (`RowID.derived`): set by the engine
+    /// from the frame and the window's place in it; 0 gives a random uuid.
+    public var identity: UInt64 = 0
     public init(values: [Float], shape: [Int], ts: Double) { self.values = values; self.shape = shape; self.ts = ts }
 }
 

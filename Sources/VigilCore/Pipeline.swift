@@ -284,7 +284,8 @@ public final class Pipeline: Sendable {
         // model's own threshold the row says `normal`, so `--label anomaly` finds anomalies.
         // The score and `scores` are unchanged, and rules read scores, not this label.
         let label = named.count == 1 && named[0].1 < (model.threshold ?? 0.5) ? Pipeline.belowThresholdLabel : named[best].0
-        return Detection(ts: input.ts, pipeline: name, device: device, model: model.name,
+        let uuid = input.identity == 0 ? RowID.make() : RowID.derived(ts: input.ts, identity: input.identity)
+        return Detection(uuid: uuid, ts: input.ts, pipeline: name, device: device, model: model.name,
                          label: label, score: named[best].1, scores: named, latencyMs: ms)
     }
 }

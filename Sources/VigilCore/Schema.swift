@@ -43,5 +43,10 @@ public enum Schema {
         """
         CREATE INDEX alerts_pipeline_device_ts ON alerts(pipeline, device, ts);
         """,
+        // 3: intake journal entries whose rows are committed (Intake/IntakeJournal.swift), written
+        // in the same transaction as those rows; pruned when the journal deletes their segment.
+        """
+        CREATE TABLE intake_retired(seq INTEGER PRIMARY KEY);
+        """,
     ])
 }

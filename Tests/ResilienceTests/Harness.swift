@@ -94,16 +94,6 @@ final class Worker: @unchecked Sendable {
     func join(timeout: Double = 120) -> Bool { done.wait(timeout: .now() + timeout) == .success }
 }
 
-/// Thread-safe collection of values one thread appends and another reads.
-final class Locked<T>: @unchecked Sendable {
-    // @unchecked Sendable: every access goes through `lock`.
-    private let lock = NSLock()
-    private var value: T
-    init(_ v: T) { value = v }
-    func with<R>(_ f: (inout T) -> R) -> R { lock.withLock { f(&value) } }
-    var get: T { lock.withLock { value } }
-}
-
 func median(_ xs: [Double]) -> Double { percentile(xs, 0.5) }
 func percentile(_ xs: [Double], _ p: Double) -> Double {
     guard !xs.isEmpty else { return .nan }

@@ -283,3 +283,13 @@ public final class TmpfsMount: @unchecked Sendable {
         return (p.terminationStatus, String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
+
+/// A value one thread changes and another reads.
+public final class Locked<T>: @unchecked Sendable {
+    // @unchecked Sendable: every access goes through `lock`.
+    private let lock = NSLock()
+    private var value: T
+    public init(_ v: T) { value = v }
+    public func with<R>(_ f: (inout T) -> R) -> R { lock.withLock { f(&value) } }
+    public var get: T { lock.withLock { value } }
+}

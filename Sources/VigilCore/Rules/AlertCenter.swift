@@ -90,6 +90,10 @@ public final class AlertCenter: @unchecked Sendable {
         raise(event)
     }
 
+    /// A detection of replayed history (Intake/): the rule's state moves as it did before
+    /// the restart (a raised alert stays raised, a debounce count goes on); nothing is raised.
+    public func replayHistory(_ d: Detection) { _ = rules.evaluate(d) }
+
     func raise(_ e: AlertEvent) {
         let settings = rules.settings(for: e.pipeline)
         lock.withLock { if e.state == .raised { raised += 1 } else { cleared += 1 } }

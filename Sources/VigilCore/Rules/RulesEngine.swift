@@ -58,14 +58,20 @@ public final class RulesEngine: @unchecked Sendable {
                 return nil
             case .raise:
                 s.raisedLabel = label
-                return AlertEvent(ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .raised,
+                return AlertEvent(uuid: RulesEngine.uuid(d, .raised), ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .raised,
                                   label: label, score: score, severity: p.settings.severity)
             case .clear:
                 // A clear names the label that raised, with the score that cleared it.
-                return AlertEvent(ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .cleared,
+                return AlertEvent(uuid: RulesEngine.uuid(d, .cleared), ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .cleared,
                                   label: s.raisedLabel, score: score, severity: p.settings.severity)
             }
         }
+    }
+
+    /// An alert's uuid follows from the detection that caused it: a replayed or redelivered
+    /// frame raises the same alert row, which the store then keeps once.
+    static func uuid(_ d: Detection, _ state: AlertEvent.State) -> String {
+        RowID.derived(ts: d.ts, identity: FrameHash.combine(RowID.identity(of: d.uuid), state == .raised ? 1 : 2))
     }
 
     /// The scores the rule sees: while no alert is raised, a label with its own rule counts

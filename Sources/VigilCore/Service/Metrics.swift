@@ -152,6 +152,9 @@ public enum MetricName {
     public static let databaseBytes = "vigil_database_bytes"
     public static let reloads = "vigil_reloads_total"
     public static let brokerConnects = "vigil_broker_connects_total"
+    public static let intakeWaits = "vigil_intake_waits_total"
+    public static let intakePending = "vigil_intake_pending_frames"
+    public static let intakeBytes = "vigil_intake_journal_bytes"
 }
 
 /// What the rules, actions, sync and store stages report. Each call is cheap and thread-safe.
@@ -210,5 +213,8 @@ extension Counters {
         m.describe(MetricName.syncedRows, .counter, "Rows acknowledged by the cloud, per table.")
         m.describe(MetricName.reloads, .counter, "Configuration reloads (SIGHUP) by result.")
         m.describe(MetricName.brokerConnects, .counter, "Successful connections to the MQTT broker (1 + reconnects).")
+        m.describe(MetricName.intakeWaits, .counter, "Times reading from the broker waited for a full pipeline queue (back-pressure instead of dropping).")
+        m.describe(MetricName.intakePending, .gauge, "Journaled frames whose rows are not committed yet.")
+        m.describe(MetricName.intakeBytes, .gauge, "Bytes of the intake journal's segment files.")
     }
 }

@@ -68,7 +68,7 @@ extension Daemon {
             report.needsRestart.append("alert rules and actions")
         }
 
-        let engine = Engine(pipelines: pipelines, limits: new.limits, counters: counters, sink: sink)
+        let engine = Engine(pipelines: pipelines, limits: new.limits, counters: counters, intake: intake, sink: sink)
         let retired: Engine = submitGate.withLock {
             // No frame enters while the old lanes finish theirs, so each device's frames stay in order.
             let current = lock.withLock { currentEngine }
