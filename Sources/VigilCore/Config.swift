@@ -76,7 +76,7 @@ public struct ModelSettings: Sendable, Equatable {
 public struct LimitSettings: Sendable, Equatable {
     /// Payloads larger than this are rejected before decoding.
     public var maxPayloadBytes = 4 * 1024 * 1024
-    /// Frames waiting for inference per pipeline and lane before the oldest are dropped.
+    /// Frames waiting for inference per pipeline and lane before `submit` waits for room.
     /// Deep enough to absorb what a broker delivers in one burst after a reconnect (its
     /// stored session) or after the gateway's CPU was busy elsewhere for a moment: at 16,000
     /// readings/s a depth of 2048 overflowed on such bursts while the workers were 70 % idle,
@@ -84,8 +84,8 @@ public struct LimitSettings: Sendable, Equatable {
     public var queueDepth = 16384
     /// Inference workers (frames of one device always stay in order).
     public var workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
-    /// Bytes of payload waiting for inference across all pipelines; past it a pipeline's
-    /// oldest waiting frames are dropped, so queued memory stays bounded.
+    /// Bytes of payload waiting for inference across all pipelines; past it `submit` waits
+    /// for room (back-pressure to the broker), so queued memory stays bounded.
     public var maxQueueBytes = 64 << 20
     /// Stream state (previous frame, audio buffer, sensor window) of a device silent this
     /// long is freed.
