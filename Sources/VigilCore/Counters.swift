@@ -23,6 +23,8 @@ public final class Counters: @unchecked Sendable {
     private var stored = 0
     private var storeErrors = 0
     private var storeFailing = false
+    private var notStored = 0
+    private var storeProblem: String?
     /// Everything else /metrics shows (latency histograms, alerts, actions, sync): see Service/Metrics.swift.
     public let metrics = MetricsRegistry()
 
@@ -38,6 +40,12 @@ public final class Counters: @unchecked Sendable {
     public func storeFailed() { lock.withLock { storeErrors += 1; storeFailing = true } }
     /// True when the last commit attempt failed (for /healthz).
     public var isStoreFailing: Bool { lock.withLock { storeFailing } }
+    /// Rows that never reached the file: dropped from memory while it refused writes, or
+    /// still waiting when vigild stopped. With `stored`, every row is accounted for.
+    public func rowsNotStored(_ n: Int) { if n > 0 { lock.withLock { notStored += n } } }
+    /// What is wrong with the log file right now (deleted, read-only, cannot be opened), for /healthz.
+    public func setStoreProblem(_ p: String?) { lock.withLock { storeProblem = p } }
+    public var currentStoreProblem: String? { lock.withLock { storeProblem } }
 
     public struct Snapshot: Sendable {
         public var received: [String: Int]
@@ -46,6 +54,7 @@ public final class Counters: @unchecked Sendable {
         public var dropped: [String: Int]
         public var stored: Int
         public var storeErrors: Int
+        public var notStored: Int
 
         public var totalReceived: Int { received.values.reduce(0, +) }
         public var totalProcessed: Int { processed.values.reduce(0, +) }
@@ -57,7 +66,7 @@ public final class Counters: @unchecked Sendable {
     public func snapshot() -> Snapshot {
         lock.withLock {
             Snapshot(received: received, processed: processed, rejected: rejected, dropped: dropped,
-                     stored: stored, storeErrors: storeErrors)
+                     stored: stored, storeErrors: storeErrors, notStored: notStored)
         }
     }
 }

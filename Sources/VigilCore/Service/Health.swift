@@ -12,7 +12,8 @@ public struct Health: Sendable, Equatable {
 ///   store's writer answers. Only then does the watchdog pet systemd, so a wedged worker or a
 ///   hung SD card gets the process restarted. A missing broker is not a liveness failure:
 ///   a restart would not bring it back.
-/// - `readiness()`: /healthz. Live, connected to the broker, and the last commit succeeded.
+/// - `readiness()`: /healthz. Live, connected to the broker, the last commit succeeded, and
+///   the log file is sound (not deleted, not read-only: Store/StoreHealth.swift).
 public final class HealthMonitor: @unchecked Sendable {
     // @unchecked Sendable: all mutable state is guarded by `lock`.
     private let daemon: Daemon
@@ -73,6 +74,7 @@ public final class HealthMonitor: @unchecked Sendable {
     public func readiness() -> Health {
         var reasons = lock.withLock { lastLiveness.reasons }
         if !daemon.isConnected { reasons.insert("not connected to broker \(daemon.config.mqtt.address)", at: 0) }
+        if let problem = daemon.counters.currentStoreProblem { reasons.append(problem) }
         if daemon.counters.isStoreFailing { reasons.append("store \(daemon.store.path): the last commit failed") }
         return Health(reasons: reasons)
     }
