@@ -85,14 +85,24 @@ public final class Store: @unchecked Sendable {
         }
         // A corrupt file is moved aside and a fresh log started; anything else that stops the
         // file from opening throws an error naming the file and the remedy (Store/StoreHealth.swift).
-        db = try Store.openLog(path: settings.path)
+        var unavailable: StoreError?
+        do {
+            db = try Store.openLog(path: settings.path)
+        } catch let e as StoreError where e.retryable {
+            db = Store.detachedConnection()
+            unavailable = e
+        }
         pageSize = max(512, db.scalarInt("PRAGMA page_size") ?? 4096)
         capPages = max(16, Int64(settings.maxSizeMB * 1024 * 1024) / pageSize)
-        inserts = try StoreInserts(db)
-        checkWritable()
-        droppedDetectionsTotal = Int(try metaOnQueue(MetaKey.droppedDetections) ?? "") ?? 0
-        droppedAlertsTotal = Int(try metaOnQueue(MetaKey.droppedAlerts) ?? "") ?? 0
-        try applyCap()
+        if let unavailable {
+            startDetached(unavailable)
+        } else {
+            inserts = try StoreInserts(db)
+            checkWritable()
+            droppedDetectionsTotal = Int(try metaOnQueue(MetaKey.droppedDetections) ?? "") ?? 0
+            droppedAlertsTotal = Int(try metaOnQueue(MetaKey.droppedAlerts) ?? "") ?? 0
+            try applyCap()
+        }
 
         let t = DispatchSource.makeTimerSource(queue: queue)
         let interval = DispatchTimeInterval.milliseconds(settings.commitIntervalMs)

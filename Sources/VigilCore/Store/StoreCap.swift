@@ -69,9 +69,12 @@ extension Store {
             limitPages = limit
             _ = try? db.query("PRAGMA max_page_count = \(limitPages)")
             _ = try? db.query("PRAGMA wal_checkpoint(PASSIVE)")
+            let growth = pages < floor
+                ? "the log may still grow to its minimum working size, \(Store.mb(limitPages * pageSize)) MB,"
+                : "the log stops growing at \(Store.mb(limitPages * pageSize)) MB"
             log.limited(.warning, key: "store-low-space",
-                        "store \(path): \(Store.mb(free)) MB left on the disk, under storage.min_free_mb (\(settings.minFreeMB) MB): the log stops growing at \(Store.mb(limitPages * pageSize)) MB "
-                        + "(its minimum working size: \(Store.mb(floor * pageSize)) MB), and new rows take the place of the oldest; free space on that disk or lower storage.min_free_mb")
+                        "store \(path): \(Store.mb(free)) MB left on the disk, under storage.min_free_mb (\(settings.minFreeMB) MB): \(growth) and then new rows take the place of the oldest; "
+                        + "free space on that disk or lower storage.min_free_mb")
         } else if free >= 2 * margin, limitPages < capPages {
             limitPages = capPages
             _ = try? db.query("PRAGMA max_page_count = \(capPages)")

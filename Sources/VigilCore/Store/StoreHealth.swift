@@ -21,17 +21,22 @@ struct StoreInserts {
 /// Storage trouble the user has to act on: the message names the file and what to do.
 public struct StoreError: Error, CustomStringConvertible, Sendable {
     public let description: String
+    /// The disk's fault (full, read-only, missing, failing), not the file's: it may pass, so
+    /// vigild runs on and tries again, rather than stopping in a restart loop.
+    public var retryable = false
 
     /// No file to write to right now (it was deleted and cannot be written again yet).
     static func noFile(_ path: String, _ why: String?) -> StoreError {
-        StoreError(description: "store \(path): no database file to write to (\(why ?? "it could not be opened")); retrying every second")
+        StoreError(description: "no database file to write to (\(why ?? "it could not be opened")); trying again every second")
     }
 
     /// Why `path` could not be opened, and the remedy for that cause.
     static func cannotOpen(_ path: String, _ error: Error) -> StoreError {
         let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var remedy = "point storage.path at a file vigild can write"
+        var retryable = false
         if let e = error as? SQLiteError {
+            retryable = e.isFull || e.isCantOpen || e.isReadOnly || e.code == 3 || e.code == 10 || e.code == 23
             if e.isFull {
                 let free = Store.freeBytes(dir).map { "\(Store.mb($0)) MB free" } ?? "free space unknown"
                 remedy = "the file system holding \(dir) is full (\(free)): free space there, or point storage.path at a larger disk"
@@ -41,7 +46,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
                 remedy = "the disk answered with an I/O error: check it (dmesg), or point storage.path at another disk"
             }
         }
-        return StoreError(description: "store \(path): cannot open the log: \(error); \(remedy)")
+        return StoreError(description: "store \(path): cannot open the log: \(error); \(remedy)", retryable: retryable)
     }
 }
 
@@ -110,6 +115,17 @@ extension Store {
         (try? FileManager.default.attributesOfFileSystem(forPath: directory)[.systemFreeSize] as? NSNumber)?.int64Value
     }
 
+    /// Called at start when the file cannot be opened for a reason that may pass (a full or
+    /// read-only disk): vigild runs on without it, rows wait in memory, and the file is
+    /// tried again every second (checkFileOnQueue).
+    func startDetached(_ error: StoreError) {
+        needsReopen = true
+        limitPages = capPages   // applyCap runs once the file is open
+        problem = "cannot open the database file"
+        log.error("\(error). vigild runs on without it: rows wait in memory (up to \(maxPending), then the oldest detections are dropped, counted), "
+                  + "and the file is tried again every second")
+    }
+
     /// A connection that SQLite opened read-only (a read-only file or file system) cannot
     /// take a row: say so once, with the remedy, and keep the rows in memory (counted when
     /// they must go).
@@ -168,8 +184,9 @@ extension Store {
             let statements = try StoreInserts(fresh)
             db = fresh
             inserts = statements
-            droppedDetectionsTotal = Int(try metaOnQueue(MetaKey.droppedDetections) ?? "") ?? 0
-            droppedAlertsTotal = Int(try metaOnQueue(MetaKey.droppedAlerts) ?? "") ?? 0
+            // The file's totals, plus what was dropped from memory meanwhile (written with the next commit).
+            droppedDetectionsTotal = (Int(try metaOnQueue(MetaKey.droppedDetections) ?? "") ?? 0) + unrecordedDrops.detections
+            droppedAlertsTotal = (Int(try metaOnQueue(MetaKey.droppedAlerts) ?? "") ?? 0) + unrecordedDrops.alerts
             try applyCap()
             needsReopen = false
             let rows = (db.scalarInt("SELECT count(*) FROM detections") ?? 0) + (db.scalarInt("SELECT count(*) FROM alerts") ?? 0)
@@ -189,11 +206,14 @@ extension Store {
         return "\(path).\(suffix)-\(f.string(from: Date()))"
     }
 
-    /// Stands in for the connection while there is no file: an empty in-memory database, so
-    /// that a query on it fails (no tables) instead of crashing.
+    /// Stands in for the connection while there is no file: an empty in-memory log, so that
+    /// sync, retention and the gauges find nothing instead of failing. Commits never reach it
+    /// (`inserts` is nil), so no row is taken for stored.
     static func detachedConnection() -> Database {
-        // An in-memory database cannot fail to open short of running out of memory.
-        try! Database(path: ":memory:")
+        // In memory, with the schema every build carries: failing here is a programmer error.
+        let db = try! Database(path: ":memory:")
+        try! Schema.migrator.migrate(db)
+        return db
     }
 
     /// At close: rows that never reached the file are counted and said, never silently lost.
