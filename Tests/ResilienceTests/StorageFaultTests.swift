@@ -147,6 +147,32 @@ final class StorageFaultTests: ResilienceCase {
         report("read-only database: \(frames) frames, 0 rows stored, rows not stored \(stopped["rows not stored"] ?? -1) in the stop line; /healthz \(health.status)")
     }
 
+    /// The same file made writable while vigild runs: it is opened again and the rows that
+    /// waited in memory are stored.
+    func testReadOnlyDatabaseMadeWritableStoresTheRowsThatWaited() throws {
+        let db = dbPath
+        try seedDatabase(db, rows: 10)
+        guard chattr("+i", db) else { throw XCTSkip("chattr +i \(db) failed (not root, or a file system without it)") }
+        defer { _ = chattr("-i", db) }
+        let broker = try Broker()
+        let daemon = try startDaemon(writeConfig(db: db, broker: broker))
+        defer { daemon.stop() }
+        let pub = try TestClient(port: broker.port)
+        defer { pub.close() }
+        let frames = 300
+        publish(pub, frames, prefix: "ro")
+        XCTAssertEqual(rowCount(db: db), 10)
+        XCTAssertTrue(chattr("-i", db))
+        let t0 = Date()
+        XCTAssertTrue(waitUntil(timeout: 10) { self.rowCount(db: db) == 10 + frames }, "rows \(rowCount(db: db))\n\(daemon.output)")
+        let seconds = -t0.timeIntervalSinceNow
+        XCTAssertEqual(daemon.stop(), 0)
+        let stopped = stoppedLine(daemon.output) ?? [:]
+        XCTAssertEqual(stopped["detections"], frames, daemon.output)
+        XCTAssertEqual(stopped["rows not stored"] ?? 0, 0, daemon.output)
+        report("read-only database made writable: the \(frames) rows that waited in memory stored \(fmt(seconds, 2)) s after chattr -i")
+    }
+
     // MARK: item 7
 
     /// An 8 MB file system under the default `min_free_mb` (64): the log still gets a

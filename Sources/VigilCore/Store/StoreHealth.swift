@@ -133,14 +133,23 @@ extension Store {
         guard db.isReadOnly else { return }
         problem = "the database is read-only"
         log.error("store \(path): the database is read-only (a read-only file or file system): no row can be stored; rows wait in memory "
-                  + "(up to \(maxPending), then the oldest are dropped and counted). Make it writable by the user vigild runs as, "
-                  + "or point storage.path elsewhere, and restart vigild")
+                  + "(up to \(maxPending), then the oldest are dropped and counted). Make it writable by the user vigild runs as "
+                  + "(it is opened again within a second), or point storage.path elsewhere and restart vigild")
     }
 
     /// Every second: was the file deleted (or replaced) under the connection? Then its rows
     /// are written to a new file at the path and the connection moves there.
     func checkFileOnQueue() {
         if needsReopen { reopenOnQueue(); return }
+        // SQLite keeps a connection it opened read-only that way: once the user has fixed the
+        // file, it is opened again, and the rows waiting in memory go in with the next commit.
+        if inserts != nil, db.isReadOnly, FileManager.default.isWritableFile(atPath: path) {
+            log.notice("store \(path): the database is writable now: opening it again")
+            inserts = nil
+            db = Store.detachedConnection()
+            reopenOnQueue()
+            return
+        }
         guard db.fileHasMoved else { return }
         let replaced = FileManager.default.fileExists(atPath: path)
         problem = replaced ? "the database file was replaced while vigild ran" : "the database file was deleted while vigild ran"
