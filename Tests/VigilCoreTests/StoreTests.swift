@@ -259,6 +259,24 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(store.withDatabase { try! $0.scalar("SELECT min(ts) FROM detections").double }, 1_700_000_201)
     }
 
+    /// Issue 15, item 6: a commit that keeps failing loses no row uncounted. The overflow of
+    /// memory and what still waits at close are both counted (stop line, /metrics).
+    func testEveryRowThatNeverReachesTheFileIsCounted() throws {
+        let counters = Counters()
+        let store = try Store(settings: settings(), counters: counters, maxPending: 300)
+        store.withDatabase { db in
+            _ = try! db.query("PRAGMA max_page_count = \(db.scalarInt("PRAGMA page_count")!)")
+        }
+        for i in 0..<500 { store.append(detection(i)) }
+        store.append(alert(0))
+        store.flush()
+        XCTAssertEqual(counters.snapshot().notStored, 201, "the memory overflow")
+        store.close()
+        let s = counters.snapshot()
+        XCTAssertEqual(s.stored, 0)
+        XCTAssertEqual(s.notStored, 501, "what still waited at close: every row is stored or counted")
+    }
+
     func testALoweredCapShrinksTheFileAtOpen() throws {
         var store: Store? = try Store(settings: settings(maxMB: 8))
         for i in 0..<20_000 { store!.append(detection(i)) }
