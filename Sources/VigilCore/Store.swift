@@ -57,6 +57,9 @@ public final class Store: @unchecked Sendable {
     var problem: String? { didSet { counters?.setStoreProblem(problem.map { "store \(path): \($0)" }) } }
     /// True while the file must be opened again (after it was deleted, or could not be opened).
     var needsReopen = false
+    /// When to try again to copy a deleted file's rows out, and the wait after that (doubling:
+    /// each try copies the whole file).
+    var rewriteRetry = (at: 0.0, delay: 1.0)
     /// Pages the cap allows (`max_size_mb` / page size).
     let capPages: Int64
     /// The page limit in force: the cap, or the file's size when the disk ran low (StoreCap.swift).

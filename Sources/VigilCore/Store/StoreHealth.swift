@@ -151,25 +151,35 @@ extension Store {
             return
         }
         guard db.fileHasMoved else { return }
+        let now = HealthMonitor.now()
+        guard now >= rewriteRetry.at else { return }
         let replaced = FileManager.default.fileExists(atPath: path)
         problem = replaced ? "the database file was replaced while vigild ran" : "the database file was deleted while vigild ran"
-        log.error("store \(path): \(problem!); writing the rows of the open connection to "
-                  + (replaced ? "\(path).replaced-<time> and moving to the file now at the path" : "a new file at the same path"))
-        rewriteOnQueue(replaced: replaced)
+        log.limited(.error, key: "store-moved", "store \(path): \(problem!); writing the rows of the open connection to "
+                    + (replaced ? "\(path).replaced-<time> and moving to the file now at the path" : "a new file at the same path"))
+        if rewriteOnQueue(replaced: replaced) {
+            rewriteRetry = (0, 1)
+        } else {
+            rewriteRetry = (now + rewriteRetry.delay, min(60, rewriteRetry.delay * 2))
+        }
     }
 
     /// Copies the deleted file's rows (they are still readable through the connection) to
     /// the path, or beside a file someone put there, then reopens the path.
-    private func rewriteOnQueue(replaced: Bool) {
+    /// Returns false when the copy failed (and the old connection goes on).
+    private func rewriteOnQueue(replaced: Bool) -> Bool {
         let target = replaced ? Store.asideName(path, "replaced") : path + ".rewriting"
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try? FileManager.default.removeItem(atPath: target)
             try db.copy(to: target)
         } catch {
-            // The old connection keeps working (into the deleted file); the next check tries again.
-            log.limited(.error, key: "store-rewrite", "store \(path): cannot write the open connection's rows to \(target): \(error); trying again every second")
-            return
+            // The old connection keeps working (into the deleted file, whose rows stay readable
+            // while vigild runs); a later check tries again. A partial copy only takes space.
+            try? FileManager.default.removeItem(atPath: target)
+            log.limited(.error, key: "store-rewrite", "store \(path): cannot write the open connection's rows to \(target): \(error); "
+                        + "trying again in \(Int(rewriteRetry.delay)) s (rows are kept until vigild stops: do not stop it before this succeeds)")
+            return false
         }
         // Close the old connection first: it checkpoints into the deleted file and removes its
         // own -wal and -shm, which must not be read as the new file's.
@@ -183,6 +193,7 @@ extension Store {
             log.error("store \(path): the rows of the file that was replaced are kept in \(target)")
         }
         reopenOnQueue()
+        return true
     }
 
     /// Opens the path again and makes it the connection; on failure the rows wait in memory
