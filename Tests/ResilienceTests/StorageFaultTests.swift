@@ -173,6 +173,34 @@ final class StorageFaultTests: ResilienceCase {
         report("read-only database made writable: the \(frames) rows that waited in memory stored \(fmt(seconds, 2)) s after chattr -i")
     }
 
+    /// A read-only file system at start (a WAL log there cannot even be opened): vigild says
+    /// which file and why, runs on with the rows in memory, and stores them once the file
+    /// system is writable again.
+    func testReadOnlyFileSystemAtStartStoresOnceWritable() throws {
+        let disk = try mountTmpfs("rofs", sizeMB: 8)
+        let db = disk + "/vigil.db"
+        try seedDatabase(dbPath, rows: 10)   // beside the mount: nothing of this process holds it open
+        try FileManager.default.copyItem(atPath: dbPath, toPath: db)
+        try tmpfs!.remount(readOnly: true)
+        let broker = try Broker()
+        let daemon = try startDaemon(writeConfig(db: db, broker: broker))
+        defer { daemon.stop() }
+        XCTAssertTrue(daemon.isRunning, daemon.output)
+        let message = daemon.output.split(separator: "\n").first(where: { $0.contains("cannot open the log") }).map(String.init) ?? ""
+        XCTAssertTrue(message.contains(db) && message.contains("not writable"), daemon.output)
+        let pub = try TestClient(port: broker.port)
+        defer { pub.close() }
+        let frames = 100
+        publish(pub, frames, prefix: "rofs")
+        try tmpfs!.remount(readOnly: false)
+        let t0 = Date()
+        XCTAssertTrue(waitUntil(timeout: 10) { self.rowCount(db: db) == 10 + frames }, "rows \(rowCount(db: db))\n\(daemon.output)")
+        let seconds = -t0.timeIntervalSinceNow
+        XCTAssertEqual(daemon.stop(), 0)
+        XCTAssertEqual((stoppedLine(daemon.output) ?? [:])["detections"], frames, daemon.output)
+        report("read-only file system at start: vigild ran on; \(frames) rows stored \(fmt(seconds, 2)) s after the remount rw")
+    }
+
     // MARK: item 7
 
     /// An 8 MB file system under the default `min_free_mb` (64): the log still gets a

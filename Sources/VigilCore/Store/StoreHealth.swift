@@ -41,7 +41,10 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
                 let free = Store.freeBytes(dir).map { "\(Store.mb($0)) MB free" } ?? "free space unknown"
                 remedy = "the file system holding \(dir) is full (\(free)): free space there, or point storage.path at a larger disk"
             } else if e.isCantOpen || e.isReadOnly || e.code == 3 /* SQLITE_PERM */ || e.code == 23 /* SQLITE_AUTH */ {
-                remedy = "check that \(dir) exists and that the user vigild runs as can write it (the unit's StateDirectory=vigil makes /var/lib/vigil), or point storage.path elsewhere"
+                let what = !FileManager.default.fileExists(atPath: dir) ? "\(dir) does not exist"
+                    : !FileManager.default.isWritableFile(atPath: dir) ? "\(dir) is not writable (a read-only file system, or its owner and mode)"
+                    : "the file or its -wal/-shm cannot be opened for writing"
+                remedy = "\(what): make \(dir) writable by the user vigild runs as (the unit's StateDirectory=vigil makes /var/lib/vigil), or point storage.path elsewhere"
             } else if e.code == 10 /* SQLITE_IOERR */ {
                 remedy = "the disk answered with an I/O error: check it (dmesg), or point storage.path at another disk"
             }
