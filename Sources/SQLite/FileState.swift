@@ -4,10 +4,10 @@ import Foundation
 /// What a long-lived connection needs to know about the file under it: whether it is still
 /// the file at its path, whether it can be written, and whether its pages are sound.
 extension Database {
-    /// True when the file this connection opened was deleted, renamed or replaced since:
-    /// SQLite's unix VFS answers from `fstat` (`st_nlink == 0`) and a `stat` of the path
-    /// (another inode). Writes to a deleted file still succeed in WAL mode, into a file
-    /// nobody will ever open again, so only this question reveals it.
+    /// True when the file this connection opened was deleted, renamed or replaced since
+    /// (`SQLITE_FCNTL_HAS_MOVED`: SQLite's unix VFS does a `stat` of the path, and answers yes
+    /// when nothing is there or another inode is). Writes to a deleted file still succeed in
+    /// WAL mode, into a file nobody will ever open again, so only this question reveals it.
     public var fileHasMoved: Bool {
         var moved: Int32 = 0
         let rc = sqlite3_file_control(handle, "main", SQLITE_FCNTL_HAS_MOVED, &moved)

@@ -25,6 +25,7 @@ public final class Counters: @unchecked Sendable {
     private var storeFailing = false
     private var notStored = 0
     private var storeProblem: String?
+    private var storeCopying = false
     /// Everything else /metrics shows (latency histograms, alerts, actions, sync): see Service/Metrics.swift.
     public let metrics = MetricsRegistry()
 
@@ -46,6 +47,9 @@ public final class Counters: @unchecked Sendable {
     /// What is wrong with the log file right now (deleted, read-only, cannot be opened), for /healthz.
     public func setStoreProblem(_ p: String?) { lock.withLock { storeProblem = p } }
     public var currentStoreProblem: String? { lock.withLock { storeProblem } }
+    /// True while the store copies a deleted file's rows out: its writer is busy, not hung.
+    public func setStoreCopying(_ on: Bool) { lock.withLock { storeCopying = on } }
+    public var isStoreCopying: Bool { lock.withLock { storeCopying } }
 
     public struct Snapshot: Sendable {
         public var received: [String: Int]

@@ -57,7 +57,11 @@ public final class HealthMonitor: @unchecked Sendable {
             return nil
         }
         if let t = pendingFor {
-            if t >= stallAfter { reasons.append("store writer has not answered for \(Int(t)) s") }
+            // Copying a deleted file's rows out holds the writer as long as the copy takes; a
+            // restart then would lose them for good.
+            if t >= stallAfter && !daemon.counters.isStoreCopying {
+                reasons.append("store writer has not answered for \(Int(t)) s")
+            }
         } else {
             let store = daemon.store
             DispatchQueue.global().async { [weak self] in

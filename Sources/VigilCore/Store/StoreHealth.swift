@@ -175,6 +175,8 @@ extension Store {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try? FileManager.default.removeItem(atPath: target)
+            counters?.setStoreCopying(true)
+            defer { counters?.setStoreCopying(false) }
             try db.copy(to: target)
         } catch {
             // The old connection keeps working (into the deleted file, whose rows stay readable
