@@ -111,7 +111,7 @@ final class StorageFaultTests: ResilienceCase {
         let stopped = stoppedLine(daemon.output) ?? [:]
         XCTAssertEqual(stopped["frames"], 400)
         XCTAssertEqual(stopped["rows not stored"] ?? 0, 0)
-        report("deleted database: detected \(fmt(secondsToDetect, 2)) s after rm; /healthz \(health.status) (\(health.body.prefix(90))); "
+        report("deleted database: detected \(fmt(secondsToDetect, 2)) s after rm; /healthz \(health.status) (\(health.body.trimmingCharacters(in: .whitespacesAndNewlines))); "
                + "rows after: \(rowCount()) of 400 (200 from before the deletion); integrity_check ok")
     }
 
