@@ -24,6 +24,9 @@ public final class Counters: @unchecked Sendable {
     private var stored = 0
     private var storeErrors = 0
     private var storeFailing = false
+    private var notStored = 0
+    private var storeProblem: String?
+    private var storeCopying = false
     /// Everything else /metrics shows (latency histograms, alerts, actions, sync): see Service/Metrics.swift.
     public let metrics = MetricsRegistry()
 
@@ -39,6 +42,15 @@ public final class Counters: @unchecked Sendable {
     public func storeFailed() { lock.withLock { storeErrors += 1; storeFailing = true } }
     /// True when the last commit attempt failed (for /healthz).
     public var isStoreFailing: Bool { lock.withLock { storeFailing } }
+    /// Rows that never reached the file: dropped from memory while it refused writes, or
+    /// still waiting when vigild stopped. With `stored`, every row is accounted for.
+    public func rowsNotStored(_ n: Int) { if n > 0 { lock.withLock { notStored += n } } }
+    /// What is wrong with the log file right now (deleted, read-only, cannot be opened), for /healthz.
+    public func setStoreProblem(_ p: String?) { lock.withLock { storeProblem = p } }
+    public var currentStoreProblem: String? { lock.withLock { storeProblem } }
+    /// True while the store copies a deleted file's rows out: its writer is busy, not hung.
+    public func setStoreCopying(_ on: Bool) { lock.withLock { storeCopying = on } }
+    public var isStoreCopying: Bool { lock.withLock { storeCopying } }
 
     public struct Snapshot: Sendable {
         public var received: [String: Int]
@@ -47,6 +59,7 @@ public final class Counters: @unchecked Sendable {
         public var dropped: [String: Int]
         public var stored: Int
         public var storeErrors: Int
+        public var notStored: Int
 
         public var totalReceived: Int { received.values.reduce(0, +) }
         public var totalProcessed: Int { processed.values.reduce(0, +) }
@@ -58,7 +71,7 @@ public final class Counters: @unchecked Sendable {
     public func snapshot() -> Snapshot {
         lock.withLock {
             Snapshot(received: received, processed: processed, rejected: rejected, dropped: dropped,
-                     stored: stored, storeErrors: storeErrors)
+                     stored: stored, storeErrors: storeErrors, notStored: notStored)
         }
     }
 }

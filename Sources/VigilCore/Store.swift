@@ -38,24 +38,32 @@ public final class Store: @unchecked Sendable {
     let directory: String
     let settings: StorageSettings
     let queue = DispatchQueue(label: "vigil.store")
-    let db: Database
-    private let insertDetection: Statement
-    private let insertAlert: Statement
+    /// The connection; replaced when the file was deleted under it (Store/StoreHealth.swift).
+    var db: Database
+    /// The commit's statements on `db`; nil while there is no file to write to.
+    var inserts: StoreInserts?
     let lock = NSLock()
-    private var pendingDetections: [Detection] = []
-    private var pendingAlerts: [AlertRecord] = []
+    var pendingDetections: [Detection] = []
+    var pendingAlerts: [AlertRecord] = []
     /// Intake journal entries whose rows are appended above: their marks commit with those rows.
-    private var pendingRetired: [UInt64] = []
-    private let insertRetired: Statement
+    var pendingRetired: [UInt64] = []
     /// Told the journal entries a commit retired (on the writer's queue).
     private var retireListener: (@Sendable ([UInt64]) -> Void)?
     private var timer: DispatchSourceTimer?
     private var maintenanceTimer: DispatchSourceTimer?
+    private var fileTimer: DispatchSourceTimer?
     private var flushScheduled = false
-    private let counters: Counters?
+    let counters: Counters?
     /// Rows kept in memory while the database refuses writes; beyond it the oldest detections go.
     let maxPending: Int
-    private var lastError: String?
+    var lastError: String?
+    /// What is wrong with the file right now (deleted, read-only, cannot be opened), for /healthz.
+    var problem: String? { didSet { counters?.setStoreProblem(problem.map { "store \(path): \($0)" }) } }
+    /// True while the file must be opened again (after it was deleted, or could not be opened).
+    var needsReopen = false
+    /// When to try again to copy a deleted file's rows out, and the wait after that (doubling:
+    /// each try copies the whole file).
+    var rewriteRetry = (at: 0.0, delay: 1.0)
     /// Pages the cap allows (`max_size_mb` / page size).
     let capPages: Int64
     /// The page limit in force: the cap, or the file's size when the disk ran low (StoreCap.swift).
@@ -82,23 +90,26 @@ public final class Store: @unchecked Sendable {
         if !FileManager.default.fileExists(atPath: dir) {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
-        db = try Database(path: settings.path)
-        try Store.configure(db, durability: settings.durability)
-        try Schema.migrator.migrate(db)
+        // A corrupt file is moved aside and a fresh log started; anything else that stops the
+        // file from opening throws an error naming the file and the remedy (Store/StoreHealth.swift).
+        var unavailable: StoreError?
+        do {
+            db = try Store.openLog(path: settings.path, durability: settings.durability)
+        } catch let e as StoreError where e.retryable {
+            db = Store.detachedConnection()
+            unavailable = e
+        }
         pageSize = max(512, db.scalarInt("PRAGMA page_size") ?? 4096)
         capPages = max(16, Int64(settings.maxSizeMB * 1024 * 1024) / pageSize)
-        insertDetection = try db.prepare("""
-            INSERT OR IGNORE INTO detections(uuid, ts, pipeline, device, model, label, score, scores, latency_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        insertAlert = try db.prepare("""
-            INSERT OR IGNORE INTO alerts(uuid, ts, pipeline, device, state, label, score, severity, actions)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        insertRetired = try db.prepare("INSERT OR IGNORE INTO intake_retired(seq) VALUES (?)")
-        droppedDetectionsTotal = Int(try metaOnQueue(MetaKey.droppedDetections) ?? "") ?? 0
-        droppedAlertsTotal = Int(try metaOnQueue(MetaKey.droppedAlerts) ?? "") ?? 0
-        try applyCap()
+        if let unavailable {
+            startDetached(unavailable)
+        } else {
+            inserts = try StoreInserts(db)
+            checkWritable()
+            droppedDetectionsTotal = Int(try metaOnQueue(MetaKey.droppedDetections) ?? "") ?? 0
+            droppedAlertsTotal = Int(try metaOnQueue(MetaKey.droppedAlerts) ?? "") ?? 0
+            try applyCap()
+        }
 
         let t = DispatchSource.makeTimerSource(queue: queue)
         let interval = DispatchTimeInterval.milliseconds(settings.commitIntervalMs)
@@ -113,11 +124,18 @@ public final class Store: @unchecked Sendable {
         m.setEventHandler { [weak self] in self?.retentionOnQueue(now: Date().timeIntervalSince1970) }
         m.resume()
         maintenanceTimer = m
+        // The file is looked at every second: deleted under us, or to be opened again.
+        let f = DispatchSource.makeTimerSource(queue: queue)
+        f.schedule(deadline: .now() + Store.fileCheckInterval, repeating: Store.fileCheckInterval, leeway: .milliseconds(100))
+        f.setEventHandler { [weak self] in self?.checkFileOnQueue() }
+        f.resume()
+        fileTimer = f
     }
 
     deinit {
         timer?.cancel()
         maintenanceTimer?.cancel()
+        fileTimer?.cancel()
     }
 
     static func configure(_ db: Database, durability: Durability = .process) throws {
@@ -278,19 +296,21 @@ public final class Store: @unchecked Sendable {
             log.notice("store \(path): writing again")
             lastError = nil
         }
+        if problem != nil && restAlerts.isEmpty && restDetections.isEmpty { problem = nil }
     }
 
     private func insert(_ alerts: ArraySlice<AlertRecord>, _ detections: ArraySlice<Detection>, _ retired: [UInt64]) throws {
+        guard let inserts else { throw StoreError.noFile(path, problem) }
         try db.transaction {
             for a in alerts {
-                try insertAlert.run([.text(a.uuid), .real(a.ts), .text(a.pipeline), .text(a.device), .text(a.state),
+                try inserts.alert.run([.text(a.uuid), .real(a.ts), .text(a.pipeline), .text(a.device), .text(a.state),
                                      .text(a.label), .real(a.score), .text(a.severity), .text(a.actions)])
             }
             for d in detections {
-                try insertDetection.run([.text(d.uuid), .real(d.ts), .text(d.pipeline), .text(d.device), .text(d.model),
+                try inserts.detection.run([.text(d.uuid), .real(d.ts), .text(d.pipeline), .text(d.device), .text(d.model),
                                          .text(d.label), .real(d.score), .text(d.scoresJSON), .real(d.latencyMs)])
             }
-            for seq in retired { try insertRetired.run([.integer(Int64(bitPattern: seq))]) }
+            for seq in retired { try inserts.retired.run([.integer(Int64(bitPattern: seq))]) }
             try recordMemoryDropsOnQueue()
         }
     }
@@ -323,6 +343,7 @@ public final class Store: @unchecked Sendable {
             unrecordedDrops.alerts += a
             return (d, a)
         }
+        counters?.rowsNotStored(dropped.0 + dropped.1)
         if dropped.0 + dropped.1 > 0 {
             log.limited(.error, key: "store-drop-memory",
                         "store \(path): dropped \(dropped.0) detections and \(dropped.1) alerts held in memory while the database refused writes (over \(maxPending) rows waiting)")
@@ -333,7 +354,9 @@ public final class Store: @unchecked Sendable {
     public func close() {
         timer?.cancel()
         maintenanceTimer?.cancel()
+        fileTimer?.cancel()
         flush()
+        countUnwritten()
         // Fold the WAL back into the database so a stopped daemon leaves one self-contained
         // file (copyable, readable by sqlite3 without write access). Best effort: a reader
         // holding a snapshot only makes this partial.

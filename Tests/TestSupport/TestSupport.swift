@@ -261,6 +261,12 @@ public final class TmpfsMount: @unchecked Sendable {
         }
     }
 
+    /// Makes the mount read-only (a database on it can be read, never written), or writable again.
+    public func remount(readOnly: Bool) throws {
+        let (status, said) = TmpfsMount.run("/bin/mount", ["-o", "remount,\(readOnly ? "ro" : "rw")", path])
+        guard status == 0 else { throw Unavailable(description: "cannot remount \(path): exit \(status): \(said)") }
+    }
+
     /// Lazy unmount: a file the test still holds open does not keep the mount busy.
     public func unmount() {
         guard mounted else { return }
