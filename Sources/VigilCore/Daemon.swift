@@ -84,7 +84,9 @@ public final class Daemon: @unchecked Sendable {
         }
         let journal = try IntakeJournal(directory: config.storage.intakeDirectory, durability: config.storage.durability,
                                         maxBytes: config.limits.intakeMaxMB << 20)
-        let retired = try store.retiredIntakeSeqs(from: 0)
+        // A log that cannot be read now (Store/StoreHealth.swift) retires nothing: every entry is
+        // processed again, and its rows, derived from the frame, are stored once.
+        let retired = (try? store.retiredIntakeSeqs(from: 0)) ?? []
         let recovery = try journal.recover { retired.contains($0) }
         store.onRetired { seqs in
             journal.retire(seqs)

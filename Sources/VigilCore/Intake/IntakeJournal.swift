@@ -84,11 +84,26 @@ public final class IntakeJournal: @unchecked Sendable {
         self.maxBytes = max(1 << 20, maxBytes)
         // Several segments under the cap, so retiring frees space in steps smaller than the cap.
         self.segmentBytes = max(64 << 10, min(segmentBytes, self.maxBytes / 4))
+        if let e = makeDirectory() {
+            // Like the store, not a reason to stop (a restart loop helps nobody): frames are
+            // processed without the journal until the directory can be made.
+            log.error("\(e); frames are processed without it (durable only once their rows are committed) until it can be created")
+        }
+    }
+
+    private var directoryReady = false
+    private var lastAttempt = 0.0
+
+    /// Creates the directory; nil on success, else the error naming it and the remedy.
+    private func makeDirectory() -> IntakeError? {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o750])
+            directoryReady = true
+            return nil
         } catch {
-            throw IntakeError("intake journal \(directory): cannot create the directory (\(error)); check that vigild may write under \(URL(fileURLWithPath: directory).deletingLastPathComponent().path)")
+            let parent = URL(fileURLWithPath: directory).deletingLastPathComponent().path
+            return IntakeError("intake journal \(directory): cannot create the directory (\((error as NSError).localizedDescription)); make \(parent) writable for vigild, or set storage.intake_path")
         }
     }
 
@@ -111,7 +126,8 @@ public final class IntakeJournal: @unchecked Sendable {
             if good < bytes.count {
                 out.tornBytes += bytes.count - good
                 log.warning("intake journal \(path): cut \(bytes.count - good) bytes at offset \(good) that do not hold a whole record (a write torn by a power cut)")
-                try AppendFile.truncate(path, to: good)
+                // New entries go to a new segment anyway; a cut that fails only leaves the bytes to skip again.
+                do { try AppendFile.truncate(path, to: good) } catch { log.warning("intake journal \(path): \(error)") }
             }
             let segment = Segment(firstSeq: entries.first?.seq ?? first, path: path, bytes: good)
             for var e in entries {
@@ -170,6 +186,14 @@ public final class IntakeJournal: @unchecked Sendable {
     /// The segment to append to, starting a new one when the current one is full.
     private func activeFile(startingAt seq: UInt64, adding bytes: Int) throws -> AppendFile {
         if let f = active, f.size + bytes <= segmentBytes || f.size == 0 { return f }
+        if !directoryReady {
+            // Tried again at most once a second (each try is a few system calls on the MQTT thread).
+            let now = monotonicSeconds()
+            guard now - lastAttempt >= 1 else { throw IntakeError("intake journal \(directory): no directory") }
+            lastAttempt = now
+            if let e = makeDirectory() { throw e }
+            log.notice("intake journal \(directory): created; frames are journaled again")
+        }
         let path = directory + "/" + String(format: "%016llx.seg", seq)
         let f = try AppendFile(path: path)
         if durability == .power { try AppendFile.syncDirectory(directory) }
