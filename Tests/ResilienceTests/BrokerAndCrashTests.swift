@@ -96,11 +96,7 @@ final class BrokerAndCrashTests: ResilienceCase {
         let published = mids.get
         XCTAssertTrue(waitUntil(timeout: 60) { published.values.allSatisfy(pub.acked) }, "publisher's frames not all acknowledged")
         let ackedFrames = Set(published.keys.map { "f\($0)" })
-        var devices = Set<String>()
-        XCTAssertTrue(waitUntil(timeout: 30, interval: 0.1) {
-            devices = Set(self.query("SELECT DISTINCT device FROM detections").compactMap { $0.first?.string })
-            return ackedFrames.isSubset(of: devices)
-        }, "missing frames: \(ackedFrames.subtracting(devices).sorted().prefix(20))\n\(daemon.output)")
+        var devices = waitForRows(of: ackedFrames, timeout: 30, daemon.output)
         Thread.sleep(forTimeInterval: 0.3)   // any duplicates still on their way
         devices = Set(query("SELECT DISTINCT device FROM detections").compactMap { $0.first?.string })
         let rows = rowCount()

@@ -61,11 +61,7 @@ final class DurableIntakeTests: ResilienceCase {
         let published = mids.get
         XCTAssertTrue(pub.waitForAcks(Array(published.values), timeout: 60), "the broker acknowledged every frame to the publisher")
         let acked = Set(published.keys.map { "f\($0)" })
-        var devices = Set<String>()
-        XCTAssertTrue(waitUntil(timeout: 90, interval: 0.2) {
-            devices = Set(self.query("SELECT DISTINCT device FROM detections").compactMap { $0.first?.string })
-            return acked.isSubset(of: devices)
-        }, "\(acked.subtracting(devices).count) acknowledged frames have no row, e.g. \(acked.subtracting(devices).sorted().prefix(10))")
+        let devices = waitForRows(of: acked, timeout: 90)
         Thread.sleep(forTimeInterval: 0.5)   // any duplicate still on its way
         let rows = rowCount()
         let distinct = int("SELECT count(DISTINCT device) FROM detections")

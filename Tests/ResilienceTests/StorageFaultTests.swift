@@ -51,20 +51,6 @@ final class StorageFaultTests: ResilienceCase {
         XCTAssertTrue(pub.waitForAcks(mids, timeout: 20))
     }
 
-    func curl(_ url: String) -> (status: Int, body: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        p.arguments = ["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10", url]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        guard (try? p.run()) != nil else { return (-1, "curl did not run") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard let split = text.range(of: "\n", options: .backwards) else { return (-1, text) }
-        return (Int(text[split.upperBound...]) ?? -1, String(text[..<split.lowerBound]))
-    }
-
     /// `chattr FLAG path`; true when it worked.
     func chattr(_ flag: String, _ path: String) -> Bool {
         let p = Process()
@@ -98,7 +84,7 @@ final class StorageFaultTests: ResilienceCase {
         let secondsToDetect = -t0.timeIntervalSinceNow
         XCTAssertTrue(detected, daemon.output)
         XCTAssertTrue(daemon.output.contains("ERROR"), daemon.output)
-        let health = curl("http://127.0.0.1:\(http)/healthz")
+        let health = httpGet("http://127.0.0.1:\(http)/healthz")
         XCTAssertEqual(health.status, 503, health.body)
         XCTAssertTrue(health.body.contains("deleted"), health.body)
         XCTAssertTrue(waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: self.dbPath) }, daemon.output)
@@ -136,7 +122,7 @@ final class StorageFaultTests: ResilienceCase {
         XCTAssertTrue(daemon.output.contains(db) && daemon.output.contains("read-only"), daemon.output)
         let frames = 300
         publish(pub, frames, prefix: "ro")
-        let health = curl("http://127.0.0.1:\(http)/healthz")
+        let health = httpGet("http://127.0.0.1:\(http)/healthz")
         XCTAssertEqual(health.status, 503, health.body)
         XCTAssertEqual(daemon.stop(), 0)
         let stopped = stoppedLine(daemon.output) ?? [:]
@@ -300,7 +286,7 @@ final class StorageFaultTests: ResilienceCase {
         let message = daemon.output.split(separator: "\n").first(where: { $0.contains("cannot open the log") }).map(String.init) ?? ""
         XCTAssertTrue(message.contains(db), "the message names the file:\n\(daemon.output)")
         XCTAssertTrue(message.contains("free space there"), "the message says what to do:\n\(daemon.output)")
-        let health = curl("http://127.0.0.1:\(http)/healthz")
+        let health = httpGet("http://127.0.0.1:\(http)/healthz")
         XCTAssertEqual(health.status, 503, health.body)
 
         let pub = try TestClient(port: broker.port)
@@ -312,7 +298,7 @@ final class StorageFaultTests: ResilienceCase {
         let t0 = Date()
         XCTAssertTrue(waitUntil(timeout: 20) { self.rowCount(db: db) == frames }, "rows \(rowCount(db: db))\n\(daemon.output)")
         let secondsToStore = -t0.timeIntervalSinceNow
-        XCTAssertTrue(waitUntil(timeout: 10) { self.curl("http://127.0.0.1:\(http)/healthz").status == 200 }, curl("http://127.0.0.1:\(http)/healthz").body)
+        XCTAssertTrue(waitUntil(timeout: 10) { httpGet("http://127.0.0.1:\(http)/healthz").status == 200 }, httpGet("http://127.0.0.1:\(http)/healthz").body)
         XCTAssertEqual(daemon.stop(), 0)
         let stopped = stoppedLine(daemon.output) ?? [:]
         XCTAssertEqual(stopped["detections"], frames, daemon.output)

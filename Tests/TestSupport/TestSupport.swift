@@ -299,3 +299,19 @@ public final class Locked<T>: @unchecked Sendable {
     public func with<R>(_ f: (inout T) -> R) -> R { lock.withLock { f(&value) } }
     public var get: T { lock.withLock { value } }
 }
+
+/// One HTTP GET through curl (a client independent of vigild's own HTTP code): the status
+/// and body; status -1 when curl could not run or answered nothing parseable.
+public func httpGet(_ url: String) -> (status: Int, body: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    p.arguments = ["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10", url]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    guard (try? p.run()) != nil else { return (-1, "curl did not run") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    guard let split = text.range(of: "\n", options: .backwards) else { return (-1, text) }
+    return (Int(text[split.upperBound...]) ?? -1, String(text[..<split.lowerBound]))
+}
