@@ -37,7 +37,7 @@ public final class Daemon: @unchecked Sendable {
         log.setLevel(config.logLevel)
         let models = try Daemon.loadModels(config)
         self.currentModels = models
-        let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
+        let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: config.limits) }
         for p in pipelines {
             log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
         }

@@ -37,7 +37,7 @@ public final class Engine: @unchecked Sendable {
     public func submit(_ message: MQTTMessage) {
         guard let p = route(message.topic) else {
             counters.frameRejected("-", .unrouted)
-            log.limited(.warning, key: "unrouted", "topic \(message.topic): no pipeline owns this topic; message ignored")
+            log.limited(.warning, key: "unrouted", "topic \(Logger.clip(message.topic)): no pipeline owns this topic; message ignored")
             return
         }
         let pipeline = pipelines[p]
@@ -69,7 +69,7 @@ public final class Engine: @unchecked Sendable {
 
     func reject(_ pipeline: String, _ topic: String, _ e: FrameError) {
         counters.frameRejected(pipeline, e.reason)
-        log.limited(.warning, key: "reject-\(pipeline)-\(e.reason.rawValue)", "pipeline \(pipeline), topic \(topic): rejected (\(e.reason.rawValue)): \(e.message)")
+        log.limited(.warning, key: "reject-\(pipeline)-\(e.reason.rawValue)", "pipeline \(pipeline), topic \(Logger.clip(topic)): rejected (\(e.reason.rawValue)): \(e.message)")
     }
 
     /// Runs on a lane's thread: decodes the jobs and turns them into model inputs in order,
@@ -322,7 +322,7 @@ final class Lane: @unchecked Sendable {
             if now - lastSweep >= sweepEvery {
                 lastSweep = now
                 for k in streams.sweep(now: now) {
-                    log.debug("pipeline \(engine.pipelines[k.pipeline].name), device \(k.device): silent for over \(ttl) s; stream state freed")
+                    log.debug("pipeline \(engine.pipelines[k.pipeline].name), device \(Logger.clip(k.device)): silent for over \(ttl) s; stream state freed")
                 }
             }
             cond.lock()

@@ -26,7 +26,14 @@ public struct TimedFrame: Sendable {
     /// Epoch seconds: the payload's own `ts` when it has one, else the arrival time
     /// (for audio: the time of the chunk's last sample).
     public var ts: Double
-    public init(frame: Frame, ts: Double) { self.frame = frame; self.ts = ts }
+    /// When the payload arrived (epoch seconds, the gateway's clock). Equal to `ts` when the
+    /// payload has no time of its own.
+    public var receivedAt: Double
+    public init(frame: Frame, ts: Double, receivedAt: Double? = nil) {
+        self.frame = frame; self.ts = ts; self.receivedAt = receivedAt ?? ts
+    }
+    /// Whether `ts` came from the payload (a sensor's clock) rather than from the arrival time.
+    public var hasOwnTime: Bool { ts != receivedAt }
 }
 
 /// Turns one payload into a frame.
