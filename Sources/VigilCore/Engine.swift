@@ -77,12 +77,27 @@ public final class Engine: @unchecked Sendable {
     /// many when the model allows), then hands the detections on in the jobs' order, so
     /// each device's detections stay in order. A frame any of whose inputs failed is
     /// rejected; the detections of its inputs that succeeded are kept.
+    ///
+    /// A frame whose adapter hands its inputs out in runs (a long audio chunk:
+    /// `StreamAdapter.hasMoreInputs`) ends a batch: the inputs gathered so far run, then the
+    /// rest of that frame's, run by run, then the jobs after it. So one payload's inputs
+    /// never sit in memory all at once, and the order still holds.
     func process(_ jobs: [Job], streams: inout StreamTable) {
+        var from = 0
+        while from < jobs.count { from = process(jobs, from: from, streams: &streams) }
+    }
+
+    /// Processes `jobs[from...]` up to the first one with more inputs to give, and all of
+    /// that one's inputs; returns the index of the next job to process.
+    private func process(_ jobs: [Job], from: Int, streams: inout StreamTable) -> Int {
         var inputs: [[(input: ModelInput, device: String)]] = Array(repeating: [], count: pipelines.count)
         var firstInput = [Int](repeating: 0, count: jobs.count)
         var inputCount = [Int](repeating: 0, count: jobs.count)
         var failed = [FrameError?](repeating: nil, count: jobs.count)
-        for (j, job) in jobs.enumerated() {
+        var end = jobs.count
+        var long: (any StreamAdapter)?
+        for j in from..<jobs.count {
+            let job = jobs[j]
             let pipeline = pipelines[job.pipeline]
             do throws(FrameError) {
                 let frame = try pipeline.decoder.decode(job.payload, receivedAt: job.receivedAt)
@@ -91,25 +106,44 @@ public final class Engine: @unchecked Sendable {
                 firstInput[j] = inputs[job.pipeline].count
                 inputCount[j] = made.count
                 inputs[job.pipeline] += made.map { ($0, job.device) }
+                if adapter.hasMoreInputs {
+                    long = adapter
+                    end = j + 1
+                    break
+                }
             } catch {
                 failed[j] = error
             }
         }
         let results = inputs.enumerated().map { p, items in items.isEmpty ? [] : pipelines[p].detect(batch: items) }
-        for (j, job) in jobs.enumerated() {
-            let pipeline = pipelines[job.pipeline]
+        func hand(_ result: Result<Detection, FrameError>, _ job: Job, _ error: inout FrameError?) {
+            switch result {
+            case .success(let detection):
+                sink(detection)
+                counters.detectionMade(pipeline: pipelines[job.pipeline].name, seconds: Date().timeIntervalSince1970 - job.receivedAt)
+            case .failure(let e):
+                error = error ?? e
+            }
+        }
+        func finish(_ job: Job, _ error: FrameError?) {
+            let name = pipelines[job.pipeline].name
+            if let error { reject(name, job.topic, error) } else { counters.frameProcessed(name) }
+        }
+        for j in from..<end {
+            let job = jobs[j]
             var error = failed[j]
-            for result in results[job.pipeline][firstInput[j]..<firstInput[j] + inputCount[j]] {
-                switch result {
-                case .success(let detection):
-                    sink(detection)
-                    counters.detectionMade(pipeline: pipeline.name, seconds: Date().timeIntervalSince1970 - job.receivedAt)
-                case .failure(let e):
-                    error = error ?? e
+            for result in results[job.pipeline][firstInput[j]..<firstInput[j] + inputCount[j]] { hand(result, job, &error) }
+            if let long, j == end - 1 {
+                // The rest of this frame's inputs, one bounded run at a time.
+                while long.hasMoreInputs {
+                    let more = long.moreInputs()
+                    if more.isEmpty { break }
+                    for result in pipelines[job.pipeline].detect(batch: more.map { ($0, job.device) }) { hand(result, job, &error) }
                 }
             }
-            if let error { reject(pipeline.name, job.topic, error) } else { counters.frameProcessed(pipeline.name) }
+            finish(job, error)
         }
+        return end
     }
 
     /// Blocks until every queued frame has been processed.

@@ -66,6 +66,18 @@ public protocol StreamAdapter: AnyObject {
     /// Zero or more inputs for this frame (an audio chunk may fill several windows or none;
     /// a camera's first frame has no predecessor yet).
     func inputs(for frame: TimedFrame) throws(FrameError) -> [ModelInput]
+    /// True when the last frame has inputs left that `inputs(for:)` did not return: an
+    /// adapter may hand out a long frame's inputs in bounded runs (audio windows), and the
+    /// engine runs each before asking for the next, so one payload's inputs never all sit
+    /// in memory at once. Asked after `inputs(for:)` and after each `moreInputs()`.
+    var hasMoreInputs: Bool { get }
+    /// The next run of the last frame's inputs.
+    func moreInputs() -> [ModelInput]
+}
+
+extension StreamAdapter {
+    public var hasMoreInputs: Bool { false }
+    public func moreInputs() -> [ModelInput] { [] }
 }
 
 @inline(__always)

@@ -152,8 +152,10 @@ public final class Pipeline: Sendable {
             let input = audioShape
             let resample = s.resample
             let decoder: any PayloadDecoder = s.format == .wav ? WAVDecoder() : PCMS16LEDecoder(sampleRate: s.sampleRate!)
+            // A long chunk is windowed ~1 MB of windows at a time (AudioWindowAdapter says why).
+            let maxWindows = max(1, (4 * Pipeline.batchInputBytes) / (window * 4))
             return make(decoder, "windows of \(window) samples at \(rate) Hz, hop \(hop)") {
-                AudioWindowAdapter(shape: input, window: window, hop: hop, rate: rate, resample: resample)
+                AudioWindowAdapter(shape: input, window: window, hop: hop, rate: rate, resample: resample, maxWindows: maxWindows)
             }
 
         case .pgm, .gray8:
