@@ -249,6 +249,19 @@ final class ServiceLogTests: XCTestCase {
         XCTAssertTrue(line.hasPrefix("20"), "starts with a UTC timestamp: \(line)")
     }
 
+    /// Issue 15, item 4: a 64 KB device name or topic does not make a 64 KB line.
+    func testLongNamesAndLinesAreCut() {
+        let out = Lines()
+        let j = Logger(journald: true, sink: { out.add($0) })
+        let name = String(repeating: "x", count: 65_000)
+        XCTAssertEqual(Logger.clip("cam1"), "cam1")
+        XCTAssertEqual(Logger.clip(name).utf8.count, 120 + "...(65000 bytes)".utf8.count)
+        j.warning("device \(name)")
+        let line = out.all.first ?? ""
+        XCTAssertLessThan(line.utf8.count, Logger.maxMessageBytes + 64)
+        XCTAssertTrue(line.contains("line of 65007 bytes cut"), line.suffix(60).description)
+    }
+
     func testRepeatedMessagesAreCountedNotRepeated() {
         let out = Lines()
         let l = Logger(journald: true, sink: { out.add($0) })
