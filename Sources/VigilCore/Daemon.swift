@@ -91,6 +91,11 @@ public final class Daemon: @unchecked Sendable {
             for s in Daemon.subscriptions(self.config) {
                 do { try self.client?.subscribe(s, qos: qos) } catch { log.error("\(error)") }
             }
+            // Discovery configs an earlier run left retained: removed after the device TTL
+            // unless their device comes back (AlertCenter.takeLeftover).
+            if let filter = self.alerts.leftoverFilter {
+                do { try self.client?.subscribe(filter, qos: 1) } catch { log.error("\(error)") }
+            }
             do { try self.client?.publish(statusTopic, "online", qos: 1, retain: true) } catch { log.error("\(error)") }
             self.alerts.brokerConnected()
         }
@@ -122,6 +127,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Hands a frame to the current engine (on the MQTT thread; waits only while a reload swaps engines).
     func submit(_ message: MQTTMessage) {
+        if alerts.takeLeftover(message) { return }
         submitGate.withLock { engine.submit(message) }
     }
 

@@ -210,6 +210,41 @@ final class HostileInputTests: ResilienceCase {
                + "configs \(cleared ? "" : "not ")cleared after the 2 s ttl; longest log line \(longest) bytes")
     }
 
+    /// Configs retained by an earlier run (before a restart, or before discovery was capped)
+    /// are found at connect and removed after the device TTL, unless their device comes back.
+    func testDiscoveryLeftByAnEarlierRunIsRemoved() throws {
+        let path = try haConfig(id: "haleft", limits: #""device_ttl_s": 60"#, ha: #""discovery": true"#)
+        var daemon = try startDaemon(path)
+        let pub = try TestClient(port: broker.port)
+        defer { pub.close() }
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/gone/vec", f32le([10, 0, 0, 0])),
+                                       try pub.publish("sensors/back/vec", f32le([10, 0, 0, 0]))]))
+        func retained() -> [String] {
+            guard let c = try? TestClient(port: broker.port, subscribe: ["homeassistant/#"]) else { return [] }
+            defer { c.close() }
+            Thread.sleep(forTimeInterval: 0.3)
+            return c.messages.filter { !$0.payload.isEmpty }.map(\.topic).sorted()
+        }
+        XCTAssertTrue(waitUntil(timeout: 10) { retained().count == 4 }, "\(retained())")
+        XCTAssertEqual(daemon.stop(), 0)
+        // The next run forgets devices after 2 s; only `back` is heard from again.
+        _ = dir.write("vigil.json", try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: #""device_ttl_s": 60"#, with: #""device_ttl_s": 2"#))
+        daemon = try startDaemon(path, log: "vigild2.log")
+        defer { daemon.stop() }
+        let stop = StopFlag()
+        let feeder = Worker { [pub] in
+            while !stop.isSet { _ = try? pub.publish("sensors/back/vec", f32le([10, 0, 0, 0])); Thread.sleep(forTimeInterval: 0.3) }
+        }
+        let left = waitUntil(timeout: 15, interval: 0.5) { retained().allSatisfy { $0.contains("_back_") } }
+        let now = retained()
+        stop.set()
+        feeder.join()
+        XCTAssertTrue(left, "\(now)")
+        XCTAssertEqual(now.count, 2, "the configs of `back` stay: \(now)")
+        XCTAssertTrue(daemon.output.contains("an earlier run left"), daemon.output.suffix(2000).description)
+        report("homeassistant: after a restart, \(now.count) of 4 retained configs left after the 2 s ttl (the 2 of the device still heard from should stay)")
+    }
+
     /// At most `homeassistant.max_devices` pairs are announced; the rest are logged, not retained.
     func testDiscoveryIsCapped() throws {
         let daemon = try startDaemon(try haConfig(id: "hacap", limits: "", ha: #""discovery": true, "max_devices": 4"#))

@@ -1,4 +1,5 @@
 import Foundation
+import MQTT
 
 /// detections -> rules -> alert row, alert message, actions (DESIGN.md data flow).
 ///
@@ -7,7 +8,8 @@ import Foundation
 /// row is written at once with each action `pending`; when the last action finishes (or
 /// times out) its `actions` column is rewritten with the outcomes (docs/alerts.md says why).
 public final class AlertCenter: @unchecked Sendable {
-    // @unchecked Sendable: counters and `inFlight` are guarded by `lock`; `lastScore` by `scoreLock`; the rest is immutable.
+    // @unchecked Sendable: counters and `inFlight` are guarded by `lock`; `lastScore` and `leftovers` by
+    // `scoreLock`; `discovered` locks itself; the rest is immutable.
     public struct PipelineInfo: Sendable {
         public var name: String
         public var alert: AlertSettings?
@@ -40,6 +42,15 @@ public final class AlertCenter: @unchecked Sendable {
     private var lastScore: [String: Double] = [:]
     /// The devices announced to Home Assistant (capped, forgotten after the device TTL).
     let discovered: DiscoveredDevices
+    /// Retained configs of this node found on the broker at connect (left by an earlier
+    /// run): removed after the device TTL unless their device is announced again meanwhile.
+    private var leftovers: [String: (since: Double, state: String?)] = [:]
+    /// At most this many leftovers are tracked at once (a broker may hold hundreds of
+    /// thousands from before discovery was capped); the rest are found on a later connect.
+    static let maxLeftovers = 100_000
+    /// What vigild subscribes to at connect to find the discovery configs an earlier run
+    /// left retained (nil when discovery is off): `<prefix>/+/vigil_<node>/+/config`.
+    public let leftoverFilter: String?
     /// Alert and action figures for /metrics.
     let counters: Counters?
 
@@ -57,6 +68,7 @@ public final class AlertCenter: @unchecked Sendable {
         }, uniquingKeysWith: { a, _ in a })
         self.actions = actions
         self.homeAssistant = homeAssistant?.discovery == true ? homeAssistant : nil
+        leftoverFilter = self.homeAssistant.map { "\($0.prefix)/+/\(HomeAssistantDiscovery.id("vigil_" + node))/+/config" }
         self.outlet = outlet
         self.record = record
         self.updateActions = updateActions
@@ -181,12 +193,28 @@ public final class AlertCenter: @unchecked Sendable {
         for k in discovered.all { publishDiscovery(pipeline: k.pipeline, device: k.device, ha) }
     }
 
+
+    /// Takes a message on `leftoverFilter` (true; nothing else is for the engine): a retained
+    /// config is remembered as a leftover, to be removed after the device TTL unless its
+    /// device is announced again. Live copies of vigild's own publishes (not retained) are ignored.
+    public func takeLeftover(_ m: MQTTMessage) -> Bool {
+        guard let filter = leftoverFilter, MQTTClient.topic(m.topic, matches: filter) else { return false }
+        guard m.retain, !m.payload.isEmpty else { return true }
+        let state = (try? JSONParser.parse(m.payload))?["state_topic"]?.string
+        scoreLock.withLock {
+            if leftovers[m.topic] == nil, leftovers.count < AlertCenter.maxLeftovers { leftovers[m.topic] = (monotonicSeconds(), state) }
+        }
+        return true
+    }
+
     /// Removes the Home Assistant entities of devices silent for `limits.device_ttl_s`: an
     /// empty retained payload deletes a retained message (their configs and alert state), and
     /// Home Assistant drops an entity whose config goes empty. Called on the watchdog's tick.
     public func expireDevices(now: Double? = nil) {
         guard let ha = homeAssistant else { return }
-        let gone = discovered.expire(now: now ?? monotonicSeconds())
+        let now = now ?? monotonicSeconds()
+        expireLeftovers(now: now, ha)
+        let gone = discovered.expire(now: now)
         guard !gone.isEmpty else { return }
         for k in gone {
             let t = HomeAssistantDiscovery.configTopics(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device)
@@ -196,6 +224,31 @@ public final class AlertCenter: @unchecked Sendable {
         }
         scoreLock.withLock { for k in gone { lastScore[k.pipeline + "\u{0}" + k.device] = nil } }
         log.info("homeassistant: \(gone.count) device(s) silent for over \(Int(discovered.ttl)) s; their discovery configs removed")
+    }
+
+    /// Removes the leftovers older than the device TTL whose device has not been announced again.
+    func expireLeftovers(now: Double, _ ha: HomeAssistantSettings) {
+        let due: [(String, String?)] = scoreLock.withLock {
+            let old = leftovers.filter { now - $0.value.since > discovered.ttl }
+            for k in old.keys { leftovers[k] = nil }
+            return old.map { ($0.key, $0.value.state) }
+        }
+        guard !due.isEmpty else { return }
+        var live = Set<String>()
+        for k in discovered.all {
+            let t = HomeAssistantDiscovery.configTopics(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device)
+            live.insert(t.alert)
+            live.insert(t.score)
+        }
+        var removed = 0
+        for (topic, state) in due where !live.contains(topic) {
+            publish(topic, "", qos: 1, retain: true)
+            if let state, state.hasPrefix("vigil/\(topics.node)/state/") { publish(state, "", qos: 1, retain: true) }
+            removed += 1
+        }
+        if removed > 0 {
+            log.info("homeassistant: removed \(removed) discovery config(s) an earlier run left for devices not seen for \(Int(discovered.ttl)) s")
+        }
     }
 
     private func publish(_ topic: String, _ text: String, qos: Int32, retain: Bool) {
