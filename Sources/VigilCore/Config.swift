@@ -238,8 +238,14 @@ extension Config {
         var config = Config(node: node, mqtt: mqtt, storage: storage, models: models, pipelines: pipelines,
                             actions: actions, sync: sync, http: http, limits: limits, logLevel: logLevel, file: file)
         config.homeAssistant = homeAssistant
-        if let pf = mqtt.passwordFile, let why = secretExposure(pf) {
-            warnings.append(ConfigWarning(key: "mqtt.password_file", message: why, severe: true))
+        // Secrets live in files so the config can be shared; a file others can read defeats that.
+        let secrets: [(String, String?)] = [
+            ("mqtt.password_file", mqtt.passwordFile), ("mqtt.tls.key_file", mqtt.tls?.keyFile),
+            ("sync.mqtt.password_file", sync?.mqtt?.broker.passwordFile), ("sync.mqtt.tls.key_file", sync?.mqtt?.broker.tls?.keyFile),
+            ("sync.http.token_file", sync?.http?.tokenFile),
+        ]
+        for case let (key, path?) in secrets {
+            if let why = secretExposure(path) { warnings.append(ConfigWarning(key: key, message: why, severe: true)) }
         }
         config.warnings = warnings
         return config
@@ -293,7 +299,7 @@ extension Config {
         guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),
               let mode = (attrs[.posixPermissions] as? NSNumber)?.intValue else { return nil }
         guard mode & 0o007 != 0 else { return nil }
-        return "\(path) is readable by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it (owner vigil) so only vigild reads the broker password"
+        return "\(path) is readable by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it (owner vigil) so only vigild reads it"
     }
 
     /// Reads a secret from a file, trimming the trailing newline editors add.
