@@ -193,7 +193,6 @@ public final class AlertCenter: @unchecked Sendable {
         for k in discovered.all { publishDiscovery(pipeline: k.pipeline, device: k.device, ha) }
     }
 
-
     /// Takes a message on `leftoverFilter` (true; nothing else is for the engine): a retained
     /// config is remembered as a leftover, to be removed after the device TTL unless its
     /// device is announced again. Live copies of vigild's own publishes (not retained) are ignored.
