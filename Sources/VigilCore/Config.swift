@@ -17,11 +17,22 @@ public struct Config: Sendable {
     public var homeAssistant: HomeAssistantSettings? = nil
     /// Where the config was read from (reload reads it again).
     public var file: String?
+    /// What is valid but unsafe; vigild logs each at start, `--check-config` prints them.
+    public var warnings: [ConfigWarning] = []
 
     public static let defaultPath = "/etc/vigil/vigil.json"
 
     public func model(named name: String) -> ModelSettings? { models.first { $0.name == name } }
     public func action(named name: String) -> ActionSettings? { actions.first { $0.name == name } }
+}
+
+/// Something valid but unsafe in a config: logged at start; `vigild --check-config`
+/// prints it, and fails on a `severe` one (an exposed secret).
+public struct ConfigWarning: Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public var message: String
+    public var severe = false
+    public var description: String { "\(key): \(message)" }
 }
 
 public struct BrokerSettings: Sendable, Equatable {
@@ -93,6 +104,14 @@ public struct LimitSettings: Sendable, Equatable {
     /// Journaled frames whose rows are not committed yet, in MB of segment files; past it
     /// reading from the broker waits (the broker keeps the frames in vigild's session).
     public var intakeMaxMB = 256
+    /// A payload `ts` further ahead of the arrival time than this is rejected (`badTimestamp`).
+    /// Sensors and gateway each keep NTP time, so minutes cover any honest disagreement.
+    public var maxClockSkew: Double = 300
+    /// Members one JSON object in a payload may have; more is rejected (`tooLarge`). Tasmota
+    /// and Zigbee2MQTT send tens.
+    public var maxJSONKeys = 1024
+
+    public init() {}
 
     /// ONNX Runtime intra-op threads for a model whose config does not say: the cores
     /// shared among the workers, so that workers x threads does not oversubscribe the CPU.
@@ -139,6 +158,7 @@ extension Config {
     /// Parses and validates config text. Relative paths are resolved against the config's folder.
     public static func parse(_ text: [UInt8], file: String? = nil) throws -> Config {
         let root = try ConfigObject.root(text: text, file: file)
+        var warnings: [ConfigWarning] = []
         let base = file.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? FileManager.default.currentDirectoryPath
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: base + "/")).standardizedFileURL.path }
 
@@ -177,6 +197,8 @@ extension Config {
             limits.maxQueueBytes = try l.int("max_queue_bytes", default: limits.maxQueueBytes, in: 1024...(4 << 30))
             limits.deviceTTL = try l.double("device_ttl_s", default: limits.deviceTTL, in: 1...(86_400 * 30))
             limits.intakeMaxMB = try l.int("intake_max_mb", default: limits.intakeMaxMB, in: 4...1_000_000)
+            limits.maxClockSkew = try l.double("max_clock_skew_s", default: limits.maxClockSkew, in: 0...(86_400 * 366))
+            limits.maxJSONKeys = try l.int("max_json_keys", default: limits.maxJSONKeys, in: 1...100_000)
             try l.finish()
         }
 
@@ -207,6 +229,11 @@ extension Config {
             for (i, a) in (settings.alert?.actions ?? []).enumerated() where !actions.contains(where: { $0.name == a }) {
                 throw p.error("alert.actions[\(i)]", "names action \"\(a)\", which is not under \"actions\"")
             }
+            for earlier in pipelines {
+                if let topic = settings.topic.overlap(with: earlier.topic) {
+                    throw p.error("topic", "\"\(settings.topic.pattern)\" overlaps pipeline \"\(earlier.name)\" (\"\(earlier.topic.pattern)\"): a message such as \(topic) goes only to the first pipeline that matches, so this one would never see it; make the topics disjoint")
+                }
+            }
             pipelines.append(settings)
         }
 
@@ -220,6 +247,9 @@ extension Config {
                 throw h.error("listen", "must be HOST:PORT, got \"\(listen)\"")
             }
             http = HTTPSettings(host: String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
+            if let h = http, ["", "0.0.0.0", "::", "*"].contains(h.host) {
+                warnings.append(ConfigWarning(key: "http.listen", message: "\"\(listen)\" serves /healthz and /metrics to every network the gateway is on (they have no authentication); listen on 127.0.0.1 or one LAN address unless that is meant"))
+            }
             try h.finish()
         }
         let homeAssistant = try root.object("homeassistant").map(HomeAssistantSettings.parse)
@@ -227,6 +257,16 @@ extension Config {
         var config = Config(node: node, mqtt: mqtt, storage: storage, models: models, pipelines: pipelines,
                             actions: actions, sync: sync, http: http, limits: limits, logLevel: logLevel, file: file)
         config.homeAssistant = homeAssistant
+        // Secrets live in files so the config can be shared; a file others can read defeats that.
+        let secrets: [(String, String?)] = [
+            ("mqtt.password_file", mqtt.passwordFile), ("mqtt.tls.key_file", mqtt.tls?.keyFile),
+            ("sync.mqtt.password_file", sync?.mqtt?.broker.passwordFile), ("sync.mqtt.tls.key_file", sync?.mqtt?.broker.tls?.keyFile),
+            ("sync.http.token_file", sync?.http?.tokenFile),
+        ]
+        for case let (key, path?) in secrets {
+            if let why = secretExposure(path) { warnings.append(ConfigWarning(key: key, message: why, severe: true)) }
+        }
+        config.warnings = warnings
         return config
     }
 
@@ -270,6 +310,15 @@ extension Config {
         }
         try t.finish()
         return tls
+    }
+
+    /// Why a secret file is exposed (any permission for "other" users), or nil when it is
+    /// not. Group access is left alone: packaging may share the file with a `vigil` group.
+    static func secretExposure(_ path: String) -> String? {
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+              let mode = (attrs[.posixPermissions] as? NSNumber)?.intValue else { return nil }
+        guard mode & 0o007 != 0 else { return nil }
+        return "\(path) is readable by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it (owner vigil) so only vigild reads it"
     }
 
     /// Reads a secret from a file, trimming the trailing newline editors add.

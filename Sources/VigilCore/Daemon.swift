@@ -39,7 +39,7 @@ public final class Daemon: @unchecked Sendable {
         log.setLevel(config.logLevel)
         let models = try Daemon.loadModels(config)
         self.currentModels = models
-        let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
+        let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: config.limits) }
         for p in pipelines {
             log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
         }
@@ -128,6 +128,11 @@ public final class Daemon: @unchecked Sendable {
             for s in Daemon.subscriptions(self.config) {
                 do { try self.client?.subscribe(s, qos: qos) } catch { log.error("\(error)") }
             }
+            // Discovery configs an earlier run left retained: removed after the device TTL
+            // unless their device comes back (AlertCenter.takeLeftover).
+            if let filter = self.alerts.leftoverFilter {
+                do { try self.client?.subscribe(filter, qos: 1) } catch { log.error("\(error)") }
+            }
             do { try self.client?.publish(statusTopic, "online", qos: 1, retain: true) } catch { log.error("\(error)") }
             self.alerts.brokerConnected()
         }
@@ -159,6 +164,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Hands a frame to the current engine (on the MQTT thread; waits only while a reload swaps engines).
     func submit(_ message: MQTTMessage) {
+        if alerts.takeLeftover(message) { return }
         submitGate.withLock { engine.submit(message) }
     }
 

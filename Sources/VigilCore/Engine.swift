@@ -41,7 +41,7 @@ public final class Engine: @unchecked Sendable {
     public func submit(_ message: MQTTMessage) {
         guard let p = route(message.topic) else {
             counters.frameRejected("-", .unrouted)
-            log.limited(.warning, key: "unrouted", "topic \(message.topic): no pipeline owns this topic; message ignored")
+            log.limited(.warning, key: "unrouted", "topic \(Logger.clip(message.topic)): no pipeline owns this topic; message ignored")
             return
         }
         let pipeline = pipelines[p]
@@ -107,7 +107,7 @@ public final class Engine: @unchecked Sendable {
 
     func reject(_ pipeline: String, _ topic: String, _ e: FrameError) {
         counters.frameRejected(pipeline, e.reason)
-        log.limited(.warning, key: "reject-\(pipeline)-\(e.reason.rawValue)", "pipeline \(pipeline), topic \(topic): rejected (\(e.reason.rawValue)): \(e.message)")
+        log.limited(.warning, key: "reject-\(pipeline)-\(e.reason.rawValue)", "pipeline \(pipeline), topic \(Logger.clip(topic)): rejected (\(e.reason.rawValue)): \(e.message)")
     }
 
     /// Runs on a lane's thread: decodes the jobs and turns them into model inputs in order,
@@ -115,50 +115,89 @@ public final class Engine: @unchecked Sendable {
     /// many when the model allows), then hands the detections on in the jobs' order, so
     /// each device's detections stay in order. A frame any of whose inputs failed is
     /// rejected; the detections of its inputs that succeeded are kept.
+    ///
+    /// A frame whose adapter hands its inputs out in runs (a long audio chunk:
+    /// `StreamAdapter.hasMoreInputs`) ends a batch: the inputs gathered so far run, then the
+    /// rest of that frame's, run by run, then the jobs after it. So one payload's inputs
+    /// never sit in memory all at once, and the order still holds.
     func process(_ jobs: [Job], streams: inout StreamTable) {
+        var from = 0
+        while from < jobs.count { from = process(jobs, from: from, streams: &streams) }
+    }
+
+    /// Processes `jobs[from...]` up to the first one with more inputs to give, and all of
+    /// that one's inputs; returns the index of the next job to process.
+    private func process(_ jobs: [Job], from: Int, streams: inout StreamTable) -> Int {
         var inputs: [[(input: ModelInput, device: String)]] = Array(repeating: [], count: pipelines.count)
         var firstInput = [Int](repeating: 0, count: jobs.count)
         var inputCount = [Int](repeating: 0, count: jobs.count)
         var failed = [FrameError?](repeating: nil, count: jobs.count)
-        for (j, job) in jobs.enumerated() {
+        var end = jobs.count
+        var long: (any StreamAdapter)?
+        for j in from..<jobs.count {
+            let job = jobs[j]
             let pipeline = pipelines[job.pipeline]
             do throws(FrameError) {
                 let frame = try pipeline.decoder.decode(job.payload, receivedAt: job.receivedAt)
                 let adapter = streams.adapter(pipeline: job.pipeline, device: job.device, make: pipeline.makeAdapter)
                 var made = try adapter.inputs(for: frame)
-                // Row identity (docs/storage.md): the frame and its arrival, and the window's place in it.
-                let base = FrameHash.combine(job.hash, job.receivedAt.bitPattern)
-                for i in made.indices { made[i].identity = FrameHash.combine(base, UInt64(i)) | 1 }
+                Engine.identify(&made, of: job, from: 0)
                 firstInput[j] = inputs[job.pipeline].count
                 inputCount[j] = made.count
                 inputs[job.pipeline] += made.map { ($0, job.device) }
+                if adapter.hasMoreInputs {
+                    long = adapter
+                    end = j + 1
+                    break
+                }
             } catch {
                 failed[j] = error
             }
         }
         let results = inputs.enumerated().map { p, items in items.isEmpty ? [] : pipelines[p].detect(batch: items) }
-        for (j, job) in jobs.enumerated() {
-            let pipeline = pipelines[job.pipeline]
-            let detections = results[job.pipeline][firstInput[j]..<firstInput[j] + inputCount[j]]
-            if job.mode == .history {
-                // Its rows were committed before the restart: only the rules' state is rebuilt.
-                for case .success(let d) in detections { intake?.history(d) }
-                continue
+        func hand(_ result: Result<Detection, FrameError>, _ job: Job, _ error: inout FrameError?) {
+            switch result {
+            case .success(let detection):
+                // History: its rows were committed before the restart; only the rules' state is rebuilt.
+                if job.mode == .history { intake?.history(detection); return }
+                sink(detection)
+                counters.detectionMade(pipeline: pipelines[job.pipeline].name, seconds: Date().timeIntervalSince1970 - job.receivedAt)
+            case .failure(let e):
+                error = error ?? e
             }
-            var error = failed[j]
-            for result in detections {
-                switch result {
-                case .success(let detection):
-                    sink(detection)
-                    counters.detectionMade(pipeline: pipeline.name, seconds: Date().timeIntervalSince1970 - job.receivedAt)
-                case .failure(let e):
-                    error = error ?? e
-                }
-            }
-            if let error { reject(pipeline.name, job.topic, error) } else { counters.frameProcessed(pipeline.name) }
-            // After its rows went to the store: the marker commits with them (or after them).
+        }
+        func finish(_ job: Job, _ error: FrameError?) {
+            guard job.mode != .history else { return }
+            let name = pipelines[job.pipeline].name
+            if let error { reject(name, job.topic, error) } else { counters.frameProcessed(name) }
+            // After its rows went to the store: the mark commits with them (or after them).
             if let seq = job.seq { intake?.retire(seq) }
         }
+        for j in from..<end {
+            let job = jobs[j]
+            var error = failed[j]
+            for result in results[job.pipeline][firstInput[j]..<firstInput[j] + inputCount[j]] { hand(result, job, &error) }
+            if let long, j == end - 1 {
+                // The rest of this frame's inputs, one bounded run at a time.
+                var index = inputCount[j]
+                while long.hasMoreInputs {
+                    var more = long.moreInputs()
+                    if more.isEmpty { break }
+                    Engine.identify(&more, of: job, from: index)
+                    index += more.count
+                    for result in pipelines[job.pipeline].detect(batch: more.map { ($0, job.device) }) { hand(result, job, &error) }
+                }
+            }
+            finish(job, error)
+        }
+        return end
+    }
+
+    /// Row identity (docs/storage.md, "Row identity"): the frame, its arrival, and each
+    /// window's place in the frame, so processing the frame again gives the same uuids.
+    static func identify(_ inputs: inout [ModelInput], of job: Job, from first: Int) {
+        let base = FrameHash.combine(job.hash, job.receivedAt.bitPattern)
+        for i in inputs.indices { inputs[i].identity = FrameHash.combine(base, UInt64(first + i)) | 1 }
     }
 
     /// Blocks until every queued frame has been processed.
@@ -401,7 +440,7 @@ final class Lane: @unchecked Sendable {
             if now - lastSweep >= sweepEvery {
                 lastSweep = now
                 for k in streams.sweep(now: now) {
-                    log.debug("pipeline \(engine.pipelines[k.pipeline].name), device \(k.device): silent for over \(ttl) s; stream state freed")
+                    log.debug("pipeline \(engine.pipelines[k.pipeline].name), device \(Logger.clip(k.device)): silent for over \(ttl) s; stream state freed")
                 }
             }
             cond.lock()

@@ -26,7 +26,14 @@ public struct TimedFrame: Sendable {
     /// Epoch seconds: the payload's own `ts` when it has one, else the arrival time
     /// (for audio: the time of the chunk's last sample).
     public var ts: Double
-    public init(frame: Frame, ts: Double) { self.frame = frame; self.ts = ts }
+    /// When the payload arrived (epoch seconds, the gateway's clock). Equal to `ts` when the
+    /// payload has no time of its own.
+    public var receivedAt: Double
+    public init(frame: Frame, ts: Double, receivedAt: Double? = nil) {
+        self.frame = frame; self.ts = ts; self.receivedAt = receivedAt ?? ts
+    }
+    /// Whether `ts` came from the payload (a sensor's clock) rather than from the arrival time.
+    public var hasOwnTime: Bool { ts != receivedAt }
 }
 
 /// Turns one payload into a frame.
@@ -62,6 +69,18 @@ public protocol StreamAdapter: AnyObject {
     /// Zero or more inputs for this frame (an audio chunk may fill several windows or none;
     /// a camera's first frame has no predecessor yet).
     func inputs(for frame: TimedFrame) throws(FrameError) -> [ModelInput]
+    /// True when the last frame has inputs left that `inputs(for:)` did not return: an
+    /// adapter may hand out a long frame's inputs in bounded runs (audio windows), and the
+    /// engine runs each before asking for the next, so one payload's inputs never all sit
+    /// in memory at once. Asked after `inputs(for:)` and after each `moreInputs()`.
+    var hasMoreInputs: Bool { get }
+    /// The next run of the last frame's inputs.
+    func moreInputs() -> [ModelInput]
+}
+
+extension StreamAdapter {
+    public var hasMoreInputs: Bool { false }
+    public func moreInputs() -> [ModelInput] { [] }
 }
 
 @inline(__always)

@@ -49,7 +49,8 @@ public final class Pipeline: Sendable {
 
     /// Checks the pipeline against its model and builds it; the error names pipeline,
     /// model and mismatch, so vigild can refuse to start with one clear line.
-    public static func build(_ s: PipelineSettings, model: Model) throws -> Pipeline {
+    /// `limits` bound what one payload may cost (JSON keys, clock skew, audio windows per run).
+    public static func build(_ s: PipelineSettings, model: Model, limits: LimitSettings = LimitSettings()) throws -> Pipeline {
         func mismatch(_ why: String) -> PipelineError {
             PipelineError(pipeline: s.name, model: model.name, message: why)
         }
@@ -116,8 +117,10 @@ public final class Pipeline: Sendable {
                 throw mismatch("a json pipeline feeds [1, fields] or [1, window, fields], the model's input is \(model.input)")
             }
             let input = shape.count == 2 ? [1, f] : [1, window, f]
-            return make(JSONFieldsDecoder(fields: s.fields), "windows of \(window) readings of \(f) fields") {
-                SensorWindowAdapter(shape: input, window: window, fields: f)
+            let skew = limits.maxClockSkew
+            let decoder = JSONFieldsDecoder(fields: s.fields, maxClockSkew: skew, maxKeys: limits.maxJSONKeys)
+            return make(decoder, "windows of \(window) readings of \(f) fields") {
+                SensorWindowAdapter(shape: input, window: window, fields: f, maxClockSkew: skew)
             }
 
         case .wav, .pcm_s16le:
@@ -149,8 +152,10 @@ public final class Pipeline: Sendable {
             let input = audioShape
             let resample = s.resample
             let decoder: any PayloadDecoder = s.format == .wav ? WAVDecoder() : PCMS16LEDecoder(sampleRate: s.sampleRate!)
+            // A long chunk is windowed ~1 MB of windows at a time (AudioWindowAdapter says why).
+            let maxWindows = max(1, (4 * Pipeline.batchInputBytes) / (window * 4))
             return make(decoder, "windows of \(window) samples at \(rate) Hz, hop \(hop)") {
-                AudioWindowAdapter(shape: input, window: window, hop: hop, rate: rate, resample: resample)
+                AudioWindowAdapter(shape: input, window: window, hop: hop, rate: rate, resample: resample, maxWindows: maxWindows)
             }
 
         case .pgm, .gray8:

@@ -38,6 +38,36 @@ public struct TopicPattern: Sendable, Equatable {
 
     public func matches(_ topic: String) -> Bool { MQTTClient.topic(topic, matches: subscription) }
 
+    /// A topic both patterns match, or nil when none can. The engine gives a message to the
+    /// first pipeline that matches it, so a later pipeline overlapping an earlier one would
+    /// silently miss those messages.
+    public func overlap(with other: TopicPattern) -> String? {
+        let a = subscription.split(separator: "/", omittingEmptySubsequences: false)
+        let b = other.subscription.split(separator: "/", omittingEmptySubsequences: false)
+        // A wildcard level is filled with "device"; '#' also matches its parent level.
+        func rest(_ levels: ArraySlice<Substring>) -> [String] {
+            levels.compactMap { $0 == "#" ? nil : ($0 == "+" ? "device" : String($0)) }
+        }
+        var out: [String] = []
+        var i = 0
+        while true {
+            let endA = i >= a.count, endB = i >= b.count
+            if endA && endB { break }
+            if !endA && a[i] == "#" { out += endB ? [] : rest(b[i...]); break }
+            if !endB && b[i] == "#" { out += endA ? [] : rest(a[i...]); break }
+            if endA || endB { return nil }
+            switch (a[i], b[i]) {
+            case ("+", "+"): out.append("device")
+            case ("+", let l), (let l, "+"): out.append(String(l))
+            case let (x, y) where x == y: out.append(String(x))
+            default: return nil
+            }
+            i += 1
+        }
+        let topic = out.joined(separator: "/")
+        return matches(topic) && other.matches(topic) ? topic : nil
+    }
+
     /// The device a topic names: the `{device}` level, else the levels matched by
     /// wildcards, else "default".
     public func device(in topic: String) -> String {

@@ -9,10 +9,18 @@ import Foundation
 /// time series the model reads in order, and inserting into the past would rewrite
 /// windows whose detections are already stored. The model runs once the window is full,
 /// then on every reading.
+///
+/// Only a sensor's own `ts` can be out of order: a reading stamped with its arrival time is
+/// in order by definition (a lane takes a device's frames in arrival order), so when the
+/// gateway's clock is stepped back (NTP), arrival-stamped readings move the mark back with
+/// it instead of being dropped until the clock catches up. A mark further ahead of the
+/// arrival time than `maxClockSkew` can only be left from before such a step (the decoder
+/// rejects payload times that far ahead), so it is forgotten too.
 public final class SensorWindowAdapter: StreamAdapter {
     let shape: [Int]
     let window: Int
     let fields: Int
+    let maxClockSkew: Double
     private var last: [Float?]
     /// `window` rows of `fields` values, a ring starting at `head`.
     private var ring: [Float]
@@ -20,8 +28,8 @@ public final class SensorWindowAdapter: StreamAdapter {
     private var filled = 0
     private var newest: Double?
 
-    public init(shape: [Int], window: Int, fields: Int) {
-        self.shape = shape; self.window = window; self.fields = fields
+    public init(shape: [Int], window: Int, fields: Int, maxClockSkew: Double = LimitSettings().maxClockSkew) {
+        self.shape = shape; self.window = window; self.fields = fields; self.maxClockSkew = maxClockSkew
         last = Array(repeating: nil, count: fields)
         ring = Array(repeating: 0, count: window * fields)
     }
@@ -30,7 +38,11 @@ public final class SensorWindowAdapter: StreamAdapter {
         guard case .readings(let r) = frame.frame, r.count == fields else {
             throw FrameError(.wrongSize, "this pipeline feeds \(fields) readings, got another kind of frame")
         }
-        if let newest, frame.ts < newest {
+        if let mark = newest, mark > frame.receivedAt + maxClockSkew {
+            log.limited(.warning, key: "clock-step", "sensor time mark \(mark) is \(Int(mark - frame.receivedAt)) s ahead of the gateway's clock (stepped back?); starting the mark again")
+            newest = nil
+        }
+        if let newest, frame.ts < newest, frame.hasOwnTime {
             throw FrameError(.outOfOrder, "reading at ts \(frame.ts) is older than the newest taken (\(newest)); dropped")
         }
         newest = frame.ts

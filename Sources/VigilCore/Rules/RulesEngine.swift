@@ -20,7 +20,6 @@ public final class RulesEngine: @unchecked Sendable {
     private let pipelines: [String: PipelineRules]
     private let lock = NSLock()
     private var states: [String: DeviceState] = [:]
-    private var seen: Set<String> = []
 
     /// `pipelines`: name -> (alert settings, the model's labels); pipelines without alert settings are left out.
     public init(node: String, pipelines: [(name: String, alert: AlertSettings, modelLabels: [String])]) {
@@ -33,16 +32,6 @@ public final class RulesEngine: @unchecked Sendable {
     }
 
     public func settings(for pipeline: String) -> AlertSettings? { pipelines[pipeline]?.settings }
-
-    /// True the first time a pipeline and device is seen (Home Assistant discovery runs then).
-    public func firstSeen(pipeline: String, device: String) -> Bool {
-        lock.withLock { seen.insert(pipeline + "\u{0}" + device).inserted }
-    }
-
-    /// Every pipeline and device seen so far (discovery is published again on reconnect).
-    public func seenDevices() -> [(pipeline: String, device: String)] {
-        lock.withLock { seen.map { k in let parts = k.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false); return (String(parts[0]), String(parts[1])) } }
-    }
 
     /// The transition this detection causes, if any.
     public func evaluate(_ d: Detection) -> AlertEvent? {

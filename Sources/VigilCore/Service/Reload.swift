@@ -47,8 +47,9 @@ extension Daemon {
             throw ConfigError(file: nil, path: "", message: "no config file to reload from")
         }
         var new = try Config.load(path: file)
+        for w in new.warnings { log.warning("\(file): \(w)") }
         let models = try Daemon.loadModels(new)
-        let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
+        let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: new.limits) }
 
         var report = ReloadReport(pipelines: pipelines.count, models: models.keys.sorted())
         let engine0 = engine

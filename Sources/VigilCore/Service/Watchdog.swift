@@ -73,6 +73,7 @@ public final class Watchdog: @unchecked Sendable {
         }
         if now - lastGauges >= gaugeInterval { refreshGauges(now: now) }
         log.flushSuppressed()
+        daemon.alerts.expireDevices()
         if now - lastStatus >= statusInterval {
             lastStatus = now
             let line = statusLine(now: now)
