@@ -66,28 +66,31 @@ public final class Daemon: @unchecked Sendable {
         }
         let (intake, recovery) = try Daemon.openIntake(config, store: store, alerts: alerts, counters: counters)
         self.intake = intake
+        self.recovery = recovery
         currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, intake: intake, sink: sink)
-        if let recovery, !recovery.entries.isEmpty {
-            let history = recovery.entries.filter(\.retired).count
-            log.notice("intake journal \(config.storage.intakeDirectory): replaying \(recovery.entries.count - history) frames whose rows were not committed, after \(history) committed ones that rebuild stream and alert state")
-            currentEngine.replay(recovery.entries)
-        }
     }
 
-    /// Opens the intake journal (unless `durability` is `none`), reads what it holds, and ties
-    /// it to the store: commits retire entries, deleted segments prune the store's marks.
+    /// What the journal held at start, replayed by `start()` before the broker is reached.
+    private var recovery: IntakeJournal.Recovery?
+
+    /// Opens the intake journal and reads what it holds, and ties it to the store: commits
+    /// retire entries, deleted segments prune the store's marks. At `durability: "none"` a
+    /// journal left by an earlier run is still replayed (it holds acknowledged frames), and
+    /// nothing new is written to it.
     static func openIntake(_ config: Config, store: Store, alerts: AlertCenter,
                            counters: Counters) throws -> (IntakeHooks, IntakeJournal.Recovery?) {
         let redeliveries = RedeliveryFilter()
-        guard config.storage.durability != .none else {
+        let directory = config.storage.intakeDirectory
+        let durability = config.storage.durability
+        let leftover = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).contains { $0.hasSuffix(".seg") }
+        guard durability != .none || leftover else {
             return (IntakeHooks(journal: nil, redeliveries: redeliveries, retire: { _ in }, history: { alerts.replayHistory($0) }), nil)
         }
-        let journal = try IntakeJournal(directory: config.storage.intakeDirectory, durability: config.storage.durability,
+        let journal = try IntakeJournal(directory: directory, durability: durability == .none ? .process : durability,
                                         maxBytes: config.limits.intakeMaxMB << 20)
         // A log that cannot be read now (Store/StoreHealth.swift) retires nothing: every entry is
         // processed again, and its rows, derived from the frame, are stored once.
-        let retired = (try? store.retiredIntakeSeqs(from: 0)) ?? []
-        let recovery = try journal.recover { retired.contains($0) }
+        let recovery = journal.recover(retired: (try? store.retiredIntakeSeqs(from: 0)) ?? [])
         store.onRetired { seqs in
             journal.retire(seqs)
             let p = journal.pending
@@ -95,9 +98,9 @@ public final class Daemon: @unchecked Sendable {
             counters.metrics.set(MetricName.intakeBytes, [], Double(p.bytes))
         }
         journal.onPrune { store.pruneRetired(below: $0) }
-        let hooks = IntakeHooks(journal: journal, redeliveries: redeliveries, retire: { store.appendRetired($0) },
-                                history: { alerts.replayHistory($0) })
-        return (hooks, recovery)
+        let hooks = IntakeHooks(journal: durability == .none ? nil : journal, redeliveries: redeliveries,
+                                retire: { store.appendRetired($0) }, history: { alerts.replayHistory($0) })
+        return (hooks, recovery.segments > 0 ? recovery : nil)
     }
 
     /// Connects to the broker and subscribes. A broker that is not up is logged once and
@@ -147,10 +150,29 @@ public final class Daemon: @unchecked Sendable {
         let client = try MQTTClient(options: options, handlers: handlers)
         lock.withLock { mqtt = client }
         outlet.set(client)
+        sync?.start()
+        guard let recovery = lock.withLock({ () -> IntakeJournal.Recovery? in defer { self.recovery = nil }; return self.recovery }) else {
+            try connect(client, address)
+            return
+        }
+        // The journal's frames go first, then the broker's: on a thread of its own, so READY and
+        // the watchdog are not held back by a long journal (the queues bound what it reads ahead).
+        let engine = self.engine
+        log.notice("intake journal \(config.storage.intakeDirectory): replaying \(recovery.pending) frames whose rows were not committed, after \(recovery.history) committed ones that rebuild stream and alert state")
+        let t = Thread { [self] in
+            let t0 = monotonicSeconds()
+            engine.replay(recovery)
+            log.info(String(format: "intake journal: %d frames queued for replay in %.2f s; connecting to the broker", recovery.pending + recovery.history, monotonicSeconds() - t0))
+            do { try connect(client, address) } catch { log.error("\(error)") }
+        }
+        t.name = "vigil-replay"
+        t.start()
+    }
+
+    private func connect(_ client: MQTTClient, _ address: String) throws {
         if let first = try client.start() {
             log.error("cannot reach broker \(address): \(first.detail); retrying with backoff up to \(Daemon.brokerRetryMax) s")
         }
-        sync?.start()
     }
 
     /// The longest wait between attempts to reach the broker. libmosquitto's backoff grows

@@ -68,8 +68,8 @@ public final class Engine: @unchecked Sendable {
 
     /// Replays what the journal held at start, oldest first, before any new frame: entries
     /// whose rows were committed as history (state only), the others as frames.
-    public func replay(_ entries: [IntakeJournal.Entry]) {
-        for e in entries {
+    public func replay(_ recovery: IntakeJournal.Recovery) {
+        recovery.replay { e in
             intake?.redeliveries.remember(mid: e.mid, hash: e.hash)
             guard let p = route(e.topic), e.payload.count <= limits.maxPayloadBytes else {
                 // The config changed since: no pipeline takes it now. Counted like a live message, and retired.
@@ -77,7 +77,7 @@ public final class Engine: @unchecked Sendable {
                     counters.frameRejected("-", .unrouted)
                     intake?.retire(e.seq)
                 }
-                continue
+                return
             }
             let pipeline = pipelines[p]
             if !e.retired { counters.frameReceived(pipeline.name) }

@@ -21,17 +21,21 @@ final class IntakeJournalTests: XCTestCase {
         let path = dir.file("intake")
         do {
             let j = try IntakeJournal(directory: path, durability: .process, maxBytes: 64 << 20)
-            _ = try j.recover { _ in false }
+            _ = j.recover(retired: [])
             for i in 0..<100 {
                 let seq = try append(j, "s/d\(i % 3)/x", Array("frame \(i)".utf8) + [0, 255], mid: Int32(i + 1), at: Double(i) + 0.25)
                 XCTAssertEqual(seq, UInt64(i + 1))
             }
         }
         let j = try IntakeJournal(directory: path, durability: .process, maxBytes: 64 << 20)
-        let r = try j.recover { $0 <= 40 }
-        XCTAssertEqual(r.entries.count, 100)
+        let r = j.recover(retired: Set(1...40))
+        var entries: [IntakeJournal.Entry] = []
+        r.replay { entries.append($0) }
+        XCTAssertEqual(entries.count, 100)
+        XCTAssertEqual(r.pending, 60)
+        XCTAssertEqual(r.history, 40)
         XCTAssertEqual(r.tornBytes, 0)
-        for (i, e) in r.entries.enumerated() {
+        for (i, e) in entries.enumerated() {
             XCTAssertEqual(e.seq, UInt64(i + 1))
             XCTAssertEqual(e.topic, "s/d\(i % 3)/x")
             XCTAssertEqual(e.payload, Array("frame \(i)".utf8) + [0, 255])
@@ -48,7 +52,7 @@ final class IntakeJournalTests: XCTestCase {
         let path = dir.file("intake")
         do {
             let j = try IntakeJournal(directory: path, durability: .power, maxBytes: 64 << 20)
-            _ = try j.recover { _ in false }
+            _ = j.recover(retired: [])
             for i in 0..<10 { _ = try append(j, "s/d/x", [UInt8](repeating: UInt8(i), count: 100)) }
         }
         let seg = try XCTUnwrap(FileManager.default.contentsOfDirectory(atPath: path).first { $0.hasSuffix(".seg") })
@@ -59,8 +63,10 @@ final class IntakeJournalTests: XCTestCase {
         bytes[2 * 145 + 60] ^= 0xFF                              // and a flipped byte in the third record's payload (records are 145 bytes)
         try Data(bytes).write(to: URL(fileURLWithPath: file))
         let j = try IntakeJournal(directory: path, durability: .process, maxBytes: 64 << 20)
-        let r = try j.recover { _ in false }
-        XCTAssertEqual(r.entries.map(\.seq), [1, 2], "recovery stops at the first record that does not check out")
+        let r = j.recover(retired: [])
+        var seqs: [UInt64] = []
+        r.replay { seqs.append($0.seq) }
+        XCTAssertEqual(seqs, [1, 2], "recovery stops at the first record that does not check out")
         XCTAssertGreaterThan(r.tornBytes, 0)
         XCTAssertEqual(try append(j, "s/d/x", [7]), 3, "the next entry follows the last good one")
     }
@@ -68,7 +74,7 @@ final class IntakeJournalTests: XCTestCase {
     func testRetiredSegmentsAreDeletedButTheNewestIsKeptAsHistory() throws {
         let path = dir.file("intake")
         let j = try IntakeJournal(directory: path, durability: .process, maxBytes: 4 << 20, segmentBytes: 64 << 10)
-        _ = try j.recover { _ in false }
+        _ = j.recover(retired: [])
         let payload = [UInt8](repeating: 1, count: 1000)
         var seqs: [UInt64] = []
         for _ in 0..<400 { seqs.append(try append(j, "s/d/x", payload)) }
@@ -82,14 +88,16 @@ final class IntakeJournalTests: XCTestCase {
         XCTAssertEqual(j.pending.entries, 10)
         XCTAssertGreaterThan(pruned.get, 1, "the store is told which marks it may forget")
         let again = try IntakeJournal(directory: path, durability: .process, maxBytes: 4 << 20)
-        let r = try again.recover { $0 <= 390 }
-        XCTAssertEqual(r.entries.filter { !$0.retired }.map(\.seq), Array(391...400))
-        XCTAssertGreaterThan(r.entries.filter(\.retired).count, 0, "history to rebuild stream state from")
+        let r = again.recover(retired: Set(1...390))
+        var entries: [IntakeJournal.Entry] = []
+        r.replay { entries.append($0) }
+        XCTAssertEqual(entries.filter { !$0.retired }.map(\.seq), Array(391...400))
+        XCTAssertGreaterThan(entries.filter(\.retired).count, 0, "history to rebuild stream state from")
     }
 
     func testAppendWaitsWhileUnretiredFramesPassTheCapAndGoesOnWhenRetired() throws {
         let j = try IntakeJournal(directory: dir.file("intake"), durability: .process, maxBytes: 1 << 20, segmentBytes: 64 << 10)
-        _ = try j.recover { _ in false }
+        _ = j.recover(retired: [])
         let payload = [UInt8](repeating: 2, count: 10_000)
         var seqs: [UInt64] = []
         while j.pending.bytes <= 1 << 20 { seqs.append(try append(j, "s/d/x", payload)) }   // the append that passes the cap still goes

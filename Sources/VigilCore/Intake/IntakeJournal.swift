@@ -69,12 +69,32 @@ public final class IntakeJournal: @unchecked Sendable {
         public var retired = false
     }
 
-    /// What recovery found.
+    /// What recovery found. The entries themselves are read again, one segment at a time,
+    /// by `replay`, so a journal of hundreds of MB never sits in memory at once.
     public struct Recovery: Sendable {
-        public var entries: [Entry] = []
-        public var segments = 0
+        /// The segments in order, with their entries' retired marks.
+        let paths: [String]
+        let retired: Set<UInt64>
+        /// Entries whose rows were not committed (replayed as frames) and committed ones (history).
+        public var pending = 0
+        public var history = 0
         /// Bytes cut from segment ends that did not hold a whole record (a write torn by a power cut).
         public var tornBytes = 0
+        public var segments: Int { paths.count }
+
+        /// Calls `body` with every entry, oldest first (`retired` set for history).
+        public func replay(_ body: (Entry) -> Void) {
+            for path in paths {
+                guard let data = FileManager.default.contents(atPath: path) else {
+                    log.error("intake journal \(path): cannot read it again to replay; its frames are not processed")
+                    continue
+                }
+                for var e in Record.parse([UInt8](data)).0 {
+                    e.retired = retired.contains(e.seq)
+                    body(e)
+                }
+            }
+        }
     }
 
     public init(directory: String, durability: Durability, maxBytes: Int, segmentBytes: Int = 8 << 20) throws {
@@ -107,10 +127,12 @@ public final class IntakeJournal: @unchecked Sendable {
         }
     }
 
-    /// Reads every segment, oldest first. `isRetired` says which sequence numbers the log
-    /// committed. Cuts a torn record at a segment's end. Call once, before the first append.
-    public func recover(isRetired: (UInt64) -> Bool) throws -> Recovery {
-        var out = Recovery()
+    /// Reads every segment, oldest first, to count what it holds and find where numbering goes
+    /// on. `retired` are the sequence numbers the log committed. Cuts a torn record at a
+    /// segment's end. Call once, before the first append.
+    public func recover(retired: Set<UInt64>) -> Recovery {
+        var paths: [String] = []
+        var pending = 0, history = 0, torn = 0
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
             .filter { $0.hasSuffix(".seg") }.sorted()
         var recovered: [Segment] = []
@@ -124,25 +146,22 @@ public final class IntakeJournal: @unchecked Sendable {
             let bytes = [UInt8](data)
             let (entries, good) = Record.parse(bytes)
             if good < bytes.count {
-                out.tornBytes += bytes.count - good
+                torn += bytes.count - good
                 log.warning("intake journal \(path): cut \(bytes.count - good) bytes at offset \(good) that do not hold a whole record (a write torn by a power cut)")
                 // New entries go to a new segment anyway; a cut that fails only leaves the bytes to skip again.
                 do { try AppendFile.truncate(path, to: good) } catch { log.warning("intake journal \(path): \(error)") }
             }
             let segment = Segment(firstSeq: entries.first?.seq ?? first, path: path, bytes: good)
-            for var e in entries {
-                e.retired = isRetired(e.seq)
-                if !e.retired { segment.live += 1 }
+            for e in entries {
+                if retired.contains(e.seq) { history += 1 } else { segment.live += 1; pending += 1 }
                 segment.lastSeq = e.seq
                 nextSeq = max(nextSeq, e.seq &+ 1)
-                out.entries.append(e)
             }
             recovered.append(segment)
+            paths.append(path)
         }
-        out.segments = recovered.count
-        out.entries.sort { $0.seq < $1.seq }
         cond.withLock { segments = recovered }
-        return out
+        return Recovery(paths: paths, retired: retired, pending: pending, history: history, tornBytes: torn)
     }
 
     /// Makes a message durable (at this journal's level) and returns its sequence number.
