@@ -45,7 +45,13 @@ public struct ModelInput: Sendable {
     public var shape: [Int]
     /// The time the detection describes (for an audio window: the time of its last sample).
     public var ts: Double
-    public init(values: [Float], shape: [Int], ts: Double) { self.values = values; self.shape = shape; self.ts = ts }
+    /// The device's baseline rows for a stateful model (`vigil.state`), shape `stateShape`
+    /// ([1, rows, fields]); empty for every other model.
+    public var state: [Float]
+    public var stateShape: [Int]
+    public init(values: [Float], shape: [Int], ts: Double, state: [Float] = [], stateShape: [Int] = []) {
+        self.values = values; self.shape = shape; self.ts = ts; self.state = state; self.stateShape = stateShape
+    }
 }
 
 /// Per pipeline and device: turns frames into model inputs, keeping whatever history the
@@ -59,6 +65,16 @@ public protocol StreamAdapter: AnyObject {
     /// Zero or more inputs for this frame (an audio chunk may fill several windows or none;
     /// a camera's first frame has no predecessor yet).
     func inputs(for frame: TimedFrame) throws(FrameError) -> [ModelInput]
+
+    /// Called with each detection made from this adapter's inputs, in order, before it is
+    /// stored or judged by the rules: an adapter that keeps per-device state about scores
+    /// (the anomaly baseline's false-alarm budget) learns from it and may set the device's
+    /// alert threshold on it. Default: nothing.
+    func observe(_ detection: inout Detection)
+}
+
+extension StreamAdapter {
+    public func observe(_ detection: inout Detection) {}
 }
 
 @inline(__always)

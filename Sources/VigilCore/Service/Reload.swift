@@ -48,7 +48,7 @@ extension Daemon {
         }
         var new = try Config.load(path: file)
         let models = try Daemon.loadModels(new)
-        let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
+        let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, book: baselines) }
 
         var report = ReloadReport(pipelines: pipelines.count, models: models.keys.sorted())
         let engine0 = engine
