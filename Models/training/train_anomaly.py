@@ -58,7 +58,7 @@ def build(batch="batch"):
         const("i2", np.array([2]), np.int64), const("i3", np.array([3]), np.int64),
         const("log10e", np.array(np.log10(np.e))), const("two", np.array(2.0)),
         const("ln10", np.array(np.log(10.0))), const("zero", np.array(0.0)),
-        const("S0", np.array(bl.S0)),
+        const("S0", np.array(bl.S0)), const("ax12", np.array([1, 2]), np.int64),
     ]
     nodes = [
         n("Slice", ["window", "s0", "sB", "ax1"], ["base"]),          # [b, W-L, F]
@@ -84,7 +84,13 @@ def build(batch="batch"):
         n("Shape", ["window"], ["shp"]), n("Slice", ["shp", "i2", "i3"], ["nf"]),
         n("Cast", ["nf"], ["nff"], to=TensorProto.FLOAT), n("Mul", ["nff", "two"], ["tests"]),
         n("Log", ["tests"], ["lnt"]), n("Div", ["lnt", "ln10"], ["corr"]),
-        n("Sub", ["Smax", "corr"], ["Sc"]), n("Max", ["Sc", "zero"], ["S"]),
+        n("Sub", ["Smax", "corr"], ["Sc"]), n("Max", ["Sc", "zero"], ["Sp"]),
+        # NaN or Inf anywhere in the inputs makes the score NaN (ReduceMax and TopK may skip a
+        # NaN), so vigild rejects that input instead of scoring it: x * 0 is 0 or NaN, never overflows
+        n("Mul", ["window", "zero"], ["w0"]), n("ReduceSum", ["w0", "ax12"], ["w1"], keepdims=0),
+        n("Mul", ["baseline", "zero"], ["b0"]), n("ReduceSum", ["b0", "ax12"], ["b1"], keepdims=0),
+        n("Add", ["w1", "b1"], ["g0"]), n("Unsqueeze", ["g0", "ax1"], ["g1"]),      # [b, 1]
+        n("Add", ["Sp", "g1"], ["S"]),
         n("Add", ["S", "S0"], ["den"]), n("Div", ["S", "den"], ["scores"]),
     ]
     inp = helper.make_tensor_value_info("window", TensorProto.FLOAT, [batch, W, "fields"])
