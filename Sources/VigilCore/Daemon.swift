@@ -97,10 +97,11 @@ public final class Daemon: @unchecked Sendable {
         let every = config.pipelines.compactMap { $0.baseline?.snapshotSeconds }.min() ?? BaselineSettings().snapshotSeconds
         let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "vigil.baselines"))
         var sinceSave = 0.0
-        let store = store, book = baselines
+        let store = store, book = baselines, counters = counters
         t.schedule(deadline: .now() + 2, repeating: 2, leeway: .milliseconds(200))
         t.setEventHandler {
             store.takeBaselineResets(into: book)
+            counters.setBaselines(book.all())
             sinceSave += 2
             if sinceSave >= every {
                 sinceSave = 0

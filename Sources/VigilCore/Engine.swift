@@ -163,13 +163,17 @@ struct StreamTable {
         return a
     }
 
-    /// Frees the state of devices silent for longer than `ttl`; returns their keys.
+    /// Frees the state of devices silent for longer than `ttl` (each adapter retired first);
+    /// returns their keys.
     @discardableResult
     mutating func sweep(now: Double = monotonicSeconds()) -> [Key] {
         let expired = entries.filter { now - $0.value.lastSeen > ttl }.map(\.key)
-        for k in expired { entries[k] = nil }
+        for k in expired { entries[k]?.adapter.retire(); entries[k] = nil }
         return expired
     }
+
+    /// Retires every adapter (the lane stops).
+    func retireAll() { for e in entries.values { e.adapter.retire() } }
 
     var count: Int { entries.count }
 }
@@ -230,6 +234,7 @@ final class Lane: @unchecked Sendable {
     private var idleWaiters = 0
     private var stopping = false
     private var liveStreams = 0
+    private var exited = false
     private var thread: Thread?
 
     init(index: Int, pipelines: Int, depth: Int, maxBytes: Int, ttl: Double) {
@@ -315,7 +320,12 @@ final class Lane: @unchecked Sendable {
                 }
             }
             asleep = false
-            if waitingJobs == 0 && stopping { cond.unlock(); return }
+            if waitingJobs == 0 && stopping {
+                cond.unlock()
+                streams.retireAll()   // adapters hand over state that must outlive them (anomaly baselines)
+                cond.withLock { exited = true; cond.broadcast() }
+                return
+            }
             let batch = takeBatch()
             busy = !batch.isEmpty
             cond.unlock()
@@ -340,10 +350,12 @@ final class Lane: @unchecked Sendable {
         cond.unlock()
     }
 
+    /// Stops the thread and waits until it has retired its adapters.
     func stop() {
         cond.lock()
         stopping = true
         cond.broadcast()
+        while thread != nil && !exited { cond.wait() }
         cond.unlock()
     }
 }

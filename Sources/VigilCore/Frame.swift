@@ -71,10 +71,15 @@ public protocol StreamAdapter: AnyObject {
     /// (the anomaly baseline's false-alarm budget) learns from it and may set the device's
     /// alert threshold on it. Default: nothing.
     func observe(_ detection: inout Detection)
+
+    /// Called once when the adapter is dropped (device TTL, engine stop or reload), on its
+    /// lane: state that outlives it (the anomaly baseline) is handed over now. Default: nothing.
+    func retire()
 }
 
 extension StreamAdapter {
     public func observe(_ detection: inout Detection) {}
+    public func retire() {}
 }
 
 @inline(__always)

@@ -72,10 +72,14 @@ final class AnomalyState {
     static let stuckLabel = "stuck"
 
     private func publishIfDue() {
+        guard monotonicSeconds() - lastPublish >= AnomalyState.publishEvery else { return }
+        publish()
+    }
+
+    /// Hands the state to the book now (and starts afresh when a reset was asked for).
+    func publish() {
         guard let book else { return }
-        let now = monotonicSeconds()
-        guard now - lastPublish >= AnomalyState.publishEvery else { return }
-        lastPublish = now
+        lastPublish = monotonicSeconds()
         if book.publish(key, snapshot) {
             log.notice("pipeline \(key.pipeline), device \(key.device): baseline reset as asked; warming up again")
             snapshot = BaselineSnapshot(baseline: DeviceBaseline(fields: fieldNames.count), budget: SurpriseBudget(),

@@ -69,6 +69,8 @@ public final class SensorWindowAdapter: StreamAdapter {
 
     public func observe(_ detection: inout Detection) { anomaly?.observe(&detection) }
 
+    public func retire() { anomaly?.publish() }
+
     /// The device's baseline state, for tests and logs (nil without a stateful model).
     var baselineSnapshot: BaselineSnapshot? { anomaly?.snapshot }
 
