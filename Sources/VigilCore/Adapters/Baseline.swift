@@ -224,3 +224,35 @@ public struct BaselineSnapshot: Sendable, Equatable, Codable {
         return try? d.decode(BaselineSnapshot.self, from: Data(text.utf8))
     }
 }
+
+/// What the per-device state costs (`scripts/bench-baseline`, `vigil-bench --baseline`):
+/// time per reading for the daemon's side (baseline update, model rows, budget update and
+/// threshold), and bytes held per field and per device. Prints nothing; the caller does.
+public enum BaselineCost {
+    public static func measure(fields: Int, readings: Int) -> (nsPerReading: Double, bytesPerField: Int, bytesPerDevice: Int, jsonBytes: Int) {
+        var b = DeviceBaseline(fields: fields)
+        var budget = SurpriseBudget()
+        let minScale = [Double](repeating: 0, count: fields)
+        var values = [Float](repeating: 0, count: fields)
+        var x: UInt64 = 0x9E3779B97F4A7C15
+        var sink: Float = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<readings {
+            for f in 0..<fields {
+                x = x &* 6364136223846793005 &+ 1442695040888963407
+                values[f] = 20 + Float(x >> 40) / Float(1 << 24)
+            }
+            let rows = b.rows(BaselineRow.allCases, minScale: minScale, window: 64)
+            let d = b.update(ts: Double(i), values: values, horizon: 3 * 86400, window: 64)
+            let t = budget.thresholdSurprise(perDay: 1, interval: b.interval)
+            budget.observe(score: Double(rows[0] - 20) * 0.1, decay: d)
+            sink += rows[rows.count - 1] + Float(t.isFinite ? 0 : 1)
+        }
+        let ns = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(readings)
+        if sink.isNaN { print("") }   // keeps the loop from being optimised away
+        let snapshot = BaselineSnapshot(baseline: b, budget: budget, threshold: nil, warm: true, warmupProgress: 1, stuckFields: [])
+        return (ns, MemoryLayout<FieldBaseline>.stride,
+                MemoryLayout<DeviceBaseline>.stride + MemoryLayout<SurpriseBudget>.stride + SurpriseBudget.bins * 8,
+                snapshot.json.utf8.count)
+    }
+}
