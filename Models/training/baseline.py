@@ -110,10 +110,14 @@ class Device:
         return self.n >= self.warmup_n and self.t_last - self.t_first >= self.warmup_s
 
     # ---------------------------------------------------------------- threshold
-    def observe(self, score, d):
-        """Adds the model's score to the surprise histogram (decayed like the baseline)."""
-        S = S0 * score / max(1e-9, 1.0 - score)
+    def observe(self, score, d, threshold=math.inf):
+        """Adds the model's score to the surprise histogram (decayed like the baseline).
+        A score at or over the threshold in force is an alarm, not history: left out, so
+        faults do not fatten the tail and lift the bar for the next one (as SPOT does)."""
         self.hist *= d
+        if score >= threshold:
+            return
+        S = S0 * score / max(1e-9, 1.0 - score)
         self.hist[min(BINS - 1, int(S / BIN_W))] += 1.0
 
     def threshold_surprise(self):

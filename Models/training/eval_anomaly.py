@@ -181,7 +181,7 @@ def run_device(sess, dev, budget, horizon_s, warmup_s):
                 raises.append(t[i])
         elif s < thr:
             active = False
-        tr.observe(s, decay[i])
+        tr.observe(s, decay[i], thr)
     return np.array(raises), scores, np.array(thr_log), stuck_any
 
 

@@ -58,7 +58,7 @@ final class AnomalyState {
         snapshot.threshold = t.isFinite ? t : nil
         let decay = lastObservedTs.map { exp(-max(0, d.ts - $0) / settings.horizonSeconds) } ?? 1
         lastObservedTs = d.ts
-        snapshot.budget.observe(score: d.score, decay: decay)
+        snapshot.budget.observe(score: d.score, decay: decay, threshold: t)
         d.threshold = t
         snapshot.stuckFields = b.fields.indices.filter { b.fields[$0].stuck(window: window) }.map { fieldNames[$0] }
         if d.score >= t {

@@ -155,18 +155,30 @@ public struct SurpriseBudget: Sendable, Equatable, Codable {
     static let binWidth = 0.25
     static let tailQuantile = 0.98
     static let s0 = 5.0
+    /// Decayed counts, divided by `gain`: decaying every bin on every reading would cost
+    /// 128 multiplications; instead a new count is added as 1 / gain, and the quantiles
+    /// below only use ratios of counts, which the common factor leaves unchanged.
     var histogram = [Double](repeating: 0, count: SurpriseBudget.bins)
+    var gain = 1.0
 
     public init() {}
 
     static func surprise(score: Double) -> Double { s0 * score / max(1e-9, 1 - score) }
     static func score(surprise: Double) -> Double { surprise.isFinite ? surprise / (surprise + s0) : .infinity }
 
-    mutating func observe(score: Double, decay: Double) {
+    /// Adds a score after decaying the history by `decay`. A score at or over the threshold
+    /// in force is an alarm, not history: left out, so a fault does not fatten the tail and
+    /// lift the bar for the next one (SPOT, Siffer et al. 2017, does the same).
+    mutating func observe(score: Double, decay: Double, threshold: Double = .infinity) {
         guard score.isFinite else { return }
+        gain *= decay
+        if gain < 1e-200 {
+            for i in histogram.indices { histogram[i] *= gain }
+            gain = 1
+        }
+        guard score < threshold else { return }
         let s = SurpriseBudget.surprise(score: max(0, score))
-        if decay != 1 { for i in histogram.indices { histogram[i] *= decay } }
-        histogram[min(SurpriseBudget.bins - 1, Int(s / SurpriseBudget.binWidth))] += 1
+        histogram[min(SurpriseBudget.bins - 1, Int(s / SurpriseBudget.binWidth))] += 1 / gain
     }
 
     /// The surprise that is passed by `perDay` readings a day, for a device that sends a
