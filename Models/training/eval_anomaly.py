@@ -23,6 +23,7 @@ import train_anomaly as ta  # noqa: E402
 from common import MODELS_DIR, session, write_results  # noqa: E402
 
 COOLDOWN_S = 30.0   # the alert rule's default cooldown_s
+V1 = None           # --v1: a v1 session to judge instead
 DAY = 86400.0
 
 
@@ -185,6 +186,26 @@ def run_device(sess, dev, budget, horizon_s, warmup_s):
     return np.array(raises), scores, np.array(thr_log), stuck_any
 
 
+def run_device_v1(sess, dev, threshold=0.7):
+    """anomaly.onnx v1 (one input, no baseline) through the same rule at its fixed min_score."""
+    t, X = dev["t"], dev["X"]
+    n, W = len(t), ta.W
+    idx = np.arange(W)[None, :] + np.arange(n - W + 1)[:, None]
+    scores = np.zeros(n)
+    for s0 in range(0, n - W + 1, 4096):
+        sl = slice(s0, min(n - W + 1, s0 + 4096))
+        scores[W - 1 + np.arange(sl.start, sl.stop)] = sess.run(None, {"window": X[idx[sl]]})[0][:, 0]
+    raises, active, last = [], False, -math.inf
+    for i in range(W - 1, n):
+        if not active:
+            if scores[i] >= threshold and t[i] - last >= COOLDOWN_S:
+                active, last = True, t[i]
+                raises.append(t[i])
+        elif scores[i] < threshold:
+            active = False
+    return np.array(raises), scores, None, np.zeros(n, bool)
+
+
 def judge(dev, raises):
     t = dev["t"]
     faults = dev["faults"]
@@ -230,7 +251,10 @@ def wilson(k, n):
 def evaluate(devices, sess, budget, horizon_s, warmup_s, title):
     rows, tot = [], {"faults": 0, "caught": 0, "fa": 0, "days": 0.0, "chance": 0.0, "delays": []}
     for dev in devices:
-        raises, _, _, stuck_any = run_device(sess, dev, budget, horizon_s, warmup_s)
+        if V1 is not None:
+            raises, _, _, stuck_any = run_device_v1(V1, dev)
+        else:
+            raises, _, _, stuck_any = run_device(sess, dev, budget, horizon_s, warmup_s)
         r = judge(dev, raises)
         stuck_note = ""
         for f, t0 in dev["stuck"]:
@@ -273,19 +297,23 @@ def main():
     ap.add_argument("--tail", default=bl.TAIL, choices=["exp", "gpd"])
     ap.add_argument("--q0", type=float, default=bl.Q0)
     ap.add_argument("--nab", default="1")
+    ap.add_argument("--v1", help="judge this v1 model (one input, min_score 0.7) instead, for comparison")
     args = ap.parse_args()
+    global V1
+    if args.v1:
+        V1 = session(args.v1)
     bl.TAIL, bl.Q0 = args.tail, args.q0
     sess = session(os.path.join(MODELS_DIR, "anomaly.onnx"))
     out = {}
     kinds = args.kinds.split(",")
-    cfg = f"budget {args.budget}/day, horizon {args.horizon_h} h, warm-up {args.warmup_h} h, tail {args.tail}, q0 {args.q0}"
+    cfg = "v1 model, min_score 0.7" if args.v1 else f"budget {args.budget}/day, horizon {args.horizon_h} h, warm-up {args.warmup_h} h, tail {args.tail}, q0 {args.q0}"
     if args.split in ("tune", "both"):
         devs = [synth(k, 1) for k in kinds if k] + (nab_devices("artificialNoAnomaly", windows=False) if args.nab == "1" else [])
         out["tune"] = evaluate(devs, sess, args.budget, args.horizon_h * 3600, args.warmup_h * 3600, f"tune split ({cfg})")
     if args.split in ("test", "both"):
         devs = [synth(k, 2) for k in kinds] + nab_devices("realKnownCause")
         out["test"] = evaluate(devs, sess, args.budget, args.horizon_h * 3600, args.warmup_h * 3600, f"test split ({cfg})")
-    write_results("anomaly_eval.json", {"config": vars(args), **out})
+    write_results("anomaly_eval_v1.json" if args.v1 else "anomaly_eval.json", {"config": vars(args), **out})
 
 
 def evaluate_shipped():
