@@ -112,11 +112,11 @@ class Device:
     # ---------------------------------------------------------------- threshold
     def observe(self, score, d, threshold=math.inf):
         """Adds the model's score to the surprise histogram (decayed like the baseline).
-        A score at or over the threshold in force is an alarm, not history: left out, so
-        faults do not fatten the tail and lift the bar for the next one (as SPOT does)."""
+        A score at or over the threshold in force is counted at the threshold (censored):
+        its share of the tail stays, but a fault's size does not fatten the tail and lift
+        the bar for the next one."""
         self.hist *= d
-        if score >= threshold:
-            return
+        score = min(score, threshold)
         S = S0 * score / max(1e-9, 1.0 - score)
         self.hist[min(BINS - 1, int(S / BIN_W))] += 1.0
 
