@@ -234,4 +234,31 @@ final class BaselineTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("max_false_alarms_per_day"), "\($0)")
         }
     }
+
+    /// A device freed by the TTL hands its latest state to the book first, so it comes back
+    /// where it was; /metrics counts devices by status and their stuck fields.
+    func testTheTTLSweepRetiresTheAdapterIntoTheBookAndMetricsCountIt() throws {
+        let book = BaselineBook()
+        let p = try Self.pipeline(fields: ["t", "h"], baseline: #"{ "warmup_s": 0, "warmup_readings": 10 }"#, book: book)
+        var table = StreamTable(ttl: 10)
+        let a = table.adapter(pipeline: 0, device: "dev", now: 0) { p.makeAdapter(device: "dev") }
+        for i in 0..<300 {
+            _ = try a.inputs(for: TimedFrame(frame: .readings([Float(i % 5), i < 100 ? Float(i % 3) : 7]), ts: Double(i)))
+        }
+        XCTAssertEqual(book.take(BaselineBook.Key(pipeline: "env", device: "dev"))?.baseline.readings, 1, "published once so far")
+        XCTAssertEqual(table.sweep(now: 100).count, 1)
+        let saved = try XCTUnwrap(book.take(BaselineBook.Key(pipeline: "env", device: "dev")))
+        XCTAssertEqual(saved.baseline.readings, 300)
+        let counters = Counters()
+        var snapshot = saved
+        snapshot.stuckFields = ["h"]
+        snapshot.warm = true
+        counters.setBaselines([(BaselineBook.Key(pipeline: "env", device: "dev"), snapshot),
+                               (BaselineBook.Key(pipeline: "env", device: "new"), BaselineBook.empty(like: saved))])
+        var text = ""
+        counters.metrics.render(into: &text)
+        XCTAssertTrue(text.contains(#"vigil_baseline_devices{pipeline="env",status="ready"} 1"#), text)
+        XCTAssertTrue(text.contains(#"vigil_baseline_devices{pipeline="env",status="warming"} 1"#), text)
+        XCTAssertTrue(text.contains(#"vigil_baseline_stuck_fields{pipeline="env"} 1"#), text)
+    }
 }
