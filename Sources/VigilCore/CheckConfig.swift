@@ -8,7 +8,8 @@ public enum CheckConfig {
         let models = try Daemon.loadModels(config)
         for p in config.pipelines {
             guard let model = models[p.model] else { continue }
-            _ = try Pipeline.build(p, model: model)
+            // Says, as at start, when a v1 config's min_score now only floors the budget.
+            Daemon.noteBudget(try Pipeline.build(p, model: model))
         }
     }
 }
