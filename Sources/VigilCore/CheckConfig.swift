@@ -12,7 +12,8 @@ public enum CheckConfig {
         let models = try Daemon.loadModels(config)
         for p in config.pipelines {
             guard let model = models[p.model] else { continue }
-            _ = try Pipeline.build(p, model: model, limits: config.limits)
+            // Says, as at start, when a v1 config's min_score now only floors the budget.
+            Daemon.noteBudget(try Pipeline.build(p, model: model, limits: config.limits))
         }
         if let w = config.warnings.first(where: \.severe) {
             throw ConfigError(file: config.file, path: w.key, message: w.message)

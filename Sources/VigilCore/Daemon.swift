@@ -33,19 +33,25 @@ public final class Daemon: @unchecked Sendable {
     /// What the alert center was built from (Service/Reload.swift); set at the first reload.
     var alertBasis: [String]?
     public let startedAt = Date()
+    /// Per-device baselines of stateful anomaly models, loaded from and saved to the log.
+    public let baselines = BaselineBook()
+    private var baselineTimer: DispatchSourceTimer?
 
     public init(config: Config) throws {
         self.currentConfig = config
         log.setLevel(config.logLevel)
         let models = try Daemon.loadModels(config)
         self.currentModels = models
-        let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: config.limits) }
-        for p in pipelines {
-            log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
-        }
         let counters = self.counters
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
+        let book = baselines
+        book.load(store.loadBaselines())
+        let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: config.limits, book: book) }
+        for p in pipelines {
+            log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
+            Daemon.noteBudget(p)
+        }
         sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store, counters: counters) }
         if let sync { store.onAlertsCommitted { sync.kick() } }
         let alerts = AlertCenter(config: config, models: models,
@@ -68,6 +74,7 @@ public final class Daemon: @unchecked Sendable {
         self.intake = intake
         self.recovery = recovery
         currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, intake: intake, sink: sink)
+        startBaselineTimer()
     }
 
     /// What the journal held at start, replayed by `start()` before the broker is reached.
@@ -101,6 +108,46 @@ public final class Daemon: @unchecked Sendable {
         let hooks = IntakeHooks(journal: durability == .none ? nil : journal, redeliveries: redeliveries,
                                 retire: { store.appendRetired($0) }, history: { alerts.replayHistory($0) })
         return (hooks, recovery.segments > 0 ? recovery : nil)
+    }
+
+    /// Says at start how a pipeline's alert threshold is set when the model takes a baseline,
+    /// and when a config written for the old anomaly model carries a `min_score` that now
+    /// only floors the budget (the migration path: remove it to let the budget decide).
+    static func noteBudget(_ p: Pipeline) {
+        guard let alert = p.settings.alert else { return }
+        if p.model.stateInput == nil {
+            if alert.maxFalseAlarmsPerDay != nil {
+                log.warning("pipeline \(p.name): alert.max_false_alarms_per_day is ignored: model \(p.model.name) takes no baseline (vigil.state), so min_score decides")
+            }
+            return
+        }
+        let budget = alert.maxFalseAlarmsPerDay ?? AlertSettings.defaultFalseAlarmsPerDay
+        if alert.minScoreGiven {
+            log.notice("pipeline \(p.name): each device alerts at its own threshold for \(budget) false alarms a day; min_score \(alert.minScore) stays a floor under it (remove it to let the budget alone decide)")
+        } else {
+            log.info("pipeline \(p.name): each device alerts at its own threshold for \(budget) false alarms a day (alert.max_false_alarms_per_day), after its warm-up")
+        }
+    }
+
+    /// Saves changed baselines every `snapshot_s` (the shortest of the pipelines') and picks
+    /// up `vigilctl baseline reset` requests every 2 s.
+    private func startBaselineTimer() {
+        let every = config.pipelines.compactMap { $0.baseline?.snapshotSeconds }.min() ?? BaselineSettings().snapshotSeconds
+        let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "vigil.baselines"))
+        var sinceSave = 0.0
+        let store = store, book = baselines, counters = counters
+        t.schedule(deadline: .now() + 2, repeating: 2, leeway: .milliseconds(200))
+        t.setEventHandler {
+            store.takeBaselineResets(into: book)
+            counters.setBaselines(book.all())
+            sinceSave += 2
+            if sinceSave >= every {
+                sinceSave = 0
+                store.saveBaselines(book.takeDirty())
+            }
+        }
+        t.resume()
+        baselineTimer = t
     }
 
     /// Connects to the broker and subscribes. A broker that is not up is logged once and
@@ -222,6 +269,8 @@ public final class Daemon: @unchecked Sendable {
             log.warning("stopping with \(alerts.actionsInFlight) alert actions still running; their outcomes stay pending")
         }
         sync?.stop()
+        baselineTimer?.cancel()
+        store.saveBaselines(baselines.takeDirty())
         store.close()
     }
 

@@ -134,12 +134,14 @@ public final class Engine: @unchecked Sendable {
         var failed = [FrameError?](repeating: nil, count: jobs.count)
         var end = jobs.count
         var long: (any StreamAdapter)?
+        var adapters = [(any StreamAdapter)?](repeating: nil, count: jobs.count)
         for j in from..<jobs.count {
             let job = jobs[j]
             let pipeline = pipelines[job.pipeline]
             do throws(FrameError) {
                 let frame = try pipeline.decoder.decode(job.payload, receivedAt: job.receivedAt)
-                let adapter = streams.adapter(pipeline: job.pipeline, device: job.device, make: pipeline.makeAdapter)
+                let adapter = streams.adapter(pipeline: job.pipeline, device: job.device) { pipeline.makeAdapter(device: job.device) }
+                adapters[j] = adapter
                 var made = try adapter.inputs(for: frame)
                 Engine.identify(&made, of: job, from: 0)
                 firstInput[j] = inputs[job.pipeline].count
@@ -155,9 +157,11 @@ public final class Engine: @unchecked Sendable {
             }
         }
         let results = inputs.enumerated().map { p, items in items.isEmpty ? [] : pipelines[p].detect(batch: items) }
-        func hand(_ result: Result<Detection, FrameError>, _ job: Job, _ error: inout FrameError?) {
+        func hand(_ result: Result<Detection, FrameError>, _ j: Int, _ error: inout FrameError?) {
+            let job = jobs[j]
             switch result {
-            case .success(let detection):
+            case .success(var detection):
+                adapters[j]?.observe(&detection)   // per-device state that learns from scores (anomaly budget)
                 // History: its rows were committed before the restart; only the rules' state is rebuilt.
                 if job.mode == .history { intake?.history(detection); return }
                 sink(detection)
@@ -176,7 +180,7 @@ public final class Engine: @unchecked Sendable {
         for j in from..<end {
             let job = jobs[j]
             var error = failed[j]
-            for result in results[job.pipeline][firstInput[j]..<firstInput[j] + inputCount[j]] { hand(result, job, &error) }
+            for result in results[job.pipeline][firstInput[j]..<firstInput[j] + inputCount[j]] { hand(result, j, &error) }
             if let long, j == end - 1 {
                 // The rest of this frame's inputs, one bounded run at a time.
                 var index = inputCount[j]
@@ -185,7 +189,7 @@ public final class Engine: @unchecked Sendable {
                     if more.isEmpty { break }
                     Engine.identify(&more, of: job, from: index)
                     index += more.count
-                    for result in pipelines[job.pipeline].detect(batch: more.map { ($0, job.device) }) { hand(result, job, &error) }
+                    for result in pipelines[job.pipeline].detect(batch: more.map { ($0, job.device) }) { hand(result, j, &error) }
                 }
             }
             finish(job, error)
@@ -277,13 +281,17 @@ struct StreamTable {
         return a
     }
 
-    /// Frees the state of devices silent for longer than `ttl`; returns their keys.
+    /// Frees the state of devices silent for longer than `ttl` (each adapter retired first);
+    /// returns their keys.
     @discardableResult
     mutating func sweep(now: Double = monotonicSeconds()) -> [Key] {
         let expired = entries.filter { now - $0.value.lastSeen > ttl }.map(\.key)
-        for k in expired { entries[k] = nil }
+        for k in expired { entries[k]?.adapter.retire(); entries[k] = nil }
         return expired
     }
+
+    /// Retires every adapter (the lane stops).
+    func retireAll() { for e in entries.values { e.adapter.retire() } }
 
     var count: Int { entries.count }
 }
@@ -345,6 +353,7 @@ final class Lane: @unchecked Sendable {
     private var pushWaiters = 0
     private var stopping = false
     private var liveStreams = 0
+    private var exited = false
     private var thread: Thread?
 
     init(index: Int, pipelines: Int, depth: Int, maxBytes: Int, ttl: Double) {
@@ -429,7 +438,12 @@ final class Lane: @unchecked Sendable {
                 }
             }
             asleep = false
-            if waitingJobs == 0 && stopping { cond.unlock(); return }
+            if waitingJobs == 0 && stopping {
+                cond.unlock()
+                streams.retireAll()   // adapters hand over state that must outlive them (anomaly baselines)
+                cond.withLock { exited = true; cond.broadcast() }
+                return
+            }
             let batch = takeBatch()
             busy = !batch.isEmpty
             if pushWaiters > 0 && !batch.isEmpty { cond.broadcast() }   // room again for a waiting submit
@@ -455,10 +469,12 @@ final class Lane: @unchecked Sendable {
         cond.unlock()
     }
 
+    /// Stops the thread and waits until it has retired its adapters.
     func stop() {
         cond.lock()
         stopping = true
         cond.broadcast()
+        while thread != nil && !exited { cond.wait() }
         cond.unlock()
     }
 }

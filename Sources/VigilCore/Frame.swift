@@ -55,7 +55,13 @@ public struct ModelInput: Sendable {
     /// Where it came from, for its detection's uuid (`RowID.derived`): set by the engine
     /// from the frame and the window's place in it; 0 gives a random uuid.
     public var identity: UInt64 = 0
-    public init(values: [Float], shape: [Int], ts: Double) { self.values = values; self.shape = shape; self.ts = ts }
+    /// The device's baseline rows for a stateful model (`vigil.state`), shape `stateShape`
+    /// ([1, rows, fields]); empty for every other model.
+    public var state: [Float]
+    public var stateShape: [Int]
+    public init(values: [Float], shape: [Int], ts: Double, state: [Float] = [], stateShape: [Int] = []) {
+        self.values = values; self.shape = shape; self.ts = ts; self.state = state; self.stateShape = stateShape
+    }
 }
 
 /// Per pipeline and device: turns frames into model inputs, keeping whatever history the
@@ -76,11 +82,23 @@ public protocol StreamAdapter: AnyObject {
     var hasMoreInputs: Bool { get }
     /// The next run of the last frame's inputs.
     func moreInputs() -> [ModelInput]
+
+    /// Called with each detection made from this adapter's inputs, in order, before it is
+    /// stored or judged by the rules: an adapter that keeps per-device state about scores
+    /// (the anomaly baseline's false-alarm budget) learns from it and may set the device's
+    /// alert threshold on it. Default: nothing.
+    func observe(_ detection: inout Detection)
+
+    /// Called once when the adapter is dropped (device TTL, engine stop or reload), on its
+    /// lane: state that outlives it (the anomaly baseline) is handed over now. Default: nothing.
+    func retire()
 }
 
 extension StreamAdapter {
     public var hasMoreInputs: Bool { false }
     public func moreInputs() -> [ModelInput] { [] }
+    public func observe(_ detection: inout Detection) {}
+    public func retire() {}
 }
 
 @inline(__always)

@@ -13,7 +13,11 @@ public final class Pipeline: Sendable {
     /// What one model input looks like, for logs and `vigilctl`: e.g. "windows of 16000
     /// samples at 16000 Hz, hop 8000".
     public let inputDescription: String
-    let makeAdapter: @Sendable () -> any StreamAdapter
+    let adapterFactory: @Sendable (_ device: String) -> any StreamAdapter
+
+    /// A fresh stream adapter for one device (a stateful model's adapter starts from the
+    /// device's saved baseline, when there is one).
+    func makeAdapter(device: String = "") -> any StreamAdapter { adapterFactory(device) }
 
     public var name: String { settings.name }
 
@@ -32,9 +36,9 @@ public final class Pipeline: Sendable {
 
     init(settings: PipelineSettings, model: Model, decoder: any PayloadDecoder, labels: [String],
          groups: [(name: String, members: [Int])], inputDescription: String,
-         makeAdapter: @escaping @Sendable () -> any StreamAdapter) {
+         makeAdapter: @escaping @Sendable (String) -> any StreamAdapter) {
         self.settings = settings; self.model = model; self.decoder = decoder; self.labels = labels
-        self.groups = groups; self.inputDescription = inputDescription; self.makeAdapter = makeAdapter
+        self.groups = groups; self.inputDescription = inputDescription; self.adapterFactory = makeAdapter
     }
 
     /// Tasks each kind of pipeline can feed; `classifier` and `score` fit anything.
@@ -50,7 +54,10 @@ public final class Pipeline: Sendable {
     /// Checks the pipeline against its model and builds it; the error names pipeline,
     /// model and mismatch, so vigild can refuse to start with one clear line.
     /// `limits` bound what one payload may cost (JSON keys, clock skew, audio windows per run).
-    public static func build(_ s: PipelineSettings, model: Model, limits: LimitSettings = LimitSettings()) throws -> Pipeline {
+    /// `book`: where a stateful anomaly model's per-device baselines are loaded from and
+    /// published to (nil: they live only in memory).
+    public static func build(_ s: PipelineSettings, model: Model, limits: LimitSettings = LimitSettings(),
+                             book: BaselineBook? = nil) throws -> Pipeline {
         func mismatch(_ why: String) -> PipelineError {
             PipelineError(pipeline: s.name, model: model.name, message: why)
         }
@@ -64,7 +71,7 @@ public final class Pipeline: Sendable {
             throw mismatch("alert.labels[\(i)] \"\(l)\" is not one of the pipeline's \(groups.isEmpty ? "labels" : "label_groups") (\(named.prefix(12).joined(separator: ", "))\(named.count > 12 ? ", ..." : ""))")
         }
         func make(_ decoder: any PayloadDecoder, _ description: String,
-                  _ adapter: @escaping @Sendable () -> any StreamAdapter) -> Pipeline {
+                  _ adapter: @escaping @Sendable (String) -> any StreamAdapter) -> Pipeline {
             Pipeline(settings: s, model: model, decoder: decoder, labels: labels, groups: groups,
                      inputDescription: description, makeAdapter: adapter)
         }
@@ -84,7 +91,7 @@ public final class Pipeline: Sendable {
                 input = shape
             }
             let count = input.reduce(1, *)
-            return make(F32LEDecoder(expectedCount: count), "vectors of \(count) values as \(input)") { DirectAdapter(shape: input) }
+            return make(F32LEDecoder(expectedCount: count), "vectors of \(count) values as \(input)") { _ in DirectAdapter(shape: input) }
 
         case .json:
             let f = s.fields.count
@@ -118,9 +125,26 @@ public final class Pipeline: Sendable {
             }
             let input = shape.count == 2 ? [1, f] : [1, window, f]
             let skew = limits.maxClockSkew
-            let decoder = JSONFieldsDecoder(fields: s.fields, maxClockSkew: skew, maxKeys: limits.maxJSONKeys)
-            return make(decoder, "windows of \(window) readings of \(f) fields") {
-                SensorWindowAdapter(shape: input, window: window, fields: f, maxClockSkew: skew)
+            guard let state = model.stateInput else {
+                if s.baseline != nil { throw mismatch("\"baseline\" is set but the model takes no baseline (no vigil.state input)") }
+                return make(JSONFieldsDecoder(fields: s.fields, maxClockSkew: skew, maxKeys: limits.maxJSONKeys), "windows of \(window) readings of \(f) fields") { _ in
+                    SensorWindowAdapter(shape: input, window: window, fields: f, maxClockSkew: skew)
+                }
+            }
+            if state.shape[2] >= 0, state.shape[2] != f {
+                throw mismatch("\(f) fields but the model's baseline input \(state) takes \(state.shape[2])")
+            }
+            let settings = s.baseline ?? BaselineSettings()
+            for k in settings.minScale.keys where !s.fields.contains(k) {
+                throw mismatch("baseline.min_scale.\(k) is not one of the pipeline's fields")
+            }
+            let layout = model.stateLayout, names = s.fields, pipelineName = s.name
+            let perDay = s.alert?.maxFalseAlarmsPerDay ?? AlertSettings.defaultFalseAlarmsPerDay
+            let description = "windows of \(window) readings of \(f) fields, with each device's baseline (horizon \(Int(settings.horizonSeconds)) s, warm-up \(Int(settings.warmupSeconds)) s, budget \(perDay) false alarms a day)"
+            return make(JSONFieldsDecoder(fields: s.fields, maxClockSkew: skew, maxKeys: limits.maxJSONKeys), description) { device in
+                SensorWindowAdapter(shape: input, window: window, fields: f, maxClockSkew: skew, anomaly: AnomalyState(
+                    settings: settings, layout: layout, fieldNames: names, window: window, falseAlarmsPerDay: perDay,
+                    book: book, key: BaselineBook.Key(pipeline: pipelineName, device: device)))
             }
 
         case .wav, .pcm_s16le:
@@ -154,7 +178,7 @@ public final class Pipeline: Sendable {
             let decoder: any PayloadDecoder = s.format == .wav ? WAVDecoder() : PCMS16LEDecoder(sampleRate: s.sampleRate!)
             // A long chunk is windowed ~1 MB of windows at a time (AudioWindowAdapter says why).
             let maxWindows = max(1, (4 * Pipeline.batchInputBytes) / (window * 4))
-            return make(decoder, "windows of \(window) samples at \(rate) Hz, hop \(hop)") {
+            return make(decoder, "windows of \(window) samples at \(rate) Hz, hop \(hop)") { _ in
                 AudioWindowAdapter(shape: input, window: window, hop: hop, rate: rate, resample: resample, maxWindows: maxWindows)
             }
 
@@ -187,7 +211,7 @@ public final class Pipeline: Sendable {
                 ? PGMDecoder(maxWidth: s.maxWidth, maxHeight: s.maxHeight)
                 : Gray8Decoder(width: s.width!, height: s.height!)
             let pairs = channels == 2
-            return make(decoder, "\(pairs ? "pairs of " : "")\(w)x\(h) grey frames (area-averaged)") {
+            return make(decoder, "\(pairs ? "pairs of " : "")\(w)x\(h) grey frames (area-averaged)") { _ in
                 ImageAdapter(shape: input, width: width, height: height, channels: channels, pairs: pairs)
             }
         }
@@ -221,7 +245,7 @@ public final class Pipeline: Sendable {
 
     /// Runs the model on one input and names the winning label (or group).
     func detect(_ input: ModelInput, device: String) throws -> Detection {
-        let (raw, ms) = try model.scores(for: input.values, shape: input.shape)
+        let (raw, ms) = try model.scores(for: input)
         return try detection(raw, latencyMs: ms, input: input, device: device)
     }
 

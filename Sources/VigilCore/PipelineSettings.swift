@@ -112,6 +112,8 @@ public struct PipelineSettings: Sendable {
     /// Many labels scored as one: the group's score is the highest of its members'.
     public var labelGroups: [LabelGroup] = []
     public var alert: AlertSettings?
+    /// json with a stateful anomaly model: the per-device baseline (nil: the defaults).
+    public var baseline: BaselineSettings?
 
     /// Audio window advance: a fraction of the window or a number of samples.
     public enum Hop: Sendable, Equatable {
@@ -205,6 +207,24 @@ public struct PipelineSettings: Sendable {
             try g.finish()
         }
         s.alert = try p.object("alert").map(AlertSettings.parse)
+        try only("baseline", format == .json, "json")
+        if let b = try p.object("baseline") {
+            var bs = BaselineSettings()
+            bs.horizonSeconds = try b.double("horizon_s", default: bs.horizonSeconds, in: 60...86_400 * 365)
+            bs.warmupSeconds = try b.double("warmup_s", default: bs.warmupSeconds, in: 0...86_400 * 365)
+            bs.warmupReadings = try b.int("warmup_readings", in: 0...100_000_000)
+            bs.snapshotSeconds = try b.double("snapshot_s", default: bs.snapshotSeconds, in: 1...86_400)
+            if let m = try b.object("min_scale") {
+                for key in m.keys {
+                    guard let v = try m.double(key, in: 0...Double.greatestFiniteMagnitude) else { continue }
+                    guard fields.contains(key) else { throw m.error(key, "is not one of the pipeline's fields (\(fields.joined(separator: ", ")))") }
+                    bs.minScale[key] = v
+                }
+                try m.finish()
+            }
+            try b.finish()
+            s.baseline = bs
+        }
         try p.finish()
         return s
     }
@@ -230,6 +250,12 @@ public struct AlertSettings: Sendable, Equatable {
     /// (e.g. a smoke alarm at 0.99 for 2 windows while glass raises on one window at 0.95).
     /// Clearing is unchanged.
     public var labelRules: [String: LabelRule] = [:]
+    /// The false-alarm budget of a pipeline whose model takes a baseline (stateful
+    /// anomaly): each device alerts at the quantile of its own score history that this
+    /// many readings a day pass; `min_score`, when written, is a floor under it.
+    /// nil: `defaultFalseAlarmsPerDay`. Ignored by other pipelines (vigild says so at start).
+    public var maxFalseAlarmsPerDay: Double?
+    public static let defaultFalseAlarmsPerDay = 1.0
 
     public struct LabelRule: Sendable, Equatable {
         /// nil: the alert's own `min_score`.
@@ -260,6 +286,7 @@ public struct AlertSettings: Sendable, Equatable {
         s.clearFrames = try a.int("clear_frames", default: s.clearFrames, in: 1...100_000)
         s.clearAfterSeconds = try a.double("clear_after_s", in: 0...86_400)
         s.cooldownSeconds = try a.double("cooldown_s", default: s.cooldownSeconds, in: 0...86_400 * 7)
+        s.maxFalseAlarmsPerDay = try a.double("max_false_alarms_per_day", in: 0.001...100_000)
         s.severity = try a.string("severity", default: s.severity)
         guard ["info", "warning", "critical"].contains(s.severity) else {
             throw a.error("severity", "must be info, warning or critical")

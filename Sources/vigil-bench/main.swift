@@ -8,6 +8,16 @@ import VigilCore
 var rows = 50_000
 var base = NSTemporaryDirectory()
 var args = CommandLine.arguments.dropFirst()
+if args.first == "--baseline" {
+    // The anomaly baseline's per-device cost (issue #17 targets: < 1 KB per field, < 5 µs per reading).
+    for fields in [1, 2, 8, 32] {
+        _ = BaselineCost.measure(fields: fields, readings: 20_000)   // warm-up
+        let r = BaselineCost.measure(fields: fields, readings: 200_000)
+        print(String(format: "baseline, %2d fields: %6.0f ns per reading (%.0f ns per field); memory %d B per field + %d B per device (budget histogram); saved as %d B of JSON",
+                     fields, r.nsPerReading, r.nsPerReading / Double(fields), r.bytesPerField, r.bytesPerDevice, r.jsonBytes))
+    }
+    exit(0)
+}
 while let a = args.popFirst() {
     switch a {
     case "--rows": rows = Int(args.popFirst() ?? "") ?? rows

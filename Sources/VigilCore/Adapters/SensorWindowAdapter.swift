@@ -16,6 +16,11 @@ import Foundation
 /// it instead of being dropped until the clock catches up. A mark further ahead of the
 /// arrival time than `maxClockSkew` can only be left from before such a step (the decoder
 /// rejects payload times that far ahead), so it is forgotten too.
+///
+/// For a stateful anomaly model (`vigil.state`) it also keeps the device's baseline
+/// (`AnomalyState`): every complete reading updates it, each window goes out with the
+/// baseline as it was before that window's newest reading, and each score comes back
+/// (`observe`) to set the device's threshold from its false-alarm budget.
 public final class SensorWindowAdapter: StreamAdapter {
     let shape: [Int]
     let window: Int
@@ -27,11 +32,20 @@ public final class SensorWindowAdapter: StreamAdapter {
     private var head = 0
     private var filled = 0
     private var newest: Double?
+    let anomaly: AnomalyState?
 
     public init(shape: [Int], window: Int, fields: Int, maxClockSkew: Double = LimitSettings().maxClockSkew) {
         self.shape = shape; self.window = window; self.fields = fields; self.maxClockSkew = maxClockSkew
         last = Array(repeating: nil, count: fields)
         ring = Array(repeating: 0, count: window * fields)
+        anomaly = nil
+    }
+
+    init(shape: [Int], window: Int, fields: Int, maxClockSkew: Double = LimitSettings().maxClockSkew, anomaly: AnomalyState) {
+        self.shape = shape; self.window = window; self.fields = fields; self.maxClockSkew = maxClockSkew
+        last = Array(repeating: nil, count: fields)
+        ring = Array(repeating: 0, count: window * fields)
+        self.anomaly = anomaly
     }
 
     public func inputs(for frame: TimedFrame) throws(FrameError) -> [ModelInput] {
@@ -51,6 +65,8 @@ public final class SensorWindowAdapter: StreamAdapter {
         let row = (head + filled) % window
         for i in 0..<fields { ring[row * fields + i] = last[i]! }
         if filled < window { filled += 1 } else { head = (head + 1) % window }
+        let state = anomaly?.rows()
+        if let anomaly { anomaly.update(ts: frame.ts, values: last.map { $0! }) }
         guard filled == window else { return [] }
         var values: [Float] = []
         values.reserveCapacity(window * fields)
@@ -58,8 +74,17 @@ public final class SensorWindowAdapter: StreamAdapter {
             let base = ((head + k) % window) * fields
             values += ring[base..<base + fields]
         }
-        return [ModelInput(values: values, shape: shape, ts: frame.ts)]
+        guard let state, let anomaly else { return [ModelInput(values: values, shape: shape, ts: frame.ts)] }
+        return [ModelInput(values: values, shape: shape, ts: frame.ts, state: state,
+                           stateShape: [1, anomaly.layout.count, fields])]
     }
+
+    public func observe(_ detection: inout Detection) { anomaly?.observe(&detection) }
+
+    public func retire() { anomaly?.publish() }
+
+    /// The device's baseline state, for tests and logs (nil without a stateful model).
+    var baselineSnapshot: BaselineSnapshot? { anomaly?.snapshot }
 
     /// Fields that have never had a value on this device (for logs).
     public var unseenFields: [Int] { last.indices.filter { last[$0] == nil } }

@@ -49,7 +49,7 @@ extension Daemon {
         var new = try Config.load(path: file)
         for w in new.warnings { log.warning("\(file): \(w)") }
         let models = try Daemon.loadModels(new)
-        let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: new.limits) }
+        let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: new.limits, book: baselines) }
 
         var report = ReloadReport(pipelines: pipelines.count, models: models.keys.sorted())
         let engine0 = engine
