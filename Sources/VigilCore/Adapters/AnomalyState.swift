@@ -41,6 +41,9 @@ final class AnomalyState {
     func rows() -> [Float] { snapshot.baseline.rows(layout, minScale: minScale, window: window) }
 
     func update(ts: Double, values: [Float]) {
+        // A reading at or before the newest one learned is already in the baseline: the intake
+        // journal replays the frames before a restart (Intake/), and the saved baseline may hold them.
+        if let last = snapshot.baseline.lastTs, ts <= last { return }
         snapshot.baseline.update(ts: ts, values: values, horizon: settings.horizonSeconds, window: window)
         publishIfDue()
     }
@@ -56,9 +59,12 @@ final class AnomalyState {
             ? SurpriseBudget.score(surprise: snapshot.budget.thresholdSurprise(perDay: falseAlarmsPerDay, interval: b.interval))
             : Double.infinity
         snapshot.threshold = t.isFinite ? t : nil
-        let decay = lastObservedTs.map { exp(-max(0, d.ts - $0) / settings.horizonSeconds) } ?? 1
-        lastObservedTs = d.ts
-        snapshot.budget.observe(score: d.score, decay: decay, threshold: t)
+        // Likewise a replayed score the saved budget has already seen.
+        if lastObservedTs.map({ d.ts > $0 }) ?? true {
+            let decay = lastObservedTs.map { exp(-max(0, d.ts - $0) / settings.horizonSeconds) } ?? 1
+            lastObservedTs = d.ts
+            snapshot.budget.observe(score: d.score, decay: decay, threshold: t)
+        }
         d.threshold = t
         snapshot.stuckFields = b.fields.indices.filter { b.fields[$0].stuck(window: window) }.map { fieldNames[$0] }
         if d.score >= t {
