@@ -82,11 +82,13 @@ public final class Engine: @unchecked Sendable {
         var firstInput = [Int](repeating: 0, count: jobs.count)
         var inputCount = [Int](repeating: 0, count: jobs.count)
         var failed = [FrameError?](repeating: nil, count: jobs.count)
+        var adapters = [(any StreamAdapter)?](repeating: nil, count: jobs.count)
         for (j, job) in jobs.enumerated() {
             let pipeline = pipelines[job.pipeline]
             do throws(FrameError) {
                 let frame = try pipeline.decoder.decode(job.payload, receivedAt: job.receivedAt)
-                let adapter = streams.adapter(pipeline: job.pipeline, device: job.device, make: pipeline.makeAdapter)
+                let adapter = streams.adapter(pipeline: job.pipeline, device: job.device) { pipeline.makeAdapter(device: job.device) }
+                adapters[j] = adapter
                 let made = try adapter.inputs(for: frame)
                 firstInput[j] = inputs[job.pipeline].count
                 inputCount[j] = made.count
@@ -102,6 +104,7 @@ public final class Engine: @unchecked Sendable {
             for result in results[job.pipeline][firstInput[j]..<firstInput[j] + inputCount[j]] {
                 switch result {
                 case .success(let detection):
+                    adapters[j]?.observe(detection)
                     sink(detection)
                     counters.detectionMade(pipeline: pipeline.name, seconds: Date().timeIntervalSince1970 - job.receivedAt)
                 case .failure(let e):

@@ -59,6 +59,16 @@ public protocol StreamAdapter: AnyObject {
     /// Zero or more inputs for this frame (an audio chunk may fill several windows or none;
     /// a camera's first frame has no predecessor yet).
     func inputs(for frame: TimedFrame) throws(FrameError) -> [ModelInput]
+
+    /// The detection the model made from one of this adapter's inputs, in order (possibly
+    /// a few frames later: the lane turns queued frames into inputs before it runs them).
+    /// Adapters whose state depends on the model's verdict use it (a camera background is
+    /// re-based when the model says `lighting`); the default ignores it.
+    func observe(_ detection: Detection)
+}
+
+extension StreamAdapter {
+    public func observe(_ detection: Detection) {}
 }
 
 @inline(__always)

@@ -13,7 +13,7 @@ public final class Pipeline: Sendable {
     /// What one model input looks like, for logs and `vigilctl`: e.g. "windows of 16000
     /// samples at 16000 Hz, hop 8000".
     public let inputDescription: String
-    let makeAdapter: @Sendable () -> any StreamAdapter
+    let adapterFactory: @Sendable (String) -> any StreamAdapter
 
     public var name: String { settings.name }
 
@@ -32,10 +32,13 @@ public final class Pipeline: Sendable {
 
     init(settings: PipelineSettings, model: Model, decoder: any PayloadDecoder, labels: [String],
          groups: [(name: String, members: [Int])], inputDescription: String,
-         makeAdapter: @escaping @Sendable () -> any StreamAdapter) {
+         makeAdapter: @escaping @Sendable (String) -> any StreamAdapter) {
         self.settings = settings; self.model = model; self.decoder = decoder; self.labels = labels
-        self.groups = groups; self.inputDescription = inputDescription; self.makeAdapter = makeAdapter
+        self.groups = groups; self.inputDescription = inputDescription; self.adapterFactory = makeAdapter
     }
+
+    /// A new stream state for one device (a camera's masks and min_area can be per device).
+    func makeAdapter(device: String = "") -> any StreamAdapter { adapterFactory(device) }
 
     /// Tasks each kind of pipeline can feed; `classifier` and `score` fit anything.
     static func tasks(for format: PayloadFormat) -> Set<String>? {
@@ -63,7 +66,7 @@ public final class Pipeline: Sendable {
             throw mismatch("alert.labels[\(i)] \"\(l)\" is not one of the pipeline's \(groups.isEmpty ? "labels" : "label_groups") (\(named.prefix(12).joined(separator: ", "))\(named.count > 12 ? ", ..." : ""))")
         }
         func make(_ decoder: any PayloadDecoder, _ description: String,
-                  _ adapter: @escaping @Sendable () -> any StreamAdapter) -> Pipeline {
+                  _ adapter: @escaping @Sendable (String) -> any StreamAdapter) -> Pipeline {
             Pipeline(settings: s, model: model, decoder: decoder, labels: labels, groups: groups,
                      inputDescription: description, makeAdapter: adapter)
         }
@@ -83,7 +86,7 @@ public final class Pipeline: Sendable {
                 input = shape
             }
             let count = input.reduce(1, *)
-            return make(F32LEDecoder(expectedCount: count), "vectors of \(count) values as \(input)") { DirectAdapter(shape: input) }
+            return make(F32LEDecoder(expectedCount: count), "vectors of \(count) values as \(input)") { _ in DirectAdapter(shape: input) }
 
         case .json:
             let f = s.fields.count
@@ -116,7 +119,7 @@ public final class Pipeline: Sendable {
                 throw mismatch("a json pipeline feeds [1, fields] or [1, window, fields], the model's input is \(model.input)")
             }
             let input = shape.count == 2 ? [1, f] : [1, window, f]
-            return make(JSONFieldsDecoder(fields: s.fields), "windows of \(window) readings of \(f) fields") {
+            return make(JSONFieldsDecoder(fields: s.fields), "windows of \(window) readings of \(f) fields") { _ in
                 SensorWindowAdapter(shape: input, window: window, fields: f)
             }
 
@@ -149,7 +152,7 @@ public final class Pipeline: Sendable {
             let input = audioShape
             let resample = s.resample
             let decoder: any PayloadDecoder = s.format == .wav ? WAVDecoder() : PCMS16LEDecoder(sampleRate: s.sampleRate!)
-            return make(decoder, "windows of \(window) samples at \(rate) Hz, hop \(hop)") {
+            return make(decoder, "windows of \(window) samples at \(rate) Hz, hop \(hop)") { _ in
                 AudioWindowAdapter(shape: input, window: window, hop: hop, rate: rate, resample: resample)
             }
 
@@ -159,8 +162,8 @@ public final class Pipeline: Sendable {
                 throw mismatch("a camera pipeline feeds [1, C, H, W] or [1, H, W], the model's input is \(model.input)")
             }
             let channels = shape.count == 4 ? shape[1] : 1
-            guard [1, 2, 3].contains(channels) else {
-                throw mismatch("the model's input \(model.input) has \(channels) channels; a camera pipeline feeds 1 (grey), 2 (previous, current) or 3 (grey as RGB)")
+            guard [1, 2, 3].contains(channels) || (model.metadata["vigil.channels"] != nil && (1...8).contains(channels)) else {
+                throw mismatch("the model's input \(model.input) has \(channels) channels; a camera pipeline feeds 1 (grey), 2 (previous, current) or 3 (grey as RGB), or what vigil.channels names")
             }
             var h = shape[shape.count - 2], w = shape[shape.count - 1]
             if let frame = model.metadata["vigil.frame"] {
@@ -181,10 +184,56 @@ public final class Pipeline: Sendable {
             let decoder: any PayloadDecoder = s.format == .pgm
                 ? PGMDecoder(maxWidth: s.maxWidth, maxHeight: s.maxHeight)
                 : Gray8Decoder(width: s.width!, height: s.height!)
-            let pairs = channels == 2
-            return make(decoder, "\(pairs ? "pairs of " : "")\(w)x\(h) grey frames (area-averaged)") {
-                ImageAdapter(shape: input, width: width, height: height, channels: channels, pairs: pairs)
+            let roles = try cameraChannels(model, count: channels, mismatch)
+            let motion = s.motion ?? MotionSettings()
+            let weightValue = try motionWeight(model, roles: roles, motion: motion, mismatch)
+            if roles.contains(.background), s.alert != nil, s.alert!.labels.isEmpty, labels.contains(ImageAdapter.lightingLabel) {
+                throw mismatch("set alert.labels (e.g. [\"motion\"]): this model's \(ImageAdapter.lightingLabel) label marks whole-frame changes it re-baselines on, not events")
             }
+            let what = roles == [.previous, .current] ? "pairs of \(w)x\(h) grey frames (area-averaged)"
+                : roles == CameraChannel.defaults(channels) ? "\(w)x\(h) grey frames (area-averaged)"
+                : "\(w)x\(h) grey frames (area-averaged) as \(roles.map(\.rawValue).joined(separator: ", "))"
+                  + (roles.contains(.background) ? "; background over \(JSONValue.format(motion.backgroundSeconds)) s" : "")
+            return make(decoder, what) { device in
+                ImageAdapter(shape: input, width: width, height: height, channels: roles, motion: motion, device: device,
+                             weightValue: weightValue(device))
+            }
+        }
+    }
+
+    /// The role of each input channel of a camera model: its `vigil.channels`, else the
+    /// defaults by count (1 grey, 2 previous + current, 3 grey as RGB).
+    static func cameraChannels(_ model: Model, count: Int, _ mismatch: (String) -> PipelineError) throws -> [CameraChannel] {
+        guard let text = model.metadata["vigil.channels"] else { return CameraChannel.defaults(count)! }
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard names.count == count else {
+            throw mismatch("vigil.channels names \(names.count) channels but the model's input \(model.input) has \(count)")
+        }
+        return try names.map { n in
+            guard let c = CameraChannel(rawValue: n) else {
+                throw mismatch("vigil.channels: \"\(n)\" is not one of \(CameraChannel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return c
+        }
+    }
+
+    /// The weight channel's value per device: the model's `vigil.min_area` over the
+    /// device's `min_area` (1 without one). Masks and min_area need a weight channel.
+    static func motionWeight(_ model: Model, roles: [CameraChannel], motion: MotionSettings,
+                             _ mismatch: (String) -> PipelineError) throws -> @Sendable (String) -> Float {
+        guard roles.contains(.weight) else {
+            if motion.usesWeight {
+                throw mismatch("motion.masks and motion.min_area need a model with a weight channel (vigil.channels), this one takes \(roles.map(\.rawValue).joined(separator: ", "))")
+            }
+            return { _ in 1 }
+        }
+        let base = model.metadata["vigil.min_area"].flatMap(Double.init)
+        if motion.usesWeight, motion.minArea != nil || motion.devices.values.contains(where: { $0.minArea != nil }) {
+            guard let base, base > 0 else { throw mismatch("motion.min_area needs the model's vigil.min_area (its own minimum area), which it does not state") }
+        }
+        return { device in
+            guard let base, let m = motion.resolved(for: device).minArea else { return 1 }
+            return Float(base / m)
         }
     }
 

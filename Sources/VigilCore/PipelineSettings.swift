@@ -82,6 +82,8 @@ public struct PipelineSettings: Sendable {
     /// Many labels scored as one: the group's score is the highest of its members'.
     public var labelGroups: [LabelGroup] = []
     public var alert: AlertSettings?
+    /// pgm, gray8: background, activity, masks and minimum area (`motion` key).
+    public var motion: MotionSettings?
 
     /// Audio window advance: a fraction of the window or a number of samples.
     public enum Hop: Sendable, Equatable {
@@ -173,6 +175,10 @@ public struct PipelineSettings: Sendable {
             }
             guard !s.labelGroups.isEmpty else { throw p.error("label_groups", "must name at least one group") }
             try g.finish()
+        }
+        try only("motion", s.isImage, "pgm and gray8")
+        if let m = try p.object("motion") {
+            s.motion = try MotionSettings.parse(m, frame: format == .gray8 ? (width!, height!) : nil)
         }
         s.alert = try p.object("alert").map(AlertSettings.parse)
         try p.finish()
