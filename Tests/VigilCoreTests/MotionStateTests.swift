@@ -1,0 +1,159 @@
+import Foundation
+import TestSupport
+@testable import VigilCore
+import XCTest
+
+/// The per-device camera state a background model gets (vigil.channels) and the `motion`
+/// config key: masks, min_area, per-device settings, and their validation.
+final class MotionStateTests: XCTestCase {
+    let roles: [CameraChannel] = [.current, .background, .activity, .weight]
+
+    func image(_ w: Int, _ h: Int, _ value: (Int, Int) -> UInt8, ts: Double) -> TimedFrame {
+        var px = [UInt8](repeating: 0, count: w * h)
+        for y in 0..<h { for x in 0..<w { px[y * w + x] = value(x, y) } }
+        return TimedFrame(frame: .image(width: w, height: h, pixels: px), ts: ts)
+    }
+
+    func plane(_ input: ModelInput, _ i: Int) -> [Float] {
+        let n = input.values.count / input.shape[1]
+        return Array(input.values[(i * n)..<((i + 1) * n)])
+    }
+
+    /// The background is a running average in frame time: after one time constant a new
+    /// level has come 1 - 1/e of the way, whatever the frame rate.
+    func testTheBackgroundFollowsInFrameTimeAndTheFirstFrameWaits() throws {
+        var motion = MotionSettings()
+        motion.backgroundSeconds = 10
+        let a = ImageAdapter(shape: [1, 4, 2, 2], width: 2, height: 2, channels: roles, motion: motion)
+        XCTAssertEqual(try a.inputs(for: image(2, 2, { _, _ in 0 }, ts: 100)).count, 0, "nothing to compare the first frame with")
+        let first = try a.inputs(for: image(2, 2, { _, _ in 255 }, ts: 110))
+        XCTAssertEqual(plane(first[0], 0), [1, 1, 1, 1], accuracy: 1e-6, "current")
+        XCTAssertEqual(plane(first[0], 1), [0, 0, 0, 0], accuracy: 1e-6, "the background before this frame")
+        XCTAssertEqual(plane(first[0], 3), [1, 1, 1, 1], accuracy: 1e-6, "weight without masks or min_area")
+        let second = try a.inputs(for: image(2, 2, { _, _ in 255 }, ts: 110))
+        XCTAssertEqual(plane(second[0], 1), [Float](repeating: Float(1 - exp(-1.0)), count: 4), accuracy: 1e-5)
+        // Ten frames in the same second move it as much as one frame a second later would.
+        let b = ImageAdapter(shape: [1, 4, 2, 2], width: 2, height: 2, channels: roles, motion: motion)
+        _ = try b.inputs(for: image(2, 2, { _, _ in 0 }, ts: 0))
+        for i in 1...10 { _ = try b.inputs(for: image(2, 2, { _, _ in 255 }, ts: Double(i) / 10)) }
+        let after = try b.inputs(for: image(2, 2, { _, _ in 255 }, ts: 1))
+        XCTAssertEqual(plane(after[0], 1)[0], Float(1 - exp(-0.1)), accuracy: 1e-5)
+    }
+
+    /// `lighting` from the model re-bases the background on the latest frame; other labels
+    /// leave it alone. The activity map measures change after matching mean brightness,
+    /// so a uniform gain step adds nothing to it.
+    func testLightingRebasesTheBackgroundAndAGainStepIsNotActivity() throws {
+        let a = ImageAdapter(shape: [1, 4, 4, 4], width: 4, height: 4, channels: roles)
+        let scene: (Int, Int) -> UInt8 = { x, y in UInt8(30 + 8 * x + 15 * y) }
+        _ = try a.inputs(for: image(4, 4, scene, ts: 0))
+        let bright: (Int, Int) -> UInt8 = { x, y in UInt8(2 * (30 + 8 * x + 15 * y)) }
+        _ = try a.inputs(for: image(4, 4, bright, ts: 1))
+        let next = try a.inputs(for: image(4, 4, bright, ts: 2))[0]
+        XCTAssertEqual(plane(next, 2).max()!, 0, accuracy: 2e-3, "a global gain is not activity")
+        XCTAssertLessThan(plane(next, 1)[0], 0.2, "the background still holds the dark scene")
+        let d = Detection(ts: 2, pipeline: "p", device: "d", model: "m", label: "motion", score: 1, scores: [], latencyMs: 0)
+        a.observe(d)
+        XCTAssertEqual(a.rebaselines, 0)
+        var lit = d
+        lit.label = "lighting"
+        a.observe(lit)
+        XCTAssertEqual(a.rebaselines, 1)
+        let rebased = try a.inputs(for: image(4, 4, bright, ts: 3))[0]
+        XCTAssertEqual(plane(rebased, 1), plane(rebased, 0), accuracy: 1e-6, "background = the bright frame now")
+    }
+
+    /// Masks are in source-frame pixels and apply at any source size; a device's own
+    /// masks add to the pipeline's; min_area sets the weight as model min_area / min_area.
+    func testMasksAndMinAreaBecomeTheWeightPlanePerDevice() throws {
+        var motion = MotionSettings()
+        motion.masks = [MotionMask(rect: 0, 0, 320, 480)]                        // left half of 640x480
+        motion.devices["gate"] = .init(masks: [MotionMask(points: [(640, 0), (640, 240), (320, 0)])], minArea: 0.01)
+        let hall = ImageAdapter(shape: [1, 4, 4, 4], width: 4, height: 4, channels: roles, motion: motion, device: "hall", weightValue: 1)
+        _ = try hall.inputs(for: image(640, 480, { _, _ in 9 }, ts: 0))
+        let w = plane(try hall.inputs(for: image(640, 480, { _, _ in 9 }, ts: 1))[0], 3)
+        XCTAssertEqual(w, [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1])
+        let gate = ImageAdapter(shape: [1, 4, 4, 4], width: 4, height: 4, channels: roles, motion: motion, device: "gate", weightValue: 0.2)
+        // Coordinates are pixels of the frame as sent, not fractions: a 64x48 frame lies
+        // inside the pipeline's 320x480 mask.
+        _ = try gate.inputs(for: image(64, 48, { _, _ in 9 }, ts: 0))
+        let small = plane(try gate.inputs(for: image(64, 48, { _, _ in 9 }, ts: 1))[0], 3)
+        XCTAssertEqual(small, [Float](repeating: 0, count: 16), "a 64x48 frame lies entirely inside the 320x480 mask")
+        _ = try gate.inputs(for: image(640, 480, { _, _ in 9 }, ts: 2))
+        let big = plane(try gate.inputs(for: image(640, 480, { _, _ in 9 }, ts: 3))[0], 3)
+        // The triangle (320,0)-(640,0)-(640,240) covers the top-right corner cells.
+        XCTAssertEqual(big, [0, 0, 0, 0, 0, 0, 0.2, 0, 0, 0, 0.2, 0.2, 0, 0, 0.2, 0.2], accuracy: 1e-6)
+        XCTAssertTrue(MotionMask(points: [(0, 0), (10, 0), (0, 10)]).contains(2, 2))
+        XCTAssertFalse(MotionMask(points: [(0, 0), (10, 0), (0, 10)]).contains(8, 8))
+    }
+
+    func parse(_ motion: String, format: String = "pgm", extra: String = "") throws -> Config {
+        try Config.parse(Array("""
+            { "node": "n", "models": { "m": { "path": "/x.onnx" } },
+              "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "\(format)", "model": "m"\(extra),
+                "motion": \(motion) } ] }
+            """.utf8), file: "vigil.json")
+    }
+
+    func testMotionConfigIsReadAndEveryMistakeNamesItsKeyAndLine() throws {
+        let c = try parse("""
+            { "background_s": 30, "activity_s": 120, "min_area": 0.005,
+              "masks": [ { "rect": [0, 0, 100, 50] }, { "polygon": [[0, 400], [640, 300], [640, 480], [0, 480]] } ],
+              "devices": { "gate": { "min_area": 0.02, "masks": [ { "rect": [10, 10, 5, 5] } ] } } }
+            """)
+        let m = try XCTUnwrap(c.pipelines[0].motion)
+        XCTAssertEqual(m.backgroundSeconds, 30)
+        XCTAssertEqual(m.activitySeconds, 120)
+        XCTAssertEqual(m.minArea, 0.005)
+        XCTAssertEqual(m.masks, [MotionMask(rect: 0, 0, 100, 50), MotionMask(points: [(0, 400), (640, 300), (640, 480), (0, 480)])])
+        XCTAssertEqual(m.resolved(for: "gate").minArea, 0.02)
+        XCTAssertEqual(m.resolved(for: "gate").masks.count, 3)
+        XCTAssertEqual(m.resolved(for: "hall").masks.count, 2)
+        XCTAssertEqual(m.resolved(for: "hall").minArea, 0.005)
+
+        let cases: [(String, String, String, String)] = [
+            (#"{ "masks": [ { "polygon": [[0, 0], [1, 1]] } ] }"#, "pgm", "", "motion.masks[0].polygon: needs at least 3 points"),
+            (#"{ "masks": [ { "rect": [0, 0, -5, 5] } ] }"#, "pgm", "", "motion.masks[0].rect: width and height must be positive"),
+            (#"{ "masks": [ { "rect": [0, 0, 5] } ] }"#, "pgm", "", "motion.masks[0].rect: must be [x, y, width, height]"),
+            (#"{ "masks": [ { "polygon": [[0, 0], [1, "a"], [2, 2]] } ] }"#, "pgm", "", "motion.masks[0].polygon[1]: must be a point [x, y]"),
+            (#"{ "masks": [ { "rect": [0, 0, 5, 5], "polygon": [[0, 0], [1, 1], [2, 0]] } ] }"#, "pgm", "", "motion.masks[0]: a mask is either"),
+            (#"{ "masks": [ { "rect": [0, 0, 500, 5] } ] }"#, "gray8", #", "width": 320, "height": 240"#, "motion.masks[0].rect: (500, 0) is outside the 320x240 frame"),
+            (#"{ "min_area": 2 }"#, "pgm", "", "motion.min_area: must be between"),
+            (#"{ "devices": { "gate": { "mask": [] } } }"#, "pgm", "", "motion.devices.gate.mask: unknown key"),
+            (#"{ "backgrund_s": 5 }"#, "pgm", "", "motion.backgrund_s: unknown key"),
+            (#"{ }"#, "wav", "", "pipelines[0].motion: only pgm and gray8 pipelines take motion"),
+        ]
+        for (motion, format, extra, expected) in cases {
+            XCTAssertThrowsError(try parse(motion, format: format, extra: extra), motion) { e in
+                XCTAssertTrue("\(e)".contains(expected), "\(motion): \(e)")
+                XCTAssertTrue("\(e)".hasPrefix("vigil.json:"), "\(e) names the file and line")
+            }
+        }
+    }
+
+    /// A background model's pipeline is checked at load: masks need a weight channel,
+    /// min_area needs the model's own, and an alert must name the labels it watches.
+    func testTheShippedModelsChannelsAndWhatAPipelineMayAskOfThem() throws {
+        let shipped = Paths.repo.appendingPathComponent("Models/motion.onnx").path
+        func build(_ model: String, _ pipeline: String) throws -> Pipeline {
+            let c = try Config.parse(Array("""
+                { "node": "n", "models": { "m": { "path": "\(model)" } },
+                  "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m"\(pipeline) } ] }
+                """.utf8))
+            return try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: model))
+        }
+        let p = try build(shipped, #", "motion": { "min_area": 0.01 }, "alert": { "labels": ["motion"] }"#)
+        XCTAssertEqual(p.labels, ["still", "motion", "lighting"])
+        XCTAssertTrue(p.inputDescription.contains("current, background, activity, weight"), p.inputDescription)
+        let a = try XCTUnwrap(p.makeAdapter(device: "x") as? ImageAdapter)
+        XCTAssertEqual(a.weightValue, Float(Double(p.model.metadata["vigil.min_area"]!)! / 0.01), accuracy: 1e-6)
+        XCTAssertThrowsError(try build(shipped, #", "alert": { "min_score": 0.5 }"#)) {
+            XCTAssertTrue("\($0)".contains("set alert.labels"), "\($0)")
+        }
+        let pairModel = Paths.fixture("motion_small.onnx")
+        XCTAssertThrowsError(try build(pairModel, #", "motion": { "masks": [ { "rect": [0, 0, 1, 1] } ] }"#)) {
+            XCTAssertTrue("\($0)".contains("need a model with a weight channel"), "\($0)")
+        }
+        XCTAssertNoThrow(try build(pairModel, #", "motion": { "background_s": 5 }"#))
+    }
+}
