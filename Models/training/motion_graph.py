@@ -147,6 +147,8 @@ def build(p, version, probe=False):
         "vigil.frame": f"{H}x{W}",
         "vigil.channels": CHANNELS,
         "vigil.min_area": f"{p['TA']}",
+        "vigil.background_s": f"{p.get('background_s', 20.0)}",
+        "vigil.activity_s": f"{p.get('activity_s', 60.0)}",
         "vigil.version": version,
         "vigil.description": ("Background-subtraction motion detector: gain-compensated SSIM structure "
                               f"change of the current frame against the device's background ({WIN}x{WIN} windows), "

@@ -11,7 +11,14 @@ seen by a simulated camera over time: sensor noise 10/255 at 160x120, abrupt lig
 steps x0.25..x4 (3 frames, and permanent), auto-exposure following over 3 frames, slow
 ramps, a day/night switch to an IR-like grey, rain/snow-like speckle; and real swaying
 vegetation, tree.avi (frames [0, 34) tuning, [34, 68) testing, played back and forth),
-full frame and composited beside the vtest street.
+full frame and composited beside the vtest street. The tuning half of tree.avi barely
+moves, so for tuning it is swayed further by a smooth, gusting displacement field
+(`sway`); the test half is used as recorded.
+
+Each stream says from which frame it is scored: the per-device state needs time to learn
+a scene (background_s, activity_s), as a camera that has been running would have. People
+streams play their range forwards then backwards and are scored on the second pass;
+vegetation is scored after its first minute, and evaluate.py also reports the first minute.
 """
 import json
 import os
@@ -117,26 +124,50 @@ def still_images(split):
     return out
 
 
+def sway(frames_g, rng, amp=3.0, fps=15.0):
+    """Wind on foliage: each frame displaced by a smooth random field (blurred noise
+    phases, +-amp px at 320x240) that oscillates at ~0.7 Hz under a slow gust envelope."""
+    h, w = frames_g[0].shape
+    ph = [cv2.GaussianBlur(rng.uniform(0, 2 * np.pi, (h, w)).astype(np.float32), (0, 0), 25) for _ in range(2)]
+    ph = [(p - p.min()) / (np.ptp(p) + 1e-6) * 4 * np.pi for p in ph]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for t, f in enumerate(frames_g):
+        s = t / fps
+        gust = 0.4 + 0.6 * (0.5 + 0.5 * np.sin(2 * np.pi * 0.08 * s))
+        dx = amp * gust * np.sin(2 * np.pi * 0.7 * s + ph[0])
+        dy = 0.5 * amp * gust * np.sin(2 * np.pi * 0.9 * s + ph[1])
+        out.append(cv2.remap(f, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    return out
+
+
+VEG_FRAMES = 1800     # 2 minutes at 15 fps
+VEG_SCORE_FROM_S = 60
+
+
 def nuisance_streams(split, full, rng, n=200):
-    """[(name, kind, frames, fps)] with no person in any frame."""
+    """[(name, kind, frames, fps, score_from)] with no person in any frame."""
     lo, hi = (0, 400) if split == "tune" else (400, len(full))
     street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
     scenes = [(name, cv2.cvtColor(im, cv2.COLOR_BGR2GRAY), im) for name, im in still_images(split)]
     scenes.append(("vtest street (median)", street, cv2.cvtColor(street, cv2.COLOR_GRAY2BGR)))
     out = []
     for name, g, bgr in scenes:
-        out.append((name, "noise 10/255 at 160x120", camera([md.area_resize(g)] * n, rng, noise=10 / 255), 10))
-        out.append((name, "lighting steps + AE", camera([g] * n, rng, gains=lighting_gains(n)), 10))
-        out.append((name, "ramp x1 -> x0.3 -> x1 (20 s)", camera([g] * n, rng, gains=ramp_gains(n)), 10))
-        out.append((name, "day/night grey switch", day_night(bgr, n, rng), 10))
-        out.append((name, "rain/snow speckle", camera([g] * n, rng, speckle=0.002), 10))
+        out.append((name, "noise 10/255 at 160x120", camera([md.area_resize(g)] * n, rng, noise=10 / 255), 10, 20))
+        out.append((name, "lighting steps + AE", camera([g] * n, rng, gains=lighting_gains(n)), 10, 20))
+        out.append((name, "ramp x1 -> x0.3 -> x1 (20 s)", camera([g] * n, rng, gains=ramp_gains(n)), 10, 20))
+        out.append((name, "day/night grey switch", day_night(bgr, n, rng), 10, 20))
+        out.append((name, "rain/snow speckle", camera([g] * n, rng, speckle=0.002), 10, 20))
     trees = tree_frames()
     half = trees[:34] if split == "tune" else trees[34:]
-    tg = [cv2.cvtColor(t, cv2.COLOR_BGR2GRAY) for t in half]
-    out.append(("tree.avi", "vegetation, full frame, 15 fps", camera(pingpong(tg, 3 * n), rng), 15))
-    out.append(("tree.avi", "vegetation, full frame, 3 fps", camera(pingpong(tg, 3 * n)[::5], rng), 3))
+    tg = pingpong([cv2.cvtColor(t, cv2.COLOR_BGR2GRAY) for t in half], VEG_FRAMES)
+    if split == "tune":
+        tg = sway(tg, rng)
+    k = VEG_SCORE_FROM_S
+    out.append(("tree.avi", "vegetation, full frame, 15 fps", camera(tg, rng), 15, 15 * k))
+    out.append(("tree.avi", "vegetation, full frame, 3 fps", camera(tg[::5], rng), 3, 3 * k))
     out.append(("tree.avi beside the street", "vegetation, left 40 %, 15 fps",
-                camera(composite(street, pingpong(tg, 3 * n)), rng), 15))
+                camera(composite(street, tg), rng), 15, 15 * k))
     return out
 
 
@@ -155,19 +186,21 @@ def composite(street, tree_frames_g):
 
 
 def positive_streams(split, full, rng):
-    """[(name, frames, fps, labelled)] labelled: per frame True where HOG found a person
-    (only every third source frame is labelled; others are None = not scored)."""
+    """[(name, frames, fps, labelled, score_from)] labelled: per frame True where HOG found
+    a person (only every third source frame is labelled; others are None = not scored).
+    The range plays forwards then backwards; the second pass is scored."""
     lab = people_labels()
     lo, hi = (0, 400) if split == "tune" else (400, len(full))
     idx = list(range(lo, hi))
+    idx = idx + idx[::-1]
     def labels(ids):
         return [lab.get(t) if lab.get(t) else None for t in ids]
     clean = np.array([to_model(full[t]) for t in idx], np.float32)
-    out = [("vtest 10 fps", clean, 10, labels(idx))]
-    out.append(("vtest 10 fps, noise 10/255", camera([md.area_resize(full[t]) for t in idx], rng, noise=10 / 255), 10, labels(idx)))
-    ids2 = idx[::5]
-    out.append(("vtest 2 fps", clean[::5], 2, labels(ids2)))
-    slow = idx[:120]
-    out.append(("vtest each frame x5 (50 fps, slow movers)", np.repeat(clean[:120], 5, axis=0), 50,
-                [l for l in labels(slow) for _ in range(5)]))
+    half = len(idx) // 2
+    out = [("vtest 10 fps", clean, 10, labels(idx), half)]
+    out.append(("vtest 10 fps, noise 10/255", camera([md.area_resize(full[t]) for t in idx], rng, noise=10 / 255), 10, labels(idx), half))
+    out.append(("vtest 2 fps", clean[::5], 2, labels(idx[::5]), half // 5))
+    slow = idx[half:half + 120]
+    out.append(("vtest each frame x5 (50 fps, slow movers)", np.repeat(clean[half:half + 120], 5, axis=0), 50,
+                [l for l in labels(slow) for _ in range(5)], 20))
     return out

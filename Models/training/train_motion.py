@@ -4,8 +4,9 @@
 The graph is in motion_graph.py, the daemon's per-device state (background, activity,
 weight) in motion_stream.py, the data in motion_sets.py. Four thresholds are chosen on
 the tuning split only (vtest frames < 400, TUNE_IMAGES, tree.avi frames < 34):
-  T1  window change (1 - SSIM structure) and TU window activity: grid, best tuning recall
-      among the settings whose tuning nuisances stay quiet
+  T1  window change (1 - SSIM structure), TU window activity and activity_s (the activity
+      map's time constant, the daemon's default `motion.activity_s`): grid, best tuning
+      recall, ties to the widest margin over the nuisances
   TA  minimum changed area (vigil.min_area): 1.5 x the largest area any tuning nuisance
       frame reached
   TL  whole-frame change (lighting): half-way between the largest watched fraction of a
@@ -28,14 +29,14 @@ import motion_stream as mst  # noqa: E402
 SEED = 1234
 VERSION = "2.0.0"
 H, W = mg.H, mg.W
-WARMUP = 20          # frames a stream plays before it is scored (the background forms)
 PROBE_TL = 0.5       # provisional lighting bars while probing (re-baseline the background)
 PROBE_TG = 0.2
 
 
-def probe_stream(sess, frames, fps):
-    """(area, whole) per frame through the daemon's state, re-baselining at PROBE_TL."""
-    st = mst.CameraState()
+def probe_stream(sess, frames, fps, activity_s=60.0):
+    """(area, whole, gain) per frame through the daemon's state, re-baselining at the
+    provisional lighting bars."""
+    st = mst.CameraState(activity_s=activity_s)
     out = np.full((len(frames), 3), np.nan, np.float32)
     for i, f in enumerate(frames):
         x = st.inputs(f, i / fps)
@@ -72,18 +73,18 @@ def tune():
     1st-percentile area and the largest nuisance area."""
     pos, neg = load("tune")
     best = None
-    for t1 in [0.3, 0.4, 0.5]:
-        for tu in [0.05, 0.1, 1.0]:
+    for t1, tu, act_s in [(t1, tu, a) for t1 in [0.4, 0.5] for tu in [0.02, 0.03, 0.05, 0.1] for a in [20.0, 60.0]]:
+        if True:
             sess = session(mg.build({"T1": t1, "TU": tu, "TA": 1.0, "TL": 1.0, "TG": 10.0}, VERSION, probe=True))
             pr = []
-            for name, frames, fps, lab in pos:
-                r = probe_stream(sess, frames, fps)
-                keep = [i for i in range(len(frames)) if lab[i] and i >= WARMUP]
+            for name, frames, fps, lab, start in pos:
+                r = probe_stream(sess, frames, fps, act_s)
+                keep = [i for i in range(start, len(frames)) if lab[i]]
                 pr.append(r[keep])
             pr = np.concatenate(pr)
             na = []
-            for name, kind, frames, fps in neg:
-                r = probe_stream(sess, frames, fps)[WARMUP:]
+            for name, kind, frames, fps, start in neg:
+                r = probe_stream(sess, frames, fps, act_s)[start:]
                 # frames the probe judged lighting re-baseline: the model says lighting there
                 na.append(np.where([lit(x) for x in r], 0, r[:, 0]))
             na = np.concatenate(na)
@@ -93,28 +94,27 @@ def tune():
             tg = round(max(3 * float(pr[:, 2].max()), 0.05), 3)
             rec = float(((pr[:, 0] > ta) & (pr[:, 1] < tl) & (pr[:, 2] < tg)).mean())
             margin = float(np.percentile(pr[:, 0], 1)) / max(nmax, 1e-4)
-            print(f"T1={t1} TU={tu}: TA={ta} TL={tl} TG={tg} tuning recall {rec:.4f} (n={len(pr)}), "
+            print(f"T1={t1} TU={tu} activity_s={act_s}: TA={ta} TL={tl} TG={tg} tuning recall {rec:.4f} (n={len(pr)}), "
                   f"max nuisance area {nmax:.4f}, people area p1 {np.percentile(pr[:, 0], 1):.4f}, margin {margin:.1f}", flush=True)
             # ties (recall, margin to 0.1) go to the lower TU: more protection for areas
             # that keep changing, at no cost on the tuning people
             key = (round(rec, 4), round(margin, 1))
             if best is None or key > best[0]:
-                best = (key, {"T1": t1, "TU": tu, "TA": ta, "TL": tl, "TG": tg})
+                best = (key, {"T1": t1, "TU": tu, "TA": ta, "TL": tl, "TG": tg, "activity_s": act_s})
     return best[1]
 
 
 def main():
     if "--no-tune" in sys.argv:     # rebuild from the recorded thresholds (fixtures, graph edits)
         from common import read_results
-        p = {k: read_results("motion_params.json")[k] for k in ["T1", "TU", "TA", "TL", "TG"]}
+        p = {k: read_results("motion_params.json")[k] for k in ["T1", "TU", "TA", "TL", "TG", "activity_s"]}
     else:
         p = tune()
     print("chosen", p)
     path = os.path.join(MODELS_DIR, "motion.onnx")
     size = save_model(mg.build(p, VERSION), path)
     write_results("motion_params.json", dict(p, KG=mg.KG, K1=mg.K1, K2=mg.K2, KL=mg.KL, KU=mg.KU, win=mg.WIN, stride=mg.STRIDE,
-                                             c=mg.C, sat=mg.SAT, sigma=mg.SIGMA, seed=SEED, warmup=WARMUP,
-                                             background_s=20.0, activity_s=60.0))
+                                             c=mg.C, sat=mg.SAT, sigma=mg.SIGMA, seed=SEED, background_s=20.0))
     print(f"wrote {path} ({size} bytes)")
     make_fixtures()
 

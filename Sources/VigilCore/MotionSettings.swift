@@ -4,11 +4,16 @@ import Foundation
 /// which parts of the picture are ignored, and how much of it must change.
 /// Read by `ImageAdapter` for models whose `vigil.channels` ask for that state.
 public struct MotionSettings: Sendable, Equatable {
-    /// Time constant of the per-device background (a running average of the frames).
-    public var backgroundSeconds = 20.0
+    /// Time constant of the per-device background (a running average of the frames);
+    /// nil: the model's `vigil.background_s`, else `defaultBackgroundSeconds`.
+    public var backgroundSeconds: Double?
     /// Time constant of the per-pixel activity (how far each pixel keeps straying from the
     /// background): areas that keep changing, such as swaying trees, stop counting.
-    public var activitySeconds = 60.0
+    /// nil: the model's `vigil.activity_s`, else `defaultActivitySeconds`.
+    public var activitySeconds: Double?
+
+    public static let defaultBackgroundSeconds = 20.0
+    public static let defaultActivitySeconds = 60.0
     /// Fraction of the frame (0...1) that must change; nil: the model's `vigil.min_area`.
     public var minArea: Double?
     /// Areas never watched, in source-frame pixel coordinates.
@@ -30,6 +35,16 @@ public struct MotionSettings: Sendable, Equatable {
         return (masks + (d?.masks ?? []), d?.minArea ?? minArea)
     }
 
+    /// These settings with the time constants the model was tuned with filled in where the
+    /// config leaves them out (`vigil.background_s`, `vigil.activity_s`).
+    public func applying(model: [String: String]) -> MotionSettings {
+        var s = self
+        func meta(_ k: String) -> Double? { model[k].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } }
+        s.backgroundSeconds = s.backgroundSeconds ?? meta("vigil.background_s") ?? MotionSettings.defaultBackgroundSeconds
+        s.activitySeconds = s.activitySeconds ?? meta("vigil.activity_s") ?? MotionSettings.defaultActivitySeconds
+        return s
+    }
+
     /// Whether anything here needs the model's weight channel.
     var usesWeight: Bool {
         minArea != nil || !masks.isEmpty || devices.values.contains { $0.minArea != nil || !$0.masks.isEmpty }
@@ -39,8 +54,8 @@ public struct MotionSettings: Sendable, Equatable {
     /// masks fall inside it.
     static func parse(_ m: ConfigObject, frame: (width: Int, height: Int)?) throws -> MotionSettings {
         var s = MotionSettings()
-        s.backgroundSeconds = try m.double("background_s", default: s.backgroundSeconds, in: 0.1...86_400)
-        s.activitySeconds = try m.double("activity_s", default: s.activitySeconds, in: 0.1...86_400)
+        s.backgroundSeconds = try m.double("background_s", in: 0.1...86_400)
+        s.activitySeconds = try m.double("activity_s", in: 0.1...86_400)
         s.minArea = try m.double("min_area", in: 0.00001...1)
         s.masks = try MotionMask.parseList(m, "masks", frame: frame)
         if let devices = try m.namedObjects("devices") {

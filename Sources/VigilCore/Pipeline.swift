@@ -185,7 +185,7 @@ public final class Pipeline: Sendable {
                 ? PGMDecoder(maxWidth: s.maxWidth, maxHeight: s.maxHeight)
                 : Gray8Decoder(width: s.width!, height: s.height!)
             let roles = try cameraChannels(model, count: channels, mismatch)
-            let motion = s.motion ?? MotionSettings()
+            let motion = (s.motion ?? MotionSettings()).applying(model: model.metadata)
             let weightValue = try motionWeight(model, roles: roles, motion: motion, mismatch)
             if roles.contains(.background), s.alert != nil, s.alert!.labels.isEmpty, labels.contains(ImageAdapter.lightingLabel) {
                 throw mismatch("set alert.labels (e.g. [\"motion\"]): this model's \(ImageAdapter.lightingLabel) label marks whole-frame changes it re-baselines on, not events")
@@ -193,7 +193,7 @@ public final class Pipeline: Sendable {
             let what = roles == [.previous, .current] ? "pairs of \(w)x\(h) grey frames (area-averaged)"
                 : roles == CameraChannel.defaults(channels) ? "\(w)x\(h) grey frames (area-averaged)"
                 : "\(w)x\(h) grey frames (area-averaged) as \(roles.map(\.rawValue).joined(separator: ", "))"
-                  + (roles.contains(.background) ? "; background over \(JSONValue.format(motion.backgroundSeconds)) s" : "")
+                  + (roles.contains(.background) ? "; background over \(JSONValue.format(motion.backgroundSeconds!)) s, activity over \(JSONValue.format(motion.activitySeconds!)) s" : "")
             return make(decoder, what) { device in
                 ImageAdapter(shape: input, width: width, height: height, channels: roles, motion: motion, device: device,
                              weightValue: weightValue(device))

@@ -147,6 +147,9 @@ final class MotionStateTests: XCTestCase {
         XCTAssertTrue(p.inputDescription.contains("current, background, activity, weight"), p.inputDescription)
         let a = try XCTUnwrap(p.makeAdapter(device: "x") as? ImageAdapter)
         XCTAssertEqual(a.weightValue, Float(Double(p.model.metadata["vigil.min_area"]!)! / 0.01), accuracy: 1e-6)
+        // Time constants the config leaves out are the ones the model was tuned with.
+        XCTAssertEqual(a.motion.activitySeconds, Double(try XCTUnwrap(p.model.metadata["vigil.activity_s"])))
+        XCTAssertEqual(a.motion.backgroundSeconds, Double(try XCTUnwrap(p.model.metadata["vigil.background_s"])))
         XCTAssertThrowsError(try build(shipped, #", "alert": { "min_score": 0.5 }"#)) {
             XCTAssertTrue("\($0)".contains("set alert.labels"), "\($0)")
         }
@@ -155,5 +158,47 @@ final class MotionStateTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("need a model with a weight channel"), "\($0)")
         }
         XCTAssertNoThrow(try build(pairModel, #", "motion": { "background_s": 5 }"#))
+    }
+}
+
+/// Figures, not a gate: what a camera frame costs through the shipped motion model.
+/// `swift test --skip-build --filter MotionCostFigures` prints them (debug build: the
+/// Swift adapter is several times slower than in release; ONNX Runtime is the C library
+/// either way).
+final class MotionCostFigures: XCTestCase {
+    func testPrintTheCostOfAFrame() throws {
+        let path = Paths.repo.appendingPathComponent("Models/motion.onnx").path
+        let c = try Config.parse(Array("""
+            { "node": "n", "models": { "m": { "path": "\(path)", "threads": 1 } },
+              "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m",
+                "motion": { "masks": [ { "rect": [0, 0, 200, 480] } ] }, "alert": { "labels": ["motion"] } } ] }
+            """.utf8))
+        let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path, threads: 1))
+        let a = p.makeAdapter(device: "cam1")
+        var rng: UInt64 = 7
+        let frames: [TimedFrame] = (0..<40).map { i in
+            let px = (0..<(640 * 480)).map { j -> UInt8 in
+                rng = rng &* 6364136223846793005 &+ 1442695040888963407
+                return UInt8(truncatingIfNeeded: (j % 640) / 3 + (j / 640) / 4 + Int(rng >> 62) + i)
+            }
+            return TimedFrame(frame: .image(width: 640, height: 480, pixels: px), ts: Double(i) / 10)
+        }
+        var adapterMs: [Double] = [], modelMs: [Double] = []
+        for f in frames {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let inputs = try a.inputs(for: f)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            for input in inputs {
+                let d = try p.detect(input, device: "cam1")
+                modelMs.append(d.latencyMs)
+                a.observe(d)
+            }
+            adapterMs.append(Double(t1 - t0) / 1e6)
+        }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        func p95(_ v: [Double]) -> Double { v.sorted()[min(v.count - 1, Int(Double(v.count) * 0.95))] }
+        print(String(format: "motion frame 640x480: adapter (resize, background, activity, weight) median %.2f ms p95 %.2f ms; model median %.2f ms p95 %.2f ms (1 thread)",
+                     median(adapterMs), p95(adapterMs), median(modelMs), p95(modelMs)))
+        XCTAssertEqual(modelMs.count, frames.count - 1)
     }
 }

@@ -132,7 +132,9 @@ public final class ImageAdapter: StreamAdapter {
             return []
         }
         let made = input(current, st, frame.ts)
-        st.update(with: current, ts: frame.ts, backgroundSeconds: motion.backgroundSeconds, activitySeconds: motion.activitySeconds)
+        st.update(with: current, ts: frame.ts,
+                  backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
+                  activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds)
         state = st
         return [made]
     }
