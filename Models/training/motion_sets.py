@@ -137,7 +137,8 @@ def sway(frames_g, rng, amp=3.0, fps=15.0):
         gust = 0.4 + 0.6 * (0.5 + 0.5 * np.sin(2 * np.pi * 0.08 * s))
         dx = amp * gust * np.sin(2 * np.pi * 0.7 * s + ph[0])
         dy = 0.5 * amp * gust * np.sin(2 * np.pi * 0.9 * s + ph[1])
-        out.append(cv2.remap(f, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+        out.append(cv2.remap(f, (gx + dx).astype(np.float32), (gy + dy).astype(np.float32), cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REFLECT))
     return out
 
 
