@@ -67,6 +67,18 @@ def main(path):
             K, N = K + k, N + n
     lo, hi = wilson(K, N)
     rows.append(["pooled (10 fps, noisy, 2 fps)", N, f"{K / N:.4f}", f"[{lo:.3f}, {hi:.3f}]", ""])
+    singles, sizes = ms.single_people("test", ms.vtest_frames())
+    one = np.array([sess.run(None, {"frames": x[None]})[0][0] for x in singles])
+    hit = one[:, 1] >= thr
+    k, n = int(hit.sum()), len(hit)
+    lo, hi = wilson(k, n)
+    rows.append(["each HOG-found person alone on the empty street", n, f"{k / n:.4f}", f"[{lo:.3f}, {hi:.3f}]",
+                 int((one.argmax(1) == 2).sum())])
+    small = [i for i, (w, h) in enumerate(sizes) if h < 136]   # the smallest quarter of the boxes
+    if small:
+        k2 = int(hit[small].sum())
+        lo2, hi2 = wilson(k2, len(small))
+        rows.append(["  of which boxes under 136 px tall (smallest quarter)", len(small), f"{k2 / len(small):.4f}", f"[{lo2:.3f}, {hi2:.3f}]", ""])
     table(rows, ["people (HOG-labelled frames)", "frames", "recall", "95 % CI (Wilson)", "said lighting"])
     print()
     rows = []

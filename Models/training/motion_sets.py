@@ -205,3 +205,33 @@ def positive_streams(split, full, rng):
     out.append(("vtest each frame x5 (50 fps, slow movers)", np.repeat(clean[half:half + 120], 5, axis=0), 50,
                 [l for l in labels(slow) for _ in range(5)], 20))
     return out
+
+
+def people_boxes():
+    with open(os.path.join(RESULTS_DIR, "vtest_people.json")) as f:
+        frames = json.load(f)["frames"]
+    return {fr["t"]: fr["boxes"] for fr in frames if fr["boxes"]}
+
+
+def single_people(split, full, pad=8):
+    """One person at a time: for every HOG box in the split's labelled frames, that box's
+    pixels (plus `pad` px) pasted on the split's empty street (median), as the model input
+    a device whose background is that street would get: (frame, background, 0, 1).
+    vtest frames hold several people; this measures each one alone, as a quiet scene sees
+    them. Returns float32 [N, 4, H, W] and the box sizes (w, h at 768x576)."""
+    lo, hi = (0, 400) if split == "tune" else (400, len(full))
+    street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
+    bg = to_model(street)
+    zeros, ones = np.zeros_like(bg), np.ones_like(bg)
+    xs, sizes = [], []
+    for t, boxes in sorted(people_boxes().items()):
+        if not lo <= t < hi:
+            continue
+        for x, y, w, h in boxes:
+            f = street.copy()
+            y0, y1 = max(0, y - pad), min(full.shape[1], y + h + pad)
+            x0, x1 = max(0, x - pad), min(full.shape[2], x + w + pad)
+            f[y0:y1, x0:x1] = full[t][y0:y1, x0:x1]
+            xs.append(np.stack([to_model(f), bg, zeros, ones]))
+            sizes.append((w, h))
+    return np.array(xs, np.float32), sizes

@@ -202,3 +202,53 @@ final class MotionCostFigures: XCTestCase {
         XCTAssertEqual(modelMs.count, frames.count - 1)
     }
 }
+
+/// The shipped model through vigild's camera state on `vigilctl simulate`'s camera, whose
+/// ground truth (`event`) comes from the generator, not from any pixel rule: a room with
+/// lights that switch and drift and person-sized textured objects crossing it.
+final class MotionSimulatedCameraTests: XCTestCase {
+    func testObjectsAreCaughtAndLightSwitchesAreNot() throws {
+        let path = ProcessInfo.processInfo.environment["H16_MODEL"] ?? Paths.repo.appendingPathComponent("Models/motion.onnx").path
+        let c = try Config.parse(Array("""
+            { "node": "n", "models": { "m": { "path": "\(path)" } },
+              "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m", "alert": { "labels": ["motion"] } } ] }
+            """.utf8))
+        let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path))
+        var byEvent: [String: (n: Int, motion: Int, lighting: Int)] = [:]
+        var lightSwitches = 0, switchesAsMotion = 0
+        for seed in [42, 7] as [UInt64] {
+            let cam = CameraSource(width: 320, height: 240, fps: 10, seed: seed, meanObjectGap: 3, meanLightingGap: 20)
+            let a = p.makeAdapter(device: "sim")
+            var previous: String? = "start"
+            for i in 0..<1200 {
+                let payload = cam.next(wallTime: 0)
+                let event = cam.event
+                defer { previous = event }
+                for input in try a.inputs(for: try p.decoder.decode(payload, receivedAt: Double(i) / 10)) {
+                    var input = input
+                    input.ts = Double(i) / 10
+                    let d = try p.detect(input, device: "sim")
+                    a.observe(d)
+                    // Score steady states only: the frame and the one before agree on what happens.
+                    if event == "lighting", previous != "motion" { lightSwitches += 1; if d.label == "motion" { switchesAsMotion += 1 } }
+                    guard i > 10, event == previous else { continue }
+                    let key = event ?? "nothing"
+                    var e = byEvent[key] ?? (0, 0, 0)
+                    e.n += 1
+                    if d.label == "motion" { e.motion += 1 }
+                    if d.label == "lighting" { e.lighting += 1 }
+                    byEvent[key] = e
+                }
+            }
+        }
+        print("simulated camera, frames by ground truth (n, said motion, said lighting): \(byEvent); light switches \(lightSwitches), said motion \(switchesAsMotion)")
+        XCTAssertGreaterThan(lightSwitches, 5)
+        XCTAssertEqual(switchesAsMotion, 0, "a light switch is never motion")
+        // Regression floors, not targets: the simulator's objects are flat blobs with a
+        // faint texture on a faintly textured room, the hardest case for a structure
+        // detector (Models/motion.md, known failure modes; v1 caught 99 % of these frames).
+        let moving = try XCTUnwrap(byEvent["motion"]), empty = try XCTUnwrap(byEvent["nothing"])
+        XCTAssertGreaterThan(Double(moving.motion) / Double(moving.n), 0.4)
+        XCTAssertLessThan(Double(empty.motion) / Double(empty.n), 0.1)
+    }
+}
