@@ -208,7 +208,7 @@ final class MotionCostFigures: XCTestCase {
 /// lights that switch and drift and person-sized textured objects crossing it.
 final class MotionSimulatedCameraTests: XCTestCase {
     func testObjectsAreCaughtAndLightSwitchesAreNot() throws {
-        let path = ProcessInfo.processInfo.environment["H16_MODEL"] ?? Paths.repo.appendingPathComponent("Models/motion.onnx").path
+        let path = Paths.repo.appendingPathComponent("Models/motion.onnx").path
         let c = try Config.parse(Array("""
             { "node": "n", "models": { "m": { "path": "\(path)" } },
               "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m", "alert": { "labels": ["motion"] } } ] }
