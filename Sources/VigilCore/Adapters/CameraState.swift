@@ -49,7 +49,11 @@ struct CameraState {
     /// Folds `current` (taken at `ts`) into the state. dt is clamped at 0 (a clock that
     /// steps back freezes the averages rather than reversing them) and at the time
     /// constant (a camera back after an hour replaces, not extrapolates).
-    mutating func update(with current: [Float], ts newTs: Double, backgroundSeconds: Double, activitySeconds: Double) {
+    mutating func update(with current: [Float], ts newTs: Double, backgroundSeconds: Double, activitySeconds: Double,
+                         averages: Bool = true) {
+        defer { last = current; ts = newTs }
+        // A pair model only needs the last frame: skip the averages' per-pixel work.
+        guard averages else { return }
         let dt = max(0, newTs - ts)
         let a = Float(1 - exp(-min(dt, backgroundSeconds) / backgroundSeconds))
         let ad = Float(1 - exp(-min(dt, activitySeconds) / activitySeconds))
@@ -65,8 +69,6 @@ struct CameraState {
             activity[i] += ad * (abs(dev[i]) - activity[i])
             background[i] += a * (current[i] - background[i])
         }
-        last = current
-        ts = newTs
     }
 
     /// After a lighting change the old background describes another scene: start again

@@ -134,7 +134,8 @@ public final class ImageAdapter: StreamAdapter {
         let made = input(current, st, frame.ts)
         st.update(with: current, ts: frame.ts,
                   backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
-                  activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds)
+                  activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
+                  averages: channels.contains(.background) || channels.contains(.activity))
         state = st
         return [made]
     }
