@@ -188,7 +188,14 @@ extension Config {
             for (i, a) in (settings.alert?.actions ?? []).enumerated() where !actions.contains(where: { $0.name == a }) {
                 throw p.error("alert.actions[\(i)]", "names action \"\(a)\", which is not under \"actions\"")
             }
-            pipelines.append(settings)
+            var withState = settings
+            if settings.isImage {
+                // Camera state is saved next to the log (docs/pipelines.md).
+                var m = settings.motion ?? MotionSettings()
+                m.stateDirectory = URL(fileURLWithPath: storage.path).deletingLastPathComponent().appendingPathComponent("motion-state").path
+                withState.motion = m
+            }
+            pipelines.append(withState)
         }
 
         let sync = try root.object("sync").map { try SyncSettings.parse($0, node: node, resolve: resolve) }

@@ -12,6 +12,12 @@ public struct MotionSettings: Sendable, Equatable {
     /// nil: the model's `vigil.activity_s`, else `defaultActivitySeconds`.
     public var activitySeconds: Double?
 
+    /// How often (frame time) a device's state is saved, so a restart resumes it; 0: never.
+    public var saveSeconds = 300.0
+    /// Where states are saved: `motion-state/` next to the log (set from `storage.path`,
+    /// not a config key); nil: not saved.
+    public var stateDirectory: String?
+
     public static let defaultBackgroundSeconds = 20.0
     public static let defaultActivitySeconds = 60.0
     /// Fraction of the frame (0...1) that must change; nil: the model's `vigil.min_area`.
@@ -57,6 +63,7 @@ public struct MotionSettings: Sendable, Equatable {
         s.backgroundSeconds = try m.double("background_s", in: 0.1...86_400)
         s.activitySeconds = try m.double("activity_s", in: 0.1...86_400)
         s.minArea = try m.double("min_area", in: 0.00001...1)
+        s.saveSeconds = try m.double("save_s", default: s.saveSeconds, in: 0...86_400)
         s.masks = try MotionMask.parseList(m, "masks", frame: frame)
         if let devices = try m.namedObjects("devices") {
             for (name, d) in devices {

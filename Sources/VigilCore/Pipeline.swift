@@ -195,7 +195,7 @@ public final class Pipeline: Sendable {
                 : "\(w)x\(h) grey frames (area-averaged) as \(roles.map(\.rawValue).joined(separator: ", "))"
                   + (roles.contains(.background) ? "; background over \(JSONValue.format(motion.backgroundSeconds!)) s, activity over \(JSONValue.format(motion.activitySeconds!)) s" : "")
             return make(decoder, what) { device in
-                ImageAdapter(shape: input, width: width, height: height, channels: roles, motion: motion, device: device,
+                ImageAdapter(shape: input, width: width, height: height, channels: roles, motion: motion, pipeline: s.name, device: device,
                              weightValue: weightValue(device))
             }
         }

@@ -87,6 +87,47 @@ final class MotionStateTests: XCTestCase {
         XCTAssertFalse(MotionMask(points: [(0, 0), (10, 0), (0, 10)]).contains(8, 8))
     }
 
+    /// A restart resumes what a camera had learnt: the state is saved every `save_s` of
+    /// frame time next to the log and read back by the device's next adapter; a damaged
+    /// file is ignored (the device starts afresh), and device names cannot leave the folder.
+    func testTheStateIsSavedAndAResumedDeviceNeedsNoFirstFrame() throws {
+        let dir = TempDir("vigil-motion-state")
+        defer { dir.remove() }
+        var motion = MotionSettings()
+        motion.saveSeconds = 10
+        motion.stateDirectory = dir.file("motion-state")
+        let device = "../../etc/cam 1"
+        func adapter() -> ImageAdapter {
+            ImageAdapter(shape: [1, 4, 3, 4], width: 4, height: 3, channels: roles, motion: motion, pipeline: "cam", device: device)
+        }
+        let scene: (Int, Int) -> UInt8 = { x, y in UInt8(20 + 30 * x + 9 * y) }
+        let a = adapter()
+        _ = try a.inputs(for: image(4, 3, scene, ts: 0))
+        _ = try a.inputs(for: image(4, 3, { x, y in scene(x, y) / 2 }, ts: 5))
+        let file = try XCTUnwrap(a.stateFile?.path)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file), "not yet: 5 s of frame time")
+        _ = try a.inputs(for: image(4, 3, scene, ts: 12))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: file))
+        XCTAssertTrue(file.hasPrefix(dir.file("motion-state/cam/")), file)
+        XCTAssertFalse(file.dropFirst(dir.path.count).contains(".."), file)
+        let expected = try a.inputs(for: image(4, 3, scene, ts: 13))[0]
+        let resumed = try adapter().inputs(for: image(4, 3, scene, ts: 13))
+        XCTAssertEqual(resumed.count, 1, "a resumed device compares its first frame at once")
+        XCTAssertEqual(resumed[0].values, expected.values, accuracy: 1e-6)
+        // Another size, or a damaged file: start afresh.
+        XCTAssertEqual(try ImageAdapter(shape: [1, 4, 2, 2], width: 2, height: 2, channels: roles, motion: motion,
+                                        pipeline: "cam", device: device).inputs(for: image(4, 3, scene, ts: 14)).count, 0)
+        try Data("VGCS1\nshort".utf8).write(to: URL(fileURLWithPath: file))
+        XCTAssertEqual(try adapter().inputs(for: image(4, 3, scene, ts: 15)).count, 0)
+        // Config: camera pipelines keep their state next to the log.
+        let c = try Config.parse(Array("""
+            { "node": "n", "storage": { "path": "/var/lib/vigil/vigil.db" }, "models": { "m": { "path": "/x.onnx" } },
+              "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m", "motion": { "save_s": 60 } } ] }
+            """.utf8))
+        XCTAssertEqual(c.pipelines[0].motion?.stateDirectory, "/var/lib/vigil/motion-state")
+        XCTAssertEqual(c.pipelines[0].motion?.saveSeconds, 60)
+    }
+
     func parse(_ motion: String, format: String = "pgm", extra: String = "") throws -> Config {
         try Config.parse(Array("""
             { "node": "n", "models": { "m": { "path": "/x.onnx" } },

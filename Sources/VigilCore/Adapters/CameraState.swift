@@ -46,6 +46,12 @@ struct CameraState {
         self.ts = ts; self.width = width; self.height = height
     }
 
+    /// A saved state (CameraStateFile).
+    init(last: [Float], background: [Float], activity: [Float], ts: Double, width: Int, height: Int) {
+        self.last = last; self.background = background; self.activity = activity
+        self.ts = ts; self.width = width; self.height = height
+    }
+
     /// Folds `current` (taken at `ts`) into the state. dt is clamped at 0 (a clock that
     /// steps back freezes the averages rather than reversing them) and at the time
     /// constant (a camera back after an hour replaces, not extrapolates).

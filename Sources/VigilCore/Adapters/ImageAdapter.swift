@@ -101,10 +101,18 @@ public final class ImageAdapter: StreamAdapter {
     /// Times the background was reset after the model said `lighting` (for tests, metrics).
     public private(set) var rebaselines = 0
 
+    /// Where this device's state is saved (nil: not saved), and the frame time it last was.
+    let stateFile: CameraStateFile?
+    private var savedAt = -Double.infinity
+
     public init(shape: [Int], width: Int, height: Int, channels: [CameraChannel],
-                motion: MotionSettings = MotionSettings(), device: String = "", weightValue: Float = 1) {
+                motion: MotionSettings = MotionSettings(), pipeline: String = "", device: String = "", weightValue: Float = 1) {
         self.shape = shape; self.width = width; self.height = height; self.channels = channels
         self.motion = motion; self.masks = motion.resolved(for: device).masks; self.weightValue = weightValue
+        let keeps = channels.contains(.background) || channels.contains(.activity)
+        stateFile = keeps && motion.saveSeconds > 0 ? motion.stateDirectory.map {
+            CameraStateFile(directory: $0, pipeline: pipeline, device: device)
+        } : nil
     }
 
     /// The pre-background form: `channels` 1 (grey), 2 (previous, current) or 3 (grey as RGB).
@@ -127,8 +135,14 @@ public final class ImageAdapter: StreamAdapter {
         var current = [Float](repeating: 0, count: plane)
         resizer!.resize(pixels, into: &current, at: 0)
         guard channels.contains(where: \.needsHistory) else { return [input(current, nil, frame.ts)] }
+        if state == nil, let saved = stateFile?.load(width: width, height: height) {
+            // Resume what the device had learnt before a restart (or a TTL expiry).
+            state = saved
+            savedAt = frame.ts
+        }
         guard var st = state else {
             state = CameraState(first: current, ts: frame.ts, width: width, height: height)
+            savedAt = frame.ts
             return []
         }
         let made = input(current, st, frame.ts)
@@ -137,6 +151,11 @@ public final class ImageAdapter: StreamAdapter {
                   activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
                   averages: channels.contains(.background) || channels.contains(.activity))
         state = st
+        if let file = stateFile, frame.ts - savedAt >= motion.saveSeconds {
+            savedAt = frame.ts
+            // A failed save (disk full, permissions) only costs the resume after a restart.
+            try? file.save(st)
+        }
         return [made]
     }
 
