@@ -50,7 +50,6 @@ def build(p, version, probe=False):
     n = helper.make_node
     inits = [
         const("split4", np.array([1, 1, 1, 1]), np.int64),
-        const("shape_2f", np.array([2, 1, H, W]), np.int64),
         const("pads", np.array([0, 0, 2, 2, 0, 0, 2, 2]), np.int64),
         const("blur_w", gaussian_kernel(5, SIGMA).reshape(1, 1, 5, 5)),
         const("c", np.array(C)), const("one", np.array(1.0)), const("half", np.array(0.5)),
@@ -63,7 +62,6 @@ def build(p, version, probe=False):
         const("tg", np.array(p.get("TG", 10.0))), const("kg", np.array(KG)),
         const("big", np.array(1e4)), const("zero", np.array(0.0)),
         const("split2", np.array([1, 1]), np.int64),
-        const("split6", np.array([1] * 6), np.int64),
         const("shape_p", np.array([1, 1]), np.int64),
     ]
     nodes = [
