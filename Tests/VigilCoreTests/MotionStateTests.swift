@@ -119,6 +119,11 @@ final class MotionStateTests: XCTestCase {
                                         pipeline: "cam", device: device).inputs(for: image(4, 3, scene, ts: 14)).count, 0)
         try Data("VGCS1\nshort".utf8).write(to: URL(fileURLWithPath: file))
         XCTAssertEqual(try adapter().inputs(for: image(4, 3, scene, ts: 15)).count, 0)
+        // States not written for longer than the sweep's age go; recent ones stay.
+        XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600), 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: file))
+        XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600, now: Date() + 7200), 1)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file))
         // Config: camera pipelines keep their state next to the log.
         let c = try Config.parse(Array("""
             { "node": "n", "storage": { "path": "/var/lib/vigil/vigil.db" }, "models": { "m": { "path": "/x.onnx" } },

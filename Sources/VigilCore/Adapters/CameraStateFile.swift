@@ -22,6 +22,22 @@ struct CameraStateFile {
         path = "\(directory)/\(safe(pipeline))/\(safe(device))-\(String(h, radix: 16)).state"
     }
 
+    /// Removes saved states not written for `maxAge` seconds (devices that never came back),
+    /// so the folder does not grow with every device name ever seen. Returns how many.
+    @discardableResult
+    static func sweep(directory: String, maxAge: Double, now: Date = Date()) -> Int {
+        let fm = FileManager.default
+        guard let files = fm.enumerator(atPath: directory) else { return 0 }
+        var removed = 0
+        for case let rel as String in files where rel.hasSuffix(".state") {
+            let path = directory + "/" + rel
+            guard let modified = (try? fm.attributesOfItem(atPath: path))?[.modificationDate] as? Date,
+                  now.timeIntervalSince(modified) > maxAge else { continue }
+            if (try? fm.removeItem(atPath: path)) != nil { removed += 1 }
+        }
+        return removed
+    }
+
     func save(_ s: CameraState) throws {
         var out = CameraStateFile.magic
         out.reserveCapacity(32 + s.last.count * 12)
