@@ -69,6 +69,10 @@ def main():
                   pipeline TEXT, device TEXT, model TEXT, label TEXT, score REAL, scores TEXT, latency_ms REAL, synced_at REAL)""")
     state = {}
 
+    def cv_box3(x):
+        p = np.pad(x, 1, mode="edge")
+        return sum(p[dy:dy + x.shape[0], dx:dx + x.shape[1]] for dy in range(3) for dx in range(3)) / 9.0
+
     def infer(client, pipeline, device, model, x, ts, extra=None):
         s, meta = models[model]
         t0 = time.perf_counter()
@@ -83,6 +87,7 @@ def main():
         db.commit()
         client.publish(f"vigil/{a.node}/detections/{pipeline}/{device}",
                        json.dumps({"uuid": u, "ts": ts, "label": labels[best], "score": float(scores[best]), "latency_ms": ms}), qos=0)
+        return labels[best]
 
     def on_message(client, _, msg):
         now = time.time()
@@ -94,10 +99,26 @@ def main():
                 s, meta = models["motion"]
                 h, w = map(int, meta.get("vigil.frame", "120x160").split("x"))
                 img = resize(pgm(msg.payload), h, w)
-                prev = state.get(("camera", device))
-                state[("camera", device)] = img
-                if prev is not None:
-                    infer(client, "camera", device, "motion", np.stack([prev, img])[None].astype(np.float32), now)
+                channels = meta.get("vigil.channels", "previous,current").split(",")
+                st = state.get(("camera", device))
+                if st is None:
+                    # the device's state, as vigild keeps it (docs/pipelines.md, camera)
+                    state[("camera", device)] = {"previous": img, "background": img.copy(),
+                                                 "activity": np.zeros_like(img), "ts": now}
+                else:
+                    planes = {"current": img, "previous": st["previous"], "background": st["background"],
+                              "activity": st["activity"], "weight": np.ones_like(img)}
+                    x = np.stack([planes[c] for c in channels])[None].astype(np.float32)
+                    dt = max(0.0, now - st["ts"])
+                    bs, acs = float(meta.get("vigil.background_s", 20)), float(meta.get("vigil.activity_s", 60))
+                    a, ad = 1 - np.exp(-min(dt, bs) / bs), 1 - np.exp(-min(dt, acs) / acs)
+                    g = st["background"].mean() / max(img.mean(), 1e-3)
+                    dev = np.abs(cv_box3(img * g - st["background"]))
+                    st["activity"] += ad * (dev - st["activity"])
+                    st["background"] += a * (img - st["background"])
+                    st["previous"], st["ts"] = img, now
+                    if infer(client, "camera", device, "motion", x, now) == "lighting":
+                        st["background"] = img.copy()
             elif kind == "audio":
                 s, meta = models["sound"]
                 n = int(meta.get("vigil.window", "16000"))

@@ -30,42 +30,9 @@ def size_kb(path):
 
 
 # ---------------------------------------------------------------- motion
-def eval_motion(path, rng_seed=99, label="float32"):
-    import train_motion as tm
-    sess = session(path)
-    thr = float(dict((p.key, p.value) for p in __import__("onnx").load(path).metadata_props)["vigil.threshold"])
-    data, info = tm.datasets("test", np.random.default_rng(rng_seed))
-    rows = []
-    for name, (pairs, is_motion) in data.items():
-        p = tm.run(sess, pairs)[:, 1]
-        hit = p >= thr
-        if is_motion:
-            rows.append([name, len(pairs), f"recall {hit.mean():.4f}"])
-        else:
-            rows.append([name, len(pairs), f"false positives {hit.mean() * 100:.2f}%"])
-    # one nuisance at a time, at full camera resolution then area-resized (as the daemon does)
-    import motion_data as md
-    rng = np.random.default_rng(rng_seed + 1)
-    full = md.load_vtest_full()
-    moving, _ = md.moving_people_mask(full)
-    idx = [t for t in range(400, len(full)) if moving[t]][::4]
-    scenes = md.still_scenes(md.TEST_IMAGES) + [("vtest_background", md.vtest_background(full))]
-    for kind in md.NUISANCES:
-        neg = np.array([np.stack([md.area_resize(g).astype(np.float32) / 255.0, md.single_nuisance(g, kind, rng)])
-                        for _, g in scenes for _ in range(5)])
-        pos = np.array([np.stack([md.area_resize(full[t - 1]).astype(np.float32) / 255.0,
-                                  md.single_nuisance(full[t], kind, rng)]) for t in idx])
-        fp = (tm.run(sess, neg)[:, 1] >= thr).mean()
-        rec = (tm.run(sess, pos)[:, 1] >= thr).mean()
-        rows.append([f"only {kind}: stills (neg) / vtest gap1 (pos)", f"{len(neg)}/{len(pos)}",
-                     f"FP {fp * 100:.2f}% / recall {rec:.4f}"])
-    feed = {"frames": data["vtest gap1 clean (pos)"][0][0][None]}
-    med, p95 = latency_ms(sess, feed)
-    print(f"\n## motion ({label}) {os.path.basename(path)}  size {size_kb(path)}  threshold {thr}")
-    print(f"test split: vtest frames 400-794 with people moving (excluded {info['moving_frames_excluded']} "
-          f"frames without), held-out still images; seed {rng_seed}")
-    table(rows, ["set", "pairs", "result"])
-    print(f"latency: median {med:.3f} ms, p95 {p95:.3f} ms (1 thread)")
+def eval_motion(path, label="float32"):
+    import eval_motion
+    eval_motion.main(path)
 
 
 def main():

@@ -234,7 +234,14 @@ extension Config {
                     throw p.error("topic", "\"\(settings.topic.pattern)\" overlaps pipeline \"\(earlier.name)\" (\"\(earlier.topic.pattern)\"): a message such as \(topic) goes only to the first pipeline that matches, so this one would never see it; make the topics disjoint")
                 }
             }
-            pipelines.append(settings)
+            var withState = settings
+            if settings.isImage {
+                // Camera state is saved next to the log (docs/pipelines.md).
+                var m = settings.motion ?? MotionSettings()
+                m.stateDirectory = URL(fileURLWithPath: storage.path).deletingLastPathComponent().appendingPathComponent("motion-state").path
+                withState.motion = m
+            }
+            pipelines.append(withState)
         }
 
         let sync = try root.object("sync").map { try SyncSettings.parse($0, node: node, resolve: resolve) }

@@ -48,6 +48,11 @@ public final class Daemon: @unchecked Sendable {
         let book = baselines
         book.load(store.loadBaselines())
         let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: config.limits, book: book) }
+        // Saved camera states of devices gone longer than the log keeps rows.
+        for dir in Set(config.pipelines.compactMap { $0.motion?.stateDirectory }) where config.storage.retentionDays > 0 {
+            let n = CameraStateFile.sweep(directory: dir, maxAge: config.storage.retentionDays * 86_400)
+            if n > 0 { log.info("removed \(n) saved camera states older than \(JSONValue.format(config.storage.retentionDays)) days from \(dir)") }
+        }
         for p in pipelines {
             log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
             Daemon.noteBudget(p)

@@ -84,9 +84,11 @@ public protocol StreamAdapter: AnyObject {
     func moreInputs() -> [ModelInput]
 
     /// Called with each detection made from this adapter's inputs, in order, before it is
-    /// stored or judged by the rules: an adapter that keeps per-device state about scores
-    /// (the anomaly baseline's false-alarm budget) learns from it and may set the device's
-    /// alert threshold on it. Default: nothing.
+    /// stored or judged by the rules (possibly a few frames later: the lane turns queued
+    /// frames into inputs before it runs them): an adapter that keeps per-device state about
+    /// scores learns from it (the anomaly baseline's false-alarm budget, which may set the
+    /// device's alert threshold; a camera background re-based when the model says
+    /// `lighting`). Default: nothing.
     func observe(_ detection: inout Detection)
 
     /// Called once when the adapter is dropped (device TTL, engine stop or reload), on its

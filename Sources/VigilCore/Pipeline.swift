@@ -16,7 +16,7 @@ public final class Pipeline: Sendable {
     let adapterFactory: @Sendable (_ device: String) -> any StreamAdapter
 
     /// A fresh stream adapter for one device (a stateful model's adapter starts from the
-    /// device's saved baseline, when there is one).
+    /// device's saved baseline, when there is one; a camera's masks and min_area can be per device).
     func makeAdapter(device: String = "") -> any StreamAdapter { adapterFactory(device) }
 
     public var name: String { settings.name }
@@ -188,8 +188,8 @@ public final class Pipeline: Sendable {
                 throw mismatch("a camera pipeline feeds [1, C, H, W] or [1, H, W], the model's input is \(model.input)")
             }
             let channels = shape.count == 4 ? shape[1] : 1
-            guard [1, 2, 3].contains(channels) else {
-                throw mismatch("the model's input \(model.input) has \(channels) channels; a camera pipeline feeds 1 (grey), 2 (previous, current) or 3 (grey as RGB)")
+            guard [1, 2, 3].contains(channels) || (model.metadata["vigil.channels"] != nil && (1...8).contains(channels)) else {
+                throw mismatch("the model's input \(model.input) has \(channels) channels; a camera pipeline feeds 1 (grey), 2 (previous, current) or 3 (grey as RGB), or what vigil.channels names")
             }
             var h = shape[shape.count - 2], w = shape[shape.count - 1]
             if let frame = model.metadata["vigil.frame"] {
@@ -210,10 +210,56 @@ public final class Pipeline: Sendable {
             let decoder: any PayloadDecoder = s.format == .pgm
                 ? PGMDecoder(maxWidth: s.maxWidth, maxHeight: s.maxHeight)
                 : Gray8Decoder(width: s.width!, height: s.height!)
-            let pairs = channels == 2
-            return make(decoder, "\(pairs ? "pairs of " : "")\(w)x\(h) grey frames (area-averaged)") { _ in
-                ImageAdapter(shape: input, width: width, height: height, channels: channels, pairs: pairs)
+            let roles = try cameraChannels(model, count: channels, mismatch)
+            let motion = (s.motion ?? MotionSettings()).applying(model: model.metadata)
+            let weightValue = try motionWeight(model, roles: roles, motion: motion, mismatch)
+            if roles.contains(.background), s.alert != nil, s.alert!.labels.isEmpty, labels.contains(ImageAdapter.lightingLabel) {
+                throw mismatch("set alert.labels (e.g. [\"motion\"]): this model's \(ImageAdapter.lightingLabel) label marks whole-frame changes it re-baselines on, not events")
             }
+            let what = roles == [.previous, .current] ? "pairs of \(w)x\(h) grey frames (area-averaged)"
+                : roles == CameraChannel.defaults(channels) ? "\(w)x\(h) grey frames (area-averaged)"
+                : "\(w)x\(h) grey frames (area-averaged) as \(roles.map(\.rawValue).joined(separator: ", "))"
+                  + (roles.contains(.background) ? "; background over \(JSONValue.format(motion.backgroundSeconds!)) s, activity over \(JSONValue.format(motion.activitySeconds!)) s" : "")
+            return make(decoder, what) { device in
+                ImageAdapter(shape: input, width: width, height: height, channels: roles, motion: motion, pipeline: s.name, device: device,
+                             weightValue: weightValue(device))
+            }
+        }
+    }
+
+    /// The role of each input channel of a camera model: its `vigil.channels`, else the
+    /// defaults by count (1 grey, 2 previous + current, 3 grey as RGB).
+    static func cameraChannels(_ model: Model, count: Int, _ mismatch: (String) -> PipelineError) throws -> [CameraChannel] {
+        guard let text = model.metadata["vigil.channels"] else { return CameraChannel.defaults(count)! }
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard names.count == count else {
+            throw mismatch("vigil.channels names \(names.count) channels but the model's input \(model.input) has \(count)")
+        }
+        return try names.map { n in
+            guard let c = CameraChannel(rawValue: n) else {
+                throw mismatch("vigil.channels: \"\(n)\" is not one of \(CameraChannel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            return c
+        }
+    }
+
+    /// The weight channel's value per device: the model's `vigil.min_area` over the
+    /// device's `min_area` (1 without one). Masks and min_area need a weight channel.
+    static func motionWeight(_ model: Model, roles: [CameraChannel], motion: MotionSettings,
+                             _ mismatch: (String) -> PipelineError) throws -> @Sendable (String) -> Float {
+        guard roles.contains(.weight) else {
+            if motion.usesWeight {
+                throw mismatch("motion.masks and motion.min_area need a model with a weight channel (vigil.channels), this one takes \(roles.map(\.rawValue).joined(separator: ", "))")
+            }
+            return { _ in 1 }
+        }
+        let base = model.metadata["vigil.min_area"].flatMap(Double.init)
+        if motion.usesWeight, motion.minArea != nil || motion.devices.values.contains(where: { $0.minArea != nil }) {
+            guard let base, base > 0 else { throw mismatch("motion.min_area needs the model's vigil.min_area (its own minimum area), which it does not state") }
+        }
+        return { device in
+            guard let base, let m = motion.resolved(for: device).minArea else { return 1 }
+            return Float(base / m)
         }
     }
 

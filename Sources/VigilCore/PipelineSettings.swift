@@ -114,6 +114,8 @@ public struct PipelineSettings: Sendable {
     public var alert: AlertSettings?
     /// json with a stateful anomaly model: the per-device baseline (nil: the defaults).
     public var baseline: BaselineSettings?
+    /// pgm, gray8: background, activity, masks and minimum area (`motion` key).
+    public var motion: MotionSettings?
 
     /// Audio window advance: a fraction of the window or a number of samples.
     public enum Hop: Sendable, Equatable {
@@ -205,6 +207,10 @@ public struct PipelineSettings: Sendable {
             }
             guard !s.labelGroups.isEmpty else { throw p.error("label_groups", "must name at least one group") }
             try g.finish()
+        }
+        try only("motion", s.isImage, "pgm and gray8")
+        if let m = try p.object("motion") {
+            s.motion = try MotionSettings.parse(m, frame: format == .gray8 ? (width!, height!) : nil)
         }
         s.alert = try p.object("alert").map(AlertSettings.parse)
         try only("baseline", format == .json, "json")

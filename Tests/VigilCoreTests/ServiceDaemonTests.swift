@@ -43,6 +43,11 @@ final class ServiceDaemonTests: XCTestCase {
         XCTAssertEqual(c.limits.deviceTTL, LimitSettings().deviceTTL)
         XCTAssertEqual(c.pipelines[1].hop, .fraction(0.5))
         XCTAssertEqual(c.pipelines[0].maxWidth, 4096)
+        // The documented mask example (a tree and a road) builds against the shipped motion model.
+        XCTAssertEqual(c.pipelines[0].motion?.resolved(for: "yard").masks.count, 2)
+        XCTAssertEqual(c.pipelines[0].motion?.resolved(for: "yard").minArea, 0.005)
+        let shipped = Paths.repo.appendingPathComponent("Models/motion.onnx").path
+        XCTAssertNoThrow(try Pipeline.build(c.pipelines[0], model: Model(name: "motion", path: shipped)))
         XCTAssertEqual(c.mqtt.host, "127.0.0.1")
         XCTAssertFalse(c.mqtt.cleanSession)
         XCTAssertNil(c.sync)

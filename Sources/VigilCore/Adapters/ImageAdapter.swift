@@ -81,22 +81,44 @@ extension AreaResizer {
     }
 }
 
-/// Camera stream state: resizes each frame to the model's input and, for a model that
-/// takes (previous, current) pairs, keeps the previous frame. A pair model gets no input
-/// for a device's first frame (there is nothing to compare it with).
+/// Camera stream state: resizes each frame to the model's input and fills the channels
+/// the model asks for (`vigil.channels`: previous, current, background, activity, weight;
+/// by default previous + current for two channels). A model that needs history gets no
+/// input for a device's first frame (there is nothing to compare it with).
 public final class ImageAdapter: StreamAdapter {
-    /// Model input shape, e.g. [1, 2, 120, 160].
+    /// Model input shape, e.g. [1, 4, 120, 160].
     let shape: [Int]
     let width: Int
     let height: Int
-    /// 2: (previous, current) pairs; 1 or 3: the current frame (repeated for 3 channels).
-    let channels: Int
-    let pairs: Bool
-    private var previous: [Float]?
+    let channels: [CameraChannel]
+    let motion: MotionSettings
+    let masks: [MotionMask]
+    /// The weight channel's value outside masks: the model's min_area / the pipeline's.
+    let weightValue: Float
+    private var state: CameraState?
     private var resizer: AreaResizer?
+    private var weights: [Float] = []
+    /// Times the background was reset after the model said `lighting` (for tests, metrics).
+    public private(set) var rebaselines = 0
 
-    public init(shape: [Int], width: Int, height: Int, channels: Int, pairs: Bool) {
-        self.shape = shape; self.width = width; self.height = height; self.channels = channels; self.pairs = pairs
+    /// Where this device's state is saved (nil: not saved), and the frame time it last was.
+    let stateFile: CameraStateFile?
+    private var savedAt = -Double.infinity
+
+    public init(shape: [Int], width: Int, height: Int, channels: [CameraChannel],
+                motion: MotionSettings = MotionSettings(), pipeline: String = "", device: String = "", weightValue: Float = 1) {
+        self.shape = shape; self.width = width; self.height = height; self.channels = channels
+        self.motion = motion; self.masks = motion.resolved(for: device).masks; self.weightValue = weightValue
+        let keeps = channels.contains(.background) || channels.contains(.activity)
+        stateFile = keeps && motion.saveSeconds > 0 ? motion.stateDirectory.map {
+            CameraStateFile(directory: $0, pipeline: pipeline, device: device)
+        } : nil
+    }
+
+    /// The pre-background form: `channels` 1 (grey), 2 (previous, current) or 3 (grey as RGB).
+    public convenience init(shape: [Int], width: Int, height: Int, channels: Int, pairs: Bool) {
+        self.init(shape: shape, width: width, height: height,
+                  channels: pairs ? [.previous, .current] : (CameraChannel.defaults(channels) ?? [.current]))
     }
 
     public func inputs(for frame: TimedFrame) throws(FrameError) -> [ModelInput] {
@@ -105,19 +127,61 @@ public final class ImageAdapter: StreamAdapter {
         }
         if resizer?.srcWidth != w || resizer?.srcHeight != h {
             resizer = AreaResizer(from: (w, h), to: (width, height))
+            if channels.contains(.weight) {
+                weights = WeightPlane.make(masks: masks, value: weightValue, source: (w, h), width: width, height: height)
+            }
         }
         let plane = width * height
         var current = [Float](repeating: 0, count: plane)
         resizer!.resize(pixels, into: &current, at: 0)
-        if pairs {
-            defer { previous = current }
-            guard let prev = previous else { return [] }
-            return [ModelInput(values: prev + current, shape: shape, ts: frame.ts)]
+        guard channels.contains(where: \.needsHistory) else { return [input(current, nil, frame.ts)] }
+        if state == nil, let saved = stateFile?.load(width: width, height: height) {
+            // Resume what the device had learnt before a restart (or a TTL expiry).
+            state = saved
+            savedAt = frame.ts
         }
-        if channels == 1 { return [ModelInput(values: current, shape: shape, ts: frame.ts)] }
-        var values: [Float] = []
-        values.reserveCapacity(plane * channels)
-        for _ in 0..<channels { values += current }
-        return [ModelInput(values: values, shape: shape, ts: frame.ts)]
+        guard var st = state else {
+            state = CameraState(first: current, ts: frame.ts, width: width, height: height)
+            savedAt = frame.ts
+            return []
+        }
+        let made = input(current, st, frame.ts)
+        st.update(with: current, ts: frame.ts,
+                  backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
+                  activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
+                  averages: channels.contains(.background) || channels.contains(.activity))
+        state = st
+        if let file = stateFile, frame.ts - savedAt >= motion.saveSeconds {
+            savedAt = frame.ts
+            // A failed save (disk full, permissions) only costs the resume after a restart.
+            try? file.save(st)
+        }
+        return [made]
     }
+
+    func input(_ current: [Float], _ st: CameraState?, _ ts: Double) -> ModelInput {
+        var values: [Float] = []
+        values.reserveCapacity(current.count * channels.count)
+        for c in channels {
+            switch c {
+            case .current: values += current
+            case .previous: values += st!.last
+            case .background: values += st!.background
+            case .activity: values += st!.activity
+            case .weight: values += weights
+            }
+        }
+        return ModelInput(values: values, shape: shape, ts: ts)
+    }
+
+    /// `lighting` from the model: the whole picture changed (lights, auto-exposure, day and
+    /// night), so the background is re-based on the latest frame.
+    public func observe(_ detection: inout Detection) {
+        guard detection.label == ImageAdapter.lightingLabel, channels.contains(.background), state != nil else { return }
+        state!.rebaseline()
+        rebaselines += 1
+    }
+
+    /// The label a background model gives a whole-frame change.
+    public static let lightingLabel = "lighting"
 }

@@ -1,0 +1,141 @@
+"""Held-out quality of the shipped motion model, judged as a user would: through the
+daemon's per-device state (motion_stream.CameraState) and its alert rule.
+
+Test split only (thresholds were chosen on the tuning split by train_motion.py):
+vtest.avi frames [400, 795) with people found by the HOG detector (label_people.py),
+TEST_IMAGES and the test half's street, tree.avi frames [34, 68).
+Run: python3 Models/training/evaluate.py motion
+"""
+import math
+import os
+
+import numpy as np
+import onnx
+
+from common import session, latency_ms
+import motion_sets as ms
+import motion_stream as mst
+import train_motion as tm
+
+
+def wilson(k, n, z=1.96):
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, c - h), min(1.0, c + h))
+
+
+def poisson_upper(k, z=0.975):
+    """One-sided 97.5 % upper bound of a Poisson count (exact for k = 0: -ln(0.025) = 3.69)."""
+    from scipy.stats import chi2
+    return chi2.ppf(z, 2 * (k + 1)) / 2
+
+
+def table(rows, header):
+    w = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+    for r in rows:
+        print(line(r))
+
+
+def main(path):
+    sess = session(path)
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+    state = lambda **kw: mst.CameraState(background_s=float(meta["vigil.background_s"]),
+                                         activity_s=float(meta["vigil.activity_s"]), **kw)
+    thr = float(meta["vigil.threshold"])
+    pos, neg = tm.load("test")
+    print(f"\n## motion {os.path.basename(path)} v{meta['vigil.version']}  size {os.path.getsize(path) / 1024:.1f} KB  "
+          f"threshold {thr}  min_area {meta['vigil.min_area']}")
+    print("held-out: vtest frames 400-794 (people by HOG, every 3rd frame labelled), TEST_IMAGES, "
+          f"tree.avi frames 34-67; state as vigild keeps it (background_s {meta['vigil.background_s']}, "
+          f"activity_s {meta['vigil.activity_s']})\n")
+    rows, K, N = [], 0, 0
+    for name, frames, fps, lab, start in pos:
+        sc = mst.run_stream(sess, frames, fps, state())
+        keep = [i for i in range(start, len(frames)) if lab[i]]
+        hit = sc[keep, 1] >= thr
+        k, n = int(hit.sum()), len(keep)
+        lo, hi = wilson(k, n)
+        rows.append([name, n, f"{k / n:.4f}", f"[{lo:.3f}, {hi:.3f}]", int((sc[keep].argmax(1) == 2).sum())])
+        if "x5" not in name:
+            K, N = K + k, N + n
+    lo, hi = wilson(K, N)
+    rows.append(["pooled (10 fps, noisy, 2 fps)", N, f"{K / N:.4f}", f"[{lo:.3f}, {hi:.3f}]", ""])
+    singles, sizes = ms.single_people("test", ms.vtest_frames())
+    one = np.array([sess.run(None, {"frames": x[None]})[0][0] for x in singles])
+    hit = one[:, 1] >= thr
+    k, n = int(hit.sum()), len(hit)
+    lo, hi = wilson(k, n)
+    rows.append(["each HOG-found person alone on the empty street", n, f"{k / n:.4f}", f"[{lo:.3f}, {hi:.3f}]",
+                 int((one.argmax(1) == 2).sum())])
+    small = [i for i, (w, h) in enumerate(sizes) if h < 136]   # the smallest quarter of the boxes
+    if small:
+        k2 = int(hit[small].sum())
+        lo2, hi2 = wilson(k2, len(small))
+        rows.append(["  of which boxes under 136 px tall (smallest quarter)", len(small), f"{k2 / len(small):.4f}", f"[{lo2:.3f}, {hi2:.3f}]", ""])
+    table(rows, ["people (HOG-labelled frames)", "frames", "recall", "95 % CI (Wilson)", "said lighting"])
+    print()
+    rows = []
+    tot = {1: 0, 2: 0}
+    secs = 0.0
+    calm = [0, 0.0]     # alerts (for_frames 1) and seconds of the nuisances other than vegetation
+    by_kind = {}
+    first = []
+    for name, kind, frames, fps, start in neg:
+        sc_all = mst.run_stream(sess, frames, fps, state())
+        if start > 20:   # vegetation: also the first minute, while the activity map learns
+            m0 = sc_all[20:start, 1]
+            first.append([f"{kind} ({name}), first {start / fps:.0f} s", f"{100 * np.nanmean(m0 >= thr):.2f} %",
+                          mst.alerts(m0, thr, 1, 0.3, int(30 * fps)), mst.alerts(m0, thr, 2, 0.3, int(30 * fps))])
+        sc = sc_all[start:]
+        m = sc[:, 1]
+        fp = float(np.nanmean(m >= thr))
+        a1 = mst.alerts(m, thr, 1, 0.3, int(30 * fps))
+        a2 = mst.alerts(m, thr, 2, 0.3, int(30 * fps))
+        dur = len(m) / fps
+        secs += dur
+        tot[1] += a1
+        tot[2] += a2
+        if "vegetation" not in kind:
+            calm[0] += a1
+            calm[1] += dur
+        b = by_kind.setdefault(kind, [0, 0, 0, 0.0, 0, 0])
+        b[0] += len(m); b[1] += int(np.nansum(m >= thr)); b[2] += a1; b[3] += dur; b[4] += a2
+        b[5] += int(np.nansum(sc[:, 2] >= 0.5))
+    for kind, (n, f, a1, dur, a2, lit) in by_kind.items():
+        rows.append([kind, n, f"{dur:.0f} s", f"{100 * f / n:.2f} %", a1, a2, lit])
+    table(rows, ["nuisance (no person)", "frames", "video", "false pairs", "alerts for_frames 1", "alerts for_frames 2", "said lighting"])
+    print("(alerts: min_score 0.5, clear_below 0.3, cooldown_s 30; vegetation scored after its first minute)\n")
+    table(first, ["vegetation while the state learns", "false pairs", "alerts for_frames 1", "alerts for_frames 2"])
+    print()
+    h = secs / 3600
+    for ff in (1, 2):
+        print(f"all nuisance video {secs / 60:.1f} min: {tot[ff]} false alerts with for_frames {ff} "
+              f"= {tot[ff] / h:.1f}/h (97.5 % upper bound {poisson_upper(tot[ff]) / h:.1f}/h)")
+    print(f"lighting, noise, day/night, speckle ({calm[1] / 60:.1f} min): {calm[0]} false alerts with for_frames 1 "
+          f"(97.5 % upper bound {poisson_upper(calm[0]) / (calm[1] / 3600):.1f}/h)")
+    # the same vegetation beside the street, with its area masked (weight 0) as a user would
+    full = ms.vtest_frames()
+    rng = np.random.default_rng(tm.SEED + 2)
+    trees = [ms.cv2.cvtColor(t, ms.cv2.COLOR_BGR2GRAY) for t in ms.tree_frames()[34:]]
+    street = np.median(full[400::5], axis=0).astype(np.uint8)
+    frames = ms.camera(ms.composite(street, ms.pingpong(trees, ms.VEG_FRAMES)), rng)
+    x, y, w, hh = ms.TREE_RECT
+    weight = np.ones((mst.H, mst.W), np.float32)
+    yy, xx = np.mgrid[0:mst.H, 0:mst.W]
+    cx, cy = (xx + 0.5) * 768 / mst.W, (yy + 0.5) * 576 / mst.H
+    weight[(cx >= x) & (cx < x + w) & (cy >= y) & (cy < y + hh)] = 0
+    for label, st in [("no mask", state()), ("tree masked", state(weight=weight))]:
+        sc = mst.run_stream(sess, frames, 15, st)[20:]
+        print(f"tree beside the street, 15 fps, whole {len(sc) / 15:.0f} s from the first frame, {label}: false pairs "
+              f"{100 * np.nanmean(sc[:, 1] >= thr):.2f} %, alerts (for_frames 1) {mst.alerts(sc[:, 1], thr, 1, 0.3, 450)}, "
+              f"(for_frames 2) {mst.alerts(sc[:, 1], thr, 2, 0.3, 450)}")
+    x0 = np.stack([frames[30], frames[0], np.zeros_like(frames[0]), np.ones_like(frames[0])])[None]
+    med, p95 = latency_ms(sess, {"frames": x0})
+    print(f"latency: median {med:.3f} ms, p95 {p95:.3f} ms per frame (1 thread, ONNX Runtime in Python)")

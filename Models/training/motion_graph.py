@@ -1,0 +1,157 @@
+"""The motion model's ONNX graph (v2): current frame against the device's background.
+
+frames [1, 4, 120, 160] float32, vigil.channels = current,background,activity,weight
+  1. clipped pixels (>= 0.94 in either frame within 2 px) take no part (exposure steps clip)
+  2. gain compensation: each frame divided by its own mean over the unclipped pixels
+     (auto-exposure, lights switching, day/night: a global gain cancels)
+  3. 5x5 Gaussian blur (sensor noise, JPEG)
+  4. per 6x6 window (stride 2): SSIM structure term s between current and background
+     (invariant to the window's own gain and offset); changed = sigmoid(K1 (1 - s - T1))
+  5. window activity u = mean of the activity channel; stable = sigmoid(-KU (u - TU)):
+     areas that keep changing (vegetation, water) stop counting
+  6. area = mean over windows of changed * stable * weight   (weight 0 = masked)
+     whole = changed fraction of the watched (weight > 0) windows, stable or not
+     gain = |log(mean current / mean background)| (unclipped pixels): the light level moved
+  7. M = sigmoid(K2 (area / TA - 1)),
+     L = 1 - (1 - sigmoid(KL (whole - TL))) (1 - sigmoid(KG (gain - TG)))
+     scores = [ (1-M)(1-L), M(1-L), L ]   labels still,motion,lighting
+TA is the model's default minimum changed area (vigil.min_area); the daemon sets the
+weight channel to TA / min_area so a pipeline's own min_area applies exactly.
+"""
+import numpy as np
+from onnx import helper, TensorProto
+
+from common import const, make_model
+
+H, W = 120, 160
+SIGMA = 1.0
+WIN, STRIDE = 6, 2
+C = 3e-3
+SAT = 0.94
+K1 = 60.0
+K2 = 6.0
+KL = 40.0
+KU = 300.0
+KG = 150.0
+CHANNELS = "current,background,activity,weight"
+LABELS = "still,motion,lighting"
+
+
+def gaussian_kernel(size=5, sigma=1.0):
+    ax = np.arange(size) - size // 2
+    g = np.exp(-ax ** 2 / (2 * sigma ** 2))
+    k = np.outer(g, g)
+    return (k / k.sum()).astype(np.float32)
+
+
+def build(p, version, probe=False):
+    """p: dict with T1, TU, TA, TL. probe=True: outputs [1, 2] = (area, whole) before the
+    final sigmoids (for tuning)."""
+    n = helper.make_node
+    inits = [
+        const("split4", np.array([1, 1, 1, 1]), np.int64),
+        const("pads", np.array([0, 0, 2, 2, 0, 0, 2, 2]), np.int64),
+        const("blur_w", gaussian_kernel(5, SIGMA).reshape(1, 1, 5, 5)),
+        const("c", np.array(C)), const("one", np.array(1.0)), const("half", np.array(0.5)),
+        const("tiny", np.array(1e-6)), const("eps3", np.array(1e-3)),
+        const("sat", np.array(SAT)), const("ksat", np.array(200.0)),
+        const("t1", np.array(p["T1"])), const("k1", np.array(K1)),
+        const("tu", np.array(p["TU"])), const("ku", np.array(-KU)),
+        const("inv_ta", np.array(1.0 / p["TA"])), const("k2", np.array(K2)),
+        const("tl", np.array(p["TL"])), const("kl", np.array(KL)),
+        const("tg", np.array(p.get("TG", 10.0))), const("kg", np.array(KG)),
+        const("big", np.array(1e4)), const("zero", np.array(0.0)),
+        const("split2", np.array([1, 1]), np.int64),
+        const("shape_p", np.array([1, 1]), np.int64),
+    ]
+    nodes = [
+        n("Split", ["frames", "split4"], ["cur", "bg", "act", "wt"], axis=1),
+        # 1. unclipped weight s (1 where neither frame is at/above SAT within 2 px)
+        n("Max", ["cur", "bg"], ["mxr"]),
+        n("MaxPool", ["mxr"], ["mxp"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+        n("Sub", ["sat", "mxp"], ["hd"]), n("Mul", ["hd", "ksat"], ["hd2"]), n("Sigmoid", ["hd2"], ["s"]),
+        # 2. gain compensation: x * 0.5 / mean_s(x)
+        n("ReduceSum", ["s", "axes23"], ["ssum"], keepdims=1),
+        n("Mul", ["s", "cur"], ["sc"]), n("ReduceSum", ["sc", "axes23"], ["scs"], keepdims=1),
+        n("Mul", ["s", "bg"], ["sb"]), n("ReduceSum", ["sb", "axes23"], ["sbs"], keepdims=1),
+        n("Add", ["ssum", "one"], ["ssum1"]),
+        n("Div", ["scs", "ssum1"], ["mc0"]), n("Div", ["sbs", "ssum1"], ["mb0"]),
+        n("Max", ["mc0", "eps3"], ["mc"]), n("Max", ["mb0", "eps3"], ["mb"]),
+        n("Div", ["half", "mc"], ["gc"]), n("Div", ["half", "mb"], ["gb"]),
+        n("Mul", ["cur", "gc"], ["cn"]), n("Mul", ["bg", "gb"], ["bn"]),
+        # 3. blur both
+        n("Concat", ["cn", "bn"], ["f2c"], axis=0),
+        n("Pad", ["f2c", "pads"], ["fp"], mode="reflect"),
+        n("Conv", ["fp", "blur_w"], ["blur"]),
+        n("Split", ["blur", "split2"], ["a", "b"], axis=0),
+        # 4. masked local moments, SSIM structure term per window
+        n("Mul", ["s", "a"], ["wa"]), n("Mul", ["s", "b"], ["wb"]),
+        n("Mul", ["wa", "a"], ["waa"]), n("Mul", ["wb", "b"], ["wbb"]), n("Mul", ["wa", "b"], ["wab"]),
+        n("Concat", ["s", "wa", "wb", "waa", "wbb", "wab", "act", "wt"], ["st"], axis=1),
+        n("AveragePool", ["st"], ["pm"], kernel_shape=[WIN, WIN], strides=[STRIDE, STRIDE]),
+        n("Split", ["pm", "split8"], ["sw", "sa", "sb2", "saa", "sbb", "sab", "u", "ww"], axis=1),
+        n("Add", ["sw", "tiny"], ["swe"]),
+        n("Div", ["sa", "swe"], ["ma"]), n("Div", ["sb2", "swe"], ["mbb"]),
+        n("Div", ["saa", "swe"], ["eaa"]), n("Div", ["sbb", "swe"], ["ebb"]), n("Div", ["sab", "swe"], ["eab"]),
+        n("Mul", ["ma", "ma"], ["ma2"]), n("Mul", ["mbb", "mbb"], ["mb2"]), n("Mul", ["ma", "mbb"], ["mab"]),
+        n("Sub", ["eaa", "ma2"], ["va0"]), n("Sub", ["ebb", "mb2"], ["vb0"]), n("Sub", ["eab", "mab"], ["cov"]),
+        n("Relu", ["va0"], ["va"]), n("Relu", ["vb0"], ["vb"]),
+        n("Add", ["va", "c"], ["vac"]), n("Add", ["vb", "c"], ["vbc"]),
+        n("Mul", ["vac", "vbc"], ["pp"]), n("Sqrt", ["pp"], ["den"]),
+        n("Add", ["cov", "c"], ["num"]), n("Div", ["num", "den"], ["sim"]),
+        n("Sub", ["one", "sim"], ["d"]),
+        n("Sub", ["d", "t1"], ["d1"]), n("Mul", ["d1", "k1"], ["d2"]), n("Sigmoid", ["d2"], ["changed"]),
+        # 5. stability from the activity channel
+        n("Sub", ["u", "tu"], ["u1"]), n("Mul", ["u1", "ku"], ["u2"]), n("Sigmoid", ["u2"], ["stable"]),
+        # 6. weighted area and whole-frame fraction
+        n("Mul", ["changed", "stable"], ["cs"]), n("Mul", ["cs", "ww"], ["csw"]),
+        n("ReduceMean", ["csw"], ["area"], axes=[1, 2, 3], keepdims=0),
+        n("Mul", ["ww", "big"], ["wbig"]), n("Clip", ["wbig", "zero", "one"], ["watched"]),
+        n("Mul", ["changed", "watched"], ["cw"]),
+        n("ReduceSum", ["cw", "axes123"], ["cws"], keepdims=0),
+        n("ReduceSum", ["watched", "axes123"], ["ws"], keepdims=0),
+        n("Add", ["ws", "one"], ["ws1"]), n("Div", ["cws", "ws1"], ["whole"]),
+        # the frame's light level against the background's
+        n("Div", ["mc", "mb"], ["gr"]), n("Log", ["gr"], ["lgr"]), n("Abs", ["lgr"], ["gain4"]),
+        n("Reshape", ["gain4", "shape_1"], ["gain"]),
+    ]
+    inits += [const("split8", np.array([1] * 8), np.int64),
+              const("axes23", np.array([2, 3]), np.int64),
+              const("axes123", np.array([1, 2, 3]), np.int64),
+              const("shape_1", np.array([1]), np.int64)]
+    if probe:
+        nodes += [n("Concat", ["area", "whole", "gain"], ["pr"], axis=0), n("Reshape", ["pr", "shape_p3"], ["scores"])]
+        inits.append(const("shape_p3", np.array([1, 3]), np.int64))
+        out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])
+    else:
+        nodes += [
+            n("Mul", ["area", "inv_ta"], ["ar"]), n("Sub", ["ar", "one"], ["ar1"]), n("Mul", ["ar1", "k2"], ["ar2"]),
+            n("Sigmoid", ["ar2"], ["m"]),
+            n("Sub", ["whole", "tl"], ["wl"]), n("Mul", ["wl", "kl"], ["wl2"]), n("Sigmoid", ["wl2"], ["lw"]),
+            n("Sub", ["gain", "tg"], ["gl"]), n("Mul", ["gl", "kg"], ["gl2"]), n("Sigmoid", ["gl2"], ["lg"]),
+            n("Sub", ["one", "lw"], ["nlw"]), n("Sub", ["one", "lg"], ["nlg"]), n("Mul", ["nlw", "nlg"], ["nl"]),
+            n("Sub", ["one", "nl"], ["l"]),
+            n("Mul", ["m", "nl"], ["pm_"]), n("Sub", ["nl", "pm_"], ["ps"]),
+            n("Reshape", ["ps", "shape_p"], ["ps2"]), n("Reshape", ["pm_", "shape_p"], ["pm2"]),
+            n("Reshape", ["l", "shape_p"], ["pl2"]),
+            n("Concat", ["ps2", "pm2", "pl2"], ["scores"], axis=1),
+        ]
+        out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])
+    inp = helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1, 4, H, W])
+    meta = {
+        "vigil.task": "motion",
+        "vigil.labels": LABELS,
+        "vigil.threshold": "0.5",
+        "vigil.frame": f"{H}x{W}",
+        "vigil.channels": CHANNELS,
+        "vigil.min_area": f"{p['TA']}",
+        "vigil.background_s": f"{p.get('background_s', 20.0)}",
+        "vigil.activity_s": f"{p.get('activity_s', 60.0)}",
+        "vigil.version": version,
+        "vigil.description": ("Background-subtraction motion detector: gain-compensated SSIM structure "
+                              f"change of the current frame against the device's background ({WIN}x{WIN} windows), "
+                              "unstable areas (activity) and masked pixels (weight 0) left out; motion when the "
+                              "changed area passes vigil.min_area, lighting when most of the frame changed or its light level moved. "
+                              f"T1={p['T1']} TU={p['TU']} TA={p['TA']} TL={p['TL']} TG={p.get('TG')}."),
+    }
+    return make_model(nodes, [inp], [out], inits, meta, "vigil_motion_bg")

@@ -1,0 +1,237 @@
+"""Streams for tuning and evaluating the motion model, split by video and time range.
+
+Positives (real people, labelled by OpenCV's HOG people detector, label_people.py, never
+by a pixel difference): vtest.avi frames [0, 400) for tuning, [400, 795) for testing,
+played as a camera would deliver them (10 fps), subsampled (2 fps), every frame repeated
+5 times (50 fps: a person moves < 1 px between frames, the slow-mover case), and with
+sensor noise 10/255.
+Nuisances (no person; every alert is false): real still scenes (OpenCV sample images:
+TUNE_IMAGES / TEST_IMAGES; the vtest street with people removed, median of each half)
+seen by a simulated camera over time: sensor noise 10/255 at 160x120, abrupt lighting
+steps x0.25..x4 (3 frames, and permanent), auto-exposure following over 3 frames, slow
+ramps, a day/night switch to an IR-like grey, rain/snow-like speckle; and real swaying
+vegetation, tree.avi (frames [0, 34) tuning, [34, 68) testing, played back and forth),
+full frame and composited beside the vtest street. The tuning half of tree.avi barely
+moves, so for tuning it is swayed further by a smooth, gusting displacement field
+(`sway`); the test half is used as recorded.
+
+Each stream says from which frame it is scored: the per-device state needs time to learn
+a scene (background_s, activity_s), as a camera that has been running would have. People
+streams play their range forwards then backwards and are scored on the second pass;
+vegetation is scored after its first minute, and evaluate.py also reports the first minute.
+"""
+import json
+import os
+
+import cv2
+import numpy as np
+
+from common import OPENCV_DATA, RESULTS_DIR
+import motion_data as md
+
+H, W = 120, 160
+
+
+def to_model(u8):
+    return md.area_resize(u8).astype(np.float32) / 255.0
+
+
+def vtest_frames():
+    return md.load_vtest_full()
+
+
+def people_labels():
+    with open(os.path.join(RESULTS_DIR, "vtest_people.json")) as f:
+        frames = json.load(f)["frames"]
+    return {fr["t"]: fr["people"] > 0 for fr in frames}
+
+
+def tree_frames():
+    cap = cv2.VideoCapture(os.path.join(OPENCV_DATA, "tree.avi"))
+    out = []
+    while True:
+        ok, im = cap.read()
+        if not ok:
+            break
+        out.append(im)
+    return out   # BGR 320x240, 68 frames decode (the rest of the file is unreadable)
+
+
+def pingpong(seq, n):
+    idx = list(range(len(seq))) + list(range(len(seq) - 2, 0, -1))
+    return [seq[idx[i % len(idx)]] for i in range(n)]
+
+
+def camera(u8_frames, rng, gains=None, noise=3 / 255, speckle=0):
+    """A simulated camera: per-frame gain (auto-exposure / lights), sensor noise and
+    optional speckle at the source resolution, 8-bit clipping, then the daemon's resize."""
+    out = []
+    for i, g in enumerate(u8_frames):
+        x = g.astype(np.float32) / 255.0
+        if gains is not None:
+            x = x * gains[i]
+        if noise:
+            x = x + rng.normal(0, noise, x.shape).astype(np.float32)
+        if speckle:
+            h, w = x.shape
+            k = int(speckle * h * w)
+            ys, xs = rng.integers(0, h - 3, k), rng.integers(0, w, k)
+            for dy in range(3):      # short bright streaks, new every frame
+                x[ys + dy, xs] = np.maximum(x[ys + dy, xs], 0.95)
+        out.append(to_model(np.clip(np.round(x * 255), 0, 255).astype(np.uint8)))
+    return np.array(out, np.float32)
+
+
+def lighting_gains(n):
+    """Steps x0.25, x2, x3, x4 for 3 frames and back; auto-exposure following a step over
+    3 frames; a permanent step to x0.5 and back; spaced 25 frames apart."""
+    g = np.ones(n, np.float32)
+    events = []
+    for f in [0.25, 2.0, 3.0, 4.0]:
+        events.append([f, f, f])
+        events.append([f, 1 + (f - 1) * 0.6, 1 + (f - 1) * 0.25])  # AE catching up
+    t = 10
+    for e in events:
+        if t + 3 >= n:
+            break
+        g[t:t + 3] = e
+        t += 25
+    if t + 60 < n:
+        g[t:t + 50] = 0.5
+    return g
+
+
+def ramp_gains(n):
+    t = np.arange(n) / max(n - 1, 1)
+    return (1.0 - 0.7 * np.sin(np.pi * t)).astype(np.float32)  # down to x0.3 and back
+
+
+def day_night(bgr, n, rng, period=40):
+    """Colour day image <-> IR-like night grey (red channel dominant, flatter, darker)."""
+    day = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    r = bgr[:, :, 2].astype(np.float32)
+    night = np.clip(0.55 * r + 25, 0, 255).astype(np.uint8)
+    frames = [night if (i // period) % 2 else day for i in range(n)]
+    return camera(frames, rng)
+
+
+def still_images(split):
+    names = md.TUNE_IMAGES if split == "tune" else md.TEST_IMAGES
+    out = []
+    for n in names:
+        im = cv2.imread(os.path.join(OPENCV_DATA, n), cv2.IMREAD_COLOR)
+        out.append((n, im))
+    return out
+
+
+def sway(frames_g, rng, amp=3.0, fps=15.0):
+    """Wind on foliage: each frame displaced by a smooth random field (blurred noise
+    phases, +-amp px at 320x240) that oscillates at ~0.7 Hz under a slow gust envelope."""
+    h, w = frames_g[0].shape
+    ph = [cv2.GaussianBlur(rng.uniform(0, 2 * np.pi, (h, w)).astype(np.float32), (0, 0), 25) for _ in range(2)]
+    ph = [(p - p.min()) / (np.ptp(p) + 1e-6) * 4 * np.pi for p in ph]
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for t, f in enumerate(frames_g):
+        s = t / fps
+        gust = 0.4 + 0.6 * (0.5 + 0.5 * np.sin(2 * np.pi * 0.08 * s))
+        dx = amp * gust * np.sin(2 * np.pi * 0.7 * s + ph[0])
+        dy = 0.5 * amp * gust * np.sin(2 * np.pi * 0.9 * s + ph[1])
+        out.append(cv2.remap(f, (gx + dx).astype(np.float32), (gy + dy).astype(np.float32), cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REFLECT))
+    return out
+
+
+VEG_FRAMES = 1800     # 2 minutes at 15 fps
+VEG_SCORE_FROM_S = 60
+
+
+def nuisance_streams(split, full, rng, n=200):
+    """[(name, kind, frames, fps, score_from)] with no person in any frame."""
+    lo, hi = (0, 400) if split == "tune" else (400, len(full))
+    street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
+    scenes = [(name, cv2.cvtColor(im, cv2.COLOR_BGR2GRAY), im) for name, im in still_images(split)]
+    scenes.append(("vtest street (median)", street, cv2.cvtColor(street, cv2.COLOR_GRAY2BGR)))
+    out = []
+    for name, g, bgr in scenes:
+        out.append((name, "noise 10/255 at 160x120", camera([md.area_resize(g)] * n, rng, noise=10 / 255), 10, 20))
+        out.append((name, "lighting steps + AE", camera([g] * n, rng, gains=lighting_gains(n)), 10, 20))
+        out.append((name, "ramp x1 -> x0.3 -> x1 (20 s)", camera([g] * n, rng, gains=ramp_gains(n)), 10, 20))
+        out.append((name, "day/night grey switch", day_night(bgr, n, rng), 10, 20))
+        out.append((name, "rain/snow speckle", camera([g] * n, rng, speckle=0.002), 10, 20))
+    trees = tree_frames()
+    half = trees[:34] if split == "tune" else trees[34:]
+    tg = pingpong([cv2.cvtColor(t, cv2.COLOR_BGR2GRAY) for t in half], VEG_FRAMES)
+    if split == "tune":
+        tg = sway(tg, rng)
+    k = VEG_SCORE_FROM_S
+    out.append(("tree.avi", "vegetation, full frame, 15 fps", camera(tg, rng), 15, 15 * k))
+    out.append(("tree.avi", "vegetation, full frame, 3 fps", camera(tg[::5], rng), 3, 3 * k))
+    out.append(("tree.avi beside the street", "vegetation, left 40 %, 15 fps",
+                camera(composite(street, tg), rng), 15, 15 * k))
+    return out
+
+
+TREE_RECT = (0, 0, 307, 576)   # x, y, w, h in the 768x576 composite: the tree's area
+
+
+def composite(street, tree_frames_g):
+    """Swaying tree (tree.avi) pasted over the left 40 % of the vtest street."""
+    out = []
+    x, y, w, h = TREE_RECT
+    for t in tree_frames_g:
+        f = street.copy()
+        f[y:y + h, x:x + w] = cv2.resize(t, (w, h), interpolation=cv2.INTER_AREA)
+        out.append(f)
+    return out
+
+
+def positive_streams(split, full, rng):
+    """[(name, frames, fps, labelled, score_from)] labelled: per frame True where HOG found
+    a person (only every third source frame is labelled; others are None = not scored).
+    The range plays forwards then backwards; the second pass is scored."""
+    lab = people_labels()
+    lo, hi = (0, 400) if split == "tune" else (400, len(full))
+    idx = list(range(lo, hi))
+    idx = idx + idx[::-1]
+    def labels(ids):
+        return [lab.get(t) if lab.get(t) else None for t in ids]
+    clean = np.array([to_model(full[t]) for t in idx], np.float32)
+    half = len(idx) // 2
+    out = [("vtest 10 fps", clean, 10, labels(idx), half)]
+    out.append(("vtest 10 fps, noise 10/255", camera([md.area_resize(full[t]) for t in idx], rng, noise=10 / 255), 10, labels(idx), half))
+    out.append(("vtest 2 fps", clean[::5], 2, labels(idx[::5]), half // 5))
+    slow = idx[half:half + 120]
+    out.append(("vtest each frame x5 (50 fps, slow movers)", np.repeat(clean[half:half + 120], 5, axis=0), 50,
+                [l for l in labels(slow) for _ in range(5)], 20))
+    return out
+
+
+def people_boxes():
+    with open(os.path.join(RESULTS_DIR, "vtest_people.json")) as f:
+        frames = json.load(f)["frames"]
+    return {fr["t"]: fr["boxes"] for fr in frames if fr["boxes"]}
+
+
+def single_people(split, full, pad=8):
+    """One person at a time: for every HOG box in the split's labelled frames, that box's
+    pixels (plus `pad` px) pasted on the split's empty street (median), as the model input
+    a device whose background is that street would get: (frame, background, 0, 1).
+    vtest frames hold several people; this measures each one alone, as a quiet scene sees
+    them. Returns float32 [N, 4, H, W] and the box sizes (w, h at 768x576)."""
+    lo, hi = (0, 400) if split == "tune" else (400, len(full))
+    street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
+    bg = to_model(street)
+    zeros, ones = np.zeros_like(bg), np.ones_like(bg)
+    xs, sizes = [], []
+    for t, boxes in sorted(people_boxes().items()):
+        if not lo <= t < hi:
+            continue
+        for x, y, w, h in boxes:
+            f = street.copy()
+            y0, y1 = max(0, y - pad), min(full.shape[1], y + h + pad)
+            x0, x1 = max(0, x - pad), min(full.shape[2], x + w + pad)
+            f[y0:y1, x0:x1] = full[t][y0:y1, x0:x1]
+            xs.append(np.stack([to_model(f), bg, zeros, ones]))
+            sizes.append((w, h))
+    return np.array(xs, np.float32), sizes

@@ -1,0 +1,95 @@
+"""What vigild's camera adapter does for a model whose `vigil.channels` is
+`current,background,activity,weight` (Sources/VigilCore/Adapters/ImageAdapter.swift,
+`CameraState`), re-implemented in numpy so training and evaluation see the same inputs
+as the daemon. Keep the two in step: the Swift tests pin the same numbers.
+
+Per device:
+- background B: running average of the frames, time constant `background_s`
+  (alpha = 1 - exp(-dt / background_s), dt from the frames' timestamps, at most
+  background_s); reset to the current frame when the model says `lighting`.
+- activity D: running average, time constant `activity_s`, of |box3(g * C - B)|, the
+  current frame's deviation from the background after matching its mean brightness
+  (g = mean(B) / mean(C)), 3x3 box-blurred against sensor noise. Swaying trees, water
+  and flags keep it high; a passer-by raises it only briefly.
+- weight W: 0 in masked pixels, else the model's vigil.min_area / the pipeline's min_area.
+The model gets (C, B, D, W) computed from the frames before C; the state is then updated
+with C.
+"""
+import math
+
+import numpy as np
+
+H, W = 120, 160
+CHANNELS = "current,background,activity,weight"
+
+
+def box3(x):
+    p = np.pad(x, 1, mode="edge")
+    return sum(p[dy:dy + x.shape[0], dx:dx + x.shape[1]] for dy in range(3) for dx in range(3)) / 9.0
+
+
+class CameraState:
+    def __init__(self, background_s=20.0, activity_s=60.0, weight=None):
+        self.bg_s, self.act_s = background_s, activity_s
+        self.weight = np.ones((H, W), np.float32) if weight is None else weight.astype(np.float32)
+        self.B = None
+        self.D = None
+        self.last = None
+        self.ts = None
+
+    def inputs(self, cur, ts):
+        """The model input for frame `cur` (float32 [H, W] in [0,1]) at `ts`, or None for
+        a device's first frame; then updates the state with `cur`."""
+        cur = cur.astype(np.float32)
+        if self.B is None:
+            self.B = cur.copy()
+            self.D = np.zeros_like(cur)
+            self.ts, self.last = ts, cur
+            return None
+        x = np.stack([cur, self.B, self.D, self.weight])[None].astype(np.float32)
+        dt = min(max(ts - self.ts, 0.0), self.bg_s)
+        a = 1.0 - math.exp(-dt / self.bg_s)
+        ad = 1.0 - math.exp(-min(max(ts - self.ts, 0.0), self.act_s) / self.act_s)
+        g = float(self.B.mean()) / max(float(cur.mean()), 1e-3)
+        dev = np.abs(box3(cur * g - self.B))
+        self.D = ((1 - ad) * self.D + ad * dev).astype(np.float32)
+        self.B = ((1 - a) * self.B + a * cur).astype(np.float32)
+        self.ts, self.last = ts, cur
+        return x
+
+    def observe(self, label):
+        """The model's verdict on the last input: `lighting` re-baselines the background."""
+        if label == "lighting":
+            self.B = self.last.copy()
+
+
+def run_stream(sess, frames, fps, state=None, labels=("still", "motion", "lighting")):
+    """Feeds frames (float32 [N, H, W]) at `fps` through a CameraState and the model.
+    Returns an array [N, 3] of scores (NaN rows for frames that made no input)."""
+    st = state or CameraState()
+    out = np.full((len(frames), 3), np.nan, np.float32)
+    for i, f in enumerate(frames):
+        x = st.inputs(f, i / fps)
+        if x is None:
+            continue
+        s = sess.run(None, {"frames": x})[0][0]
+        out[i] = s
+        st.observe(labels[int(np.argmax(s))])
+    return out
+
+
+def alerts(motion_scores, min_score=0.5, for_frames=2, clear_below=0.3, cooldown_frames=0):
+    """Raised alerts under vigild's rule (docs/alerts.md) on one device's motion scores:
+    raise after `for_frames` consecutive scores >= min_score, clear below clear_below.
+    cooldown_frames: frames after a raise during which no new raise happens."""
+    raised, run, n, last = False, 0, 0, -10 ** 9
+    for i, s in enumerate(motion_scores):
+        if np.isnan(s):
+            continue
+        if not raised:
+            run = run + 1 if s >= min_score else 0
+            if run >= for_frames and i - last >= cooldown_frames:
+                raised, n, last, run = True, n + 1, i, 0
+        elif s < clear_below:
+            raised = False
+    return n

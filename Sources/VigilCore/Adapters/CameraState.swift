@@ -1,0 +1,119 @@
+import Foundation
+
+/// What a camera model can ask for, per input channel, in its `vigil.channels` metadata
+/// (Models/README.md). Every plane is H x W at the model's frame size.
+public enum CameraChannel: String, Sendable, CaseIterable {
+    /// The device's previous frame, grey / 255.
+    case previous
+    /// This frame, grey / 255.
+    case current
+    /// The device's background: a running average of its frames (`motion.background_s`),
+    /// reset to the latest frame when the model says `lighting`.
+    case background
+    /// Per pixel, a running average (`motion.activity_s`) of how far the frame strays from
+    /// the background once its mean brightness is matched: high where things keep moving.
+    case activity
+    /// 0 in masked pixels; elsewhere the model's `vigil.min_area` / the pipeline's
+    /// `min_area` (1 when the pipeline does not set one).
+    case weight
+
+    /// What a model without `vigil.channels` gets, by its channel count.
+    static func defaults(_ count: Int) -> [CameraChannel]? {
+        switch count {
+        case 1: [.current]
+        case 2: [.previous, .current]
+        case 3: [.current, .current, .current]    // grey as RGB
+        default: nil
+        }
+    }
+
+    /// Channels that need the device's history: the first frame of a device makes no input.
+    var needsHistory: Bool { self == .previous || self == .background || self == .activity }
+}
+
+/// One device's camera history at the model's frame size: the last frame, the background
+/// and the activity map. Time constants are in seconds of frame time, so a camera sending
+/// 3 or 25 frames a second keeps the same memory.
+struct CameraState {
+    private(set) var last: [Float]
+    private(set) var background: [Float]
+    private(set) var activity: [Float]
+    private(set) var ts: Double
+    let width: Int, height: Int
+
+    init(first: [Float], ts: Double, width: Int, height: Int) {
+        last = first; background = first; activity = [Float](repeating: 0, count: first.count)
+        self.ts = ts; self.width = width; self.height = height
+    }
+
+    /// A saved state (CameraStateFile).
+    init(last: [Float], background: [Float], activity: [Float], ts: Double, width: Int, height: Int) {
+        self.last = last; self.background = background; self.activity = activity
+        self.ts = ts; self.width = width; self.height = height
+    }
+
+    /// Folds `current` (taken at `ts`) into the state. dt is clamped at 0 (a clock that
+    /// steps back freezes the averages rather than reversing them) and at the time
+    /// constant (a camera back after an hour replaces, not extrapolates).
+    mutating func update(with current: [Float], ts newTs: Double, backgroundSeconds: Double, activitySeconds: Double,
+                         averages: Bool = true) {
+        defer { last = current; ts = newTs }
+        // A pair model only needs the last frame: skip the averages' per-pixel work.
+        guard averages else { return }
+        let dt = max(0, newTs - ts)
+        let a = Float(1 - exp(-min(dt, backgroundSeconds) / backgroundSeconds))
+        let ad = Float(1 - exp(-min(dt, activitySeconds) / activitySeconds))
+        // Match the frame's mean brightness to the background's first, so that a light
+        // switched on does not make every pixel look active.
+        var sb: Float = 0, sc: Float = 0
+        for i in current.indices { sb += background[i]; sc += current[i] }
+        let g = sb / max(sc, 1e-3 * Float(current.count))
+        var diff = [Float](repeating: 0, count: current.count)
+        for i in current.indices { diff[i] = current[i] * g - background[i] }
+        let dev = CameraState.box3(diff, width: width, height: height)
+        for i in current.indices {
+            activity[i] += ad * (abs(dev[i]) - activity[i])
+            background[i] += a * (current[i] - background[i])
+        }
+    }
+
+    /// After a lighting change the old background describes another scene: start again
+    /// from the latest frame (the activity map is brightness-matched and stays).
+    mutating func rebaseline() { background = last }
+
+    /// 3x3 box mean with edge pixels repeated (sensor noise averages out before the
+    /// deviation is taken).
+    static func box3(_ x: [Float], width w: Int, height h: Int) -> [Float] {
+        var rows = [Float](repeating: 0, count: x.count)
+        for y in 0..<h {
+            let o = y * w
+            for i in 0..<w {
+                rows[o + i] = x[o + max(i - 1, 0)] + x[o + i] + x[o + min(i + 1, w - 1)]
+            }
+        }
+        var out = [Float](repeating: 0, count: x.count)
+        for y in 0..<h {
+            let up = max(y - 1, 0) * w, mid = y * w, down = min(y + 1, h - 1) * w
+            for i in 0..<w { out[mid + i] = (rows[up + i] + rows[mid + i] + rows[down + i]) / 9 }
+        }
+        return out
+    }
+}
+
+/// The weight plane for one source-frame size: 0 where a model pixel's centre falls in a
+/// mask, `value` elsewhere.
+struct WeightPlane {
+    static func make(masks: [MotionMask], value: Float, source: (width: Int, height: Int),
+                     width: Int, height: Int) -> [Float] {
+        var out = [Float](repeating: value, count: width * height)
+        guard !masks.isEmpty else { return out }
+        let sx = Double(source.width) / Double(width), sy = Double(source.height) / Double(height)
+        for y in 0..<height {
+            let cy = (Double(y) + 0.5) * sy
+            for x in 0..<width where masks.contains(where: { $0.contains((Double(x) + 0.5) * sx, cy) }) {
+                out[y * width + x] = 0
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import SQLite
+import TestSupport
+import XCTest
+
+/// The shipped motion model as a user runs it: the real vigild, a real mosquitto, PGM
+/// frames of a synthetic room, the strictest rule (`for_frames: 1`, no cooldown), and
+/// what lands in the SQLite log.
+final class MotionIntegrationTests: XCTestCase {
+    var dir: TempDir!
+
+    override func setUp() { dir = TempDir("vigil-motion") }
+    override func tearDown() { dir.remove() }
+
+    static let width = 320, height = 240
+
+    /// A textured room (wall pattern, tiled floor, a bright window) times `gain`, with a
+    /// dark figure at `person` (x of its left edge) and sensor noise of a few grey levels.
+    func frame(gain: Double = 1, person: Int? = nil, seed: UInt64) -> [UInt8] {
+        let w = MotionIntegrationTests.width, h = MotionIntegrationTests.height
+        var rng = seed &* 0x9E3779B97F4A7C15 | 1
+        var px = [UInt8](repeating: 0, count: w * h)
+        for y in 0..<h {
+            for x in 0..<w {
+                var v = 110 + 45 * sin(Double(x) / 17) * cos(Double(y) / 23) + 0.15 * Double(x)
+                if y >= 140 { v = 80 + 20 * Double((x / 20 + y / 20) % 2) }
+                if (40..<120).contains(y), (200..<280).contains(x) { v = 200 }
+                if let p = person, (100..<200).contains(y), (p..<(p + 28)).contains(x) { v = 30 }
+                if let p = person, (80..<100).contains(y), ((p + 6)..<(p + 22)).contains(x) { v = 170 }
+                rng = rng &* 6364136223846793005 &+ 1442695040888963407
+                let noise = Double(Int(rng >> 61)) - 3.5   // -3.5 ... 3.5 grey levels
+                px[y * w + x] = UInt8(max(0, min(255, (v * gain + noise).rounded())))
+            }
+        }
+        return Array("P5\n\(w) \(h)\n255\n".utf8) + px
+    }
+
+    func config(port: Int) -> String {
+        dir.write("vigil.json", """
+            {
+              "node": "test-node",
+              "mqtt": { "host": "127.0.0.1", "port": \(port), "client_id": "vigild-\(UUID().uuidString.prefix(6))", "keepalive_s": 5 },
+              "storage": { "path": "\(dir.file("vigil.db"))", "commit_interval_ms": 50 },
+              "models": { "motion": { "path": "\(Paths.repo.appendingPathComponent("Models/motion.onnx").path)" } },
+              "pipelines": [
+                { "name": "camera", "topic": "sensors/{device}/camera", "format": "pgm", "model": "motion",
+                  "motion": { "devices": { "yard": { "masks": [ { "rect": [60, 60, 120, 160] } ] } } },
+                  "alert": { "labels": ["motion"], "min_score": 0.5, "for_frames": 1, "cooldown_s": 0 } }
+              ]
+            }
+            """)
+    }
+
+    func rows(_ sql: String) -> [[SQLValue]] {
+        guard FileManager.default.fileExists(atPath: dir.file("vigil.db")),
+              let db = try? Database(path: dir.file("vigil.db"), mode: .readOnly) else { return [] }
+        return (try? db.query(sql)) ?? []
+    }
+
+    func labels(_ device: String) -> [String] {
+        rows("SELECT label FROM detections WHERE device = '\(device)' ORDER BY ts, id").compactMap { $0[0].string }
+    }
+
+    func raised(_ device: String) -> Int {
+        rows("SELECT count(*) FROM alerts WHERE device = '\(device)' AND state = 'raised'").first?[0].int.map(Int.init) ?? 0
+    }
+
+    func testLightingStepsRaiseNothingEvenOnOneFrameAndAStillPersonIsCaughtUnlessMasked() throws {
+        let broker = try Broker()
+        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
+        let client = try TestClient(port: broker.port)
+        defer { client.close() }
+
+        // Calm room, then the lights: abrupt steps x0.25 and x3 for three frames each,
+        // back to normal, and an auto-exposure that catches up over three frames.
+        var seed: UInt64 = 1
+        var gains: [Double] = Array(repeating: 1, count: 6)
+        gains += [0.25, 0.25, 0.25, 1, 1, 1, 3, 3, 3, 1, 1, 1, 2, 1.6, 1.25, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 1, 1]
+        var mids: [Int32] = []
+        for g in gains {
+            seed += 1
+            mids.append(try client.publish("sensors/hall/camera", frame(gain: g, seed: seed)))
+        }
+        XCTAssertTrue(client.waitForAcks(mids))
+        XCTAssertTrue(waitUntil(timeout: 20) { self.labels("hall").count == gains.count - 1 }, "\(labels("hall").count) detections\n\(daemon.output)")
+        let lit = labels("hall")
+        XCTAssertEqual(raised("hall"), 0, "a light switching is not motion: \(lit)")
+        XCTAssertFalse(lit.contains("motion"), "\(lit)")
+        XCTAssertGreaterThanOrEqual(lit.filter { $0 == "lighting" }.count, 4, "each step is recorded as lighting: \(lit)")
+
+        // A person walks in and then stands still: the frames stop changing, the
+        // background does not, so every frame with the person is motion.
+        for device in ["hall", "yard"] {
+            mids = []
+            for i in 0..<8 {
+                seed += 1
+                mids.append(try client.publish("sensors/\(device)/camera", frame(person: 100 + min(i, 3) * 4, seed: seed)))
+            }
+            XCTAssertTrue(client.waitForAcks(mids))
+        }
+        XCTAssertTrue(waitUntil(timeout: 20) { self.labels("hall").count == gains.count - 1 + 8 && self.labels("yard").count == 7 },
+                      "\(labels("hall").count) / \(labels("yard").count)\n\(daemon.output)")
+        XCTAssertEqual(Array(labels("hall").suffix(8)), Array(repeating: "motion", count: 8), "the still person stays motion")
+        XCTAssertEqual(raised("hall"), 1)
+        // yard has a mask over the spot where the person stands: nothing there counts.
+        XCTAssertEqual(labels("yard"), Array(repeating: "still", count: 7))
+        XCTAssertEqual(raised("yard"), 0)
+    }
+}

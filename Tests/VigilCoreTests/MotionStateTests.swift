@@ -1,0 +1,300 @@
+import Foundation
+import TestSupport
+@testable import VigilCore
+import XCTest
+
+/// The per-device camera state a background model gets (vigil.channels) and the `motion`
+/// config key: masks, min_area, per-device settings, and their validation.
+final class MotionStateTests: XCTestCase {
+    let roles: [CameraChannel] = [.current, .background, .activity, .weight]
+
+    func image(_ w: Int, _ h: Int, _ value: (Int, Int) -> UInt8, ts: Double) -> TimedFrame {
+        var px = [UInt8](repeating: 0, count: w * h)
+        for y in 0..<h { for x in 0..<w { px[y * w + x] = value(x, y) } }
+        return TimedFrame(frame: .image(width: w, height: h, pixels: px), ts: ts)
+    }
+
+    func plane(_ input: ModelInput, _ i: Int) -> [Float] {
+        let n = input.values.count / input.shape[1]
+        return Array(input.values[(i * n)..<((i + 1) * n)])
+    }
+
+    /// The background is a running average in frame time: after one time constant a new
+    /// level has come 1 - 1/e of the way, whatever the frame rate.
+    func testTheBackgroundFollowsInFrameTimeAndTheFirstFrameWaits() throws {
+        var motion = MotionSettings()
+        motion.backgroundSeconds = 10
+        let a = ImageAdapter(shape: [1, 4, 2, 2], width: 2, height: 2, channels: roles, motion: motion)
+        XCTAssertEqual(try a.inputs(for: image(2, 2, { _, _ in 0 }, ts: 100)).count, 0, "nothing to compare the first frame with")
+        let first = try a.inputs(for: image(2, 2, { _, _ in 255 }, ts: 110))
+        XCTAssertEqual(plane(first[0], 0), [1, 1, 1, 1], accuracy: 1e-6, "current")
+        XCTAssertEqual(plane(first[0], 1), [0, 0, 0, 0], accuracy: 1e-6, "the background before this frame")
+        XCTAssertEqual(plane(first[0], 3), [1, 1, 1, 1], accuracy: 1e-6, "weight without masks or min_area")
+        let second = try a.inputs(for: image(2, 2, { _, _ in 255 }, ts: 110))
+        XCTAssertEqual(plane(second[0], 1), [Float](repeating: Float(1 - exp(-1.0)), count: 4), accuracy: 1e-5)
+        // Ten frames in the same second move it as much as one frame a second later would.
+        let b = ImageAdapter(shape: [1, 4, 2, 2], width: 2, height: 2, channels: roles, motion: motion)
+        _ = try b.inputs(for: image(2, 2, { _, _ in 0 }, ts: 0))
+        for i in 1...10 { _ = try b.inputs(for: image(2, 2, { _, _ in 255 }, ts: Double(i) / 10)) }
+        let after = try b.inputs(for: image(2, 2, { _, _ in 255 }, ts: 1))
+        XCTAssertEqual(plane(after[0], 1)[0], Float(1 - exp(-0.1)), accuracy: 1e-5)
+    }
+
+    /// `lighting` from the model re-bases the background on the latest frame; other labels
+    /// leave it alone. The activity map measures change after matching mean brightness,
+    /// so a uniform gain step adds nothing to it.
+    func testLightingRebasesTheBackgroundAndAGainStepIsNotActivity() throws {
+        let a = ImageAdapter(shape: [1, 4, 4, 4], width: 4, height: 4, channels: roles)
+        let scene: (Int, Int) -> UInt8 = { x, y in UInt8(30 + 8 * x + 15 * y) }
+        _ = try a.inputs(for: image(4, 4, scene, ts: 0))
+        let bright: (Int, Int) -> UInt8 = { x, y in UInt8(2 * (30 + 8 * x + 15 * y)) }
+        _ = try a.inputs(for: image(4, 4, bright, ts: 1))
+        let next = try a.inputs(for: image(4, 4, bright, ts: 2))[0]
+        XCTAssertEqual(plane(next, 2).max()!, 0, accuracy: 2e-3, "a global gain is not activity")
+        XCTAssertLessThan(plane(next, 1)[0], 0.2, "the background still holds the dark scene")
+        let d = Detection(ts: 2, pipeline: "p", device: "d", model: "m", label: "motion", score: 1, scores: [], latencyMs: 0)
+        var seen = d; a.observe(&seen)
+        XCTAssertEqual(a.rebaselines, 0)
+        var lit = d
+        lit.label = "lighting"
+        a.observe(&lit)
+        XCTAssertEqual(a.rebaselines, 1)
+        let rebased = try a.inputs(for: image(4, 4, bright, ts: 3))[0]
+        XCTAssertEqual(plane(rebased, 1), plane(rebased, 0), accuracy: 1e-6, "background = the bright frame now")
+    }
+
+    /// Masks are in source-frame pixels and apply at any source size; a device's own
+    /// masks add to the pipeline's; min_area sets the weight as model min_area / min_area.
+    func testMasksAndMinAreaBecomeTheWeightPlanePerDevice() throws {
+        var motion = MotionSettings()
+        motion.masks = [MotionMask(rect: 0, 0, 320, 480)]                        // left half of 640x480
+        motion.devices["gate"] = .init(masks: [MotionMask(points: [(640, 0), (640, 240), (320, 0)])], minArea: 0.01)
+        let hall = ImageAdapter(shape: [1, 4, 4, 4], width: 4, height: 4, channels: roles, motion: motion, device: "hall", weightValue: 1)
+        _ = try hall.inputs(for: image(640, 480, { _, _ in 9 }, ts: 0))
+        let w = plane(try hall.inputs(for: image(640, 480, { _, _ in 9 }, ts: 1))[0], 3)
+        XCTAssertEqual(w, [0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1, 1])
+        let gate = ImageAdapter(shape: [1, 4, 4, 4], width: 4, height: 4, channels: roles, motion: motion, device: "gate", weightValue: 0.2)
+        // Coordinates are pixels of the frame as sent, not fractions: a 64x48 frame lies
+        // inside the pipeline's 320x480 mask.
+        _ = try gate.inputs(for: image(64, 48, { _, _ in 9 }, ts: 0))
+        let small = plane(try gate.inputs(for: image(64, 48, { _, _ in 9 }, ts: 1))[0], 3)
+        XCTAssertEqual(small, [Float](repeating: 0, count: 16), "a 64x48 frame lies entirely inside the 320x480 mask")
+        _ = try gate.inputs(for: image(640, 480, { _, _ in 9 }, ts: 2))
+        let big = plane(try gate.inputs(for: image(640, 480, { _, _ in 9 }, ts: 3))[0], 3)
+        // The triangle (320,0)-(640,0)-(640,240) covers the top-right corner cells.
+        XCTAssertEqual(big, [0, 0, 0, 0, 0, 0, 0.2, 0, 0, 0, 0.2, 0.2, 0, 0, 0.2, 0.2], accuracy: 1e-6)
+        XCTAssertTrue(MotionMask(points: [(0, 0), (10, 0), (0, 10)]).contains(2, 2))
+        XCTAssertFalse(MotionMask(points: [(0, 0), (10, 0), (0, 10)]).contains(8, 8))
+    }
+
+    /// A restart resumes what a camera had learnt: the state is saved every `save_s` of
+    /// frame time next to the log and read back by the device's next adapter; a damaged
+    /// file is ignored (the device starts afresh), and device names cannot leave the folder.
+    func testTheStateIsSavedAndAResumedDeviceNeedsNoFirstFrame() throws {
+        let dir = TempDir("vigil-motion-state")
+        defer { dir.remove() }
+        var motion = MotionSettings()
+        motion.saveSeconds = 10
+        motion.stateDirectory = dir.file("motion-state")
+        let device = "../../etc/cam 1"
+        func adapter() -> ImageAdapter {
+            ImageAdapter(shape: [1, 4, 3, 4], width: 4, height: 3, channels: roles, motion: motion, pipeline: "cam", device: device)
+        }
+        let scene: (Int, Int) -> UInt8 = { x, y in UInt8(20 + 30 * x + 9 * y) }
+        let a = adapter()
+        _ = try a.inputs(for: image(4, 3, scene, ts: 0))
+        _ = try a.inputs(for: image(4, 3, { x, y in scene(x, y) / 2 }, ts: 5))
+        let file = try XCTUnwrap(a.stateFile?.path)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file), "not yet: 5 s of frame time")
+        _ = try a.inputs(for: image(4, 3, scene, ts: 12))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: file))
+        XCTAssertTrue(file.hasPrefix(dir.file("motion-state/cam/")), file)
+        XCTAssertFalse(file.dropFirst(dir.path.count).contains(".."), file)
+        let expected = try a.inputs(for: image(4, 3, scene, ts: 13))[0]
+        let resumed = try adapter().inputs(for: image(4, 3, scene, ts: 13))
+        XCTAssertEqual(resumed.count, 1, "a resumed device compares its first frame at once")
+        XCTAssertEqual(resumed[0].values, expected.values, accuracy: 1e-6)
+        // Another size, or a damaged file: start afresh.
+        XCTAssertEqual(try ImageAdapter(shape: [1, 4, 2, 2], width: 2, height: 2, channels: roles, motion: motion,
+                                        pipeline: "cam", device: device).inputs(for: image(4, 3, scene, ts: 14)).count, 0)
+        try Data("VGCS1\nshort".utf8).write(to: URL(fileURLWithPath: file))
+        XCTAssertEqual(try adapter().inputs(for: image(4, 3, scene, ts: 15)).count, 0)
+        // States not written for longer than the sweep's age go; recent ones stay.
+        XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600), 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: file))
+        XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600, now: Date() + 7200), 1)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: file))
+        // Config: camera pipelines keep their state next to the log.
+        let c = try Config.parse(Array("""
+            { "node": "n", "storage": { "path": "/var/lib/vigil/vigil.db" }, "models": { "m": { "path": "/x.onnx" } },
+              "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m", "motion": { "save_s": 60 } } ] }
+            """.utf8))
+        XCTAssertEqual(c.pipelines[0].motion?.stateDirectory, "/var/lib/vigil/motion-state")
+        XCTAssertEqual(c.pipelines[0].motion?.saveSeconds, 60)
+    }
+
+    func parse(_ motion: String, format: String = "pgm", extra: String = "") throws -> Config {
+        try Config.parse(Array("""
+            { "node": "n", "models": { "m": { "path": "/x.onnx" } },
+              "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "\(format)", "model": "m"\(extra),
+                "motion": \(motion) } ] }
+            """.utf8), file: "vigil.json")
+    }
+
+    func testMotionConfigIsReadAndEveryMistakeNamesItsKeyAndLine() throws {
+        let c = try parse("""
+            { "background_s": 30, "activity_s": 120, "min_area": 0.005,
+              "masks": [ { "rect": [0, 0, 100, 50] }, { "polygon": [[0, 400], [640, 300], [640, 480], [0, 480]] } ],
+              "devices": { "gate": { "min_area": 0.02, "masks": [ { "rect": [10, 10, 5, 5] } ] } } }
+            """)
+        let m = try XCTUnwrap(c.pipelines[0].motion)
+        XCTAssertEqual(m.backgroundSeconds, 30)
+        XCTAssertEqual(m.activitySeconds, 120)
+        XCTAssertEqual(m.minArea, 0.005)
+        XCTAssertEqual(m.masks, [MotionMask(rect: 0, 0, 100, 50), MotionMask(points: [(0, 400), (640, 300), (640, 480), (0, 480)])])
+        XCTAssertEqual(m.resolved(for: "gate").minArea, 0.02)
+        XCTAssertEqual(m.resolved(for: "gate").masks.count, 3)
+        XCTAssertEqual(m.resolved(for: "hall").masks.count, 2)
+        XCTAssertEqual(m.resolved(for: "hall").minArea, 0.005)
+
+        let cases: [(String, String, String, String)] = [
+            (#"{ "masks": [ { "polygon": [[0, 0], [1, 1]] } ] }"#, "pgm", "", "motion.masks[0].polygon: needs at least 3 points"),
+            (#"{ "masks": [ { "rect": [0, 0, -5, 5] } ] }"#, "pgm", "", "motion.masks[0].rect: width and height must be positive"),
+            (#"{ "masks": [ { "rect": [0, 0, 5] } ] }"#, "pgm", "", "motion.masks[0].rect: must be [x, y, width, height]"),
+            (#"{ "masks": [ { "polygon": [[0, 0], [1, "a"], [2, 2]] } ] }"#, "pgm", "", "motion.masks[0].polygon[1]: must be a point [x, y]"),
+            (#"{ "masks": [ { "rect": [0, 0, 5, 5], "polygon": [[0, 0], [1, 1], [2, 0]] } ] }"#, "pgm", "", "motion.masks[0]: a mask is either"),
+            (#"{ "masks": [ { "rect": [0, 0, 500, 5] } ] }"#, "gray8", #", "width": 320, "height": 240"#, "motion.masks[0].rect: (500, 0) is outside the 320x240 frame"),
+            (#"{ "min_area": 2 }"#, "pgm", "", "motion.min_area: must be between"),
+            (#"{ "devices": { "gate": { "mask": [] } } }"#, "pgm", "", "motion.devices.gate.mask: unknown key"),
+            (#"{ "backgrund_s": 5 }"#, "pgm", "", "motion.backgrund_s: unknown key"),
+            (#"{ }"#, "wav", "", "pipelines[0].motion: only pgm and gray8 pipelines take motion"),
+        ]
+        for (motion, format, extra, expected) in cases {
+            XCTAssertThrowsError(try parse(motion, format: format, extra: extra), motion) { e in
+                XCTAssertTrue("\(e)".contains(expected), "\(motion): \(e)")
+                XCTAssertTrue("\(e)".hasPrefix("vigil.json:"), "\(e) names the file and line")
+            }
+        }
+    }
+
+    /// A background model's pipeline is checked at load: masks need a weight channel,
+    /// min_area needs the model's own, and an alert must name the labels it watches.
+    func testTheShippedModelsChannelsAndWhatAPipelineMayAskOfThem() throws {
+        let shipped = Paths.repo.appendingPathComponent("Models/motion.onnx").path
+        func build(_ model: String, _ pipeline: String) throws -> Pipeline {
+            let c = try Config.parse(Array("""
+                { "node": "n", "models": { "m": { "path": "\(model)" } },
+                  "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m"\(pipeline) } ] }
+                """.utf8))
+            return try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: model))
+        }
+        let p = try build(shipped, #", "motion": { "min_area": 0.01 }, "alert": { "labels": ["motion"] }"#)
+        XCTAssertEqual(p.labels, ["still", "motion", "lighting"])
+        XCTAssertTrue(p.inputDescription.contains("current, background, activity, weight"), p.inputDescription)
+        let a = try XCTUnwrap(p.makeAdapter(device: "x") as? ImageAdapter)
+        XCTAssertEqual(a.weightValue, Float(Double(p.model.metadata["vigil.min_area"]!)! / 0.01), accuracy: 1e-6)
+        // Time constants the config leaves out are the ones the model was tuned with.
+        XCTAssertEqual(a.motion.activitySeconds, Double(try XCTUnwrap(p.model.metadata["vigil.activity_s"])))
+        XCTAssertEqual(a.motion.backgroundSeconds, Double(try XCTUnwrap(p.model.metadata["vigil.background_s"])))
+        XCTAssertThrowsError(try build(shipped, #", "alert": { "min_score": 0.5 }"#)) {
+            XCTAssertTrue("\($0)".contains("set alert.labels"), "\($0)")
+        }
+        let pairModel = Paths.fixture("motion_small.onnx")
+        XCTAssertThrowsError(try build(pairModel, #", "motion": { "masks": [ { "rect": [0, 0, 1, 1] } ] }"#)) {
+            XCTAssertTrue("\($0)".contains("need a model with a weight channel"), "\($0)")
+        }
+        XCTAssertNoThrow(try build(pairModel, #", "motion": { "background_s": 5 }"#))
+    }
+}
+
+/// Figures, not a gate: what a camera frame costs through the shipped motion model.
+/// `swift test --skip-build --filter MotionCostFigures` prints them (debug build: the
+/// Swift adapter is several times slower than in release; ONNX Runtime is the C library
+/// either way).
+final class MotionCostFigures: XCTestCase {
+    func testPrintTheCostOfAFrame() throws {
+        let path = Paths.repo.appendingPathComponent("Models/motion.onnx").path
+        let c = try Config.parse(Array("""
+            { "node": "n", "models": { "m": { "path": "\(path)", "threads": 1 } },
+              "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m",
+                "motion": { "masks": [ { "rect": [0, 0, 200, 480] } ] }, "alert": { "labels": ["motion"] } } ] }
+            """.utf8))
+        let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path, threads: 1))
+        let a = p.makeAdapter(device: "cam1")
+        var rng: UInt64 = 7
+        let frames: [TimedFrame] = (0..<40).map { i in
+            let px = (0..<(640 * 480)).map { j -> UInt8 in
+                rng = rng &* 6364136223846793005 &+ 1442695040888963407
+                return UInt8(truncatingIfNeeded: (j % 640) / 3 + (j / 640) / 4 + Int(rng >> 62) + i)
+            }
+            return TimedFrame(frame: .image(width: 640, height: 480, pixels: px), ts: Double(i) / 10)
+        }
+        var adapterMs: [Double] = [], modelMs: [Double] = []
+        for f in frames {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let inputs = try a.inputs(for: f)
+            let t1 = DispatchTime.now().uptimeNanoseconds
+            for input in inputs {
+                let d = try p.detect(input, device: "cam1")
+                modelMs.append(d.latencyMs)
+                var seen = d; a.observe(&seen)
+            }
+            adapterMs.append(Double(t1 - t0) / 1e6)
+        }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        func p95(_ v: [Double]) -> Double { v.sorted()[min(v.count - 1, Int(Double(v.count) * 0.95))] }
+        print(String(format: "motion frame 640x480: adapter (resize, background, activity, weight) median %.2f ms p95 %.2f ms; model median %.2f ms p95 %.2f ms (1 thread)",
+                     median(adapterMs), p95(adapterMs), median(modelMs), p95(modelMs)))
+        XCTAssertEqual(modelMs.count, frames.count - 1)
+    }
+}
+
+/// The shipped model through vigild's camera state on `vigilctl simulate`'s camera, whose
+/// ground truth (`event`) comes from the generator, not from any pixel rule: a room with
+/// lights that switch and drift and person-sized textured objects crossing it.
+final class MotionSimulatedCameraTests: XCTestCase {
+    func testObjectsAreCaughtAndLightSwitchesAreNot() throws {
+        let path = Paths.repo.appendingPathComponent("Models/motion.onnx").path
+        let c = try Config.parse(Array("""
+            { "node": "n", "models": { "m": { "path": "\(path)" } },
+              "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m", "alert": { "labels": ["motion"] } } ] }
+            """.utf8))
+        let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path))
+        var byEvent: [String: (n: Int, motion: Int, lighting: Int)] = [:]
+        var lightSwitches = 0, switchesAsMotion = 0
+        for seed in [42, 7] as [UInt64] {
+            let cam = CameraSource(width: 320, height: 240, fps: 10, seed: seed, meanObjectGap: 3, meanLightingGap: 20)
+            let a = p.makeAdapter(device: "sim")
+            var previous: String? = "start"
+            for i in 0..<1200 {
+                let payload = cam.next(wallTime: 0)
+                let event = cam.event
+                defer { previous = event }
+                for input in try a.inputs(for: try p.decoder.decode(payload, receivedAt: Double(i) / 10)) {
+                    var input = input
+                    input.ts = Double(i) / 10
+                    let d = try p.detect(input, device: "sim")
+                    var seen = d; a.observe(&seen)
+                    // Score steady states only: the frame and the one before agree on what happens.
+                    if event == "lighting", previous != "motion" { lightSwitches += 1; if d.label == "motion" { switchesAsMotion += 1 } }
+                    guard i > 10, event == previous else { continue }
+                    let key = event ?? "nothing"
+                    var e = byEvent[key] ?? (0, 0, 0)
+                    e.n += 1
+                    if d.label == "motion" { e.motion += 1 }
+                    if d.label == "lighting" { e.lighting += 1 }
+                    byEvent[key] = e
+                }
+            }
+        }
+        print("simulated camera, frames by ground truth (n, said motion, said lighting): \(byEvent); light switches \(lightSwitches), said motion \(switchesAsMotion)")
+        XCTAssertGreaterThan(lightSwitches, 5)
+        XCTAssertEqual(switchesAsMotion, 0, "a light switch is never motion")
+        // Regression floors, not targets: the simulator's objects are flat blobs with a
+        // faint texture on a faintly textured room, the hardest case for a structure
+        // detector (Models/motion.md, known failure modes; v1 caught 99 % of these frames).
+        let moving = try XCTUnwrap(byEvent["motion"]), empty = try XCTUnwrap(byEvent["nothing"])
+        XCTAssertGreaterThan(Double(moving.motion) / Double(moving.n), 0.4)
+        XCTAssertLessThan(Double(empty.motion) / Double(empty.n), 0.1)
+    }
+}
