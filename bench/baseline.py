@@ -14,6 +14,9 @@ import argparse, io, json, sqlite3, struct, sys, time, uuid, wave
 import numpy as np
 import onnxruntime as ort
 import paho.mqtt.client as mqtt
+import os
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Models", "training"))
+import baseline as baseline_ref  # noqa: E402  (the per-device anomaly baseline, as vigild keeps it)
 
 
 def load(path):
@@ -70,10 +73,10 @@ def main():
         p = np.pad(x, 1, mode="edge")
         return sum(p[dy:dy + x.shape[0], dx:dx + x.shape[1]] for dy in range(3) for dx in range(3)) / 9.0
 
-    def infer(client, pipeline, device, model, x, ts):
+    def infer(client, pipeline, device, model, x, ts, extra=None):
         s, meta = models[model]
         t0 = time.perf_counter()
-        scores = s.run(None, {s.get_inputs()[0].name: x})[0].reshape(-1)
+        scores = s.run(None, {s.get_inputs()[0].name: x, **(extra or {})})[0].reshape(-1)
         ms = (time.perf_counter() - t0) * 1000
         labels = meta.get("vigil.labels", "").split(",")
         best = int(np.argmax(scores))
@@ -134,8 +137,15 @@ def main():
                 win = state.setdefault(("env", device), [])
                 win.append(row)
                 del win[:-wlen]
+                ts = float(obj.get("ts", now))
+                # anomaly v2 takes the device's baseline too (vigil.state): the same work vigild does
+                extra = None
+                if "vigil.state" in meta:
+                    dev = state.setdefault(("env-baseline", device), baseline_ref.Device(2, wlen))
+                    extra = {meta["vigil.state"]: dev.state()[None]}
+                    dev.update(ts, row)
                 if len(win) == wlen:
-                    infer(client, "environment", device, "anomaly", np.array(win, np.float32)[None], float(obj.get("ts", now)))
+                    infer(client, "environment", device, "anomaly", np.array(win, np.float32)[None], ts, extra)
         except Exception as e:  # the straightforward service logs and goes on
             print(f"{msg.topic}: {e}", file=sys.stderr)
 

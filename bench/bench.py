@@ -278,6 +278,8 @@ def main():
     ap.add_argument("--kinds", default="", help="comma list of loads: env,audio,camera (default all)")
     ap.add_argument("--latency-only", default="", metavar="KIND=FPS,...",
                     help="skip the rate sweep and measure latency as if FPS were the sustained rate (for experiments)")
+    ap.add_argument("--durability", default="", metavar="LEVEL,...",
+                    help="run vigild once per storage.durability level (none,process,power), as systems vigild-LEVEL, and print ratios to the first")
     a = ap.parse_args()
     os.makedirs(RUN, exist_ok=True)
     bin_dir = subprocess.run(["swift", "build", "-c", "release", "--show-bin-path"], cwd=ROOT,
@@ -299,6 +301,8 @@ def main():
         "camera": ("camera", "motion", steps(100, 12800)),
     }
     systems = [s for s in ["vigild", "baseline"] if not a.only or s in a.only.split(",")]
+    if a.durability and "vigild" in systems:
+        systems = [f"vigild-{d}" for d in a.durability.split(",")] + [s for s in systems if s != "vigild"]
     results = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores",
                "kernel": platform.release(), "date": datetime.datetime.utcnow().isoformat() + "Z",
                "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip(),
@@ -307,8 +311,11 @@ def main():
         db = os.path.join(RUN, f"{sysname}.db")
         for f in (db, db + "-wal", db + "-shm"):
             if os.path.exists(f): os.remove(f)
-        if sysname == "vigild":
+        if sysname.startswith("vigild"):
             cfg = open(os.path.join(ROOT, "bench", "bench.json")).read()
+            if "-" in sysname:   # --durability: the level under test; a fresh intake journal each time
+                cfg = cfg.replace('"storage": { "path": "@DB@" }', f'"storage": {{ "path": "@DB@", "durability": "{sysname.split("-", 1)[1]}" }}')
+                subprocess.run(["rm", "-rf", os.path.join(RUN, "intake")])
             http_port = free_port()
             cfg = cfg.replace("@PORT@", str(port)).replace("@HTTP@", str(http_port)).replace("@DB@", db).replace("@MODELS@", os.path.join(ROOT, "Models"))
             open(os.path.join(RUN, "vigil.json"), "w").write(cfg)
@@ -415,7 +422,7 @@ def main():
                 h0 = frame_histogram(s, pipeline); t_h0 = time.time()
                 lat, al = run_probe(probe, port, s.node, kind, pipeline,
                                     probe_frames(kind, vigilctl, 40 if kind == "audio" else 600, window),
-                                    db_path=db if sysname == "vigild" else None, alerts=sysname == "vigild")
+                                    db_path=db if sysname.startswith("vigild") else None, alerts=sysname.startswith("vigild"))
                 h1 = frame_histogram(s, pipeline); t_h1 = time.time()
                 for bg in bgs: bg.terminate(); bg.wait()
                 e2e = [x[0] for x in lat]; over = [x[0] - x[1] for x in lat]; rows = [x[2] for x in lat if x[2] is not None]
@@ -452,7 +459,25 @@ def main():
     broker.terminate()
     json.dump(results, open(os.path.join(RUN, "results.json"), "w"), indent=2)
     # A partial run (--only, --kinds) prints its table but leaves docs/benchmarks.md alone.
-    write_markdown(results, to_docs=not (a.only or a.kinds or a.latency_only))
+    write_markdown(results, to_docs=not (a.only or a.kinds or a.latency_only or a.durability))
+    if a.durability:
+        print_durability_ratios(results, [f"vigild-{d}" for d in a.durability.split(",")])
+
+
+def print_durability_ratios(res, names):
+    """Sustained rate and overhead p99 (at half and a tenth of the rate) per durability level,
+    as ratios to the first level of the same run (docs/benchmarks.md, "Intake journal")."""
+    base = res["systems"].get(names[0])
+    if not base: return
+    for p, bp in base["pipelines"].items():
+        for n in names:
+            q = res["systems"].get(n, {}).get("pipelines", {}).get(p)
+            if not q: continue
+            ratio = q["sustained_fps"] / bp["sustained_fps"] if bp["sustained_fps"] else float("nan")
+            print(f"[bench] durability {n[7:]:8} {p}: sustained {'>= ' if q.get('capped') else ''}{q['sustained_fps']:.0f}/s "
+                  f"({ratio:.2f} x {names[0][7:]}), overhead p99 at half rate {q['overhead_p99_ms']} ms "
+                  f"(+{q['overhead_p99_ms'] - bp['overhead_p99_ms']:.2f}), at a tenth {q['light']['overhead_p99_ms']} ms "
+                  f"(+{q['light']['overhead_p99_ms'] - bp['light']['overhead_p99_ms']:.2f}); peak RSS {res['systems'][n]['peak_rss_mb']} MB", flush=True)
 
 
 def write_markdown(res, to_docs=True):

@@ -27,7 +27,10 @@ def main():
         x = np.fromfile(os.path.join(FIX, name), dtype="<f4")
         assert x.size == int(np.prod(e["shape"])), (name, x.size, e["shape"])
         sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        s = sess.run(None, {e["input"]: x.reshape(e["shape"])})[0][0]
+        feed = {e["input"]: x.reshape(e["shape"])}
+        if "state" in e:   # a stateful model's baseline input (vigil.state)
+            feed[meta["vigil.state"]] = np.fromfile(os.path.join(FIX, e["state"]), dtype="<f4").reshape(e["state_shape"])
+        s = sess.run(None, feed)[0][0]
         if len(labels) == 1:
             got = labels[0] if s[0] >= float(meta["vigil.threshold"]) else "normal"
         else:

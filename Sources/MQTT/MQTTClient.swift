@@ -22,11 +22,14 @@ public struct MQTTMessage: Sendable {
     public let qos: Int32
     public let retain: Bool
     public let receivedAt: Double
+    /// The broker's packet identifier (QoS 1/2; 0 for QoS 0). A resend after a reconnect
+    /// carries the same one (MQTT 3.1.1, 4.4).
+    public let mid: Int32
 
     public init(topic: String, payload: [UInt8], qos: Int32 = 0, retain: Bool = false,
-                receivedAt: Double = Date().timeIntervalSince1970) {
+                receivedAt: Double = Date().timeIntervalSince1970, mid: Int32 = 0) {
         self.topic = topic; self.payload = payload; self.qos = qos; self.retain = retain
-        self.receivedAt = receivedAt
+        self.receivedAt = receivedAt; self.mid = mid
     }
 }
 
@@ -183,7 +186,7 @@ public final class MQTTClient: @unchecked Sendable {
             } else {
                 payload = []
             }
-            client.handlers.message(MQTTMessage(topic: topic, payload: payload, qos: m.qos, retain: m.retain))
+            client.handlers.message(MQTTMessage(topic: topic, payload: payload, qos: m.qos, retain: m.retain, mid: m.mid))
         }
         mosquitto_publish_callback_set(handle) { _, obj, mid in
             MQTTClient.from(obj)?.handlers.published(mid)

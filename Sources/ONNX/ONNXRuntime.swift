@@ -232,33 +232,52 @@ public final class ModelSession: @unchecked Sendable {
             throw ONNXError(code: Int(ORT_INVALID_ARGUMENT.rawValue), operation: "run \(path)",
                             message: "model has \(inputs.count) inputs; vigil feeds exactly one")
         }
-        let expected = shape.reduce(1, *)
-        guard expected == input.count else {
+        return try run([(input, shape)])
+    }
+
+    /// Runs the model on one float32 tensor per declared input, in the model's input order
+    /// (a stateful anomaly model takes its window and the daemon's baseline); returns every
+    /// float output.
+    public func run(_ tensors: [(values: [Float], shape: [Int])]) throws -> [InferenceOutput] {
+        guard tensors.count == inputs.count else {
             throw ONNXError(code: Int(ORT_INVALID_ARGUMENT.rawValue), operation: "run \(path)",
-                            message: "input has \(input.count) values but shape \(shape) needs \(expected)")
+                            message: "model has \(inputs.count) inputs, \(tensors.count) given")
         }
-        let dims = shape.map { Int64($0) }
-        var inputValue: OpaquePointer?
-        var outputValues = [OpaquePointer?](repeating: nil, count: outputNames.count)
-        defer {
-            if let inputValue { api.pointee.ReleaseValue(inputValue) }
-            for v in outputValues where v != nil { api.pointee.ReleaseValue(v) }
-        }
-        // ORT never writes to an input tensor, so the caller's buffer is lent as it is: a
-        // `var` copy here cost a 62 KB (audio) to 154 KB (camera) copy per run.
-        try input.withUnsafeBytes { buf in
-            try check(api.pointee.CreateTensorWithDataAsOrtValue(memoryInfo, UnsafeMutableRawPointer(mutating: buf.baseAddress),
-                                                                 buf.count, dims, dims.count,
-                                                                 ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &inputValue),
-                      "create input tensor for \(path)")
-            try withCStrings(inputNames) { inNames in
-                try withCStrings(outputNames) { outNames in
-                    var ins: [OpaquePointer?] = [inputValue]
-                    try check(api.pointee.Run(session, nil, inNames, &ins, 1, outNames, outNames.count, &outputValues),
-                              "run \(path)")
-                }
+        for (i, t) in tensors.enumerated() {
+            let expected = t.shape.reduce(1, *)
+            guard expected == t.values.count else {
+                throw ONNXError(code: Int(ORT_INVALID_ARGUMENT.rawValue), operation: "run \(path)",
+                                message: "input \(inputNames[i]) has \(t.values.count) values but shape \(t.shape) needs \(expected)")
             }
         }
+        var inputValues = [OpaquePointer?](repeating: nil, count: tensors.count)
+        var outputValues = [OpaquePointer?](repeating: nil, count: outputNames.count)
+        defer {
+            for v in inputValues where v != nil { api.pointee.ReleaseValue(v) }
+            for v in outputValues where v != nil { api.pointee.ReleaseValue(v) }
+        }
+        // ORT never writes to an input tensor, so the caller's buffers are lent as they are: a
+        // `var` copy here cost a 62 KB (audio) to 154 KB (camera) copy per run.
+        func lend(_ i: Int) throws {
+            guard i < tensors.count else {
+                try withCStrings(inputNames) { inNames in
+                    try withCStrings(outputNames) { outNames in
+                        try check(api.pointee.Run(session, nil, inNames, &inputValues, inputValues.count, outNames,
+                                                  outNames.count, &outputValues), "run \(path)")
+                    }
+                }
+                return
+            }
+            let dims = tensors[i].shape.map { Int64($0) }
+            try tensors[i].values.withUnsafeBytes { buf in
+                try check(api.pointee.CreateTensorWithDataAsOrtValue(memoryInfo, UnsafeMutableRawPointer(mutating: buf.baseAddress),
+                                                                     buf.count, dims, dims.count,
+                                                                     ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT, &inputValues[i]),
+                          "create input tensor \(inputNames[i]) for \(path)")
+                try lend(i + 1)   // the buffer stays lent until the run below has returned
+            }
+        }
+        try lend(0)
         var results: [InferenceOutput] = []
         for (i, value) in outputValues.enumerated() {
             guard let value, outputs[i].elementType == .float else { continue }

@@ -181,7 +181,8 @@ public final class TCPListener: @unchecked Sendable {
 
 /// One accepted connection, closed on deinit.
 public final class TCPConnection: @unchecked Sendable {
-    // @unchecked Sendable: used by one thread at a time (the request handler that owns it).
+    // @unchecked Sendable: used by one thread at a time (the request handler that owns it);
+    // `shutdown()` may come from another, which shutdown(2) allows.
     private let fd: Int32
 
     init(fd: Int32) { self.fd = fd }
@@ -208,6 +209,10 @@ public final class TCPConnection: @unchecked Sendable {
     }
 
     deinit { Glibc.close(fd) }
+
+    /// Shuts the connection down from any thread: a read or write waiting on it returns at
+    /// once. The descriptor stays open (and its number reserved) until deinit.
+    public func shutdown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 
     /// Reads until `complete` says the bytes so far are a whole request, `limit` bytes arrive,
     /// the peer closes, or `deadline` (monotonic seconds, see `now()`) passes.

@@ -19,7 +19,15 @@ public struct ActionSettings: Sendable, Equatable {
         let kind: Kind
         switch type {
         case "mqtt":
-            kind = .mqtt(topic: try o.requiredString("topic"), payload: try o.string("payload", default: "{alert}"),
+            let topic = try o.requiredString("topic")
+            // Placeholders are filled from topic levels and names, which hold no wildcards; a
+            // '+' or '#' written in the template would make every publish fail at alert time.
+            let fixed = topic.replacingOccurrences(of: #"\{[a-z_]+\}"#, with: "x", options: .regularExpression)
+            if let w = fixed.first(where: { $0 == "+" || $0 == "#" }) {
+                throw o.error("topic", "\"\(topic)\" contains the wildcard '\(w)'; an action publishes to one concrete topic (use {device}, {pipeline}, ... for the parts that vary)")
+            }
+            guard !fixed.isEmpty, !fixed.utf8.contains(0) else { throw o.error("topic", "must be a non-empty MQTT topic") }
+            kind = .mqtt(topic: topic, payload: try o.string("payload", default: "{alert}"),
                          clearPayload: try o.string("clear_payload"),
                          qos: Int32(try o.int("qos", default: 1, in: 0...2)), retain: try o.bool("retain", default: false))
         case "exec":

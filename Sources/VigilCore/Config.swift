@@ -17,11 +17,22 @@ public struct Config: Sendable {
     public var homeAssistant: HomeAssistantSettings? = nil
     /// Where the config was read from (reload reads it again).
     public var file: String?
+    /// What is valid but unsafe; vigild logs each at start, `--check-config` prints them.
+    public var warnings: [ConfigWarning] = []
 
     public static let defaultPath = "/etc/vigil/vigil.json"
 
     public func model(named name: String) -> ModelSettings? { models.first { $0.name == name } }
     public func action(named name: String) -> ActionSettings? { actions.first { $0.name == name } }
+}
+
+/// Something valid but unsafe in a config: logged at start; `vigild --check-config`
+/// prints it, and fails on a `severe` one (an exposed secret).
+public struct ConfigWarning: Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public var message: String
+    public var severe = false
+    public var description: String { "\(key): \(message)" }
 }
 
 public struct BrokerSettings: Sendable, Equatable {
@@ -53,6 +64,15 @@ public struct StorageSettings: Sendable, Equatable {
     public var maintenanceIntervalSeconds = 60.0
     /// Below this much free space on its file system, the log stops growing (0: never).
     public var minFreeMB = 64.0
+    /// What an acknowledged frame survives (Intake/IntakeJournal.swift).
+    public var durability = Durability.process
+    /// The intake journal's directory; empty: `intake/` beside the database.
+    public var intakePath = ""
+
+    /// Where the journal lives.
+    public var intakeDirectory: String {
+        intakePath.isEmpty ? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("intake").path : intakePath
+    }
 
     public init() {}
 }
@@ -67,7 +87,7 @@ public struct ModelSettings: Sendable, Equatable {
 public struct LimitSettings: Sendable, Equatable {
     /// Payloads larger than this are rejected before decoding.
     public var maxPayloadBytes = 4 * 1024 * 1024
-    /// Frames waiting for inference per pipeline and lane before the oldest are dropped.
+    /// Frames waiting for inference per pipeline and lane before `submit` waits for room.
     /// Deep enough to absorb what a broker delivers in one burst after a reconnect (its
     /// stored session) or after the gateway's CPU was busy elsewhere for a moment: at 16,000
     /// readings/s a depth of 2048 overflowed on such bursts while the workers were 70 % idle,
@@ -75,12 +95,23 @@ public struct LimitSettings: Sendable, Equatable {
     public var queueDepth = 16384
     /// Inference workers (frames of one device always stay in order).
     public var workers = max(1, min(4, ProcessInfo.processInfo.activeProcessorCount))
-    /// Bytes of payload waiting for inference across all pipelines; past it a pipeline's
-    /// oldest waiting frames are dropped, so queued memory stays bounded.
+    /// Bytes of payload waiting for inference across all pipelines; past it `submit` waits
+    /// for room (back-pressure to the broker), so queued memory stays bounded.
     public var maxQueueBytes = 64 << 20
     /// Stream state (previous frame, audio buffer, sensor window) of a device silent this
     /// long is freed.
     public var deviceTTL: Double = 3600
+    /// Journaled frames whose rows are not committed yet, in MB of segment files; past it
+    /// reading from the broker waits (the broker keeps the frames in vigild's session).
+    public var intakeMaxMB = 256
+    /// A payload `ts` further ahead of the arrival time than this is rejected (`badTimestamp`).
+    /// Sensors and gateway each keep NTP time, so minutes cover any honest disagreement.
+    public var maxClockSkew: Double = 300
+    /// Members one JSON object in a payload may have; more is rejected (`tooLarge`). Tasmota
+    /// and Zigbee2MQTT send tens.
+    public var maxJSONKeys = 1024
+
+    public init() {}
 
     /// ONNX Runtime intra-op threads for a model whose config does not say: the cores
     /// shared among the workers, so that workers x threads does not oversubscribe the CPU.
@@ -127,6 +158,7 @@ extension Config {
     /// Parses and validates config text. Relative paths are resolved against the config's folder.
     public static func parse(_ text: [UInt8], file: String? = nil) throws -> Config {
         let root = try ConfigObject.root(text: text, file: file)
+        var warnings: [ConfigWarning] = []
         let base = file.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? FileManager.default.currentDirectoryPath
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: base + "/")).standardizedFileURL.path }
 
@@ -148,6 +180,12 @@ extension Config {
             storage.commitIntervalMs = try s.int("commit_interval_ms", default: storage.commitIntervalMs, in: 1...60_000)
             storage.commitRows = try s.int("commit_rows", default: storage.commitRows, in: 1...100_000)
             storage.minFreeMB = try s.double("min_free_mb", default: storage.minFreeMB, in: 0...1_000_000)
+            let durability = try s.string("durability", default: storage.durability.rawValue)
+            guard let d = Durability(rawValue: durability) else {
+                throw s.error("durability", "must be one of \(Durability.allCases.map(\.rawValue).joined(separator: ", ")) (got \"\(durability)\")")
+            }
+            storage.durability = d
+            if let p = try s.string("intake_path") { storage.intakePath = resolve(p) }
             try s.finish()
         }
 
@@ -158,6 +196,9 @@ extension Config {
             limits.workers = try l.int("workers", default: limits.workers, in: 1...64)
             limits.maxQueueBytes = try l.int("max_queue_bytes", default: limits.maxQueueBytes, in: 1024...(4 << 30))
             limits.deviceTTL = try l.double("device_ttl_s", default: limits.deviceTTL, in: 1...(86_400 * 30))
+            limits.intakeMaxMB = try l.int("intake_max_mb", default: limits.intakeMaxMB, in: 4...1_000_000)
+            limits.maxClockSkew = try l.double("max_clock_skew_s", default: limits.maxClockSkew, in: 0...(86_400 * 366))
+            limits.maxJSONKeys = try l.int("max_json_keys", default: limits.maxJSONKeys, in: 1...100_000)
             try l.finish()
         }
 
@@ -188,6 +229,11 @@ extension Config {
             for (i, a) in (settings.alert?.actions ?? []).enumerated() where !actions.contains(where: { $0.name == a }) {
                 throw p.error("alert.actions[\(i)]", "names action \"\(a)\", which is not under \"actions\"")
             }
+            for earlier in pipelines {
+                if let topic = settings.topic.overlap(with: earlier.topic) {
+                    throw p.error("topic", "\"\(settings.topic.pattern)\" overlaps pipeline \"\(earlier.name)\" (\"\(earlier.topic.pattern)\"): a message such as \(topic) goes only to the first pipeline that matches, so this one would never see it; make the topics disjoint")
+                }
+            }
             var withState = settings
             if settings.isImage {
                 // Camera state is saved next to the log (docs/pipelines.md).
@@ -208,6 +254,9 @@ extension Config {
                 throw h.error("listen", "must be HOST:PORT, got \"\(listen)\"")
             }
             http = HTTPSettings(host: String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
+            if let h = http, ["", "0.0.0.0", "::", "*"].contains(h.host) {
+                warnings.append(ConfigWarning(key: "http.listen", message: "\"\(listen)\" serves /healthz and /metrics to every network the gateway is on (they have no authentication); listen on 127.0.0.1 or one LAN address unless that is meant"))
+            }
             try h.finish()
         }
         let homeAssistant = try root.object("homeassistant").map(HomeAssistantSettings.parse)
@@ -215,6 +264,16 @@ extension Config {
         var config = Config(node: node, mqtt: mqtt, storage: storage, models: models, pipelines: pipelines,
                             actions: actions, sync: sync, http: http, limits: limits, logLevel: logLevel, file: file)
         config.homeAssistant = homeAssistant
+        // Secrets live in files so the config can be shared; a file others can read defeats that.
+        let secrets: [(String, String?)] = [
+            ("mqtt.password_file", mqtt.passwordFile), ("mqtt.tls.key_file", mqtt.tls?.keyFile),
+            ("sync.mqtt.password_file", sync?.mqtt?.broker.passwordFile), ("sync.mqtt.tls.key_file", sync?.mqtt?.broker.tls?.keyFile),
+            ("sync.http.token_file", sync?.http?.tokenFile),
+        ]
+        for case let (key, path?) in secrets {
+            if let why = secretExposure(path) { warnings.append(ConfigWarning(key: key, message: why, severe: true)) }
+        }
+        config.warnings = warnings
         return config
     }
 
@@ -258,6 +317,15 @@ extension Config {
         }
         try t.finish()
         return tls
+    }
+
+    /// Why a secret file is exposed (any permission for "other" users), or nil when it is
+    /// not. Group access is left alone: packaging may share the file with a `vigil` group.
+    static func secretExposure(_ path: String) -> String? {
+        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path),
+              let mode = (attrs[.posixPermissions] as? NSNumber)?.intValue else { return nil }
+        guard mode & 0o007 != 0 else { return nil }
+        return "\(path) is readable by other users (mode \(String(mode & 0o777, radix: 8))); chmod 600 it (owner vigil) so only vigild reads it"
     }
 
     /// Reads a secret from a file, trimming the trailing newline editors add.

@@ -10,6 +10,8 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case inferenceFailed  // the model raised an error
     case unsupported      // well-formed, but a variant vigil does not read (stereo, 24-bit, P2, another sample rate)
     case outOfOrder       // a sensor reading older than the newest one already in its window
+    case redelivered      // the broker sent a message again that vigild had already taken (Intake/RedeliveryFilter)
+    case badTimestamp     // a payload `ts` further ahead of the gateway's clock than limits.max_clock_skew_s
 }
 
 /// Live counters for STATUS=, /metrics and tests. Cheap to bump from any thread.
@@ -23,6 +25,9 @@ public final class Counters: @unchecked Sendable {
     private var stored = 0
     private var storeErrors = 0
     private var storeFailing = false
+    private var notStored = 0
+    private var storeProblem: String?
+    private var storeCopying = false
     /// Everything else /metrics shows (latency histograms, alerts, actions, sync): see Service/Metrics.swift.
     public let metrics = MetricsRegistry()
 
@@ -38,6 +43,15 @@ public final class Counters: @unchecked Sendable {
     public func storeFailed() { lock.withLock { storeErrors += 1; storeFailing = true } }
     /// True when the last commit attempt failed (for /healthz).
     public var isStoreFailing: Bool { lock.withLock { storeFailing } }
+    /// Rows that never reached the file: dropped from memory while it refused writes, or
+    /// still waiting when vigild stopped. With `stored`, every row is accounted for.
+    public func rowsNotStored(_ n: Int) { if n > 0 { lock.withLock { notStored += n } } }
+    /// What is wrong with the log file right now (deleted, read-only, cannot be opened), for /healthz.
+    public func setStoreProblem(_ p: String?) { lock.withLock { storeProblem = p } }
+    public var currentStoreProblem: String? { lock.withLock { storeProblem } }
+    /// True while the store copies a deleted file's rows out: its writer is busy, not hung.
+    public func setStoreCopying(_ on: Bool) { lock.withLock { storeCopying = on } }
+    public var isStoreCopying: Bool { lock.withLock { storeCopying } }
 
     public struct Snapshot: Sendable {
         public var received: [String: Int]
@@ -46,6 +60,7 @@ public final class Counters: @unchecked Sendable {
         public var dropped: [String: Int]
         public var stored: Int
         public var storeErrors: Int
+        public var notStored: Int
 
         public var totalReceived: Int { received.values.reduce(0, +) }
         public var totalProcessed: Int { processed.values.reduce(0, +) }
@@ -57,7 +72,7 @@ public final class Counters: @unchecked Sendable {
     public func snapshot() -> Snapshot {
         lock.withLock {
             Snapshot(received: received, processed: processed, rejected: rejected, dropped: dropped,
-                     stored: stored, storeErrors: storeErrors)
+                     stored: stored, storeErrors: storeErrors, notStored: notStored)
         }
     }
 }

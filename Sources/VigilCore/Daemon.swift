@@ -26,18 +26,28 @@ public final class Daemon: @unchecked Sendable {
     let submitGate = NSLock()
     /// Where every detection goes (store, and whatever else is wired in); reload reuses it for the new engine.
     let sink: @Sendable (Detection) -> Void
+    /// The durable intake (journal, redelivery filter); reload hands it to the new engine.
+    let intake: IntakeHooks
     /// Called after a successful reload with the new config (Service/Reload.swift).
     var reloadHooks: [@Sendable (Config) -> Void] = []
     /// What the alert center was built from (Service/Reload.swift); set at the first reload.
     var alertBasis: [String]?
     public let startedAt = Date()
+    /// Per-device baselines of stateful anomaly models, loaded from and saved to the log.
+    public let baselines = BaselineBook()
+    private var baselineTimer: DispatchSourceTimer?
 
     public init(config: Config) throws {
         self.currentConfig = config
         log.setLevel(config.logLevel)
         let models = try Daemon.loadModels(config)
         self.currentModels = models
-        let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
+        let counters = self.counters
+        let store = try Store(settings: config.storage, counters: counters)
+        self.store = store
+        let book = baselines
+        book.load(store.loadBaselines())
+        let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: config.limits, book: book) }
         // Saved camera states of devices gone longer than the log keeps rows.
         for dir in Set(config.pipelines.compactMap { $0.motion?.stateDirectory }) where config.storage.retentionDays > 0 {
             let n = CameraStateFile.sweep(directory: dir, maxAge: config.storage.retentionDays * 86_400)
@@ -45,10 +55,8 @@ public final class Daemon: @unchecked Sendable {
         }
         for p in pipelines {
             log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
+            Daemon.noteBudget(p)
         }
-        let counters = self.counters
-        let store = try Store(settings: config.storage, counters: counters)
-        self.store = store
         sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store, counters: counters) }
         if let sync { store.onAlertsCommitted { sync.kick() } }
         let alerts = AlertCenter(config: config, models: models,
@@ -67,7 +75,84 @@ public final class Daemon: @unchecked Sendable {
                                     Array(detection.json.serialized.utf8), qos: 0, retain: false)
             }
         }
-        currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, sink: sink)
+        let (intake, recovery) = try Daemon.openIntake(config, store: store, alerts: alerts, counters: counters)
+        self.intake = intake
+        self.recovery = recovery
+        currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, intake: intake, sink: sink)
+        startBaselineTimer()
+    }
+
+    /// What the journal held at start, replayed by `start()` before the broker is reached.
+    private var recovery: IntakeJournal.Recovery?
+
+    /// Opens the intake journal and reads what it holds, and ties it to the store: commits
+    /// retire entries, deleted segments prune the store's marks. At `durability: "none"` a
+    /// journal left by an earlier run is still replayed (it holds acknowledged frames), and
+    /// nothing new is written to it.
+    static func openIntake(_ config: Config, store: Store, alerts: AlertCenter,
+                           counters: Counters) throws -> (IntakeHooks, IntakeJournal.Recovery?) {
+        let redeliveries = RedeliveryFilter()
+        let directory = config.storage.intakeDirectory
+        let durability = config.storage.durability
+        let leftover = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).contains { $0.hasSuffix(".seg") }
+        guard durability != .none || leftover else {
+            return (IntakeHooks(journal: nil, redeliveries: redeliveries, retire: { _ in }, history: { alerts.replayHistory($0) }), nil)
+        }
+        let journal = try IntakeJournal(directory: directory, durability: durability == .none ? .process : durability,
+                                        maxBytes: config.limits.intakeMaxMB << 20)
+        // A log that cannot be read now (Store/StoreHealth.swift) retires nothing: every entry is
+        // processed again, and its rows, derived from the frame, are stored once.
+        let recovery = journal.recover(retired: (try? store.retiredIntakeSeqs(from: 0)) ?? [])
+        store.onRetired { seqs in
+            journal.retire(seqs)
+            let p = journal.pending
+            counters.metrics.set(MetricName.intakePending, [], Double(p.entries))
+            counters.metrics.set(MetricName.intakeBytes, [], Double(p.bytes))
+        }
+        journal.onPrune { store.pruneRetired(below: $0) }
+        let hooks = IntakeHooks(journal: durability == .none ? nil : journal, redeliveries: redeliveries,
+                                retire: { store.appendRetired($0) }, history: { alerts.replayHistory($0) })
+        return (hooks, recovery.segments > 0 ? recovery : nil)
+    }
+
+    /// Says at start how a pipeline's alert threshold is set when the model takes a baseline,
+    /// and when a config written for the old anomaly model carries a `min_score` that now
+    /// only floors the budget (the migration path: remove it to let the budget decide).
+    static func noteBudget(_ p: Pipeline) {
+        guard let alert = p.settings.alert else { return }
+        if p.model.stateInput == nil {
+            if alert.maxFalseAlarmsPerDay != nil {
+                log.warning("pipeline \(p.name): alert.max_false_alarms_per_day is ignored: model \(p.model.name) takes no baseline (vigil.state), so min_score decides")
+            }
+            return
+        }
+        let budget = alert.maxFalseAlarmsPerDay ?? AlertSettings.defaultFalseAlarmsPerDay
+        if alert.minScoreGiven {
+            log.notice("pipeline \(p.name): each device alerts at its own threshold for \(budget) false alarms a day; min_score \(alert.minScore) stays a floor under it (remove it to let the budget alone decide)")
+        } else {
+            log.info("pipeline \(p.name): each device alerts at its own threshold for \(budget) false alarms a day (alert.max_false_alarms_per_day), after its warm-up")
+        }
+    }
+
+    /// Saves changed baselines every `snapshot_s` (the shortest of the pipelines') and picks
+    /// up `vigilctl baseline reset` requests every 2 s.
+    private func startBaselineTimer() {
+        let every = config.pipelines.compactMap { $0.baseline?.snapshotSeconds }.min() ?? BaselineSettings().snapshotSeconds
+        let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "vigil.baselines"))
+        var sinceSave = 0.0
+        let store = store, book = baselines, counters = counters
+        t.schedule(deadline: .now() + 2, repeating: 2, leeway: .milliseconds(200))
+        t.setEventHandler {
+            store.takeBaselineResets(into: book)
+            counters.setBaselines(book.all())
+            sinceSave += 2
+            if sinceSave >= every {
+                sinceSave = 0
+                store.saveBaselines(book.takeDirty())
+            }
+        }
+        t.resume()
+        baselineTimer = t
     }
 
     /// Connects to the broker and subscribes. A broker that is not up is logged once and
@@ -90,11 +175,18 @@ public final class Daemon: @unchecked Sendable {
                 log.limited(.error, key: "broker-refused", "broker \(address) refused the connection: \(reason)")
                 return
             }
+            // Messages the broker resends now are ones already taken (and journaled) if their id and bytes match.
+            self.intake.redeliveries.connected()
             log.notice("connected to broker \(address)" + (wasConnected.getAndSet() ? " again" : ""))
             self.counters.metrics.add(MetricName.brokerConnects)
             // The current config's topics: a reload may have changed them since start().
             for s in Daemon.subscriptions(self.config) {
                 do { try self.client?.subscribe(s, qos: qos) } catch { log.error("\(error)") }
+            }
+            // Discovery configs an earlier run left retained: removed after the device TTL
+            // unless their device comes back (AlertCenter.takeLeftover).
+            if let filter = self.alerts.leftoverFilter {
+                do { try self.client?.subscribe(filter, qos: 1) } catch { log.error("\(error)") }
             }
             do { try self.client?.publish(statusTopic, "online", qos: 1, retain: true) } catch { log.error("\(error)") }
             self.alerts.brokerConnected()
@@ -110,10 +202,29 @@ public final class Daemon: @unchecked Sendable {
         let client = try MQTTClient(options: options, handlers: handlers)
         lock.withLock { mqtt = client }
         outlet.set(client)
+        sync?.start()
+        guard let recovery = lock.withLock({ () -> IntakeJournal.Recovery? in defer { self.recovery = nil }; return self.recovery }) else {
+            try connect(client, address)
+            return
+        }
+        // The journal's frames go first, then the broker's: on a thread of its own, so READY and
+        // the watchdog are not held back by a long journal (the queues bound what it reads ahead).
+        let engine = self.engine
+        log.notice("intake journal \(config.storage.intakeDirectory): replaying \(recovery.pending) frames whose rows were not committed, after \(recovery.history) committed ones that rebuild stream and alert state")
+        let t = Thread { [self] in
+            let t0 = monotonicSeconds()
+            engine.replay(recovery)
+            log.info(String(format: "intake journal: %d frames queued for replay in %.2f s; connecting to the broker", recovery.pending + recovery.history, monotonicSeconds() - t0))
+            do { try connect(client, address) } catch { log.error("\(error)") }
+        }
+        t.name = "vigil-replay"
+        t.start()
+    }
+
+    private func connect(_ client: MQTTClient, _ address: String) throws {
         if let first = try client.start() {
             log.error("cannot reach broker \(address): \(first.detail); retrying with backoff up to \(Daemon.brokerRetryMax) s")
         }
-        sync?.start()
     }
 
     /// The longest wait between attempts to reach the broker. libmosquitto's backoff grows
@@ -127,6 +238,7 @@ public final class Daemon: @unchecked Sendable {
 
     /// Hands a frame to the current engine (on the MQTT thread; waits only while a reload swaps engines).
     func submit(_ message: MQTTMessage) {
+        if alerts.takeLeftover(message) { return }
         submitGate.withLock { engine.submit(message) }
     }
 
@@ -152,6 +264,8 @@ public final class Daemon: @unchecked Sendable {
         if let c, c.isConnected, let mid = try? c.publish(alerts.topics.status, "offline", qos: 1, retain: true) {
             acks.wait(for: mid, timeout: 2)
         }
+        // A message callback waiting for journal room must return before the MQTT thread can be joined.
+        intake.journal?.stopWaiting()
         c?.stop()
         outlet.set(nil)
         engine.stop()
@@ -160,6 +274,8 @@ public final class Daemon: @unchecked Sendable {
             log.warning("stopping with \(alerts.actionsInFlight) alert actions still running; their outcomes stay pending")
         }
         sync?.stop()
+        baselineTimer?.cancel()
+        store.saveBaselines(baselines.takeDirty())
         store.close()
     }
 
@@ -167,7 +283,7 @@ public final class Daemon: @unchecked Sendable {
     public func statusLine() -> String {
         let s = counters.snapshot()
         let a = alerts.counts
-        return "frames \(s.totalReceived), detections \(s.stored), rejected \(s.totalRejected), dropped \(s.totalDropped), alerts raised \(a.raised), cleared \(a.cleared)"
+        return "frames \(s.totalReceived), detections \(s.stored), rejected \(s.totalRejected), dropped \(s.totalDropped), rows not stored \(s.notStored), alerts raised \(a.raised), cleared \(a.cleared)"
     }
 }
 

@@ -6,22 +6,25 @@ import MQTT
 /// A device always maps to the same lane, so its frames are processed in order and its
 /// stream state is touched by one thread only. Each lane holds at most `queueDepth`
 /// frames per pipeline and `maxQueueBytes / workers` bytes of payload; when a pipeline
-/// falls behind, its oldest waiting frames are dropped and counted, so memory stays
-/// bounded under any load. The MQTT thread only routes and enqueues. Stream state of a
-/// device silent for `deviceTTL` seconds is freed.
+/// falls behind, `submit` waits for room (back-pressure: the MQTT thread stops reading
+/// and the broker keeps the frames), so memory stays bounded and no acknowledged frame is
+/// dropped. The MQTT thread only routes, journals (Intake/) and enqueues. Stream state of
+/// a device silent for `deviceTTL` seconds is freed.
 public final class Engine: @unchecked Sendable {
     // @unchecked Sendable: lanes synchronise their own queues; the rest is immutable.
     public let pipelines: [Pipeline]
     let counters: Counters
     let limits: LimitSettings
     let sink: @Sendable (Detection) -> Void
+    let intake: IntakeHooks?
     private let lanes: [Lane]
 
-    public init(pipelines: [Pipeline], limits: LimitSettings, counters: Counters,
+    public init(pipelines: [Pipeline], limits: LimitSettings, counters: Counters, intake: IntakeHooks? = nil,
                 sink: @escaping @Sendable (Detection) -> Void) {
         self.pipelines = pipelines
         self.limits = limits
         self.counters = counters
+        self.intake = intake
         self.sink = sink
         let laneBytes = max(1, limits.maxQueueBytes / max(1, limits.workers))
         lanes = (0..<limits.workers).map { Lane(index: $0, pipelines: pipelines.count, depth: limits.queueDepth, maxBytes: laneBytes, ttl: limits.deviceTTL) }
@@ -33,11 +36,12 @@ public final class Engine: @unchecked Sendable {
         pipelines.firstIndex { $0.settings.topic.matches(topic) }
     }
 
-    /// Called on the MQTT thread: cheap checks, then hand off.
+    /// Called on the MQTT thread: cheap checks, a resend of a message already taken set
+    /// aside, the journal (before this returns, and so before the PUBACK), then hand off.
     public func submit(_ message: MQTTMessage) {
         guard let p = route(message.topic) else {
             counters.frameRejected("-", .unrouted)
-            log.limited(.warning, key: "unrouted", "topic \(message.topic): no pipeline owns this topic; message ignored")
+            log.limited(.warning, key: "unrouted", "topic \(Logger.clip(message.topic)): no pipeline owns this topic; message ignored")
             return
         }
         let pipeline = pipelines[p]
@@ -47,14 +51,48 @@ public final class Engine: @unchecked Sendable {
                    "payload of \(message.payload.count) bytes is over limits.max_payload_bytes (\(limits.maxPayloadBytes))"))
             return
         }
-        let device = pipeline.settings.topic.device(in: message.topic)
-        let job = Job(pipeline: p, device: device, topic: message.topic, payload: message.payload, receivedAt: message.receivedAt)
-        let lane = lanes[Engine.laneIndex(pipeline: pipeline.name, device: device, lanes: lanes.count)]
-        let dropped = lane.push(job)
-        if dropped > 0 {
-            counters.framesDropped(pipeline.name, dropped)
-            log.limited(.warning, key: "drop-\(pipeline.name)",
-                        "pipeline \(pipeline.name): falling behind, dropped its oldest waiting frames (queue_depth \(limits.queueDepth), max_queue_bytes \(limits.maxQueueBytes))")
+        let hash = FrameHash.frame(topic: message.topic, payload: message.payload)
+        if let intake, intake.redeliveries.isRedelivery(mid: message.mid, qos: message.qos, hash: hash) {
+            reject(pipeline.name, message.topic, FrameError(.redelivered,
+                   "the broker sent message \(message.mid) again (its first delivery was taken; vigild's acknowledgement did not reach the broker)"))
+            return
+        }
+        var seq: UInt64?
+        if let journal = intake?.journal {
+            seq = try? journal.append(topic: message.topic, payload: message.payload, mid: message.mid,
+                                      receivedAt: message.receivedAt, hash: hash)
+        }
+        enqueue(Job(pipeline: p, device: pipeline.settings.topic.device(in: message.topic), topic: message.topic,
+                    payload: message.payload, receivedAt: message.receivedAt, hash: hash, seq: seq, mode: .live))
+    }
+
+    /// Replays what the journal held at start, oldest first, before any new frame: entries
+    /// whose rows were committed as history (state only), the others as frames.
+    public func replay(_ recovery: IntakeJournal.Recovery) {
+        recovery.replay { e in
+            intake?.redeliveries.remember(mid: e.mid, hash: e.hash)
+            guard let p = route(e.topic), e.payload.count <= limits.maxPayloadBytes else {
+                // The config changed since: no pipeline takes it now. Counted like a live message, and retired.
+                if !e.retired {
+                    counters.frameRejected("-", .unrouted)
+                    intake?.retire(e.seq)
+                }
+                return
+            }
+            let pipeline = pipelines[p]
+            if !e.retired { counters.frameReceived(pipeline.name) }
+            enqueue(Job(pipeline: p, device: pipeline.settings.topic.device(in: e.topic), topic: e.topic, payload: e.payload,
+                        receivedAt: e.receivedAt, hash: e.hash, seq: e.seq, mode: e.retired ? .history : .replay))
+        }
+    }
+
+    private func enqueue(_ job: Job) {
+        let lane = lanes[Engine.laneIndex(pipeline: pipelines[job.pipeline].name, device: job.device, lanes: lanes.count)]
+        if lane.push(job) {
+            let name = pipelines[job.pipeline].name
+            counters.metrics.add(MetricName.intakeWaits)
+            log.limited(.warning, key: "wait-\(name)",
+                        "pipeline \(name): falling behind; reading from the broker waits until its queue has room (queue_depth \(limits.queueDepth), max_queue_bytes \(limits.maxQueueBytes)); the broker keeps the frames")
         }
     }
 
@@ -69,7 +107,7 @@ public final class Engine: @unchecked Sendable {
 
     func reject(_ pipeline: String, _ topic: String, _ e: FrameError) {
         counters.frameRejected(pipeline, e.reason)
-        log.limited(.warning, key: "reject-\(pipeline)-\(e.reason.rawValue)", "pipeline \(pipeline), topic \(topic): rejected (\(e.reason.rawValue)): \(e.message)")
+        log.limited(.warning, key: "reject-\(pipeline)-\(e.reason.rawValue)", "pipeline \(pipeline), topic \(Logger.clip(topic)): rejected (\(e.reason.rawValue)): \(e.message)")
     }
 
     /// Runs on a lane's thread: decodes the jobs and turns them into model inputs in order,
@@ -77,42 +115,93 @@ public final class Engine: @unchecked Sendable {
     /// many when the model allows), then hands the detections on in the jobs' order, so
     /// each device's detections stay in order. A frame any of whose inputs failed is
     /// rejected; the detections of its inputs that succeeded are kept.
+    ///
+    /// A frame whose adapter hands its inputs out in runs (a long audio chunk:
+    /// `StreamAdapter.hasMoreInputs`) ends a batch: the inputs gathered so far run, then the
+    /// rest of that frame's, run by run, then the jobs after it. So one payload's inputs
+    /// never sit in memory all at once, and the order still holds.
     func process(_ jobs: [Job], streams: inout StreamTable) {
+        var from = 0
+        while from < jobs.count { from = process(jobs, from: from, streams: &streams) }
+    }
+
+    /// Processes `jobs[from...]` up to the first one with more inputs to give, and all of
+    /// that one's inputs; returns the index of the next job to process.
+    private func process(_ jobs: [Job], from: Int, streams: inout StreamTable) -> Int {
         var inputs: [[(input: ModelInput, device: String)]] = Array(repeating: [], count: pipelines.count)
         var firstInput = [Int](repeating: 0, count: jobs.count)
         var inputCount = [Int](repeating: 0, count: jobs.count)
         var failed = [FrameError?](repeating: nil, count: jobs.count)
+        var end = jobs.count
+        var long: (any StreamAdapter)?
         var adapters = [(any StreamAdapter)?](repeating: nil, count: jobs.count)
-        for (j, job) in jobs.enumerated() {
+        for j in from..<jobs.count {
+            let job = jobs[j]
             let pipeline = pipelines[job.pipeline]
             do throws(FrameError) {
                 let frame = try pipeline.decoder.decode(job.payload, receivedAt: job.receivedAt)
                 let adapter = streams.adapter(pipeline: job.pipeline, device: job.device) { pipeline.makeAdapter(device: job.device) }
                 adapters[j] = adapter
-                let made = try adapter.inputs(for: frame)
+                var made = try adapter.inputs(for: frame)
+                Engine.identify(&made, of: job, from: 0)
                 firstInput[j] = inputs[job.pipeline].count
                 inputCount[j] = made.count
                 inputs[job.pipeline] += made.map { ($0, job.device) }
+                if adapter.hasMoreInputs {
+                    long = adapter
+                    end = j + 1
+                    break
+                }
             } catch {
                 failed[j] = error
             }
         }
         let results = inputs.enumerated().map { p, items in items.isEmpty ? [] : pipelines[p].detect(batch: items) }
-        for (j, job) in jobs.enumerated() {
-            let pipeline = pipelines[job.pipeline]
+        func hand(_ result: Result<Detection, FrameError>, _ j: Int, _ error: inout FrameError?) {
+            let job = jobs[j]
+            switch result {
+            case .success(var detection):
+                adapters[j]?.observe(&detection)   // per-device state that learns from scores (anomaly budget)
+                // History: its rows were committed before the restart; only the rules' state is rebuilt.
+                if job.mode == .history { intake?.history(detection); return }
+                sink(detection)
+                counters.detectionMade(pipeline: pipelines[job.pipeline].name, seconds: Date().timeIntervalSince1970 - job.receivedAt)
+            case .failure(let e):
+                error = error ?? e
+            }
+        }
+        func finish(_ job: Job, _ error: FrameError?) {
+            guard job.mode != .history else { return }
+            let name = pipelines[job.pipeline].name
+            if let error { reject(name, job.topic, error) } else { counters.frameProcessed(name) }
+            // After its rows went to the store: the mark commits with them (or after them).
+            if let seq = job.seq { intake?.retire(seq) }
+        }
+        for j in from..<end {
+            let job = jobs[j]
             var error = failed[j]
-            for result in results[job.pipeline][firstInput[j]..<firstInput[j] + inputCount[j]] {
-                switch result {
-                case .success(let detection):
-                    adapters[j]?.observe(detection)
-                    sink(detection)
-                    counters.detectionMade(pipeline: pipeline.name, seconds: Date().timeIntervalSince1970 - job.receivedAt)
-                case .failure(let e):
-                    error = error ?? e
+            for result in results[job.pipeline][firstInput[j]..<firstInput[j] + inputCount[j]] { hand(result, j, &error) }
+            if let long, j == end - 1 {
+                // The rest of this frame's inputs, one bounded run at a time.
+                var index = inputCount[j]
+                while long.hasMoreInputs {
+                    var more = long.moreInputs()
+                    if more.isEmpty { break }
+                    Engine.identify(&more, of: job, from: index)
+                    index += more.count
+                    for result in pipelines[job.pipeline].detect(batch: more.map { ($0, job.device) }) { hand(result, j, &error) }
                 }
             }
-            if let error { reject(pipeline.name, job.topic, error) } else { counters.frameProcessed(pipeline.name) }
+            finish(job, error)
         }
+        return end
+    }
+
+    /// Row identity (docs/storage.md, "Row identity"): the frame, its arrival, and each
+    /// window's place in the frame, so processing the frame again gives the same uuids.
+    static func identify(_ inputs: inout [ModelInput], of job: Job, from first: Int) {
+        let base = FrameHash.combine(job.hash, job.receivedAt.bitPattern)
+        for i in inputs.indices { inputs[i].identity = FrameHash.combine(base, UInt64(first + i)) | 1 }
     }
 
     /// Blocks until every queued frame has been processed.
@@ -131,15 +220,44 @@ public final class Engine: @unchecked Sendable {
 }
 
 struct Job: Sendable {
+    enum Mode: Sendable {
+        /// A frame from the broker.
+        case live
+        /// A journaled frame whose rows were not committed before the restart.
+        case replay
+        /// A journaled frame whose rows were committed: rebuilds stream and rule state only.
+        case history
+    }
     let pipeline: Int
     let device: String
     let topic: String
     let payload: [UInt8]
     let receivedAt: Double
+    /// `FrameHash.frame(topic:payload:)`: the frame's identity in row uuids.
+    var hash: UInt64 = 0
+    /// The journal's sequence number (nil without a journal, or when it could not be written).
+    var seq: UInt64? = nil
+    var mode: Mode = .live
+}
+
+/// What the engine needs of the durable intake (Intake/). Without it (tests, `durability:
+/// "none"`) frames are not journaled and nothing is retired.
+public struct IntakeHooks: Sendable {
+    public var journal: IntakeJournal?
+    public var redeliveries: RedeliveryFilter
+    /// A journaled frame's rows (or its rejection) were handed to the store: commit its mark with them.
+    public var retire: @Sendable (UInt64) -> Void
+    /// Detections of replayed history: they rebuild the rules' state; nothing is stored or raised.
+    public var history: @Sendable (Detection) -> Void
+
+    public init(journal: IntakeJournal?, redeliveries: RedeliveryFilter, retire: @escaping @Sendable (UInt64) -> Void,
+                history: @escaping @Sendable (Detection) -> Void) {
+        self.journal = journal; self.redeliveries = redeliveries; self.retire = retire; self.history = history
+    }
 }
 
 /// Monotonic seconds, immune to wall-clock steps.
-@inline(__always) func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+@inline(__always) public func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
 /// The stream state of the devices one lane serves; entries silent for `ttl` are freed.
 /// Owned by the lane's thread.
@@ -163,13 +281,17 @@ struct StreamTable {
         return a
     }
 
-    /// Frees the state of devices silent for longer than `ttl`; returns their keys.
+    /// Frees the state of devices silent for longer than `ttl` (each adapter retired first);
+    /// returns their keys.
     @discardableResult
     mutating func sweep(now: Double = monotonicSeconds()) -> [Key] {
         let expired = entries.filter { now - $0.value.lastSeen > ttl }.map(\.key)
-        for k in expired { entries[k] = nil }
+        for k in expired { entries[k]?.adapter.retire(); entries[k] = nil }
         return expired
     }
+
+    /// Retires every adapter (the lane stops).
+    func retireAll() { for e in entries.values { e.adapter.retire() } }
 
     var count: Int { entries.count }
 }
@@ -214,7 +336,7 @@ struct JobQueue {
 /// whole queue; each pipeline's own jobs, and so each device's, stay in order.
 final class Lane: @unchecked Sendable {
     // @unchecked Sendable: `queues`, `waitingJobs`, `queuedBytes`, `busy`, `asleep`,
-    // `idleWaiters`, `stopping` and `liveStreams` are guarded by `cond`.
+    // `idleWaiters`, `pushWaiters`, `stopping` and `liveStreams` are guarded by `cond`.
     static let batchSize = 32
     let index: Int
     let depth: Int
@@ -228,8 +350,10 @@ final class Lane: @unchecked Sendable {
     private var busy = false
     private var asleep = false
     private var idleWaiters = 0
+    private var pushWaiters = 0
     private var stopping = false
     private var liveStreams = 0
+    private var exited = false
     private var thread: Thread?
 
     init(index: Int, pipelines: Int, depth: Int, maxBytes: Int, ttl: Double) {
@@ -254,27 +378,26 @@ final class Lane: @unchecked Sendable {
     var bytes: Int { cond.withLock { queuedBytes } }
     var streams: Int { cond.withLock { liveStreams } }
 
-    /// Enqueues; returns how many of the pipeline's oldest waiting jobs were dropped to
-    /// make room (by count, then by bytes). A pipeline only ever drops its own frames, so
-    /// one flooding sensor type cannot starve another.
-    func push(_ job: Job) -> Int {
+    /// Enqueues, first waiting while the pipeline's queue is full (by count, or by bytes
+    /// while anything is queued, so one payload larger than the budget still goes through).
+    /// Returns whether it had to wait. Only the MQTT thread (and replay, before it starts)
+    /// pushes, so a wait holds back reading from the broker, never a worker.
+    func push(_ job: Job) -> Bool {
         cond.lock()
         defer { cond.unlock() }
-        var dropped = 0
-        func dropOldest() -> Bool {
-            guard let old = queues[job.pipeline].popFirst() else { return false }
-            queuedBytes -= old.payload.count
-            waitingJobs -= 1
-            dropped += 1
-            return true
+        var waited = false
+        while !stopping && (queues[job.pipeline].count >= depth || (waitingJobs > 0 && queuedBytes + job.payload.count > maxBytes)) {
+            waited = true
+            pushWaiters += 1
+            if asleep { cond.broadcast() }
+            cond.wait()
+            pushWaiters -= 1
         }
-        if queues[job.pipeline].count >= depth { _ = dropOldest() }
-        while queuedBytes + job.payload.count > maxBytes, dropOldest() {}
         queues[job.pipeline].append(job)
         queuedBytes += job.payload.count
         waitingJobs += 1
         if asleep { cond.broadcast() }
-        return dropped
+        return waited
     }
 
     /// Up to `batchSize` jobs, one pipeline after another. Called with `cond` held.
@@ -315,9 +438,15 @@ final class Lane: @unchecked Sendable {
                 }
             }
             asleep = false
-            if waitingJobs == 0 && stopping { cond.unlock(); return }
+            if waitingJobs == 0 && stopping {
+                cond.unlock()
+                streams.retireAll()   // adapters hand over state that must outlive them (anomaly baselines)
+                cond.withLock { exited = true; cond.broadcast() }
+                return
+            }
             let batch = takeBatch()
             busy = !batch.isEmpty
+            if pushWaiters > 0 && !batch.isEmpty { cond.broadcast() }   // room again for a waiting submit
             cond.unlock()
 
             engine.process(batch, streams: &streams)
@@ -325,7 +454,7 @@ final class Lane: @unchecked Sendable {
             if now - lastSweep >= sweepEvery {
                 lastSweep = now
                 for k in streams.sweep(now: now) {
-                    log.debug("pipeline \(engine.pipelines[k.pipeline].name), device \(k.device): silent for over \(ttl) s; stream state freed")
+                    log.debug("pipeline \(engine.pipelines[k.pipeline].name), device \(Logger.clip(k.device)): silent for over \(ttl) s; stream state freed")
                 }
             }
             cond.lock()
@@ -340,10 +469,12 @@ final class Lane: @unchecked Sendable {
         cond.unlock()
     }
 
+    /// Stops the thread and waits until it has retired its adapters.
     func stop() {
         cond.lock()
         stopping = true
         cond.broadcast()
+        while thread != nil && !exited { cond.wait() }
         cond.unlock()
     }
 }

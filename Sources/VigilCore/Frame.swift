@@ -26,7 +26,14 @@ public struct TimedFrame: Sendable {
     /// Epoch seconds: the payload's own `ts` when it has one, else the arrival time
     /// (for audio: the time of the chunk's last sample).
     public var ts: Double
-    public init(frame: Frame, ts: Double) { self.frame = frame; self.ts = ts }
+    /// When the payload arrived (epoch seconds, the gateway's clock). Equal to `ts` when the
+    /// payload has no time of its own.
+    public var receivedAt: Double
+    public init(frame: Frame, ts: Double, receivedAt: Double? = nil) {
+        self.frame = frame; self.ts = ts; self.receivedAt = receivedAt ?? ts
+    }
+    /// Whether `ts` came from the payload (a sensor's clock) rather than from the arrival time.
+    public var hasOwnTime: Bool { ts != receivedAt }
 }
 
 /// Turns one payload into a frame.
@@ -45,7 +52,16 @@ public struct ModelInput: Sendable {
     public var shape: [Int]
     /// The time the detection describes (for an audio window: the time of its last sample).
     public var ts: Double
-    public init(values: [Float], shape: [Int], ts: Double) { self.values = values; self.shape = shape; self.ts = ts }
+    /// Where it came from, for its detection's uuid (`RowID.derived`): set by the engine
+    /// from the frame and the window's place in it; 0 gives a random uuid.
+    public var identity: UInt64 = 0
+    /// The device's baseline rows for a stateful model (`vigil.state`), shape `stateShape`
+    /// ([1, rows, fields]); empty for every other model.
+    public var state: [Float]
+    public var stateShape: [Int]
+    public init(values: [Float], shape: [Int], ts: Double, state: [Float] = [], stateShape: [Int] = []) {
+        self.values = values; self.shape = shape; self.ts = ts; self.state = state; self.stateShape = stateShape
+    }
 }
 
 /// Per pipeline and device: turns frames into model inputs, keeping whatever history the
@@ -59,16 +75,30 @@ public protocol StreamAdapter: AnyObject {
     /// Zero or more inputs for this frame (an audio chunk may fill several windows or none;
     /// a camera's first frame has no predecessor yet).
     func inputs(for frame: TimedFrame) throws(FrameError) -> [ModelInput]
+    /// True when the last frame has inputs left that `inputs(for:)` did not return: an
+    /// adapter may hand out a long frame's inputs in bounded runs (audio windows), and the
+    /// engine runs each before asking for the next, so one payload's inputs never all sit
+    /// in memory at once. Asked after `inputs(for:)` and after each `moreInputs()`.
+    var hasMoreInputs: Bool { get }
+    /// The next run of the last frame's inputs.
+    func moreInputs() -> [ModelInput]
 
-    /// The detection the model made from one of this adapter's inputs, in order (possibly
-    /// a few frames later: the lane turns queued frames into inputs before it runs them).
-    /// Adapters whose state depends on the model's verdict use it (a camera background is
-    /// re-based when the model says `lighting`); the default ignores it.
-    func observe(_ detection: Detection)
+    /// Called with each detection made from this adapter's inputs, in order, before it is
+    /// stored or judged by the rules: an adapter that keeps per-device state about scores
+    /// (the anomaly baseline's false-alarm budget) learns from it and may set the device's
+    /// alert threshold on it. Default: nothing.
+    func observe(_ detection: inout Detection)
+
+    /// Called once when the adapter is dropped (device TTL, engine stop or reload), on its
+    /// lane: state that outlives it (the anomaly baseline) is handed over now. Default: nothing.
+    func retire()
 }
 
 extension StreamAdapter {
-    public func observe(_ detection: Detection) {}
+    public var hasMoreInputs: Bool { false }
+    public func moreInputs() -> [ModelInput] { [] }
+    public func observe(_ detection: inout Detection) {}
+    public func retire() {}
 }
 
 @inline(__always)

@@ -107,21 +107,31 @@ public struct JSONParseError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public let line: Int
     public let column: Int
+    /// True when the text is well-formed so far but over a bound (`maxMembers`, `maxDepth`).
+    public var overLimit = false
     public var description: String { "line \(line), column \(column): \(message)" }
 }
 
 /// A strict-by-default JSON parser over bytes. With `relaxed`, `//` and `/* */` comments
-/// and trailing commas are accepted (the config file format). Depth and size are
-/// bounded so hostile payloads cannot exhaust the stack.
+/// and trailing commas are accepted (the config file format). Depth and members per object
+/// are bounded so hostile payloads cannot exhaust the stack, and parsing is linear in the
+/// input (duplicate keys are found through a set, lines are counted once): a 60,000-key
+/// object once took seconds, because each key was compared with every key before it.
 public struct JSONParser {
     public var relaxed = false
     public var maxDepth = 64
+    /// Members one object may hold; past it the parse fails (`overLimit`). Payload decoders
+    /// set `limits.max_json_keys`; the default only keeps any input bounded.
+    public var maxMembers = 100_000
     /// For each object parsed, the line of each key (config errors name lines).
     public private(set) var keyLines: [String: Int] = [:]
     private var bytes: [UInt8] = []
     private var i = 0
     private var trackPath: [String] = []
     private var trackLines: Bool
+    /// The last position computed: offsets only grow while keys are tracked, so each line
+    /// number continues from the previous one instead of counting from the start.
+    private var cursor = (offset: 0, line: 1, column: 1)
 
     public init(relaxed: Bool = false, trackLines: Bool = false) {
         self.relaxed = relaxed
@@ -142,33 +152,43 @@ public struct JSONParser {
         i = 0
         keyLines = [:]
         trackPath = []
+        cursor = (0, 1, 1)
         // Skip a UTF-8 byte-order mark.
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { i = 3 }
-        skipSpace()
+        try skipSpace()
         let v = try value(depth: 0)
-        skipSpace()
+        try skipSpace()
         if i < bytes.count { throw error("unexpected \(describe(bytes[i])) after the value") }
         return v
     }
 
     private func position(_ at: Int) -> (Int, Int) {
-        var line = 1, col = 1
-        for k in 0..<min(at, bytes.count) {
-            if bytes[k] == 0x0A { line += 1; col = 1 } else { col += 1 }
+        var (from, line, col) = cursor.offset <= at ? cursor : (0, 1, 1)
+        let end = min(at, bytes.count)
+        while from < end {
+            if bytes[from] == 0x0A { line += 1; col = 1 } else { col += 1 }
+            from += 1
         }
         return (line, col)
     }
 
-    private func error(_ message: String, at: Int? = nil) -> JSONParseError {
+    /// `position`, remembering where it got to (key lines are asked for in increasing order).
+    private mutating func advancePosition(_ at: Int) -> Int {
+        let (line, col) = position(at)
+        cursor = (min(at, bytes.count), line, col)
+        return line
+    }
+
+    private func error(_ message: String, at: Int? = nil, overLimit: Bool = false) -> JSONParseError {
         let (l, c) = position(at ?? i)
-        return JSONParseError(message: message, line: l, column: c)
+        return JSONParseError(message: message, line: l, column: c, overLimit: overLimit)
     }
 
     private func describe(_ b: UInt8) -> String {
         (0x21...0x7E).contains(b) ? "'\(Character(UnicodeScalar(b)))'" : String(format: "byte 0x%02x", b)
     }
 
-    private mutating func skipSpace() {
+    private mutating func skipSpace() throws {
         while i < bytes.count {
             let b = bytes[i]
             if b == 0x20 || b == 0x0A || b == 0x0D || b == 0x09 { i += 1; continue }
@@ -178,9 +198,12 @@ public struct JSONParser {
                     continue
                 }
                 if bytes[i + 1] == UInt8(ascii: "*") {
+                    // An unclosed comment would silently swallow the rest of the file.
+                    let start = i
                     i += 2
                     while i + 1 < bytes.count, !(bytes[i] == UInt8(ascii: "*") && bytes[i + 1] == UInt8(ascii: "/")) { i += 1 }
-                    i = min(i + 2, bytes.count)
+                    guard i + 1 < bytes.count else { throw error("unterminated /* comment", at: start) }
+                    i += 2
                     continue
                 }
             }
@@ -189,7 +212,7 @@ public struct JSONParser {
     }
 
     private mutating func value(depth: Int) throws -> JSONValue {
-        guard depth < maxDepth else { throw error("nesting deeper than \(maxDepth)") }
+        guard depth < maxDepth else { throw error("nesting deeper than \(maxDepth)", overLimit: true) }
         guard i < bytes.count else { throw error("unexpected end of input") }
         switch bytes[i] {
         case UInt8(ascii: "{"): return try object(depth: depth)
@@ -306,17 +329,17 @@ public struct JSONParser {
     private mutating func array(depth: Int) throws -> JSONValue {
         i += 1
         var items: [JSONValue] = []
-        skipSpace()
+        try skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
         while true {
             if trackLines { trackPath.append("[\(items.count)]") }
             items.append(try value(depth: depth + 1))
             if trackLines { trackPath.removeLast() }
-            skipSpace()
+            try skipSpace()
             guard i < bytes.count else { throw error("unterminated array") }
             if bytes[i] == UInt8(ascii: ",") {
                 i += 1
-                skipSpace()
+                try skipSpace()
                 if relaxed, i < bytes.count, bytes[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
                 continue
             }
@@ -327,30 +350,43 @@ public struct JSONParser {
 
     private mutating func object(depth: Int) throws -> JSONValue {
         i += 1
+        let objectStart = i
         var members: [(String, JSONValue)] = []
-        skipSpace()
+        // Small objects (nearly all) are checked for duplicates by a scan, larger ones by a set.
+        var keys = Set<String>()
+        try skipSpace()
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
             guard i < bytes.count else { throw error("unterminated object") }
             guard bytes[i] == UInt8(ascii: "\"") else { throw error("expected a quoted key, found \(describe(bytes[i]))") }
+            guard members.count < maxMembers else {
+                throw error("object has more than \(maxMembers) keys", at: objectStart, overLimit: true)
+            }
             let keyStart = i
             let key = try string()
-            if members.contains(where: { $0.0 == key }) { throw error("duplicate key \"\(key)\"", at: keyStart) }
-            skipSpace()
+            let duplicate: Bool
+            if members.count < 16 {
+                duplicate = members.contains(where: { $0.0 == key })
+                if members.count == 15 { keys = Set(members.map(\.0)); keys.insert(key) }
+            } else {
+                duplicate = !keys.insert(key).inserted
+            }
+            if duplicate { throw error("duplicate key \"\(key)\"", at: keyStart) }
+            try skipSpace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw error("expected ':' after key \"\(key)\"") }
             i += 1
-            skipSpace()
+            try skipSpace()
             if trackLines {
                 trackPath.append(key)
-                keyLines[JSONParser.joinPath(trackPath)] = position(keyStart).0
+                keyLines[JSONParser.joinPath(trackPath)] = advancePosition(keyStart)
             }
             members.append((key, try value(depth: depth + 1)))
             if trackLines { trackPath.removeLast() }
-            skipSpace()
+            try skipSpace()
             guard i < bytes.count else { throw error("unterminated object") }
             if bytes[i] == UInt8(ascii: ",") {
                 i += 1
-                skipSpace()
+                try skipSpace()
                 if relaxed, i < bytes.count, bytes[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
                 continue
             }

@@ -79,7 +79,21 @@ public final class Logger: @unchecked Sendable {
         }
     }
 
-    private func write(_ l: LogLevel, _ message: String) {
+    /// Longest message written, in bytes; past it the line is cut and says how long it was.
+    /// A device name or topic level may be 64 KB (MQTT allows it), and one line per such
+    /// message would fill a journal fast.
+    public static let maxMessageBytes = 1024
+
+    /// A name for a log line: a device or topic longer than `max` characters is cut, with
+    /// its length, so the line stays readable and short.
+    public static func clip(_ name: String, _ max: Int = 120) -> String {
+        guard name.utf8.count > max else { return name }
+        return "\(name.prefix(max))...(\(name.utf8.count) bytes)"
+    }
+
+    private func write(_ l: LogLevel, _ whole: String) {
+        let message = whole.utf8.count <= Logger.maxMessageBytes ? whole
+            : String(decoding: whole.utf8.prefix(Logger.maxMessageBytes), as: UTF8.self) + "...(line of \(whole.utf8.count) bytes cut)"
         let line: String
         if journald {
             line = "<\(l.rawValue)>\(message)\n"

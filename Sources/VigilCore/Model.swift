@@ -11,6 +11,11 @@ public final class Model: Sendable {
     /// The model's own recommended alert threshold (`vigil.threshold`), if any.
     public let threshold: Double?
     public let input: TensorInfo
+    /// The input that takes the daemon's per-device baseline, when `vigil.state` names one
+    /// (stateful anomaly models: Models/README.md, "the baseline state"), with the rows it
+    /// wants in order (`vigil.state_layout`).
+    public let stateInput: TensorInfo?
+    public let stateLayout: [BaselineRow]
     /// Every output; the first holds the scores.
     public let outputs: [TensorInfo]
     public let metadata: [String: String]
@@ -25,15 +30,39 @@ public final class Model: Sendable {
         } catch let e as ONNXError {
             throw ModelError(model: name, path: path, message: e.message)
         }
-        guard session.inputs.count == 1, let input = session.inputs.first, input.elementType == .float else {
+        let meta = session.metadata
+        let stateName = meta["vigil.state"]?.trimmingCharacters(in: .whitespaces)
+        let stateInput = session.inputs.first { $0.name == stateName }
+        let dataInputs = session.inputs.filter { $0.name != stateName }
+        guard dataInputs.count == 1, let input = dataInputs.first, input.elementType == .float else {
             throw ModelError(model: name, path: path,
-                             message: "needs exactly one float32 input, has \(session.inputs.map(\.description).joined(separator: "; "))")
+                             message: "needs exactly one float32 input (plus the baseline input vigil.state names), has \(session.inputs.map(\.description).joined(separator: "; "))")
+        }
+        if let stateName, !stateName.isEmpty {
+            guard let stateInput else {
+                throw ModelError(model: name, path: path, message: "vigil.state names input \"\(stateName)\", which the model does not have")
+            }
+            guard stateInput.elementType == .float, stateInput.shape.count == 3 else {
+                throw ModelError(model: name, path: path, message: "the baseline input \(stateInput) must be float32 [batch, rows, fields]")
+            }
+        }
+        var layout: [BaselineRow] = []
+        if stateInput != nil {
+            for name in (meta["vigil.state_layout"] ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                guard let row = BaselineRow(rawValue: name) else {
+                    throw ModelError(model: name, path: path, message: "vigil.state_layout names row \"\(name)\"; vigild provides \(BaselineRow.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                layout.append(row)
+            }
+            let rows = stateInput!.shape[1]
+            guard !layout.isEmpty, rows < 0 || rows == layout.count else {
+                throw ModelError(model: name, path: path, message: "vigil.state_layout must list one row name per row of \(stateInput!) (\(layout.count) listed)")
+            }
         }
         guard let output = session.outputs.first, output.elementType == .float else {
             throw ModelError(model: name, path: path, message: "its first output must be a float32 tensor of scores")
         }
         let outputCount = output.shape.filter { $0 > 0 }.reduce(1, *)
-        let meta = session.metadata
         var labels = (meta["vigil.labels"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         labels.removeAll(where: \.isEmpty)
         let task = meta["vigil.task"] ?? (outputCount == 1 ? "score" : "classifier")
@@ -48,6 +77,8 @@ public final class Model: Sendable {
         self.path = path
         self.session = session
         self.input = input
+        self.stateInput = stateInput
+        self.stateLayout = layout
         self.outputs = session.outputs
         self.threads = threads
         self.metadata = meta
@@ -81,7 +112,7 @@ public final class Model: Sendable {
     /// Whether the model declares a free batch dimension on its input and its scores, so
     /// several inputs can share one run (`scores(batch:)`).
     public var batchable: Bool {
-        (input.shape.first ?? 1) < 0 && (outputs.first?.shape.first ?? 1) < 0
+        (input.shape.first ?? 1) < 0 && (outputs.first?.shape.first ?? 1) < 0 && (stateInput?.shape.first ?? -1) < 0
     }
 
     /// Runs the model once on several inputs of one shape, stacked on the batch dimension;
@@ -91,20 +122,23 @@ public final class Model: Sendable {
     public func scores(batch: [ModelInput]) throws -> (scores: [[Float]], latencyMs: Double) {
         guard let first = batch.first else { return ([], 0) }
         if batch.count == 1 {
-            let (one, ms) = try scores(for: first.values, shape: first.shape)
+            let (one, ms) = try scores(for: first)
             return ([one], ms)
         }
-        var values: [Float] = []
+        var values: [Float] = [], state: [Float] = []
         values.reserveCapacity(first.values.count * batch.count)
+        state.reserveCapacity(first.state.count * batch.count)
         for input in batch {
-            guard input.shape == first.shape else {
+            guard input.shape == first.shape, input.stateShape == first.stateShape else {
                 throw ModelError(model: name, path: path, message: "inputs of one batch differ in shape (\(first.shape) and \(input.shape))")
             }
             values.append(contentsOf: input.values)
+            state.append(contentsOf: input.state)
         }
-        var shape = first.shape
+        var shape = first.shape, stateShape = first.stateShape
         shape[0] = batch.count
-        let (all, ms) = try scores(for: values, shape: shape)
+        if !stateShape.isEmpty { stateShape[0] = batch.count }
+        let (all, ms) = try scores(for: ModelInput(values: values, shape: shape, ts: 0, state: state, stateShape: stateShape))
         guard all.count % batch.count == 0 else {
             throw ModelError(model: name, path: path, message: "returned \(all.count) scores for a batch of \(batch.count)")
         }
@@ -114,8 +148,21 @@ public final class Model: Sendable {
 
     /// Runs the model; returns one score per label and the run time.
     public func scores(for values: [Float], shape: [Int]) throws -> (scores: [Float], latencyMs: Double) {
+        try scores(for: ModelInput(values: values, shape: shape, ts: 0))
+    }
+
+    /// Runs the model on one input (and its baseline, for a stateful model).
+    public func scores(for input: ModelInput) throws -> (scores: [Float], latencyMs: Double) {
+        var tensors = [(values: input.values, shape: input.shape)]
+        if let stateInput {
+            guard !input.stateShape.isEmpty else {
+                throw ModelError(model: name, path: path, message: "takes a baseline (input \(stateInput.name)) and none was given")
+            }
+            let s = (values: input.state, shape: input.stateShape)
+            if session.inputs.first?.name == stateInput.name { tensors.insert(s, at: 0) } else { tensors.append(s) }
+        }
         let start = DispatchTime.now().uptimeNanoseconds
-        let outputs = try session.run(values, shape: shape)
+        let outputs = try session.run(tensors)
         let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
         guard let first = outputs.first else {
             throw ModelError(model: name, path: path, message: "returned no float output")
@@ -142,11 +189,15 @@ public struct Detection: Sendable, Equatable {
     public var score: Double
     public var scores: [(String, Double)]
     public var latencyMs: Double
+    /// The device's own alert threshold, when its pipeline has a false-alarm budget (a
+    /// stateful anomaly model): the rule raises at it instead of `min_score`. Infinity while
+    /// the device's baseline warms up (no alert); nil for every other pipeline.
+    public var threshold: Double?
 
     public init(uuid: String = Detection.newUUID(), ts: Double, pipeline: String, device: String, model: String,
-                label: String, score: Double, scores: [(String, Double)], latencyMs: Double) {
+                label: String, score: Double, scores: [(String, Double)], latencyMs: Double, threshold: Double? = nil) {
         self.uuid = uuid; self.ts = ts; self.pipeline = pipeline; self.device = device; self.model = model
-        self.label = label; self.score = score; self.scores = scores; self.latencyMs = latencyMs
+        self.label = label; self.score = score; self.scores = scores; self.latencyMs = latencyMs; self.threshold = threshold
     }
 
     public static func == (a: Detection, b: Detection) -> Bool {

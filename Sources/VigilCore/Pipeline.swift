@@ -13,7 +13,11 @@ public final class Pipeline: Sendable {
     /// What one model input looks like, for logs and `vigilctl`: e.g. "windows of 16000
     /// samples at 16000 Hz, hop 8000".
     public let inputDescription: String
-    let adapterFactory: @Sendable (String) -> any StreamAdapter
+    let adapterFactory: @Sendable (_ device: String) -> any StreamAdapter
+
+    /// A fresh stream adapter for one device (a stateful model's adapter starts from the
+    /// device's saved baseline, when there is one).
+    func makeAdapter(device: String = "") -> any StreamAdapter { adapterFactory(device) }
 
     public var name: String { settings.name }
 
@@ -37,9 +41,6 @@ public final class Pipeline: Sendable {
         self.groups = groups; self.inputDescription = inputDescription; self.adapterFactory = makeAdapter
     }
 
-    /// A new stream state for one device (a camera's masks and min_area can be per device).
-    func makeAdapter(device: String = "") -> any StreamAdapter { adapterFactory(device) }
-
     /// Tasks each kind of pipeline can feed; `classifier` and `score` fit anything.
     static func tasks(for format: PayloadFormat) -> Set<String>? {
         switch format {
@@ -52,7 +53,11 @@ public final class Pipeline: Sendable {
 
     /// Checks the pipeline against its model and builds it; the error names pipeline,
     /// model and mismatch, so vigild can refuse to start with one clear line.
-    public static func build(_ s: PipelineSettings, model: Model) throws -> Pipeline {
+    /// `limits` bound what one payload may cost (JSON keys, clock skew, audio windows per run).
+    /// `book`: where a stateful anomaly model's per-device baselines are loaded from and
+    /// published to (nil: they live only in memory).
+    public static func build(_ s: PipelineSettings, model: Model, limits: LimitSettings = LimitSettings(),
+                             book: BaselineBook? = nil) throws -> Pipeline {
         func mismatch(_ why: String) -> PipelineError {
             PipelineError(pipeline: s.name, model: model.name, message: why)
         }
@@ -119,8 +124,27 @@ public final class Pipeline: Sendable {
                 throw mismatch("a json pipeline feeds [1, fields] or [1, window, fields], the model's input is \(model.input)")
             }
             let input = shape.count == 2 ? [1, f] : [1, window, f]
-            return make(JSONFieldsDecoder(fields: s.fields), "windows of \(window) readings of \(f) fields") { _ in
-                SensorWindowAdapter(shape: input, window: window, fields: f)
+            let skew = limits.maxClockSkew
+            guard let state = model.stateInput else {
+                if s.baseline != nil { throw mismatch("\"baseline\" is set but the model takes no baseline (no vigil.state input)") }
+                return make(JSONFieldsDecoder(fields: s.fields, maxClockSkew: skew, maxKeys: limits.maxJSONKeys), "windows of \(window) readings of \(f) fields") { _ in
+                    SensorWindowAdapter(shape: input, window: window, fields: f, maxClockSkew: skew)
+                }
+            }
+            if state.shape[2] >= 0, state.shape[2] != f {
+                throw mismatch("\(f) fields but the model's baseline input \(state) takes \(state.shape[2])")
+            }
+            let settings = s.baseline ?? BaselineSettings()
+            for k in settings.minScale.keys where !s.fields.contains(k) {
+                throw mismatch("baseline.min_scale.\(k) is not one of the pipeline's fields")
+            }
+            let layout = model.stateLayout, names = s.fields, pipelineName = s.name
+            let perDay = s.alert?.maxFalseAlarmsPerDay ?? AlertSettings.defaultFalseAlarmsPerDay
+            let description = "windows of \(window) readings of \(f) fields, with each device's baseline (horizon \(Int(settings.horizonSeconds)) s, warm-up \(Int(settings.warmupSeconds)) s, budget \(perDay) false alarms a day)"
+            return make(JSONFieldsDecoder(fields: s.fields, maxClockSkew: skew, maxKeys: limits.maxJSONKeys), description) { device in
+                SensorWindowAdapter(shape: input, window: window, fields: f, maxClockSkew: skew, anomaly: AnomalyState(
+                    settings: settings, layout: layout, fieldNames: names, window: window, falseAlarmsPerDay: perDay,
+                    book: book, key: BaselineBook.Key(pipeline: pipelineName, device: device)))
             }
 
         case .wav, .pcm_s16le:
@@ -152,8 +176,10 @@ public final class Pipeline: Sendable {
             let input = audioShape
             let resample = s.resample
             let decoder: any PayloadDecoder = s.format == .wav ? WAVDecoder() : PCMS16LEDecoder(sampleRate: s.sampleRate!)
+            // A long chunk is windowed ~1 MB of windows at a time (AudioWindowAdapter says why).
+            let maxWindows = max(1, (4 * Pipeline.batchInputBytes) / (window * 4))
             return make(decoder, "windows of \(window) samples at \(rate) Hz, hop \(hop)") { _ in
-                AudioWindowAdapter(shape: input, window: window, hop: hop, rate: rate, resample: resample)
+                AudioWindowAdapter(shape: input, window: window, hop: hop, rate: rate, resample: resample, maxWindows: maxWindows)
             }
 
         case .pgm, .gray8:
@@ -265,7 +291,7 @@ public final class Pipeline: Sendable {
 
     /// Runs the model on one input and names the winning label (or group).
     func detect(_ input: ModelInput, device: String) throws -> Detection {
-        let (raw, ms) = try model.scores(for: input.values, shape: input.shape)
+        let (raw, ms) = try model.scores(for: input)
         return try detection(raw, latencyMs: ms, input: input, device: device)
     }
 
@@ -333,7 +359,8 @@ public final class Pipeline: Sendable {
         // model's own threshold the row says `normal`, so `--label anomaly` finds anomalies.
         // The score and `scores` are unchanged, and rules read scores, not this label.
         let label = named.count == 1 && named[0].1 < (model.threshold ?? 0.5) ? Pipeline.belowThresholdLabel : named[best].0
-        return Detection(ts: input.ts, pipeline: name, device: device, model: model.name,
+        let uuid = input.identity == 0 ? RowID.make() : RowID.derived(ts: input.ts, identity: input.identity)
+        return Detection(uuid: uuid, ts: input.ts, pipeline: name, device: device, model: model.name,
                          label: label, score: named[best].1, scores: named, latencyMs: ms)
     }
 }

@@ -38,6 +38,36 @@ public struct TopicPattern: Sendable, Equatable {
 
     public func matches(_ topic: String) -> Bool { MQTTClient.topic(topic, matches: subscription) }
 
+    /// A topic both patterns match, or nil when none can. The engine gives a message to the
+    /// first pipeline that matches it, so a later pipeline overlapping an earlier one would
+    /// silently miss those messages.
+    public func overlap(with other: TopicPattern) -> String? {
+        let a = subscription.split(separator: "/", omittingEmptySubsequences: false)
+        let b = other.subscription.split(separator: "/", omittingEmptySubsequences: false)
+        // A wildcard level is filled with "device"; '#' also matches its parent level.
+        func rest(_ levels: ArraySlice<Substring>) -> [String] {
+            levels.compactMap { $0 == "#" ? nil : ($0 == "+" ? "device" : String($0)) }
+        }
+        var out: [String] = []
+        var i = 0
+        while true {
+            let endA = i >= a.count, endB = i >= b.count
+            if endA && endB { break }
+            if !endA && a[i] == "#" { out += endB ? [] : rest(b[i...]); break }
+            if !endB && b[i] == "#" { out += endA ? [] : rest(a[i...]); break }
+            if endA || endB { return nil }
+            switch (a[i], b[i]) {
+            case ("+", "+"): out.append("device")
+            case ("+", let l), (let l, "+"): out.append(String(l))
+            case let (x, y) where x == y: out.append(String(x))
+            default: return nil
+            }
+            i += 1
+        }
+        let topic = out.joined(separator: "/")
+        return matches(topic) && other.matches(topic) ? topic : nil
+    }
+
     /// The device a topic names: the `{device}` level, else the levels matched by
     /// wildcards, else "default".
     public func device(in topic: String) -> String {
@@ -84,6 +114,8 @@ public struct PipelineSettings: Sendable {
     public var alert: AlertSettings?
     /// pgm, gray8: background, activity, masks and minimum area (`motion` key).
     public var motion: MotionSettings?
+    /// json with a stateful anomaly model: the per-device baseline (nil: the defaults).
+    public var baseline: BaselineSettings?
 
     /// Audio window advance: a fraction of the window or a number of samples.
     public enum Hop: Sendable, Equatable {
@@ -181,6 +213,24 @@ public struct PipelineSettings: Sendable {
             s.motion = try MotionSettings.parse(m, frame: format == .gray8 ? (width!, height!) : nil)
         }
         s.alert = try p.object("alert").map(AlertSettings.parse)
+        try only("baseline", format == .json, "json")
+        if let b = try p.object("baseline") {
+            var bs = BaselineSettings()
+            bs.horizonSeconds = try b.double("horizon_s", default: bs.horizonSeconds, in: 60...86_400 * 365)
+            bs.warmupSeconds = try b.double("warmup_s", default: bs.warmupSeconds, in: 0...86_400 * 365)
+            bs.warmupReadings = try b.int("warmup_readings", in: 0...100_000_000)
+            bs.snapshotSeconds = try b.double("snapshot_s", default: bs.snapshotSeconds, in: 1...86_400)
+            if let m = try b.object("min_scale") {
+                for key in m.keys {
+                    guard let v = try m.double(key, in: 0...Double.greatestFiniteMagnitude) else { continue }
+                    guard fields.contains(key) else { throw m.error(key, "is not one of the pipeline's fields (\(fields.joined(separator: ", ")))") }
+                    bs.minScale[key] = v
+                }
+                try m.finish()
+            }
+            try b.finish()
+            s.baseline = bs
+        }
         try p.finish()
         return s
     }
@@ -206,6 +256,12 @@ public struct AlertSettings: Sendable, Equatable {
     /// (e.g. a smoke alarm at 0.99 for 2 windows while glass raises on one window at 0.95).
     /// Clearing is unchanged.
     public var labelRules: [String: LabelRule] = [:]
+    /// The false-alarm budget of a pipeline whose model takes a baseline (stateful
+    /// anomaly): each device alerts at the quantile of its own score history that this
+    /// many readings a day pass; `min_score`, when written, is a floor under it.
+    /// nil: `defaultFalseAlarmsPerDay`. Ignored by other pipelines (vigild says so at start).
+    public var maxFalseAlarmsPerDay: Double?
+    public static let defaultFalseAlarmsPerDay = 1.0
 
     public struct LabelRule: Sendable, Equatable {
         /// nil: the alert's own `min_score`.
@@ -236,6 +292,7 @@ public struct AlertSettings: Sendable, Equatable {
         s.clearFrames = try a.int("clear_frames", default: s.clearFrames, in: 1...100_000)
         s.clearAfterSeconds = try a.double("clear_after_s", in: 0...86_400)
         s.cooldownSeconds = try a.double("cooldown_s", default: s.cooldownSeconds, in: 0...86_400 * 7)
+        s.maxFalseAlarmsPerDay = try a.double("max_false_alarms_per_day", in: 0.001...100_000)
         s.severity = try a.string("severity", default: s.severity)
         guard ["info", "warning", "critical"].contains(s.severity) else {
             throw a.error("severity", "must be info, warning or critical")

@@ -21,6 +21,23 @@ public enum RowID {
         return format(hi, lo)
     }
 
+    /// A version 7 uuid whose 74 non-time bits are derived from `identity` instead of drawn at
+    /// random: the same frame (or alert) gives the same uuid however often it is processed
+    /// (a journal replay, a broker's redelivery), so `INSERT OR IGNORE` and the cloud's
+    /// de-duplication by uuid see one row. The time bits are the row's own `ts`, so rows
+    /// still sort by time. docs/storage.md, "Row identity", says what goes into `identity`.
+    public static func derived(ts: Double, identity: UInt64) -> String {
+        let ms = UInt64(max(0, min(ts * 1000, Double(UInt64(1) << 47))))
+        let a = FrameHash.combine(identity, 0x7669_6769_6c2d_6964)   // "vigil-id"
+        let b = FrameHash.combine(a, identity)
+        let hi = (ms << 16) | 0x7000 | (a & 0x0FFF)
+        let lo = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000
+        return format(hi, lo)
+    }
+
+    /// The identity of a text (an alert's uuid from its detection's uuid and state).
+    public static func identity(of text: String) -> UInt64 { FrameHash.hash(Array(text.utf8)) }
+
     static func format(_ hi: UInt64, _ lo: UInt64) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var out = [UInt8](repeating: UInt8(ascii: "-"), count: 36)

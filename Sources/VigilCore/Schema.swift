@@ -43,5 +43,29 @@ public enum Schema {
         """
         CREATE INDEX alerts_pipeline_device_ts ON alerts(pipeline, device, ts);
         """,
+        // 3: intake journal entries whose rows are committed (Intake/IntakeJournal.swift), written
+        // in the same transaction as those rows; pruned when the journal deletes their segment.
+        """
+        CREATE TABLE intake_retired(seq INTEGER PRIMARY KEY);
+        """,
+        // 4: baselines (issue 17): each device's learned baseline for stateful anomaly models,
+        // so a restart keeps it; `vigilctl baseline` reads it, `vigilctl baseline reset` sets
+        // `reset_at` for vigild to act on. IF NOT EXISTS: this step stays harmless whatever
+        // place it takes when migrations from parallel branches are merged.
+        """
+        CREATE TABLE IF NOT EXISTS baselines(
+            pipeline TEXT NOT NULL,
+            device TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            readings INTEGER NOT NULL,
+            warm INTEGER NOT NULL,
+            warmup REAL NOT NULL,
+            threshold REAL,
+            stuck TEXT NOT NULL,
+            state TEXT NOT NULL,
+            reset_at REAL,
+            PRIMARY KEY (pipeline, device)
+        );
+        """,
     ])
 }

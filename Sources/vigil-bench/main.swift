@@ -8,6 +8,16 @@ import VigilCore
 var rows = 50_000
 var base = NSTemporaryDirectory()
 var args = CommandLine.arguments.dropFirst()
+if args.first == "--baseline" {
+    // The anomaly baseline's per-device cost (issue #17 targets: < 1 KB per field, < 5 µs per reading).
+    for fields in [1, 2, 8, 32] {
+        _ = BaselineCost.measure(fields: fields, readings: 20_000)   // warm-up
+        let r = BaselineCost.measure(fields: fields, readings: 200_000)
+        print(String(format: "baseline, %2d fields: %6.0f ns per reading (%.0f ns per field); memory %d B per field + %d B per device (budget histogram); saved as %d B of JSON",
+                     fields, r.nsPerReading, r.nsPerReading / Double(fields), r.bytesPerField, r.bytesPerDevice, r.jsonBytes))
+    }
+    exit(0)
+}
 while let a = args.popFirst() {
     switch a {
     case "--rows": rows = Int(args.popFirst() ?? "") ?? rows
@@ -80,3 +90,34 @@ print(String(format: "one transaction per row:                   %9.0f rows/s  (
 print(String(format: "ratio: batched is %.1fx one transaction per row", batchedRate / perRowRate))
 print(String(format: "sync batch of 100 detections: %d bytes JSON, %d gzipped (%.1fx), %.1f MB/s",
              batch.count, gz.count, Double(batch.count) / Double(gz.count), Double(batch.count) / gzipSeconds / 1e6))
+
+// The intake journal (issue 14): what one message costs before it may be acknowledged, per
+// payload size and durability level, on the disk under --dir. The frame hash is included
+// (the engine computes it anyway, for row ids).
+print("intake journal (one write per message; power: and one fdatasync), on \(dir):")
+let payloads: [(String, Int)] = [("env reading", 120), ("audio chunk 0.5 s", 16_044), ("camera frame 160x120", 19_217)]
+for (name, size) in payloads {
+    let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+    let topic = "sensors/dev1/x"
+    var perLevel: [String] = []
+    for level in [Durability.process, .power] {
+        let n = level == .power ? 300 : (size < 1000 ? 50_000 : 5_000)
+        let jdir = dir + "/intake-\(level.rawValue)-\(size)"
+        let journal = try IntakeJournal(directory: jdir, durability: level, maxBytes: 1 << 30)
+        _ = journal.recover(retired: [])
+        let t0 = Date()
+        for i in 0..<n {
+            let hash = FrameHash.frame(topic: topic, payload: payload)
+            _ = try journal.append(topic: topic, payload: payload, mid: Int32(i & 0xFFFF), receivedAt: Double(i), hash: hash)
+        }
+        let us = Date().timeIntervalSince(t0) / Double(n) * 1e6
+        perLevel.append(String(format: "%@ %.1f µs", level.rawValue, us))
+        try? FileManager.default.removeItem(atPath: jdir)
+    }
+    let t0 = Date()
+    var h: UInt64 = 0
+    for _ in 0..<2000 { h ^= FrameHash.frame(topic: "sensors/dev1/x", payload: payload) }
+    let hashUs = Date().timeIntervalSince(t0) / 2000 * 1e6
+    print(String(format: "  %-22@ %6d bytes: %@ per message (of which the frame hash %.2f µs)%@",
+                 name, size, perLevel.joined(separator: ", "), hashUs, h == 42 ? " " : ""))
+}

@@ -13,7 +13,7 @@ enum NodeCommands {
             let config: Config
             do {
                 config = try Config.load(path: file)
-                try CheckConfig.run(config)
+                for w in try CheckConfig.run(config) { out("\(file): warning: \(w)\n") }
             } catch {
                 throw Failure("\(error)", status: ExitCode.failure)
             }

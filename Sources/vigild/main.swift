@@ -46,13 +46,16 @@ do {
 
 if checkOnly {
     do {
-        try CheckConfig.run(config)
+        for w in try CheckConfig.run(config) { FileHandle.standardError.write(Data("vigild: \(configPath): warning: \(w)\n".utf8)) }
         print("\(configPath): OK (\(config.pipelines.count) pipelines, \(config.models.count) models)")
         exit(0)
     } catch {
         fail("\(error)")
     }
 }
+
+// Valid but unsafe settings are said once at start (check-config fails on the severe ones).
+for w in config.warnings { log.warning("\(configPath): \(w)") }
 
 // The service: start in order, READY=1, watchdog, SIGHUP reload, SIGTERM drain (Service/Lifecycle.swift).
 do {

@@ -122,8 +122,9 @@ final class AlertIntegrationTests: XCTestCase {
 
         // Home Assistant: discovery for the device, the state ON then OFF, the node online.
         let configs = watch.messages.filter { $0.topic.hasPrefix("homeassistant/") }
-        XCTAssertEqual(Set(configs.map(\.topic)), ["homeassistant/binary_sensor/vigil_test-node/vec_cam1_alert/config",
-                                                   "homeassistant/sensor/vigil_test-node/vec_cam1_score/config"])
+        // Object ids end with 8 hex digits of FNV-1a over the raw pipeline and device names.
+        XCTAssertEqual(Set(configs.map(\.topic)), ["homeassistant/binary_sensor/vigil_test-node/vec_cam1_1f1cab75_alert/config",
+                                                   "homeassistant/sensor/vigil_test-node/vec_cam1_1f1cab75_score/config"])
         let binary = try JSONSerialization.jsonObject(with: Data(configs.first { $0.topic.contains("binary_sensor") }!.payload)) as! [String: Any]
         XCTAssertEqual(binary["device_class"] as? String, "problem")
         XCTAssertEqual(binary["state_topic"] as? String, "vigil/test-node/state/vec/cam1")

@@ -47,20 +47,6 @@ final class ServiceIntegrationTests: XCTestCase {
             """)
     }
 
-    func curl(_ url: String) -> (status: Int, body: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        p.arguments = ["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10", url]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        guard (try? p.run()) != nil else { return (-1, "curl did not run") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard let split = text.range(of: "\n", options: .backwards) else { return (-1, text) }
-        return (Int(text[split.upperBound...]) ?? -1, String(text[..<split.lowerBound]))
-    }
-
     func metric(_ body: String, _ line: String) -> Double? {
         for l in body.split(separator: "\n") where l.hasPrefix(line + " ") {
             return Double(l.dropFirst(line.count + 1))
@@ -97,7 +83,7 @@ final class ServiceIntegrationTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.file("vigil.db")), "READY=1 comes after the store is open")
         XCTAssertTrue(waitUntil { systemd.count("WATCHDOG=1") >= 3 }, "pings at half of WATCHDOG_USEC: \(systemd.all)")
         XCTAssertTrue(waitUntil { daemon.output.contains("connected to broker") }, daemon.output)
-        XCTAssertTrue(waitUntil { self.curl("http://127.0.0.1:\(http)/healthz").status == 200 }, curl("http://127.0.0.1:\(http)/healthz").body)
+        XCTAssertTrue(waitUntil { httpGet("http://127.0.0.1:\(http)/healthz").status == 200 }, httpGet("http://127.0.0.1:\(http)/healthz").body)
 
         let pub = try TestClient(port: broker.port)
         var mids: [Int32] = []
@@ -105,9 +91,9 @@ final class ServiceIntegrationTests: XCTestCase {
         mids.append(try pub.publish("sensors/d0/vec", f32le([1, 2])))   // wrong size
         XCTAssertTrue(pub.waitForAcks(mids))
         XCTAssertTrue(waitUntil(timeout: 15) {
-            self.metric(self.curl("http://127.0.0.1:\(http)/metrics").body, #"vigil_frames_processed_total{pipeline="vec"}"#) == 20
-        }, curl("http://127.0.0.1:\(http)/metrics").body)
-        let m = curl("http://127.0.0.1:\(http)/metrics").body
+            self.metric(httpGet("http://127.0.0.1:\(http)/metrics").body, #"vigil_frames_processed_total{pipeline="vec"}"#) == 20
+        }, httpGet("http://127.0.0.1:\(http)/metrics").body)
+        let m = httpGet("http://127.0.0.1:\(http)/metrics").body
         XCTAssertEqual(metric(m, #"vigil_frames_received_total{pipeline="vec"}"#), 21, m)
         XCTAssertEqual(metric(m, #"vigil_frames_rejected_total{pipeline="vec",reason="wrongSize"}"#), 1, m)
         XCTAssertEqual(metric(m, #"vigil_inference_duration_seconds_count{model="tiny"}"#), 20, m)
@@ -126,13 +112,13 @@ final class ServiceIntegrationTests: XCTestCase {
         // The broker goes away: /healthz says why; the watchdog keeps going (a restart would not help).
         broker.stop()
         XCTAssertTrue(waitUntil(timeout: 15) {
-            let r = self.curl("http://127.0.0.1:\(http)/healthz")
+            let r = httpGet("http://127.0.0.1:\(http)/healthz")
             return r.status == 503 && r.body.contains("not connected to broker 127.0.0.1:\(broker.port)")
-        }, curl("http://127.0.0.1:\(http)/healthz").body)
+        }, httpGet("http://127.0.0.1:\(http)/healthz").body)
         let pings = systemd.count("WATCHDOG=1")
         XCTAssertTrue(waitUntil { systemd.count("WATCHDOG=1") > pings + 1 })
         try broker.start()
-        XCTAssertTrue(waitUntil(timeout: 20) { self.curl("http://127.0.0.1:\(http)/healthz").status == 200 })
+        XCTAssertTrue(waitUntil(timeout: 20) { httpGet("http://127.0.0.1:\(http)/healthz").status == 200 })
 
         // SIGHUP: RELOADING=1, then READY=1 again.
         daemon.signal(SIGHUP)
@@ -144,7 +130,7 @@ final class ServiceIntegrationTests: XCTestCase {
 
         XCTAssertEqual(daemon.stop(), 0)
         XCTAssertTrue(systemd.all.contains { $0.hasPrefix("STOPPING=1") }, "\(systemd.all)")
-        XCTAssertEqual(curl("http://127.0.0.1:\(http)/healthz").status, 0, "the listener is closed")
+        XCTAssertEqual(httpGet("http://127.0.0.1:\(http)/healthz").status, 0, "the listener is closed")
     }
 
     func testSighupReloadsModelAndTopicsKeepsTheConnectionAndRejectsABadConfig() throws {
@@ -183,7 +169,7 @@ final class ServiceIntegrationTests: XCTestCase {
         XCTAssertEqual(Set(labels.map { $0.split(separator: ":")[0] }), ["vec", "env"])
         XCTAssertEqual(daemon.output.components(separatedBy: "connected to broker").count - 1, 1,
                        "one connection for the whole run:\n\(daemon.output)")
-        let m = curl("http://127.0.0.1:\(http)/metrics").body
+        let m = httpGet("http://127.0.0.1:\(http)/metrics").body
         XCTAssertEqual(metric(m, "vigil_broker_connects_total"), 1, m)
 
         // An invalid config: rejected with the key named, the running one stays.
@@ -195,7 +181,7 @@ final class ServiceIntegrationTests: XCTestCase {
         try pub.publish("sensors/c/env", #"{"a":1,"b":2,"c":3,"d":4}"#)
         XCTAssertTrue(waitUntil(timeout: 10) { ((try? self.rows("SELECT count(*) FROM detections"))?.first?.first?.int ?? 0) == 4 },
                       "still running the previous config:\n\(daemon.output)")
-        XCTAssertEqual(metric(curl("http://127.0.0.1:\(http)/metrics").body, #"vigil_reloads_total{result="failed"}"#), 1)
+        XCTAssertEqual(metric(httpGet("http://127.0.0.1:\(http)/metrics").body, #"vigil_reloads_total{result="failed"}"#), 1)
         XCTAssertEqual(daemon.stop(), 0)
     }
 

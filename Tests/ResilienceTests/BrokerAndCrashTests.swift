@@ -96,15 +96,13 @@ final class BrokerAndCrashTests: ResilienceCase {
         let published = mids.get
         XCTAssertTrue(waitUntil(timeout: 60) { published.values.allSatisfy(pub.acked) }, "publisher's frames not all acknowledged")
         let ackedFrames = Set(published.keys.map { "f\($0)" })
-        var devices = Set<String>()
-        XCTAssertTrue(waitUntil(timeout: 30, interval: 0.1) {
-            devices = Set(self.query("SELECT DISTINCT device FROM detections").compactMap { $0.first?.string })
-            return ackedFrames.isSubset(of: devices)
-        }, "missing frames: \(ackedFrames.subtracting(devices).sorted().prefix(20))\n\(daemon.output)")
+        var devices = waitForRows(of: ackedFrames, timeout: 30, daemon.output)
         Thread.sleep(forTimeInterval: 0.3)   // any duplicates still on their way
         devices = Set(query("SELECT DISTINCT device FROM detections").compactMap { $0.first?.string })
         let rows = rowCount()
         XCTAssertEqual(published.count + unsure.get.count, total)
+        // Issue 14: a frame the broker resends because vigild's ack did not reach it is recognised, not stored twice.
+        XCTAssertEqual(rows, devices.count, "no duplicate rows from QoS 1 redelivery")
         XCTAssertTrue(devices.isSubset(of: Set((0..<total).map { "f\($0)" })))
         XCTAssertTrue(daemon.isRunning, "no crash")
         let stopped = daemon.stop()

@@ -45,6 +45,21 @@ class ResilienceCase: XCTestCase {
 
     func rowCount(db path: String? = nil) -> Int { int("SELECT count(*) FROM detections", db: path) }
 
+    /// Waits until every frame in `frames` (device names) has a detection; returns the devices
+    /// that have rows, and asserts with the missing ones named when some never arrive.
+    @discardableResult
+    func waitForRows(of frames: Set<String>, timeout: Double, _ context: @autoclosure () -> String = "",
+                     file: StaticString = #filePath, line: UInt = #line) -> Set<String> {
+        var devices = Set<String>()
+        let all = waitUntil(timeout: timeout, interval: 0.1) {
+            devices = Set(self.query("SELECT DISTINCT device FROM detections").compactMap { $0.first?.string })
+            return frames.isSubset(of: devices)
+        }
+        let missing = frames.subtracting(devices)
+        XCTAssertTrue(all, "\(missing.count) acknowledged frames have no row, e.g. \(missing.sorted().prefix(10))\n\(context())", file: file, line: line)
+        return devices
+    }
+
     func integrity(db path: String? = nil) -> String { query("PRAGMA integrity_check", db: path).first?.first?.string ?? "(no answer)" }
 
     /// Calls `body(i)` for i in 0..<count at `rate` per second (on average; it catches up after a stall).
@@ -92,16 +107,6 @@ final class Worker: @unchecked Sendable {
     }
     @discardableResult
     func join(timeout: Double = 120) -> Bool { done.wait(timeout: .now() + timeout) == .success }
-}
-
-/// Thread-safe collection of values one thread appends and another reads.
-final class Locked<T>: @unchecked Sendable {
-    // @unchecked Sendable: every access goes through `lock`.
-    private let lock = NSLock()
-    private var value: T
-    init(_ v: T) { value = v }
-    func with<R>(_ f: (inout T) -> R) -> R { lock.withLock { f(&value) } }
-    var get: T { lock.withLock { value } }
 }
 
 func median(_ xs: [Double]) -> Double { percentile(xs, 0.5) }

@@ -261,6 +261,12 @@ public final class TmpfsMount: @unchecked Sendable {
         }
     }
 
+    /// Makes the mount read-only (a database on it can be read, never written), or writable again.
+    public func remount(readOnly: Bool) throws {
+        let (status, said) = TmpfsMount.run("/bin/mount", ["-o", "remount,\(readOnly ? "ro" : "rw")", path])
+        guard status == 0 else { throw Unavailable(description: "cannot remount \(path): exit \(status): \(said)") }
+    }
+
     /// Lazy unmount: a file the test still holds open does not keep the mount busy.
     public func unmount() {
         guard mounted else { return }
@@ -282,4 +288,30 @@ public final class TmpfsMount: @unchecked Sendable {
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
+}
+
+/// A value one thread changes and another reads.
+public final class Locked<T>: @unchecked Sendable {
+    // @unchecked Sendable: every access goes through `lock`.
+    private let lock = NSLock()
+    private var value: T
+    public init(_ v: T) { value = v }
+    public func with<R>(_ f: (inout T) -> R) -> R { lock.withLock { f(&value) } }
+    public var get: T { lock.withLock { value } }
+}
+
+/// One HTTP GET through curl (a client independent of vigild's own HTTP code): the status
+/// and body; status -1 when curl could not run or answered nothing parseable.
+public func httpGet(_ url: String) -> (status: Int, body: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+    p.arguments = ["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "10", url]
+    let pipe = Pipe()
+    p.standardOutput = pipe
+    guard (try? p.run()) != nil else { return (-1, "curl did not run") }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let text = String(decoding: data, as: UTF8.self)
+    guard let split = text.range(of: "\n", options: .backwards) else { return (-1, text) }
+    return (Int(text[split.upperBound...]) ?? -1, String(text[..<split.lowerBound]))
 }

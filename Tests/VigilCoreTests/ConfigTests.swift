@@ -127,4 +127,49 @@ final class ConfigTests: XCTestCase {
         let c = try Config.parse(Array(minimal.replacingOccurrences(of: "/m/tiny.onnx", with: "models/tiny.onnx").utf8), file: "/opt/vigil/etc/vigil.json")
         XCTAssertEqual(c.models[0].path, "/opt/vigil/etc/models/tiny.onnx")
     }
+
+    /// Issue 15, items 1, 2, 4, 9: the new limits are validated; overlapping pipeline topics
+    /// and wildcards in action topics are errors; unsafe settings are warnings.
+    func testHostileInputKeysAndChecks() throws {
+        let c = try parse(minimal.replacingOccurrences(of: "\"node\": \"gw1\",", with: """
+            "node": "gw1", "limits": { "max_clock_skew_s": 30, "max_json_keys": 64 },
+            "homeassistant": { "discovery": true, "max_devices": 10 },
+            """))
+        XCTAssertEqual(c.limits.maxClockSkew, 30)
+        XCTAssertEqual(c.limits.maxJSONKeys, 64)
+        XCTAssertEqual(c.homeAssistant?.maxDevices, 10)
+        XCTAssertEqual(try parse(minimal).limits.maxClockSkew, 300)
+        XCTAssertTrue(try parse(minimal).warnings.isEmpty)
+        for (bad, key) in [(#""limits": { "max_json_keys": 0 }"#, "limits.max_json_keys"),
+                           (#""limits": { "max_clock_skew_s": -1 }"#, "limits.max_clock_skew_s"),
+                           (#""homeassistant": { "max_devices": 0 }"#, "homeassistant.max_devices"),
+                           (#""actions": { "a": { "type": "mqtt", "topic": "x/#" } }"#, "actions.a.topic")] {
+            XCTAssertThrowsError(try parse(minimal.replacingOccurrences(of: "\"node\": \"gw1\",", with: "\"node\": \"gw1\", \(bad),")), bad) { e in
+                XCTAssertEqual((e as? ConfigError)?.path, key, "\(e)")
+            }
+        }
+        XCTAssertNoThrow(try parse(minimal.replacingOccurrences(of: "\"node\": \"gw1\",", with: #""node": "gw1", "actions": { "a": { "type": "mqtt", "topic": "x/{device}/set" } },"#)))
+        let two = minimal.replacingOccurrences(of: "\"model\": \"tiny\" },", with: """
+            "model": "tiny" },
+            { "name": "other", "topic": "sensors/+/+", "format": "f32le", "model": "tiny" },
+            """)
+        XCTAssertThrowsError(try parse(two)) { e in
+            XCTAssertEqual((e as? ConfigError)?.path, "pipelines[1].topic")
+            XCTAssertTrue("\(e)".contains("sensors/device/env"), "\(e)")
+        }
+        let listen = try parse(minimal.replacingOccurrences(of: "\"node\": \"gw1\",", with: #""node": "gw1", "http": { "listen": "0.0.0.0:9108" },"#))
+        XCTAssertEqual(listen.warnings.map(\.key), ["http.listen"])
+        XCTAssertFalse(listen.warnings[0].severe)
+    }
+
+    func testTopicOverlap() {
+        func overlap(_ a: String, _ b: String) -> String? { TopicPattern(a)!.overlap(with: TopicPattern(b)!) }
+        XCTAssertEqual(overlap("sensors/{device}/env", "sensors/#"), "sensors/device/env")
+        XCTAssertEqual(overlap("sensors/#", "sensors"), "sensors")
+        XCTAssertEqual(overlap("a/+/c", "a/b/+"), "a/b/c")
+        XCTAssertEqual(overlap("#", "x/y"), "x/y")
+        XCTAssertNil(overlap("sensors/{device}/env", "sensors/{device}/cam"))
+        XCTAssertNil(overlap("a/b", "a/b/c"))
+        XCTAssertNil(overlap("a/+", "b/#"))
+    }
 }

@@ -24,6 +24,24 @@ final class FuzzRegressionTests: XCTestCase {
         }
     }
 
+    /// The same calls and invariants as Fuzz/FuzzJSONFields.swift.
+    func testJSONFieldsInputsStayHandled() {
+        let cases = inputs("FuzzJSONFields")
+        XCTAssertFalse(cases.isEmpty)
+        let arrival = 1_800_000_000.0
+        let decoder = JSONFieldsDecoder(fields: ["t", "a.b", "on"], maxClockSkew: 60, maxKeys: 16)
+        var accepted = 0
+        for (name, bytes) in cases {
+            guard let frame = try? decoder.decode(bytes, receivedAt: arrival) else { continue }
+            accepted += 1
+            XCTAssertLessThanOrEqual(frame.ts, arrival + 60, name)
+            let window = SensorWindowAdapter(shape: [1, 2, 3], window: 2, fields: 3, maxClockSkew: 60)
+            _ = try? window.inputs(for: frame)
+            _ = try? window.inputs(for: frame)
+        }
+        XCTAssertEqual(accepted, 3, "the seconds, micro and ISO seeds; not the future or the wide one")
+    }
+
     func testConfigCrashesStayFixed() {
         for (_, bytes) in inputs("FuzzConfig") { _ = try? Config.parse(bytes, file: "fuzz.json") }
     }

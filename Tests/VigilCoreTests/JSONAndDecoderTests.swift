@@ -28,6 +28,34 @@ final class JSONParserTests: XCTestCase {
         }
     }
 
+    /// Issue 15, item 2: members per object are capped, duplicates are still found past the
+    /// point where the check switches to a set, and an unclosed comment is an error.
+    func testMemberCapDuplicatesAndUnterminatedComments() throws {
+        var p = JSONParser()
+        p.maxMembers = 100
+        let big = "{" + (0..<101).map { "\"k\($0)\":1" }.joined(separator: ",") + "}"
+        XCTAssertThrowsError(try p.parse(Array(big.utf8))) { XCTAssertTrue(($0 as! JSONParseError).overLimit) }
+        XCTAssertNoThrow(try JSONParser.parse(big))
+        for n in [2, 15, 16, 17, 40] {
+            let dup = "{" + (0..<n).map { "\"k\($0)\":1" }.joined(separator: ",") + ",\"k0\":2}"
+            XCTAssertThrowsError(try JSONParser.parse(dup), "\(n)") { XCTAssertTrue("\($0)".contains("duplicate key \"k0\""), "\($0)") }
+        }
+        var relaxed = JSONParser(relaxed: true)
+        XCTAssertThrowsError(try relaxed.parse(Array("{\"a\": 1}\n/* open".utf8))) { e in
+            XCTAssertTrue("\(e)".contains("unterminated /* comment"), "\(e)")
+            XCTAssertEqual((e as! JSONParseError).line, 2)
+        }
+    }
+
+    func testKeyLinesAreCountedOnce() throws {
+        var p = JSONParser(relaxed: true, trackLines: true)
+        _ = try p.parse(Array("{\n\"a\": {\n  \"b\": 1,\n  \"c\": [\n {\"d\": 2}]},\n\"e\": 3}".utf8))
+        XCTAssertEqual(p.keyLines["a"], 2)
+        XCTAssertEqual(p.keyLines["a.b"], 3)
+        XCTAssertEqual(p.keyLines["a.c[0].d"], 5)
+        XCTAssertEqual(p.keyLines["e"], 6)
+    }
+
     func testRelaxedModeAcceptsCommentsAndTrailingCommas() throws {
         var p = JSONParser(relaxed: true)
         let v = try p.parse(Array("/* c */ {\"a\": [1, 2,], // x\n \"b\": 2,}".utf8))
@@ -43,10 +71,37 @@ final class DecoderTests: XCTestCase {
         XCTAssertEqual(r, [21.5, 40])
         XCTAssertEqual(f.ts, 100)
         let z2m = JSONFieldsDecoder(fields: ["temperature", "humidity", "occupancy"])
-        let g = try z2m.decode(Array(#"{"temperature":19.2,"humidity":55,"occupancy":true,"linkquality":120,"ts":1700000000123}"#.utf8), receivedAt: 5)
+        let g = try z2m.decode(Array(#"{"temperature":19.2,"humidity":55,"occupancy":true,"linkquality":120,"ts":1700000000123}"#.utf8), receivedAt: 1_700_000_001)
         guard case .readings(let r2) = g.frame else { return XCTFail() }
         XCTAssertEqual(r2, [19.2, 55, 1])
         XCTAssertEqual(g.ts, 1_700_000_000.123, accuracy: 1e-6, "millisecond timestamps are recognised")
+    }
+
+    /// Issue 15, item 1: epochs in s, ms, µs and ns; a ts past arrival + max_clock_skew_s is
+    /// `badTimestamp`; objects over max_json_keys are `tooLarge`.
+    func testJSONTimestampsSkewAndKeyCap() throws {
+        let d = JSONFieldsDecoder(fields: ["t"], maxClockSkew: 60, maxKeys: 8)
+        let now = 1_800_000_000.0
+        func ts(_ t: String) throws -> Double { try d.decode(Array(#"{"t":1,"ts":\#(t)}"#.utf8), receivedAt: now).ts }
+        XCTAssertEqual(try ts("1799999990"), 1_799_999_990)
+        XCTAssertEqual(try ts("1799999990500"), 1_799_999_990.5, accuracy: 1e-6)
+        XCTAssertEqual(try ts("1799999990500000"), 1_799_999_990.5, accuracy: 1e-6)
+        XCTAssertEqual(try ts("1799999990500000000"), 1_799_999_990.5, accuracy: 1e-3)
+        XCTAssertEqual(try ts("1800000059"), 1_800_000_059, "within the skew")
+        for future in ["4102444800", "1800086400", "1800086400000", "\"2100-01-01T00:00:00Z\""] {
+            XCTAssertThrowsError(try ts(future), future) { e in
+                XCTAssertEqual((e as! FrameError).reason, .badTimestamp)
+                XCTAssertTrue("\(e)".contains("limits.max_clock_skew_s"), "\(e)")
+            }
+        }
+        let f = try d.decode(Array(#"{"t":1}"#.utf8), receivedAt: now)
+        XCTAssertFalse(f.hasOwnTime)
+        XCTAssertTrue(try d.decode(Array(#"{"t":1,"ts":1799999990}"#.utf8), receivedAt: now).hasOwnTime)
+        let wide = "{" + (0..<9).map { "\"k\($0)\":1" }.joined(separator: ",") + "}"
+        XCTAssertThrowsError(try d.decode(Array(wide.utf8), receivedAt: now)) { e in
+            XCTAssertEqual((e as! FrameError).reason, .tooLarge)
+            XCTAssertTrue("\(e)".contains("limits.max_json_keys"), "\(e)")
+        }
     }
 
     func testJSONRejections() {

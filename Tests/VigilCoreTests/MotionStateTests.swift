@@ -53,11 +53,12 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(plane(next, 2).max()!, 0, accuracy: 2e-3, "a global gain is not activity")
         XCTAssertLessThan(plane(next, 1)[0], 0.2, "the background still holds the dark scene")
         let d = Detection(ts: 2, pipeline: "p", device: "d", model: "m", label: "motion", score: 1, scores: [], latencyMs: 0)
-        a.observe(d)
+        var still = d
+        a.observe(&still)
         XCTAssertEqual(a.rebaselines, 0)
         var lit = d
         lit.label = "lighting"
-        a.observe(lit)
+        a.observe(&lit)
         XCTAssertEqual(a.rebaselines, 1)
         let rebased = try a.inputs(for: image(4, 4, bright, ts: 3))[0]
         XCTAssertEqual(plane(rebased, 1), plane(rebased, 0), accuracy: 1e-6, "background = the bright frame now")
@@ -108,6 +109,12 @@ final class MotionStateTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: file), "not yet: 5 s of frame time")
         _ = try a.inputs(for: image(4, 3, scene, ts: 12))
         XCTAssertTrue(FileManager.default.fileExists(atPath: file))
+        // Dropped (stop, reload, TTL): the adapter saves at once, whatever the period.
+        let b = ImageAdapter(shape: [1, 4, 3, 4], width: 4, height: 3, channels: roles, motion: motion, pipeline: "cam", device: "b")
+        _ = try b.inputs(for: image(4, 3, scene, ts: 0))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: try XCTUnwrap(b.stateFile?.path)))
+        b.retire()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: try XCTUnwrap(b.stateFile?.path)))
         XCTAssertTrue(file.hasPrefix(dir.file("motion-state/cam/")), file)
         XCTAssertFalse(file.dropFirst(dir.path.count).contains(".."), file)
         let expected = try a.inputs(for: image(4, 3, scene, ts: 13))[0]
@@ -122,7 +129,7 @@ final class MotionStateTests: XCTestCase {
         // States not written for longer than the sweep's age go; recent ones stay.
         XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600), 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: file))
-        XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600, now: Date() + 7200), 1)
+        XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600, now: Date() + 7200), 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: file))
         // Config: camera pipelines keep their state next to the log.
         let c = try Config.parse(Array("""
@@ -235,9 +242,9 @@ final class MotionCostFigures: XCTestCase {
             let inputs = try a.inputs(for: f)
             let t1 = DispatchTime.now().uptimeNanoseconds
             for input in inputs {
-                let d = try p.detect(input, device: "cam1")
+                var d = try p.detect(input, device: "cam1")
                 modelMs.append(d.latencyMs)
-                a.observe(d)
+                a.observe(&d)
             }
             adapterMs.append(Double(t1 - t0) / 1e6)
         }
@@ -273,8 +280,8 @@ final class MotionSimulatedCameraTests: XCTestCase {
                 for input in try a.inputs(for: try p.decoder.decode(payload, receivedAt: Double(i) / 10)) {
                     var input = input
                     input.ts = Double(i) / 10
-                    let d = try p.detect(input, device: "sim")
-                    a.observe(d)
+                    var d = try p.detect(input, device: "sim")
+                    a.observe(&d)
                     // Score steady states only: the frame and the one before agree on what happens.
                     if event == "lighting", previous != "motion" { lightSwitches += 1; if d.label == "motion" { switchesAsMotion += 1 } }
                     guard i > 10, event == previous else { continue }

@@ -182,13 +182,20 @@ final class RulesTests: XCTestCase {
     func testDiscoveryFollowsHomeAssistantsSchema() throws {
         let msgs = HomeAssistantDiscovery.messages(settings: HomeAssistantSettings(discovery: true), topics: AlertTopics(node: "gw 1"),
                                                    pipeline: "camera", device: "door.cam", task: "motion", model: "motion")
-        XCTAssertEqual(msgs.map(\.0), ["homeassistant/binary_sensor/vigil_gw_1/camera_door_cam_alert/config",
-                                       "homeassistant/sensor/vigil_gw_1/camera_door_cam_score/config"])
+        XCTAssertEqual(msgs.map(\.0), ["homeassistant/binary_sensor/vigil_gw_1/camera_door_cam_fca60a77_alert/config",
+                                       "homeassistant/sensor/vigil_gw_1/camera_door_cam_fca60a77_score/config"])
         let binary = try JSONSerialization.jsonObject(with: Data(msgs[0].1.utf8)) as! [String: Any]
         XCTAssertEqual(binary["device_class"] as? String, "motion")
         XCTAssertEqual(binary["state_topic"] as? String, "vigil/gw 1/state/camera/door.cam")
         XCTAssertEqual(binary["availability_topic"] as? String, "vigil/gw 1/status")
         XCTAssertNotNil((binary["device"] as? [String: Any])?["identifiers"])
+        // Names that sanitise alike (`door.cam`, `door_cam`; pipeline `a_b` + device `c`, `a` + `b_c`) keep distinct ids.
+        func object(_ p: String, _ d: String) -> String {
+            HomeAssistantDiscovery.configTopics(settings: HomeAssistantSettings(discovery: true), topics: AlertTopics(node: "n"), pipeline: p, device: d).alert
+        }
+        XCTAssertNotEqual(object("camera", "door.cam"), object("camera", "door_cam"))
+        XCTAssertNotEqual(object("a_b", "c"), object("a", "b_c"))
+        XCTAssertLessThan(object("camera", String(repeating: "x", count: 20_000)).utf8.count, 200)
         XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "sound"), "sound")
         XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "anomaly"), "problem")
     }

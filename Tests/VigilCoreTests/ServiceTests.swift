@@ -163,15 +163,30 @@ final class ServiceHTTPTests: XCTestCase {
 
     func testSlowClientTimesOutAndTheServerGoesOn() throws {
         guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else { throw XCTSkip("curl not installed") }
-        let server = try HTTPServer(host: "127.0.0.1", port: 0, maxConcurrent: 1) { _ in HTTPResponse(200, "ok\n") }
+        let server = try HTTPServer(host: "127.0.0.1", port: 0, maxOpen: 2) { _ in HTTPResponse(200, "ok\n") }
         server.timeout = 0.5
         server.start()
         defer { server.stop() }
-        // A client that connects and says nothing holds the only slot until the timeout.
+        // A client that connects and says nothing is told it timed out; others are served meanwhile.
         let silent = try SilentClient(port: server.port)
         let r = try curl(["http://127.0.0.1:\(server.port)/"])
-        XCTAssertEqual(r.status, 200, "served after the silent client timed out")
+        XCTAssertEqual(r.status, 200)
         XCTAssertTrue(silent.readAll().contains("408"), "the silent client was told it timed out")
+    }
+
+    /// Issue 15, item 10: idle connections that fill every place are closed, oldest first,
+    /// so a probe is served at once instead of after their timeouts.
+    func testIdleConnectionsAreClosedToServeNewOnes() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else { throw XCTSkip("curl not installed") }
+        let server = try HTTPServer(host: "127.0.0.1", port: 0, maxOpen: 2) { _ in HTTPResponse(200, "ok\n") }
+        server.timeout = 30
+        server.start()
+        defer { server.stop() }
+        let silent = try (0..<5).map { _ in try SilentClient(port: server.port) }
+        XCTAssertTrue(waitUntil(timeout: 5) { server.openConnections == 2 })
+        let r = try curl(["http://127.0.0.1:\(server.port)/"])
+        XCTAssertEqual(r.status, 200)
+        XCTAssertEqual(silent[0].readAll(), "", "the oldest idle connection was closed, unanswered")
     }
 
     func testListenErrorNamesTheAddress() {
@@ -232,6 +247,19 @@ final class ServiceLogTests: XCTestCase {
         let line = plain.all.first ?? ""
         XCTAssertTrue(line.hasSuffix("Z NOTICE ready\n"), line)
         XCTAssertTrue(line.hasPrefix("20"), "starts with a UTC timestamp: \(line)")
+    }
+
+    /// Issue 15, item 4: a 64 KB device name or topic does not make a 64 KB line.
+    func testLongNamesAndLinesAreCut() {
+        let out = Lines()
+        let j = Logger(journald: true, sink: { out.add($0) })
+        let name = String(repeating: "x", count: 65_000)
+        XCTAssertEqual(Logger.clip("cam1"), "cam1")
+        XCTAssertEqual(Logger.clip(name).utf8.count, 120 + "...(65000 bytes)".utf8.count)
+        j.warning("device \(name)")
+        let line = out.all.first ?? ""
+        XCTAssertLessThan(line.utf8.count, Logger.maxMessageBytes + 64)
+        XCTAssertTrue(line.contains("line of 65007 bytes cut"), line.suffix(60).description)
     }
 
     func testRepeatedMessagesAreCountedNotRepeated() {

@@ -11,6 +11,14 @@ final class ShippedModelTests: XCTestCase {
         let shape: [Int]
         let expected_label: String
         let scores: [Double]
+        /// A stateful model's baseline input (another fixture file) and its shape.
+        let state: String?
+        let state_shape: [Int]?
+    }
+
+    func floats(_ url: URL) throws -> [Float] {
+        let bytes = try Data(contentsOf: url)
+        return bytes.withUnsafeBytes { raw in (0..<bytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
     }
 
     /// A pipeline of the kind each shipped model serves, as a user would configure it.
@@ -19,7 +27,8 @@ final class ShippedModelTests: XCTestCase {
         let (format, extra): (String, String) = switch model {
         case "motion.onnx": ("pgm", "")
         case "sound.onnx": ("wav", "")
-        default: ("json", #", "fields": ["temperature", "humidity"]"#)
+        // No warm-up: these tests look at labels from the first windows on.
+        default: ("json", #", "fields": ["temperature", "humidity"], "baseline": { "warmup_s": 0, "warmup_readings": 0 }"#)
         }
         let c = try Config.parse(Array("""
             { "node": "n", "models": { "m": { "path": "\(path)" } },
@@ -38,7 +47,8 @@ final class ShippedModelTests: XCTestCase {
             XCTAssertEqual(bytes.count, f.shape.reduce(1, *) * 4, file)
             let values = bytes.withUnsafeBytes { raw in (0..<bytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
             let p = try pipeline(for: f.model)
-            let d = try p.detect(ModelInput(values: values, shape: f.shape, ts: 0), device: "fixture")
+            let state = try f.state.map { try floats(dir.appendingPathComponent($0)) } ?? []
+            let d = try p.detect(ModelInput(values: values, shape: f.shape, ts: 0, state: state, stateShape: f.state_shape ?? []), device: "fixture")
             XCTAssertEqual(d.label, f.expected_label, "\(file) through \(f.model): \(d.scores)")
             XCTAssertEqual(d.scores.map(\.1), f.scores, accuracy: 1e-4, file)
         }
@@ -63,7 +73,11 @@ final class ShippedModelTests: XCTestCase {
         }
         let n = shape.reduce(1, *)
         let scale: Float = p.model.name == "anomaly.onnx" ? 1 : 1 / 64   // audio and pixels stay within [-1, 1]
-        return ModelInput(values: signal(n, seed: seed).map { $0 * scale - (scale < 1 ? 0.3 : 0) }, shape: shape, ts: Double(seed))
+        let values = signal(n, seed: seed).map { $0 * scale - (scale < 1 ? 0.3 : 0) }
+        guard p.model.stateInput != nil else { return ModelInput(values: values, shape: shape, ts: Double(seed)) }
+        // A baseline for both fields: centre 20, spread 1.4, change 0.3, floor 0.01, scored.
+        let state: [Float] = [20, 20, 1.4, 1.4, 0.3, 0.3, 0.01, 0.01, 1, 1]
+        return ModelInput(values: values, shape: shape, ts: Double(seed), state: state, stateShape: [1, 5, 2])
     }
 
     /// Windows of several devices share one model run when the model's batch dimension is
@@ -121,7 +135,8 @@ final class ShippedModelTests: XCTestCase {
         var sent: [String: [[UInt8]]] = [:]
         for i in 0..<readings {
             for d in 0..<devices {
-                let t = 20 + sin(Double(i + d) / 7) + (i % 37 < 3 ? 30 : 0)
+                // One spike, late: a spike every few dozen readings would be part of the baseline.
+                let t = 20 + sin(Double(i + d) / 7) + (i >= 120 && i < 123 ? 30 : 0)
                 let payload = Array(#"{"temperature": \#(t), "humidity": \#(40 + d)}"#.utf8)
                 sent["d\(d)", default: []].append(payload)
                 engine.submit(.init(topic: "s/d\(d)/x", payload: payload, receivedAt: Double(i)))
@@ -131,9 +146,11 @@ final class ShippedModelTests: XCTestCase {
         for (device, payloads) in sent {
             let adapter = p.makeAdapter()
             var expected: [Detection] = []
-            for payload in payloads {
-                for input in try adapter.inputs(for: try p.decoder.decode(payload, receivedAt: 0)) {
-                    expected.append(try p.detect(input, device: device))
+            for (i, payload) in payloads.enumerated() {
+                for input in try adapter.inputs(for: try p.decoder.decode(payload, receivedAt: Double(i))) {
+                    var d = try p.detect(input, device: device)
+                    adapter.observe(&d)
+                    expected.append(d)
                 }
             }
             let got = sink.all.filter { $0.device == device }

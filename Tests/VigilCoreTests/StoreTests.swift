@@ -259,6 +259,66 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(store.withDatabase { try! $0.scalar("SELECT min(ts) FROM detections").double }, 1_700_000_201)
     }
 
+    /// Issue 15, item 6: a commit that keeps failing loses no row uncounted. The overflow of
+    /// memory and what still waits at close are both counted (stop line, /metrics).
+    func testEveryRowThatNeverReachesTheFileIsCounted() throws {
+        let counters = Counters()
+        let store = try Store(settings: settings(), counters: counters, maxPending: 300)
+        store.withDatabase { db in
+            _ = try! db.query("PRAGMA max_page_count = \(db.scalarInt("PRAGMA page_count")!)")
+        }
+        for i in 0..<500 { store.append(detection(i)) }
+        store.append(alert(0))
+        store.flush()
+        XCTAssertEqual(counters.snapshot().notStored, 201, "the memory overflow")
+        store.close()
+        let s = counters.snapshot()
+        XCTAssertEqual(s.stored, 0)
+        XCTAssertEqual(s.notStored, 501, "what still waited at close: every row is stored or counted")
+    }
+
+    /// Issue 15, item 5: only the main file deleted, its -wal left behind (the WAL of the
+    /// deleted file, which the new file must never read as its own). Every row is written
+    /// again at the path, and the store goes on there.
+    func testADeletedFileIsWrittenAgainWithEveryRow() throws {
+        let counters = Counters()
+        let store = try Store(settings: settings(), counters: counters)
+        defer { store.close() }
+        for i in 0..<300 { store.append(detection(i)) }
+        store.flush()
+        let path = dir.file("vigil.db")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path + "-wal"))
+        try FileManager.default.removeItem(atPath: path)
+        XCTAssertTrue(waitUntil(timeout: 5) { counters.currentStoreProblem?.contains("deleted") == true })
+        XCTAssertTrue(waitUntil(timeout: 5) { FileManager.default.fileExists(atPath: path) })
+        for i in 300..<400 { store.append(detection(i)) }
+        store.flush()
+        XCTAssertNil(counters.currentStoreProblem, "cleared by the first commit to the new file")
+        let reader = try Database(path: path, mode: .readOnly)
+        XCTAssertEqual(try reader.scalar("SELECT count(*) FROM detections").int, 400)
+        XCTAssertEqual(try reader.quickCheck(), ["ok"])
+    }
+
+    /// Another file put at the path: vigild moves to it, and the rows of the one it had go
+    /// beside it (`vigil.db.replaced-<time>`), not over it.
+    func testAReplacedFileIsKeptAndTheOldRowsGoBesideIt() throws {
+        let store = try Store(settings: settings())
+        defer { store.close() }
+        for i in 0..<300 { store.append(detection(i)) }
+        store.flush()
+        let path = dir.file("vigil.db")
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data()))   // an empty file is an empty database
+        XCTAssertTrue(waitUntil(timeout: 5) {
+            ((try? FileManager.default.contentsOfDirectory(atPath: self.dir.path)) ?? []).contains { $0.hasPrefix("vigil.db.replaced-") }
+        })
+        for i in 300..<310 { store.append(detection(i)) }
+        store.flush()
+        let aside = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: dir.path).first { $0.hasPrefix("vigil.db.replaced-") })
+        XCTAssertEqual(try Database(path: dir.file(aside), mode: .readOnly).scalar("SELECT count(*) FROM detections").int, 300)
+        XCTAssertEqual(try Database(path: path, mode: .readOnly).scalar("SELECT count(*) FROM detections").int, 10)
+    }
+
     func testALoweredCapShrinksTheFileAtOpen() throws {
         var store: Store? = try Store(settings: settings(maxMB: 8))
         for i in 0..<20_000 { store!.append(detection(i)) }

@@ -104,8 +104,38 @@ final class AudioAdapterTests: XCTestCase {
     }
 }
 
+/// Issue 15, item 3: a long chunk's windows come out in runs of at most `maxWindows`, the
+/// same windows with the same times as all at once.
+final class AudioRunTests: XCTestCase {
+    func testALongChunkIsWindowedInBoundedRunsWithTheSameWindows() throws {
+        let x = (0..<20_000).map { Float(($0 * 7) % 100) / 100 - 0.5 }
+        let frame = TimedFrame(frame: .audio(sampleRate: 1000, samples: x), ts: 100)
+        let whole = AudioWindowAdapter(shape: [1, 400], window: 400, hop: 100, rate: 8000, resample: true, maxWindows: 1_000_000)
+        let all = try whole.inputs(for: frame)
+        XCTAssertFalse(whole.hasMoreInputs)
+        let runs = AudioWindowAdapter(shape: [1, 400], window: 400, hop: 100, rate: 8000, resample: true, maxWindows: 64)
+        var got = try runs.inputs(for: frame)
+        var largest = got.count
+        while runs.hasMoreInputs {
+            let more = runs.moreInputs()
+            largest = max(largest, more.count)
+            got += more
+        }
+        XCTAssertEqual(largest, 64)
+        XCTAssertEqual(got.count, all.count)
+        XCTAssertGreaterThan(all.count, 1500)   // 160,000 samples after resampling, a window every 100
+        XCTAssertEqual(got.map(\.values), all.map(\.values))
+        for (g, a) in zip(got, all) { XCTAssertEqual(g.ts, a.ts, accuracy: 1e-9) }
+        // The last window ends at the chunk's arrival, less what is left over for the next
+        // chunk (under one hop: 100 / 8000 s) and the resampler's last input sample (1 / 1000 s).
+        XCTAssertEqual(all.last!.ts, 100, accuracy: 0.0125 + 0.001)
+    }
+}
+
 final class SensorWindowTests: XCTestCase {
     func reading(_ r: [Float?], _ ts: Double) -> TimedFrame { TimedFrame(frame: .readings(r), ts: ts) }
+    /// A reading with the sensor's own `ts`, arriving at `arrival`.
+    func stamped(_ r: [Float?], _ ts: Double, arrival: Double = 1000) -> TimedFrame { TimedFrame(frame: .readings(r), ts: ts, receivedAt: arrival) }
 
     func testMissingFieldsCarryForwardAndUnseenFieldsWait() throws {
         let a = SensorWindowAdapter(shape: [1, 3, 2], window: 3, fields: 2)
@@ -123,8 +153,22 @@ final class SensorWindowTests: XCTestCase {
 
     func testOutOfOrderReadingsAreDroppedAndCounted() throws {
         let a = SensorWindowAdapter(shape: [1, 2, 1], window: 2, fields: 1)
-        _ = try a.inputs(for: reading([1], 10))
-        XCTAssertThrowsError(try a.inputs(for: reading([99], 9))) { XCTAssertEqual(($0 as! FrameError).reason, .outOfOrder) }
-        XCTAssertEqual(try a.inputs(for: reading([2], 10)).map(\.values), [[1, 2]], "same ts is accepted; the old one left no trace")
+        _ = try a.inputs(for: stamped([1], 10))
+        XCTAssertThrowsError(try a.inputs(for: stamped([99], 9))) { XCTAssertEqual(($0 as! FrameError).reason, .outOfOrder) }
+        XCTAssertEqual(try a.inputs(for: stamped([2], 10)).map(\.values), [[1, 2]], "same ts is accepted; the old one left no trace")
+    }
+
+    /// Issue 15, item 1: the gateway's clock stepped back (NTP). Readings stamped with their
+    /// arrival are in order by arrival, so they keep coming; a mark left further ahead of the
+    /// clock than max_clock_skew_s is forgotten, so the sensor's own times are taken again.
+    func testAClockSteppedBackDoesNotBlindTheDevice() throws {
+        let a = SensorWindowAdapter(shape: [1, 1], window: 1, fields: 1, maxClockSkew: 60)
+        XCTAssertEqual(try a.inputs(for: reading([1], 5000)).count, 1)
+        XCTAssertEqual(try a.inputs(for: reading([2], 1400)).count, 1, "arrival times went back an hour: still taken")
+        let b = SensorWindowAdapter(shape: [1, 1], window: 1, fields: 1, maxClockSkew: 60)
+        XCTAssertEqual(try b.inputs(for: stamped([1], 5000, arrival: 5000)).count, 1)
+        // The gateway (and the sensor, both on NTP) step back an hour.
+        XCTAssertEqual(try b.inputs(for: stamped([2], 1401, arrival: 1400)).count, 1, "a mark an hour ahead of the clock is forgotten")
+        XCTAssertThrowsError(try b.inputs(for: stamped([3], 1300, arrival: 1410))) { XCTAssertEqual(($0 as! FrameError).reason, .outOfOrder) }
     }
 }

@@ -176,10 +176,17 @@ public final class ImageAdapter: StreamAdapter {
 
     /// `lighting` from the model: the whole picture changed (lights, auto-exposure, day and
     /// night), so the background is re-based on the latest frame.
-    public func observe(_ detection: Detection) {
+    public func observe(_ detection: inout Detection) {
         guard detection.label == ImageAdapter.lightingLabel, channels.contains(.background), state != nil else { return }
         state!.rebaseline()
         rebaselines += 1
+    }
+
+    /// Dropped (device TTL, engine stop or reload): save what the device has learnt, so its
+    /// next adapter resumes from now rather than from the last periodic save.
+    public func retire() {
+        guard let file = stateFile, let st = state else { return }
+        try? file.save(st)
     }
 
     /// The label a background model gives a whole-frame change.

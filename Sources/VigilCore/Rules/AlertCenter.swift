@@ -1,4 +1,5 @@
 import Foundation
+import MQTT
 
 /// detections -> rules -> alert row, alert message, actions (DESIGN.md data flow).
 ///
@@ -7,7 +8,8 @@ import Foundation
 /// row is written at once with each action `pending`; when the last action finishes (or
 /// times out) its `actions` column is rewritten with the outcomes (docs/alerts.md says why).
 public final class AlertCenter: @unchecked Sendable {
-    // @unchecked Sendable: counters and `inFlight` are guarded by `lock`; `lastScore` by `scoreLock`; the rest is immutable.
+    // @unchecked Sendable: counters and `inFlight` are guarded by `lock`; `lastScore` and `leftovers` by
+    // `scoreLock`; `discovered` locks itself; the rest is immutable.
     public struct PipelineInfo: Sendable {
         public var name: String
         public var alert: AlertSettings?
@@ -38,13 +40,26 @@ public final class AlertCenter: @unchecked Sendable {
     private var inFlight = 0
     private let scoreLock = NSLock()
     private var lastScore: [String: Double] = [:]
+    /// The devices announced to Home Assistant (capped, forgotten after the device TTL).
+    let discovered: DiscoveredDevices
+    /// Retained configs of this node found on the broker at connect (left by an earlier
+    /// run): removed after the device TTL unless their device is announced again meanwhile.
+    private var leftovers: [String: (since: Double, state: String?)] = [:]
+    /// At most this many leftovers are tracked at once (a broker may hold hundreds of
+    /// thousands from before discovery was capped); the rest are found on a later connect.
+    static let maxLeftovers = 100_000
+    /// What vigild subscribes to at connect to find the discovery configs an earlier run
+    /// left retained (nil when discovery is off): `<prefix>/+/vigil_<node>/+/config`.
+    public let leftoverFilter: String?
     /// Alert and action figures for /metrics.
     let counters: Counters?
 
     public init(node: String, pipelines: [PipelineInfo], actions: ActionSet, homeAssistant: HomeAssistantSettings?,
                 outlet: MQTTOutlet, record: @escaping @Sendable (AlertRecord) -> Void,
-                updateActions: @escaping @Sendable (String, String) -> Void, counters: Counters? = nil) {
+                updateActions: @escaping @Sendable (String, String) -> Void, counters: Counters? = nil,
+                deviceTTL: Double = LimitSettings().deviceTTL) {
         self.counters = counters
+        discovered = DiscoveredDevices(maxDevices: homeAssistant?.maxDevices ?? HomeAssistantSettings().maxDevices, ttl: deviceTTL)
         topics = AlertTopics(node: node)
         rules = RulesEngine(node: node, pipelines: pipelines.compactMap { p in p.alert.map { (p.name, $0, p.modelLabels) } })
         self.pipelines = Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -53,6 +68,7 @@ public final class AlertCenter: @unchecked Sendable {
         }, uniquingKeysWith: { a, _ in a })
         self.actions = actions
         self.homeAssistant = homeAssistant?.discovery == true ? homeAssistant : nil
+        leftoverFilter = self.homeAssistant.map { "\($0.prefix)/+/\(HomeAssistantDiscovery.id("vigil_" + node))/+/config" }
         self.outlet = outlet
         self.record = record
         self.updateActions = updateActions
@@ -78,7 +94,7 @@ public final class AlertCenter: @unchecked Sendable {
         self.init(node: config.node, pipelines: infos, actions: ActionSet(config.actions, outlet: outlet),
                   homeAssistant: config.homeAssistant, outlet: outlet,
                   record: { store.append($0) }, updateActions: { store.updateAlertActions(uuid: $0, json: $1) },
-                  counters: counters)
+                  counters: counters, deviceTTL: config.limits.deviceTTL)
     }
 
     public var counts: (raised: Int, cleared: Int) { lock.withLock { (raised, cleared) } }
@@ -90,13 +106,19 @@ public final class AlertCenter: @unchecked Sendable {
         raise(event)
     }
 
+    /// A detection of replayed history (Intake/): the rule's state moves as it did before
+    /// the restart (a raised alert stays raised, a debounce count goes on); nothing is raised.
+    public func replayHistory(_ d: Detection) { _ = rules.evaluate(d) }
+
     func raise(_ e: AlertEvent) {
         let settings = rules.settings(for: e.pipeline)
         lock.withLock { if e.state == .raised { raised += 1 } else { cleared += 1 } }
         counters?.alert(e.pipeline, state: e.state.rawValue)
-        log.notice("alert \(e.state.rawValue): pipeline \(e.pipeline), device \(e.device), label \(e.label), score \(String(format: "%.3f", e.score)) (\(e.severity))")
+        // Rate-limited per pipeline like rejections: an alert storm (50,000 alerts) once wrote
+        // 50,000 lines. Every transition is still a row, an MQTT message and a metric.
+        log.limited(.notice, key: "alert-\(e.pipeline)", "alert \(e.state.rawValue): pipeline \(e.pipeline), device \(Logger.clip(e.device)), label \(e.label), score \(String(format: "%.3f", e.score)) (\(e.severity))")
         publish(topics.alerts(e.pipeline, e.device), e.json.serialized, qos: 1, retain: false)
-        if homeAssistant != nil {
+        if homeAssistant != nil, discovered.contains(pipeline: e.pipeline, device: e.device) {
             // The binary_sensor's state (retained, so Home Assistant has it after a restart).
             publish(topics.state(e.pipeline, e.device), e.state == .raised ? "ON" : "OFF", qos: 1, retain: true)
         }
@@ -133,17 +155,23 @@ public final class AlertCenter: @unchecked Sendable {
         actions.bound(pipelines.values.flatMap { $0.alert?.actions ?? [] })
     }
 
-    /// Discovery when a pipeline and device is first seen, then a throttled score.
+    /// Discovery when a pipeline and device is first seen, then a throttled score. Past
+    /// `max_devices` a new device is not announced (and gets no retained topics at all).
     func homeAssistantUpdate(_ d: Detection, _ ha: HomeAssistantSettings) {
         guard let p = pipelines[d.pipeline] else { return }
-        if rules.firstSeen(pipeline: d.pipeline, device: d.device) {
+        switch discovered.saw(pipeline: d.pipeline, device: d.device, now: monotonicSeconds()) {
+        case .new:
             publishDiscovery(pipeline: d.pipeline, device: d.device, ha)
             if p.alert != nil { publish(topics.state(d.pipeline, d.device), "OFF", qos: 1, retain: true) }
+        case .known:
+            break
+        case .overCap:
+            log.limited(.warning, key: "ha-cap", "homeassistant.max_devices (\(ha.maxDevices)) reached: pipeline \(d.pipeline), device \(Logger.clip(d.device)) not announced to Home Assistant (a device silent for limits.device_ttl_s frees its place)")
+            return
         }
         let key = d.pipeline + "\u{0}" + d.device
         let due = scoreLock.withLock { () -> Bool in
-            let now = DispatchTime.now().uptimeNanoseconds
-            let nowS = Double(now) / 1e9
+            let nowS = monotonicSeconds()
             if let last = lastScore[key], nowS - last < ha.scoreIntervalSeconds { return false }
             lastScore[key] = nowS
             return true
@@ -162,16 +190,73 @@ public final class AlertCenter: @unchecked Sendable {
         }
     }
 
-    /// On every (re)connect: discovery for the devices seen so far, since a broker without
-    /// persistence forgets retained messages when it restarts.
+    /// On every (re)connect: discovery for the devices announced and not expired, since a
+    /// broker without persistence forgets retained messages when it restarts.
     public func brokerConnected() {
         guard let ha = homeAssistant else { return }
-        for (p, d) in rules.seenDevices() { publishDiscovery(pipeline: p, device: d, ha) }
+        for k in discovered.all { publishDiscovery(pipeline: k.pipeline, device: k.device, ha) }
+    }
+
+    /// Takes a message on `leftoverFilter` (true; nothing else is for the engine): a retained
+    /// config is remembered as a leftover, to be removed after the device TTL unless its
+    /// device is announced again. Live copies of vigild's own publishes (not retained) are ignored.
+    public func takeLeftover(_ m: MQTTMessage) -> Bool {
+        guard let filter = leftoverFilter, MQTTClient.topic(m.topic, matches: filter) else { return false }
+        guard m.retain, !m.payload.isEmpty else { return true }
+        let state = (try? JSONParser.parse(m.payload))?["state_topic"]?.string
+        scoreLock.withLock {
+            if leftovers[m.topic] == nil, leftovers.count < AlertCenter.maxLeftovers { leftovers[m.topic] = (monotonicSeconds(), state) }
+        }
+        return true
+    }
+
+    /// Removes the Home Assistant entities of devices silent for `limits.device_ttl_s`: an
+    /// empty retained payload deletes a retained message (their configs and alert state), and
+    /// Home Assistant drops an entity whose config goes empty. Called on the watchdog's tick.
+    public func expireDevices(now: Double? = nil) {
+        guard let ha = homeAssistant else { return }
+        let now = now ?? monotonicSeconds()
+        expireLeftovers(now: now, ha)
+        let gone = discovered.expire(now: now)
+        guard !gone.isEmpty else { return }
+        for k in gone {
+            let t = HomeAssistantDiscovery.configTopics(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device)
+            publish(t.alert, "", qos: 1, retain: true)
+            publish(t.score, "", qos: 1, retain: true)
+            publish(topics.state(k.pipeline, k.device), "", qos: 1, retain: true)
+        }
+        scoreLock.withLock { for k in gone { lastScore[k.pipeline + "\u{0}" + k.device] = nil } }
+        log.info("homeassistant: \(gone.count) device(s) silent for over \(Int(discovered.ttl)) s; their discovery configs removed")
+    }
+
+    /// Removes the leftovers older than the device TTL whose device has not been announced again.
+    func expireLeftovers(now: Double, _ ha: HomeAssistantSettings) {
+        let due: [(String, String?)] = scoreLock.withLock {
+            let old = leftovers.filter { now - $0.value.since > discovered.ttl }
+            for k in old.keys { leftovers[k] = nil }
+            return old.map { ($0.key, $0.value.state) }
+        }
+        guard !due.isEmpty else { return }
+        var live = Set<String>()
+        for k in discovered.all {
+            let t = HomeAssistantDiscovery.configTopics(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device)
+            live.insert(t.alert)
+            live.insert(t.score)
+        }
+        var removed = 0
+        for (topic, state) in due where !live.contains(topic) {
+            publish(topic, "", qos: 1, retain: true)
+            if let state, state.hasPrefix("vigil/\(topics.node)/state/") { publish(state, "", qos: 1, retain: true) }
+            removed += 1
+        }
+        if removed > 0 {
+            log.info("homeassistant: removed \(removed) discovery config(s) an earlier run left for devices not seen for \(Int(discovered.ttl)) s")
+        }
     }
 
     private func publish(_ topic: String, _ text: String, qos: Int32, retain: Bool) {
         do { try outlet.publish(topic, Array(text.utf8), qos: qos, retain: retain) } catch {
-            log.limited(.warning, key: "alert-publish", "cannot publish to \(topic): \(error)")
+            log.limited(.warning, key: "alert-publish", "cannot publish to \(Logger.clip(topic)): \(error)")
         }
     }
 }

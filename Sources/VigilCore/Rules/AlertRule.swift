@@ -51,13 +51,21 @@ public struct AlertRule: Sendable {
 
     public enum Transition: Equatable, Sendable { case raise, clear }
 
-    /// Feeds one score at time `ts`; returns the transition it causes, if any.
-    public mutating func update(score: Double, ts rawTs: Double) -> Transition? {
+    /// Feeds one score at time `ts`; returns the transition it causes, if any. `threshold`
+    /// is the device's own bar from its false-alarm budget (stateful anomaly pipelines):
+    /// it replaces `min_score` (a `min_score` written in the config stays a floor under
+    /// it) and clears below it; infinity (warming up) never raises.
+    public mutating func update(score: Double, ts rawTs: Double, threshold: Double? = nil) -> Transition? {
         // A sensor clock that steps back must not reopen cooldowns or stretch durations.
         let ts = max(rawTs, lastTs)
         lastTs = ts
+        var minScore = settings.minScore, clearBelow = settings.clearBelow ?? settings.minScore
+        if let threshold {
+            minScore = settings.minScoreGiven ? max(threshold, settings.minScore) : threshold
+            clearBelow = min(settings.clearBelow ?? minScore, minScore)
+        }
         if !active {
-            guard score >= settings.minScore else {
+            guard score >= minScore else {
                 above = 0; aboveSince = nil
                 return nil
             }
@@ -74,7 +82,7 @@ public struct AlertRule: Sendable {
             above = 0; aboveSince = nil; below = 0; belowSince = nil
             return .raise
         } else {
-            guard score < (settings.clearBelow ?? settings.minScore) else {
+            guard score < clearBelow else {
                 below = 0; belowSince = nil
                 return nil
             }

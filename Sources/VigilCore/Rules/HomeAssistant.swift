@@ -1,11 +1,15 @@
 import Foundation
 
-/// `homeassistant: { "discovery": true, "prefix": "homeassistant", "score_interval_s": 1 }`
+/// `homeassistant: { "discovery": true, "prefix": "homeassistant", "score_interval_s": 1, "max_devices": 1000 }`
 public struct HomeAssistantSettings: Sendable, Equatable {
     public var discovery = false
     public var prefix = "homeassistant"
     /// The score sensor is updated at most this often per pipeline and device.
     public var scoreIntervalSeconds = 1.0
+    /// Pipeline and device pairs announced at once; past it new devices are not announced
+    /// (counted and logged). Each costs two retained messages on the broker, kept until the
+    /// device has been silent for `limits.device_ttl_s`.
+    public var maxDevices = 1000
 
     static func parse(_ o: ConfigObject) throws -> HomeAssistantSettings {
         var s = HomeAssistantSettings()
@@ -15,6 +19,7 @@ public struct HomeAssistantSettings: Sendable, Equatable {
             throw o.error("prefix", "must be a topic prefix without '+', '#' or a trailing '/'")
         }
         s.scoreIntervalSeconds = try o.double("score_interval_s", default: s.scoreIntervalSeconds, in: 0...3600)
+        s.maxDevices = try o.int("max_devices", default: s.maxDevices, in: 1...100_000)
         try o.finish()
         return s
     }
@@ -46,6 +51,31 @@ public enum HomeAssistantDiscovery {
         String(s.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") ? $0 : "_" })
     }
 
+    /// 8 hex digits of FNV-1a over the raw names (NUL-separated). Ids are `id(names)` plus
+    /// this, because `id` alone maps `a.b` and `a_b` (or pipeline `x_y` with device `z`, and
+    /// `x` with `y_z`) to one id, and Home Assistant would merge two devices' entities.
+    static func hash(_ parts: String...) -> String {
+        var h: UInt32 = 0x811c9dc5
+        for (i, p) in parts.enumerated() {
+            if i > 0 { h = (h ^ 0) &* 0x01000193 }
+            for b in p.utf8 { h = (h ^ UInt32(b)) &* 0x01000193 }
+        }
+        return String(format: "%08x", h)
+    }
+
+    /// The object id of a pipeline and device: readable (cut to 64 characters; a device
+    /// name may be 64 KB) and unique (the hash of the raw names).
+    static func object(pipeline: String, device: String) -> String {
+        id(String((pipeline + "_" + device).prefix(64))) + "_" + hash(pipeline, device)
+    }
+
+    /// The retained config topics of a pipeline and device: (binary_sensor, sensor).
+    public static func configTopics(settings: HomeAssistantSettings, topics: AlertTopics, pipeline: String, device: String) -> (alert: String, score: String) {
+        let node = id("vigil_" + topics.node)
+        let object = object(pipeline: pipeline, device: device)
+        return ("\(settings.prefix)/binary_sensor/\(node)/\(object)_alert/config", "\(settings.prefix)/sensor/\(node)/\(object)_score/config")
+    }
+
     /// motion and sound models map to HA's classes; anomaly and the rest are a `problem`.
     public static func deviceClass(task: String) -> String {
         switch task {
@@ -60,10 +90,10 @@ public enum HomeAssistantDiscovery {
     public static func messages(settings: HomeAssistantSettings, topics: AlertTopics, pipeline: String, device: String,
                                 task: String, model: String, alerts: Bool = true) -> [(String, String)] {
         let node = id("vigil_" + topics.node)
-        let object = id(pipeline + "_" + device)
+        let object = object(pipeline: pipeline, device: device)
         let haDevice: JSONValue = .object([
-            ("identifiers", .array([.string(id("vigil_\(topics.node)_\(device)"))])),
-            ("name", .string("\(device) (\(topics.node))")),
+            ("identifiers", .array([.string(id(String("vigil_\(topics.node)_\(device)".prefix(64))) + "_" + hash(topics.node, device))])),
+            ("name", .string("\(device.prefix(64)) (\(topics.node))")),
             ("manufacturer", .string("Vigil")),
             ("model", .string("vigild \(VigilVersion.string)")),
         ])
@@ -91,8 +121,50 @@ public enum HomeAssistantDiscovery {
             ("suggested_display_precision", .number(2)),
             ("icon", .string("mdi:gauge")),
         ] + availability + [("device", haDevice)])
-        let p = settings.prefix
-        let sensor = ("\(p)/sensor/\(node)/\(object)_score/config", score.serialized)
-        return alerts ? [("\(p)/binary_sensor/\(node)/\(object)_alert/config", binary.serialized), sensor] : [sensor]
+        let t = configTopics(settings: settings, topics: topics, pipeline: pipeline, device: device)
+        let sensor = (t.score, score.serialized)
+        return alerts ? [(t.alert, binary.serialized), sensor] : [sensor]
     }
+}
+
+/// The pipeline and device pairs vigild has announced to Home Assistant, and when each last
+/// made a detection: at most `maxDevices`, each forgotten after `ttl` seconds of silence (its
+/// retained configs are then removed, so a broker does not keep one per name ever seen).
+final class DiscoveredDevices: @unchecked Sendable {
+    // @unchecked Sendable: `lastSeen` is guarded by `lock`.
+    struct Key: Hashable, Sendable { let pipeline: String; let device: String }
+    enum Sighting { case new, known, overCap }
+    let maxDevices: Int
+    let ttl: Double
+    private let lock = NSLock()
+    private var lastSeen: [Key: Double] = [:]
+
+    init(maxDevices: Int, ttl: Double) { self.maxDevices = maxDevices; self.ttl = ttl }
+
+    /// Notes a detection of this pair at `now` (monotonic seconds).
+    func saw(pipeline: String, device: String, now: Double) -> Sighting {
+        let key = Key(pipeline: pipeline, device: device)
+        return lock.withLock {
+            if lastSeen[key] != nil { lastSeen[key] = now; return .known }
+            guard lastSeen.count < maxDevices else { return .overCap }
+            lastSeen[key] = now
+            return .new
+        }
+    }
+
+    /// Forgets and returns the pairs silent for longer than `ttl`.
+    func expire(now: Double) -> [Key] {
+        lock.withLock {
+            let gone = lastSeen.filter { now - $0.value > ttl }.map(\.key)
+            for k in gone { lastSeen[k] = nil }
+            return gone
+        }
+    }
+
+    func contains(pipeline: String, device: String) -> Bool {
+        lock.withLock { lastSeen[Key(pipeline: pipeline, device: device)] != nil }
+    }
+
+    var all: [Key] { lock.withLock { Array(lastSeen.keys) } }
+    var count: Int { lock.withLock { lastSeen.count } }
 }

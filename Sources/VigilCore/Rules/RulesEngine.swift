@@ -20,7 +20,6 @@ public final class RulesEngine: @unchecked Sendable {
     private let pipelines: [String: PipelineRules]
     private let lock = NSLock()
     private var states: [String: DeviceState] = [:]
-    private var seen: Set<String> = []
 
     /// `pipelines`: name -> (alert settings, the model's labels); pipelines without alert settings are left out.
     public init(node: String, pipelines: [(name: String, alert: AlertSettings, modelLabels: [String])]) {
@@ -34,16 +33,6 @@ public final class RulesEngine: @unchecked Sendable {
 
     public func settings(for pipeline: String) -> AlertSettings? { pipelines[pipeline]?.settings }
 
-    /// True the first time a pipeline and device is seen (Home Assistant discovery runs then).
-    public func firstSeen(pipeline: String, device: String) -> Bool {
-        lock.withLock { seen.insert(pipeline + "\u{0}" + device).inserted }
-    }
-
-    /// Every pipeline and device seen so far (discovery is published again on reconnect).
-    public func seenDevices() -> [(pipeline: String, device: String)] {
-        lock.withLock { seen.map { k in let parts = k.split(separator: "\u{0}", maxSplits: 1, omittingEmptySubsequences: false); return (String(parts[0]), String(parts[1])) } }
-    }
-
     /// The transition this detection causes, if any.
     public func evaluate(_ d: Detection) -> AlertEvent? {
         guard let p = pipelines[d.pipeline] else { return nil }
@@ -53,19 +42,25 @@ public final class RulesEngine: @unchecked Sendable {
             defer { states[key] = s }
             let scores = RulesEngine.gated(d.scores, settings: p.settings, runs: &s.labelRuns, raising: !s.rule.active)
             guard let (label, score) = p.selector.pick(scores) else { return nil }
-            switch s.rule.update(score: score, ts: d.ts) {
+            switch s.rule.update(score: score, ts: d.ts, threshold: d.threshold) {
             case nil:
                 return nil
             case .raise:
                 s.raisedLabel = label
-                return AlertEvent(ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .raised,
+                return AlertEvent(uuid: RulesEngine.uuid(d, .raised), ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .raised,
                                   label: label, score: score, severity: p.settings.severity)
             case .clear:
                 // A clear names the label that raised, with the score that cleared it.
-                return AlertEvent(ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .cleared,
+                return AlertEvent(uuid: RulesEngine.uuid(d, .cleared), ts: d.ts, node: node, pipeline: d.pipeline, device: d.device, state: .cleared,
                                   label: s.raisedLabel, score: score, severity: p.settings.severity)
             }
         }
+    }
+
+    /// An alert's uuid follows from the detection that caused it: a replayed or redelivered
+    /// frame raises the same alert row, which the store then keeps once.
+    static func uuid(_ d: Detection, _ state: AlertEvent.State) -> String {
+        RowID.derived(ts: d.ts, identity: FrameHash.combine(RowID.identity(of: d.uuid), state == .raised ? 1 : 2))
     }
 
     /// The scores the rule sees: while no alert is raised, a label with its own rule counts

@@ -58,6 +58,9 @@ public struct Endpoints: Sendable {
         family("vigil_rows_stored_total", "counter", "Rows committed to the SQLite log.", [("", Double(s.stored))])
         family("vigil_store_errors_total", "counter", "Failed commits to the SQLite log (rows are kept and retried).",
                [("", Double(s.storeErrors))])
+        family("vigil_store_rows_not_stored_total", "counter",
+               "Rows that never reached the SQLite log (dropped from memory while it refused writes, or unwritten at stop).",
+               [("", Double(s.notStored))])
         family("vigil_store_pending_rows", "gauge", "Rows waiting for the next commit.", [("", Double(daemon.store.pendingCount))])
         if c.metrics.total(MetricName.alerts) == 0 {
             // Before the first transition the family still appears, at zero, so dashboards and alerts on it work.

@@ -31,22 +31,32 @@ public struct HTTPResponse: Sendable {
 
 /// A deliberately tiny HTTP/1.1 server for /healthz and /metrics: GET and HEAD only, one
 /// request per connection, requests bounded in size (`maxRequestBytes`) and time
-/// (`timeout`), at most `maxConcurrent` connections served at once (the rest wait in the
-/// listen backlog). Not a general web server; it should sit on loopback or a trusted LAN.
+/// (`timeout`), at most `maxOpen` connections open at once, each on its own thread. Not a
+/// general web server; it should sit on loopback or a trusted LAN.
+///
+/// A connection that sends nothing must not keep a health probe waiting: with a fixed
+/// number of slots, 21 idle connections once held them all and /healthz took 13 s. So when
+/// all `maxOpen` are taken, the connection that has waited longest for its request is shut
+/// (it gets nothing; an honest client sends its request at once), and the new one is served.
 public final class HTTPServer: @unchecked Sendable {
-    // @unchecked Sendable: `listener` and `handler` are immutable; `thread` is set once in start().
+    // @unchecked Sendable: `listener` and `handler` are immutable; `thread` is set once in
+    // start(); `open` and `nextID` are guarded by `lock`.
     public let listener: TCPListener
     let handler: @Sendable (HTTPRequest) -> HTTPResponse
     public var maxRequestBytes = 8192
     public var timeout = 5.0
-    private let slots: DispatchSemaphore
+    let maxOpen: Int
+    private let lock = NSCondition()
+    /// Open connections by id: when each was accepted, and whether it is still reading its request.
+    private var open: [Int: (conn: TCPConnection, since: Double, reading: Bool)] = [:]
+    private var nextID = 0
     private var thread: Thread?
 
-    public init(host: String, port: Int, maxConcurrent: Int = 4,
+    public init(host: String, port: Int, maxOpen: Int = 16,
                 handler: @escaping @Sendable (HTTPRequest) -> HTTPResponse) throws {
-        listener = try TCPListener(host: host, port: port)
+        listener = try TCPListener(host: host, port: port, backlog: 64)
         self.handler = handler
-        slots = DispatchSemaphore(value: maxConcurrent)
+        self.maxOpen = max(1, maxOpen)
     }
 
     public var port: Int { listener.port }
@@ -62,22 +72,40 @@ public final class HTTPServer: @unchecked Sendable {
     /// Stops accepting; requests being served finish on their own (each is bounded by `timeout`).
     public func stop() { listener.close() }
 
+    /// Connections open now (tests).
+    public var openConnections: Int { lock.withLock { open.count } }
+
     private func acceptLoop() {
-        while true {
-            slots.wait()
-            guard let conn = listener.accept() else { slots.signal(); return }
-            // A thread per connection (at most maxConcurrent): a scrape never waits for Dispatch's
+        while let conn = listener.accept() {
+            let id: Int = lock.withLock {
+                while open.count >= maxOpen {
+                    // Make room: shut the connection that has waited longest for its request. If
+                    // every one is being answered, wait for one to finish (answers are bounded).
+                    if let oldest = open.filter({ $0.value.reading }).min(by: { $0.value.since < $1.value.since }) {
+                        oldest.value.conn.shutdown()
+                        open[oldest.key]?.reading = false   // its thread removes it
+                        log.limited(.warning, key: "http-evict", "http: \(maxOpen) connections open; closed the one idle longest to serve a new one")
+                    }
+                    if open.count >= maxOpen { lock.wait() }
+                }
+                nextID += 1
+                open[nextID] = (conn, TCPConnection.now(), true)
+                return nextID
+            }
+            // A thread per connection (at most maxOpen): a scrape never waits for Dispatch's
             // pool, which blocking work elsewhere can fill.
             Thread.detachNewThread { [self] in
-                defer { slots.signal() }
-                serve(conn)
+                serve(conn) { lock.withLock { open[id]?.reading = false } }
+                lock.withLock { open[id] = nil; lock.broadcast() }
             }
         }
     }
 
-    func serve(_ conn: TCPConnection) {
+    /// Reads one request and answers it; `requestRead` is called once the request is in.
+    func serve(_ conn: TCPConnection, requestRead: () -> Void = {}) {
         let deadline = TCPConnection.now() + timeout
         let (bytes, timedOut) = conn.read(limit: maxRequestBytes, deadline: deadline) { HTTPServer.headerEnd(in: $0) != nil }
+        requestRead()
         let response: HTTPResponse
         var head = false
         if HTTPServer.headerEnd(in: bytes) == nil {

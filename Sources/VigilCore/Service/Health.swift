@@ -12,7 +12,8 @@ public struct Health: Sendable, Equatable {
 ///   store's writer answers. Only then does the watchdog pet systemd, so a wedged worker or a
 ///   hung SD card gets the process restarted. A missing broker is not a liveness failure:
 ///   a restart would not bring it back.
-/// - `readiness()`: /healthz. Live, connected to the broker, and the last commit succeeded.
+/// - `readiness()`: /healthz. Live, connected to the broker, the last commit succeeded, and
+///   the log file is sound (not deleted, not read-only: Store/StoreHealth.swift).
 public final class HealthMonitor: @unchecked Sendable {
     // @unchecked Sendable: all mutable state is guarded by `lock`.
     private let daemon: Daemon
@@ -56,7 +57,11 @@ public final class HealthMonitor: @unchecked Sendable {
             return nil
         }
         if let t = pendingFor {
-            if t >= stallAfter { reasons.append("store writer has not answered for \(Int(t)) s") }
+            // Copying a deleted file's rows out holds the writer as long as the copy takes; a
+            // restart then would lose them for good.
+            if t >= stallAfter && !daemon.counters.isStoreCopying {
+                reasons.append("store writer has not answered for \(Int(t)) s")
+            }
         } else {
             let store = daemon.store
             DispatchQueue.global().async { [weak self] in
@@ -73,6 +78,7 @@ public final class HealthMonitor: @unchecked Sendable {
     public func readiness() -> Health {
         var reasons = lock.withLock { lastLiveness.reasons }
         if !daemon.isConnected { reasons.insert("not connected to broker \(daemon.config.mqtt.address)", at: 0) }
+        if let problem = daemon.counters.currentStoreProblem { reasons.append(problem) }
         if daemon.counters.isStoreFailing { reasons.append("store \(daemon.store.path): the last commit failed") }
         return Health(reasons: reasons)
     }

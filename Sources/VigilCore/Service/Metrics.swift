@@ -152,6 +152,11 @@ public enum MetricName {
     public static let databaseBytes = "vigil_database_bytes"
     public static let reloads = "vigil_reloads_total"
     public static let brokerConnects = "vigil_broker_connects_total"
+    public static let intakeWaits = "vigil_intake_waits_total"
+    public static let intakePending = "vigil_intake_pending_frames"
+    public static let intakeBytes = "vigil_intake_journal_bytes"
+    public static let baselineDevices = "vigil_baseline_devices"
+    public static let baselineStuckFields = "vigil_baseline_stuck_fields"
 }
 
 /// What the rules, actions, sync and store stages report. Each call is cheap and thread-safe.
@@ -192,6 +197,20 @@ extension Counters {
 
     public func setDatabaseBytes(_ n: Int) { metrics.set(MetricName.databaseBytes, [], Double(n)) }
 
+    /// Devices with a baseline (stateful anomaly pipelines) by status, and their stuck fields.
+    public func setBaselines(_ all: [(key: BaselineBook.Key, snapshot: BaselineSnapshot)]) {
+        var ready: [String: Int] = [:], warming: [String: Int] = [:], stuck: [String: Int] = [:]
+        for (k, s) in all {
+            if s.warm { ready[k.pipeline, default: 0] += 1 } else { warming[k.pipeline, default: 0] += 1 }
+            stuck[k.pipeline, default: 0] += s.stuckFields.count
+        }
+        for p in Set(all.map(\.key.pipeline)) {
+            metrics.set(MetricName.baselineDevices, [.init("pipeline", p), .init("status", "ready")], Double(ready[p] ?? 0))
+            metrics.set(MetricName.baselineDevices, [.init("pipeline", p), .init("status", "warming")], Double(warming[p] ?? 0))
+            metrics.set(MetricName.baselineStuckFields, [.init("pipeline", p)], Double(stuck[p] ?? 0))
+        }
+    }
+
     public var unsyncedRows: Int? { metrics.value(MetricName.unsyncedRows).map { Int($0) } }
 
     public var alertsRaised: Int { Int(metrics.total(MetricName.alerts)) }
@@ -210,5 +229,10 @@ extension Counters {
         m.describe(MetricName.syncedRows, .counter, "Rows acknowledged by the cloud, per table.")
         m.describe(MetricName.reloads, .counter, "Configuration reloads (SIGHUP) by result.")
         m.describe(MetricName.brokerConnects, .counter, "Successful connections to the MQTT broker (1 + reconnects).")
+        m.describe(MetricName.intakeWaits, .counter, "Times reading from the broker waited for a full pipeline queue (back-pressure instead of dropping).")
+        m.describe(MetricName.intakePending, .gauge, "Journaled frames whose rows are not committed yet.")
+        m.describe(MetricName.intakeBytes, .gauge, "Bytes of the intake journal's segment files.")
+        m.describe(MetricName.baselineDevices, .gauge, "Devices with an anomaly baseline, per pipeline and status (warming: no alerts yet; ready).")
+        m.describe(MetricName.baselineStuckFields, .gauge, "Fields of those devices that are stuck (a constant value for longer than their change rate makes plausible).")
     }
 }

@@ -47,8 +47,9 @@ extension Daemon {
             throw ConfigError(file: nil, path: "", message: "no config file to reload from")
         }
         var new = try Config.load(path: file)
+        for w in new.warnings { log.warning("\(file): \(w)") }
         let models = try Daemon.loadModels(new)
-        let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!) }
+        let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: new.limits, book: baselines) }
 
         var report = ReloadReport(pipelines: pipelines.count, models: models.keys.sorted())
         let engine0 = engine
@@ -68,7 +69,7 @@ extension Daemon {
             report.needsRestart.append("alert rules and actions")
         }
 
-        let engine = Engine(pipelines: pipelines, limits: new.limits, counters: counters, sink: sink)
+        let engine = Engine(pipelines: pipelines, limits: new.limits, counters: counters, intake: intake, sink: sink)
         let retired: Engine = submitGate.withLock {
             // No frame enters while the old lanes finish theirs, so each device's frames stay in order.
             let current = lock.withLock { currentEngine }

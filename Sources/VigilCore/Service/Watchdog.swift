@@ -73,6 +73,7 @@ public final class Watchdog: @unchecked Sendable {
         }
         if now - lastGauges >= gaugeInterval { refreshGauges(now: now) }
         log.flushSuppressed()
+        daemon.alerts.expireDevices()
         if now - lastStatus >= statusInterval {
             lastStatus = now
             let line = statusLine(now: now)
@@ -92,6 +93,7 @@ public final class Watchdog: @unchecked Sendable {
         if let u = daemon.counters.unsyncedRows { parts.append("unsynced \(u)") }
         if s.totalRejected > 0 { parts.append("rejected \(s.totalRejected)") }
         if s.totalDropped > 0 { parts.append("dropped \(s.totalDropped)") }
+        if s.notStored > 0 { parts.append("rows not stored \(s.notStored)") }
         let h = health.readiness()
         if !h.ok { parts.append(h.reasons.joined(separator: "; ")) }
         return parts.joined(separator: ", ")

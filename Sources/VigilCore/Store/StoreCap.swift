@@ -40,30 +40,45 @@ extension Store {
     static func mb(_ bytes: Int64) -> String { String(format: "%.1f", Double(bytes) / 1_048_576) }
 
     /// Bytes free for this user on the log's file system, nil when unknown.
-    func freeBytes() -> Int64? {
-        (try? FileManager.default.attributesOfFileSystem(forPath: directory)[.systemFreeSize] as? NSNumber)?.int64Value
-    }
+    func freeBytes() -> Int64? { Store.freeBytes(directory) }
+
+    /// The log may always grow to this (or to the cap, when that is smaller), whatever
+    /// `min_free_mb` says: a file system smaller than the margin (an SD card, a small
+    /// partition) must still hold a working log, not a file stuck at its first few pages
+    /// where every commit fails. It takes at most half of the space still free.
+    static let minWorkingBytes: Int64 = 4 << 20
 
     /// Runs after each commit. With less than `min_free_mb` left on the file system, the log
-    /// stops growing: the page limit becomes the file's current size, so new rows take the
-    /// place of the oldest, as at the cap. This matters on a really full disk: a WAL whose
-    /// pages lie past the end of the file cannot be checkpointed there, and then not even a
-    /// delete can commit. A file that no longer grows can always take its WAL back, and the
-    /// WAL can then be cut to free the space a delete needs. With twice the margin free again,
-    /// the cap is back.
+    /// stops growing: the page limit becomes the file's current size (at least the minimum
+    /// working size), so new rows take the place of the oldest, as at the cap. This matters on
+    /// a really full disk: a WAL whose pages lie past the end of the file cannot be
+    /// checkpointed there, and then not even a delete can commit. A file that no longer grows
+    /// can always take its WAL back, and the WAL can then be cut to free the space a delete
+    /// needs. With twice the margin free again, the cap is back. Each change of state is
+    /// logged once (rate-limited, should it flap), never per commit.
     func watchFreeSpace() {
         guard settings.minFreeMB > 0, let free = freeBytes() else { return }
         let margin = Int64(settings.minFreeMB * 1_048_576)
         let pages = db.scalarInt("PRAGMA page_count") ?? 0
-        if free < margin, limitPages > pages {
-            limitPages = max(pages, 16)
+        // The minimum working size, but never more than half of what is still free: the other
+        // half stays the margin a full disk needs.
+        let floor = min(capPages, max(16, min(Store.minWorkingBytes / pageSize, pages + free / 2 / pageSize)))
+        if free < margin, limitPages == capPages {
+            let limit = min(capPages, max(pages, floor))
+            guard limit < capPages else { return }   // the cap is smaller than the minimum: nothing to hold back
+            limitPages = limit
             _ = try? db.query("PRAGMA max_page_count = \(limitPages)")
             _ = try? db.query("PRAGMA wal_checkpoint(PASSIVE)")
-            log.warning("store \(path): \(Store.mb(free)) MB left on the disk, under storage.min_free_mb (\(settings.minFreeMB) MB): the log stops growing at \(Store.mb(pages * pageSize)) MB, and new rows take the place of the oldest")
+            let growth = pages < floor
+                ? "the log may still grow to its minimum working size, \(Store.mb(limitPages * pageSize)) MB,"
+                : "the log stops growing at \(Store.mb(limitPages * pageSize)) MB"
+            log.limited(.warning, key: "store-low-space",
+                        "store \(path): \(Store.mb(free)) MB left on the disk, under storage.min_free_mb (\(settings.minFreeMB) MB): \(growth) and then new rows take the place of the oldest; "
+                        + "free space on that disk or lower storage.min_free_mb")
         } else if free >= 2 * margin, limitPages < capPages {
             limitPages = capPages
             _ = try? db.query("PRAGMA max_page_count = \(capPages)")
-            log.notice("store \(path): \(Store.mb(free)) MB free on the disk again: the log may grow to storage.max_size_mb (\(settings.maxSizeMB) MB)")
+            log.limited(.notice, key: "store-low-space", "store \(path): \(Store.mb(free)) MB free on the disk again: the log may grow to storage.max_size_mb (\(settings.maxSizeMB) MB)")
         }
     }
 
