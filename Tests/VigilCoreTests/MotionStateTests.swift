@@ -109,12 +109,19 @@ final class MotionStateTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: file), "not yet: 5 s of frame time")
         _ = try a.inputs(for: image(4, 3, scene, ts: 12))
         XCTAssertTrue(FileManager.default.fileExists(atPath: file))
-        // Dropped (stop, reload, TTL): the adapter saves at once, whatever the period.
+        // Dropped (stop, reload, TTL): the adapter saves at once, whatever the period, once
+        // it has learnt for a background time constant (a one-frame device leaves no file).
+        motion.backgroundSeconds = 4
         let b = ImageAdapter(shape: [1, 4, 3, 4], width: 4, height: 3, channels: roles, motion: motion, pipeline: "cam", device: "b")
+        let bFile = try XCTUnwrap(b.stateFile?.path)
         _ = try b.inputs(for: image(4, 3, scene, ts: 0))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: try XCTUnwrap(b.stateFile?.path)))
         b.retire()
-        XCTAssertTrue(FileManager.default.fileExists(atPath: try XCTUnwrap(b.stateFile?.path)))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: bFile), "one frame has learnt nothing")
+        _ = try b.inputs(for: image(4, 3, scene, ts: 5))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: bFile), "the period (10 s) is not over")
+        b.retire()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: bFile))
+        motion.backgroundSeconds = nil
         XCTAssertTrue(file.hasPrefix(dir.file("motion-state/cam/")), file)
         XCTAssertFalse(file.dropFirst(dir.path.count).contains(".."), file)
         let expected = try a.inputs(for: image(4, 3, scene, ts: 13))[0]
