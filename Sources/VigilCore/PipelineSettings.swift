@@ -112,10 +112,10 @@ public struct PipelineSettings: Sendable {
     /// Many labels scored as one: the group's score is the highest of its members'.
     public var labelGroups: [LabelGroup] = []
     public var alert: AlertSettings?
-    /// json with a stateful anomaly model: the per-device baseline (nil: the defaults).
-    public var baseline: BaselineSettings?
     /// pgm, gray8: background, activity, masks and minimum area (`motion` key).
     public var motion: MotionSettings?
+    /// json with a stateful anomaly model: the per-device baseline (nil: the defaults).
+    public var baseline: BaselineSettings?
 
     /// Audio window advance: a fraction of the window or a number of samples.
     public enum Hop: Sendable, Equatable {

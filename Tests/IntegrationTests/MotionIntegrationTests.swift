@@ -35,7 +35,7 @@ final class MotionIntegrationTests: XCTestCase {
         return Array("P5\n\(w) \(h)\n255\n".utf8) + px
     }
 
-    func config(port: Int) -> String {
+    func config(port: Int, motion: String = #""devices": { "yard": { "masks": [ { "rect": [60, 60, 120, 160] } ] } }"#) -> String {
         dir.write("vigil.json", """
             {
               "node": "test-node",
@@ -44,7 +44,7 @@ final class MotionIntegrationTests: XCTestCase {
               "models": { "motion": { "path": "\(Paths.repo.appendingPathComponent("Models/motion.onnx").path)" } },
               "pipelines": [
                 { "name": "camera", "topic": "sensors/{device}/camera", "format": "pgm", "model": "motion",
-                  "motion": { "devices": { "yard": { "masks": [ { "rect": [60, 60, 120, 160] } ] } } },
+                  "motion": { \(motion) },
                   "alert": { "labels": ["motion"], "min_score": 0.5, "for_frames": 1, "cooldown_s": 0 } }
               ]
             }
@@ -107,5 +107,33 @@ final class MotionIntegrationTests: XCTestCase {
         // yard has a mask over the spot where the person stands: nothing there counts.
         XCTAssertEqual(labels("yard"), Array(repeating: "still", count: 7))
         XCTAssertEqual(raised("yard"), 0)
+    }
+
+    /// A restart resumes each camera's learnt state: vigild saves it when it stops, and the
+    /// first frame after the restart is already compared (no frame spent on a new background).
+    func testAStoppedDaemonSavesEachCameraAndTheRestartResumesIt() throws {
+        let broker = try Broker()
+        let path = config(port: broker.port, motion: #""background_s": 0.5, "save_s": 3600"#)
+        func run(_ frames: Int, pause: Double) throws {
+            let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", path], outputPath: dir.file("vigild.log"))
+            defer { XCTAssertEqual(daemon.stop(), 0, daemon.output) }
+            XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
+            let client = try TestClient(port: broker.port)
+            defer { client.close() }
+            let before = labels("hall").count
+            for i in 0..<frames {
+                XCTAssertTrue(client.waitForAcks([try client.publish("sensors/hall/camera", frame(seed: UInt64(100 + i)))]))
+                Thread.sleep(forTimeInterval: pause)
+            }
+            XCTAssertTrue(waitUntil(timeout: 20) { self.labels("hall").count >= before + frames - 1 }, daemon.output)
+        }
+        try run(4, pause: 0.3)
+        XCTAssertEqual(labels("hall").count, 3, "the first frame only starts the background")
+        let saved = try FileManager.default.contentsOfDirectory(atPath: dir.file("motion-state/camera"))
+        XCTAssertEqual(saved.count, 1, "saved at stop (save_s is an hour): \(saved)")
+        XCTAssertTrue(saved[0].hasPrefix("hall-") && saved[0].hasSuffix(".state"), saved[0])
+        try run(2, pause: 0.1)
+        XCTAssertEqual(labels("hall").count, 5, "after the restart every frame is compared at once")
+        XCTAssertEqual(Set(labels("hall")), ["still"])
     }
 }

@@ -53,7 +53,8 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(plane(next, 2).max()!, 0, accuracy: 2e-3, "a global gain is not activity")
         XCTAssertLessThan(plane(next, 1)[0], 0.2, "the background still holds the dark scene")
         let d = Detection(ts: 2, pipeline: "p", device: "d", model: "m", label: "motion", score: 1, scores: [], latencyMs: 0)
-        var seen = d; a.observe(&seen)
+        var still = d
+        a.observe(&still)
         XCTAssertEqual(a.rebaselines, 0)
         var lit = d
         lit.label = "lighting"
@@ -108,6 +109,19 @@ final class MotionStateTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: file), "not yet: 5 s of frame time")
         _ = try a.inputs(for: image(4, 3, scene, ts: 12))
         XCTAssertTrue(FileManager.default.fileExists(atPath: file))
+        // Dropped (stop, reload, TTL): the adapter saves at once, whatever the period, once
+        // it has learnt for a background time constant (a one-frame device leaves no file).
+        motion.backgroundSeconds = 4
+        let b = ImageAdapter(shape: [1, 4, 3, 4], width: 4, height: 3, channels: roles, motion: motion, pipeline: "cam", device: "b")
+        let bFile = try XCTUnwrap(b.stateFile?.path)
+        _ = try b.inputs(for: image(4, 3, scene, ts: 0))
+        b.retire()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: bFile), "one frame has learnt nothing")
+        _ = try b.inputs(for: image(4, 3, scene, ts: 5))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: bFile), "the period (10 s) is not over")
+        b.retire()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: bFile))
+        motion.backgroundSeconds = nil
         XCTAssertTrue(file.hasPrefix(dir.file("motion-state/cam/")), file)
         XCTAssertFalse(file.dropFirst(dir.path.count).contains(".."), file)
         let expected = try a.inputs(for: image(4, 3, scene, ts: 13))[0]
@@ -122,7 +136,7 @@ final class MotionStateTests: XCTestCase {
         // States not written for longer than the sweep's age go; recent ones stay.
         XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600), 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: file))
-        XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600, now: Date() + 7200), 1)
+        XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600, now: Date() + 7200), 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: file))
         // Config: camera pipelines keep their state next to the log.
         let c = try Config.parse(Array("""
@@ -235,9 +249,9 @@ final class MotionCostFigures: XCTestCase {
             let inputs = try a.inputs(for: f)
             let t1 = DispatchTime.now().uptimeNanoseconds
             for input in inputs {
-                let d = try p.detect(input, device: "cam1")
+                var d = try p.detect(input, device: "cam1")
                 modelMs.append(d.latencyMs)
-                var seen = d; a.observe(&seen)
+                a.observe(&d)
             }
             adapterMs.append(Double(t1 - t0) / 1e6)
         }
@@ -273,8 +287,8 @@ final class MotionSimulatedCameraTests: XCTestCase {
                 for input in try a.inputs(for: try p.decoder.decode(payload, receivedAt: Double(i) / 10)) {
                     var input = input
                     input.ts = Double(i) / 10
-                    let d = try p.detect(input, device: "sim")
-                    var seen = d; a.observe(&seen)
+                    var d = try p.detect(input, device: "sim")
+                    a.observe(&d)
                     // Score steady states only: the frame and the one before agree on what happens.
                     if event == "lighting", previous != "motion" { lightSwitches += 1; if d.label == "motion" { switchesAsMotion += 1 } }
                     guard i > 10, event == previous else { continue }

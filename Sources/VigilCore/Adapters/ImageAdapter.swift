@@ -104,6 +104,8 @@ public final class ImageAdapter: StreamAdapter {
     /// Where this device's state is saved (nil: not saved), and the frame time it last was.
     let stateFile: CameraStateFile?
     private var savedAt = -Double.infinity
+    /// Frame time the state started learning (nil when it was resumed from a file).
+    private var learningSince: Double?
 
     public init(shape: [Int], width: Int, height: Int, channels: [CameraChannel],
                 motion: MotionSettings = MotionSettings(), pipeline: String = "", device: String = "", weightValue: Float = 1) {
@@ -143,6 +145,7 @@ public final class ImageAdapter: StreamAdapter {
         guard var st = state else {
             state = CameraState(first: current, ts: frame.ts, width: width, height: height)
             savedAt = frame.ts
+            learningSince = frame.ts
             return []
         }
         let made = input(current, st, frame.ts)
@@ -180,6 +183,18 @@ public final class ImageAdapter: StreamAdapter {
         guard detection.label == ImageAdapter.lightingLabel, channels.contains(.background), state != nil else { return }
         state!.rebaseline()
         rebaselines += 1
+    }
+
+    /// Dropped (device TTL, engine stop or reload): save what the device has learnt, so its
+    /// next adapter resumes from now rather than from the last periodic save.
+    /// Only a state that has learnt for a background time constant (or was resumed) is
+    /// saved: device names come from topics, and a stream of one-frame devices must not
+    /// leave a file each.
+    public func retire() {
+        guard let file = stateFile, let st = state else { return }
+        let bg = motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds
+        if let since = learningSince, st.ts - since < bg { return }
+        try? file.save(st)
     }
 
     /// The label a background model gives a whole-frame change.
