@@ -73,6 +73,16 @@ def latency_ms(sess, feed, runs=200, warmup=20):
     return float(np.median(t)), float(np.percentile(t, 95))
 
 
+def table(rows, header):
+    """A Markdown table on stdout (the evaluation scripts' output, pasted into model cards)."""
+    w = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |"
+    print(line(header))
+    print("|" + "|".join("-" * (x + 2) for x in w) + "|")
+    for r in rows:
+        print(line(r))
+
+
 def write_results(name, obj):
     os.makedirs(RESULTS_DIR, exist_ok=True)
     with open(os.path.join(RESULTS_DIR, name), "w") as f:

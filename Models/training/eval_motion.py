@@ -12,7 +12,7 @@ import os
 import numpy as np
 import onnx
 
-from common import session, latency_ms
+from common import session, latency_ms, table
 import motion_sets as ms
 import motion_stream as mst
 import train_motion as tm
@@ -32,15 +32,6 @@ def poisson_upper(k, z=0.975):
     """One-sided 97.5 % upper bound of a Poisson count (exact for k = 0: -ln(0.025) = 3.69)."""
     from scipy.stats import chi2
     return chi2.ppf(z, 2 * (k + 1)) / 2
-
-
-def table(rows, header):
-    w = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |"
-    print(line(header))
-    print("|" + "|".join("-" * (x + 2) for x in w) + "|")
-    for r in rows:
-        print(line(r))
 
 
 def main(path):

@@ -13,16 +13,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import MODELS_DIR, session, latency_ms  # noqa: E402
-
-
-def table(rows, header):
-    w = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(str(c).ljust(w[i]) for i, c in enumerate(r)) + " |"
-    print(line(header))
-    print("|" + "|".join("-" * (x + 2) for x in w) + "|")
-    for r in rows:
-        print(line(r))
+from common import MODELS_DIR, session, latency_ms, table  # noqa: E402
 
 
 def size_kb(path):
