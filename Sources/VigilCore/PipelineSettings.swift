@@ -112,6 +112,8 @@ public struct PipelineSettings: Sendable {
     /// Many labels scored as one: the group's score is the highest of its members'.
     public var labelGroups: [LabelGroup] = []
     public var alert: AlertSettings?
+    /// What raised alerts keep of the input (`evidence`); nil: the defaults for the kind of input.
+    public var evidence: EvidenceSettings?
 
     /// Audio window advance: a fraction of the window or a number of samples.
     public enum Hop: Sendable, Equatable {
@@ -205,6 +207,7 @@ public struct PipelineSettings: Sendable {
             try g.finish()
         }
         s.alert = try p.object("alert").map(AlertSettings.parse)
+        if p.raw("evidence") != nil { s.evidence = try EvidenceSettings.parse(p, kind: s.kind) }
         try p.finish()
         return s
     }

@@ -6,7 +6,7 @@ import VigilCore
 /// unavailable, 4 broker unreachable (docs/vigilctl.md).
 let commands: [Command] = [
     QueryCommands.detections, QueryCommands.alerts, TailCommand.command, QueryCommands.stats,
-    QueryCommands.sync, QueryCommands.export, SimulateCommand.command, NodeCommands.checkConfig, NodeCommands.models,
+    QueryCommands.sync, QueryCommands.export, EvidenceCommand.command, SimulateCommand.command, NodeCommands.checkConfig, NodeCommands.models,
 ]
 
 let usage = """
@@ -19,6 +19,7 @@ let usage = """
       stats         per pipeline and device: counts, labels, latency p50/p95/p99, alerts
       sync          cloud sync backlog, oldest unsynced row, last sync, rows dropped by the size cap
       export        stream every matching detection or alert as JSON lines or CSV
+      evidence      write out the frames, sound or readings an alert kept (vigilctl evidence UUID -o FILE)
       simulate      publish synthetic camera, audio and env traffic to a broker
       check-config  validate a config and its models (as vigild --check-config)
       models        describe ONNX models: inputs, outputs, metadata, contract

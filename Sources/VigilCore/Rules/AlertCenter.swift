@@ -53,12 +53,15 @@ public final class AlertCenter: @unchecked Sendable {
     public let leftoverFilter: String?
     /// Alert and action figures for /metrics.
     let counters: Counters?
+    /// Told of every raised alert, to keep its evidence (Evidence/); returns at once.
+    let evidence: (@Sendable (AlertEvent) -> Void)?
 
     public init(node: String, pipelines: [PipelineInfo], actions: ActionSet, homeAssistant: HomeAssistantSettings?,
                 outlet: MQTTOutlet, record: @escaping @Sendable (AlertRecord) -> Void,
                 updateActions: @escaping @Sendable (String, String) -> Void, counters: Counters? = nil,
-                deviceTTL: Double = LimitSettings().deviceTTL) {
+                deviceTTL: Double = LimitSettings().deviceTTL, evidence: (@Sendable (AlertEvent) -> Void)? = nil) {
         self.counters = counters
+        self.evidence = evidence
         discovered = DiscoveredDevices(maxDevices: homeAssistant?.maxDevices ?? HomeAssistantSettings().maxDevices, ttl: deviceTTL)
         topics = AlertTopics(node: node)
         rules = RulesEngine(node: node, pipelines: pipelines.compactMap { p in p.alert.map { (p.name, $0, p.modelLabels) } })
@@ -77,7 +80,8 @@ public final class AlertCenter: @unchecked Sendable {
     /// `scoreLabels`: per pipeline, the names its detections carry scores for (label groups or a
     /// labels file replace the model's own labels); rules read those.
     public convenience init(config: Config, models: [String: Model], scoreLabels: [String: [String]] = [:],
-                            outlet: MQTTOutlet, store: Store, counters: Counters? = nil) {
+                            outlet: MQTTOutlet, store: Store, counters: Counters? = nil,
+                            evidence: (@Sendable (AlertEvent) -> Void)? = nil) {
         let infos = config.pipelines.map { p in
             PipelineInfo(name: p.name, alert: p.alert, modelLabels: scoreLabels[p.name] ?? models[p.model]?.labels ?? [],
                          task: models[p.model]?.task ?? "score", model: p.model, threshold: models[p.model]?.threshold)
@@ -94,7 +98,7 @@ public final class AlertCenter: @unchecked Sendable {
         self.init(node: config.node, pipelines: infos, actions: ActionSet(config.actions, outlet: outlet),
                   homeAssistant: config.homeAssistant, outlet: outlet,
                   record: { store.append($0) }, updateActions: { store.updateAlertActions(uuid: $0, json: $1) },
-                  counters: counters, deviceTTL: config.limits.deviceTTL)
+                  counters: counters, deviceTTL: config.limits.deviceTTL, evidence: evidence)
     }
 
     public var counts: (raised: Int, cleared: Int) { lock.withLock { (raised, cleared) } }
@@ -126,6 +130,7 @@ public final class AlertCenter: @unchecked Sendable {
         let pending = list.map { ActionOutcome(action: $0.name, type: $0.type, status: .pending) }
         record(AlertRecord(uuid: e.uuid, ts: e.ts, pipeline: e.pipeline, device: e.device, state: e.state.rawValue,
                            label: e.label, score: e.score, severity: e.severity, actions: ActionOutcome.json(pending)))
+        if e.state == .raised { evidence?(e) }
         guard !list.isEmpty else { return }
         lock.withLock { inFlight += 1 }
         actions.run(list, for: e) { [self] outcomes in

@@ -155,6 +155,11 @@ public enum MetricName {
     public static let intakeWaits = "vigil_intake_waits_total"
     public static let intakePending = "vigil_intake_pending_frames"
     public static let intakeBytes = "vigil_intake_journal_bytes"
+    public static let evidenceWritten = "vigil_evidence_written_total"
+    public static let evidenceDropped = "vigil_evidence_dropped_total"
+    public static let evidenceFailed = "vigil_evidence_failed_total"
+    public static let evidenceBytes = "vigil_evidence_bytes"
+    public static let evidenceAlerts = "vigil_evidence_alerts"
 }
 
 /// What the rules, actions, sync and store stages report. Each call is cheap and thread-safe.
@@ -216,5 +221,10 @@ extension Counters {
         m.describe(MetricName.intakeWaits, .counter, "Times reading from the broker waited for a full pipeline queue (back-pressure instead of dropping).")
         m.describe(MetricName.intakePending, .gauge, "Journaled frames whose rows are not committed yet.")
         m.describe(MetricName.intakeBytes, .gauge, "Bytes of the intake journal's segment files.")
+        m.describe(MetricName.evidenceWritten, .counter, "Alerts whose evidence (frames, audio, readings) was kept.")
+        m.describe(MetricName.evidenceDropped, .counter, "Alerts whose evidence was deleted to stay under storage.evidence_mb, or was larger than it.")
+        m.describe(MetricName.evidenceFailed, .counter, "Evidence that could not be written (disk full, permissions).")
+        m.describe(MetricName.evidenceBytes, .gauge, "Bytes of evidence kept on disk.")
+        m.describe(MetricName.evidenceAlerts, .gauge, "Alerts with evidence kept on disk.")
     }
 }
