@@ -332,3 +332,13 @@ final class EvidenceTests: XCTestCase {
         XCTAssertFalse(EvidenceEndpoint.constantTimeEqual([], Array("abc".utf8)))
     }
 }
+
+extension EvidenceTests {
+    func testRequestHeadersAreParsedWithCRLFLineEnds() {
+        let raw = Array("GET /evidence/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t0k\r\nX: y:z\r\n\r\n".utf8)
+        let r = HTTPServer.parse(raw)
+        XCTAssertEqual(r?.headers["authorization"], "Bearer t0k")
+        XCTAssertEqual(r?.headers["host"], "a")
+        XCTAssertEqual(r?.headers["x"], "y:z")
+    }
+}

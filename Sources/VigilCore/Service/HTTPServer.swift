@@ -167,7 +167,7 @@ public final class HTTPServer: @unchecked Sendable {
         var headers: [String: String] = [:]
         let end = headerEnd(in: bytes) ?? bytes.count
         if lineEnd + 1 < end {
-            for raw in String(decoding: bytes[(lineEnd + 1)..<end], as: UTF8.self).split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+            for raw in String(decoding: bytes[(lineEnd + 1)..<end], as: UTF8.self).split(whereSeparator: \.isNewline) {   // "\r\n" is one Character
                 guard let colon = raw.firstIndex(of: ":") else { continue }
                 headers[raw[..<colon].trimmingCharacters(in: .whitespaces).lowercased()] = raw[raw.index(after: colon)...].trimmingCharacters(in: .whitespaces)
             }
