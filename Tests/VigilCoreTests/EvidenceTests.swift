@@ -221,7 +221,11 @@ final class EvidenceTests: XCTestCase {
         let counters = Counters()
         let kept = try EvidenceStore(settings: settings, store: store, counters: counters)
         let storm = (0..<120).map { i in capture(ts: 2000 + Double(i), seed: i) }
-        for c in storm { kept.write(c) }
+        // A disk that keeps up (at most 16 waiting): only the cap drops anything.
+        for (i, c) in storm.enumerated() {
+            kept.write(c)
+            if i % 16 == 15 { kept.flush() }
+        }
         kept.flush()
         let cap = 512 * 1024
         let onDisk = files().reduce(0) { $0 + (((try? FileManager.default.attributesOfItem(atPath: dir.file("evidence/" + $1)))?[.size] as? Int) ?? 0) }
@@ -243,6 +247,19 @@ final class EvidenceTests: XCTestCase {
         let again = try EvidenceStore(settings: settings, store: store)
         XCTAssertEqual(again.usage.alerts, usage.alerts)
         XCTAssertEqual(again.usage.dropped, usage.dropped)
+    }
+
+    func testABurstFasterThanTheDiskHoldsAtMostMaxWaitingCapturesAndCountsTheRest() throws {
+        let store = try Store(settings: storage())
+        let kept = try EvidenceStore(settings: storage(), store: store)
+        let burst = (0..<(EvidenceStore.maxWaiting * 3)).map { i in capture(ts: 3000 + Double(i), frames: 2, seed: i) }
+        for c in burst { kept.write(c) }
+        kept.flush()
+        let u = kept.usage
+        XCTAssertGreaterThanOrEqual(u.alerts, EvidenceStore.maxWaiting)
+        XCTAssertGreaterThan(u.dropped, 0, "not all of a burst of \(burst.count) waits in memory")
+        XCTAssertEqual(u.alerts + u.dropped, burst.count)
+        XCTAssertEqual(store.withDatabase { (try? $0.scalar("SELECT value FROM meta WHERE key = 'dropped_evidence'"))?.string }, String(u.dropped))
     }
 
     func testWhatACrashLeavesIsCleanedUpAndNoHalfFileIsReferenced() throws {

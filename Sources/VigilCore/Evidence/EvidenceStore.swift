@@ -20,7 +20,8 @@ import SQLite
 /// Idempotent by alert uuid: a replayed frame raises the same alert, whose evidence is kept once.
 /// All work runs on its own serial queue, never on a lane.
 public final class EvidenceStore: @unchecked Sendable {
-    // @unchecked Sendable: `index`, `total` and `droppedTotal` are used only on `queue`; the rest is immutable.
+    // @unchecked Sendable: `index`, `known`, `total` and `droppedTotal` are used only on `queue`; `waiting`
+    // under `waitingLock`; the rest is immutable.
     public let directory: String
     public let capBytes: Int
     let durability: Durability
@@ -86,9 +87,34 @@ public final class EvidenceStore: @unchecked Sendable {
         publishGauges()
     }
 
+    /// Captures handed in and not written yet: each holds its frames, so an alert storm that
+    /// outruns the disk must not pile them up in memory.
+    private let waitingLock = NSLock()
+    private var waiting = 0
+    /// At most this many captures wait; more are dropped (counted, logged) rather than queued.
+    public static let maxWaiting = 64
+
     /// Encodes and keeps a capture (returns at once; the work runs on the evidence queue).
     public func write(_ c: EvidenceCapture) {
-        queue.async { [self] in writeOnQueue(c) }
+        let admitted = waitingLock.withLock { () -> Bool in
+            guard waiting < EvidenceStore.maxWaiting else { return false }
+            waiting += 1
+            return true
+        }
+        guard admitted else {
+            let uuid = c.alert.uuid
+            queue.async { [self] in
+                droppedTotal += 1
+                saveDropped()
+                counters?.metrics.add(MetricName.evidenceDropped)
+                log.limited(.error, key: "evidence-backlog", "evidence \(directory): \(EvidenceStore.maxWaiting) alerts' evidence waiting to be written (an alert storm faster than the disk): the evidence of alert \(uuid) is not kept; dropped so far: \(droppedTotal)")
+            }
+            return
+        }
+        queue.async { [self] in
+            writeOnQueue(c)
+            waitingLock.withLock { waiting -= 1 }
+        }
     }
 
     /// Waits for every write handed in so far (tests, stop).
