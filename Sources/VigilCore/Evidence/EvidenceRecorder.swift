@@ -91,6 +91,12 @@ public struct EvidenceCapture: Sendable {
     public var frames: [TimedFrame]
     public var beforeSeconds: Double
     public var afterSeconds: Double
+
+    public init(alert: AlertEvent, kind: PipelineSettings.Kind, fields: [String], frames: [TimedFrame],
+                beforeSeconds: Double, afterSeconds: Double) {
+        self.alert = alert; self.kind = kind; self.fields = fields; self.frames = frames
+        self.beforeSeconds = beforeSeconds; self.afterSeconds = afterSeconds
+    }
 }
 
 /// Keeps each device's ring of recent input and turns raised alerts into captures.
