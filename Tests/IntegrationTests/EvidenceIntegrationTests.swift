@@ -14,7 +14,7 @@ final class EvidenceIntegrationTests: XCTestCase {
     override func setUp() { dir = TempDir("vigil-evidence-it") }
     override func tearDown() { dir.remove() }
 
-    func writeConfig(port: Int, extraHTTP: String = "") -> String {
+    func writeConfig(port: Int, extraHTTP: String = "", sync: String = "") -> String {
         dir.write("vigil.json", """
             {
               "node": "ev",
@@ -37,7 +37,7 @@ final class EvidenceIntegrationTests: XCTestCase {
                 { "name": "quiet", "topic": "sensors/{device}/quiet", "format": "pgm", "model": "bright", "evidence": false,
                   "alert": { "labels": ["bright"], "min_score": 0.5, "cooldown_s": 0 } }
               ],
-              "http": { "listen": "127.0.0.1:\(httpPort)" \(extraHTTP) }
+              "http": { "listen": "127.0.0.1:\(httpPort)" \(extraHTTP) }\(sync.isEmpty ? "" : ",\n  \"sync\": " + sync)
             }
             """)
     }
@@ -229,6 +229,44 @@ final class EvidenceIntegrationTests: XCTestCase {
         let ok = curl(url, headers: ["Authorization: Bearer \(secret)"])
         XCTAssertEqual(ok.status, 200)
         XCTAssertTrue(ok.body == FileManager.default.contents(atPath: dir.file("evidence/\(uuid).tar")).map { Array($0) }, "the archive, byte-exact")
+    }
+
+    func testWithSyncEvidenceTheArchiveGoesToTheCloudAfterAlertsAndBeforeDetections() throws {
+        let broker = try Broker()
+        let cloudPort = freePort()
+        let sync = """
+            { "mqtt": { "host": "127.0.0.1", "port": \(cloudPort) }, "evidence": true, "evidence_batch_kb": 8,
+              "batch": 500, "interval_s": 0.2, "backoff_min_s": 0.2, "backoff_max_s": 0.5 }
+            """
+        let daemon = try startDaemon(writeConfig(port: broker.port, sync: sync))
+        defer { daemon.stop() }
+        let pub = try TestClient(port: broker.port)
+        defer { pub.close() }
+        // Two cameras, each raises once; the cloud is down meanwhile, so everything waits.
+        var mids: [Int32] = []
+        for cam in ["camA", "camB"] {
+            for k in 0..<4 { mids.append(try pub.publish("sensors/\(cam)/camera", pgm(32, 24) { x, y in k < 2 ? UInt8((x + y) % 9) : UInt8(200 + (x * y + k) % 50) }.payload)) }
+        }
+        XCTAssertTrue(pub.waitForAcks(mids))
+        XCTAssertTrue(waitUntil(timeout: 20) { self.evidenceRows().count == 2 }, daemon.output)
+        let cloud = try Broker(port: cloudPort)
+        defer { cloud.stop() }
+        let receiver = try CloudReceiver(port: cloud.port, expectedNode: "ev")
+        defer { receiver.close() }
+        XCTAssertTrue(waitUntil(timeout: 20) { receiver.archives.count == 2 && receiver.types.filter { $0 == "detection" }.count == 8 },
+                      "types \(receiver.types)\n\(daemon.output)")
+        for r in evidenceRows() {
+            let file = FileManager.default.contents(atPath: r[3].string!).map { Array($0) }
+            XCTAssertTrue(receiver.archives[r[0].string!] == file, "the archive at the cloud is the file, byte-exact")
+        }
+        let types = receiver.types
+        let lastAlert = types.lastIndex(of: "alert") ?? -1, firstEvidence = types.firstIndex(of: "evidence") ?? -1
+        let lastEvidence = types.lastIndex(of: "evidence") ?? -1, firstDetection = types.firstIndex(of: "detection") ?? -1
+        XCTAssertTrue(lastAlert < firstEvidence && lastEvidence < firstDetection, "alerts, then evidence, then detections: \(types)")
+        XCTAssertTrue(waitUntil(timeout: 10) {
+            (try? Database(path: self.dir.file("vigil.db"), mode: .readOnly).scalar("SELECT count(*) FROM evidence WHERE synced_at IS NULL").int) == 0
+        }, "evidence rows are marked synced on the cloud's acknowledgement")
+        XCTAssertEqual(receiver.bad, 0)
     }
 
     func find(_ needle: [UInt8], in hay: [UInt8]) -> Int? {

@@ -359,3 +359,40 @@ extension EvidenceTests {
         XCTAssertEqual(r?.headers["x"], "y:z")
     }
 }
+
+extension EvidenceTests {
+    func testSyncConfigKeysForEvidence() throws {
+        func sync(_ extra: String) throws -> SyncSettings? {
+            try Config.parse(Array("""
+                { "node": "n", "models": { "m": { "path": "/m.onnx" } },
+                  "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m" } ],
+                  "sync": { "mqtt": { "host": "h" } \(extra) } }
+                """.utf8)).sync
+        }
+        XCTAssertEqual(try sync("")?.evidence, false, "off by default: it puts frames on the uplink")
+        XCTAssertEqual(try sync(#", "evidence": true, "evidence_batch_kb": 64"#)?.evidenceBatchKB, 64)
+        XCTAssertThrowsError(try sync(#", "evidence_batch_kb": 0"#)) { XCTAssertTrue("\($0)".contains("sync.evidence_batch_kb"), "\($0)") }
+    }
+
+    func testUnsyncedEvidenceComesInBatchesWithinTheBudgetAndIsMarkedByAlertUUID() throws {
+        let store = try Store(settings: storage())
+        let kept = try EvidenceStore(settings: storage(), store: store)
+        let caps = (0..<5).map { capture(ts: 100 + Double($0), frames: 2, seed: $0) }
+        for c in caps { kept.write(c) }
+        kept.flush()
+        let one = try XCTUnwrap(kept.archive(caps[0].alert.uuid)).count
+        // A budget of two archives: two per batch; a budget below one archive: one (alone).
+        let first = try store.unsyncedEvidence(after: .start, budget: one * 2 + 10, node: "gw")
+        XCTAssertEqual(first.map(\.uuid), caps.prefix(2).map(\.alert.uuid))
+        XCTAssertEqual(try store.unsyncedEvidence(after: .start, budget: 1, node: "gw").count, 1)
+        let record = try XCTUnwrap(first.first?.record)
+        XCTAssertEqual(record["type"]?.string, "evidence")
+        XCTAssertEqual(Data(base64Encoded: record["archive"]?.string ?? "").map { Array($0) }, kept.archive(caps[0].alert.uuid))
+        var cursor = SyncCursor()
+        cursor.evidence = first.last!.id
+        XCTAssertEqual(try store.unsyncedEvidence(after: cursor, budget: 1 << 20, node: "gw").map(\.uuid), caps.suffix(3).map(\.alert.uuid))
+        XCTAssertEqual(try store.markSynced(first.map { (table: $0.table, uuid: $0.uuid) }), 2)
+        XCTAssertEqual(try store.unsyncedEvidence(after: .start, budget: 1 << 20, node: "gw").count, 3)
+        XCTAssertTrue(try store.hasUnsyncedEvidence(after: .start))
+    }
+}
