@@ -67,6 +67,12 @@ public final class Daemon: @unchecked Sendable {
                                  outlet: outlet, store: store, counters: counters,
                                  evidence: onRaised)
         self.alerts = alerts
+        if config.homeAssistant?.snapshots == true {
+            evidence?.onKept { event, entries in
+                guard let png = entries.first(where: { $0.name.hasSuffix("-trigger.png") }) else { return }
+                alerts.snapshotKept(pipeline: event.pipeline, device: event.device, png: png.bytes)
+            }
+        }
         let outlet = self.outlet
         let detectionTopics = config.mqtt.publishDetections ? AlertTopics(node: config.node) : nil
         sink = { detection in

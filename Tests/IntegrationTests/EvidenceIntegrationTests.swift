@@ -14,7 +14,7 @@ final class EvidenceIntegrationTests: XCTestCase {
     override func setUp() { dir = TempDir("vigil-evidence-it") }
     override func tearDown() { dir.remove() }
 
-    func writeConfig(port: Int, extraHTTP: String = "", sync: String = "") -> String {
+    func writeConfig(port: Int, extraHTTP: String = "", sync: String = "", homeAssistant: String = "") -> String {
         dir.write("vigil.json", """
             {
               "node": "ev",
@@ -37,7 +37,7 @@ final class EvidenceIntegrationTests: XCTestCase {
                 { "name": "quiet", "topic": "sensors/{device}/quiet", "format": "pgm", "model": "bright", "evidence": false,
                   "alert": { "labels": ["bright"], "min_score": 0.5, "cooldown_s": 0 } }
               ],
-              "http": { "listen": "127.0.0.1:\(httpPort)" \(extraHTTP) }\(sync.isEmpty ? "" : ",\n  \"sync\": " + sync)
+              "http": { "listen": "127.0.0.1:\(httpPort)" \(extraHTTP) }\(sync.isEmpty ? "" : ",\n  \"sync\": " + sync)\(homeAssistant.isEmpty ? "" : ",\n  \"homeassistant\": " + homeAssistant)
             }
             """)
     }
@@ -267,6 +267,48 @@ final class EvidenceIntegrationTests: XCTestCase {
             (try? Database(path: self.dir.file("vigil.db"), mode: .readOnly).scalar("SELECT count(*) FROM evidence WHERE synced_at IS NULL").int) == 0
         }, "evidence rows are marked synced on the cloud's acknowledgement")
         XCTAssertEqual(receiver.bad, 0)
+    }
+
+    func testHomeAssistantGetsTheLastCameraAlertsTriggerFrameWhenSnapshotsAreOn() throws {
+        let broker = try Broker()
+        let daemon = try startDaemon(writeConfig(port: broker.port, homeAssistant: #"{ "discovery": true, "snapshots": true }"#))
+        defer { daemon.stop() }
+        let watch = try TestClient(port: broker.port, subscribe: ["homeassistant/#", "vigil/+/snapshot/#"])
+        defer { watch.close() }
+        let pub = try TestClient(port: broker.port)
+        defer { pub.close() }
+        let dark = pgm(32, 24) { x, y in UInt8((x ^ y) % 16) }, bright = pgm(32, 24) { x, y in UInt8(190 + (x + 2 * y) % 60) }
+        var mids = [try pub.publish("sensors/door/camera", dark.payload), try pub.publish("sensors/door/camera", bright.payload)]
+        mids.append(try pub.publish("sensors/mic/audio", wav(s16([1, 2, 3, 4]), rate: 8000)))
+        XCTAssertTrue(pub.waitForAcks(mids))
+        XCTAssertTrue(waitUntil(timeout: 20) { watch.messages.contains { $0.topic == "vigil/ev/snapshot/camera/door" } }, daemon.output)
+        let snap = try XCTUnwrap(watch.messages.first { $0.topic == "vigil/ev/snapshot/camera/door" })
+        XCTAssertEqual(decodeGreyPNG(snap.payload)?.pixels, bright.pixels, "the trigger frame, byte-exact after PNG")
+        let config = try XCTUnwrap(watch.messages.first { $0.topic.hasPrefix("homeassistant/image/") && $0.topic.hasSuffix("_snapshot/config") })
+        let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(config.payload)) as? [String: Any])
+        XCTAssertEqual(o["image_topic"] as? String, "vigil/ev/snapshot/camera/door")
+        XCTAssertEqual(o["content_type"] as? String, "image/png")
+        XCTAssertFalse(watch.messages.contains { $0.topic.hasPrefix("homeassistant/image/") && $0.topic.contains("audio") }, "cameras only")
+        // Retained: a client that comes later gets it at once.
+        let late = try TestClient(port: broker.port, subscribe: ["vigil/ev/snapshot/#"])
+        defer { late.close() }
+        XCTAssertTrue(waitUntil(timeout: 5) { late.messages.contains { $0.retain && $0.payload == snap.payload } })
+    }
+
+    func testSnapshotsAreOffByDefault() throws {
+        let broker = try Broker()
+        let daemon = try startDaemon(writeConfig(port: broker.port, homeAssistant: #"{ "discovery": true }"#))
+        defer { daemon.stop() }
+        let watch = try TestClient(port: broker.port, subscribe: ["homeassistant/#", "vigil/+/snapshot/#"])
+        defer { watch.close() }
+        let pub = try TestClient(port: broker.port)
+        defer { pub.close() }
+        let mids = [try pub.publish("sensors/door/camera", pgm(32, 24) { _, _ in 240 }.payload)]
+        XCTAssertTrue(pub.waitForAcks(mids))
+        XCTAssertTrue(waitUntil(timeout: 20) { self.evidenceRows().count == 1 }, daemon.output)
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertFalse(watch.messages.contains { $0.topic.contains("snapshot") }, "no frame goes to the broker unless asked")
+        XCTAssertTrue(watch.messages.contains { $0.topic.hasPrefix("homeassistant/binary_sensor/") })
     }
 
     func find(_ needle: [UInt8], in hay: [UInt8]) -> Int? {

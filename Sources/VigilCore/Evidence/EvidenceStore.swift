@@ -20,7 +20,7 @@ import SQLite
 /// Idempotent by alert uuid: a replayed frame raises the same alert, whose evidence is kept once.
 /// All work runs on its own serial queue, never on a lane.
 public final class EvidenceStore: @unchecked Sendable {
-    // @unchecked Sendable: `index`, `known`, `total` and `droppedTotal` are used only on `queue`; `waiting`
+    // @unchecked Sendable: `index`, `known`, `total`, `droppedTotal` and `keptListener` are used only on `queue`; `waiting`
     // under `waitingLock`; the rest is immutable.
     public let directory: String
     public let capBytes: Int
@@ -93,6 +93,12 @@ public final class EvidenceStore: @unchecked Sendable {
     private var waiting = 0
     /// At most this many captures wait; more are dropped (counted, logged) rather than queued.
     public static let maxWaiting = 64
+
+    /// Told of each archive kept (on the evidence queue: return quickly): the Home Assistant snapshot.
+    private var keptListener: (@Sendable (AlertEvent, [Tar.Entry]) -> Void)?
+    public func onKept(_ listener: @escaping @Sendable (AlertEvent, [Tar.Entry]) -> Void) {
+        queue.sync { keptListener = listener }
+    }
 
     /// Encodes and keeps a capture (returns at once; the work runs on the evidence queue).
     public func write(_ c: EvidenceCapture) {
@@ -170,6 +176,7 @@ public final class EvidenceStore: @unchecked Sendable {
         total += archive.count
         counters?.metrics.add(MetricName.evidenceWritten)
         publishGauges()
+        keptListener?(c.alert, entries)
     }
 
     /// Deletes the oldest archives until `need` more bytes fit under the cap: rows first (with the
