@@ -396,3 +396,17 @@ extension EvidenceTests {
         XCTAssertTrue(try store.hasUnsyncedEvidence(after: .start))
     }
 }
+
+extension EvidenceTests {
+    func testAnIndexThatCannotBeReadDeletesNoFile() throws {
+        let store = try Store(settings: storage())
+        let kept = try EvidenceStore(settings: storage(), store: store)
+        let c = capture(ts: 7)
+        kept.write(c)
+        kept.flush()
+        // Stands in for a log that cannot be read at start (detached, damaged): the query fails.
+        try store.withDatabase { try $0.execute("ALTER TABLE evidence RENAME TO evidence_away") }
+        _ = try EvidenceStore(settings: storage(), store: store)
+        XCTAssertEqual(files(), [c.alert.uuid + ".tar"], "files are not orphans just because the index cannot be read")
+    }
+}

@@ -55,8 +55,14 @@ public final class EvidenceStore: @unchecked Sendable {
     /// row go, rows without a file go, and the oldest go while the total is over the cap.
     private func reconcile() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        let rows: [[SQLValue]] = store.withDatabase { db in
-            (try? db.query("SELECT alert_uuid, ts, bytes FROM evidence ORDER BY ts, alert_uuid")) ?? []
+        let read: [[SQLValue]]? = store.withDatabase { db in
+            try? db.query("SELECT alert_uuid, ts, bytes FROM evidence ORDER BY ts, alert_uuid")
+        }
+        // A log that cannot be read now (Store/StoreHealth.swift) says nothing about the files:
+        // delete none. They are indexed again, and stray ones removed, at a later start.
+        guard let rows = read else {
+            log.warning("evidence \(directory): the log's evidence index cannot be read now; the files are left as they are")
+            return
         }
         let files = Set(names.filter { $0.hasSuffix(".tar") && !$0.hasPrefix(".") })
         var gone: [String] = []
