@@ -410,3 +410,20 @@ extension EvidenceTests {
         XCTAssertEqual(files(), [c.alert.uuid + ".tar"], "files are not orphans just because the index cannot be read")
     }
 }
+
+extension EvidenceTests {
+    func testAFloodOfDevicesCannotGrowTheRingsPastTheirTotalBudget() {
+        let got = Locked<[EvidenceCapture]>([])
+        let r = EvidenceRecorder(pipelines: [camera()], deviceTTL: 3600, maxTotalBytes: 256 << 10) { c in got.with { $0.append(c) } }
+        let frame = image(3, w: 100, h: 100)   // 10 KB
+        for d in 0..<500 { r.keep(TimedFrame(frame: .image(width: 100, height: 100, pixels: frame), ts: Double(d)), pipeline: "camera", device: "d\(d)") }
+        let stats = r.ringStats
+        XCTAssertLessThanOrEqual(stats.bytes, 256 << 10)
+        XCTAssertLessThan(stats.devices, 30)
+        // The device an alert waits on keeps its ring.
+        r.alertRaised(event(ts: 499, device: "d499"))
+        for d in 500..<600 { r.keep(TimedFrame(frame: .image(width: 100, height: 100, pixels: frame), ts: Double(d)), pipeline: "camera", device: "d\(d)") }
+        r.finishAll()
+        XCTAssertEqual(got.with { $0.first?.frames.count }, 1, "the ring an alert waits on is not shed")
+    }
+}

@@ -108,7 +108,7 @@ public struct EvidenceCapture: Sendable {
 /// its own queue: nothing here encodes, writes or waits, so inference and the alert's
 /// actions are never delayed by it.
 public final class EvidenceRecorder: @unchecked Sendable {
-    // @unchecked Sendable: `rings`, `pending` and `lastPrune` are guarded by `lock`; the rest is immutable.
+    // @unchecked Sendable: `rings`, `pending`, `lastPrune`, `totalBytes` and `shed` are guarded by `lock`; the rest is immutable.
     struct Pipeline { let settings: EvidenceSettings; let kind: PipelineSettings.Kind; let fields: [String] }
     struct Pending { let alert: AlertEvent; let key: String; let due: Double; let deadline: Double }
 
@@ -121,11 +121,17 @@ public final class EvidenceRecorder: @unchecked Sendable {
     private var rings: [String: EvidenceRing] = [:]
     private var pending: [Pending] = []
     private var lastPrune = monotonicSeconds()
+    /// Bytes all rings hold, and the most they may: a flood of device names must not make the
+    /// rings (full-size frames, unlike the adapters' resized state) grow with the device count.
+    private var totalBytes = 0
+    let maxTotalBytes: Int
+    private var shed = 0
     private let timerQueue = DispatchQueue(label: "vigil.evidence.timer")
 
     /// `pipelines`: those with evidence on; the others are never kept.
-    public init(pipelines: [PipelineSettings], deviceTTL: Double, grace: Double = 2,
+    public init(pipelines: [PipelineSettings], deviceTTL: Double, grace: Double = 2, maxTotalBytes: Int = 64 << 20,
                 deliver: @escaping @Sendable (EvidenceCapture) -> Void) {
+        self.maxTotalBytes = maxTotalBytes
         var p: [String: Pipeline] = [:]
         for s in pipelines where s.evidenceSettings.enabled {
             p[s.name] = Pipeline(settings: s.evidenceSettings, kind: s.kind, fields: s.fields)
@@ -152,7 +158,10 @@ public final class EvidenceRecorder: @unchecked Sendable {
                 rings[key] = ring
                 pruneLocked(now: now)
             }
+            let before = ring.bytes
             ring.push(frame, now: now)
+            totalBytes += ring.bytes - before
+            if totalBytes > maxTotalBytes { shedLocked(keeping: key) }
             guard !pending.isEmpty, let newest = ring.newestTs else { return [] }
             // The ring's time, not the frame's: audio runs on its stream clock.
             return takeLocked { $0.key == key && newest >= $0.due }
@@ -195,7 +204,7 @@ public final class EvidenceRecorder: @unchecked Sendable {
 
     public var pendingCount: Int { lock.withLock { pending.count } }
     /// Devices whose ring is held, and the bytes the rings hold (/metrics).
-    public var ringStats: (devices: Int, bytes: Int) { lock.withLock { (rings.count, rings.values.reduce(0) { $0 + $1.bytes }) } }
+    public var ringStats: (devices: Int, bytes: Int) { lock.withLock { (rings.count, totalBytes) } }
 
     private func takeLocked(_ which: (Pending) -> Bool) -> [EvidenceCapture] {
         var out: [EvidenceCapture] = []
@@ -209,11 +218,31 @@ public final class EvidenceRecorder: @unchecked Sendable {
         return out
     }
 
+    /// Over the total budget: the rings of the devices heard from least recently go (not the one
+    /// just pushed, nor one an alert waits on); their devices' next alerts have less before them.
+    private func shedLocked(keeping key: String) {
+        let waiting = Set(pending.map(\.key))
+        var dropped = 0
+        while totalBytes > maxTotalBytes,
+              let victim = rings.filter({ $0.key != key && !waiting.contains($0.key) }).min(by: { $0.value.lastPush < $1.value.lastPush }) {
+            totalBytes -= victim.value.bytes
+            rings[victim.key] = nil
+            dropped += 1
+        }
+        shed += dropped
+        if dropped > 0 {
+            log.limited(.warning, key: "evidence-rings", "evidence: the rings of recent input reached \(maxTotalBytes >> 20) MB across \(rings.count + dropped) devices; freed those of the \(dropped) heard from least recently (\(shed) so far)")
+        }
+    }
+
     /// Rings of devices silent for the device TTL are freed (checked at most once a minute, when a ring is made).
     private func pruneLocked(now: Double) {
         guard now - lastPrune >= min(60, ttl / 2) else { return }
         lastPrune = now
         let waiting = Set(pending.map(\.key))
-        for (k, r) in rings where now - r.lastPush > ttl && !waiting.contains(k) { rings[k] = nil }
+        for (k, r) in rings where now - r.lastPush > ttl && !waiting.contains(k) {
+            totalBytes -= r.bytes
+            rings[k] = nil
+        }
     }
 }
