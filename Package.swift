@@ -32,7 +32,7 @@ let package = Package(
         .executableTarget(name: "vigild", dependencies: ["VigilCore"]),
         .executableTarget(name: "vigilctl", dependencies: ["VigilCore"]),
         // Store benchmark (scripts/bench-store); not shipped.
-        .executableTarget(name: "vigil-bench", dependencies: ["VigilCore", "SQLite"]),
+        .executableTarget(name: "vigil-bench", dependencies: ["VigilCore", "SQLite", "MQTT"]),
 
         .testTarget(name: "SQLiteTests", dependencies: ["SQLite"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),

@@ -87,3 +87,10 @@ func retryingEINTR(_ call: () -> Int32) -> Int32 {
         return rc
     }
 }
+
+extension AppendFile {
+    /// rename(2): replaces `to` atomically, so a reader sees the old file or the whole new one.
+    public static func rename(_ from: String, to: String) throws {
+        guard retryingEINTR({ Glibc.rename(from, to) }) == 0 else { throw FileError(operation: "rename to \(to)", path: from, errno: errno) }
+    }
+}

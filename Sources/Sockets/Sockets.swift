@@ -210,6 +210,29 @@ public final class TCPConnection: @unchecked Sendable {
 
     deinit { Glibc.close(fd) }
 
+    /// Whether the peer is on this host (127.0.0.0/8, ::1, or ::ffff:127.x.x.x): for answers
+    /// that must not leave the machine unless a token says otherwise.
+    public var peerIsLoopback: Bool {
+        var a = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) } }
+        guard rc == 0 else { return false }
+        return withUnsafePointer(to: &a) { p -> Bool in
+            switch Int32(p.pointee.ss_family) {
+            case AF_INET:
+                return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) >> 24 == 127 }
+            case AF_INET6:
+                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 -> Bool in
+                    let b = withUnsafeBytes(of: v6.pointee.sin6_addr) { Array($0) }
+                    if b[0..<15].allSatisfy({ $0 == 0 }) && b[15] == 1 { return true }   // ::1
+                    return b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xff && b[11] == 0xff && b[12] == 127   // ::ffff:127.x.x.x
+                }
+            default:
+                return false
+            }
+        }
+    }
+
     /// Shuts the connection down from any thread: a read or write waiting on it returns at
     /// once. The descriptor stays open (and its number reserved) until deinit.
     public func shutdown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }

@@ -68,6 +68,17 @@ public struct StorageSettings: Sendable, Equatable {
     public var durability = Durability.process
     /// The intake journal's directory; empty: `intake/` beside the database.
     public var intakePath = ""
+    /// The most the evidence of alerts (Evidence/) may take on disk; the oldest goes first.
+    /// 64 MB holds some 300 camera alerts at 160x120 or 600 audio alerts: an SD card's worth
+    /// of room that never crowds out the log.
+    public var evidenceMB = 64.0
+    /// The evidence folder; empty: `evidence/` beside the database.
+    public var evidencePath = ""
+
+    /// Where evidence lives.
+    public var evidenceDirectory: String {
+        evidencePath.isEmpty ? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("evidence").path : evidencePath
+    }
 
     /// Where the journal lives.
     public var intakeDirectory: String {
@@ -123,6 +134,9 @@ public struct LimitSettings: Sendable, Equatable {
 public struct HTTPSettings: Sendable, Equatable {
     public var host: String
     public var port: Int
+    /// A file holding the bearer token `/evidence/` asks for; without it, evidence is served
+    /// to loopback clients only (camera frames are private).
+    public var tokenFile: String? = nil
 }
 
 public enum LogLevel: Int, Sendable, Comparable, CaseIterable {
@@ -186,6 +200,8 @@ extension Config {
             }
             storage.durability = d
             if let p = try s.string("intake_path") { storage.intakePath = resolve(p) }
+            storage.evidenceMB = try s.double("evidence_mb", default: storage.evidenceMB, in: 0...1_000_000)
+            if let p = try s.string("evidence_path") { storage.evidencePath = resolve(p) }
             try s.finish()
         }
 
@@ -254,6 +270,11 @@ extension Config {
                 throw h.error("listen", "must be HOST:PORT, got \"\(listen)\"")
             }
             http = HTTPSettings(host: String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]")), port: port)
+            if let t = try h.string("token_file") {
+                let path = resolve(t)
+                guard FileManager.default.isReadableFile(atPath: path) else { throw h.error("token_file", "cannot read \(path)") }
+                http?.tokenFile = path
+            }
             if let h = http, ["", "0.0.0.0", "::", "*"].contains(h.host) {
                 warnings.append(ConfigWarning(key: "http.listen", message: "\"\(listen)\" serves /healthz and /metrics to every network the gateway is on (they have no authentication); listen on 127.0.0.1 or one LAN address unless that is meant"))
             }
@@ -268,7 +289,7 @@ extension Config {
         let secrets: [(String, String?)] = [
             ("mqtt.password_file", mqtt.passwordFile), ("mqtt.tls.key_file", mqtt.tls?.keyFile),
             ("sync.mqtt.password_file", sync?.mqtt?.broker.passwordFile), ("sync.mqtt.tls.key_file", sync?.mqtt?.broker.tls?.keyFile),
-            ("sync.http.token_file", sync?.http?.tokenFile),
+            ("sync.http.token_file", sync?.http?.tokenFile), ("http.token_file", http?.tokenFile),
         ]
         for case let (key, path?) in secrets {
             if let why = secretExposure(path) { warnings.append(ConfigWarning(key: key, message: why, severe: true)) }

@@ -28,6 +28,10 @@ public final class Daemon: @unchecked Sendable {
     let sink: @Sendable (Detection) -> Void
     /// The durable intake (journal, redelivery filter); reload hands it to the new engine.
     let intake: IntakeHooks
+    /// Each raised alert's evidence (Evidence/): nil when `storage.evidence_mb` is 0 or no
+    /// pipeline keeps evidence. Built once: evidence settings apply after a restart.
+    public let evidence: EvidenceStore?
+    let evidenceRecorder: EvidenceRecorder?
     /// Called after a successful reload with the new config (Service/Reload.swift).
     var reloadHooks: [@Sendable (Config) -> Void] = []
     /// What the alert center was built from (Service/Reload.swift); set at the first reload.
@@ -59,10 +63,27 @@ public final class Daemon: @unchecked Sendable {
         }
         sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store, counters: counters) }
         if let sync { store.onAlertsCommitted { sync.kick() } }
+        if config.storage.evidenceMB > 0, config.pipelines.contains(where: { $0.evidenceSettings.enabled }) {
+            let kept = try EvidenceStore(settings: config.storage, store: store, counters: counters)
+            evidence = kept
+            evidenceRecorder = EvidenceRecorder(pipelines: config.pipelines, deviceTTL: config.limits.deviceTTL) { kept.write($0) }
+        } else {
+            evidence = nil
+            evidenceRecorder = nil
+        }
+        var onRaised: (@Sendable (AlertEvent) -> Void)?
+        if let recorder = evidenceRecorder { onRaised = { recorder.alertRaised($0) } }
         let alerts = AlertCenter(config: config, models: models,
                                  scoreLabels: Dictionary(pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a }),
-                                 outlet: outlet, store: store, counters: counters)
+                                 outlet: outlet, store: store, counters: counters,
+                                 evidence: onRaised)
         self.alerts = alerts
+        if config.homeAssistant?.snapshots == true {
+            evidence?.onKept { event, entries in
+                guard let png = entries.first(where: { $0.name.hasSuffix("-trigger.png") }) else { return }
+                alerts.snapshotKept(pipeline: event.pipeline, device: event.device, png: png.bytes)
+            }
+        }
         let outlet = self.outlet
         let detectionTopics = config.mqtt.publishDetections ? AlertTopics(node: config.node) : nil
         sink = { detection in
@@ -78,7 +99,8 @@ public final class Daemon: @unchecked Sendable {
         let (intake, recovery) = try Daemon.openIntake(config, store: store, alerts: alerts, counters: counters)
         self.intake = intake
         self.recovery = recovery
-        currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, intake: intake, sink: sink)
+        currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, intake: intake,
+                               evidence: evidenceRecorder, sink: sink)
         startBaselineTimer()
     }
 
@@ -276,6 +298,9 @@ public final class Daemon: @unchecked Sendable {
         sync?.stop()
         baselineTimer?.cancel()
         store.saveBaselines(baselines.takeDirty())
+        // Captures still waiting for their after_s are written with what came (a stop must not lose them).
+        evidenceRecorder?.finishAll()
+        evidence?.flush()
         store.close()
     }
 

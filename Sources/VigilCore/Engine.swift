@@ -17,11 +17,14 @@ public final class Engine: @unchecked Sendable {
     let limits: LimitSettings
     let sink: @Sendable (Detection) -> Void
     let intake: IntakeHooks?
+    /// Keeps each device's recent input for the evidence of its alerts (Evidence/); nil: none kept.
+    let evidence: EvidenceRecorder?
     private let lanes: [Lane]
 
     public init(pipelines: [Pipeline], limits: LimitSettings, counters: Counters, intake: IntakeHooks? = nil,
-                sink: @escaping @Sendable (Detection) -> Void) {
+                evidence: EvidenceRecorder? = nil, sink: @escaping @Sendable (Detection) -> Void) {
         self.pipelines = pipelines
+        self.evidence = evidence
         self.limits = limits
         self.counters = counters
         self.intake = intake
@@ -140,6 +143,7 @@ public final class Engine: @unchecked Sendable {
             let pipeline = pipelines[job.pipeline]
             do throws(FrameError) {
                 let frame = try pipeline.decoder.decode(job.payload, receivedAt: job.receivedAt)
+                evidence?.keep(frame, pipeline: pipeline.name, device: job.device)
                 let adapter = streams.adapter(pipeline: job.pipeline, device: job.device) { pipeline.makeAdapter(device: job.device) }
                 adapters[j] = adapter
                 var made = try adapter.inputs(for: frame)

@@ -116,6 +116,8 @@ public struct PipelineSettings: Sendable {
     public var motion: MotionSettings?
     /// json with a stateful anomaly model: the per-device baseline (nil: the defaults).
     public var baseline: BaselineSettings?
+    /// What raised alerts keep of the input (`evidence`); nil: the defaults for the kind of input.
+    public var evidence: EvidenceSettings?
 
     /// Audio window advance: a fraction of the window or a number of samples.
     public enum Hop: Sendable, Equatable {
@@ -231,6 +233,7 @@ public struct PipelineSettings: Sendable {
             try b.finish()
             s.baseline = bs
         }
+        if p.raw("evidence") != nil { s.evidence = try EvidenceSettings.parse(p, kind: s.kind) }
         try p.finish()
         return s
     }

@@ -36,6 +36,17 @@ public enum RowID {
     }
 
     /// The identity of a text (an alert's uuid from its detection's uuid and state).
+    /// Whether `text` has a uuid's shape (8-4-4-4-12 hex digits): safe as a file name.
+    public static func isUUID(_ text: String) -> Bool {
+        let u = Array(text.utf8)
+        guard u.count == 36 else { return false }
+        for (i, c) in u.enumerated() {
+            if i == 8 || i == 13 || i == 18 || i == 23 { if c != UInt8(ascii: "-") { return false }; continue }
+            guard (48...57).contains(c) || (97...102).contains(c) || (65...70).contains(c) else { return false }
+        }
+        return true
+    }
+
     public static func identity(of text: String) -> UInt64 { FrameHash.hash(Array(text.utf8)) }
 
     static func format(_ hi: UInt64, _ lo: UInt64) -> String {

@@ -67,5 +67,21 @@ public enum Schema {
             PRIMARY KEY (pipeline, device)
         );
         """,
+        // 5 (evidence index): the evidence a raised alert kept (Evidence/EvidenceStore.swift), one
+        // row per alert uuid, written only once its file is complete under its final name.
+        """
+        CREATE TABLE evidence(
+            alert_uuid TEXT PRIMARY KEY,
+            ts REAL NOT NULL,
+            pipeline TEXT NOT NULL,
+            device TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            file TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            items TEXT NOT NULL,
+            synced_at REAL
+        );
+        CREATE INDEX evidence_ts ON evidence(ts);
+        """,
     ])
 }

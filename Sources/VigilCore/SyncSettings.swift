@@ -28,6 +28,12 @@ public struct SyncSettings: Sendable, Equatable {
     public var maxInFlight = 4
     /// An MQTT connection without CONNACK after this long is given up and tried again.
     public var connectTimeoutSeconds = 15.0
+    /// Send alerts' evidence too (after alerts, before detections), in batches of their own.
+    /// Off by default: it puts camera frames on the uplink.
+    public var evidence = false
+    /// The most one evidence batch holds, in KB of archives before base64 (an archive larger
+    /// than this goes alone). 96 KB stays under AWS IoT Core's 128 KB once base64 adds a third.
+    public var evidenceBatchKB = 96
 
     public init(mqtt: MQTTTarget? = nil, http: HTTPTarget? = nil) { self.mqtt = mqtt; self.http = http }
 
@@ -60,6 +66,8 @@ public struct SyncSettings: Sendable, Equatable {
         out.backoffMaxSeconds = try s.double("backoff_max_s", default: out.backoffMaxSeconds, in: out.backoffMinSeconds...86_400)
         out.maxInFlight = try s.int("max_inflight", default: out.maxInFlight, in: 1...1000)
         out.connectTimeoutSeconds = try s.double("connect_timeout_s", default: out.connectTimeoutSeconds, in: 0.1...600)
+        out.evidence = try s.bool("evidence", default: out.evidence)
+        out.evidenceBatchKB = try s.int("evidence_batch_kb", default: out.evidenceBatchKB, in: 1...(64 << 10))
         if out.mqtt == nil && out.http == nil { throw s.error("", "needs \"mqtt\" or \"http\"") }
         if out.mqtt != nil && out.http != nil { throw s.error("", "takes \"mqtt\" or \"http\", not both") }
         try s.finish()

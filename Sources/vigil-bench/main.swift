@@ -5,8 +5,11 @@ import VigilCore
 /// vigil-bench: sustained insert rate of the SQLite log, batched (the Store as vigild runs it)
 /// against one transaction per row, on the same schema, pragmas and disk. Prints figures;
 /// asserts nothing (machines are noisy). Usage: vigil-bench [--rows N] [--dir DIR]
+/// `--evidence [--frames N]`: the cost of alert evidence instead (EvidenceBench.swift).
 var rows = 50_000
 var base = NSTemporaryDirectory()
+var evidenceOnly = false
+var benchFrames = 4000
 var args = CommandLine.arguments.dropFirst()
 if args.first == "--baseline" {
     // The anomaly baseline's per-device cost (issue #17 targets: < 1 KB per field, < 5 µs per reading).
@@ -22,8 +25,10 @@ while let a = args.popFirst() {
     switch a {
     case "--rows": rows = Int(args.popFirst() ?? "") ?? rows
     case "--dir": base = args.popFirst() ?? base
+    case "--evidence": evidenceOnly = true
+    case "--frames": benchFrames = Int(args.popFirst() ?? "") ?? benchFrames
     default:
-        FileHandle.standardError.write(Data("usage: vigil-bench [--rows N] [--dir DIR]\n".utf8))
+        FileHandle.standardError.write(Data("usage: vigil-bench [--rows N] [--dir DIR] [--evidence [--frames N]]\n".utf8))
         exit(2)
     }
 }
@@ -31,6 +36,11 @@ log.setLevel(.warning)
 let dir = URL(fileURLWithPath: base).appendingPathComponent("vigil-bench-\(UUID().uuidString.prefix(8))").path
 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: dir) }
+if evidenceOnly {
+    try evidenceBench(dir: dir, frames: benchFrames)
+    try? FileManager.default.removeItem(atPath: dir)
+    exit(0)
+}
 
 func detection(_ i: Int) -> Detection {
     Detection(ts: 1_700_000_000 + Double(i) * 0.01, pipeline: "camera", device: "cam\(i % 8)", model: "motion",

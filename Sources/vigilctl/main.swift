@@ -6,7 +6,7 @@ import VigilCore
 /// unavailable, 4 broker unreachable (docs/vigilctl.md).
 let commands: [Command] = [
     QueryCommands.detections, QueryCommands.alerts, TailCommand.command, QueryCommands.stats,
-    QueryCommands.sync, QueryCommands.export, BaselineCommand.command, SimulateCommand.command, NodeCommands.checkConfig, NodeCommands.models,
+    QueryCommands.sync, QueryCommands.export, BaselineCommand.command, EvidenceCommand.command, SimulateCommand.command, NodeCommands.checkConfig, NodeCommands.models,
 ]
 
 let usage = """
@@ -20,6 +20,7 @@ let usage = """
       sync          cloud sync backlog, oldest unsynced row, last sync, rows dropped by the size cap
       export        stream every matching detection or alert as JSON lines or CSV
       baseline      each device's learned anomaly baseline; `baseline reset --device D` forgets one
+      evidence      write out the frames, sound or readings an alert kept (vigilctl evidence UUID -o FILE)
       simulate      publish synthetic camera, audio and env traffic to a broker
       check-config  validate a config and its models (as vigild --check-config)
       models        describe ONNX models: inputs, outputs, metadata, contract

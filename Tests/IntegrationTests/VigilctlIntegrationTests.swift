@@ -228,7 +228,7 @@ final class VigilctlIntegrationTests: XCTestCase {
         let table = try ctl("alerts", "--db", db, "--format", "table", "--device", "sim-*")
         XCTAssertEqual(table.lines.count, rows.count + 1)
         XCTAssertEqual(table.lines[0].split(separator: " ", omittingEmptySubsequences: true),
-                       ["TIME", "PIPELINE", "DEVICE", "STATE", "LABEL", "SCORE", "SEVERITY", "ACTIONS"])
+                       ["TIME", "PIPELINE", "DEVICE", "STATE", "LABEL", "SCORE", "SEVERITY", "ACTIONS", "EVIDENCE"])
         XCTAssertTrue(table.lines[1].contains("raised"), table.stdout)
         let dev = rows[0][3].string!
         let one = try ctl("alerts", "--db", db, "--format", "jsonl", "--limit", "0", "--device", dev, "--pipeline", "vec")

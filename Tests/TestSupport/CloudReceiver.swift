@@ -12,6 +12,8 @@ public final class CloudReceiver: @unchecked Sendable {
     private var _types: [String] = []
     private var _records = 0
     private var _bad = 0
+    /// Evidence records' archives (base64 decoded), by alert uuid.
+    private var _archives: [String: [UInt8]] = [:]
 
     /// `expectedNode`: records naming another node (or none) count as `bad`, like batches that are not JSON arrays.
     public init(port: Int, topic: String = "vigil/+/records", expectedNode: String? = nil,
@@ -47,6 +49,10 @@ public final class CloudReceiver: @unchecked Sendable {
                 _records += 1
                 if let u = r["uuid"] as? String { _uuids.insert(u) }
                 _types.append(r["type"] as? String ?? "?")
+                if r["type"] as? String == "evidence", let u = r["uuid"] as? String, let b = r["archive"] as? String,
+                   let data = Data(base64Encoded: b) {
+                    _archives[u] = Array(data)
+                }
                 if let expectedNode, r["node"] as? String != expectedNode { _bad += 1 }
             }
         }
@@ -56,6 +62,7 @@ public final class CloudReceiver: @unchecked Sendable {
     public var types: [String] { lock.withLock { _types } }
     public var records: Int { lock.withLock { _records } }
     public var bad: Int { lock.withLock { _bad } }
+    public var archives: [String: [UInt8]] { lock.withLock { _archives } }
 
     public func close() { client.stop() }
 }

@@ -8,11 +8,33 @@ public struct QueryError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
+/// One row of the `evidence` table.
+public struct EvidenceRow: Sendable {
+    public struct Item: Sendable { public var name: String; public var bytes: Int; public var role: String? }
+    public var uuid: String
+    public var ts: Double
+    public var pipeline: String
+    public var device: String
+    public var kind: String
+    /// The archive (ustar) holding the items.
+    public var file: String
+    public var bytes: Int
+    public var items: [Item]
+
+    /// The items as rows: name, bytes, role (trigger, reference).
+    public var itemTable: ResultTable {
+        ResultTable(columns: [Column("name", .text), Column("bytes", .integer), Column("role", .text)],
+                    rows: items.map { [.text($0.name), .integer(Int64($0.bytes)), $0.role.map { .text($0) } ?? .null] })
+    }
+}
+
 /// Read-only access to the daemon's SQLite log. A WAL reader never blocks the writer, and
 /// each query is one short read transaction, so checkpoints are never held up for long.
 public final class LogReader {
     public let path: String
     let db: Database
+    /// Whether the log has the `evidence` table (schema 4 on); an older log reads as having none.
+    public private(set) var hasEvidence = false
 
     public static let detectionColumns: [Column] = [
         Column("id", .integer, inTable: false),
@@ -38,6 +60,8 @@ public final class LogReader {
         Column("score", .real(decimals: 3)),
         Column("severity", .text),
         Column("actions", .json, maxWidth: 60),
+        // Bytes of evidence kept for the alert (Evidence/); empty when none (`vigilctl evidence UUID` writes it out).
+        Column("evidence", .integer, select: "(SELECT bytes FROM evidence WHERE alert_uuid = alerts.uuid)"),
         Column("uuid", .text, inTable: false),
         Column("synced_at", .time, inTable: false),
     ]
@@ -69,6 +93,7 @@ public final class LogReader {
         guard version >= 1, tables.contains("detections"), tables.contains("alerts") else {
             throw QueryError("\(path) is not a Vigil log (no detections/alerts tables, schema version \(version))")
         }
+        hasEvidence = tables.contains("evidence")
         if version > Schema.migrator.latestVersion {
             // Newer daemon: the columns read here are a stable contract, so carry on.
             log.debug("\(path): schema version \(version) is newer than this vigilctl knows (\(Schema.migrator.latestVersion))")
@@ -111,7 +136,7 @@ public final class LogReader {
 
     func rows(table: String, columns: [Column], filter: RowFilter, states: Bool, limit: Int?) throws -> (ResultTable, more: Bool) {
         let (clause, values) = filter.sql(states: states)
-        let names = columns.map(\.name).joined(separator: ", ")
+        let names = selectList(columns)
         var sql = "SELECT \(names) FROM \(table)\(clause)"
         if let limit {
             // Newest first to cut at the limit, then turned back to time order.
@@ -133,10 +158,38 @@ public final class LogReader {
         let isAlerts = table == "alerts"
         let columns = isAlerts ? LogReader.alertColumns : LogReader.detectionColumns
         let (clause, values) = filter.sql(states: isAlerts)
-        let st = try db.prepare("SELECT \(columns.map(\.name).joined(separator: ", ")) FROM \(table)\(clause) ORDER BY id")
+        let st = try db.prepare("SELECT \(selectList(columns)) FROM \(table)\(clause) ORDER BY id")
         try st.bind(values)
         while try st.step() { try body(st.row()) }
         return ResultTable(columns: columns)
+    }
+
+    func selectList(_ columns: [Column]) -> String {
+        columns.map { c in c.select.map { (hasEvidence ? $0 : "NULL") + " AS " + c.name } ?? c.name }.joined(separator: ", ")
+    }
+
+    /// The evidence kept for an alert: where its archive is, and what it holds; nil when none.
+    public func evidence(_ uuid: String) throws -> EvidenceRow? {
+        guard hasEvidence else { return nil }
+        guard let r = try query("SELECT alert_uuid, ts, pipeline, device, kind, file, bytes, items FROM evidence WHERE alert_uuid = ?",
+                                [.text(uuid.lowercased())]).first else { return nil }
+        var items: [EvidenceRow.Item] = []
+        if case .array(let list)? = try? JSONParser.parse(Array((r[7].string ?? "[]").utf8)) {
+            for v in list {
+                guard let name = v["name"]?.string else { continue }
+                items.append(EvidenceRow.Item(name: name, bytes: Int(v["bytes"]?.double ?? 0), role: v["role"]?.string))
+            }
+        }
+        var file = r[5].string ?? ""
+        // A log copied elsewhere with its evidence folder: the archive beside it.
+        let beside = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("evidence/\(uuid.lowercased()).tar").path
+        if !FileManager.default.fileExists(atPath: file), FileManager.default.fileExists(atPath: beside) { file = beside }
+        return EvidenceRow(uuid: r[0].string ?? uuid, ts: r[1].double ?? 0, pipeline: r[2].string ?? "", device: r[3].string ?? "",
+                           kind: r[4].string ?? "", file: file, bytes: Int(r[6].int ?? 0), items: items)
+    }
+
+    public func alertExists(_ uuid: String) throws -> Bool {
+        try !query("SELECT 1 FROM alerts WHERE uuid = ?", [.text(uuid)]).isEmpty
     }
 
     public func maxID(_ table: String) throws -> Int64 {

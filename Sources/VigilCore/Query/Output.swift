@@ -26,9 +26,11 @@ public struct Column: Sendable {
     public let inTable: Bool
     /// Table cells longer than this are cut with an ellipsis.
     public let maxWidth: Int
+    /// An SQL expression read as this column (nil: the table's column of that name).
+    public let select: String?
 
-    public init(_ name: String, _ kind: Kind, inTable: Bool = true, maxWidth: Int = 48) {
-        self.name = name; self.kind = kind; self.inTable = inTable; self.maxWidth = maxWidth
+    public init(_ name: String, _ kind: Kind, inTable: Bool = true, maxWidth: Int = 48, select: String? = nil) {
+        self.name = name; self.kind = kind; self.inTable = inTable; self.maxWidth = maxWidth; self.select = select
     }
 
     var isNumeric: Bool {

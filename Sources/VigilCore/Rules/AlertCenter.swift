@@ -18,6 +18,8 @@ public final class AlertCenter: @unchecked Sendable {
         public var model: String
         /// The model's `vigil.threshold`: the rule's `min_score` when the config leaves it out.
         public var threshold: Double?
+        /// A camera pipeline: it gets a Home Assistant `image` entity with `homeassistant.snapshots`.
+        public var image = false
         public init(name: String, alert: AlertSettings?, modelLabels: [String], task: String, model: String, threshold: Double? = nil) {
             self.name = name; self.alert = alert?.applying(modelThreshold: threshold); self.modelLabels = modelLabels
             self.task = task; self.model = model; self.threshold = threshold
@@ -53,12 +55,15 @@ public final class AlertCenter: @unchecked Sendable {
     public let leftoverFilter: String?
     /// Alert and action figures for /metrics.
     let counters: Counters?
+    /// Told of every raised alert, to keep its evidence (Evidence/); returns at once.
+    let evidence: (@Sendable (AlertEvent) -> Void)?
 
     public init(node: String, pipelines: [PipelineInfo], actions: ActionSet, homeAssistant: HomeAssistantSettings?,
                 outlet: MQTTOutlet, record: @escaping @Sendable (AlertRecord) -> Void,
                 updateActions: @escaping @Sendable (String, String) -> Void, counters: Counters? = nil,
-                deviceTTL: Double = LimitSettings().deviceTTL) {
+                deviceTTL: Double = LimitSettings().deviceTTL, evidence: (@Sendable (AlertEvent) -> Void)? = nil) {
         self.counters = counters
+        self.evidence = evidence
         discovered = DiscoveredDevices(maxDevices: homeAssistant?.maxDevices ?? HomeAssistantSettings().maxDevices, ttl: deviceTTL)
         topics = AlertTopics(node: node)
         rules = RulesEngine(node: node, pipelines: pipelines.compactMap { p in p.alert.map { (p.name, $0, p.modelLabels) } })
@@ -77,10 +82,13 @@ public final class AlertCenter: @unchecked Sendable {
     /// `scoreLabels`: per pipeline, the names its detections carry scores for (label groups or a
     /// labels file replace the model's own labels); rules read those.
     public convenience init(config: Config, models: [String: Model], scoreLabels: [String: [String]] = [:],
-                            outlet: MQTTOutlet, store: Store, counters: Counters? = nil) {
+                            outlet: MQTTOutlet, store: Store, counters: Counters? = nil,
+                            evidence: (@Sendable (AlertEvent) -> Void)? = nil) {
         let infos = config.pipelines.map { p in
-            PipelineInfo(name: p.name, alert: p.alert, modelLabels: scoreLabels[p.name] ?? models[p.model]?.labels ?? [],
-                         task: models[p.model]?.task ?? "score", model: p.model, threshold: models[p.model]?.threshold)
+            var info = PipelineInfo(name: p.name, alert: p.alert, modelLabels: scoreLabels[p.name] ?? models[p.model]?.labels ?? [],
+                                    task: models[p.model]?.task ?? "score", model: p.model, threshold: models[p.model]?.threshold)
+            info.image = p.isImage && p.evidenceSettings.enabled
+            return info
         }
         for a in config.actions {
             // Not fatal (the script may be installed later), but said once at start, naming the key.
@@ -94,7 +102,7 @@ public final class AlertCenter: @unchecked Sendable {
         self.init(node: config.node, pipelines: infos, actions: ActionSet(config.actions, outlet: outlet),
                   homeAssistant: config.homeAssistant, outlet: outlet,
                   record: { store.append($0) }, updateActions: { store.updateAlertActions(uuid: $0, json: $1) },
-                  counters: counters, deviceTTL: config.limits.deviceTTL)
+                  counters: counters, deviceTTL: config.limits.deviceTTL, evidence: evidence)
     }
 
     public var counts: (raised: Int, cleared: Int) { lock.withLock { (raised, cleared) } }
@@ -126,6 +134,7 @@ public final class AlertCenter: @unchecked Sendable {
         let pending = list.map { ActionOutcome(action: $0.name, type: $0.type, status: .pending) }
         record(AlertRecord(uuid: e.uuid, ts: e.ts, pipeline: e.pipeline, device: e.device, state: e.state.rawValue,
                            label: e.label, score: e.score, severity: e.severity, actions: ActionOutcome.json(pending)))
+        if e.state == .raised { evidence?(e) }
         guard !list.isEmpty else { return }
         lock.withLock { inFlight += 1 }
         actions.run(list, for: e) { [self] outcomes in
@@ -185,7 +194,8 @@ public final class AlertCenter: @unchecked Sendable {
     func publishDiscovery(pipeline: String, device: String, _ ha: HomeAssistantSettings) {
         guard let p = pipelines[pipeline] else { return }
         for (topic, payload) in HomeAssistantDiscovery.messages(settings: ha, topics: topics, pipeline: pipeline, device: device,
-                                                                task: p.task, model: p.model, alerts: p.alert != nil) {
+                                                                task: p.task, model: p.model, alerts: p.alert != nil,
+                                                                snapshot: ha.snapshots && p.image) {
             publish(topic, payload, qos: 1, retain: true)
         }
     }
@@ -224,6 +234,10 @@ public final class AlertCenter: @unchecked Sendable {
             publish(t.alert, "", qos: 1, retain: true)
             publish(t.score, "", qos: 1, retain: true)
             publish(topics.state(k.pipeline, k.device), "", qos: 1, retain: true)
+            if ha.snapshots, pipelines[k.pipeline]?.image == true {
+                publish(t.snapshot, "", qos: 1, retain: true)
+                publish(topics.snapshot(k.pipeline, k.device), "", qos: 1, retain: true)
+            }
         }
         scoreLock.withLock { for k in gone { lastScore[k.pipeline + "\u{0}" + k.device] = nil } }
         log.info("homeassistant: \(gone.count) device(s) silent for over \(Int(discovered.ttl)) s; their discovery configs removed")
@@ -242,6 +256,7 @@ public final class AlertCenter: @unchecked Sendable {
             let t = HomeAssistantDiscovery.configTopics(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device)
             live.insert(t.alert)
             live.insert(t.score)
+            live.insert(t.snapshot)
         }
         var removed = 0
         for (topic, state) in due where !live.contains(topic) {
@@ -251,6 +266,17 @@ public final class AlertCenter: @unchecked Sendable {
         }
         if removed > 0 {
             log.info("homeassistant: removed \(removed) discovery config(s) an earlier run left for devices not seen for \(Int(discovered.ttl)) s")
+        }
+    }
+
+    /// The trigger frame of a camera alert whose evidence was just kept (on the evidence queue):
+    /// retained on the snapshot topic, for the Home Assistant `image` entity. Only with
+    /// `homeassistant.snapshots`, and only for a device announced to Home Assistant.
+    public func snapshotKept(pipeline: String, device: String, png: [UInt8]) {
+        guard let ha = homeAssistant, ha.snapshots, pipelines[pipeline]?.image == true,
+              discovered.contains(pipeline: pipeline, device: device) else { return }
+        do { try outlet.publish(topics.snapshot(pipeline, device), png, qos: 1, retain: true) } catch {
+            log.limited(.warning, key: "alert-publish", "cannot publish the snapshot of \(pipeline)/\(Logger.clip(device)): \(error)")
         }
     }
 

@@ -10,6 +10,9 @@ public struct HomeAssistantSettings: Sendable, Equatable {
     /// (counted and logged). Each costs two retained messages on the broker, kept until the
     /// device has been silent for `limits.device_ttl_s`.
     public var maxDevices = 1000
+    /// Also an `image` entity per camera pipeline and device: the trigger frame of its last
+    /// alert (Evidence/), retained on the broker. Off by default: it puts frames on the broker.
+    public var snapshots = false
 
     static func parse(_ o: ConfigObject) throws -> HomeAssistantSettings {
         var s = HomeAssistantSettings()
@@ -20,6 +23,7 @@ public struct HomeAssistantSettings: Sendable, Equatable {
         }
         s.scoreIntervalSeconds = try o.double("score_interval_s", default: s.scoreIntervalSeconds, in: 0...3600)
         s.maxDevices = try o.int("max_devices", default: s.maxDevices, in: 1...100_000)
+        s.snapshots = try o.bool("snapshots", default: s.snapshots)
         try o.finish()
         return s
     }
@@ -37,6 +41,8 @@ public struct AlertTopics: Sendable {
     public func state(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/state/\(pipeline)/\(device)" }
     /// Home Assistant: the latest score, QoS 0, throttled.
     public func score(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/score/\(pipeline)/\(device)" }
+    /// Home Assistant `image`: the last alert's trigger frame, PNG, retained (`homeassistant.snapshots`).
+    public func snapshot(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/snapshot/\(pipeline)/\(device)" }
     /// Every detection as JSON, QoS 0, when `mqtt.publish_detections` is on.
     public func detections(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/detections/\(pipeline)/\(device)" }
 }
@@ -69,11 +75,12 @@ public enum HomeAssistantDiscovery {
         id(String((pipeline + "_" + device).prefix(64))) + "_" + hash(pipeline, device)
     }
 
-    /// The retained config topics of a pipeline and device: (binary_sensor, sensor).
-    public static func configTopics(settings: HomeAssistantSettings, topics: AlertTopics, pipeline: String, device: String) -> (alert: String, score: String) {
+    /// The retained config topics of a pipeline and device: (binary_sensor, sensor, image).
+    public static func configTopics(settings: HomeAssistantSettings, topics: AlertTopics, pipeline: String, device: String) -> (alert: String, score: String, snapshot: String) {
         let node = id("vigil_" + topics.node)
         let object = object(pipeline: pipeline, device: device)
-        return ("\(settings.prefix)/binary_sensor/\(node)/\(object)_alert/config", "\(settings.prefix)/sensor/\(node)/\(object)_score/config")
+        return ("\(settings.prefix)/binary_sensor/\(node)/\(object)_alert/config", "\(settings.prefix)/sensor/\(node)/\(object)_score/config",
+                "\(settings.prefix)/image/\(node)/\(object)_snapshot/config")
     }
 
     /// motion and sound models map to HA's classes; anomaly and the rest are a `problem`.
@@ -88,7 +95,7 @@ public enum HomeAssistantDiscovery {
     /// (topic, payload) pairs to publish retained: the score sensor, and the binary_sensor
     /// when the pipeline has alert rules (`alerts`).
     public static func messages(settings: HomeAssistantSettings, topics: AlertTopics, pipeline: String, device: String,
-                                task: String, model: String, alerts: Bool = true) -> [(String, String)] {
+                                task: String, model: String, alerts: Bool = true, snapshot: Bool = false) -> [(String, String)] {
         let node = id("vigil_" + topics.node)
         let object = object(pipeline: pipeline, device: device)
         let haDevice: JSONValue = .object([
@@ -123,7 +130,18 @@ public enum HomeAssistantDiscovery {
         ] + availability + [("device", haDevice)])
         let t = configTopics(settings: settings, topics: topics, pipeline: pipeline, device: device)
         let sensor = (t.score, score.serialized)
-        return alerts ? [(t.alert, binary.serialized), sensor] : [sensor]
+        var out = alerts ? [(t.alert, binary.serialized), sensor] : [sensor]
+        if snapshot && alerts {
+            let image: JSONValue = .object([
+                ("name", .string("\(pipeline) snapshot")),
+                ("unique_id", .string("\(node)_\(object)_snapshot")),
+                ("object_id", .string("\(node)_\(object)_snapshot")),
+                ("image_topic", .string(topics.snapshot(pipeline, device))),
+                ("content_type", .string("image/png")),
+            ] + availability + [("device", haDevice)])
+            out.append((t.snapshot, image.serialized))
+        }
+        return out
     }
 }
 

@@ -18,7 +18,9 @@ public struct Endpoints: Sendable {
         case "/metrics":
             return HTTPResponse(200, metrics(), contentType: "text/plain; version=0.0.4; charset=utf-8")
         case "/":
-            return HTTPResponse(200, "vigild \(VigilVersion.string): /healthz /metrics\n")
+            return HTTPResponse(200, "vigild \(VigilVersion.string): /healthz /metrics /evidence/UUID\n")
+        case let p where p.hasPrefix("/evidence/"):
+            return EvidenceEndpoint(store: daemon.evidence, tokenFile: daemon.config.http?.tokenFile).handle(request)
         default:
             return HTTPResponse(404, "not found: \(request.path) (try /healthz or /metrics)\n")
         }

@@ -5,20 +5,33 @@ public struct HTTPRequest: Sendable, Equatable {
     public var method: String
     public var path: String
     public var query: String
+    /// Header fields by lower-case name (the last one wins).
+    public var headers: [String: String] = [:]
+    /// Whether the client connected from this host (set by the server; false when unknown).
+    public var fromLoopback = false
 }
 
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var contentType: String
     public var body: String
+    /// A binary body (evidence files); when set it is sent instead of `body`.
+    public var bytes: [UInt8]?
+    /// More header fields (`WWW-Authenticate`, `Content-Disposition`).
+    public var headers: [(String, String)] = []
     public init(_ status: Int, _ body: String, contentType: String = "text/plain; charset=utf-8") {
         self.status = status; self.body = body; self.contentType = contentType
+    }
+    public init(_ status: Int, bytes: [UInt8], contentType: String) {
+        self.status = status; self.body = ""; self.bytes = bytes; self.contentType = contentType
     }
 
     static func reason(_ status: Int) -> String {
         switch status {
         case 200: "OK"
         case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
         case 404: "Not Found"
         case 405: "Method Not Allowed"
         case 408: "Request Timeout"
@@ -113,16 +126,18 @@ public final class HTTPServer: @unchecked Sendable {
             response = timedOut ? HTTPResponse(408, "request timed out\n")
                 : bytes.count >= maxRequestBytes ? HTTPResponse(431, "request larger than \(maxRequestBytes) bytes\n")
                 : HTTPResponse(400, "incomplete request\n")
-        } else if let request = HTTPServer.parse(bytes) {
+        } else if var request = HTTPServer.parse(bytes) {
+            request.fromLoopback = conn.peerIsLoopback
             head = request.method == "HEAD"
             response = (request.method == "GET" || head) ? handler(request) : HTTPResponse(405, "only GET and HEAD\n")
         } else {
             response = HTTPResponse(400, "malformed request line\n")
         }
-        let body = Array(response.body.utf8)
+        let body = response.bytes ?? Array(response.body.utf8)
         var text = "HTTP/1.1 \(response.status) \(HTTPResponse.reason(response.status))\r\n"
         text += "Content-Type: \(response.contentType)\r\nContent-Length: \(body.count)\r\n"
         text += "Cache-Control: no-store\r\nConnection: close\r\n"
+        for (name, value) in response.headers { text += "\(name): \(value)\r\n" }
         if response.status == 405 { text += "Allow: GET, HEAD\r\n" }
         text += "\r\n"
         conn.write(Array(text.utf8) + (head ? [] : body), deadline: deadline + timeout)
@@ -149,7 +164,15 @@ public final class HTTPServer: @unchecked Sendable {
               parts[0].allSatisfy({ $0.isLetter && $0.isUppercase }) else { return nil }
         let target = parts[1]
         let q = target.firstIndex(of: "?")
+        var headers: [String: String] = [:]
+        let end = headerEnd(in: bytes) ?? bytes.count
+        if lineEnd + 1 < end {
+            for raw in String(decoding: bytes[(lineEnd + 1)..<end], as: UTF8.self).split(whereSeparator: \.isNewline) {   // "\r\n" is one Character
+                guard let colon = raw.firstIndex(of: ":") else { continue }
+                headers[raw[..<colon].trimmingCharacters(in: .whitespaces).lowercased()] = raw[raw.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+        }
         return HTTPRequest(method: String(parts[0]), path: String(target[..<(q ?? target.endIndex)]),
-                           query: q.map { String(target[target.index(after: $0)...]) } ?? "")
+                           query: q.map { String(target[target.index(after: $0)...]) } ?? "", headers: headers)
     }
 }

@@ -157,6 +157,11 @@ public enum MetricName {
     public static let intakeBytes = "vigil_intake_journal_bytes"
     public static let baselineDevices = "vigil_baseline_devices"
     public static let baselineStuckFields = "vigil_baseline_stuck_fields"
+    public static let evidenceWritten = "vigil_evidence_written_total"
+    public static let evidenceDropped = "vigil_evidence_dropped_total"
+    public static let evidenceFailed = "vigil_evidence_failed_total"
+    public static let evidenceBytes = "vigil_evidence_bytes"
+    public static let evidenceAlerts = "vigil_evidence_alerts"
 }
 
 /// What the rules, actions, sync and store stages report. Each call is cheap and thread-safe.
@@ -234,5 +239,10 @@ extension Counters {
         m.describe(MetricName.intakeBytes, .gauge, "Bytes of the intake journal's segment files.")
         m.describe(MetricName.baselineDevices, .gauge, "Devices with an anomaly baseline, per pipeline and status (warming: no alerts yet; ready).")
         m.describe(MetricName.baselineStuckFields, .gauge, "Fields of those devices that are stuck (a constant value for longer than their change rate makes plausible).")
+        m.describe(MetricName.evidenceWritten, .counter, "Alerts whose evidence (frames, audio, readings) was kept.")
+        m.describe(MetricName.evidenceDropped, .counter, "Alerts whose evidence was deleted to stay under storage.evidence_mb, or was larger than it.")
+        m.describe(MetricName.evidenceFailed, .counter, "Evidence that could not be written (disk full, permissions).")
+        m.describe(MetricName.evidenceBytes, .gauge, "Bytes of evidence kept on disk.")
+        m.describe(MetricName.evidenceAlerts, .gauge, "Alerts with evidence kept on disk.")
     }
 }

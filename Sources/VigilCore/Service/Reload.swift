@@ -58,6 +58,10 @@ extension Daemon {
             new.storage = old.storage   // the store stays open on the old settings
         }
         report.httpChanged = new.http != old.http
+        func evidenceShape(_ c: Config) -> [String: EvidenceSettings] {
+            Dictionary(c.pipelines.map { ($0.name, $0.evidenceSettings) }, uniquingKeysWith: { a, _ in a })
+        }
+        if evidenceShape(new) != evidenceShape(old) { report.needsRestart.append("evidence") }
         if new.sync != sync?.settings { report.needsRestart.append("sync") }
         // The alert center (rule state, running actions) lives across reloads; what it was built from must not change.
         let oldLabels = Dictionary(engine0.pipelines.map { ($0.name, $0.ruleLabels) }, uniquingKeysWith: { a, _ in a })
@@ -69,7 +73,7 @@ extension Daemon {
             report.needsRestart.append("alert rules and actions")
         }
 
-        let engine = Engine(pipelines: pipelines, limits: new.limits, counters: counters, intake: intake, sink: sink)
+        let engine = Engine(pipelines: pipelines, limits: new.limits, counters: counters, intake: intake, evidence: evidenceRecorder, sink: sink)
         let retired: Engine = submitGate.withLock {
             // No frame enters while the old lanes finish theirs, so each device's frames stay in order.
             let current = lock.withLock { currentEngine }

@@ -3,7 +3,10 @@ import SQLite
 
 /// Which table a synced row lives in.
 public enum SyncTable: String, Sendable {
-    case alerts, detections
+    case alerts, detections, evidence
+
+    /// The column that holds a row's uuid (evidence rows are keyed by their alert's).
+    var uuidColumn: String { self == .evidence ? "alert_uuid" : "uuid" }
 }
 
 /// One unsynced row, ready to send: its table, id, uuid and cloud record.
@@ -22,7 +25,11 @@ public struct SyncRow: Sendable {
 public struct SyncCursor: Sendable, Equatable {
     public var alerts: Int64 = 0
     public var detections: Int64 = 0
-    public init(alerts: Int64 = 0, detections: Int64 = 0) { self.alerts = alerts; self.detections = detections }
+    /// The `evidence` table's rowid.
+    public var evidence: Int64 = 0
+    public init(alerts: Int64 = 0, detections: Int64 = 0, evidence: Int64 = 0) {
+        self.alerts = alerts; self.detections = detections; self.evidence = evidence
+    }
     public static let start = SyncCursor()
 }
 
@@ -50,7 +57,8 @@ public struct StoreStats: Sendable {
 /// Sync and retention through the one writer: reads of unsynced rows, marks, meta, stats.
 extension Store {
     /// Up to `limit` unsynced rows past `cursor`, alerts before detections, oldest first.
-    public func unsynced(limit: Int, after cursor: SyncCursor = .start, node: String) throws -> [SyncRow] {
+    /// `detections: false`: alerts only (evidence waits to go between the two).
+    public func unsynced(limit: Int, after cursor: SyncCursor = .start, node: String, detections: Bool = true) throws -> [SyncRow] {
         try queue.sync {
             var rows: [SyncRow] = []
             for r in try db.query("""
@@ -67,7 +75,7 @@ extension Store {
                 ])
                 rows.append(SyncRow(table: .alerts, id: r[0].int ?? 0, uuid: uuid, ts: r[2].double ?? 0, record: record, readSeq: changeSeq))
             }
-            guard rows.count < limit else { return rows }
+            guard rows.count < limit, detections else { return rows }
             for r in try db.query("""
                 SELECT id, uuid, ts, pipeline, device, model, label, score, scores, latency_ms FROM detections
                 WHERE synced_at IS NULL AND id > ? ORDER BY id LIMIT ?
@@ -84,6 +92,50 @@ extension Store {
             }
             return rows
         }
+    }
+
+    /// Whether any alert past the cursor waits for the cloud (evidence goes only after alerts).
+    public func hasUnsyncedAlerts(after cursor: SyncCursor) throws -> Bool {
+        try queue.sync { try !db.query("SELECT 1 FROM alerts WHERE synced_at IS NULL AND id > ? LIMIT 1", [.integer(cursor.alerts)]).isEmpty }
+    }
+
+    /// Whether any evidence past the cursor waits for the cloud.
+    public func hasUnsyncedEvidence(after cursor: SyncCursor) throws -> Bool {
+        try queue.sync {
+            guard try !db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'evidence'").isEmpty else { return false }
+            return try !db.query("SELECT 1 FROM evidence WHERE synced_at IS NULL AND rowid > ? LIMIT 1", [.integer(cursor.evidence)]).isEmpty
+        }
+    }
+
+    /// Unsynced evidence past the cursor, oldest first, as records holding the archive in base64
+    /// (`archive`: the `<uuid>.tar` as kept), up to `budget` bytes of archives; at least one, so
+    /// an archive larger than the budget goes alone. An archive evicted meanwhile is skipped.
+    public func unsyncedEvidence(after cursor: SyncCursor, budget: Int, node: String) throws -> [SyncRow] {
+        let rows: [[SQLValue]] = try queue.sync {
+            guard try !db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'evidence'").isEmpty else { return [] }
+            return try db.query("""
+                SELECT rowid, alert_uuid, ts, pipeline, device, kind, file, bytes, items FROM evidence
+                WHERE synced_at IS NULL AND rowid > ? ORDER BY rowid LIMIT 1000
+                """, [.integer(cursor.evidence)])
+        }
+        var out: [SyncRow] = []
+        var used = 0
+        for r in rows {
+            let bytes = Int(r[7].int ?? 0)
+            if !out.isEmpty && used + bytes > budget { break }
+            // Read off the writer's queue: the file is complete under its name (Evidence/EvidenceStore.swift).
+            guard let file = r[6].string, let data = FileManager.default.contents(atPath: file) else { continue }
+            used += data.count
+            let uuid = r[1].string ?? ""
+            let record = JSONValue.object([
+                ("type", .string("evidence")), ("uuid", .string(uuid)), ("node", .string(node)),
+                ("ts", .number(r[2].double ?? 0)), ("pipeline", .string(r[3].string ?? "")),
+                ("device", .string(r[4].string ?? "")), ("kind", .string(r[5].string ?? "")),
+                ("items", Store.embedded(r[8].string)), ("archive", .string(data.base64EncodedString())),
+            ])
+            out.append(SyncRow(table: .evidence, id: r[0].int ?? 0, uuid: uuid, ts: r[2].double ?? 0, record: record))
+        }
+        return out
     }
 
     /// A JSON column as JSON (it was written as JSON); text that does not parse goes as a string.
@@ -118,8 +170,9 @@ extension Store {
     private func markSyncedOnQueue(_ rows: [(table: SyncTable, uuid: String)], readSeq: Int, at time: Double) throws -> Int {
         try db.transaction {
             var changed = 0
-            for table in [SyncTable.alerts, .detections] {
+            for table in [SyncTable.alerts, .detections, .evidence] {
                 var uuids = rows.filter { $0.table == table }.map(\.uuid)
+                if uuids.isEmpty { continue }
                 if table == .alerts, !alertChanges.isEmpty {
                     uuids = uuids.filter { u in
                         guard let seq = alertChanges[u] else { return true }
@@ -132,7 +185,7 @@ extension Store {
                 while start < uuids.count {
                     let chunk = uuids[start..<min(uuids.count, start + 500)]
                     let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-                    _ = try db.query("UPDATE \(table.rawValue) SET synced_at = ? WHERE synced_at IS NULL AND uuid IN (\(marks))",
+                    _ = try db.query("UPDATE \(table.rawValue) SET synced_at = ? WHERE synced_at IS NULL AND \(table.uuidColumn) IN (\(marks))",
                                      [.real(time)] + chunk.map { .text($0) })
                     changed += db.changes
                     start += chunk.count

@@ -136,9 +136,9 @@ public final class SyncService: @unchecked Sendable {
 
     private func pump() {
         while maySend {
-            let rows: [SyncRow]
+            var rows: [SyncRow]
             do {
-                rows = try store.unsynced(limit: settings.batch, after: cursor, node: node)
+                rows = try nextBatch()
             } catch {
                 log.limited(.error, key: "sync-read", "sync: cannot read unsynced rows: \(error)")
                 return
@@ -150,7 +150,11 @@ public final class SyncService: @unchecked Sendable {
                 return
             }
             for r in rows {
-                if r.table == .alerts { cursor.alerts = max(cursor.alerts, r.id) } else { cursor.detections = max(cursor.detections, r.id) }
+                switch r.table {
+                case .alerts: cursor.alerts = max(cursor.alerts, r.id)
+                case .detections: cursor.detections = max(cursor.detections, r.id)
+                case .evidence: cursor.evidence = max(cursor.evidence, r.id)
+                }
             }
             let payload = Array(JSONValue.array(rows.map(\.record)).serialized.utf8)
             let keys = rows.map { (table: $0.table, uuid: $0.uuid) }
@@ -162,6 +166,22 @@ public final class SyncService: @unchecked Sendable {
                 self?.finished(gen, keys, readSeq, result)
             }
         }
+    }
+
+    /// The next rows to send: alerts first, then (with `sync.evidence`) evidence in batches of
+    /// its own within `evidence_batch_kb`, then detections.
+    private func nextBatch() throws -> [SyncRow] {
+        if settings.evidence, try store.hasUnsyncedEvidence(after: cursor) {
+            if try store.hasUnsyncedAlerts(after: cursor) {
+                return try store.unsynced(limit: settings.batch, after: cursor, node: node, detections: false)
+            }
+            let rows = try store.unsyncedEvidence(after: cursor, budget: settings.evidenceBatchKB << 10, node: node)
+            if let big = rows.first, rows.count == 1, (big.record["archive"]?.string?.count ?? 0) / 4 * 3 > settings.evidenceBatchKB << 10 {
+                log.limited(.warning, key: "sync-evidence-big", "sync: the evidence of alert \(big.uuid) is larger than sync.evidence_batch_kb (\(settings.evidenceBatchKB) KB); sent alone in one batch (a cloud broker with a smaller message limit refuses it)")
+            }
+            if !rows.isEmpty { return rows }
+        }
+        return try store.unsynced(limit: settings.batch, after: cursor, node: node)
     }
 
     private func finished(_ gen: Int, _ keys: [(table: SyncTable, uuid: String)], _ readSeq: Int,
