@@ -64,7 +64,7 @@ public final class Daemon: @unchecked Sendable {
         sync = config.sync.map { SyncService(settings: $0, node: config.node, store: store, counters: counters) }
         if let sync { store.onAlertsCommitted { sync.kick() } }
         if config.storage.evidenceMB > 0, config.pipelines.contains(where: { $0.evidenceSettings.enabled }) {
-            let kept = try EvidenceStore(settings: config.storage, store: store, counters: counters)
+            let kept = EvidenceStore(settings: config.storage, store: store, counters: counters)
             evidence = kept
             evidenceRecorder = EvidenceRecorder(pipelines: config.pipelines, deviceTTL: config.limits.deviceTTL) { kept.write($0) }
         } else {

@@ -97,7 +97,7 @@ func evidenceBench(dir: String, frames: Int) throws {
         storage.path = dir + "/evidence-\(k.model).db"
         storage.evidenceMB = 512
         let store = try Store(settings: storage)
-        let kept = try EvidenceStore(settings: storage, store: store)
+        let kept = EvidenceStore(settings: storage, store: store)
         let alerts = 20
         let t1 = Date()
         for a in 0..<alerts {

@@ -186,7 +186,7 @@ final class EvidenceTests: XCTestCase {
 
     func testEvidenceIsKeptOncePerAlertPrivateAndIndexed() throws {
         let store = try Store(settings: storage())
-        let kept = try EvidenceStore(settings: storage(), store: store)
+        let kept = EvidenceStore(settings: storage(), store: store)
         let c = capture(ts: 1000)
         kept.write(c)
         kept.write(c)   // a replayed frame raises the same alert uuid
@@ -219,7 +219,7 @@ final class EvidenceTests: XCTestCase {
         let settings = storage(evidenceMB: 0.5)
         let store = try Store(settings: settings)
         let counters = Counters()
-        let kept = try EvidenceStore(settings: settings, store: store, counters: counters)
+        let kept = EvidenceStore(settings: settings, store: store, counters: counters)
         let storm = (0..<120).map { i in capture(ts: 2000 + Double(i), seed: i) }
         // A disk that keeps up (at most 16 waiting): only the cap drops anything.
         for (i, c) in storm.enumerated() {
@@ -244,14 +244,14 @@ final class EvidenceTests: XCTestCase {
         XCTAssertEqual(counters.metrics.total(MetricName.evidenceDropped), Double(usage.dropped))
         XCTAssertEqual(counters.metrics.value(MetricName.evidenceBytes), Double(onDisk))
         // Reopened (a restart): the same figures, nothing more dropped.
-        let again = try EvidenceStore(settings: settings, store: store)
+        let again = EvidenceStore(settings: settings, store: store)
         XCTAssertEqual(again.usage.alerts, usage.alerts)
         XCTAssertEqual(again.usage.dropped, usage.dropped)
     }
 
     func testABurstFasterThanTheDiskHoldsAtMostMaxWaitingCapturesAndCountsTheRest() throws {
         let store = try Store(settings: storage())
-        let kept = try EvidenceStore(settings: storage(), store: store)
+        let kept = EvidenceStore(settings: storage(), store: store)
         let burst = (0..<(EvidenceStore.maxWaiting * 3)).map { i in capture(ts: 3000 + Double(i), frames: 2, seed: i) }
         for c in burst { kept.write(c) }
         kept.flush()
@@ -264,7 +264,7 @@ final class EvidenceTests: XCTestCase {
 
     func testWhatACrashLeavesIsCleanedUpAndNoHalfFileIsReferenced() throws {
         let store = try Store(settings: storage())
-        let kept = try EvidenceStore(settings: storage(), store: store)
+        let kept = EvidenceStore(settings: storage(), store: store)
         let a = capture(ts: 10), b = capture(ts: 11)
         kept.write(a)
         kept.write(b)
@@ -276,7 +276,7 @@ final class EvidenceTests: XCTestCase {
         let orphan = RowID.make()
         _ = dir.write("evidence/\(orphan).tar", "a whole archive whose row never committed")
         try FileManager.default.removeItem(atPath: dir.file("evidence/\(b.alert.uuid).tar"))
-        let reopened = try EvidenceStore(settings: storage(), store: store)
+        let reopened = EvidenceStore(settings: storage(), store: store)
         XCTAssertEqual(files(), [a.alert.uuid + ".tar"])
         XCTAssertEqual(reopened.usage.alerts, 1)
         let rows = try store.withDatabase { try $0.query("SELECT alert_uuid FROM evidence") }.compactMap { $0.first?.string }
@@ -311,7 +311,7 @@ final class EvidenceTests: XCTestCase {
 
     func testEvidenceOverHTTPIsForLoopbackOrABearerTokenOnly() throws {
         let store = try Store(settings: storage())
-        let kept = try EvidenceStore(settings: storage(), store: store)
+        let kept = EvidenceStore(settings: storage(), store: store)
         let c = capture(ts: 5)
         kept.write(c)
         kept.flush()
@@ -376,7 +376,7 @@ extension EvidenceTests {
 
     func testUnsyncedEvidenceComesInBatchesWithinTheBudgetAndIsMarkedByAlertUUID() throws {
         let store = try Store(settings: storage())
-        let kept = try EvidenceStore(settings: storage(), store: store)
+        let kept = EvidenceStore(settings: storage(), store: store)
         let caps = (0..<5).map { capture(ts: 100 + Double($0), frames: 2, seed: $0) }
         for c in caps { kept.write(c) }
         kept.flush()
@@ -400,13 +400,13 @@ extension EvidenceTests {
 extension EvidenceTests {
     func testAnIndexThatCannotBeReadDeletesNoFile() throws {
         let store = try Store(settings: storage())
-        let kept = try EvidenceStore(settings: storage(), store: store)
+        let kept = EvidenceStore(settings: storage(), store: store)
         let c = capture(ts: 7)
         kept.write(c)
         kept.flush()
         // Stands in for a log that cannot be read at start (detached, damaged): the query fails.
         try store.withDatabase { try $0.execute("ALTER TABLE evidence RENAME TO evidence_away") }
-        _ = try EvidenceStore(settings: storage(), store: store)
+        _ = EvidenceStore(settings: storage(), store: store)
         XCTAssertEqual(files(), [c.alert.uuid + ".tar"], "files are not orphans just because the index cannot be read")
     }
 }
@@ -425,5 +425,19 @@ extension EvidenceTests {
         for d in 500..<600 { r.keep(TimedFrame(frame: .image(width: 100, height: 100, pixels: frame), ts: Double(d)), pipeline: "camera", device: "d\(d)") }
         r.finishAll()
         XCTAssertEqual(got.with { $0.first?.frames.count }, 1, "the ring an alert waits on is not shed")
+    }
+}
+
+extension EvidenceTests {
+    func testAFolderThatCannotBeMadeNeverStopsTheDaemonAndFailuresAreCounted() throws {
+        var s = storage()
+        s.evidencePath = "/proc/vigil-no-such/evidence"   // never creatable, even as root
+        let store = try Store(settings: s)
+        let counters = Counters()
+        let kept = EvidenceStore(settings: s, store: store, counters: counters)
+        kept.write(capture(ts: 1))
+        kept.flush()
+        XCTAssertEqual(kept.usage.alerts, 0)
+        XCTAssertEqual(counters.metrics.total(MetricName.evidenceFailed), 1)
     }
 }

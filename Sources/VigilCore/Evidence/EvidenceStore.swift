@@ -36,19 +36,32 @@ public final class EvidenceStore: @unchecked Sendable {
     private var droppedTotal = 0
     public static let droppedKey = "dropped_evidence"
 
-    public init(settings: StorageSettings, store: Store, counters: Counters? = nil) throws {
+    public init(settings: StorageSettings, store: Store, counters: Counters? = nil) {
         directory = settings.evidenceDirectory
         capBytes = Int(settings.evidenceMB * 1024 * 1024)
         durability = settings.durability
         self.store = store
         self.counters = counters
-        let fm = FileManager.default
-        if !fm.fileExists(atPath: directory) {
-            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        // Evidence never stops the daemon: a folder that cannot be made now (a read-only or full
+        // disk) is tried again with each capture, whose failure is counted and logged.
+        if let e = makeDirectory() {
+            log.error("evidence \(directory): cannot create the folder (\(e)); alerts keep no evidence until it can be made")
         }
-        // Camera frames are private: the folder is the owner's and the vigil group's only.
-        try? fm.setAttributes([.posixPermissions: 0o750], ofItemAtPath: directory)
         queue.sync { reconcile() }
+    }
+
+    /// Creates the folder (0750: camera frames are private, the owner's and the vigil group's only); the error, if any.
+    private func makeDirectory() -> Error? {
+        let fm = FileManager.default
+        do {
+            if !fm.fileExists(atPath: directory) {
+                try fm.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+            }
+            try? fm.setAttributes([.posixPermissions: 0o750], ofItemAtPath: directory)
+            return nil
+        } catch {
+            return error
+        }
     }
 
     /// Matches folder and table after a crash or a changed cap: temp files and files without a
@@ -154,6 +167,7 @@ public final class EvidenceStore: @unchecked Sendable {
         let final = directory + "/" + uuid + ".tar"
         let temp = directory + "/." + uuid + ".tmp"
         do {
+            if let e = makeDirectory() { throw e }
             try? FileManager.default.removeItem(atPath: temp)
             let f = try AppendFile(path: temp)
             try f.append(archive)
