@@ -3,6 +3,9 @@
 
   python3 Models/training/train_sound.py          # 5-fold held-out CV + final model
   python3 Models/training/train_sound.py --no-cv  # final model only
+  python3 Models/training/train_sound.py --cv-only  # the 5-fold CV only (results/sound_cv.json and the
+                                                    # held-out window scores build/sound_cv_windows.npz that
+                                                    # eval_sound_rules.py reads); sound.onnx is not touched
 
 Graph (v1.1): audio [1,15600] (16 kHz, 0.975 s) -> log-mel 96x64 in-graph (DFT by MatMul,
 YAMNet's framing) -> per-band mean/std/max/max-rise over time + 6 tonality features (262)
@@ -379,6 +382,8 @@ def main():
                                            for n in CLS) +
                   f", glass clips {r['glass_breaking']['events_caught']}/{r['glass_breaking']['events']}"
                   f", alarm FA/h {r['alarm_fa_per_hour']:.2f} {r['false_alarm_sources']}")
+        if "--cv-only" in sys.argv:
+            return
     else:
         try:
             from common import read_results
