@@ -55,16 +55,43 @@ def _session(path):
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
-def score_windows(sess, x, bs=256):
+EMB_TENSORS = [f"cnn{k}_{t}" for k in range(3) for t in ("gmx_f", "gav_f")]
+
+
+def _session_with_embedding(path):
+    """The model with its CNNs' pooled conv activations as extra outputs (candidates for an
+    enrollment embedding; the scores are unchanged). Falls back to the plain model."""
+    import onnx
+    m = onnx.load(path)
+    names = {o for n in m.graph.node for o in n.output}
+    if not all(t in names for t in EMB_TENSORS):
+        return _session(path)
+    for t in EMB_TENSORS:
+        m.graph.output.append(onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None))
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def score_windows(sess, x, bs=256, with_emb=False):
     if len(x) < N:
         x = np.pad(x, (0, N - len(x)))
     W = np.lib.stride_tricks.sliding_window_view(x, N)[::HOP]
-    return np.concatenate([sess.run(None, {"audio": np.ascontiguousarray(W[i:i + bs])})[0]
-                           for i in range(0, len(W), bs)])
+    S, E = [], []
+    for i in range(0, len(W), bs):
+        out = sess.run(None, {"audio": np.ascontiguousarray(W[i:i + bs])})
+        S.append(out[0])
+        if with_emb and len(out) > 1:
+            E.append(np.concatenate(out[1:], axis=1).astype(np.float16))
+    return (np.concatenate(S), np.concatenate(E) if E else None) if with_emb else np.concatenate(S)
 
 
 def nonevent_scores(model):
-    """{package: scores [n, 4]} for every non-event stream, cached per model file hash."""
+    """{package: scores [n, 4]} for every non-event stream, cached per model file hash (with the
+    pooled CNN activations in <package>.emb.npy, for enrollment experiments)."""
     key = hashlib.sha1(open(model, "rb").read()).hexdigest()[:12]
     cache = os.path.join(nd.BUILD, "scores", key)
     os.makedirs(cache, exist_ok=True)
@@ -73,8 +100,11 @@ def nonevent_scores(model):
     for pkg in nd.manifest():
         p = os.path.join(cache, pkg + ".npy")
         if not os.path.exists(p):
-            sess = sess or _session(model)
-            np.save(p, score_windows(sess, nd.stream(pkg)))
+            sess = sess or _session_with_embedding(model)
+            s, e = score_windows(sess, nd.stream(pkg), with_emb=True)
+            np.save(p, s)
+            if e is not None:
+                np.save(os.path.join(cache, pkg + ".emb.npy"), e)
         out[pkg] = np.load(p)
     return out
 
