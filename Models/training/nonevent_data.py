@@ -15,7 +15,8 @@ One *stream* per package: its audio files (sorted by path) decoded, mixed to mon
 resampled to 16 kHz and concatenated with 0.5 s of quiet noise (-70 dBFS) between files,
 at the level the package ships them. vigild would see each as one long recording from one
 device. Files that are themselves events are left out (EXCLUDE). Hours count the whole
-stream, gaps included (0.5 s per file).
+stream less the gaps (`audio_seconds`): the gaps are scored like the rest but not counted
+as listening time, so rates per hour err on the high side.
 
 Kinds: `speech` (Asterisk's telephone prompts, 8 kHz recordings of five voices in five
 languages), `music` (game soundtracks, music on hold), `game` (game sound effects,
@@ -74,8 +75,12 @@ PACKAGES = [
     ("deepin-sound-theme", "15.10.6-1", "notification", "tune"),
     ("lomiri-sounds", "22.02-1", "notification", "tune"),
 ]
-# files that are events themselves (a glass break in a game's effects)
-EXCLUDE = ["freedroidrpg/data/sound/effects/Glass_Break.ogg"]
+# files that are events themselves (glass breaking in games' effects): left out of the
+# non-event streams and scored as held-out glass positives instead (GLASS)
+GLASS = [("freedroidrpg-data", "usr/share/freedroidrpg/data/sound/effects/Glass_Break.ogg")] + [
+    ("minetest-data", f"usr/share/games/minetest/games/minetest_game/mods/default/sounds/default_break_glass.{i}.ogg")
+    for i in (1, 2, 3)]
+EXCLUDE = [rel for _, rel in GLASS]
 
 # Door bells: every audio file named door bell / ding-dong that apt-file found in bookworm
 # (`apt-file search -x '(door.?bell|ding.?dong|doorchime|door_chime)[^/]*\.(ogg|wav|oga|flac|mp3)$'`).
@@ -112,7 +117,23 @@ def decode(path):
     """Any audio file -> float32 mono at 16 kHz in [-1, 1]."""
     import soundfile as sf
     from scipy.signal import resample_poly
-    x, sr = sf.read(path, dtype="float32", always_2d=True)
+    try:
+        x, sr = sf.read(path, dtype="float32", always_2d=True)
+    except sf.LibsndfileError:
+        # libsndfile's mp3 reader stops on triplea's door bell ("Illegal Audio-MPEG-Header"):
+        # read it in small blocks, past the frames it complains about (3.0 s, the whole sound)
+        blocks = []
+        with sf.SoundFile(path) as f:
+            sr = f.samplerate
+            while True:
+                try:
+                    b = f.read(1024, dtype="float32", always_2d=True)
+                except sf.LibsndfileError:
+                    break
+                if not len(b):
+                    break
+                blocks.append(b)
+        x = np.concatenate(blocks)
     x = x.mean(axis=1)
     if sr != SR:
         g = gcd(int(sr), SR)
@@ -150,7 +171,8 @@ def fetch():
             x = np.concatenate(parts)
             np.save(out, (x * 32767).astype(np.int16))
         n = np.load(out, mmap_mode="r").shape[0]
-        manifest[pkg] = {"version": ver, "kind": kind, "split": split, "files": len(files), "seconds": n / SR}
+        manifest[pkg] = {"version": ver, "kind": kind, "split": split, "files": len(files), "seconds": n / SR,
+                         "audio_seconds": n / SR - len(files) * GAP_S}
         print(f"{pkg:32s} {kind:12s} {split:4s} {len(files):4d} files {n / SR / 60:7.1f} min", flush=True)
     for pkg, ver, rel in DOORBELLS:
         _download(pkg, ver, DOORBELL_DIR)
@@ -169,13 +191,37 @@ def stream(pkg):
     return np.load(os.path.join(PCM, pkg + ".npy")).astype(np.float32) / 32768.0
 
 
+def file_at(pkg, sample):
+    """(file, seconds into it) of a sample of the package's stream (from the files' headers:
+    resample_poly gives ceil(n * up / down) samples, then GAP_S of noise)."""
+    import soundfile as sf
+    pos = 0
+    for p in audio_files(os.path.join(BUILD, "root", pkg)):
+        i = sf.info(p)
+        g = gcd(int(i.samplerate), SR)
+        n = -(-i.frames * (SR // g) // (int(i.samplerate) // g)) if i.samplerate != SR else i.frames
+        if sample < pos + n + int(GAP_S * SR):
+            return os.path.relpath(p, os.path.join(BUILD, "root", pkg)), (sample - pos) / SR
+        pos += n + int(GAP_S * SR)
+    return None, None
+
+
+def glass():
+    """The game glass-break sounds (GLASS), padded like doorbells()."""
+    return _padded([(os.path.join(BUILD, "root", pkg, rel), pkg, rel) for pkg, rel in GLASS])
+
+
 def doorbells():
     """[(name, 16 kHz float32 audio)] of the door-bell sounds, each padded with 1 s of -70 dBFS noise
     before and after (a sound shorter than a window must still land in one)."""
+    return _padded([(os.path.join(DOORBELL_DIR, "root", pkg, rel), pkg, rel) for pkg, _, rel in DOORBELLS])
+
+
+def _padded(items):
     rng = np.random.default_rng(19)
     out = []
-    for pkg, _, rel in DOORBELLS:
-        x = decode(os.path.join(DOORBELL_DIR, "root", pkg, rel))
+    for path, pkg, rel in items:
+        x = decode(path)
         pad = lambda: rng.normal(0, 10 ** (-70 / 20), SR).astype(np.float32)  # noqa: E731
         out.append((f"{pkg}:{os.path.basename(rel)}", np.concatenate([pad(), x, pad()])))
     return out
@@ -186,9 +232,13 @@ def summary(m=None):
     for key in ("kind", "split"):
         agg = {}
         for v in m.values():
-            agg[v[key]] = agg.get(v[key], 0) + v["seconds"] / 3600
+            agg[v[key]] = agg.get(v[key], 0) + audio_seconds(v) / 3600
         print(key, {k: round(h, 2) for k, h in sorted(agg.items())})
-    print("total hours", round(sum(v["seconds"] for v in m.values()) / 3600, 2))
+    print("total hours (without the gaps)", round(sum(audio_seconds(v) for v in m.values()) / 3600, 2))
+
+
+def audio_seconds(entry):
+    return entry.get("audio_seconds", entry["seconds"] - entry["files"] * GAP_S)
 
 
 def credits():
@@ -203,7 +253,7 @@ def credits():
     for pkg, ver, what, root in entries:
         cp = os.path.join(root, "usr", "share", "doc", pkg, "copyright")
         lic = _licences(cp) if os.path.exists(cp) else ["(no copyright file)"]
-        hours = f", {m[pkg]['seconds'] / 60:.1f} min" if pkg in m else ""
+        hours = f", {audio_seconds(m[pkg]) / 60:.1f} min" if pkg in m else ""
         lines.append(f"[{pkg} {ver}] {what}{hours}")
         lines += ["    " + s for s in lic]
         lines.append("")
