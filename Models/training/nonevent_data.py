@@ -265,9 +265,12 @@ def credits():
 def _licences(path):
     """The Files/Copyright/License lines of a machine-readable copyright file whose Files
     cover sounds/music or everything; the first 6 lines of a free-form one."""
+    import re
     text = open(path, errors="replace").read()
+    lic_lines = [ln.strip() for ln in text.splitlines()
+                 if re.search(r"licen[cs]e|GPL|Creative Commons|CC-BY|CC0|public domain", ln, re.I)][:4]
     if not text.startswith("Format:"):
-        return [ln.strip() for ln in text.splitlines() if ln.strip()][:6]
+        return [ln.strip() for ln in text.splitlines() if ln.strip()][:6] + ["..."] + lic_lines
     out = []
     for block in text.split("\n\n"):
         head = {}
@@ -278,6 +281,8 @@ def _licences(path):
         files = head.get("Files", "")
         if files and (files == "*" or any(w in files.lower() for w in ("sound", "music", "audio", ".ogg", ".wav", "sfx"))):
             out.append(f"Files: {files[:100]} | Copyright: {head.get('Copyright', '')[:80]} | License: {head.get('License', '')}")
+    if not any("License: " in o and not o.endswith("License: ") for o in out):
+        out += lic_lines
     return out[:8] or ["(see the package's copyright file)"]
 
 
