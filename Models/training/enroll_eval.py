@@ -5,7 +5,8 @@ sound model's pooled CNN activations as the embedding? Nothing in vigild uses th
   python3 Models/training/eval_sound_rules.py     # first: caches the non-event embeddings
   python3 Models/training/enroll_eval.py
 
-Embedding: the 3 CNNs' global max + mean pooled last-conv activations (192), standardised
+Embedding (three variants, VARIANTS): the 3 CNNs' global max + mean pooled last-conv
+activations (192), the 262 pooled log-mel / tonality features, or both; standardised
 with the `tune` non-event windows' mean/std, L2-normalised. Enrollment: per enrolled clip,
 the mean embedding of its loud windows (within 10 dB of the clip's loudest 25 ms frame); a
 window's similarity = max cosine over the 5 clip prototypes. Threshold: the lowest (step
@@ -31,6 +32,9 @@ from rules_replay import wilson, poisson_upper  # noqa: E402
 CLASSES = ["door_wood_knock", "dog", "toilet_flush", "sneezing", "can_opening"]
 DRAWS = 5
 BUDGET = 0.5
+# which embedding columns: the CNNs' pooled activations (0:192), the pooled log-mel and
+# tonality features (192:454), or both
+VARIANTS = {"cnn": slice(0, 192), "features": slice(192, 454), "both": slice(0, 454)}
 
 
 def runs_per_stream(sim, thr):
@@ -39,6 +43,12 @@ def runs_per_stream(sim, thr):
 
 
 def main():
+    for name, cols in VARIANTS.items():
+        print(f"\n## embedding: {name}")
+        run(cols)
+
+
+def run(cols):
     model = os.path.join(er.MODELS, "sound.onnx")
     import hashlib
     key = hashlib.sha1(open(model, "rb").read()).hexdigest()[:12]
@@ -46,7 +56,7 @@ def main():
     m = nd.manifest()
     tune = [p for p in m if m[p]["split"] == "tune"]
     test = [p for p in m if m[p]["split"] == "test"]
-    E = {p: np.load(os.path.join(cache, p + ".emb.npy")).astype(np.float32) for p in m}
+    E = {p: np.load(os.path.join(cache, p + ".emb.npy")).astype(np.float32)[:, cols] for p in m}
     allt = np.concatenate([E[p] for p in tune])
     mu, sdv = allt.mean(0), allt.std(0) + 1e-3
 
@@ -68,7 +78,7 @@ def main():
             x = sd.read_wav(path)
             _, e = er.score_windows(sess, x, with_emb=True)
             ws, ev = sd.event_windows(x, 10)
-            emb[path] = (norm(e.astype(np.float32)), ev[:len(e)], src)
+            emb[path] = (norm(e.astype(np.float32)[:, cols]), ev[:len(e)], src)
         hit = tot = fa_test = 0
         for d in range(DRAWS):
             srcs = sorted(set(v[2] for v in emb.values()))

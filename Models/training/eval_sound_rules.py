@@ -55,7 +55,7 @@ def _session(path):
     return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
 
-EMB_TENSORS = [f"cnn{k}_{t}" for k in range(3) for t in ("gmx_f", "gav_f")]
+EMB_TENSORS = [f"cnn{k}_{t}" for k in range(3) for t in ("gmx_f", "gav_f")] + ["feat"]   # 192 + 262
 
 
 def _session_with_embedding(path):
