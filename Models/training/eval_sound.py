@@ -119,6 +119,13 @@ def print_cv():
 
 def main(int8=False):
     from evaluate import table
+    import nonevent_data
+    if os.path.exists(os.path.join(nonevent_data.BUILD, "manifest.json")):
+        import eval_sound_rules
+        eval_sound_rules.main()       # the numbers that count: through vigild's rule, on audio it never saw
+    else:
+        print("(no non-event audio: `python3 Models/training/nonevent_data.py fetch` for false alarms per hour "
+              "through vigild's rule)")
     X, M = held_out_windows()
     evaluate(os.path.join(MODELS_DIR, "sound.onnx"), X=X, M=M)
     p = os.path.join(MODELS_DIR, "training", "build", "sound.int8.onnx")

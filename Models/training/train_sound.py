@@ -3,6 +3,9 @@
 
   python3 Models/training/train_sound.py          # 5-fold held-out CV + final model
   python3 Models/training/train_sound.py --no-cv  # final model only
+  python3 Models/training/train_sound.py --cv-only  # the 5-fold CV only (results/sound_cv.json and the
+                                                    # held-out window scores build/sound_cv_windows.npz that
+                                                    # eval_sound_rules.py reads); sound.onnx is not touched
 
 Graph (v1.1): audio [1,15600] (16 kHz, 0.975 s) -> log-mel 96x64 in-graph (DFT by MatMul,
 YAMNet's framing) -> per-band mean/std/max/max-rise over time + 6 tonality features (262)
@@ -334,19 +337,28 @@ def metrics(scores, meta, thr):
 
 def cross_validate(normal, glass, smoke):
     all_scores, all_meta, X_all = [], [], []
+    build = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build")
+    os.makedirs(build, exist_ok=True)
     for k in range(1, K + 1):
-        rng = np.random.default_rng(SEED + k)
-        X, y = training_set(normal, glass, smoke, k, rng)
-        F, LM = features(X)
-        model = fit(F, LM, y, SEED + k)
+        # each fold's held-out scores are kept in build/ as soon as they exist, so a run that is
+        # stopped resumes at the next fold (a fold takes ~4 min on an idle core, ~16 min on a busy one)
+        part = os.path.join(build, f"sound_cv_fold{k}.npz")
         Xt, mt = test_set(normal, glass, smoke, k, np.random.default_rng(SEED + 100 + k))
-        s = predict(to_onnx(model, batch="batch"), Xt)
         for m in mt:
             m["fold"] = k
+        if os.path.exists(part):
+            s = np.load(part)["scores"]
+        else:
+            rng = np.random.default_rng(SEED + k)
+            X, y = training_set(normal, glass, smoke, k, rng)
+            F, LM = features(X)
+            model = fit(F, LM, y, SEED + k)
+            s = predict(to_onnx(model, batch="batch"), Xt)
+            np.savez_compressed(part, scores=s)
         all_scores.append(s)
         all_meta += mt
         X_all.append(Xt)
-        print(f"fold {k}: train {len(X)} windows, test {len(Xt)} windows", flush=True)
+        print(f"fold {k}: test {len(Xt)} windows", flush=True)
     return np.concatenate(all_scores), all_meta, np.concatenate(X_all)
 
 
@@ -379,6 +391,8 @@ def main():
                                            for n in CLS) +
                   f", glass clips {r['glass_breaking']['events_caught']}/{r['glass_breaking']['events']}"
                   f", alarm FA/h {r['alarm_fa_per_hour']:.2f} {r['false_alarm_sources']}")
+        if "--cv-only" in sys.argv:
+            return
     else:
         try:
             from common import read_results

@@ -1,0 +1,110 @@
+"""vigild's alert rule, replayed in Python over a stream of window scores, so that quality
+is measured the way a user meets it: alerts raised per hour, not scores per window.
+
+A line-by-line copy of Sources/VigilCore/Rules/AlertRule.swift (AlertRule.update),
+RulesEngine.gated (per-label `label_rules`) and ScoreSelector.pick; tests in
+test_rules_replay.py check the cases of Tests/VigilCoreTests/RulesTests.swift that matter here.
+Defaults are vigild's: `min_score` = the model's `vigil.threshold`, `for_frames` 1,
+`clear_below` = `min_score`, `clear_frames` 1, `cooldown_s` 30.
+"""
+import numpy as np
+
+
+class Rule:
+    def __init__(self, labels, min_score, for_frames=1, clear_below=None, clear_frames=1, cooldown_s=30.0,
+                 label_rules=None, background="normal"):
+        self.labels = list(labels)
+        self.min_score = min_score
+        self.for_frames = for_frames
+        self.clear_below = clear_below
+        self.clear_frames = clear_frames
+        self.cooldown_s = cooldown_s
+        self.label_rules = dict(label_rules or {})    # label -> (min_score or None, for_frames)
+        self.background = background
+
+    def describe(self):
+        base = f"{'+'.join(self.labels)} >= {self.min_score}" + (f" x{self.for_frames}" if self.for_frames > 1 else "")
+        extra = "".join(f"; {k} >= {v[0] if v[0] is not None else self.min_score} x{v[1]}" for k, v in self.label_rules.items())
+        return base + extra
+
+
+def replay(rule, scores, model_labels, ts):
+    """scores [n, K] of one device's consecutive windows at times ts [n] (s).
+    Returns [(index, 'raise'|'clear', label, score)]."""
+    active = False
+    above = below = 0
+    last_raise = None
+    runs = {}
+    raised_label = None
+    out = []
+    idx = [(model_labels.index(l), l) for l in model_labels
+           if (l in rule.labels if rule.labels else l != rule.background)]
+    clear_below = rule.clear_below if rule.clear_below is not None else rule.min_score
+    for i in range(len(scores)):
+        row = scores[i]
+        # RulesEngine.gated
+        gated = {}
+        for j, l in idx:
+            s = float(row[j])
+            if l in rule.label_rules:
+                ms, ff = rule.label_rules[l]
+                run = runs.get(l, 0) + 1 if s >= (ms if ms is not None else rule.min_score) else 0
+                runs[l] = run
+                if not active and run < ff:
+                    s = 0.0
+            gated[l] = s
+        # ScoreSelector.pick: the highest; the first in model order on a tie
+        best = None
+        for _, l in idx:
+            if best is None or gated[l] > best[1]:
+                best = (l, gated[l])
+        label, score = best
+        t = ts[i]
+        # AlertRule.update (for_s / clear_after_s not used here)
+        if not active:
+            if score < rule.min_score:
+                above = 0
+                continue
+            above += 1
+            if above < rule.for_frames:
+                continue
+            if last_raise is not None and t - last_raise < rule.cooldown_s:
+                continue
+            active = True
+            last_raise = t
+            above = below = 0
+            raised_label = label
+            out.append((i, "raise", label, score))
+        else:
+            if score >= clear_below:
+                below = 0
+                continue
+            below += 1
+            if below < rule.clear_frames:
+                continue
+            active = False
+            above = below = 0
+            out.append((i, "clear", raised_label, score))
+    return out
+
+
+def raises(rule, scores, model_labels, hop_s):
+    ts = np.arange(len(scores)) * hop_s
+    return [(i, lab, s) for i, kind, lab, s in replay(rule, scores, model_labels, ts) if kind == "raise"]
+
+
+def wilson(k, n, z=1.96):
+    """Wilson score interval for k successes in n trials."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, c - h), min(1.0, c + h))
+
+
+def poisson_upper(k, hours, conf=0.95):
+    """One-sided upper bound on a rate (per hour) after k events in `hours` (exact, chi-square)."""
+    from scipy.stats import chi2
+    return chi2.ppf(conf, 2 * (k + 1)) / 2 / hours
