@@ -73,6 +73,18 @@ def latency_ms(sess, feed, runs=200, warmup=20):
     return float(np.median(t)), float(np.percentile(t, 95))
 
 
+def wilson(k, n, z=1.96):
+    """Wilson score interval for k successes in n trials (nan, nan when n is 0)."""
+    import math
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, c - h), min(1.0, c + h))
+
+
 def table(rows, header):
     """A Markdown table on stdout (the evaluation scripts' output, pasted into model cards)."""
     w = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]

@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import baseline as bl  # noqa: E402
 import train_anomaly as ta  # noqa: E402
-from common import MODELS_DIR, session, write_results  # noqa: E402
+from common import MODELS_DIR, session, write_results, wilson as common_wilson  # noqa: E402
 
 COOLDOWN_S = 30.0   # the alert rule's default cooldown_s
 V1 = None           # --v1: a v1 session to judge instead
@@ -239,13 +239,8 @@ def poisson_ci(k, exposure):
 
 
 def wilson(k, n):
-    if n == 0:
-        return (0.0, 1.0)
-    z = 1.96
-    p = k / n
-    c = (p + z * z / (2 * n)) / (1 + z * z / n)
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, c - h), min(1.0, c + h)
+    # The card's tables print 0-1 for an empty cell rather than nan.
+    return (0.0, 1.0) if n == 0 else common_wilson(k, n)
 
 
 def evaluate(devices, sess, budget, horizon_s, warmup_s, title):

@@ -12,20 +12,10 @@ import os
 import numpy as np
 import onnx
 
-from common import session, latency_ms, table
+from common import session, latency_ms, table, wilson
 import motion_sets as ms
 import motion_stream as mst
 import train_motion as tm
-
-
-def wilson(k, n, z=1.96):
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
 
 
 def poisson_upper(k, z=0.975):

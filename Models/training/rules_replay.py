@@ -8,6 +8,7 @@ Defaults are vigild's: `min_score` = the model's `vigil.threshold`, `for_frames`
 `clear_below` = `min_score`, `clear_frames` 1, `cooldown_s` 30.
 """
 import numpy as np
+from common import wilson  # noqa: F401  (eval_sound_rules and enroll_eval take it from here)
 
 
 class Rule:
@@ -91,17 +92,6 @@ def replay(rule, scores, model_labels, ts):
 def raises(rule, scores, model_labels, hop_s):
     ts = np.arange(len(scores)) * hop_s
     return [(i, lab, s) for i, kind, lab, s in replay(rule, scores, model_labels, ts) if kind == "raise"]
-
-
-def wilson(k, n, z=1.96):
-    """Wilson score interval for k successes in n trials."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return (max(0.0, c - h), min(1.0, c + h))
 
 
 def poisson_upper(k, hours, conf=0.95):
