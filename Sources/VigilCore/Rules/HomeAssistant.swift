@@ -109,36 +109,35 @@ public enum HomeAssistantDiscovery {
             ("payload_available", .string("online")),
             ("payload_not_available", .string("offline")),
         ]
-        let binary: JSONValue = .object([
-            ("name", .string("\(pipeline) alert")),
-            ("unique_id", .string("\(node)_\(object)_alert")),
-            ("object_id", .string("\(node)_\(object)_alert")),
+        // Every entity: its name and ids, its own keys, then availability and the device.
+        func entity(_ kind: String, _ keys: [(String, JSONValue)]) -> JSONValue {
+            .object([
+                ("name", .string("\(pipeline) \(kind)")),
+                ("unique_id", .string("\(node)_\(object)_\(kind)")),
+                ("object_id", .string("\(node)_\(object)_\(kind)")),
+            ] + keys + availability + [("device", haDevice)])
+        }
+        let binary = entity("alert", [
             ("state_topic", .string(topics.state(pipeline, device))),
             ("payload_on", .string("ON")),
             ("payload_off", .string("OFF")),
             ("device_class", .string(deviceClass(task: task))),
             ("json_attributes_topic", .string(topics.alerts(pipeline, device))),
-        ] + availability + [("device", haDevice)])
-        let score: JSONValue = .object([
-            ("name", .string("\(pipeline) score")),
-            ("unique_id", .string("\(node)_\(object)_score")),
-            ("object_id", .string("\(node)_\(object)_score")),
+        ])
+        let score = entity("score", [
             ("state_topic", .string(topics.score(pipeline, device))),
             ("state_class", .string("measurement")),
             ("suggested_display_precision", .number(2)),
             ("icon", .string("mdi:gauge")),
-        ] + availability + [("device", haDevice)])
+        ])
         let t = configTopics(settings: settings, topics: topics, pipeline: pipeline, device: device)
         let sensor = (t.score, score.serialized)
         var out = alerts ? [(t.alert, binary.serialized), sensor] : [sensor]
         if snapshot && alerts {
-            let image: JSONValue = .object([
-                ("name", .string("\(pipeline) snapshot")),
-                ("unique_id", .string("\(node)_\(object)_snapshot")),
-                ("object_id", .string("\(node)_\(object)_snapshot")),
+            let image = entity("snapshot", [
                 ("image_topic", .string(topics.snapshot(pipeline, device))),
                 ("content_type", .string("image/png")),
-            ] + availability + [("device", haDevice)])
+            ])
             out.append((t.snapshot, image.serialized))
         }
         return out
