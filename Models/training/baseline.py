@@ -1,4 +1,4 @@
-"""Python mirror of vigild's per-device anomaly state (Sources/VigilCore/Adapters/Baseline.swift).
+"""Python mirror of vigild's per-device anomaly state (Sources/VigilCore/Intake/Adapters/Baseline.swift).
 
 The daemon keeps, per device and field, a baseline learned online over `horizon_s`
 (exponentially weighted in time), passes it to the model as the `baseline` input

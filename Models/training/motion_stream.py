@@ -1,5 +1,5 @@
 """What vigild's camera adapter does for a model whose `vigil.channels` is
-`current,background,activity,weight` (Sources/VigilCore/Adapters/ImageAdapter.swift,
+`current,background,activity,weight` (Sources/VigilCore/Intake/Adapters/ImageAdapter.swift,
 `CameraState`), re-implemented in numpy so training and evaluation see the same inputs
 as the daemon. Keep the two in step: the Swift tests pin the same numbers.
 

@@ -1,7 +1,7 @@
 """vigild's alert rule, replayed in Python over a stream of window scores, so that quality
 is measured the way a user meets it: alerts raised per hour, not scores per window.
 
-A line-by-line copy of Sources/VigilCore/Rules/AlertRule.swift (AlertRule.update),
+A line-by-line copy of Sources/VigilCore/Alerting/Rules/AlertRule.swift (AlertRule.update),
 RulesEngine.gated (per-label `label_rules`) and ScoreSelector.pick; tests in
 test_rules_replay.py check the cases of Tests/VigilCoreTests/RulesTests.swift that matter here.
 Defaults are vigild's: `min_score` = the model's `vigil.threshold`, `for_frames` 1,

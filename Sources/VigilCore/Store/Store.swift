@@ -1,26 +1,6 @@
 import Foundation
 import SQLite
 
-/// An alert transition as stored in `alerts`.
-public struct AlertRecord: Sendable, Equatable {
-    public var uuid: String
-    public var ts: Double
-    public var pipeline: String
-    public var device: String
-    public var state: String          // raised | cleared
-    public var label: String
-    public var score: Double
-    public var severity: String
-    /// JSON: each action and its outcome.
-    public var actions: String
-
-    public init(uuid: String = Detection.newUUID(), ts: Double, pipeline: String, device: String, state: String,
-                label: String, score: Double, severity: String, actions: String = "[]") {
-        self.uuid = uuid; self.ts = ts; self.pipeline = pipeline; self.device = device; self.state = state
-        self.label = label; self.score = score; self.severity = severity; self.actions = actions
-    }
-}
-
 /// The single writer of the SQLite log. Callers on any thread append rows; a serial queue
 /// owns the connection and commits what is waiting in one transaction every
 /// `commitIntervalMs` or as soon as `commitRows` are waiting (mosquitto's persist-sqlite

@@ -1,32 +1,5 @@
 import Foundation
 
-/// A raised or cleared alert: what the rules decided, before any action ran.
-public struct AlertEvent: Sendable, Equatable {
-    public enum State: String, Sendable { case raised, cleared }
-    public var uuid: String
-    public var ts: Double
-    public var node: String
-    public var pipeline: String
-    public var device: String
-    public var state: State
-    public var label: String
-    public var score: Double
-    public var severity: String
-
-    public init(uuid: String = Detection.newUUID(), ts: Double, node: String, pipeline: String, device: String,
-                state: State, label: String, score: Double, severity: String) {
-        self.uuid = uuid; self.ts = ts; self.node = node; self.pipeline = pipeline; self.device = device
-        self.state = state; self.label = label; self.score = score; self.severity = severity
-    }
-
-    /// The alert message published on `vigil/{node}/alerts/{pipeline}/{device}` and POSTed by webhooks.
-    public var json: JSONValue {
-        .object([("uuid", .string(uuid)), ("ts", .number(ts)), ("node", .string(node)), ("pipeline", .string(pipeline)),
-                 ("device", .string(device)), ("state", .string(state.rawValue)), ("label", .string(label)),
-                 ("score", .number(score)), ("severity", .string(severity))])
-    }
-}
-
 /// The alert state of one pipeline and device: a small state machine with debounce,
 /// hysteresis and cooldown. Pure (time comes in with each score), so it is tested without clocks.
 ///

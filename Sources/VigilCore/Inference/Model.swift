@@ -178,48 +178,6 @@ public struct ModelError: Error, CustomStringConvertible, Sendable {
     public var description: String { "model \"\(model)\" (\(path)): \(message)" }
 }
 
-/// One result of running a pipeline's model on one input.
-public struct Detection: Sendable, Equatable {
-    public var uuid: String
-    public var ts: Double
-    public var pipeline: String
-    public var device: String
-    public var model: String
-    public var label: String
-    public var score: Double
-    public var scores: [(String, Double)]
-    public var latencyMs: Double
-    /// The device's own alert threshold, when its pipeline has a false-alarm budget (a
-    /// stateful anomaly model): the rule raises at it instead of `min_score`. Infinity while
-    /// the device's baseline warms up (no alert); nil for every other pipeline.
-    public var threshold: Double?
-
-    public init(uuid: String = Detection.newUUID(), ts: Double, pipeline: String, device: String, model: String,
-                label: String, score: Double, scores: [(String, Double)], latencyMs: Double, threshold: Double? = nil) {
-        self.uuid = uuid; self.ts = ts; self.pipeline = pipeline; self.device = device; self.model = model
-        self.label = label; self.score = score; self.scores = scores; self.latencyMs = latencyMs; self.threshold = threshold
-    }
-
-    public static func == (a: Detection, b: Detection) -> Bool {
-        a.uuid == b.uuid && a.ts == b.ts && a.label == b.label && a.score == b.score
-    }
-
-    /// The detection as one JSON object (the `detections` message and sync record body).
-    public var json: JSONValue {
-        .object([("uuid", .string(uuid)), ("ts", .number(ts)), ("pipeline", .string(pipeline)),
-                 ("device", .string(device)), ("model", .string(model)), ("label", .string(label)),
-                 ("score", .number(score)), ("scores", .object(scores.map { ($0.0, .number($0.1)) })),
-                 ("latency_ms", .number(latencyMs))])
-    }
-
-    public static func newUUID() -> String { RowID.make() }
-
-    /// `{"label": score, ...}` as stored in `detections.scores`.
-    public var scoresJSON: String {
-        JSONValue.object(scores.map { ($0.0, .number($0.1)) }).serialized
-    }
-}
-
 /// What a model file declares, for `vigilctl models PATH`: inputs, outputs, metadata,
 /// and whether it fits vigil's model contract (and if not, why). Reads any model ONNX
 /// Runtime can load, including ones vigil would refuse.
