@@ -6,7 +6,7 @@ enum BaselineCommand {
     static let command = Command(
         name: "baseline", summary: "Show each device's learned baseline (warm-up, alert threshold, stuck fields), or reset devices' baselines.",
         positionals: "[reset]", positionalRange: 0...1,
-        options: [Shared.pipeline, Shared.device, Shared.format, Shared.db, Shared.config],
+        options: [Shared.pipeline, Shared.device, Shared.format] + Shared.tableOptions + [Shared.db, Shared.config],
         details: """
             Devices of pipelines whose model takes a baseline (the shipped anomaly model) keep one,
             learned over baseline.horizon_s and saved in the log every baseline.snapshot_s; no alert
@@ -43,7 +43,7 @@ enum BaselineCommand {
             warn("no baselines (none of the pipelines has a model that takes one, or no device has sent readings yet)")
             return ExitCode.ok
         }
-        out(table.render(format))
+        out(table.render(format, style: Shared.style(a)))
         return ExitCode.ok
     }
 }

@@ -38,14 +38,19 @@ enum Shared {
     static let defaultDatabase = "/var/lib/vigil/vigil.db"
     static let db = Option(name: "--db", value: "PATH", help: "the SQLite log (default: storage.path of --config, else /var/lib/vigil/vigil.db)")
     static let config = Option(name: "--config", short: "-c", value: "FILE", help: "vigild's config, for storage.path (default \(Config.defaultPath))")
-    static let format = Option(name: "--format", short: "-f", value: "FMT", help: "table, jsonl or csv (default: table on a terminal, else jsonl)")
-    static let since = Option(name: "--since", value: "WHEN", help: "from this time: 15m, 2h, 7d back from now, ISO-8601 (UTC unless an offset is given) or @EPOCH")
+    // -o is the output as in journalctl (-o json); -f means --follow wherever it exists (tail).
+    static let format = Option(name: "--format", short: "-o", value: "FMT", help: "table, jsonl (or json) or csv (default: table on a terminal, else jsonl)")
+    static let since = Option(name: "--since", value: "WHEN", help: "from this time: 15m or -15m, 2h, 7d back from now, today, yesterday, 2026-11-29 14:00 (local time; UTC with --utc), RFC 3339 (2026-11-29T14:00:00Z) or @EPOCH")
     static let until = Option(name: "--until", value: "WHEN", help: "before this time (same forms as --since)")
+    static let utc = Option(name: "--utc", help: "show and read times in UTC (default: local time in tables)")
+    static let wide = Option(name: "--wide", short: "-w", help: "every column, uncut (default: the main columns, cut to the terminal's width)")
     static let pipeline = Option(name: "--pipeline", short: "-p", value: "NAME", help: "only these pipelines (repeat or comma-separate; * and ? glob)", repeatable: true)
     static let device = Option(name: "--device", short: "-d", value: "NAME", help: "only these devices (repeat or comma-separate; * and ? glob)", repeatable: true)
     static let label = Option(name: "--label", short: "-l", value: "NAME", help: "only these labels (repeat or comma-separate; * and ? glob)", repeatable: true)
     static let minScore = Option(name: "--min-score", value: "X", help: "only rows scoring at least X (0 to 1)")
     static let filters = [since, until, pipeline, device, label, minScore]
+    /// How tables look: `--utc`, `--wide`, and the width to fit.
+    static let tableOptions = [utc, wide]
 
     /// `--db`, else `storage.path` of the config (read without validating the rest, so a
     /// config holding secrets this user cannot read still names the database), else the default.
@@ -84,16 +89,25 @@ enum Shared {
     }
 
     static func format(_ a: Arguments, default d: OutputFormat = .automatic()) throws -> OutputFormat {
+        if a.string("--format") == "json" { return .jsonl }   // journalctl's -o json
         guard let s = try a.choice("--format", OutputFormat.allCases.map(\.rawValue)) else { return d }
         return OutputFormat(rawValue: s)!
     }
 
+    /// Tables show local time, as journalctl does, also when piped (`| less`, `| grep` see what
+    /// the terminal sees); JSON lines and CSV always carry epoch seconds and UTC.
+    static func zone(_ a: Arguments) -> TimeSpec.Zone { a.flag("--utc") ? .utc : .local }
+
+    static func style(_ a: Arguments) -> TableStyle {
+        TableStyle(zone: zone(a), wide: a.flag("--wide"), width: TableStyle.terminalWidth())
+    }
+
     static func filter(_ a: Arguments, now: Double = Date().timeIntervalSince1970, defaultSince: Double? = nil) throws -> RowFilter {
         var f = RowFilter()
-        f.since = try a.instant("--since", now: now) ?? defaultSince.map { now - $0 }
-        f.until = try a.instant("--until", now: now)
+        f.since = try a.instant("--since", now: now, zone: zone(a)) ?? defaultSince.map { now - $0 }
+        f.until = try a.instant("--until", now: now, zone: zone(a))
         if let s = f.since, let u = f.until, u <= s {
-            throw UsageError("--until (\(TimeSpec.format(u))) must be after --since (\(TimeSpec.format(s)))")
+            throw UsageError("--until (\(TimeSpec.short(u, zone: zone(a)))) must be after --since (\(TimeSpec.short(s, zone: zone(a))))")
         }
         f.pipelines = a.list("--pipeline")
         f.devices = a.list("--device")

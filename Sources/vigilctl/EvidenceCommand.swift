@@ -10,7 +10,7 @@ enum EvidenceCommand {
     static let command = Command(
         name: "evidence", summary: "Write out the evidence an alert kept: its frames (PNG), sound (WAV) or readings (CSV), as one tar archive or one item.",
         positionals: "UUID", positionalRange: 1...1,
-        options: [output, item, list, Shared.format, Shared.db, Shared.config],
+        options: [output, item, list, Option(name: "--format", value: "FMT", help: "--list as table, jsonl or csv"), Shared.db, Shared.config],
         details: """
             UUID is the alert's uuid (vigilctl alerts --format jsonl shows it; the EVIDENCE column
             says which alerts have evidence). On a terminal without -o the items are listed.

@@ -28,10 +28,10 @@ enum NodeCommands {
     static let models = Command(
         name: "models", summary: "Describe ONNX models: inputs and outputs (free dimensions by name), metadata, and whether each meets Vigil's model contract.",
         positionals: "PATH...", positionalRange: 1...1000,
-        options: [Option(name: "--format", short: "-f", value: "FMT", help: "text (default) or jsonl")],
+        options: [Option(name: "--format", short: "-o", value: "FMT", help: "text (default) or jsonl (or json)")],
         details: "PATH is an .onnx file or a folder of them. Exit status 1 when a model cannot be loaded or does not meet the contract.",
         run: { a in
-            let json = try a.choice("--format", ["text", "jsonl"]) == "jsonl"
+            let json = try ["jsonl", "json"].contains(a.choice("--format", ["text", "jsonl", "json"]) ?? "text")
             var status = ExitCode.ok
             var first = true
             for path in a.positionals {

@@ -7,31 +7,35 @@ enum QueryCommands {
 
     static let detections = Command(
         name: "detections", summary: "List detections from the local log, oldest first.",
-        options: Shared.filters + [limit, Shared.format, Shared.db, Shared.config],
+        options: Shared.filters + [limit, Shared.format] + Shared.tableOptions + [Shared.db, Shared.config],
         details: """
             examples:
               vigilctl detections --since 15m --pipeline camera --min-score 0.8
-              vigilctl detections --since 2026-11-29T06:00:00Z --until 2026-11-29T07:00:00Z --format csv
+              vigilctl detections --since yesterday --until today -o csv
+              vigilctl detections --since 2026-11-29T06:00:00Z --until 2026-11-29T07:00:00Z
             """,
         run: { try list($0, alerts: false) })
 
     static let alerts = Command(
         name: "alerts", summary: "List alert transitions (raised, cleared) from the local log, oldest first.",
-        options: Shared.filters + [state, limit, Shared.format, Shared.db, Shared.config],
+        options: Shared.filters + [state, limit, Shared.format] + Shared.tableOptions + [Shared.db, Shared.config],
         details: """
             examples:
               vigilctl alerts --since 7d --state raised
-              vigilctl alerts --device 'door-*' --format jsonl
+              vigilctl alerts --device 'door-*' -o json
+              vigilctl alerts --wide    # severity, uuid and the actions' full outcomes
             """,
         run: { try list($0, alerts: true) })
 
     static let export = Command(
         name: "export", summary: "Write every matching detection or alert, streamed, as JSON lines (default) or CSV.",
-        positionals: "detections|alerts", positionalRange: 1...1,
-        options: Shared.filters + [state, Shared.format, Shared.db, Shared.config],
+        positionals: "[detections|alerts]", positionalRange: 0...1,
+        options: Shared.filters + [state, Shared.format, Shared.utc, Shared.db, Shared.config],
         details: """
-            example:
+            Without detections or alerts, exports detections.
+            examples:
               vigilctl export detections --since 7d --format csv > week.csv
+              vigilctl export alerts --since 2026-11-01 -o json
             """,
         run: exportRows)
 
@@ -47,7 +51,7 @@ enum QueryCommands {
             warn("no \(alerts ? "alerts" : "detections") match")
             return ExitCode.ok
         }
-        out(table.render(format))
+        out(table.render(format, style: Shared.style(a)))
         if more { warn("showing the newest \(n) rows; more match (--limit 0 for all, or narrow with --since)") }
         return ExitCode.ok
     }
@@ -61,7 +65,7 @@ enum QueryCommands {
     }
 
     static func exportRows(_ a: Arguments) throws -> Int32 {
-        let table = a.positionals[0]
+        let table = a.positionals.first ?? "detections"
         guard table == "detections" || table == "alerts" else {
             throw UsageError("export: expected detections or alerts, got \"\(table)\"")
         }
@@ -88,7 +92,8 @@ enum QueryCommands {
     static let stats = Command(
         name: "stats", summary: "Per pipeline and device: detections, label distribution, latency p50/p95/p99 and alerts raised.",
         options: [Option(name: "--since", value: "WHEN", help: "from this time (default 24h; same forms as detections --since)"),
-                  Shared.until, Shared.pipeline, Shared.device, Shared.label, Shared.minScore, Shared.format, Shared.db, Shared.config],
+                  Shared.until, Shared.pipeline, Shared.device, Shared.label, Shared.minScore, Shared.format]
+            + Shared.tableOptions + [Shared.db, Shared.config],
         details: """
             Latency percentiles are nearest-rank over latency_ms: the p-th percentile of N values
             is the value at rank ceil(p/100 × N) in ascending order, so it is always a latency
@@ -106,7 +111,8 @@ enum QueryCommands {
         var table = ResultTable(columns: GroupStats.columns)
         table.rows = groups.map { $0.row(forTable: format == .table) }
         if format == .table {
-            let range = "from \(filter.since.map(TimeSpec.format) ?? "the start") to \(filter.until.map(TimeSpec.format) ?? "now")"
+            let when = { (t: Double) in TimeSpec.short(t, zone: Shared.zone(a)) }
+            let range = "from \(filter.since.map(when) ?? "the start") to \(filter.until.map(when) ?? "now")"
             if groups.isEmpty {
                 warn("no detections or alerts \(range)")
                 return ExitCode.ok
@@ -114,13 +120,13 @@ enum QueryCommands {
             if groups.count > 1 { table.rows.append(total.row(forTable: true)) }
             out("\(range)\n")
         }
-        out(table.render(format))
+        out(table.render(format, style: Shared.style(a)))
         return ExitCode.ok
     }
 
     static let sync = Command(
         name: "sync", summary: "Cloud sync state: backlog, oldest unsynced row, last successful sync, rows dropped by the size cap.",
-        options: [Shared.format, Shared.db, Shared.config],
+        options: [Shared.format, Shared.utc, Shared.db, Shared.config],
         details: "Reads the meta keys the store writes (last_sync_at, last_sync_error, dropped_detections, dropped_alerts); missing keys print as never/0.",
         run: runSync)
 
@@ -145,7 +151,7 @@ enum QueryCommands {
             }
         }
         switch format {
-        case .table: out(s.text)
+        case .table: out(s.text(zone: Shared.zone(a)))
         case .jsonl: out(s.json.serialized + "\n")
         case .csv:
             guard case .object(let members) = s.json else { return ExitCode.failure }

@@ -12,7 +12,7 @@ enum TailCommand {
                   Option(name: "--only", value: "KIND", help: "detections or alerts (default both)"),
                   Option(name: "--interval", value: "MS", help: "poll every MS milliseconds (default 200)"),
                   Shared.pipeline, Shared.device, Shared.label, Shared.minScore,
-                  Option(name: "--format", value: "FMT", help: Shared.format.help), Shared.db, Shared.config],
+                  Shared.format, Shared.utc, Shared.db, Shared.config],
         details: "Table rows show kind, and for detections the model latency, for alerts the state and severity.",
         run: run)
 
@@ -25,7 +25,7 @@ enum TailCommand {
         var filter = try Shared.filter(a)
         let stop = stopOnSignals()
         let reader = try Shared.openLog(a)
-        let printer = TailPrinter(format: format)
+        let printer = TailPrinter(format: format, zone: Shared.zone(a))
         let wantDetections = only != "alerts", wantAlerts = only != "detections"
 
         func fetch(_ f: RowFilter, limit: Int?) throws -> [TailRow] {
@@ -122,11 +122,12 @@ struct TailRow {
 /// and CSV with a `kind` field first.
 final class TailPrinter {
     let format: OutputFormat
-    var widths = [24, 9, 10, 10, 14, 6, 0]
+    let zone: TimeSpec.Zone
+    var widths = [19, 9, 8, 8, 8, 5, 0]
     var headerDone = false
     static let csvColumns = ["kind", "id", "ts", "time", "pipeline", "device", "label", "score", "detail", "uuid"]
 
-    init(format: OutputFormat) { self.format = format }
+    init(format: OutputFormat, zone: TimeSpec.Zone) { self.format = format; self.zone = zone }
 
     func print(_ rows: [TailRow]) {
         switch format {
@@ -134,7 +135,7 @@ final class TailPrinter {
             if !headerDone { line(["TIME", "KIND", "PIPELINE", "DEVICE", "LABEL", "SCORE", "DETAIL"]); headerDone = true }
             for r in rows {
                 let score = r.value("score").double.map { String(format: "%.3f", $0) } ?? "-"
-                line([TimeSpec.format(r.ts), r.alert ? "alert" : "detection", r.value("pipeline").string ?? "-",
+                line([TimeSpec.short(r.ts, zone: zone), r.alert ? "alert" : "detection", r.value("pipeline").string ?? "-",
                       r.value("device").string ?? "-", r.value("label").string ?? "-", score, detail(r)])
             }
         case .jsonl:

@@ -6,28 +6,30 @@ import VigilCore
 /// unavailable, 4 broker unreachable (docs/vigilctl.md).
 let commands: [Command] = [
     QueryCommands.detections, QueryCommands.alerts, TailCommand.command, QueryCommands.stats,
-    QueryCommands.sync, QueryCommands.export, BaselineCommand.command, EvidenceCommand.command, SimulateCommand.command, NodeCommands.checkConfig, NodeCommands.models,
+    QueryCommands.sync, QueryCommands.export, ReportCommand.command, BaselineCommand.command, EvidenceCommand.command, SimulateCommand.command, NodeCommands.checkConfig, NodeCommands.models,
 ]
 
 let usage = """
     usage: vigilctl COMMAND [options]
 
     commands:
-      detections    list detections (filters: --since --until --pipeline --device --label --min-score)
+      detections    list detections (--since --until --pipeline --device --label)
       alerts        list alert transitions (same filters, and --state)
       tail          print the newest detections and alerts, then follow new ones
-      stats         per pipeline and device: counts, labels, latency p50/p95/p99, alerts
-      sync          cloud sync backlog, oldest unsynced row, last sync, rows dropped by the size cap
+      stats         per pipeline and device: counts, labels, latency, alerts
+      sync          cloud sync backlog, last sync, rows dropped by the size cap
       export        stream every matching detection or alert as JSON lines or CSV
-      baseline      each device's learned anomaly baseline; `baseline reset --device D` forgets one
-      evidence      write out the frames, sound or readings an alert kept (vigilctl evidence UUID -o FILE)
+      report        one HTML page: timelines, counts, latencies, sync, evidence
+      baseline      each device's anomaly baseline; `baseline reset` forgets one
+      evidence      write out the frames, sound or readings an alert kept
       simulate      publish synthetic camera, audio and env traffic to a broker
       check-config  validate a config and its models (as vigild --check-config)
       models        describe ONNX models: inputs, outputs, metadata, contract
 
-    Run `vigilctl COMMAND --help` for a command's options. `vigilctl --version` prints the version.
-    Exit status: 0 ok, 1 the command found a problem, 2 bad command line,
-    3 database missing or unreadable, 4 broker unreachable.
+    Run `vigilctl COMMAND --help` for a command's options, `vigilctl --version`
+    for the version. Tables show local time (--utc for UTC); -o json, -o csv
+    for programs. Exit status: 0 ok, 1 the command found a problem, 2 bad
+    command line, 3 database missing or unreadable, 4 broker unreachable.
     """
 
 @MainActor func main() -> Int32 {

@@ -2,34 +2,31 @@ import Foundation
 import VigilCore
 
 /// vigild: the Vigil daemon. See README.md for configuration and operation.
-let usage = """
-    usage: vigild [--config FILE] [--check-config [FILE]] [--version]
-
-      --config FILE         run with this config (default \(Config.defaultPath))
-      --check-config [FILE] validate the config and its models, then exit (0 when valid)
-      --version             print the version and exit
-    """
+/// Its command line is parsed by the same `Command` as vigilctl's (VigilCore/CLI).
+let command = Command(
+    program: "vigild", name: "", summary: "The Vigil daemon: MQTT sensor frames -> ONNX models -> alerts, actions and a local log.",
+    positionals: "[FILE]", positionalRange: 0...1,
+    options: [Option(name: "--config", short: "-c", value: "FILE", help: "run with this config (default \(Config.defaultPath))"),
+              Option(name: "--check-config", help: "validate the config (FILE, else --config) and its models, then exit (0 when valid)"),
+              Option(name: "--version", help: "print the version and exit")],
+    run: { _ in 0 })   // the service below is not one function: parse only
 
 var configPath = Config.defaultPath
 var checkOnly = false
-var args = CommandLine.arguments.dropFirst()
-while let arg = args.popFirst() {
-    switch arg {
-    case "--config", "-c":
-        guard let p = args.popFirst() else { fail("--config needs a file") }
-        configPath = p
-    case "--check-config":
-        checkOnly = true
-        if let next = args.first, !next.hasPrefix("-") { configPath = args.popFirst()! }
-    case "--version":
-        print("vigild \(VigilVersion.string)")
-        exit(0)
-    case "--help", "-h":
-        print(usage)
-        exit(0)
-    default:
-        fail("unknown option \(arg)\n\(usage)", code: 2)
+do {
+    let a = try command.parse(Array(CommandLine.arguments.dropFirst()))
+    if a.flag("--help") { print(command.usage, terminator: ""); exit(0) }
+    if a.flag("--version") { print("vigild \(VigilVersion.string)"); exit(0) }
+    checkOnly = a.flag("--check-config")
+    if let file = a.positionals.first {
+        guard checkOnly else { throw UsageError("unexpected argument \(file) (a config to run is --config FILE)") }
+        if a.string("--config") != nil { throw UsageError("--check-config FILE and --config FILE: give the config once") }
+        configPath = file
+    } else if let file = a.string("--config") {
+        configPath = file
     }
+} catch {
+    fail("\(error)\nrun `vigild --help` for usage", code: 2)
 }
 
 func fail(_ message: String, code: Int32 = 1) -> Never {

@@ -58,8 +58,8 @@ public final class LogReader {
         Column("state", .text),
         Column("label", .text),
         Column("score", .real(decimals: 3)),
-        Column("severity", .text),
-        Column("actions", .json, maxWidth: 60),
+        Column("severity", .text, inTable: false),
+        Column("actions", .outcomes, maxWidth: 60),
         // Bytes of evidence kept for the alert (Evidence/); empty when none (`vigilctl evidence UUID` writes it out).
         Column("evidence", .integer, select: "(SELECT bytes FROM evidence WHERE alert_uuid = alerts.uuid)"),
         Column("uuid", .text, inTable: false),
@@ -73,11 +73,15 @@ public final class LogReader {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
+            // /var/lib/vigil is 0750 vigil:vigil: to anyone else the log looks absent (issue 19).
+            if let closed = LogReader.closedFolder(above: path) {
+                throw QueryError("cannot read \(path): \(LogReader.permissionDenied) (\(closed) is closed to this user)")
+            }
             throw QueryError("no database at \(path): vigild creates it on first start (set --db, or storage.path in --config)")
         }
         guard !isDir.boolValue else { throw QueryError("\(path) is a directory, not a database") }
         guard fm.isReadableFile(atPath: path) else {
-            throw QueryError("cannot read \(path): permission denied (run as the vigil user, or with sudo)")
+            throw QueryError("cannot read \(path): \(LogReader.permissionDenied)")
         }
         do {
             db = try LogReader.open(path)
@@ -97,6 +101,22 @@ public final class LogReader {
         if version > Schema.migrator.latestVersion {
             // Newer daemon: the columns read here are a stable contract, so carry on.
             log.debug("\(path): schema version \(version) is newer than this vigilctl knows (\(Schema.migrator.latestVersion))")
+        }
+    }
+
+    /// What to do about a log this user may not read: the package makes the log group vigil's.
+    public static let permissionDenied = "permission denied: add yourself to group vigil (sudo adduser $USER vigil, then log in again) or use sudo"
+
+    /// The nearest existing folder above `path` that this user cannot search (enter), if any.
+    static func closedFolder(above path: String) -> String? {
+        var dir = URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent()
+        while true {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir) {
+                return isDir.boolValue && !FileManager.default.isExecutableFile(atPath: dir.path) ? dir.path : nil
+            }
+            if dir.path == "/" { return nil }
+            dir = dir.deletingLastPathComponent()
         }
     }
 

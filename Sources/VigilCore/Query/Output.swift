@@ -20,6 +20,9 @@ public struct Column: Sendable {
         case time
         /// Text holding JSON: embedded as JSON in JSON lines.
         case json
+        /// JSON list of action outcomes (`alerts.actions`): embedded as JSON, shown in tables
+        /// as `siren:ok led:error`.
+        case outcomes
     }
     public let name: String
     public let kind: Kind
@@ -38,6 +41,24 @@ public struct Column: Sendable {
     }
 }
 
+/// How a table prints for people: which clock, all columns or the ones that fit, how wide.
+public struct TableStyle: Sendable, Equatable {
+    public var zone: TimeSpec.Zone
+    /// Every column, uncut (`--wide`); otherwise the table columns, cut to fit `width`.
+    public var wide: Bool
+    /// Columns of the terminal (`COLUMNS`, else 80).
+    public var width: Int
+
+    public init(zone: TimeSpec.Zone = .utc, wide: Bool = false, width: Int = 80) {
+        self.zone = zone; self.wide = wide; self.width = width
+    }
+
+    /// `COLUMNS` when the shell exports it, else 80: tables fit a default terminal.
+    public static func terminalWidth(_ env: [String: String] = ProcessInfo.processInfo.environment) -> Int {
+        env["COLUMNS"].flatMap { Int($0) }.flatMap { (40...1000).contains($0) ? $0 : nil } ?? 80
+    }
+}
+
 /// Rows with named, typed columns, and the three ways to print them.
 public struct ResultTable: Sendable {
     public typealias Row = [SQLValue]
@@ -50,9 +71,9 @@ public struct ResultTable: Sendable {
 
     public func column(named name: String) -> Int? { columns.firstIndex { $0.name == name } }
 
-    public func render(_ format: OutputFormat, header: Bool = true) -> String {
+    public func render(_ format: OutputFormat, header: Bool = true, style: TableStyle = TableStyle()) -> String {
         switch format {
-        case .table: return renderTable(header: header)
+        case .table: return renderTable(header: header, style: style)
         case .jsonl: return rows.map { jsonLine($0) + "\n" }.joined()
         case .csv: return (header ? csvLine(csvHeader) + "\n" : "") + rows.map { csvLine(csvCells($0)) + "\n" }.joined()
         }
@@ -60,25 +81,48 @@ public struct ResultTable: Sendable {
 
     // MARK: table
 
-    public func tableCell(_ value: SQLValue, _ c: Column) -> String {
+    public func tableCell(_ value: SQLValue, _ c: Column, style: TableStyle = TableStyle()) -> String {
         let s: String
         switch (c.kind, value) {
         case (_, .null): s = "-"
-        case (.time, _): s = value.double.map(TimeSpec.format) ?? "-"
+        case (.time, _): s = value.double.map { TimeSpec.short($0, zone: style.zone) } ?? "-"
+        case (.outcomes, _) where !style.wide: s = Self.outcomeSummary(Self.text(value))
         case (.real(let d), _): s = value.double.map { String(format: "%.\(d)f", $0) } ?? "-"
         case (.integer, _): s = value.int.map { String($0) } ?? "-"
         default: s = Self.text(value)
         }
         let flat = s.replacingOccurrences(of: "\n", with: " ")
-        return flat.count > c.maxWidth ? String(flat.prefix(c.maxWidth - 1)) + "…" : flat
+        return !style.wide && flat.count > c.maxWidth ? Self.cut(flat, c.maxWidth) : flat
     }
 
-    func renderTable(header: Bool) -> String {
-        let shown = columns.indices.filter { columns[$0].inTable }
-        let cells = rows.map { row in shown.map { tableCell(row[$0], columns[$0]) } }
+    static func cut(_ s: String, _ width: Int) -> String { s.count > width ? String(s.prefix(max(0, width - 1))) + "…" : s }
+
+    /// `siren:ok led:error` from `[{"action":"siren","status":"ok"},...]`.
+    static func outcomeSummary(_ json: String) -> String {
+        guard case .array(let list)? = try? JSONParser.parse(json) else { return json }
+        return list.map { "\($0["action"]?.string ?? "?"):\($0["status"]?.string ?? "?")" }.joined(separator: " ")
+    }
+
+    func renderTable(header: Bool, style: TableStyle) -> String {
+        let shown = columns.indices.filter { style.wide || columns[$0].inTable }
+        var cells = rows.map { row in shown.map { tableCell(row[$0], columns[$0], style: style) } }
         let names = shown.map { columns[$0].name == "ts" ? "TIME" : columns[$0].name.uppercased() }
         var widths = names.map { header ? $0.count : 0 }
         for r in cells { for (k, c) in r.enumerated() { widths[k] = max(widths[k], c.count) } }
+        if !style.wide {
+            // Too wide for the terminal: narrow the widest text column, one column at a time, down
+            // to its header (times and numbers are never cut: a cut number reads as another number).
+            let cuttable = shown.indices.filter { k in
+                switch columns[shown[k]].kind { case .text, .json, .outcomes: true; default: false }
+            }
+            var total = widths.reduce(0, +) + 2 * max(0, widths.count - 1)
+            while total > style.width,
+                  let k = cuttable.filter({ widths[$0] > max(6, header ? names[$0].count : 0) }).max(by: { widths[$0] < widths[$1] }) {
+                widths[k] -= 1
+                total -= 1
+            }
+            for r in cells.indices { for k in cuttable where cells[r][k].count > widths[k] { cells[r][k] = Self.cut(cells[r][k], widths[k]) } }
+        }
         func line(_ values: [String]) -> String {
             var out = ""
             for (k, v) in values.enumerated() {
@@ -116,7 +160,10 @@ public struct ResultTable: Sendable {
         case .real(let d): return .number(d)
         case .blob(let b): return .string(b.map { String(format: "%02x", $0) }.joined())
         case .text(let s):
-            if case .json = c.kind, let parsed = try? JSONParser.parse(s) { return parsed }
+            switch c.kind {
+            case .json, .outcomes: if let parsed = try? JSONParser.parse(s) { return parsed }
+            default: break
+            }
             return .string(s)
         }
     }

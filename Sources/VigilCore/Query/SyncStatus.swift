@@ -21,9 +21,9 @@ public struct SyncStatus: Sendable {
     /// `last_sync_at` as epoch seconds or ISO-8601.
     static func parseTime(_ s: String) -> Double? { Double(s) ?? TimeSpec.iso8601(s) }
 
-    /// `key: value` lines for people.
-    public var text: String {
-        func when(_ t: Double?) -> String { t.map { "\(TimeSpec.format($0)) (\(TimeSpec.age(now - $0)) ago)" } ?? "never" }
+    /// `key: value` lines for people, times in `zone`.
+    public func text(zone: TimeSpec.Zone = .utc) -> String {
+        func when(_ t: Double?) -> String { t.map { "\(TimeSpec.short($0, zone: zone)) (\(TimeSpec.age(now - $0)) ago)" } ?? "never" }
         var rows: [(String, String)] = uplink.map { [("uplink", $0)] } ?? []
         rows += [
             ("backlog", "\(unsyncedDetections + unsyncedAlerts) rows (\(unsyncedDetections) detections, \(unsyncedAlerts) alerts)"),
