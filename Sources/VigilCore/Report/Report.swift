@@ -5,7 +5,9 @@ import SQLite
 /// (ReportHTML.swift). The counts and latency percentiles are `LogReader.stats` itself, so
 /// the page and `vigilctl stats` cannot disagree; the sync figures are `syncStatus`.
 public struct Report: Sendable {
-    /// One point of a device's score timeline: the highest score in a time bucket.
+    /// One point of a device's score timeline: the highest score in a time bucket of a label
+    /// other than the group's background (its most frequent label: still, normal), so events
+    /// stand out as peaks; a classifier's top score alone is near 1 all the time.
     public struct Point: Sendable { public var ts: Double; public var maxScore: Double; public var count: Int }
 
     public struct AlertMark: Sendable {
@@ -33,6 +35,8 @@ public struct Report: Sendable {
 
     public struct Group: Sendable {
         public var stats: GroupStats
+        /// The most frequent label, left out of the timeline.
+        public var background: String? { stats.labels.first?.0 }
         public var timeline: [Point]
         public var alerts: [AlertMark]
     }
@@ -100,7 +104,7 @@ public struct Report: Sendable {
         axisFrom = lo; axisTo = hi
         groups = try all.map { g in
             let key = GroupKey(pipeline: g.pipeline, device: g.device)
-            let timeline = drawn.contains(key) ? try reader.timeline(key, filter: filter, from: lo, to: hi, buckets: limits.buckets) : []
+            let timeline = drawn.contains(key) ? try reader.timeline(key, background: g.labels.first?.0, filter: filter, from: lo, to: hi, buckets: limits.buckets) : []
             return Group(stats: g, timeline: timeline, alerts: Array((byGroup[key] ?? []).suffix(limits.marks)))
         }
 
@@ -136,10 +140,14 @@ public struct Report: Sendable {
             return result
         }
         if let wav = entries.first(where: { $0.name.hasSuffix(".wav") }) {
-            // The clip starts `before_s` ahead of the alert (alert.json); keep audioSeconds around the alert.
+            // Where the alert falls in the clip: alert.json has the clip's start (its item ts) and
+            // before_s; keep audioSeconds around the alert.
             var before = 0.0
             if let manifest = entries.first(where: { $0.name == "alert.json" }), let j = try? JSONParser.parse(manifest.bytes) {
                 before = j["before_s"]?.double ?? 0
+                if case .array(let items)? = j["items"], let start = items.first(where: { $0["name"]?.string == wav.name })?["ts"]?.double {
+                    before = alert.ts - start
+                }
             }
             guard let (clip, note) = Thumbnail.clip(wav.bytes, centre: before, seconds: limits.audioSeconds) else {
                 result.note = "\(wav.name) is not a 16-bit PCM WAV this reads"
@@ -154,13 +162,14 @@ public struct Report: Sendable {
 
 extension LogReader {
     /// The highest score per time bucket of one pipeline and device, between `from` and `to`.
-    func timeline(_ key: GroupKey, filter: RowFilter, from: Double, to: Double, buckets: Int) throws -> [Report.Point] {
+    func timeline(_ key: GroupKey, background: String?, filter: RowFilter, from: Double, to: Double, buckets: Int) throws -> [Report.Point] {
         var f = filter
         f.pipelines = [key.pipeline]; f.devices = [key.device]
         let (clause, values) = f.sql(states: false)
         let width = max((to - from) / Double(buckets), 1e-3)
-        let sql = "SELECT CAST((ts - ?) / ? AS INTEGER) AS b, max(score), count(*), min(ts) FROM detections\(clause) GROUP BY b ORDER BY b"
-        return try query(sql, [.real(from), .real(width)] + values).map { r in
+        let sql = "SELECT CAST((ts - ?) / ? AS INTEGER) AS b, max(CASE WHEN label = ? THEN 0 ELSE score END), count(*) "
+            + "FROM detections\(clause) GROUP BY b ORDER BY b"
+        return try query(sql, [.real(from), .real(width), background.map { .text($0) } ?? .null] + values).map { r in
             Report.Point(ts: from + (Double(r[0].int ?? 0) + 0.5) * width, maxScore: r[1].double ?? 0, count: Int(r[2].int ?? 0))
         }
     }

@@ -14,7 +14,7 @@ extension Report {
             body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222;background:#fff}
             h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
             table{border-collapse:collapse} td,th{padding:3px 10px;border-bottom:1px solid #ddd;text-align:left}
-            td.n{text-align:right;font-variant-numeric:tabular-nums}
+            td{white-space:nowrap} td.wrap{white-space:normal;max-width:420px} td.n{text-align:right;font-variant-numeric:tabular-nums}
             .muted{color:#666} .tl{margin:6px 0 14px} .alerts td{vertical-align:top}
             .ev img{max-width:240px;image-rendering:pixelated;border:1px solid #ccc} .ev audio{width:240px}
             </style></head><body>
@@ -38,10 +38,13 @@ extension Report {
         h += "<tr><td>dropped by size cap</td><td class=\"n\" data-sync=\"dropped\">\(sync.droppedDetections + sync.droppedAlerts)</td><td></td></tr>"
         h += "<tr><td>database</td><td colspan=\"2\">\(String(format: "%.1f MB", Double(sync.databaseBytes) / 1_048_576))</td></tr></table>\n"
 
-        h += "<h2>Scores over time</h2>\n<p class=\"muted\">Highest score per \(TimeSpec.age((axisTo - axisFrom) / Double(limits.buckets))) bucket"
+        let bucket = (axisTo - axisFrom) / Double(limits.buckets)
+        h += "<h2>Scores over time</h2>\n<p class=\"muted\">Highest score of a label other than the device's most frequent one, per "
+        h += (bucket < 60 ? String(format: "%.2g s", bucket) : TimeSpec.age(bucket)) + " bucket"
         h += "\(axisTo - axisFrom < 1 ? "" : ", \(when(axisFrom)) to \(when(axisTo))"); red marks: alerts raised, grey: cleared.</p>\n"
         for g in groups where !g.timeline.isEmpty || !g.alerts.isEmpty {
-            h += "<div class=\"tl\"><b>\(Report.escape(g.stats.pipeline))</b> / \(Report.escape(g.stats.device))<br>\n"
+            h += "<div class=\"tl\"><b>\(Report.escape(g.stats.pipeline))</b> / \(Report.escape(g.stats.device))"
+            h += "\(g.background.map { " <span class=\"muted\">(not \(Report.escape($0)))</span>" } ?? "")<br>\n"
             h += timelineSVG(g) + "</div>\n"
         }
         if groups.contains(where: { $0.timeline.isEmpty && $0.alerts.isEmpty }) || groups.count > limits.groups {
@@ -69,7 +72,7 @@ extension Report {
     static func statsRow(_ g: GroupStats) -> String {
         func ms(_ v: Double?, _ name: String) -> String { "<td class=\"n\" data-stat=\"\(name)\">\(v.map { String(format: "%.2f", $0) } ?? "-")</td>" }
         var r = "<tr data-pipeline=\"\(escape(g.pipeline))\" data-device=\"\(escape(g.device))\"><td>\(escape(g.pipeline))</td><td>\(escape(g.device))</td>"
-        r += "<td class=\"n\" data-stat=\"detections\">\(g.detections)</td><td class=\"muted\">\(escape(g.labelSummary))</td>"
+        r += "<td class=\"n\" data-stat=\"detections\">\(g.detections)</td><td class=\"muted wrap\">\(escape(g.labelSummary))</td>"
         r += ms(g.p50, "p50_ms") + ms(g.p95, "p95_ms") + ms(g.p99, "p99_ms")
         r += "<td class=\"n\" data-stat=\"alerts\">\(g.alerts)</td></tr>\n"
         return r
