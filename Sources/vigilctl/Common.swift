@@ -99,7 +99,15 @@ enum Shared {
     static func zone(_ a: Arguments) -> TimeSpec.Zone { a.flag("--utc") ? .utc : .local }
 
     static func style(_ a: Arguments) -> TableStyle {
-        TableStyle(zone: zone(a), wide: a.flag("--wide"), width: TableStyle.terminalWidth())
+        TableStyle(zone: zone(a), wide: a.flag("--wide"), width: ProcessInfo.processInfo.environment["COLUMNS"] == nil
+                   ? terminalColumns() ?? TableStyle.terminalWidth() : TableStyle.terminalWidth())
+    }
+
+    /// The width of the terminal on stdout (bash does not export COLUMNS); nil when not a terminal.
+    static func terminalColumns() -> Int? {
+        var size = winsize()
+        guard isatty(1) == 1, ioctl(1, UInt(TIOCGWINSZ), &size) == 0, size.ws_col >= 40 else { return nil }
+        return Int(size.ws_col)
     }
 
     static func filter(_ a: Arguments, now: Double = Date().timeIntervalSince1970, defaultSince: Double? = nil) throws -> RowFilter {

@@ -46,7 +46,7 @@ public struct TableStyle: Sendable, Equatable {
     public var zone: TimeSpec.Zone
     /// Every column, uncut (`--wide`); otherwise the table columns, cut to fit `width`.
     public var wide: Bool
-    /// Columns of the terminal (`COLUMNS`, else 80).
+    /// Columns of the terminal (vigilctl asks the terminal; else `COLUMNS`, else 80).
     public var width: Int
 
     public init(zone: TimeSpec.Zone = .utc, wide: Bool = false, width: Int = 80) {
