@@ -50,6 +50,7 @@ public final class Daemon: @unchecked Sendable {
         let models = try Daemon.loadModels(config)
         self.currentModels = models
         let counters = self.counters
+        counters.declare(config)
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
         let book = baselines

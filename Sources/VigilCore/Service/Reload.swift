@@ -106,6 +106,7 @@ extension Daemon {
             stopClient()
             try start()
         }
+        counters.declare(new)
         for hook in lock.withLock({ reloadHooks }) { hook(new) }
         return report
     }
