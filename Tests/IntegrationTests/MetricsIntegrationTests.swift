@@ -105,8 +105,9 @@ final class MetricsIntegrationTests: XCTestCase {
         let pub = try TestClient(port: broker.port)
         let before = Date().timeIntervalSince1970
         XCTAssertTrue(pub.waitForAcks(try (0..<3).map { try pub.publish("sensors/cam\($0)/vec", f32le([1, 2, 3, 4])) }))
-        let after = Date().timeIntervalSince1970
+        // The PUBACK comes from the broker, before vigild has the message: the bound is its row.
         XCTAssertTrue(waitUntil(timeout: 15) { self.rowCount() == 3 })
+        let after = Date().timeIntervalSince1970
         let s = samples(scrape(http))
         for d in 0..<3 {
             let t = try XCTUnwrap(s[#"vigil_last_frame_timestamp_seconds{pipeline="vec",device="cam\#(d)"}"#], "\(s)")
