@@ -84,6 +84,12 @@ final class StorePolicyIntegrationTests: XCTestCase {
             XCTAssertTrue(waitUntil(timeout: 20) { uuids.isSubset(of: receiver.uuids) }, "\(store): not every row reached the cloud\n\(daemon.output)")
             XCTAssertEqual(daemon.stop(), 0)
             byPolicy[store] = try stats(db)
+            // `vigilctl detections` lists what is stored; the summary is found by its label.
+            let listed = try VigilctlIntegrationTests.run(["detections", "--db", db, "--format", "jsonl", "--limit", "0"], in: dir)
+            XCTAssertEqual(listed.status, 0, listed.stderr)
+            XCTAssertEqual(listed.lines.count, count(db, "SELECT count(*) FROM detections"))
+            let summaries = try VigilctlIntegrationTests.run(["detections", "--db", db, "--format", "jsonl", "--label", "_summary"], in: dir)
+            XCTAssertEqual(summaries.lines.count, store == "events" ? 1 : 0, summaries.stdout + summaries.stderr)
         }
         for store in ["all", "events"] {
             XCTAssertEqual(byPolicy[store]?["detections"] as? Int, frames.count, "\(store): \(byPolicy[store]!)")
