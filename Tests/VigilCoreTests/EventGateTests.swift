@@ -74,6 +74,21 @@ final class EventGateTests: XCTestCase {
         XCTAssertEqual(gate.admit(detection(11, "low")).map(\.label), ["low"], "store all after the reload")
     }
 
+    /// Label groups have no background label: a row is background when no group reaches the
+    /// model's threshold (the tiny model has none: 0.5).
+    func testWithLabelGroupsARowUnderTheThresholdIsBackground() throws {
+        let gate = EventGate(pipelines: [try pipeline(#", "label_groups": { "alarm": ["high"], "hum": ["mid"] }, "store": "events""#)])
+        func grouped(_ ts: Double, _ score: Double) -> Detection {
+            Detection(ts: ts, pipeline: "p", device: "d", model: "tiny", label: "alarm", score: score,
+                      scores: [("alarm", score), ("hum", score / 2)], latencyMs: 1)
+        }
+        XCTAssertTrue(gate.admit(grouped(1, 0.3)).isEmpty)
+        XCTAssertEqual(gate.admit(grouped(2, 0.7)).map(\.score), [0.7])
+        let summary = try XCTUnwrap(gate.flush().first)
+        XCTAssertEqual(counts(summary)["alarm"], 2)
+        XCTAssertEqual(summary.score, 0.7, "every group counts towards the period's highest score")
+    }
+
     func testConfigKeysAreChecked() throws {
         XCTAssertEqual(try pipeline("").settings.store, .all)
         XCTAssertEqual(try pipeline(#", "store": "events""#).settings.store, .events(summarySeconds: StorePolicy.defaultSummarySeconds))
