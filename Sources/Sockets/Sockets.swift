@@ -284,3 +284,12 @@ public final class TCPConnection: @unchecked Sendable {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
+
+/// The kernel's clock tick (`sysconf(_SC_CLK_TCK)`), the unit of CPU times and the start
+/// time in /proc/PID/stat (process_* metrics).
+public enum ProcessClock {
+    public static let ticksPerSecond: Double = {
+        let t = sysconf(Int32(_SC_CLK_TCK))
+        return t > 0 ? Double(t) : 100
+    }()
+}

@@ -49,7 +49,7 @@ public struct Detection: Sendable, Equatable {
 
 /// A raised or cleared alert: what the rules decided, before any action ran.
 public struct AlertEvent: Sendable, Equatable {
-    public enum State: String, Sendable { case raised, cleared }
+    public enum State: String, Sendable, CaseIterable { case raised, cleared }
     public var uuid: String
     public var ts: Double
     public var node: String

@@ -42,6 +42,22 @@ final class CheckConfigTests: XCTestCase {
         XCTAssertTrue(out.contains("'+'"), out)
     }
 
+    /// Issue 19, item 2: the `store` policy keys are checked with the rest of the pipeline.
+    func testTheStorePolicyKeysAreChecked() throws {
+        func pipeline(_ keys: String) -> String {
+            config(pipelines: #"{ "name": "vec", "topic": "sensors/{device}/vec", "format": "f32le", "model": "tiny"\#(keys) }"#)
+        }
+        let (ok, okOut) = try check(pipeline(#", "store": "events", "summary_s": 60"#))
+        XCTAssertEqual(ok, 0, okOut)
+        for (keys, expected) in [(#", "store": "sometimes""#, "pipelines[0].store"),
+                                 (#", "summary_s": 60"#, "pipelines[0].summary_s"),
+                                 (#", "store": "events", "summary_s": 5"#, "pipelines[0].summary_s")] {
+            let (status, out) = try check(pipeline(keys))
+            XCTAssertNotEqual(status, 0, "\(keys): \(out)")
+            XCTAssertTrue(out.contains(expected), "\(keys): \(out)")
+        }
+    }
+
     func testTwoPipelinesOnOneTopicIsAnError() throws {
         let path = config(pipelines: """
             { "name": "vec", "topic": "sensors/{device}/vec", "format": "f32le", "model": "tiny" },

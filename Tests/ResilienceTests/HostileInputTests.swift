@@ -173,11 +173,12 @@ final class HostileInputTests: ResilienceCase {
     }
 
     /// Home Assistant discovery kept one retained config per device name ever seen, forever,
-    /// and `a.b` and `a_b` shared one id. Now a device silent past `limits.device_ttl_s` has
-    /// its configs removed (empty retained payloads), ids carry a hash of the raw names, and
-    /// a 20 KB device name does not make a 20 KB log line.
+    /// and `a.b` and `a_b` shared one id. Now a device silent past `homeassistant.forget_after_s`
+    /// (unavailable from `limits.device_ttl_s` on) has its configs removed (empty retained
+    /// payloads), ids carry a hash of the raw names, and a 20 KB device name does not make a
+    /// 20 KB log line.
     func testDiscoveryExpiresAndIdsDoNotCollide() throws {
-        let daemon = try startDaemon(try haConfig(id: "ha", limits: #""device_ttl_s": 2"#, ha: #""discovery": true"#))
+        let daemon = try startDaemon(try haConfig(id: "ha", limits: #""device_ttl_s": 2"#, ha: #""discovery": true, "forget_after_s": 3"#))
         defer { daemon.stop() }
         let watch = try TestClient(port: broker.port, subscribe: ["homeassistant/#"])
         defer { watch.close() }
@@ -196,7 +197,7 @@ final class HostileInputTests: ResilienceCase {
             (try? JSONSerialization.jsonObject(with: Data(p)) as? [String: Any])?["unique_id"] as? String
         }
         XCTAssertEqual(Set(ids).count, 6, "unique ids collide: \(ids.sorted())")
-        // Silent past the TTL: every config is removed with an empty retained payload.
+        // Silent past forget_after_s: every config is removed with an empty retained payload.
         let cleared = waitUntil(timeout: 15) { self.configs(watch).values.allSatisfy { $0.isEmpty } }
         XCTAssertTrue(cleared, "\(configs(watch).filter { !$0.value.isEmpty }.keys.sorted())")
         let later = try TestClient(port: broker.port, subscribe: ["homeassistant/#"])

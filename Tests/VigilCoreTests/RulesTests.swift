@@ -187,7 +187,17 @@ final class RulesTests: XCTestCase {
         let binary = try JSONSerialization.jsonObject(with: Data(msgs[0].1.utf8)) as! [String: Any]
         XCTAssertEqual(binary["device_class"] as? String, "motion")
         XCTAssertEqual(binary["state_topic"] as? String, "vigil/gw 1/state/camera/door.cam")
-        XCTAssertEqual(binary["availability_topic"] as? String, "vigil/gw 1/status")
+        // HA 2025.10 reads `default_entity_id` (domain.id); `object_id` is deprecated and gone in 2026.4.
+        XCTAssertNil(binary["object_id"])
+        XCTAssertEqual(binary["default_entity_id"] as? String, "binary_sensor.vigil_gw_1_camera_door_cam_fca60a77_alert")
+        let score = try JSONSerialization.jsonObject(with: Data(msgs[1].1.utf8)) as! [String: Any]
+        XCTAssertEqual(score["default_entity_id"] as? String, "sensor.vigil_gw_1_camera_door_cam_fca60a77_score")
+        // Available while vigild is up and the device is not silent for the TTL.
+        XCTAssertNil(binary["availability_topic"])
+        XCTAssertEqual(binary["availability_mode"] as? String, "all")
+        let availability = try XCTUnwrap(binary["availability"] as? [[String: String]])
+        XCTAssertEqual(availability.map { $0["topic"] }, ["vigil/gw 1/status", "vigil/gw 1/availability/camera/door.cam"])
+        XCTAssertTrue(availability.allSatisfy { $0["payload_available"] == "online" && $0["payload_not_available"] == "offline" })
         XCTAssertNotNil((binary["device"] as? [String: Any])?["identifiers"])
         // Names that sanitise alike (`door.cam`, `door_cam`; pipeline `a_b` + device `c`, `a` + `b_c`) keep distinct ids.
         func object(_ p: String, _ d: String) -> String {
@@ -198,6 +208,13 @@ final class RulesTests: XCTestCase {
         XCTAssertLessThan(object("camera", String(repeating: "x", count: 20_000)).utf8.count, 200)
         XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "sound"), "sound")
         XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "anomaly"), "problem")
+        // From the alert's labels (HA's BinarySensorDeviceClass): smoke, glass (safety: on means unsafe), mixed -> safety.
+        XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "sound", labels: ["smoke_alarm"]), "smoke")
+        XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "sound", labels: ["Smoke detector, smoke alarm", "Fire alarm"]), "smoke")
+        XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "sound", labels: ["glass_breaking"]), "safety")
+        XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "sound", labels: ["glass_breaking", "smoke_alarm"]), "safety")
+        XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "sound", labels: ["doorbell"]), "sound")
+        XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "motion", labels: ["motion"]), "motion")
     }
 }
 

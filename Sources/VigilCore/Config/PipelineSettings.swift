@@ -118,6 +118,8 @@ public struct PipelineSettings: Sendable {
     public var baseline: BaselineSettings?
     /// What raised alerts keep of the input (`evidence`); nil: the defaults for the kind of input.
     public var evidence: EvidenceSettings?
+    /// Which detections reach the log (`store`, `summary_s`): every one, or events and summaries.
+    public var store: StorePolicy = .all
 
     /// Audio window advance: a fraction of the window or a number of samples.
     public enum Hop: Sendable, Equatable {
@@ -234,8 +236,33 @@ public struct PipelineSettings: Sendable {
             s.baseline = bs
         }
         if p.raw("evidence") != nil { s.evidence = try EvidenceSettings.parse(p, kind: s.kind) }
+        s.store = try StorePolicy.parse(p)
         try p.finish()
         return s
+    }
+}
+
+/// Which of a pipeline's detections become rows of the log (docs/storage.md, "What is stored").
+public enum StorePolicy: Sendable, Equatable {
+    /// Every detection (the default).
+    case all
+    /// Detections whose label is not the background, and per device one summary row every
+    /// `summarySeconds` with the period's counts per label and its highest event score.
+    case events(summarySeconds: Double)
+
+    public static let defaultSummarySeconds = 300.0
+
+    static func parse(_ p: ConfigObject) throws -> StorePolicy {
+        let name = try p.string("store", default: "all")
+        switch name {
+        case "all":
+            if p.has("summary_s") { throw p.error("summary_s", "only \"store\": \"events\" writes summaries") }
+            return .all
+        case "events":
+            return .events(summarySeconds: try p.double("summary_s", default: defaultSummarySeconds, in: 10...86_400))
+        default:
+            throw p.error("store", "unknown store policy \"\(name)\" (one of all, events)")
+        }
     }
 }
 

@@ -48,7 +48,8 @@ public final class Engine: @unchecked Sendable {
             return
         }
         let pipeline = pipelines[p]
-        counters.frameReceived(pipeline.name)
+        let device = pipeline.settings.topic.device(in: message.topic)
+        counters.frameReceived(pipeline.name, device: device, at: message.receivedAt)
         guard message.payload.count <= limits.maxPayloadBytes else {
             reject(pipeline.name, message.topic, FrameError(.tooLarge,
                    "payload of \(message.payload.count) bytes is over limits.max_payload_bytes (\(limits.maxPayloadBytes))"))
@@ -65,7 +66,7 @@ public final class Engine: @unchecked Sendable {
             seq = try? journal.append(topic: message.topic, payload: message.payload, mid: message.mid,
                                       receivedAt: message.receivedAt, hash: hash)
         }
-        enqueue(Job(pipeline: p, device: pipeline.settings.topic.device(in: message.topic), topic: message.topic,
+        enqueue(Job(pipeline: p, device: device, topic: message.topic,
                     payload: message.payload, receivedAt: message.receivedAt, hash: hash, seq: seq, mode: .live))
     }
 

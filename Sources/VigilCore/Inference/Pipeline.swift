@@ -67,6 +67,9 @@ public final class Pipeline: Sendable {
         let (labels, groups) = try resolveLabels(s, model: model, mismatch)
         // An alert label that no score carries would silently never fire.
         let named = groups.isEmpty ? labels : groups.map(\.name)
+        if named.contains(EventGate.summaryLabel) {
+            throw mismatch("the label \"\(EventGate.summaryLabel)\" is reserved for the summary rows of store \"events\" (rename it in labels_file or label_groups)")
+        }
         for (i, l) in (s.alert?.labels ?? []).enumerated() where !named.contains(l) {
             throw mismatch("alert.labels[\(i)] \"\(l)\" is not one of the pipeline's \(groups.isEmpty ? "labels" : "label_groups") (\(named.prefix(12).joined(separator: ", "))\(named.count > 12 ? ", ..." : ""))")
         }

@@ -227,27 +227,56 @@ public final class LogReader {
     // MARK: stats
 
     /// Per pipeline and device over the filter's range: detections, labels, latency percentiles, alerts.
+    ///
+    /// A summary row (`store: "events"`, Inference/EventGate.swift) counts every detection of
+    /// its period; the event rows inside a summarised period are in its counts already, so
+    /// they add their latency but not a second count. Latency percentiles are those of the
+    /// stored rows; a summary adds its period's slowest to `max_ms`.
     public func stats(_ filter: RowFilter) throws -> (groups: [GroupStats], total: GroupStats) {
         var groups: [GroupKey: GroupStats] = [:]
         var latencies: [GroupKey: [Double]] = [:]
         var labelCounts: [GroupKey: [String: Int]] = [:]
+        var rows: [GroupKey: [(ts: Double, label: String)]] = [:]
+        var periods: [GroupKey: [(start: Double, end: Double)]] = [:]
+        func seen(_ key: GroupKey, _ ts: Double) {
+            var g = groups[key] ?? GroupStats(pipeline: key.pipeline, device: key.device)
+            g.first = min(g.first ?? ts, ts)
+            g.last = max(g.last ?? ts, ts)
+            groups[key] = g
+        }
         let (clause, values) = filter.sql(states: false)
-        let st = try db.prepare("SELECT pipeline, device, label, latency_ms, ts FROM detections\(clause)")
+        let st = try db.prepare("SELECT pipeline, device, label, latency_ms, ts, scores FROM detections\(clause)")
         try st.bind(values)
         do {
             while try st.step() {
                 let key = GroupKey(pipeline: st.column(0).string ?? "", device: st.column(1).string ?? "")
                 let ts = st.column(4).double ?? 0
-                var g = groups[key] ?? GroupStats(pipeline: key.pipeline, device: key.device)
-                g.detections += 1
-                g.first = min(g.first ?? ts, ts)
-                g.last = max(g.last ?? ts, ts)
-                groups[key] = g
+                let label = st.column(2).string ?? ""
+                seen(key, ts)
+                if label == EventGate.summaryLabel, case .object(let members)? = try? JSONParser.parse(st.column(5).string ?? "") {
+                    var period = 0.0
+                    for (name, value) in members {
+                        guard case .number(let n) = value else { continue }
+                        if name == EventGate.periodKey { period = n; continue }
+                        labelCounts[key, default: [:]][name, default: 0] += Int(n)
+                        groups[key]!.detections += Int(n)
+                    }
+                    periods[key, default: []].append((ts, ts + period))
+                    if let l = st.column(3).double { groups[key]!.maxLatency = max(groups[key]!.maxLatency ?? l, l) }
+                    continue
+                }
+                rows[key, default: []].append((ts, label))
                 if let l = st.column(3).double { latencies[key, default: []].append(l) }
-                labelCounts[key, default: [:]][st.column(2).string ?? "", default: 0] += 1
             }
         } catch let e as SQLiteError {
             throw QueryError("cannot read \(path): \(e.message)")
+        }
+        for (key, list) in rows {
+            let covered = periods[key] ?? []
+            for row in list where !covered.contains(where: { $0.start <= row.ts && row.ts < $0.end }) {
+                groups[key]!.detections += 1
+                labelCounts[key, default: [:]][row.label, default: 0] += 1
+            }
         }
         // Alerts: the label/min-score filters describe detections, so only range, pipeline and device apply.
         var alertFilter = RowFilter()
@@ -264,7 +293,7 @@ public final class LogReader {
             g.p50 = Percentile.nearestRank(sorted, 50)
             g.p95 = Percentile.nearestRank(sorted, 95)
             g.p99 = Percentile.nearestRank(sorted, 99)
-            g.maxLatency = sorted.last
+            g.maxLatency = max(g.maxLatency ?? sorted.last ?? -.infinity, sorted.last ?? -.infinity).nilIfInfinite
             g.labels = labels.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { ($0.key, $0.value) }
         }
         var total = GroupStats(pipeline: "(all)", device: "")
@@ -274,6 +303,7 @@ public final class LogReader {
             groups[key] = g
             total.detections += g.detections
             total.alerts += g.alerts
+            if let m = g.maxLatency { total.maxLatency = max(total.maxLatency ?? m, m) }
             if let f = g.first { total.first = min(total.first ?? f, f) }
             if let l = g.last { total.last = max(total.last ?? l, l) }
             for (l, c) in labelCounts[key] ?? [:] { allLabels[l, default: 0] += c }
@@ -313,4 +343,8 @@ public final class LogReader {
         s.now = now
         return s
     }
+}
+
+extension Double {
+    var nilIfInfinite: Double? { isFinite ? self : nil }
 }

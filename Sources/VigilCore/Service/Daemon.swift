@@ -26,6 +26,9 @@ public final class Daemon: @unchecked Sendable {
     let submitGate = NSLock()
     /// Where every detection goes (store, and whatever else is wired in); reload reuses it for the new engine.
     let sink: @Sendable (Detection) -> Void
+    /// Which detections become rows, per pipeline's `store` policy (events and summaries, or all).
+    let eventGate: EventGate
+    private var summaryTimer: DispatchSourceTimer?
     /// The durable intake (journal, redelivery filter); reload hands it to the new engine.
     let intake: IntakeHooks
     /// Each raised alert's evidence (Evidence/): nil when `storage.evidence_mb` is 0 or no
@@ -47,6 +50,7 @@ public final class Daemon: @unchecked Sendable {
         let models = try Daemon.loadModels(config)
         self.currentModels = models
         let counters = self.counters
+        counters.declare(config)
         let store = try Store(settings: config.storage, counters: counters)
         self.store = store
         let book = baselines
@@ -86,9 +90,11 @@ public final class Daemon: @unchecked Sendable {
         }
         let outlet = self.outlet
         let detectionTopics = config.mqtt.publishDetections ? AlertTopics(node: config.node) : nil
+        let gate = EventGate(pipelines: pipelines)
+        eventGate = gate
         sink = { detection in
             counters.inferenceFinished(model: detection.model, ms: detection.latencyMs)
-            store.append(detection)
+            for row in gate.admit(detection) { store.append(row) }
             alerts.handle(detection)
             if let topics = detectionTopics {
                 // QoS 0: a live feed for dashboards and latency probes; the log is the record.
@@ -102,6 +108,18 @@ public final class Daemon: @unchecked Sendable {
         currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, intake: intake,
                                evidence: evidenceRecorder, sink: sink)
         startBaselineTimer()
+        startSummaryTimer()
+    }
+
+    /// Writes the summaries of devices silent for a whole period (`store: "events"`): every
+    /// 5 s, a lock and a look at each open period, nothing when every pipeline stores all.
+    private func startSummaryTimer() {
+        let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "vigil.summaries"))
+        let gate = eventGate, store = store
+        t.schedule(deadline: .now() + 5, repeating: 5, leeway: .seconds(1))
+        t.setEventHandler { for row in gate.sweep() { store.append(row) } }
+        t.resume()
+        summaryTimer = t
     }
 
     /// What the journal held at start, replayed by `start()` before the broker is reached.
@@ -297,6 +315,8 @@ public final class Daemon: @unchecked Sendable {
         }
         sync?.stop()
         baselineTimer?.cancel()
+        summaryTimer?.cancel()
+        for row in eventGate.flush() { store.append(row) }
         store.saveBaselines(baselines.takeDirty())
         // Captures still waiting for their after_s are written with what came (a stop must not lose them).
         evidenceRecorder?.finishAll()

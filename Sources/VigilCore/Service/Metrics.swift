@@ -1,11 +1,11 @@
 import Foundation
+import Synchronization
 
 /// Named counters, gauges and histograms with labels, rendered in the Prometheus text
-/// format (version 0.0.4). Every stage bumps what it owns through the `Counters`
-/// extension below (`counters.alertRaised(...)`, `counters.actionRun(...)`, ...); the
-/// registry itself knows nothing about Vigil.
-public final class MetricsRegistry: @unchecked Sendable {
-    // @unchecked Sendable: all state is guarded by `lock`.
+/// format (version 0.0.4): vigild's one registry of metrics. Every stage bumps what it owns
+/// through `Counters` (Service/Counters.swift and the extension below); the registry itself
+/// knows nothing about Vigil.
+public final class MetricsRegistry: Sendable {
     public enum Kind: String, Sendable { case counter, gauge, histogram }
 
     struct Family {
@@ -28,62 +28,108 @@ public final class MetricsRegistry: @unchecked Sendable {
         var count = 0
     }
 
-    private let lock = NSLock()
-    private var families: [String: Family] = [:]
-    private var order: [String] = []
+    struct State {
+        var families: [String: Family] = [:]
+        var order: [String] = []
+
+        /// The family, created (and listed) on first use when it was not described.
+        mutating func family(_ name: String, _ kind: Kind) -> Family {
+            if let f = families[name] { return f }
+            order.append(name)
+            return Family(kind: kind, help: "", buckets: kind == .histogram ? MetricsRegistry.latencyBuckets : [])
+        }
+    }
+
+    private let state = Mutex(State())
 
     public init() {}
 
-    /// Declares a metric once; later declarations of the same name are ignored.
-    public func describe(_ name: String, _ kind: Kind, _ help: String, buckets: [Double] = []) {
-        lock.withLock {
-            guard families[name] == nil else { return }
-            families[name] = Family(kind: kind, help: help, buckets: buckets.sorted())
-            order.append(name)
+    /// Declares a metric once; later declarations of the same name are ignored. An
+    /// `unlabelled` counter or gauge is listed at 0 from the start (so `rate()` and alerts
+    /// on it work before its first event); labelled ones get their zeros from `declare`.
+    public func describe(_ name: String, _ kind: Kind, _ help: String, buckets: [Double] = [], unlabelled: Bool = false) {
+        state.withLock { s in
+            guard s.families[name] == nil else { return }
+            var f = Family(kind: kind, help: help, buckets: buckets.sorted())
+            if unlabelled, kind != .histogram { f.values[[]] = 0 }
+            s.families[name] = f
+            s.order.append(name)
+        }
+    }
+
+    /// Lists a counter's label set at 0 unless it has a value already.
+    public func declare(_ name: String, _ labels: [Label]) {
+        state.withLock { s in
+            var f = s.family(name, .counter)
+            if f.values[labels] == nil { f.values[labels] = 0 }
+            s.families[name] = f
         }
     }
 
     public func add(_ name: String, _ labels: [Label] = [], _ value: Double = 1) {
-        lock.withLock { families[name, default: Family(kind: .counter, help: "")].values[labels, default: 0] += value }
-        ensureListed(name)
+        state.withLock { s in
+            var f = s.family(name, .counter)
+            f.values[labels, default: 0] += value
+            s.families[name] = f
+        }
     }
 
     public func set(_ name: String, _ labels: [Label] = [], _ value: Double) {
-        lock.withLock { families[name, default: Family(kind: .gauge, help: "")].values[labels] = value }
-        ensureListed(name)
+        _ = set(name, labels, value, cap: .max)
+    }
+
+    /// Sets a gauge; a label set not listed yet is refused (false) once the family has `cap` of them.
+    @discardableResult
+    public func set(_ name: String, _ labels: [Label], _ value: Double, cap: Int) -> Bool {
+        state.withLock { s in
+            var f = s.family(name, .gauge)
+            if f.values[labels] == nil, f.values.count >= cap { return false }
+            f.values[labels] = value
+            s.families[name] = f
+            return true
+        }
+    }
+
+    /// Removes the label sets of a counter or gauge whose value matches.
+    public func remove(_ name: String, where match: (Double) -> Bool) {
+        state.withLock { s in
+            guard var f = s.families[name] else { return }
+            f.values = f.values.filter { !match($0.value) }
+            s.families[name] = f
+        }
     }
 
     public func observe(_ name: String, _ labels: [Label] = [], _ value: Double) {
-        lock.withLock {
-            var f = families[name] ?? Family(kind: .histogram, help: "", buckets: MetricsRegistry.latencyBuckets)
+        state.withLock { s in
+            var f = s.family(name, .histogram)
             var h = f.histograms[labels] ?? Histogram(counts: Array(repeating: 0, count: f.buckets.count + 1))
             let i = f.buckets.firstIndex { value <= $0 } ?? f.buckets.count
             h.counts[i] += 1
             h.sum += value
             h.count += 1
             f.histograms[labels] = h
-            families[name] = f
+            s.families[name] = f
         }
-        ensureListed(name)
     }
 
     /// The current value of a counter or gauge (tests, STATUS=).
     public func value(_ name: String, _ labels: [Label] = []) -> Double? {
-        lock.withLock { families[name]?.values[labels] }
+        state.withLock { $0.families[name]?.values[labels] }
+    }
+
+    /// Every label set of a counter or gauge with its value.
+    public func series(_ name: String) -> [([Label], Double)] {
+        state.withLock { s in (s.families[name]?.values ?? [:]).map { ($0.key, $0.value) } }
     }
 
     /// Sum over every label set of a counter or gauge.
     public func total(_ name: String) -> Double {
-        lock.withLock { families[name]?.values.values.reduce(0, +) ?? 0 }
+        state.withLock { $0.families[name]?.values.values.reduce(0, +) ?? 0 }
     }
 
     /// Observations so far of a histogram, over every label set.
     public func observations(_ name: String) -> Int {
-        lock.withLock { families[name]?.histograms.values.reduce(0) { $0 + $1.count } ?? 0 }
-    }
-
-    private func ensureListed(_ name: String) {
-        lock.withLock { if !order.contains(name) { order.append(name) } }
+        state.withLock { $0.families[name]?.histograms.values.reduce(0) { $0 + $1.count } ?? 0 }
     }
 
     /// Seconds: 0.5 ms to 10 s, roughly doubling (a Pi runs a small model in 1-50 ms).
@@ -93,9 +139,9 @@ public final class MetricsRegistry: @unchecked Sendable {
 
     /// The text exposition format. Families appear in declaration order, label sets sorted.
     public func render(into out: inout String) {
-        lock.withLock {
-            for name in order {
-                guard let f = families[name] else { continue }
+        state.withLock { s in
+            for name in s.order {
+                guard let f = s.families[name] else { continue }
                 if f.values.isEmpty && f.histograms.isEmpty { continue }
                 if !f.help.isEmpty { out += "# HELP \(name) \(MetricsRegistry.escapeHelp(f.help))\n" }
                 out += "# TYPE \(name) \(f.kind.rawValue)\n"
@@ -142,6 +188,21 @@ public final class MetricsRegistry: @unchecked Sendable {
 
 /// Names of the metrics other stages report through `Counters`. Documented in docs/service.md.
 public enum MetricName {
+    public static let framesReceived = "vigil_frames_received_total"
+    public static let framesProcessed = "vigil_frames_processed_total"
+    public static let framesRejected = "vigil_frames_rejected_total"
+    public static let framesDropped = "vigil_frames_dropped_total"
+    public static let queuedFrames = "vigil_queued_frames"
+    public static let rowsStored = "vigil_rows_stored_total"
+    public static let storeErrors = "vigil_store_errors_total"
+    public static let rowsNotStored = "vigil_store_rows_not_stored_total"
+    public static let storePendingRows = "vigil_store_pending_rows"
+    public static let lastFrame = "vigil_last_frame_timestamp_seconds"
+    public static let lastFrameUntracked = "vigil_last_frame_untracked_total"
+    public static let brokerConnected = "vigil_broker_connected"
+    public static let up = "vigil_up"
+    public static let startTime = "vigil_start_time_seconds"
+    public static let buildInfo = "vigil_build_info"
     public static let inferenceSeconds = "vigil_inference_duration_seconds"
     public static let frameSeconds = "vigil_frame_latency_seconds"
     public static let alerts = "vigil_alerts_total"
@@ -220,7 +281,45 @@ extension Counters {
 
     public var alertsRaised: Int { Int(metrics.total(MetricName.alerts)) }
 
+    /// Lists at 0 every labelled counter the config makes known, so each series exists from
+    /// the start (Prometheus' `rate()` and `increase()` see the first event): frames per
+    /// pipeline (and per reason rejected), alerts per alerting pipeline and state, actions per
+    /// outcome, synced rows per table, reloads per result. Called at start and after a reload.
+    public func declare(_ config: Config) {
+        for p in config.pipelines {
+            let pipeline = MetricsRegistry.Label("pipeline", p.name)
+            for name in [MetricName.framesReceived, MetricName.framesProcessed, MetricName.framesDropped, MetricName.lastFrameUntracked] {
+                metrics.declare(name, [pipeline])
+            }
+            for r in RejectReason.allCases where r != .unrouted { metrics.declare(MetricName.framesRejected, [pipeline, .init("reason", r.rawValue)]) }
+            if p.alert != nil {
+                for state in AlertEvent.State.allCases { metrics.declare(MetricName.alerts, [pipeline, .init("state", state.rawValue)]) }
+            }
+        }
+        metrics.declare(MetricName.framesRejected, [.init("pipeline", "-"), .init("reason", RejectReason.unrouted.rawValue)])
+        for a in config.actions {
+            for o in [ActionOutcome.Status.ok, .error, .timeout, .skipped] {
+                metrics.declare(MetricName.actions, [.init("action", a.name), .init("outcome", o.rawValue)])
+            }
+        }
+        if config.sync != nil {
+            for t in [SyncTable.alerts, .detections, .evidence] { metrics.declare(MetricName.syncedRows, [.init("table", t.rawValue)]) }
+        }
+        for result in ["ok", "failed"] { metrics.declare(MetricName.reloads, [.init("result", result)]) }
+    }
+
     static func describeServiceMetrics(_ m: MetricsRegistry) {
+        m.describe(MetricName.framesReceived, .counter, "Frames routed to a pipeline.")
+        m.describe(MetricName.framesProcessed, .counter, "Frames turned into detections.")
+        m.describe(MetricName.framesRejected, .counter, "Frames rejected, per pipeline (\"-\" for unrouted topics) and reason.")
+        m.describe(MetricName.framesDropped, .counter, "Frames dropped because a pipeline fell behind (queue full).")
+        m.describe(MetricName.queuedFrames, .gauge, "Frames waiting for inference.")
+        m.describe(MetricName.rowsStored, .counter, "Rows committed to the SQLite log.", unlabelled: true)
+        m.describe(MetricName.storeErrors, .counter, "Failed commits to the SQLite log (rows are kept and retried).", unlabelled: true)
+        m.describe(MetricName.rowsNotStored, .counter,
+                   "Rows that never reached the SQLite log (dropped from memory while it refused writes, or unwritten at stop).",
+                   unlabelled: true)
+        m.describe(MetricName.storePendingRows, .gauge, "Rows waiting for the next commit.")
         m.describe(MetricName.inferenceSeconds, .histogram, "Time one model run took, per model.",
                    buckets: MetricsRegistry.latencyBuckets)
         m.describe(MetricName.frameSeconds, .histogram,
@@ -233,16 +332,25 @@ extension Counters {
         m.describe(MetricName.syncLag, .gauge, "Age of the oldest row not yet acknowledged by the cloud.")
         m.describe(MetricName.syncedRows, .counter, "Rows acknowledged by the cloud, per table.")
         m.describe(MetricName.reloads, .counter, "Configuration reloads (SIGHUP) by result.")
-        m.describe(MetricName.brokerConnects, .counter, "Successful connections to the MQTT broker (1 + reconnects).")
-        m.describe(MetricName.intakeWaits, .counter, "Times reading from the broker waited for a full pipeline queue (back-pressure instead of dropping).")
+        m.describe(MetricName.brokerConnects, .counter, "Successful connections to the MQTT broker (1 + reconnects).", unlabelled: true)
+        m.describe(MetricName.intakeWaits, .counter, "Times reading from the broker waited for a full pipeline queue (back-pressure instead of dropping).", unlabelled: true)
         m.describe(MetricName.intakePending, .gauge, "Journaled frames whose rows are not committed yet.")
         m.describe(MetricName.intakeBytes, .gauge, "Bytes of the intake journal's segment files.")
         m.describe(MetricName.baselineDevices, .gauge, "Devices with an anomaly baseline, per pipeline and status (warming: no alerts yet; ready).")
         m.describe(MetricName.baselineStuckFields, .gauge, "Fields of those devices that are stuck (a constant value for longer than their change rate makes plausible).")
-        m.describe(MetricName.evidenceWritten, .counter, "Alerts whose evidence (frames, audio, readings) was kept.")
-        m.describe(MetricName.evidenceDropped, .counter, "Alerts whose evidence was deleted to stay under storage.evidence_mb, or was larger than it.")
-        m.describe(MetricName.evidenceFailed, .counter, "Evidence that could not be written (disk full, permissions).")
+        m.describe(MetricName.evidenceWritten, .counter, "Alerts whose evidence (frames, audio, readings) was kept.", unlabelled: true)
+        m.describe(MetricName.evidenceDropped, .counter, "Alerts whose evidence was deleted to stay under storage.evidence_mb, or was larger than it.", unlabelled: true)
+        m.describe(MetricName.evidenceFailed, .counter, "Evidence that could not be written (disk full, permissions).", unlabelled: true)
         m.describe(MetricName.evidenceBytes, .gauge, "Bytes of evidence kept on disk.")
         m.describe(MetricName.evidenceAlerts, .gauge, "Alerts with evidence kept on disk.")
+        m.describe(MetricName.lastFrame, .gauge,
+                   "When each device's last frame arrived (Unix time), per pipeline and device; at most \(Counters.lastFrameDeviceCap) devices, each until it is silent for limits.device_ttl_s.")
+        m.describe(MetricName.lastFrameUntracked, .counter,
+                   "Frames of devices left out of vigil_last_frame_timestamp_seconds because it lists \(Counters.lastFrameDeviceCap) devices already.")
+        m.describe(MetricName.brokerConnected, .gauge, "1 while connected to the MQTT broker.")
+        m.describe(MetricName.up, .gauge, "1 when /healthz would answer 200.")
+        m.describe(MetricName.startTime, .gauge, "When vigild started (Unix time).")
+        m.describe(MetricName.buildInfo, .gauge, "The running version.")
+        ProcessMetrics.describe(m)
     }
 }

@@ -78,6 +78,8 @@ extension Daemon {
             // No frame enters while the old lanes finish theirs, so each device's frames stay in order.
             let current = lock.withLock { currentEngine }
             current.drain()
+            // The open periods end with the old policies (the new config may change them).
+            for row in eventGate.flush(replacing: pipelines) { store.append(row) }
             return lock.withLock {
                 defer { currentConfig = new; currentModels = models; currentEngine = engine }
                 return currentEngine
@@ -104,6 +106,7 @@ extension Daemon {
             stopClient()
             try start()
         }
+        counters.declare(new)
         for hook in lock.withLock({ reloadHooks }) { hook(new) }
         return report
     }

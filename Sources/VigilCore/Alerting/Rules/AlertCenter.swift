@@ -42,11 +42,13 @@ public final class AlertCenter: @unchecked Sendable {
     private var inFlight = 0
     private let scoreLock = NSLock()
     private var lastScore: [String: Double] = [:]
+    /// Pipeline+device keys whose Home Assistant alert is ON (what a returning device shows again).
+    private var haOn: Set<String> = []
     /// The devices announced to Home Assistant (capped, forgotten after the device TTL).
     let discovered: DiscoveredDevices
     /// Retained configs of this node found on the broker at connect (left by an earlier
     /// run): removed after the device TTL unless their device is announced again meanwhile.
-    private var leftovers: [String: (since: Double, state: String?)] = [:]
+    private var leftovers: [String: (since: Double, clear: [String])] = [:]
     /// At most this many leftovers are tracked at once (a broker may hold hundreds of
     /// thousands from before discovery was capped); the rest are found on a later connect.
     static let maxLeftovers = 100_000
@@ -64,7 +66,8 @@ public final class AlertCenter: @unchecked Sendable {
                 deviceTTL: Double = LimitSettings().deviceTTL, evidence: (@Sendable (AlertEvent) -> Void)? = nil) {
         self.counters = counters
         self.evidence = evidence
-        discovered = DiscoveredDevices(maxDevices: homeAssistant?.maxDevices ?? HomeAssistantSettings().maxDevices, ttl: deviceTTL)
+        discovered = DiscoveredDevices(maxDevices: homeAssistant?.maxDevices ?? HomeAssistantSettings().maxDevices, ttl: deviceTTL,
+                                       forgetAfter: homeAssistant?.forgetAfterSeconds ?? HomeAssistantSettings().forgetAfterSeconds)
         topics = AlertTopics(node: node)
         rules = RulesEngine(node: node, pipelines: pipelines.compactMap { p in p.alert.map { (p.name, $0, p.modelLabels) } })
         self.pipelines = Dictionary(pipelines.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -126,9 +129,13 @@ public final class AlertCenter: @unchecked Sendable {
         // 50,000 lines. Every transition is still a row, an MQTT message and a metric.
         log.limited(.notice, key: "alert-\(e.pipeline)", "alert \(e.state.rawValue): pipeline \(e.pipeline), device \(Logger.clip(e.device)), label \(e.label), score \(String(format: "%.3f", e.score)) (\(e.severity))")
         publish(topics.alerts(e.pipeline, e.device), e.json.serialized, qos: 1, retain: false)
-        if homeAssistant != nil, discovered.contains(pipeline: e.pipeline, device: e.device) {
-            // The binary_sensor's state (retained, so Home Assistant has it after a restart).
-            publish(topics.state(e.pipeline, e.device), e.state == .raised ? "ON" : "OFF", qos: 1, retain: true)
+        if homeAssistant != nil {
+            let key = e.pipeline + "\u{0}" + e.device
+            scoreLock.withLock { if e.state == .raised { haOn.insert(key) } else { haOn.remove(key) } }
+            if discovered.contains(pipeline: e.pipeline, device: e.device) {
+                // The binary_sensor's state (retained, so Home Assistant has it after a restart).
+                publish(topics.state(e.pipeline, e.device), e.state == .raised ? "ON" : "OFF", qos: 1, retain: true)
+            }
         }
         let list = actions.selected(settings?.actions ?? [], for: e.state)
         let pending = list.map { ActionOutcome(action: $0.name, type: $0.type, status: .pending) }
@@ -171,7 +178,10 @@ public final class AlertCenter: @unchecked Sendable {
         switch discovered.saw(pipeline: d.pipeline, device: d.device, now: monotonicSeconds()) {
         case .new:
             publishDiscovery(pipeline: d.pipeline, device: d.device, ha)
-            if p.alert != nil { publish(topics.state(d.pipeline, d.device), "OFF", qos: 1, retain: true) }
+            publishPresence(pipeline: d.pipeline, device: d.device, online: true)
+        case .returned:
+            publishPresence(pipeline: d.pipeline, device: d.device, online: true)
+            log.info("homeassistant: pipeline \(d.pipeline), device \(Logger.clip(d.device)) is back: available again")
         case .known:
             break
         case .overCap:
@@ -195,16 +205,29 @@ public final class AlertCenter: @unchecked Sendable {
         guard let p = pipelines[pipeline] else { return }
         for (topic, payload) in HomeAssistantDiscovery.messages(settings: ha, topics: topics, pipeline: pipeline, device: device,
                                                                 task: p.task, model: p.model, alerts: p.alert != nil,
-                                                                snapshot: ha.snapshots && p.image) {
+                                                                snapshot: ha.snapshots && p.image, alertLabels: p.alert?.labels ?? []) {
             publish(topic, payload, qos: 1, retain: true)
         }
+    }
+
+    /// The device's availability and its alert state (retained): online with the rules' state
+    /// (ON while its alert is raised), or offline with OFF once it has been silent for the TTL,
+    /// so Home Assistant does not show "Detected" for a device that stopped sending.
+    func publishPresence(pipeline: String, device: String, online: Bool) {
+        publish(topics.availability(pipeline, device), online ? "online" : "offline", qos: 1, retain: true)
+        guard pipelines[pipeline]?.alert != nil else { return }
+        let on = online && scoreLock.withLock { haOn.contains(pipeline + "\u{0}" + device) }
+        publish(topics.state(pipeline, device), on ? "ON" : "OFF", qos: 1, retain: true)
     }
 
     /// On every (re)connect: discovery for the devices announced and not expired, since a
     /// broker without persistence forgets retained messages when it restarts.
     public func brokerConnected() {
         guard let ha = homeAssistant else { return }
-        for k in discovered.all { publishDiscovery(pipeline: k.pipeline, device: k.device, ha) }
+        for k in discovered.all {
+            publishDiscovery(pipeline: k.pipeline, device: k.device, ha)
+            publishPresence(pipeline: k.pipeline, device: k.device, online: !discovered.isStale(k))
+        }
     }
 
     /// Takes a message on `leftoverFilter` (true; nothing else is for the engine): a retained
@@ -213,23 +236,38 @@ public final class AlertCenter: @unchecked Sendable {
     public func takeLeftover(_ m: MQTTMessage) -> Bool {
         guard let filter = leftoverFilter, MQTTClient.topic(m.topic, matches: filter) else { return false }
         guard m.retain, !m.payload.isEmpty else { return true }
-        let state = (try? JSONParser.parse(m.payload))?["state_topic"]?.string
+        // The retained topics of vigild's own that the config names: its state and its device's availability.
+        let config = try? JSONParser.parse(m.payload)
+        var clear: [String] = []
+        if let state = config?["state_topic"]?.string, state.hasPrefix("vigil/\(topics.node)/state/") { clear.append(state) }
+        if case .array(let list)? = config?["availability"] {
+            for a in list {
+                if let t = a["topic"]?.string, t.hasPrefix("vigil/\(topics.node)/availability/") { clear.append(t) }
+            }
+        }
         scoreLock.withLock {
-            if leftovers[m.topic] == nil, leftovers.count < AlertCenter.maxLeftovers { leftovers[m.topic] = (monotonicSeconds(), state) }
+            if leftovers[m.topic] == nil, leftovers.count < AlertCenter.maxLeftovers { leftovers[m.topic] = (monotonicSeconds(), clear) }
         }
         return true
     }
 
-    /// Removes the Home Assistant entities of devices silent for `limits.device_ttl_s`: an
-    /// empty retained payload deletes a retained message (their configs and alert state), and
-    /// Home Assistant drops an entity whose config goes empty. Called on the watchdog's tick.
+    /// Devices silent for `limits.device_ttl_s` are shown unavailable with their alert OFF;
+    /// the entities of devices silent for `homeassistant.forget_after_s` are removed: an
+    /// empty retained payload deletes a retained message (their configs, alert state and
+    /// availability), and Home Assistant drops an entity whose config goes empty. Called on
+    /// the watchdog's tick.
     public func expireDevices(now: Double? = nil) {
         guard let ha = homeAssistant else { return }
         let now = now ?? monotonicSeconds()
         expireLeftovers(now: now, ha)
-        let gone = discovered.expire(now: now)
+        let (stale, gone) = discovered.expire(now: now)
+        for k in stale { publishPresence(pipeline: k.pipeline, device: k.device, online: false) }
+        if !stale.isEmpty {
+            log.info("homeassistant: \(stale.count) device(s) silent for over \(Int(discovered.ttl)) s shown unavailable, their alerts OFF")
+        }
         guard !gone.isEmpty else { return }
         for k in gone {
+            publish(topics.availability(k.pipeline, k.device), "", qos: 1, retain: true)
             let t = HomeAssistantDiscovery.configTopics(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device)
             publish(t.alert, "", qos: 1, retain: true)
             publish(t.score, "", qos: 1, retain: true)
@@ -240,15 +278,15 @@ public final class AlertCenter: @unchecked Sendable {
             }
         }
         scoreLock.withLock { for k in gone { lastScore[k.pipeline + "\u{0}" + k.device] = nil } }
-        log.info("homeassistant: \(gone.count) device(s) silent for over \(Int(discovered.ttl)) s; their discovery configs removed")
+        log.info("homeassistant: \(gone.count) device(s) silent for over \(Int(discovered.forgetAfter)) s; their discovery configs removed")
     }
 
     /// Removes the leftovers older than the device TTL whose device has not been announced again.
     func expireLeftovers(now: Double, _ ha: HomeAssistantSettings) {
-        let due: [(String, String?)] = scoreLock.withLock {
+        let due: [(String, [String])] = scoreLock.withLock {
             let old = leftovers.filter { now - $0.value.since > discovered.ttl }
             for k in old.keys { leftovers[k] = nil }
-            return old.map { ($0.key, $0.value.state) }
+            return old.map { ($0.key, $0.value.clear) }
         }
         guard !due.isEmpty else { return }
         var live = Set<String>()
@@ -259,9 +297,9 @@ public final class AlertCenter: @unchecked Sendable {
             live.insert(t.snapshot)
         }
         var removed = 0
-        for (topic, state) in due where !live.contains(topic) {
+        for (topic, clear) in due where !live.contains(topic) {
             publish(topic, "", qos: 1, retain: true)
-            if let state, state.hasPrefix("vigil/\(topics.node)/state/") { publish(state, "", qos: 1, retain: true) }
+            for t in clear { publish(t, "", qos: 1, retain: true) }
             removed += 1
         }
         if removed > 0 {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// `homeassistant: { "discovery": true, "prefix": "homeassistant", "score_interval_s": 1, "max_devices": 1000 }`
+/// `homeassistant: { "discovery": true, "prefix": "homeassistant", "score_interval_s": 1, "max_devices": 1000, "forget_after_s": 604800 }`
 public struct HomeAssistantSettings: Sendable, Equatable {
     public var discovery = false
     public var prefix = "homeassistant"
@@ -13,6 +13,9 @@ public struct HomeAssistantSettings: Sendable, Equatable {
     /// Also an `image` entity per camera pipeline and device: the trigger frame of its last
     /// alert (Evidence/), retained on the broker. Off by default: it puts frames on the broker.
     public var snapshots = false
+    /// A device silent for `limits.device_ttl_s` is shown unavailable (and its alert OFF); one
+    /// silent this long (at least the TTL) loses its entities: their retained configs are removed.
+    public var forgetAfterSeconds = 7 * 86_400.0
 
     static func parse(_ o: ConfigObject) throws -> HomeAssistantSettings {
         var s = HomeAssistantSettings()
@@ -24,6 +27,7 @@ public struct HomeAssistantSettings: Sendable, Equatable {
         s.scoreIntervalSeconds = try o.double("score_interval_s", default: s.scoreIntervalSeconds, in: 0...3600)
         s.maxDevices = try o.int("max_devices", default: s.maxDevices, in: 1...100_000)
         s.snapshots = try o.bool("snapshots", default: s.snapshots)
+        s.forgetAfterSeconds = try o.double("forget_after_s", default: s.forgetAfterSeconds, in: 1...(86_400 * 365))
         try o.finish()
         return s
     }
@@ -39,6 +43,9 @@ public struct AlertTopics: Sendable {
     public func alerts(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/alerts/\(pipeline)/\(device)" }
     /// Home Assistant: retained `ON`/`OFF`.
     public func state(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/state/\(pipeline)/\(device)" }
+    /// Home Assistant: retained `online`/`offline` per pipeline and device: `offline` once the
+    /// device has been silent for `limits.device_ttl_s` (its entities show unavailable).
+    public func availability(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/availability/\(pipeline)/\(device)" }
     /// Home Assistant: the latest score, QoS 0, throttled.
     public func score(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/score/\(pipeline)/\(device)" }
     /// Home Assistant `image`: the last alert's trigger frame, PNG, retained (`homeassistant.snapshots`).
@@ -50,7 +57,11 @@ public struct AlertTopics: Sendable {
 /// Home Assistant MQTT discovery messages (https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery):
 /// `<prefix>/<component>/<node_id>/<object_id>/config`, retained, one binary_sensor (the
 /// alert state) and one sensor (the score) per pipeline and device, grouped under one HA
-/// device per vigil device, available while `vigil/{node}/status` is `online`.
+/// device per vigil device, available while `vigil/{node}/status` is `online` and the
+/// device's own availability topic is (`availability_mode: all`). Keys as HA 2025.10 reads
+/// them: `default_entity_id` (`<domain>.<id>`) replaces `object_id`, deprecated in 2025.10 and
+/// read until 2026.4 (HA's deprecation notice: "Replace the object_id option with
+/// default_entity_id").
 public enum HomeAssistantDiscovery {
     /// HA allows `[a-zA-Z0-9_-]` in node and object ids.
     static func id(_ s: String) -> String {
@@ -83,19 +94,38 @@ public enum HomeAssistantDiscovery {
                 "\(settings.prefix)/image/\(node)/\(object)_snapshot/config")
     }
 
-    /// motion and sound models map to HA's classes; anomaly and the rest are a `problem`.
-    public static func deviceClass(task: String) -> String {
+    /// The binary_sensor's class (HA's BinarySensorDeviceClass): from the alert's labels when
+    /// they name what HA has a class for (a smoke alarm is `smoke`, breaking glass `safety`:
+    /// "on means unsafe", HA has no glass-break class), else from the model's task (`motion`,
+    /// `sound`; anomaly and the rest are a `problem`). Labels of different classes in one
+    /// alert make it `safety`, the generic one.
+    public static func deviceClass(task: String, labels: [String] = []) -> String {
+        let byTask: String
         switch task {
-        case "motion": "motion"
-        case "sound": "sound"
-        default: "problem"
+        case "motion": byTask = "motion"
+        case "sound": byTask = "sound"
+        default: byTask = "problem"
         }
+        let classes = Set(labels.map { labelClass($0) ?? byTask })
+        return classes.count == 1 ? classes.first! : (classes.isEmpty ? byTask : "safety")
+    }
+
+    /// HA's class for one alert label, when its name says (AudioSet and common names).
+    static func labelClass(_ label: String) -> String? {
+        let l = label.lowercased()
+        if l.contains("smoke") || l.contains("fire") { return "smoke" }
+        if l.contains("carbon_monoxide") || l.contains("carbon monoxide") { return "carbon_monoxide" }
+        if l.contains("glass") { return "safety" }
+        if l.contains("gas") { return "gas" }
+        if l == "motion" || l.contains("person") { return "motion" }
+        return nil
     }
 
     /// (topic, payload) pairs to publish retained: the score sensor, and the binary_sensor
     /// when the pipeline has alert rules (`alerts`).
     public static func messages(settings: HomeAssistantSettings, topics: AlertTopics, pipeline: String, device: String,
-                                task: String, model: String, alerts: Bool = true, snapshot: Bool = false) -> [(String, String)] {
+                                task: String, model: String, alerts: Bool = true, snapshot: Bool = false,
+                                alertLabels: [String] = []) -> [(String, String)] {
         let node = id("vigil_" + topics.node)
         let object = object(pipeline: pipeline, device: device)
         let haDevice: JSONValue = .object([
@@ -104,27 +134,30 @@ public enum HomeAssistantDiscovery {
             ("manufacturer", .string("Vigil")),
             ("model", .string("vigild \(VigilVersion.string)")),
         ])
+        func available(_ topic: String) -> JSONValue {
+            .object([("topic", .string(topic)), ("payload_available", .string("online")), ("payload_not_available", .string("offline"))])
+        }
+        // vigild up, and the device not silent for the TTL.
         let availability: [(String, JSONValue)] = [
-            ("availability_topic", .string(topics.status)),
-            ("payload_available", .string("online")),
-            ("payload_not_available", .string("offline")),
+            ("availability", .array([available(topics.status), available(topics.availability(pipeline, device))])),
+            ("availability_mode", .string("all")),
         ]
         // Every entity: its name and ids, its own keys, then availability and the device.
-        func entity(_ kind: String, _ keys: [(String, JSONValue)]) -> JSONValue {
+        func entity(_ domain: String, _ kind: String, _ keys: [(String, JSONValue)]) -> JSONValue {
             .object([
                 ("name", .string("\(pipeline) \(kind)")),
                 ("unique_id", .string("\(node)_\(object)_\(kind)")),
-                ("object_id", .string("\(node)_\(object)_\(kind)")),
+                ("default_entity_id", .string("\(domain).\(node)_\(object)_\(kind)")),
             ] + keys + availability + [("device", haDevice)])
         }
-        let binary = entity("alert", [
+        let binary = entity("binary_sensor", "alert", [
             ("state_topic", .string(topics.state(pipeline, device))),
             ("payload_on", .string("ON")),
             ("payload_off", .string("OFF")),
-            ("device_class", .string(deviceClass(task: task))),
+            ("device_class", .string(deviceClass(task: task, labels: alertLabels))),
             ("json_attributes_topic", .string(topics.alerts(pipeline, device))),
         ])
-        let score = entity("score", [
+        let score = entity("sensor", "score", [
             ("state_topic", .string(topics.score(pipeline, device))),
             ("state_class", .string("measurement")),
             ("suggested_display_precision", .number(2)),
@@ -134,7 +167,7 @@ public enum HomeAssistantDiscovery {
         let sensor = (t.score, score.serialized)
         var out = alerts ? [(t.alert, binary.serialized), sensor] : [sensor]
         if snapshot && alerts {
-            let image = entity("snapshot", [
+            let image = entity("image", "snapshot", [
                 ("image_topic", .string(topics.snapshot(pipeline, device))),
                 ("content_type", .string("image/png")),
             ])
@@ -145,38 +178,51 @@ public enum HomeAssistantDiscovery {
 }
 
 /// The pipeline and device pairs vigild has announced to Home Assistant, and when each last
-/// made a detection: at most `maxDevices`, each forgotten after `ttl` seconds of silence (its
-/// retained configs are then removed, so a broker does not keep one per name ever seen).
+/// made a detection: at most `maxDevices`. A pair silent for `ttl` seconds turns stale (shown
+/// unavailable); one silent for `forgetAfter` is forgotten (its retained configs are then
+/// removed, so a broker does not keep one per name ever seen).
 final class DiscoveredDevices: @unchecked Sendable {
-    // @unchecked Sendable: `lastSeen` is guarded by `lock`.
+    // @unchecked Sendable: `lastSeen` and `stale` are guarded by `lock`.
     struct Key: Hashable, Sendable { let pipeline: String; let device: String }
-    enum Sighting { case new, known, overCap }
+    enum Sighting { case new, known, returned, overCap }
     let maxDevices: Int
     let ttl: Double
+    let forgetAfter: Double
     private let lock = NSLock()
     private var lastSeen: [Key: Double] = [:]
+    private var stale: Set<Key> = []
 
-    init(maxDevices: Int, ttl: Double) { self.maxDevices = maxDevices; self.ttl = ttl }
+    init(maxDevices: Int, ttl: Double, forgetAfter: Double? = nil) {
+        self.maxDevices = maxDevices; self.ttl = ttl; self.forgetAfter = max(ttl, forgetAfter ?? ttl)
+    }
 
     /// Notes a detection of this pair at `now` (monotonic seconds).
     func saw(pipeline: String, device: String, now: Double) -> Sighting {
         let key = Key(pipeline: pipeline, device: device)
         return lock.withLock {
-            if lastSeen[key] != nil { lastSeen[key] = now; return .known }
+            if lastSeen[key] != nil {
+                lastSeen[key] = now
+                return stale.remove(key) != nil ? .returned : .known
+            }
             guard lastSeen.count < maxDevices else { return .overCap }
             lastSeen[key] = now
             return .new
         }
     }
 
-    /// Forgets and returns the pairs silent for longer than `ttl`.
-    func expire(now: Double) -> [Key] {
+    /// The pairs that turned stale (silent for `ttl`) since the last call, and the ones
+    /// forgotten (silent for `forgetAfter`).
+    func expire(now: Double) -> (stale: [Key], gone: [Key]) {
         lock.withLock {
-            let gone = lastSeen.filter { now - $0.value > ttl }.map(\.key)
-            for k in gone { lastSeen[k] = nil }
-            return gone
+            let gone = lastSeen.filter { now - $0.value > forgetAfter }.map(\.key)
+            for k in gone { lastSeen[k] = nil; stale.remove(k) }
+            let newlyStale = lastSeen.filter { now - $0.value > ttl && !stale.contains($0.key) }.map(\.key)
+            stale.formUnion(newlyStale)
+            return (newlyStale, gone)
         }
     }
+
+    func isStale(_ key: Key) -> Bool { lock.withLock { stale.contains(key) } }
 
     func contains(pipeline: String, device: String) -> Bool {
         lock.withLock { lastSeen[Key(pipeline: pipeline, device: device)] != nil }

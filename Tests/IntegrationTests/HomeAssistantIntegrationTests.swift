@@ -1,0 +1,90 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Home Assistant discovery against the real broker and vigild: the current keys, device
+/// classes from the alert labels, and a silent device shown unavailable with its alert OFF
+/// after `limits.device_ttl_s`, available (and ON) again when it returns, forgotten after
+/// `homeassistant.forget_after_s`.
+final class HomeAssistantIntegrationTests: XCTestCase {
+    var dir: TempDir!
+
+    override func setUp() { dir = TempDir("vigil-ha") }
+    override func tearDown() { dir.remove() }
+
+    /// The tiny model's scores (low, mid, high) under sound-model names.
+    func config(port: Int) -> String {
+        let labels = dir.write("labels.txt", "background\nglass_breaking\nsmoke_alarm\n")
+        return dir.write("vigil.json", """
+            {
+              "node": "ha-node",
+              "mqtt": { "host": "127.0.0.1", "port": \(port), "client_id": "vigild-ha-\(port)" },
+              "storage": { "path": "\(dir.file("vigil.db"))", "commit_interval_ms": 50 },
+              "limits": { "device_ttl_s": 2 },
+              "models": { "tiny": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
+              "pipelines": [
+                { "name": "smoke", "topic": "sensors/{device}/smoke", "format": "f32le", "model": "tiny", "labels_file": "\(labels)",
+                  "alert": { "labels": ["smoke_alarm"], "min_score": 0.55 } },
+                { "name": "glass", "topic": "sensors/{device}/glass", "format": "f32le", "model": "tiny", "labels_file": "\(labels)",
+                  "alert": { "labels": ["glass_breaking"], "min_score": 0.55 } }
+              ],
+              "homeassistant": { "discovery": true, "forget_after_s": 7 }
+            }
+            """)
+    }
+
+    func text(_ p: [UInt8]) -> String { String(decoding: p, as: UTF8.self) }
+
+    func json(_ p: [UInt8]) throws -> [String: Any] { try JSONSerialization.jsonObject(with: Data(p)) as! [String: Any] }
+
+    func testDiscoveryKeysClassesAndASilentDeviceGoesUnavailableThenIsForgotten() throws {
+        let broker = try Broker()
+        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") }, daemon.output)
+        let watch = try TestClient(port: broker.port, subscribe: ["vigil/ha-node/#", "homeassistant/#"])
+        defer { watch.close() }
+        let pub = try TestClient(port: broker.port)
+        defer { pub.close() }
+        func values(_ topic: String) -> [String] { watch.messages.filter { $0.topic == topic }.map { self.text($0.payload) } }
+        let state = "vigil/ha-node/state/smoke/kitchen", available = "vigil/ha-node/availability/smoke/kitchen"
+
+        // Up: smoke_alarm (the tiny model's "high") at 0.61 raises.
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/kitchen/smoke", f32le([0, 0, 1, 0])),
+                                       try pub.publish("sensors/hall/glass", f32le([0, 0, 0, 0]))]))
+        XCTAssertTrue(waitUntil(timeout: 15) { values(state).last == "ON" }, "\(values(state))\n\(daemon.output)")
+        XCTAssertEqual(values(available), ["online"])
+        let configs = watch.messages.filter { $0.topic.hasPrefix("homeassistant/binary_sensor/") && !$0.payload.isEmpty }
+        let smoke = try json(XCTUnwrap(configs.first { $0.topic.contains("/smoke_kitchen_") }).payload)
+        let glass = try json(XCTUnwrap(configs.first { $0.topic.contains("/glass_hall_") }).payload)
+        XCTAssertEqual(smoke["device_class"] as? String, "smoke")
+        XCTAssertEqual(glass["device_class"] as? String, "safety")
+        XCTAssertNil(smoke["object_id"], "deprecated in HA 2025.10")
+        XCTAssertTrue((smoke["default_entity_id"] as? String)?.hasPrefix("binary_sensor.vigil_ha-node_smoke_kitchen_") ?? false, "\(smoke)")
+        XCTAssertEqual(smoke["availability_mode"] as? String, "all")
+        XCTAssertEqual((smoke["availability"] as? [[String: String]])?.map { $0["topic"] ?? "" },
+                       ["vigil/ha-node/status", available])
+        let score = try json(XCTUnwrap(watch.messages.first { $0.topic.hasPrefix("homeassistant/sensor/") && $0.topic.contains("/smoke_kitchen_") }).payload)
+        XCTAssertTrue((score["default_entity_id"] as? String)?.hasPrefix("sensor.") ?? false, "\(score)")
+
+        // Silent for the TTL (2 s): unavailable, and the alert no longer "Detected".
+        XCTAssertTrue(waitUntil(timeout: 10) { values(available).last == "offline" }, "\(values(available))\n\(daemon.output)")
+        XCTAssertEqual(values(state).last, "OFF")
+        // Back while its alert is still raised (nothing cleared it): available and ON again.
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/kitchen/smoke", f32le([0, 0, 1, 0]))]))
+        XCTAssertTrue(waitUntil(timeout: 10) { values(available).last == "online" }, "\(values(available))")
+        XCTAssertTrue(waitUntil { values(state).last == "ON" }, "\(values(state))")
+        // Retained: what Home Assistant reads after its own restart.
+        let late = try TestClient(port: broker.port, subscribe: [state, available])
+        XCTAssertTrue(waitUntil { late.messages.count >= 2 })
+        XCTAssertEqual(Set(late.messages.map { "\($0.topic)=\(self.text($0.payload))" }), ["\(state)=ON", "\(available)=online"])
+        late.close()
+
+        // Silent for forget_after_s (7 s): the entities are removed (empty retained configs).
+        let smokeConfig = configs.first { $0.topic.contains("/smoke_kitchen_") }!.topic
+        XCTAssertTrue(waitUntil(timeout: 20) { watch.messages.contains { $0.topic == smokeConfig && $0.payload.isEmpty } },
+                      "\(watch.messages.filter { $0.topic == smokeConfig }.count)\n\(daemon.output)")
+        XCTAssertTrue(waitUntil { values(available).last == "" && values(state).last == "" })
+        XCTAssertTrue(daemon.output.contains("shown unavailable"), daemon.output)
+    }
+}
