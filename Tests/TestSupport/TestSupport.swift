@@ -216,7 +216,7 @@ public final class TestClient: @unchecked Sendable {
 
     func granted() { lock.withLock { _granted += 1 } }
     func record(_ m: MQTTMessage) {
-        if m.topic == barrierTopic { lock.withLock { _barriers.insert(String(decoding: m.payload, as: UTF8.self)) }; return }
+        if m.topic == barrierTopic { lock.withLock { _ = _barriers.insert(String(decoding: m.payload, as: UTF8.self)) }; return }
         lock.withLock { _messages.append(m) }
     }
 
