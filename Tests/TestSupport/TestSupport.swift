@@ -279,6 +279,11 @@ public func waitForOnline(configAt path: String, timeout: Double = 15) -> Bool {
     return waitForOnline(port: port, node: node, timeout: timeout)
 }
 
+/// Print-only benchmarks (figures, nothing asserted) run only when asked: `scripts/bench-figures`
+/// (`make bench-figures`) sets VIGIL_FIGURES=1; `make test` skips them.
+public var figuresAsked: Bool { ProcessInfo.processInfo.environment["VIGIL_FIGURES"] == "1" }
+public let figuresSkipped = "figures only: scripts/bench-figures (VIGIL_FIGURES=1)"
+
 /// float32 values as little-endian bytes (an `f32le` payload).
 public func f32le(_ values: [Float]) -> [UInt8] {
     values.flatMap { v -> [UInt8] in
