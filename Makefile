@@ -5,7 +5,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 DESTDIR ?=
 
-.PHONY: all setup build release test resilience demo bench clean install install-bin install-files deb check-unit
+.PHONY: all setup build release test resilience demo bench bench-figures clean install install-bin install-files deb check-unit
 
 all: build
 
@@ -35,6 +35,10 @@ demo: release
 # vigild against a straightforward Python service on the same models and load (docs/benchmarks.md).
 bench: release
 	@bash scripts/bench $(BENCH_ARGS)
+
+# The per-stage figures the test suite prints but `make test` skips (scripts/bench-figures).
+bench-figures: setup
+	@sh scripts/bench-figures
 
 clean:
 	rm -rf .build

@@ -161,7 +161,7 @@ final class AlertIntegrationTests: XCTestCase {
         XCTAssertTrue(pub.waitForAcks(mids))
         XCTAssertTrue(waitUntil(timeout: 20) { self.detections() == 20 }, daemon.output)
         XCTAssertTrue(waitUntil { self.alerts().count == 2 })
-        Thread.sleep(forTimeInterval: 0.3)
+        Thread.sleep(forTimeInterval: 0.3)   // the point: no third alert row comes (a negative check)
         XCTAssertEqual(alerts().map { $0[2].string! }, ["raised", "cleared"], "one raise per cooldown_s")
         XCTAssertEqual(alerts().first?[6].string, "[]")
         XCTAssertEqual(watch.messages.filter { $0.topic.hasPrefix("vigil/test-node/alerts/") }.count, 2)

@@ -150,7 +150,7 @@ final class DaemonTests: XCTestCase {
         try broker.start()
         XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker 127.0.0.1:\(broker.port) again") }, daemon.output)
         let pub = try TestClient(port: broker.port)
-        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertTrue(waitForOnline(port: broker.port, node: "test-node"), "subscribed again")
         try pub.publish("sensors/r/vec", f32le([1, 1, 1, 1]))
         XCTAssertTrue(waitUntil(timeout: 10) { self.count() == 1 }, daemon.output)
     }

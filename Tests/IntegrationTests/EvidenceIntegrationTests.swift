@@ -45,7 +45,7 @@ final class EvidenceIntegrationTests: XCTestCase {
     func startDaemon(_ path: String) throws -> ChildProcess {
         let d = try ChildProcess(Paths.executable("vigild"), ["--config", path], outputPath: dir.file("vigild.log"))
         XCTAssertTrue(waitUntil(timeout: 30) { d.output.contains("connected to broker") || !d.isRunning }, d.output)
-        Thread.sleep(forTimeInterval: 0.3)   // subscriptions granted
+        XCTAssertTrue(waitForOnline(configAt: path), d.output)   // subscriptions granted
         return d
     }
 
@@ -306,7 +306,7 @@ final class EvidenceIntegrationTests: XCTestCase {
         let mids = [try pub.publish("sensors/door/camera", pgm(32, 24) { _, _ in 240 }.payload)]
         XCTAssertTrue(pub.waitForAcks(mids))
         XCTAssertTrue(waitUntil(timeout: 20) { self.evidenceRows().count == 1 }, daemon.output)
-        Thread.sleep(forTimeInterval: 0.5)
+        Thread.sleep(forTimeInterval: 0.5)   // the point: no snapshot comes (a negative check)
         XCTAssertFalse(watch.messages.contains { $0.topic.contains("snapshot") }, "no frame goes to the broker unless asked")
         XCTAssertTrue(watch.messages.contains { $0.topic.hasPrefix("homeassistant/binary_sensor/") })
     }

@@ -123,7 +123,7 @@ final class MotionIntegrationTests: XCTestCase {
             let before = labels("hall").count
             for i in 0..<frames {
                 XCTAssertTrue(client.waitForAcks([try client.publish("sensors/hall/camera", frame(seed: UInt64(100 + i)))]))
-                Thread.sleep(forTimeInterval: pause)
+                Thread.sleep(forTimeInterval: pause)   // the point: frames this far apart in time
             }
             XCTAssertTrue(waitUntil(timeout: 20) { self.labels("hall").count >= before + frames - 1 }, daemon.output)
         }

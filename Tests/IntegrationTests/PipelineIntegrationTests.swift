@@ -53,7 +53,7 @@ final class PipelineIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 30) { d.output.contains("connected to broker") || !d.isRunning }, d.output)
         // "connected" is logged before the subscriptions are granted; frames published in
         // between would be lost (a new session has nothing queued for it yet).
-        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertTrue(waitForOnline(configAt: path), d.output)
         return d
     }
 

@@ -156,7 +156,7 @@ final class ServiceIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil { daemon.output.contains("reloaded") }, daemon.output)
         XCTAssertTrue(daemon.output.contains("broker connection kept"), daemon.output)
         XCTAssertTrue(daemon.output.contains("subscribed sensors/+/env"), daemon.output)
-        Thread.sleep(forTimeInterval: 0.3)   // let the broker grant the new subscription
+        Thread.sleep(forTimeInterval: 0.3)   // let the broker grant the new subscription (vigild shows no sign of the SUBACK)
         var mids = [try pub.publish("sensors/a/vec", f32le([1, 2, 3, 4]))]
         mids.append(try pub.publish("sensors/b/env", #"{"a":1,"b":2,"c":3,"d":4}"#))
         XCTAssertTrue(pub.waitForAcks(mids))

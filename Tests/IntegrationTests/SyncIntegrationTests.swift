@@ -148,7 +148,7 @@ final class SyncIntegrationTests: XCTestCase {
         for i in 0..<40 { mids.append(try pub.publish("sensors/dev\(i % 4)/vec", f32le([Float(i), 1, 2, 3]))) }
         XCTAssertTrue(pub.waitForAcks(mids))
         XCTAssertTrue(waitUntil(timeout: 15) { self.int("SELECT count(*) FROM detections") == 340 }, daemon.output)
-        Thread.sleep(forTimeInterval: 1.5)
+        Thread.sleep(forTimeInterval: 1.5)   // the point: 7 sync intervals pass with nothing marked (a negative check)
         XCTAssertEqual(unsynced, 40, "rows stay unsynced while the cloud is down")
         let lastError = query("SELECT value FROM meta WHERE key = 'last_sync_error'").first?.first?.string ?? ""
         XCTAssertTrue(lastError.contains("cloud broker 127.0.0.1:\(cloud.port)"), lastError)
@@ -261,7 +261,7 @@ final class SyncIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains(expected) }, daemon.output)
         let line = daemon.output.split(separator: "\n").first { $0.contains(expected) } ?? ""
         XCTAssertTrue(line.contains("certificate verify failed"), "the error says why: \(line)\n\(daemon.output)")
-        Thread.sleep(forTimeInterval: 2)
+        Thread.sleep(forTimeInterval: 2)   // the point: retries pass with nothing marked (a negative check)
         XCTAssertEqual(unsynced, all.count, "nothing is marked synced")
         XCTAssertEqual(receiver.records, 0)
         let lastError = query("SELECT value FROM meta WHERE key = 'last_sync_error'").first?.first?.string ?? ""
@@ -330,7 +330,7 @@ final class SyncIntegrationTests: XCTestCase {
         defer { daemon.stop() }
         // The server is not there yet.
         XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("POST http://127.0.0.1:\(port)/ingest") }, daemon.output)
-        Thread.sleep(forTimeInterval: 0.5)
+        Thread.sleep(forTimeInterval: 0.5)   // the point: retries pass with nothing marked (a negative check)
         XCTAssertEqual(unsynced, all.count)
         // Up, but answering 503 twice before it takes anything.
         let server = try httpServer(port: port, token: token, failFirst: 2)
@@ -383,7 +383,7 @@ final class SyncIntegrationTests: XCTestCase {
         let daemon = try startDaemon(config(localPort: local.port, sync: sync))
         defer { daemon.stop() }
         XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("sync: POST https://127.0.0.1:\(port)/ingest") }, daemon.output)
-        Thread.sleep(forTimeInterval: 1)
+        Thread.sleep(forTimeInterval: 1)   // the point: retries pass with nothing marked (a negative check)
         XCTAssertEqual(unsynced, all.count)
         XCTAssertTrue(ingested.isEmpty)
         let line = daemon.output.split(separator: "\n").first { $0.contains("sync: POST https://") } ?? ""
@@ -412,7 +412,7 @@ final class SyncIntegrationTests: XCTestCase {
             while !stopLoad.isSet, i < 200_000 {
                 _ = try? pub.publish("sensors/d\(i % 8)/vec", f32le([Float(i), 1, 2, 3]), qos: 0)
                 i += 1
-                if i % 200 == 0 { Thread.sleep(forTimeInterval: 0.005) }
+                if i % 200 == 0 { Thread.sleep(forTimeInterval: 0.005) }   // pacing the load
             }
         }
         load.start()

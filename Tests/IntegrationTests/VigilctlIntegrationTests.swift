@@ -341,7 +341,7 @@ final class VigilctlIntegrationTests: XCTestCase {
                                     outputPath: dir.file("tail.out"))
         defer { tail.stop(SIGKILL) }
         XCTAssertTrue(waitUntil(timeout: 10) { tail.output.split(separator: "\n").count >= 3 }, tail.output)
-        Thread.sleep(forTimeInterval: 0.3)
+        Thread.sleep(forTimeInterval: 0.3)   // the point: 3 polls pass and print nothing (a negative check)
         XCTAssertEqual(tail.output.split(separator: "\n").count, 3, "the newest 3, then nothing until rows arrive")
         // The broker comes from the daemon's config (mqtt.host, mqtt.port).
         let sim = try ctl("simulate", "--config", configPath, "--kinds", "vector", "--device-prefix", "tail",
@@ -443,13 +443,13 @@ final class VigilctlIntegrationTests: XCTestCase {
                                      "--only", "detections"],
                                     outputPath: dir.file("flood.out"))
         defer { tail.stop(SIGKILL) }
-        Thread.sleep(forTimeInterval: 0.3)
+        Thread.sleep(forTimeInterval: 0.3)   // tail takes its starting row (-n 0) first; it prints nothing to wait on
         let sim = try ctl("simulate", "--config", configPath, "--kinds", "vector", "--device-prefix", "flood", "--devices", "2",
                           "--count", "100", "--rate", "100", "--quiet")
         XCTAssertEqual(sim.status, 0, sim.stdout + sim.stderr)
         XCTAssertTrue(waitUntil(timeout: 20) { Self.count(self.db, "SELECT count(*) FROM detections WHERE device GLOB 'flood-*'") == 200 })
         XCTAssertTrue(waitUntil(timeout: 10) { tail.output.split(separator: "\n").count >= 200 }, "\(tail.output.split(separator: "\n").count) lines")
-        Thread.sleep(forTimeInterval: 0.2)
+        Thread.sleep(forTimeInterval: 0.2)   // a row printed twice would show here (a negative check)
         XCTAssertEqual(tail.stop(SIGINT), 0)
         let ids = try tail.output.split(separator: "\n").map { try json(String($0))["id"] as! Int }
         XCTAssertEqual(ids.count, 200, "every row once")

@@ -13,7 +13,7 @@ final class MQTTClientTests: XCTestCase {
         mids.append(try pub.publish("other/topic", "x"))
         XCTAssertTrue(pub.waitForAcks(mids), "broker acknowledged every QoS 1 publish")
         XCTAssertTrue(waitUntil { sub.messages.count >= 50 })
-        Thread.sleep(forTimeInterval: 0.1)
+        XCTAssertTrue(sub.sync(), "anything the broker had for the subscriber has arrived")
         let got = sub.messages
         XCTAssertEqual(got.count, 50, "the unmatched topic is not delivered")
         XCTAssertEqual(String(decoding: got[7].payload, as: UTF8.self), "{\"i\":7}", "order is kept")
@@ -87,7 +87,7 @@ final class LateBrokerTests: XCTestCase {
         h.connected = { rc, _ in if rc == 0 { connects.add() } }
         let c = try MQTTClient(options: MQTTOptions(port: port, clientID: "late", reconnectMinDelay: 1, reconnectMaxDelay: 2), handlers: h)
         _ = try c.start()
-        Thread.sleep(forTimeInterval: 0.5)
+        Thread.sleep(forTimeInterval: 0.5)   // the point: the client tries (and fails) while no broker listens
         let broker = try Broker(port: port)
         XCTAssertTrue(waitUntil(timeout: 10) { connects.value == 1 }, "connected once the broker was up")
         c.stop()

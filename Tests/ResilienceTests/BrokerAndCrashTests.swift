@@ -64,14 +64,14 @@ final class BrokerAndCrashTests: ResilienceCase {
                 flush()
             }
             let deadline = Date().addingTimeInterval(60)
-            while !queue.isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.01); flush() }
+            while !queue.isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.01); flush() }   // poll interval
         }
         // Under load: stop the broker, leave it down a while (a slow restart), start it again.
         XCTAssertTrue(waitUntil(timeout: 20) { self.rowCount() >= 500 }, daemon.output)
         broker.stop()
         let rowsAtStop = rowCount()
         XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("lost broker") }, daemon.output)
-        Thread.sleep(forTimeInterval: downtime)
+        Thread.sleep(forTimeInterval: downtime)   // the point: the broker stays down this long
         let restartedAt = Date()
         try broker.start()
         let rowsAtStart = rowCount()
@@ -97,7 +97,7 @@ final class BrokerAndCrashTests: ResilienceCase {
         XCTAssertTrue(waitUntil(timeout: 60) { published.values.allSatisfy(pub.acked) }, "publisher's frames not all acknowledged")
         let ackedFrames = Set(published.keys.map { "f\($0)" })
         var devices = waitForRows(of: ackedFrames, timeout: 30, daemon.output)
-        Thread.sleep(forTimeInterval: 0.3)   // any duplicates still on their way
+        Thread.sleep(forTimeInterval: 0.3)   // any duplicates still on their way (a negative check: nothing to wait on)
         devices = Set(query("SELECT DISTINCT device FROM detections").compactMap { $0.first?.string })
         let rows = rowCount()
         XCTAssertEqual(published.count + unsure.get.count, total)

@@ -50,7 +50,7 @@ final class DurableIntakeTests: ResilienceCase {
         var moments: [String] = []
         for k in 0..<5 {
             let wait = 0.3 + Double(rng.next() % 900) / 1000
-            Thread.sleep(forTimeInterval: wait)
+            Thread.sleep(forTimeInterval: wait)   // the point: a kill at a seeded moment under load
             let rows = rowCount()
             daemon.stop(SIGKILL)
             moments.append("\(fmt(wait, 2)) s (\(rows) rows)")
@@ -62,7 +62,7 @@ final class DurableIntakeTests: ResilienceCase {
         XCTAssertTrue(pub.waitForAcks(Array(published.values), timeout: 60), "the broker acknowledged every frame to the publisher")
         let acked = Set(published.keys.map { "f\($0)" })
         let devices = waitForRows(of: acked, timeout: 90)
-        Thread.sleep(forTimeInterval: 0.5)   // any duplicate still on its way
+        Thread.sleep(forTimeInterval: 0.5)   // any duplicate still on its way (a negative check: nothing to wait on)
         let rows = rowCount()
         let distinct = int("SELECT count(DISTINCT device) FROM detections")
         let alerts = int("SELECT count(*) FROM alerts WHERE state = 'raised'")
@@ -112,7 +112,7 @@ extension DurableIntakeTests {
         let envRows = "SELECT count(*) FROM detections WHERE pipeline = 'env'"
         let raised = "SELECT count(*) FROM alerts WHERE state = 'raised'"
         XCTAssertTrue(waitUntil(timeout: 10) { self.int(envRows) == 2 && self.int(raised) == 1 }, daemon.output)
-        Thread.sleep(forTimeInterval: 0.3)   // the retired marks' commit
+        Thread.sleep(forTimeInterval: 0.3)   // the retired marks' commit (not visible outside vigild; 6 commits at 50 ms)
         daemon.stop(SIGKILL)
         daemon = try startDaemon(path, log: "vigild-after.log")
         defer { daemon.stop() }
@@ -121,7 +121,7 @@ extension DurableIntakeTests {
         XCTAssertTrue(pub.waitForAcks(mids))
         XCTAssertTrue(waitUntil(timeout: 10) { self.int(envRows) == 3 }, "the first reading after the restart fills a window of 8: \(int(envRows)) rows\n\(daemon.output)")
         XCTAssertTrue(waitUntil(timeout: 10) { self.int("SELECT count(*) FROM detections WHERE pipeline = 'vec'") == 2 })
-        Thread.sleep(forTimeInterval: 0.3)
+        Thread.sleep(forTimeInterval: 0.3)   // the point: no second `raised` row comes (a negative check)
         XCTAssertEqual(int(raised), 1, "the alert raised before the kill is still raised: not raised again")
         report("state after SIGKILL: 10 committed frames replayed as history; the sensor window was full at the first new reading, the raised alert stayed raised")
     }

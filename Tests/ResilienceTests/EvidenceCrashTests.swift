@@ -68,7 +68,7 @@ final class EvidenceCrashTests: ResilienceCase {
                     _ = try? pub.publish("sensors/cam\(n % 12)/camera", EvidenceCrashTests.frame(n, bright: (n / 12) % 2 == 1))
                 }
             }
-            Thread.sleep(forTimeInterval: 2.5 + Double(round) * 0.7)
+            Thread.sleep(forTimeInterval: 2.5 + Double(round) * 0.7)   // the point: the storm runs this long before the kill
             // What is committed now, then the kill a moment later, in the middle of writes.
             // The count first: an eviction between the two reads then counts a row the snapshot
             // no longer has (harmless), never misses one it has (read the other way round, a row

@@ -60,7 +60,9 @@ final class FullDiskTests: ResilienceCase {
         let full = waitUntil(timeout: 90, interval: 0.1) { dropped > 0 }
         let framesUntilFull = published.get
         let secondsUntilFull = -t0.timeIntervalSinceNow
-        Thread.sleep(forTimeInterval: full ? 3 : 0)
+        // A while longer on the full disk: until 1,000 more frames were dropped (2.5 s at 400/s), not a fixed time.
+        let firstDropped = dropped
+        XCTAssertTrue(!full || waitUntil(timeout: 30, interval: 0.1) { dropped >= firstDropped + 1000 }, "drops stopped at \(dropped)")
         stop.set()
         filling.join()
         XCTAssertTrue(full, "the disk never filled: \(freeMB(disk)) MB free\n\(daemon.output)")

@@ -69,7 +69,7 @@ class ResilienceCase: XCTestCase {
             if stop?.isSet == true { return }
             let due = start.addingTimeInterval(Double(i) / rate)
             let wait = due.timeIntervalSinceNow
-            if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+            if wait > 0 { Thread.sleep(forTimeInterval: wait) }   // the point: the offered rate
             body(i)
         }
     }

@@ -202,7 +202,7 @@ final class HostileInputTests: ResilienceCase {
         XCTAssertTrue(cleared, "\(configs(watch).filter { !$0.value.isEmpty }.keys.sorted())")
         let later = try TestClient(port: broker.port, subscribe: ["homeassistant/#"])
         defer { later.close() }
-        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertTrue(later.sync(), "every retained config delivered")
         XCTAssertEqual(later.messages.filter { !$0.payload.isEmpty }.count, 0, "nothing retained is left")
         XCTAssertEqual(daemon.stop(), 0)
         let longest = daemon.output.split(separator: "\n").map(\.utf8.count).max() ?? 0
@@ -223,7 +223,7 @@ final class HostileInputTests: ResilienceCase {
         func retained() -> [String] {
             guard let c = try? TestClient(port: broker.port, subscribe: ["homeassistant/#"]) else { return [] }
             defer { c.close() }
-            Thread.sleep(forTimeInterval: 0.3)
+            c.sync()   // every retained config delivered
             return c.messages.filter { !$0.payload.isEmpty }.map(\.topic).sorted()
         }
         XCTAssertTrue(waitUntil(timeout: 10) { retained().count == 4 }, "\(retained())")
@@ -234,6 +234,7 @@ final class HostileInputTests: ResilienceCase {
         defer { daemon.stop() }
         let stop = StopFlag()
         let feeder = Worker { [pub] in
+            // The pause is the point: `back` is heard from every 0.3 s, well inside the 2 s TTL.
             while !stop.isSet { _ = try? pub.publish("sensors/back/vec", f32le([10, 0, 0, 0])); Thread.sleep(forTimeInterval: 0.3) }
         }
         let left = waitUntil(timeout: 15, interval: 0.5) { retained().allSatisfy { $0.contains("_back_") } }
@@ -259,7 +260,7 @@ final class HostileInputTests: ResilienceCase {
         XCTAssertTrue(pub.waitForAcks(mids))
         XCTAssertTrue(waitUntil(timeout: 10) { self.rowCount() >= 6 }, daemon.output.suffix(2000).description)
         XCTAssertTrue(waitUntil(timeout: 5) { self.configs(watch).count >= 8 })
-        Thread.sleep(forTimeInterval: 0.3)
+        Thread.sleep(forTimeInterval: 0.3)   // the point: no ninth config comes (vigild publishes it on its own time)
         XCTAssertEqual(configs(watch).count, 8, "4 devices of 6 announced: \(configs(watch).keys.sorted())")
         XCTAssertEqual(Set(watch.messages.filter { $0.topic.hasPrefix("vigil/res-node/state/") }.map(\.topic)).count, 4, "no retained state for the others")
         XCTAssertTrue(daemon.output.contains("homeassistant.max_devices (4) reached"), daemon.output.suffix(2000).description)
@@ -286,7 +287,8 @@ final class HostileInputTests: ResilienceCase {
             idle.append(fd)
         }
         defer { for fd in idle { close(fd) } }
-        Thread.sleep(forTimeInterval: 0.2)
+        // No pause: vigild accepts from the kernel's FIFO queue on one thread, so the 21 idle
+        // connections are taken before the /healthz request behind them.
         let start = Date()
         let status = healthz(port: port, timeout: 3)
         let ms = -start.timeIntervalSinceNow * 1000

@@ -47,7 +47,7 @@ final class SlowActionTests: ResilienceCase {
                         seenAt.with { $0[r[1].string ?? "?", default: []].append(now) }
                     }
                 }
-                Thread.sleep(forTimeInterval: 0.02)
+                Thread.sleep(forTimeInterval: 0.02)   // the reader's poll interval: when a row shows up, to 20 ms
             }
         }
         let start = Date()
@@ -60,7 +60,7 @@ final class SlowActionTests: ResilienceCase {
         }
         let publishSeconds = -start.timeIntervalSinceNow
         XCTAssertTrue(waitUntil(timeout: 30) { self.rowCount() == total }, "rows \(rowCount()) of \(total)\n\(daemon.output)")
-        Thread.sleep(forTimeInterval: 0.2)
+        XCTAssertTrue(waitUntil(timeout: 10) { seenAt.get.values.reduce(0) { $0 + $1.count } == total }, "the reader saw every row")
         stopReader.set()
         reader.join()
 

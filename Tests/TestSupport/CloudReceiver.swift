@@ -12,6 +12,8 @@ public final class CloudReceiver: @unchecked Sendable {
     private var _types: [String] = []
     private var _records = 0
     private var _bad = 0
+    /// The broker granted the subscription (SUBACK): batches published from then on arrive.
+    private var granted = false
     /// Evidence records' archives (base64 decoded), by alert uuid.
     private var _archives: [String: [UInt8]] = [:]
 
@@ -26,18 +28,20 @@ public final class CloudReceiver: @unchecked Sendable {
             _ = try? box.value?.client.subscribe(topic, qos: 1)
         }
         h.message = { m in box.value?.record(m) }
+        h.subscribed = { _, _ in box.value?.markGranted() }
         client = try MQTTClient(options: MQTTOptions(host: "127.0.0.1", port: port, clientID: clientID,
                                                      cleanSession: false, reconnectMinDelay: 1, reconnectMaxDelay: 1),
                                 handlers: h)
         box.value = self
         try client.start()
-        guard waitUntil({ self.client.isConnected }) else {
-            throw NSError(domain: "CloudReceiver", code: 1, userInfo: [NSLocalizedDescriptionKey: "cannot connect to the cloud broker on \(port)"])
+        guard waitUntil({ self.lock.withLock { self.granted } }) else {
+            throw NSError(domain: "CloudReceiver", code: 1, userInfo: [NSLocalizedDescriptionKey: "no subscription granted by the cloud broker on \(port)"])
         }
-        Thread.sleep(forTimeInterval: 0.3)   // the subscription is granted
     }
 
     final class Box: @unchecked Sendable { weak var value: CloudReceiver? }
+
+    private func markGranted() { lock.withLock { granted = true } }
 
     private func record(_ m: MQTTMessage) {
         guard let array = try? JSONSerialization.jsonObject(with: Data(m.payload)) as? [[String: Any]] else {

@@ -181,6 +181,11 @@ public final class TestClient: @unchecked Sendable {
     private var _acked: Set<Int32> = []
     private let connectedFlag = NSCondition()
     private var connected = false
+    /// SUBACKs received, and the `sync()` markers come back.
+    private var _granted = 0
+    private var _barriers: Set<String> = []
+    /// Where `sync()` markers go: a topic no test or vigild subscribes to but this client.
+    private let barrierTopic = "vigil-test/barrier/\(UUID().uuidString)"
 
     /// `cleanSession: false` keeps the session at the broker across reconnects (QoS 1 queued both ways).
     public init(port: Int, id: String = "test-\(UUID().uuidString.prefix(6))", subscribe: [String] = [],
@@ -189,6 +194,7 @@ public final class TestClient: @unchecked Sendable {
         let box = Box()
         h.message = { m in box.value?.record(m) }
         h.published = { mid in box.value?.ack(mid) }
+        h.subscribed = { _, _ in box.value?.granted() }
         h.connected = { rc, _ in
             guard rc == 0, let me = box.value else { return }
             for s in subscribe { _ = try? me.client.subscribe(s, qos: 1) }
@@ -202,13 +208,32 @@ public final class TestClient: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(10)
         while !connected && connectedFlag.wait(until: deadline) {}
         connectedFlag.unlock()
-        // Give the subscription a moment to be granted.
-        if !subscribe.isEmpty { Thread.sleep(forTimeInterval: 0.2) }
+        // Every subscription granted (SUBACK): a message published from now on is delivered.
+        waitUntil(timeout: 10, interval: 0.005) { self.lock.withLock { self._granted } >= subscribe.count }
     }
 
     final class Box: @unchecked Sendable { weak var value: TestClient? }
 
-    func record(_ m: MQTTMessage) { lock.withLock { _messages.append(m) } }
+    func granted() { lock.withLock { _granted += 1 } }
+    func record(_ m: MQTTMessage) {
+        if m.topic == barrierTopic { lock.withLock { _ = _barriers.insert(String(decoding: m.payload, as: UTF8.self)) }; return }
+        lock.withLock { _messages.append(m) }
+    }
+
+    /// Waits until everything the broker had queued for this client when called has arrived:
+    /// retained messages of its subscriptions, and whatever other clients published and saw
+    /// acknowledged before. The broker delivers one client's queue in order, so a marker this
+    /// client publishes to its own private topic arrives after all of it. Returns whether it did.
+    @discardableResult
+    public func sync(timeout: Double = 10) -> Bool {
+        let subscribed = lock.withLock { _granted }
+        guard (try? client.subscribe(barrierTopic, qos: 1)) != nil,
+              waitUntil(timeout: timeout, interval: 0.005, { self.lock.withLock { self._granted } > subscribed }) else { return false }
+        let marker = UUID().uuidString
+        guard (try? client.publish(barrierTopic, Array(marker.utf8), qos: 1)) != nil else { return false }
+        return waitUntil(timeout: timeout, interval: 0.005) { self.lock.withLock { self._barriers.contains(marker) } }
+    }
+
     func ack(_ mid: Int32) { lock.withLock { _ = _acked.insert(mid) } }
 
     public var messages: [MQTTMessage] { lock.withLock { _messages } }
@@ -231,6 +256,33 @@ public final class TestClient: @unchecked Sendable {
 
     public func close() { client.stop() }
 }
+
+/// Waits until vigild (node `node`) has its subscriptions on the broker: at each connect it
+/// sends its SUBSCRIBEs, then publishes the retained `online` status, and the broker handles
+/// one connection's packets in order, so once `online` is there a frame published is delivered.
+/// Only on a broker that holds no `online` from an earlier run (its retained state is gone
+/// after a restart without persistence).
+@discardableResult
+public func waitForOnline(port: Int, node: String, timeout: Double = 15) -> Bool {
+    guard let watch = try? TestClient(port: port, subscribe: ["vigil/\(node)/status"]) else { return false }
+    defer { watch.close() }
+    return waitUntil(timeout: timeout) { watch.messages.contains { $0.payload == Array("online".utf8) } }
+}
+
+/// `waitForOnline` for the node and broker port written in a vigild config file (plain JSON).
+@discardableResult
+public func waitForOnline(configAt path: String, timeout: Double = 15) -> Bool {
+    guard let data = FileManager.default.contents(atPath: path),
+          let config = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let node = config["node"] as? String,
+          let port = (config["mqtt"] as? [String: Any])?["port"] as? Int else { return false }
+    return waitForOnline(port: port, node: node, timeout: timeout)
+}
+
+/// Print-only benchmarks (figures, nothing asserted) run only when asked: `scripts/bench-figures`
+/// (`make bench-figures`) sets VIGIL_FIGURES=1; `make test` skips them.
+public var figuresAsked: Bool { ProcessInfo.processInfo.environment["VIGIL_FIGURES"] == "1" }
+public let figuresSkipped = "figures only: scripts/bench-figures (VIGIL_FIGURES=1)"
 
 /// float32 values as little-endian bytes (an `f32le` payload).
 public func f32le(_ values: [Float]) -> [UInt8] {

@@ -264,7 +264,7 @@ final class EngineTests: XCTestCase {
     }
 }
 
-/// Figures, not assertions: printed for the report (`swift test --filter PipelineBenchmarks`).
+/// Figures, not assertions: printed for the report (`scripts/bench-figures`; `make test` skips them).
 final class PipelineBenchmarks: XCTestCase {
     func time(_ n: Int, _ body: () throws -> Void) rethrows -> Double {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -279,6 +279,7 @@ final class PipelineBenchmarks: XCTestCase {
     #endif
 
     func testPrintFigures() throws {
+        try XCTSkipUnless(figuresAsked, figuresSkipped)
         let px = (0..<(640 * 480)).map { UInt8($0 % 251) }
         let r = AreaResizer(from: (640, 480), to: (160, 120))
         var out = [Float](repeating: 0, count: 160 * 120)

@@ -105,7 +105,7 @@ final class IntakeJournalTests: XCTestCase {
         let hash = FrameHash.frame(topic: "s/d/x", payload: payload)
         let t = Thread { _ = try? j.append(topic: "s/d/x", payload: payload, mid: 0, receivedAt: 1, hash: hash); done.with { $0 = true } }
         t.start()
-        Thread.sleep(forTimeInterval: 0.3)
+        Thread.sleep(forTimeInterval: 0.3)   // the point: still blocked after 0.3 s (nothing to wait on)
         XCTAssertFalse(done.get, "the append waits for room")
         j.retire(seqs)
         XCTAssertTrue(waitUntil(timeout: 5) { done.get }, "retiring makes room")

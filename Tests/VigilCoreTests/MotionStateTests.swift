@@ -222,11 +222,12 @@ final class MotionStateTests: XCTestCase {
 }
 
 /// Figures, not a gate: what a camera frame costs through the shipped motion model.
-/// `swift test --skip-build --filter MotionCostFigures` prints them (debug build: the
+/// `scripts/bench-figures` prints them (debug build: the
 /// Swift adapter is several times slower than in release; ONNX Runtime is the C library
 /// either way).
 final class MotionCostFigures: XCTestCase {
     func testPrintTheCostOfAFrame() throws {
+        try XCTSkipUnless(figuresAsked, figuresSkipped)
         let path = Paths.repo.appendingPathComponent("Models/motion.onnx").path
         let c = try Config.parse(Array("""
             { "node": "n", "models": { "m": { "path": "\(path)", "threads": 1 } },

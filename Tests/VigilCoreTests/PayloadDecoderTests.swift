@@ -90,12 +90,18 @@ final class AudioDecoderTests: XCTestCase {
         // Fuzz: random mutations of a valid file; every outcome is a frame or a FrameError.
         var rng = SystemRandomNumberGenerator()
         let good = wavBytes((0..<64).map { Int16($0) }, extraChunk: true)
+        var rejected = 0
         for _ in 0..<5000 {
             var p = good
             for _ in 0..<Int.random(in: 1...6, using: &rng) { p[Int.random(in: 0..<p.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng) }
             if Bool.random(using: &rng) { p = Array(p.prefix(Int.random(in: 0...p.count, using: &rng))) }
-            _ = reason(WAVDecoder(), p)
+            // Accepted, the frame holds what a WAV can: samples in [-1, 1), no more than its bytes.
+            guard let f = try? WAVDecoder().decode(p, receivedAt: 0) else { rejected += 1; continue }
+            guard case .audio(_, let s) = f.frame else { return XCTFail("a WAV decoded to \(f.frame)") }
+            XCTAssertTrue(s.allSatisfy { $0 >= -1 && $0 < 1 }, "sample out of range")
+            XCTAssertLessThanOrEqual(s.count, p.count)
         }
+        XCTAssertGreaterThan(rejected, 0, "cut and mutated files are refused")
     }
 
     func testPCMS16LE() throws {
@@ -152,12 +158,19 @@ final class ImageDecoderTests: XCTestCase {
 
     func testPGMSurvivesRandomBytes() {
         let good = pgmBytes(width: 8, height: 8)
+        var rejected = 0
         for _ in 0..<5000 {
             var p = good
             for _ in 0..<Int.random(in: 1...4) { p[Int.random(in: 0..<30)] = UInt8.random(in: 0...255) }
             if Bool.random() { p = Array(p.prefix(Int.random(in: 0...p.count))) }
-            _ = reason(d, p)
+            // Accepted, the image is within the decoder's limits and its pixels fill it exactly.
+            guard let f = try? d.decode(p, receivedAt: 0) else { rejected += 1; continue }
+            guard case .image(let w, let h, let px) = f.frame else { return XCTFail("a PGM decoded to \(f.frame)") }
+            XCTAssertEqual(px.count, w * h)
+            XCTAssertTrue(w <= 640 && h <= 480, "\(w)x\(h) past the limits")
+            XCTAssertLessThanOrEqual(px.count, p.count)
         }
+        XCTAssertGreaterThan(rejected, 0, "cut and mutated files are refused")
     }
 
     func testGray8() throws {
@@ -204,6 +217,7 @@ final class DecoderFuzzRegressionTests: XCTestCase {
         let dir = Paths.fixture("fuzz/FuzzDecoders")
         let names = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
         XCTAssertFalse(names.isEmpty)
+        var outcomes: [String: String] = [:]
         for n in names {
             let all = Array(FileManager.default.contents(atPath: dir + "/" + n)!)
             guard let selector = all.first else { continue }
@@ -216,18 +230,30 @@ final class DecoderFuzzRegressionTests: XCTestCase {
             case 3: decoder = Gray8Decoder(width: 1 + Int(selector % 7), height: 1 + Int(selector % 5))
             default: decoder = F32LEDecoder(expectedCount: nil)
             }
-            guard let frame = try? decoder.decode(bytes, receivedAt: 0) else { continue }
+            let frame: TimedFrame
+            do { frame = try decoder.decode(bytes, receivedAt: 0) } catch {
+                outcomes[n] = "\(error)"
+                continue
+            }
             switch frame.frame {
-            case .image:
+            case .image(let w, let h, let px):
+                outcomes[n] = "image \(w)x\(h)"
+                XCTAssertEqual(px.count, w * h, n)
                 let a = ImageAdapter(shape: [1, 2, 12, 16], width: 16, height: 12, channels: 2, pairs: true)
                 _ = try a.inputs(for: frame)
                 XCTAssertEqual(try a.inputs(for: frame).first?.values.count, 2 * 12 * 16, n)
-            case .audio:
+            case .audio(let rate, let samples):
+                outcomes[n] = "audio \(rate) Hz, \(samples.count) samples"
+                XCTAssertTrue(samples.allSatisfy { $0 >= -1 && $0 < 1 }, n)
                 let a = AudioWindowAdapter(shape: [1, 64], window: 64, hop: 17, rate: 8000, resample: true)
                 XCTAssertTrue(try a.inputs(for: frame).allSatisfy { $0.values.count == 64 }, n)
             default:
-                break
+                outcomes[n] = "\(frame.frame)"
             }
         }
+        // The two WAV seeds are cut files (the fuzzer's corpus keeps inputs small): refused, saying so.
+        XCTAssertEqual(outcomes, ["seed-pcm": "audio 8194 Hz, 100 samples", "seed-pgm-python": "image 16x16",
+                                  "seed-wav-pluck": "wav data chunk declares 13228 bytes but the payload holds 258 (truncated?)",
+                                  "seed-wav-tone": "wav data chunk declares 4000 bytes but the payload holds 556 (truncated?)"])
     }
 }

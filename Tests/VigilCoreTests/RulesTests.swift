@@ -222,6 +222,7 @@ final class RulesTests: XCTestCase {
 /// an action takes from `run` to its outcome.
 final class RulesBenchmarkTests: XCTestCase {
     func testPrintRuleAndActionCosts() throws {
+        try XCTSkipUnless(figuresAsked, figuresSkipped)
         var settings = AlertSettings()
         settings.labels = ["high"]
         settings.forFrames = 2
