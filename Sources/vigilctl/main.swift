@@ -7,6 +7,7 @@ import VigilCore
 let commands: [Command] = [
     QueryCommands.detections, QueryCommands.alerts, TailCommand.command, QueryCommands.stats,
     QueryCommands.sync, QueryCommands.export, BaselineCommand.command, EvidenceCommand.command, SimulateCommand.command, NodeCommands.checkConfig, NodeCommands.models,
+    EnrollCommands.enroll, EnrollCommands.enrolled, EnrollCommands.unenroll,
 ]
 
 let usage = """
@@ -21,6 +22,8 @@ let usage = """
       export        stream every matching detection or alert as JSON lines or CSV
       baseline      each device's learned anomaly baseline; `baseline reset --device D` forgets one
       evidence      write out the frames, sound or readings an alert kept (vigilctl evidence UUID -o FILE)
+      enroll        teach a sound pipeline a sound from a few WAV clips, or a false alarm to --ignore
+      enrolled      list enrolled sounds; `unenroll ID|LABEL` removes one
       simulate      publish synthetic camera, audio and env traffic to a broker
       check-config  validate a config and its models (as vigild --check-config)
       models        describe ONNX models: inputs, outputs, metadata, contract

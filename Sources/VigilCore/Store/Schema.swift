@@ -83,5 +83,25 @@ public enum Schema {
         );
         CREATE INDEX evidence_ts ON evidence(ts);
         """,
+        // 7 (enrollments, issue 18): sounds a household taught a pipeline (Enrollment/): prototype
+        // embeddings (float32 LE rows of `dim`), the calibrated cosine threshold, and where the
+        // clips came from. IF NOT EXISTS: harmless whatever place it takes when step 6 (h19m)
+        // is merged in before it.
+        """
+        CREATE TABLE IF NOT EXISTS enrollments(
+            id INTEGER PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            created REAL NOT NULL,
+            pipeline TEXT NOT NULL,
+            label TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('positive', 'ignore')),
+            model_version TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            prototypes BLOB NOT NULL,
+            threshold REAL NOT NULL,
+            source TEXT NOT NULL,
+            synced_at REAL
+        );
+        """,
     ])
 }
