@@ -4,21 +4,27 @@ surgery on the shipped file: the scores and every weight stay as they are (the t
 weights are not committed, so retraining would change the model; surgery does not).
 
   pip install -r Models/training/requirements.txt
-  python3 Models/training/add_embedding.py      # rewrites Models/sound.onnx and
-                                                # Models/sound-background.i8 (needs /work/shared/data)
+  python3 Models/training/nonevent_data.py fetch   # once: the non-event audio (not in git)
+  python3 Models/training/add_embedding.py         # rewrites Models/sound.onnx (same bytes when rerun)
+                                                   # and Models/sound-background.i8 (needs ../shared/data)
 
 The embedding: the layer before the three CNNs' dense heads, i.e. each CNN's global max and
 mean pooled last-conv activations (3 x 64) plus the 262 pooled log-mel / tonality features
 they all read (454 values; enroll_eval.py's preview: this "both" variant did at least as well
 as the CNN pools alone on 4 of 5 classes). In the graph it is standardised per column with the
-mean / std of the background windows below (an enrolled sound should differ from household
-background, not from silence) and L2-normalised, so a cosine similarity is a dot product.
+mean / std of the ESC-50 clips that are not glass breaking (the model's `normal` training
+data: an enrolled sound should stand out from household sounds, not from silence) and
+L2-normalised, so a cosine similarity is a dot product.
 
 Declared in metadata as `vigil.embedding=embedding`; `vigil.embedding_background` names the
-background file beside the model: int8 rows (embedding x 127) of the ESC-50 clips that are
-not glass breaking (the model's `normal` training data, CC0 / CC-BY, attributions in
-sound-CREDITS.txt), one non-overlapping 0.975 s window per row. vigilctl calibrates an
-enrollment's threshold against it (Sources/VigilCore/Enrollment/).
+background set beside the model that vigilctl calibrates an enrollment's threshold against
+(Sources/VigilCore/Enrollment/Enroller.swift): int8 rows (embedding x 127) of 2048 windows
+drawn at random (seed 18) from the `tune` non-event packages licensed CC-BY-SA-3.0
+(BACKGROUND_PACKAGES: Asterisk's Spanish, French and Italian prompts and its music on hold;
+attribution in Models/sound-background-CREDITS.txt). Not ESC-50: its 50 categories hold the
+household sounds people enroll (a first version calibrated on them set every threshold of an
+ESC-50 class at the cap, 0.995, since the class's own clips were in the background), and not
+the `test` packages, on which enroll_eval.py reports false alarms.
 """
 import os
 import sys
@@ -35,7 +41,10 @@ MODELS = os.path.abspath(os.path.join(HERE, ".."))
 MODEL = os.path.join(MODELS, "sound.onnx")
 BACKGROUND = "sound-background.i8"
 POOLS = [f"cnn{k}_{t}" for k in range(3) for t in ("gmx_f", "gav_f")]
-N = 15600
+N, HOP = 15600, 7800
+BACKGROUND_PACKAGES = ["asterisk-core-sounds-es-wav", "asterisk-core-sounds-fr-wav", "asterisk-core-sounds-it-wav",
+                       "asterisk-moh-opsound-wav"]
+BACKGROUND_ROWS = 2048
 
 
 def strip(m):
@@ -72,7 +81,7 @@ def raw_features(m, windows):
     return np.concatenate(out)
 
 
-def background_windows():
+def esc_windows():
     """One non-overlapping window after another of every non-glass ESC-50 clip, sorted by path."""
     ws = []
     for path, cat, _, _ in sorted(sd.esc_clips()):
@@ -82,6 +91,14 @@ def background_windows():
         for s in range(0, len(x) - N + 1, N):
             ws.append(x[s:s + N])
     return np.stack(ws).astype(np.float32)
+
+
+def background_windows():
+    """BACKGROUND_ROWS of vigild's windows (hop 7800) of the background packages, at random."""
+    import nonevent_data as nd
+    ws = np.concatenate([sd.windows(nd.stream(p), HOP) for p in BACKGROUND_PACKAGES])
+    pick = np.sort(np.random.default_rng(18).choice(len(ws), BACKGROUND_ROWS, replace=False))
+    return ws[pick].astype(np.float32)
 
 
 def add(m, mu, sd_):
@@ -115,14 +132,14 @@ def add(m, mu, sd_):
 
 def main():
     m = strip(onnx.load(MODEL))
-    ws = background_windows()
-    raw = raw_features(m, ws)
+    raw = raw_features(m, esc_windows())
     mu, sdv = raw.mean(0), raw.std(0) + 1e-3
     m = add(m, mu, sdv)
     onnx.checker.check_model(m)
     onnx.save(m, MODEL)
     import onnxruntime as ort
     s = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
+    ws = background_windows()
     emb = np.concatenate([s.run(None, {"audio": ws[i:i + 256]})[1] for i in range(0, len(ws), 256)])
     q = np.clip(np.round(emb * 127), -127, 127).astype(np.int8)
     q.tofile(os.path.join(MODELS, BACKGROUND))
