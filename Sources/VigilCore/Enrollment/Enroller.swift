@@ -2,18 +2,30 @@ import Foundation
 
 /// Turns a few WAV clips into an `Enrollment` for one pipeline: each clip goes through the
 /// pipeline's own decoder and window adapter (as vigild would feed it; a clip at another rate
-/// is resampled with vigild's resampler), the model gives every window's embedding, and the
-/// clip's prototype is the mean embedding of its loud windows (a 25 ms frame within 10 dB of
-/// the clip's loudest: the sound itself, not the quiet around it), made unit length.
+/// is resampled with vigild's resampler), the model gives every window's embedding, and its
+/// loud windows (a 25 ms frame within 10 dB of the clip's loudest: the sound itself, not the
+/// quiet around it) make the prototypes: each one for a sound to alert on (one mean per clip
+/// caught fewer held-out clips at every false-alarm rate on the tuning draws), their mean for
+/// a sound to ignore (chosen on tuning audio too: Models/training/results/enroll_eval.txt).
 ///
 /// The threshold is calibrated against the model's background set
 /// (`vigil.embedding_background`: embeddings of real non-event audio shipped beside the
-/// model): the highest similarity any background window has to a prototype, plus `margin`.
-/// So no background window would match; the margin, chosen on tuning draws only
-/// (Models/training/enroll_eval.py), allows for the background being far smaller than a
-/// household's days. Results and what they cost: Models/sound.md, "Enrollment".
+/// model): the highest similarity any background window has to a prototype, plus `margin`,
+/// and at least the floor of its kind. Margin and floors were chosen on tuning draws and the
+/// tuning audio only (Models/training/enroll_eval.py): the background best match alone let
+/// some sounds in at 0.4-0.6 (toilet flushes: 62 false alarms/h of game audio), and the
+/// floor is what held false alarms to the budget. Results: Models/sound.md, "Enrollment".
 public struct Enroller {
     public static let defaultMargin = 0.03
+    /// The lowest threshold of a positive enrollment (enroll_eval.py: 0.5 false alarms/h on `tune`).
+    public static let positiveFloor = 0.95
+    /// The lowest threshold of an ignore enrollment (enroll_eval.py: the lowest that kept every
+    /// glass and smoke recording raising on `tune`).
+    public static let ignoreFloor = 0.8
+    public enum Prototypes: Sendable { case everyLoudWindow, meanOfLoudWindows }
+    public static func prototypes(for kind: Enrollment.Kind) -> Prototypes { kind == .positive ? .everyLoudWindow : .meanOfLoudWindows }
+    /// Prototypes one clip gives at most (evenly spaced loud windows): a long clip costs no more per window.
+    public static let maxPrototypesPerClip = 32
     public static let loudDB: Float = 10
     let pipeline: Pipeline
     let background: [[Float]]
@@ -125,20 +137,25 @@ public struct Enroller {
         guard !clips.isEmpty else { throw EnrollError("no clips given") }
         var windows: [[(embedding: [Float], loud: Bool)]] = []
         for c in clips { windows.append(try embeddings(wav: c.wav, name: c.name)) }
-        let prototypes = windows.map { ws -> [Float] in
+        let mode = Enroller.prototypes(for: kind)
+        let byClip = windows.map { ws -> [[Float]] in
             let loud = ws.filter(\.loud).map(\.embedding)
             let use = loud.isEmpty ? ws.map(\.embedding) : loud
-            var mean = [Float](repeating: 0, count: use[0].count)
-            for e in use { for i in mean.indices { mean[i] += e[i] } }
-            return Enroller.unit(mean)
+            if mode == .meanOfLoudWindows {
+                var mean = [Float](repeating: 0, count: use[0].count)
+                for e in use { for i in mean.indices { mean[i] += e[i] } }
+                return [Enroller.unit(mean)]
+            }
+            guard use.count > Enroller.maxPrototypesPerClip else { return use }
+            return (0..<Enroller.maxPrototypesPerClip).map { use[$0 * use.count / Enroller.maxPrototypesPerClip] }
         }
         var e = Enrollment(pipeline: pipeline.name, label: label, kind: kind,
-                           modelVersion: pipeline.model.metadata["vigil.version"] ?? "", prototypes: prototypes, threshold: 1, source: source)
+                           modelVersion: pipeline.model.metadata["vigil.version"] ?? "", prototypes: byClip.flatMap { $0 }, threshold: 1, source: source)
         let bgMax = background.map { e.similarity($0) }.max() ?? 0
-        e.threshold = min(0.995, bgMax + margin)
+        e.threshold = min(0.995, max(bgMax + margin, kind == .ignore ? Enroller.ignoreFloor : Enroller.positiveFloor))
         let report = clips.indices.map { k -> Clip in
             var others = e
-            others.prototypes.remove(at: k)
+            others.prototypes = byClip.enumerated().filter { $0.offset != k }.flatMap(\.element)
             let loud = windows[k].filter(\.loud)
             let match = others.prototypes.isEmpty ? nil : loud.map { others.similarity($0.embedding) }.max()
             return Clip(name: clips[k].name, windows: windows[k].count, loudWindows: loud.count, matchByOthers: match)
