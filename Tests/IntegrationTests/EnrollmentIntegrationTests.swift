@@ -81,7 +81,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         var files: [String] = []
         for (k, f0) in [1750.0, 1820.0, 1900.0].enumerated() {
             let path = dir.file("kettle\(k).wav")
-            FileManager.default.createFile(atPath: path, contents: Data(WAV.pcm16(sampleRate: 16000, samples: Self.kettle(seconds: 2.5, f0: f0, seed: UInt64(20 + k)))))
+            _ = FileManager.default.createFile(atPath: path, contents: Data(WAV.pcm16(sampleRate: 16000, samples: Self.kettle(seconds: 2.5, f0: f0, seed: UInt64(20 + k)))))
             files.append(path)
         }
         let r = try ctl(["enroll", "--label", "kettle"] + files)
@@ -128,5 +128,25 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("enrollments: 1 in use") && daemon.output.components(separatedBy: "enrollments: 1 in use").count == 3 }, daemon.output)
         XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k2/audio", WAV.pcm16(sampleRate: 16000, samples: chime))]))
         XCTAssertTrue(waitUntil(timeout: 10) { raised("smoke_alarm").count == 2 }, daemon.output)
+
+        // 7. An enrollment made with another model version is skipped, with a warning that says why.
+        let db = try Database(path: dir.file("vigil.db"))
+        _ = try db.query("UPDATE enrollments SET model_version = '0.9'")
+        _ = try db.query("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'enrollments_changed'")
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("made with model version 0.9, pipeline audio runs 1.2.0; enroll it again") }, daemon.output)
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("enrollments: 0 in use") && daemon.output.components(separatedBy: "enrollments: 0 in use").count == 3 }, daemon.output)
+
+        // 8. Bad input: clear errors naming the file or label, nothing stored.
+        _ = FileManager.default.createFile(atPath: dir.file("notes.wav"), contents: Data("not a wav".utf8))
+        let bad = try ctl(["enroll", "--label", "x", dir.file("notes.wav")])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains(dir.file("notes.wav")), bad.stderr)
+        let missing = try ctl(["enroll", "--label", "x", dir.file("gone.wav")])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("gone.wav: no such file"), missing.stderr)
+        let own = try ctl(["enroll", "--label", "glass_breaking", files[0]])
+        XCTAssertEqual(own.status, 2)
+        XCTAssertTrue(own.stderr.contains("one of the model's own labels"), own.stderr)
+        XCTAssertEqual(try db.query("SELECT count(*) FROM enrollments").first?.first?.int, 1)
     }
 }
