@@ -54,4 +54,38 @@ final class StoreSyncTests: XCTestCase {
         XCTAssertNil(status.lastError)
         XCTAssertNotNil(status.lastSyncAt)
     }
+
+    /// Enrollments go to the cloud with the other records (issue 18), once acknowledged marked
+    /// synced; the record carries what is needed to rebuild it (prototypes in base64).
+    func testEnrollmentsAreSyncedByUUIDAndMarked() throws {
+        let cloud = try Broker()
+        let receiver = try TestClient(port: cloud.port, subscribe: ["vigil/+/records"])
+        defer { receiver.close() }
+        var storage = StorageSettings()
+        storage.path = dir.file("vigil.db")
+        storage.minFreeMB = 0
+        let store = try Store(settings: storage)
+        defer { store.close() }
+        let e = Enrollment(pipeline: "audio", label: "kettle", kind: .positive, modelVersion: "1.2.0",
+                           prototypes: [[0.6, 0.8], [1, 0]], threshold: 0.95, source: "k1.wav,k2.wav")
+        try EnrollmentLog.insert(e, path: storage.path)
+        var broker = BrokerSettings()
+        broker.port = cloud.port
+        broker.clientID = "sync-\(UUID().uuidString.prefix(6))"
+        let sync = SyncService(settings: SyncSettings(mqtt: .init(broker: broker, topic: "vigil/gw/records")), node: "gw", store: store)
+        sync.start()
+        defer { sync.stop() }
+        XCTAssertTrue(waitUntil(timeout: 10) { self.uuids(receiver.messages).contains(e.uuid) })
+        let records = receiver.messages.flatMap { m in (try? JSONSerialization.jsonObject(with: Data(m.payload)) as? [[String: Any]]) ?? [] }
+        let r = try XCTUnwrap(records.first { $0["uuid"] as? String == e.uuid })
+        XCTAssertEqual(r["type"] as? String, "enrollment")
+        XCTAssertEqual(r["label"] as? String, "kettle")
+        XCTAssertEqual(r["kind"] as? String, "positive")
+        XCTAssertEqual(r["node"] as? String, "gw")
+        let bytes = try XCTUnwrap(Data(base64Encoded: r["prototypes"] as? String ?? ""))
+        XCTAssertEqual(Enrollment.prototypes(from: Array(bytes), dim: 2), e.prototypes)
+        XCTAssertTrue(waitUntil(timeout: 10) {
+            (try? store.withDatabase { try $0.query("SELECT synced_at FROM enrollments").first?.first?.double }) != nil
+        })
+    }
 }
