@@ -18,19 +18,24 @@ final class StoreSyncTests: XCTestCase {
         }
     }
 
-    func testAnAlertGoesAtOnceNotAtTheNextTick() throws {
+    /// A store in the test's folder, a mosquitto standing in for the cloud, a client reading what it gets.
+    func cloudAndStore() throws -> (cloud: Broker, receiver: TestClient, store: Store, settings: SyncSettings) {
         let cloud = try Broker()
         let receiver = try TestClient(port: cloud.port, subscribe: ["vigil/+/records"])
-        defer { receiver.close() }
         var storage = StorageSettings()
         storage.path = dir.file("vigil.db")
         storage.minFreeMB = 0
         let store = try Store(settings: storage)
-        defer { store.close() }
         var broker = BrokerSettings()
         broker.port = cloud.port
         broker.clientID = "sync-\(UUID().uuidString.prefix(6))"
-        var settings = SyncSettings(mqtt: .init(broker: broker, topic: "vigil/gw/records"))
+        return (cloud, receiver, store, SyncSettings(mqtt: .init(broker: broker, topic: "vigil/gw/records")))
+    }
+
+    func testAnAlertGoesAtOnceNotAtTheNextTick() throws {
+        let (cloud, receiver, store, base) = try cloudAndStore()
+        defer { receiver.close(); store.close(); cloud.stop() }
+        var settings = base
         settings.intervalSeconds = 600   // the tick will not come during this test
         let sync = SyncService(settings: settings, node: "gw", store: store)
         store.onAlertsCommitted { sync.kick() }
@@ -58,21 +63,12 @@ final class StoreSyncTests: XCTestCase {
     /// Enrollments go to the cloud with the other records (issue 18), once acknowledged marked
     /// synced; the record carries what is needed to rebuild it (prototypes in base64).
     func testEnrollmentsAreSyncedByUUIDAndMarked() throws {
-        let cloud = try Broker()
-        let receiver = try TestClient(port: cloud.port, subscribe: ["vigil/+/records"])
-        defer { receiver.close() }
-        var storage = StorageSettings()
-        storage.path = dir.file("vigil.db")
-        storage.minFreeMB = 0
-        let store = try Store(settings: storage)
-        defer { store.close() }
+        let (cloud, receiver, store, settings) = try cloudAndStore()
+        defer { receiver.close(); store.close(); cloud.stop() }
         let e = Enrollment(pipeline: "audio", label: "kettle", kind: .positive, modelVersion: "1.2.0",
                            prototypes: [[0.6, 0.8], [1, 0]], threshold: 0.95, source: "k1.wav,k2.wav")
-        try EnrollmentLog.insert(e, path: storage.path)
-        var broker = BrokerSettings()
-        broker.port = cloud.port
-        broker.clientID = "sync-\(UUID().uuidString.prefix(6))"
-        let sync = SyncService(settings: SyncSettings(mqtt: .init(broker: broker, topic: "vigil/gw/records")), node: "gw", store: store)
+        try EnrollmentLog.insert(e, path: dir.file("vigil.db"))
+        let sync = SyncService(settings: settings, node: "gw", store: store)
         sync.start()
         defer { sync.stop() }
         XCTAssertTrue(waitUntil(timeout: 10) { self.uuids(receiver.messages).contains(e.uuid) })
