@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Check every fixture in Models/fixtures/expected.json against the shipped model:
-size, label and scores (tolerance 1e-4). Needs only numpy + onnxruntime, no data.
+size, label and scores (tolerance 1e-4), and for a model with an embedding output
+(`vigil.embedding`) its size, unit length and first values. Needs only numpy + onnxruntime, no data.
 
   python3 Models/training/check_fixtures.py
 """
@@ -30,12 +31,18 @@ def main():
         feed = {e["input"]: x.reshape(e["shape"])}
         if "state" in e:   # a stateful model's baseline input (vigil.state)
             feed[meta["vigil.state"]] = np.fromfile(os.path.join(FIX, e["state"]), dtype="<f4").reshape(e["state_shape"])
-        s = sess.run(None, feed)[0][0]
+        out = sess.run(None, feed)
+        s = out[0][0]
         if len(labels) == 1:
             got = labels[0] if s[0] >= float(meta["vigil.threshold"]) else "normal"
         else:
             got = labels[int(np.argmax(s))]
         ok = got == e["expected_label"] and np.allclose(s, e["scores"], atol=1e-4)
+        if "vigil.embedding" in meta:   # the second output (issue 18): unit length, same head
+            names = [o.name for o in sess.get_outputs()]
+            emb = out[names.index(meta["vigil.embedding"])][0]
+            ok = ok and emb.size == e["embedding_size"] and abs(np.linalg.norm(emb) - 1) < 1e-4 \
+                and np.allclose(emb[:len(e["embedding_head"])], e["embedding_head"], atol=1e-4)
         bad += not ok
         print(f"{'ok ' if ok else 'BAD'} {name:22s} {e['model']:13s} {got:15s} {np.round(s, 4).tolist()}")
     sys.exit(1 if bad else 0)

@@ -123,6 +123,8 @@ def main(int8=False):
     if os.path.exists(os.path.join(nonevent_data.BUILD, "manifest.json")):
         import eval_sound_rules
         eval_sound_rules.main()       # the numbers that count: through vigild's rule, on audio it never saw
+        import enroll_eval
+        enroll_eval.main()            # enrollment from 5 clips and --ignore, calibrated as vigilctl (issue 18)
     else:
         print("(no non-event audio: `python3 Models/training/nonevent_data.py fetch` for false alarms per hour "
               "through vigild's rule)")

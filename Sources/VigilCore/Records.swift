@@ -20,6 +20,10 @@ public struct Detection: Sendable, Equatable {
     /// stateful anomaly model): the rule raises at it instead of `min_score`. Infinity while
     /// the device's baseline warms up (no alert); nil for every other pipeline.
     public var threshold: Double?
+    /// Where the scores of enrolled sounds start in `scores` (Enrollment/): they are appended
+    /// after the model's, and alert through the pipeline's rule whatever its `labels` say.
+    /// Not stored; nil when none was scored.
+    public var enrolledFrom: Int?
 
     public init(uuid: String = Detection.newUUID(), ts: Double, pipeline: String, device: String, model: String,
                 label: String, score: Double, scores: [(String, Double)], latencyMs: Double, threshold: Double? = nil) {

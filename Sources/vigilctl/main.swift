@@ -7,6 +7,7 @@ import VigilCore
 let commands: [Command] = [
     QueryCommands.detections, QueryCommands.alerts, TailCommand.command, QueryCommands.stats,
     QueryCommands.sync, QueryCommands.export, ReportCommand.command, BaselineCommand.command, EvidenceCommand.command, SimulateCommand.command, NodeCommands.checkConfig, NodeCommands.models,
+    EnrollCommands.enroll, EnrollCommands.enrolled, EnrollCommands.unenroll,
 ]
 
 let usage = """
@@ -22,6 +23,9 @@ let usage = """
       report        one HTML page: timelines, counts, latencies, sync, evidence
       baseline      each device's anomaly baseline; `baseline reset` forgets one
       evidence      write out the frames, sound or readings an alert kept
+      enroll        teach a sound pipeline a sound from a few WAV clips, or a
+                    false alarm to --ignore
+      enrolled      list enrolled sounds; `unenroll ID|LABEL` removes one
       simulate      publish synthetic camera, audio and env traffic to a broker
       check-config  validate a config and its models (as vigild --check-config)
       models        describe ONNX models: inputs, outputs, metadata, contract

@@ -14,6 +14,9 @@ final class ShippedModelTests: XCTestCase {
         /// A stateful model's baseline input (another fixture file) and its shape.
         let state: String?
         let state_shape: [Int]?
+        /// The sound model's embedding output (issue 18): its size and first values.
+        let embedding_size: Int?
+        let embedding_head: [Double]?
     }
 
     func floats(_ url: URL) throws -> [Float] {
@@ -51,6 +54,18 @@ final class ShippedModelTests: XCTestCase {
             let d = try p.detect(ModelInput(values: values, shape: f.shape, ts: 0, state: state, stateShape: f.state_shape ?? []), device: "fixture")
             XCTAssertEqual(d.label, f.expected_label, "\(file) through \(f.model): \(d.scores)")
             XCTAssertEqual(d.scores.map(\.1), f.scores, accuracy: 1e-4, file)
+            // The embedding: declared only by the sound model, unit length, the values the script saw.
+            let run = try p.model.run(ModelInput(values: values, shape: f.shape, ts: 0, state: state, stateShape: f.state_shape ?? []))
+            XCTAssertEqual(run.scores.map(Double.init), f.scores, accuracy: 1e-4, file)
+            if let size = f.embedding_size, let head = f.embedding_head {
+                XCTAssertEqual(p.model.embedding?.shape, [-1, size], file)
+                XCTAssertEqual(run.embedding.count, size, file)
+                XCTAssertEqual(Double(run.embedding.reduce(0) { $0 + $1 * $1 }), 1, accuracy: 1e-4, file)
+                XCTAssertEqual(run.embedding.prefix(head.count).map(Double.init), head, accuracy: 1e-4, file)
+            } else {
+                XCTAssertNil(p.model.embedding, file)
+                XCTAssertEqual(run.embedding, [], file)
+            }
         }
     }
 

@@ -18,6 +18,10 @@ public final class Model: Sendable {
     public let stateLayout: [BaselineRow]
     /// Every output; the first holds the scores.
     public let outputs: [TensorInfo]
+    /// The output `vigil.embedding` names (float32 [batch, D]: a vector per input that
+    /// enrollment compares by cosine similarity, Enrollment/); nil when the model has none,
+    /// and then enrollment is off for its pipelines and nothing else changes.
+    public let embedding: TensorInfo?
     public let metadata: [String: String]
     /// ONNX Runtime intra-op threads this model runs with.
     public let threads: Int
@@ -80,6 +84,15 @@ public final class Model: Sendable {
         self.stateInput = stateInput
         self.stateLayout = layout
         self.outputs = session.outputs
+        if let wanted = meta["vigil.embedding"]?.trimmingCharacters(in: .whitespaces), !wanted.isEmpty {
+            guard let e = session.outputs.first(where: { $0.name == wanted }), e.name != output.name, e.elementType == .float,
+                  e.shape.count == 2, e.shape[1] > 0 else {
+                throw ModelError(model: name, path: path, message: "vigil.embedding names output \"\(wanted)\", which must be a float32 [batch, D] output other than the scores")
+            }
+            self.embedding = e
+        } else {
+            self.embedding = nil
+        }
         self.threads = threads
         self.metadata = meta
         self.task = task
@@ -120,10 +133,16 @@ public final class Model: Sendable {
     /// anomaly windows costs about as much as four single runs: for a small model, ONNX
     /// Runtime's fixed cost per call is most of the time.
     public func scores(batch: [ModelInput]) throws -> (scores: [[Float]], latencyMs: Double) {
-        guard let first = batch.first else { return ([], 0) }
+        let r = try run(batch: batch)
+        return (r.scores, r.latencyMs)
+    }
+
+    /// `scores(batch:)` with each input's embedding (empty arrays when the model has none).
+    public func run(batch: [ModelInput]) throws -> (scores: [[Float]], embeddings: [[Float]], latencyMs: Double) {
+        guard let first = batch.first else { return ([], [], 0) }
         if batch.count == 1 {
-            let (one, ms) = try scores(for: first)
-            return ([one], ms)
+            let one = try run(first)
+            return ([one.scores], [one.embedding], one.latencyMs)
         }
         var values: [Float] = [], state: [Float] = []
         values.reserveCapacity(first.values.count * batch.count)
@@ -138,12 +157,16 @@ public final class Model: Sendable {
         var shape = first.shape, stateShape = first.stateShape
         shape[0] = batch.count
         if !stateShape.isEmpty { stateShape[0] = batch.count }
-        let (all, ms) = try scores(for: ModelInput(values: values, shape: shape, ts: 0, state: state, stateShape: stateShape))
-        guard all.count % batch.count == 0 else {
-            throw ModelError(model: name, path: path, message: "returned \(all.count) scores for a batch of \(batch.count)")
+        let all = try run(ModelInput(values: values, shape: shape, ts: 0, state: state, stateShape: stateShape))
+        func split(_ v: [Float], _ what: String) throws -> [[Float]] {
+            guard v.count % batch.count == 0 else {
+                throw ModelError(model: name, path: path, message: "returned \(v.count) \(what) values for a batch of \(batch.count)")
+            }
+            let k = v.count / batch.count
+            return (0..<batch.count).map { Array(v[$0 * k..<($0 + 1) * k]) }
         }
-        let k = all.count / batch.count
-        return ((0..<batch.count).map { Array(all[$0 * k..<($0 + 1) * k]) }, ms / Double(batch.count))
+        let embeddings = embedding == nil ? Array(repeating: [], count: batch.count) : try split(all.embedding, "embedding")
+        return (try split(all.scores, "score"), embeddings, all.latencyMs / Double(batch.count))
     }
 
     /// Runs the model; returns one score per label and the run time.
@@ -153,6 +176,13 @@ public final class Model: Sendable {
 
     /// Runs the model on one input (and its baseline, for a stateful model).
     public func scores(for input: ModelInput) throws -> (scores: [Float], latencyMs: Double) {
+        let r = try run(input)
+        return (r.scores, r.latencyMs)
+    }
+
+    /// Runs the model on one input; returns its scores, its embedding (empty when the model
+    /// has none) and the run time.
+    public func run(_ input: ModelInput) throws -> (scores: [Float], embedding: [Float], latencyMs: Double) {
         var tensors = [(values: input.values, shape: input.shape)]
         if let stateInput {
             guard !input.stateShape.isEmpty else {
@@ -167,7 +197,11 @@ public final class Model: Sendable {
         guard let first = outputs.first else {
             throw ModelError(model: name, path: path, message: "returned no float output")
         }
-        return (first.values, ms)
+        guard let embedding else { return (first.values, [], ms) }
+        guard let e = outputs.first(where: { $0.name == embedding.name }) else {
+            throw ModelError(model: name, path: path, message: "returned no embedding output \(embedding.name)")
+        }
+        return (first.values, e.values, ms)
     }
 }
 

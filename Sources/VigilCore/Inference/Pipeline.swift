@@ -14,6 +14,11 @@ public final class Pipeline: Sendable {
     /// samples at 16000 Hz, hop 8000".
     public let inputDescription: String
     let adapterFactory: @Sendable (_ device: String) -> any StreamAdapter
+    /// Sounds a household taught this pipeline (Enrollment/), scored from each window's
+    /// embedding; nil when the model has no embedding output or nothing is wired in.
+    let enrollments: EnrollmentBook?
+    /// The score at which the pipeline's rule raises: an enrolled sound's threshold is mapped onto it.
+    let enrolledBar: Double
 
     /// A fresh stream adapter for one device (a stateful model's adapter starts from the
     /// device's saved baseline, when there is one; a camera's masks and min_area can be per device).
@@ -36,9 +41,11 @@ public final class Pipeline: Sendable {
 
     init(settings: PipelineSettings, model: Model, decoder: any PayloadDecoder, labels: [String],
          groups: [(name: String, members: [Int])], inputDescription: String,
-         makeAdapter: @escaping @Sendable (String) -> any StreamAdapter) {
+         makeAdapter: @escaping @Sendable (String) -> any StreamAdapter, enrollments: EnrollmentBook? = nil) {
         self.settings = settings; self.model = model; self.decoder = decoder; self.labels = labels
         self.groups = groups; self.inputDescription = inputDescription; self.adapterFactory = makeAdapter
+        self.enrollments = model.embedding == nil ? nil : enrollments
+        enrolledBar = settings.alert?.applying(modelThreshold: model.threshold).minScore ?? model.threshold ?? 0.5
     }
 
     /// Tasks each kind of pipeline can feed; `classifier` and `score` fit anything.
@@ -57,7 +64,7 @@ public final class Pipeline: Sendable {
     /// `book`: where a stateful anomaly model's per-device baselines are loaded from and
     /// published to (nil: they live only in memory).
     public static func build(_ s: PipelineSettings, model: Model, limits: LimitSettings = LimitSettings(),
-                             book: BaselineBook? = nil) throws -> Pipeline {
+                             book: BaselineBook? = nil, enrollments: EnrollmentBook? = nil) throws -> Pipeline {
         func mismatch(_ why: String) -> PipelineError {
             PipelineError(pipeline: s.name, model: model.name, message: why)
         }
@@ -76,7 +83,7 @@ public final class Pipeline: Sendable {
         func make(_ decoder: any PayloadDecoder, _ description: String,
                   _ adapter: @escaping @Sendable (String) -> any StreamAdapter) -> Pipeline {
             Pipeline(settings: s, model: model, decoder: decoder, labels: labels, groups: groups,
-                     inputDescription: description, makeAdapter: adapter)
+                     inputDescription: description, makeAdapter: adapter, enrollments: enrollments)
         }
         let shape = model.inputShape
         switch s.format {
@@ -294,8 +301,8 @@ public final class Pipeline: Sendable {
 
     /// Runs the model on one input and names the winning label (or group).
     func detect(_ input: ModelInput, device: String) throws -> Detection {
-        let (raw, ms) = try model.scores(for: input)
-        return try detection(raw, latencyMs: ms, input: input, device: device)
+        let r = try model.run(input)
+        return try detection(r.scores, embedding: r.embedding, latencyMs: r.latencyMs, input: input, device: device)
     }
 
     /// Input bytes one batched run may hold. ONNX Runtime keeps the intermediate tensors of
@@ -320,12 +327,12 @@ public final class Pipeline: Sendable {
         while start < batch.count {
             let part = batch[start..<min(batch.count, start + perRun)]
             start += part.count
-            guard let (raws, ms) = try? model.scores(batch: part.map(\.input)) else {
+            guard let run = try? model.run(batch: part.map(\.input)) else {
                 results += part.map(one)
                 continue
             }
-            for (item, raw) in zip(part, raws) {
-                do { results.append(.success(try detection(raw, latencyMs: ms, input: item.input, device: item.device))) }
+            for (k, item) in part.enumerated() {
+                do { results.append(.success(try detection(run.scores[k], embedding: run.embeddings[k], latencyMs: run.latencyMs, input: item.input, device: item.device))) }
                 catch { results.append(.failure(Pipeline.frameError(error, model: model))) }
             }
         }
@@ -343,10 +350,10 @@ public final class Pipeline: Sendable {
     /// them would have fired alone and the model's calibrated threshold keeps its meaning;
     /// a sum would exceed 1 and grow with the number of members, a mean would dilute one
     /// confident member among quiet ones.
-    func detection(_ raw: [Float], latencyMs ms: Double, input: ModelInput, device: String) throws(FrameError) -> Detection {
+    func detection(_ raw: [Float], embedding: [Float] = [], latencyMs ms: Double, input: ModelInput, device: String) throws(FrameError) -> Detection {
         guard !raw.isEmpty else { throw FrameError(.inferenceFailed, "model \(model.name) returned no scores") }
         guard allFinite(raw) else { throw FrameError(.inferenceFailed, "model \(model.name) returned NaN or Inf scores") }
-        let named: [(String, Double)]
+        var named: [(String, Double)]
         if groups.isEmpty {
             named = raw.enumerated().map { i, v in (i < labels.count ? labels[i] : "class\(i)", Double(v)) }
         } else {
@@ -356,15 +363,40 @@ public final class Pipeline: Sendable {
                 return (g.name, Double(best.isFinite ? best : 0))
             }
         }
+        let oneScore = named.count == 1
+        var enrolledFrom: Int?
+        if let enrollments, !embedding.isEmpty {
+            let list = enrollments.enrollments(pipeline: name)
+            if !list.isEmpty { enrolledFrom = applyEnrollments(list, embedding: embedding, to: &named) }
+        }
         var best = 0
         for i in named.indices where named[i].1 > named[best].1 { best = i }
         // A one-score model (anomaly) would name every row after its only label; below the
         // model's own threshold the row says `normal`, so `--label anomaly` finds anomalies.
         // The score and `scores` are unchanged, and rules read scores, not this label.
-        let label = named.count == 1 && named[0].1 < (model.threshold ?? 0.5) ? Pipeline.belowThresholdLabel : named[best].0
+        let label = oneScore && named[0].1 < (model.threshold ?? 0.5) ? Pipeline.belowThresholdLabel : named[best].0
         let uuid = input.identity == 0 ? RowID.make() : RowID.derived(ts: input.ts, identity: input.identity)
-        return Detection(uuid: uuid, ts: input.ts, pipeline: name, device: device, model: model.name,
-                         label: label, score: named[best].1, scores: named, latencyMs: ms)
+        var d = Detection(uuid: uuid, ts: input.ts, pipeline: name, device: device, model: model.name,
+                          label: label, score: named[best].1, scores: named, latencyMs: ms)
+        d.enrolledFrom = enrolledFrom
+        return d
+    }
+
+    /// Scores one window's embedding against the pipeline's enrollments: a matching `ignore`
+    /// enrollment sets every score the model would alert on to 0 (the log keeps what the rule
+    /// saw); each `positive` label is appended with its similarity mapped onto the rule's bar
+    /// (`Enrollment.score`). Returns where the appended scores start, nil when none was.
+    func applyEnrollments(_ list: [Enrollment], embedding: [Float], to named: inout [(String, Double)]) -> Int? {
+        if list.contains(where: { $0.kind == .ignore && $0.similarity(embedding) >= $0.threshold }) {
+            // Without groups the first label is the background ("normal"), which stays.
+            for i in named.indices where !(groups.isEmpty && i == 0) { named[i].1 = 0 }
+        }
+        let from = named.count
+        for e in list where e.kind == .positive {
+            let s = e.score(similarity: e.similarity(embedding), minScore: enrolledBar)
+            if let i = named[from...].firstIndex(where: { $0.0 == e.label }) { named[i].1 = max(named[i].1, s) } else { named.append((e.label, s)) }
+        }
+        return named.count > from ? from : nil
     }
 }
 

@@ -42,6 +42,9 @@ public final class Daemon: @unchecked Sendable {
     public let startedAt = Date()
     /// Per-device baselines of stateful anomaly models, loaded from and saved to the log.
     public let baselines = BaselineBook()
+    /// Sounds households taught the pipelines (Enrollment/), from the log; refreshed every 2 s
+    /// when vigilctl changed them, and on SIGHUP.
+    public let enrollments = EnrollmentBook()
     private var baselineTimer: DispatchSourceTimer?
 
     public init(config: Config) throws {
@@ -55,7 +58,8 @@ public final class Daemon: @unchecked Sendable {
         self.store = store
         let book = baselines
         book.load(store.loadBaselines())
-        let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: config.limits, book: book) }
+        let enrolled = enrollments
+        let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: config.limits, book: book, enrollments: enrolled) }
         // Saved camera states of devices gone longer than the log keeps rows.
         for dir in Set(config.pipelines.compactMap { $0.motion?.stateDirectory }) where config.storage.retentionDays > 0 {
             let n = CameraStateFile.sweep(directory: dir, maxAge: config.storage.retentionDays * 86_400)
@@ -107,6 +111,7 @@ public final class Daemon: @unchecked Sendable {
         self.recovery = recovery
         currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, intake: intake,
                                evidence: evidenceRecorder, sink: sink)
+        refreshEnrollments(force: true)
         startBaselineTimer()
         startSummaryTimer()
     }
@@ -182,7 +187,8 @@ public final class Daemon: @unchecked Sendable {
         var sinceSave = 0.0
         let store = store, book = baselines, counters = counters
         t.schedule(deadline: .now() + 2, repeating: 2, leeway: .milliseconds(200))
-        t.setEventHandler {
+        t.setEventHandler { [weak self] in
+            self?.refreshEnrollments()
             store.takeBaselineResets(into: book)
             counters.setBaselines(book.all())
             sinceSave += 2

@@ -49,7 +49,7 @@ extension Daemon {
         var new = try Config.load(path: file)
         for w in new.warnings { log.warning("\(file): \(w)") }
         let models = try Daemon.loadModels(new)
-        let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: new.limits, book: baselines) }
+        let pipelines = try new.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: new.limits, book: baselines, enrollments: enrollments) }
 
         var report = ReloadReport(pipelines: pipelines.count, models: models.keys.sorted())
         let engine0 = engine
@@ -107,6 +107,7 @@ extension Daemon {
             try start()
         }
         counters.declare(new)
+        refreshEnrollments(force: true)
         for hook in lock.withLock({ reloadHooks }) { hook(new) }
         return report
     }

@@ -83,5 +83,24 @@ public enum Schema {
         );
         CREATE INDEX evidence_ts ON evidence(ts);
         """,
+        // 6 (enrollments, issue 18): sounds a household taught a pipeline (Enrollment/): prototype
+        // embeddings (float32 LE rows of `dim`), the calibrated cosine threshold, and where the
+        // clips came from.
+        """
+        CREATE TABLE IF NOT EXISTS enrollments(
+            id INTEGER PRIMARY KEY,
+            uuid TEXT NOT NULL UNIQUE,
+            created REAL NOT NULL,
+            pipeline TEXT NOT NULL,
+            label TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('positive', 'ignore')),
+            model_version TEXT NOT NULL,
+            dim INTEGER NOT NULL,
+            prototypes BLOB NOT NULL,
+            threshold REAL NOT NULL,
+            source TEXT NOT NULL,
+            synced_at REAL
+        );
+        """,
     ])
 }

@@ -3,7 +3,7 @@ import SQLite
 
 /// Which table a synced row lives in.
 public enum SyncTable: String, Sendable {
-    case alerts, detections, evidence
+    case alerts, detections, evidence, enrollments
 
     /// The column that holds a row's uuid (evidence rows are keyed by their alert's).
     var uuidColumn: String { self == .evidence ? "alert_uuid" : "uuid" }
@@ -27,8 +27,9 @@ public struct SyncCursor: Sendable, Equatable {
     public var detections: Int64 = 0
     /// The `evidence` table's rowid.
     public var evidence: Int64 = 0
-    public init(alerts: Int64 = 0, detections: Int64 = 0, evidence: Int64 = 0) {
-        self.alerts = alerts; self.detections = detections; self.evidence = evidence
+    public var enrollments: Int64 = 0
+    public init(alerts: Int64 = 0, detections: Int64 = 0, evidence: Int64 = 0, enrollments: Int64 = 0) {
+        self.alerts = alerts; self.detections = detections; self.evidence = evidence; self.enrollments = enrollments
     }
     public static let start = SyncCursor()
 }
@@ -74,6 +75,9 @@ extension Store {
                     ("severity", r[8].string.map(JSONValue.string) ?? .null), ("actions", Store.embedded(r[9].string)),
                 ])
                 rows.append(SyncRow(table: .alerts, id: r[0].int ?? 0, uuid: uuid, ts: r[2].double ?? 0, record: record, readSeq: changeSeq))
+            }
+            if rows.count < limit {
+                rows += try unsyncedEnrollmentsOnQueue(limit: limit - rows.count, after: cursor.enrollments, node: node)
             }
             guard rows.count < limit, detections else { return rows }
             for r in try db.query("""
@@ -170,7 +174,7 @@ extension Store {
     private func markSyncedOnQueue(_ rows: [(table: SyncTable, uuid: String)], readSeq: Int, at time: Double) throws -> Int {
         try db.transaction {
             var changed = 0
-            for table in [SyncTable.alerts, .detections, .evidence] {
+            for table in [SyncTable.alerts, .detections, .evidence, .enrollments] {
                 var uuids = rows.filter { $0.table == table }.map(\.uuid)
                 if uuids.isEmpty { continue }
                 if table == .alerts, !alertChanges.isEmpty {

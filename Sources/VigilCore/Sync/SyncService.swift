@@ -154,6 +154,7 @@ public final class SyncService: @unchecked Sendable {
                 case .alerts: cursor.alerts = max(cursor.alerts, r.id)
                 case .detections: cursor.detections = max(cursor.detections, r.id)
                 case .evidence: cursor.evidence = max(cursor.evidence, r.id)
+                case .enrollments: cursor.enrollments = max(cursor.enrollments, r.id)
                 }
             }
             let payload = Array(JSONValue.array(rows.map(\.record)).serialized.utf8)

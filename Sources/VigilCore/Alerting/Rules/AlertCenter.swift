@@ -196,7 +196,7 @@ public final class AlertCenter: @unchecked Sendable {
             return true
         }
         if due {
-            let score = selectors[p.name]?.pick(d.scores)?.score ?? d.score
+            let score = selectors[p.name]?.pick(d.scores, enrolledFrom: d.enrolledFrom)?.score ?? d.score
             publish(topics.score(d.pipeline, d.device), String(format: "%.4f", score), qos: 0, retain: false)
         }
     }

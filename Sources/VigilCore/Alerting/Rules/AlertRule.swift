@@ -83,10 +83,13 @@ public struct ScoreSelector: Sendable {
         background = modelLabels.count > 1 ? modelLabels.first : nil
     }
 
-    public func pick(_ scores: [(String, Double)]) -> (label: String, score: Double)? {
+    /// Scores from `enrolledFrom` on are enrolled sounds (Enrollment/): a household enrolled
+    /// them to be told, so they count whatever `labels` lists.
+    public func pick(_ scores: [(String, Double)], enrolledFrom: Int? = nil) -> (label: String, score: Double)? {
         var best: (String, Double)?
-        for (l, s) in scores {
-            if labels.isEmpty ? l == background : !labels.contains(l) { continue }
+        for (i, (l, s)) in scores.enumerated() {
+            let enrolled = enrolledFrom.map { i >= $0 } ?? false
+            if !enrolled, labels.isEmpty ? l == background : !labels.contains(l) { continue }
             if best == nil || s > best!.1 { best = (l, s) }
         }
         return best

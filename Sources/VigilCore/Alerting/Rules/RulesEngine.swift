@@ -41,7 +41,7 @@ public final class RulesEngine: @unchecked Sendable {
             var s = states[key] ?? DeviceState(rule: AlertRule(settings: p.settings))
             defer { states[key] = s }
             let scores = RulesEngine.gated(d.scores, settings: p.settings, runs: &s.labelRuns, raising: !s.rule.active)
-            guard let (label, score) = p.selector.pick(scores) else { return nil }
+            guard let (label, score) = p.selector.pick(scores, enrolledFrom: d.enrolledFrom) else { return nil }
             switch s.rule.update(score: score, ts: d.ts, threshold: d.threshold) {
             case nil:
                 return nil

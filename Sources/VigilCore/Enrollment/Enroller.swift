@@ -1,0 +1,171 @@
+import Foundation
+
+/// Turns a few WAV clips into an `Enrollment` for one pipeline: each clip goes through the
+/// pipeline's own decoder and window adapter (as vigild would feed it; a clip at another rate
+/// is resampled with vigild's resampler), the model gives every window's embedding, and its
+/// loud windows (a 25 ms frame within 10 dB of the clip's loudest: the sound itself, not the
+/// quiet around it) make the prototypes: each one for a sound to alert on (one mean per clip
+/// caught fewer held-out clips at every false-alarm rate on the tuning draws), their mean for
+/// a sound to ignore (chosen on tuning audio too: Models/training/results/enroll_eval.txt).
+///
+/// The threshold is calibrated against the model's background set
+/// (`vigil.embedding_background`: embeddings of real non-event audio shipped beside the
+/// model): the highest similarity any background window has to a prototype, plus `margin`,
+/// and at least the floor of its kind. Margin and floors were chosen on tuning draws and the
+/// tuning audio only (Models/training/enroll_eval.py): the background best match alone let
+/// some sounds in at 0.4-0.6 (toilet flushes: 62 false alarms/h of game audio), and the
+/// floor is what held false alarms to the budget. Results: Models/sound.md, "Enrollment".
+public struct Enroller {
+    public static let defaultMargin = 0.03
+    /// The lowest threshold of a positive enrollment (enroll_eval.py: 0.5 false alarms/h on `tune`).
+    public static let positiveFloor = 0.95
+    /// The lowest threshold of an ignore enrollment (enroll_eval.py: the lowest that kept every
+    /// glass and smoke recording raising on `tune`).
+    public static let ignoreFloor = 0.8
+    public enum Prototypes: Sendable { case everyLoudWindow, meanOfLoudWindows }
+    public static func prototypes(for kind: Enrollment.Kind) -> Prototypes { kind == .positive ? .everyLoudWindow : .meanOfLoudWindows }
+    /// Prototypes one clip gives at most (evenly spaced loud windows): a long clip costs no more per window.
+    public static let maxPrototypesPerClip = 32
+    public static let loudDB: Float = 10
+    let pipeline: Pipeline
+    let background: [[Float]]
+
+    public struct Clip: Sendable {
+        public var name: String
+        public var windows: Int
+        public var loudWindows: Int
+        /// Highest similarity of this clip's loud windows to the other clips' prototypes (nil with one clip).
+        public var matchByOthers: Double?
+    }
+
+    public struct Result: Sendable {
+        public var enrollment: Enrollment
+        public var clips: [Clip]
+        public var backgroundWindows: Int
+        /// Highest similarity of a background window to a prototype.
+        public var backgroundMax: Double
+    }
+
+    public init(pipeline: Pipeline) throws {
+        guard pipeline.model.embedding != nil else {
+            throw EnrollError("pipeline \(pipeline.name): model \(pipeline.model.name) has no embedding output (vigil.embedding), so it cannot learn new sounds")
+        }
+        guard [.wav, .pcm_s16le].contains(pipeline.settings.format) else {
+            throw EnrollError("pipeline \(pipeline.name): enrollment takes sound clips; this is a \(pipeline.settings.format.rawValue) pipeline")
+        }
+        self.pipeline = pipeline
+        background = try Enroller.loadBackground(pipeline.model)
+    }
+
+    /// The model's background embeddings: int8 rows (value x 127) of the embedding's size, in
+    /// the file `vigil.embedding_background` names beside the model.
+    static func loadBackground(_ model: Model) throws -> [[Float]] {
+        guard let name = model.metadata["vigil.embedding_background"], let dim = model.embedding?.shape.last, dim > 0 else {
+            throw EnrollError("model \(model.name) names no background set (vigil.embedding_background) to calibrate a threshold against")
+        }
+        let path = name.hasPrefix("/") ? name : URL(fileURLWithPath: model.path).deletingLastPathComponent().appendingPathComponent(name).path
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw EnrollError("model \(model.name): cannot read its background set \(path) (installed with the model)")
+        }
+        guard !data.isEmpty, data.count % dim == 0 else {
+            throw EnrollError("model \(model.name): background set \(path) holds \(data.count) bytes, not rows of \(dim)")
+        }
+        let bytes = [UInt8](data)
+        return stride(from: 0, to: bytes.count, by: dim).map { start in
+            Enroller.unit((start..<start + dim).map { Float(Int8(bitPattern: bytes[$0])) / 127 })
+        }
+    }
+
+    static func unit(_ v: [Float]) -> [Float] {
+        let n = Enrollment.dot(v, v).squareRoot()
+        return n > 0 ? v.map { $0 / n } : v
+    }
+
+    /// Every window's embedding and whether it is loud, through the pipeline's decoder and adapter.
+    public func embeddings(wav bytes: [UInt8], name: String) throws -> [(embedding: [Float], loud: Bool)] {
+        let frame: TimedFrame
+        do { frame = try pipeline.decoder.decode(bytes, receivedAt: 0) } catch {
+            throw EnrollError("\(name): \(error.message)")
+        }
+        guard case .audio(let inRate, var samples) = frame.frame, inRate > 0 else { throw EnrollError("\(name): not audio") }
+        let rate = pipeline.model.metadataInt("vigil.sample_rate") ?? inRate
+        if inRate != rate {
+            var r = Resampler(from: inRate, to: rate)
+            samples = r.process(samples)
+        }
+        let window = pipeline.model.metadataInt("vigil.window") ?? pipeline.model.inputShape.last ?? samples.count
+        // A clip shorter than a window is heard as the sound followed by silence.
+        if samples.count < window { samples += [Float](repeating: 0, count: window - samples.count) }
+        let adapter = pipeline.makeAdapter(device: "enroll")
+        var inputs: [ModelInput]
+        do { inputs = try adapter.inputs(for: TimedFrame(frame: .audio(sampleRate: rate, samples: samples), ts: 0)) } catch {
+            throw EnrollError("\(name): \(error.message)")
+        }
+        while adapter.hasMoreInputs {
+            let more = adapter.moreInputs()
+            if more.isEmpty { break }
+            inputs += more
+        }
+        guard !inputs.isEmpty else { throw EnrollError("\(name): too short for one window of \(window) samples") }
+        var out: [(embedding: [Float], loud: Bool)] = []
+        let dbs = inputs.map { Enroller.loudestFrameDB($0.values) }
+        let top = dbs.max() ?? 0
+        for start in stride(from: 0, to: inputs.count, by: 4) {
+            let part = Array(inputs[start..<min(inputs.count, start + 4)])
+            let run = try pipeline.model.run(batch: part)
+            for (i, e) in run.embeddings.enumerated() { out.append((e, dbs[start + i] >= top - Enroller.loudDB)) }
+        }
+        return out
+    }
+
+    /// The loudest 25 ms frame's energy in dB (as Models/training/sound_data.frame_db).
+    static func loudestFrameDB(_ x: [Float]) -> Float {
+        var best: Float = -100
+        var i = 0
+        while i + 400 <= x.count {
+            var s: Float = 0
+            for j in i..<i + 400 { s += x[j] * x[j] }
+            best = max(best, 10 * log10(s / 400 + 1e-10))
+            i += 400
+        }
+        return best
+    }
+
+    /// The enrollment of `clips` (name, WAV bytes) under `label`.
+    public func enroll(label: String, kind: Enrollment.Kind, clips: [(name: String, wav: [UInt8])], source: String,
+                       margin: Double = Enroller.defaultMargin) throws -> Result {
+        guard !clips.isEmpty else { throw EnrollError("no clips given") }
+        var windows: [[(embedding: [Float], loud: Bool)]] = []
+        for c in clips { windows.append(try embeddings(wav: c.wav, name: c.name)) }
+        let mode = Enroller.prototypes(for: kind)
+        let byClip = windows.map { ws -> [[Float]] in
+            let loud = ws.filter(\.loud).map(\.embedding)
+            let use = loud.isEmpty ? ws.map(\.embedding) : loud
+            if mode == .meanOfLoudWindows {
+                var mean = [Float](repeating: 0, count: use[0].count)
+                for e in use { for i in mean.indices { mean[i] += e[i] } }
+                return [Enroller.unit(mean)]
+            }
+            guard use.count > Enroller.maxPrototypesPerClip else { return use }
+            return (0..<Enroller.maxPrototypesPerClip).map { use[$0 * use.count / Enroller.maxPrototypesPerClip] }
+        }
+        var e = Enrollment(pipeline: pipeline.name, label: label, kind: kind,
+                           modelVersion: pipeline.model.metadata["vigil.version"] ?? "", prototypes: byClip.flatMap { $0 }, threshold: 1, source: source)
+        let bgMax = background.map { e.similarity($0) }.max() ?? 0
+        e.threshold = min(0.995, max(bgMax + margin, kind == .ignore ? Enroller.ignoreFloor : Enroller.positiveFloor))
+        let report = clips.indices.map { k -> Clip in
+            var others = e
+            others.prototypes = byClip.enumerated().filter { $0.offset != k }.flatMap(\.element)
+            let loud = windows[k].filter(\.loud)
+            let match = others.prototypes.isEmpty ? nil : loud.map { others.similarity($0.embedding) }.max()
+            return Clip(name: clips[k].name, windows: windows[k].count, loudWindows: loud.count, matchByOthers: match)
+        }
+        return Result(enrollment: e, clips: report, backgroundWindows: background.count, backgroundMax: bgMax)
+    }
+}
+
+public struct EnrollError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

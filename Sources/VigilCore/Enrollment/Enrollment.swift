@@ -1,0 +1,90 @@
+import Foundation
+
+/// A sound a household taught one pipeline (issue 18): a few prototype embeddings of the
+/// model's `vigil.embedding` output, and the cosine similarity at which a window counts as
+/// that sound. `positive` adds `label` to the pipeline's scores (it alerts like any other
+/// label); `ignore` marks a recurring false alarm: a window that matches it scores 0 on
+/// every label the model would alert on.
+public struct Enrollment: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable { case positive, ignore }
+
+    public var uuid: String
+    public var created: Double
+    public var pipeline: String
+    public var label: String
+    public var kind: Kind
+    /// `vigil.version` of the model whose embeddings these are: another model's embedding
+    /// space is another space, so vigild skips enrollments of a different version.
+    public var modelVersion: String
+    /// Unit vectors, one per enrolled clip.
+    public var prototypes: [[Float]]
+    public var threshold: Double
+    /// Where the clips came from: file names, or `alert:UUID`.
+    public var source: String
+
+    public init(uuid: String = RowID.make(), created: Double = Date().timeIntervalSince1970, pipeline: String, label: String,
+                kind: Kind, modelVersion: String, prototypes: [[Float]], threshold: Double, source: String) {
+        self.uuid = uuid; self.created = created; self.pipeline = pipeline; self.label = label; self.kind = kind
+        self.modelVersion = modelVersion; self.prototypes = prototypes; self.threshold = threshold; self.source = source
+    }
+
+    /// The highest cosine similarity of a unit `embedding` to a prototype.
+    public func similarity(_ embedding: [Float]) -> Double {
+        var best = -Float.infinity
+        for p in prototypes where p.count == embedding.count { best = max(best, Enrollment.dot(p, embedding)) }
+        return Double(best)
+    }
+
+    @inline(__always) static func dot(_ a: [Float], _ b: [Float]) -> Float {
+        var s: Float = 0
+        a.withUnsafeBufferPointer { x in b.withUnsafeBufferPointer { y in for i in 0..<min(x.count, y.count) { s += x[i] * y[i] } } }
+        return s
+    }
+
+    /// The similarity as a score in [0, 1] whose bar is the rule's: the enrollment's
+    /// threshold lands exactly on `minScore`, so the pipeline's rule (min_score, for_frames,
+    /// cooldown) treats an enrolled label like a model label. Linear on each side of it.
+    public func score(similarity s: Double, minScore m: Double) -> Double {
+        let t = min(max(threshold, 1e-6), 1 - 1e-6)
+        if s >= t { return min(1, m + (1 - m) * (s - t) / (1 - t)) }
+        return max(0, m * s / t)
+    }
+
+    /// Float32 little-endian rows, as the `prototypes` column holds them.
+    public var prototypeBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(prototypes.count * (prototypes.first?.count ?? 0) * 4)
+        for p in prototypes { for v in p { withUnsafeBytes(of: v.bitPattern.littleEndian) { out += $0 } } }
+        return out
+    }
+
+    /// Rows of `dim` floats from `prototypeBytes`; nil when the length does not fit.
+    public static func prototypes(from bytes: [UInt8], dim: Int) -> [[Float]]? {
+        guard dim > 0, bytes.count % (dim * 4) == 0, !bytes.isEmpty else { return nil }
+        let floats = stride(from: 0, to: bytes.count, by: 4).map { i in
+            Float(bitPattern: UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
+        }
+        return stride(from: 0, to: floats.count, by: dim).map { Array(floats[$0..<$0 + dim]) }
+    }
+}
+
+/// The enrollments vigild applies, per pipeline, swapped whole when the log's change
+/// counter moves (vigilctl wrote) or on SIGHUP. Read by every worker lane on every window.
+public final class EnrollmentBook: @unchecked Sendable {
+    // @unchecked Sendable: `byPipeline` is guarded by `lock`.
+    private let lock = NSLock()
+    private var byPipeline: [String: [Enrollment]] = [:]
+    /// The log's change counter last loaded (`EnrollmentLog.changeCounter`).
+    public private(set) var version: Int64 = -1
+
+    public init() {}
+
+    public func replace(_ all: [Enrollment], version: Int64) {
+        let grouped = Dictionary(grouping: all, by: \.pipeline)
+        lock.withLock { byPipeline = grouped; self.version = version }
+    }
+
+    public func enrollments(pipeline: String) -> [Enrollment] { lock.withLock { byPipeline[pipeline] ?? [] } }
+
+    public var count: Int { lock.withLock { byPipeline.values.reduce(0) { $0 + $1.count } } }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import SQLite
+
+/// The `enrollments` table (schema step 6) and the change counter in `meta` that tells a
+/// running vigild to load it again (polled every 2 s, Service/Daemon.swift). vigilctl
+/// writes through its own connection; vigild reads on the store's queue.
+public enum EnrollmentLog {
+    /// `meta` key bumped by every write, so vigild picks changes up without a signal.
+    public static let changeKey = "enrollments_changed"
+
+    static let columns = "uuid, created, pipeline, label, kind, model_version, dim, prototypes, threshold, source"
+
+    public static func hasTable(_ db: Database) throws -> Bool {
+        try !db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'enrollments'").isEmpty
+    }
+
+    public static func changeCounter(_ db: Database) throws -> Int64 {
+        Int64(try db.scalar("SELECT value FROM meta WHERE key = ?", [.text(changeKey)]).string ?? "") ?? 0
+    }
+
+    static func bump(_ db: Database) throws {
+        _ = try db.query("""
+            INSERT INTO meta(key, value) VALUES (?, '1')
+            ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+            """, [.text(changeKey)])
+    }
+
+    /// Inserts (or, for a uuid already there, keeps: sync is at-least-once) and bumps the counter.
+    public static func insert(_ e: Enrollment, into db: Database) throws {
+        try db.transaction {
+            _ = try db.query("INSERT OR IGNORE INTO enrollments(\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                .text(e.uuid), .real(e.created), .text(e.pipeline), .text(e.label), .text(e.kind.rawValue),
+                .text(e.modelVersion), .integer(Int64(e.prototypes.first?.count ?? 0)), .blob(e.prototypeBytes),
+                .real(e.threshold), .text(e.source)])
+            try bump(db)
+        }
+    }
+
+    /// Every enrollment, oldest first; a row that cannot be read is skipped and named in `bad`.
+    public static func all(_ db: Database) throws -> (enrollments: [Enrollment], bad: [String]) {
+        guard try hasTable(db) else { return ([], []) }
+        var out: [Enrollment] = [], bad: [String] = []
+        for r in try db.query("SELECT \(columns) FROM enrollments ORDER BY created, id") {
+            guard let uuid = r[0].string else { continue }
+            guard let created = r[1].double, let pipeline = r[2].string, let label = r[3].string,
+                  let kind = r[4].string.flatMap(Enrollment.Kind.init), let version = r[5].string, let dim = r[6].int,
+                  case .blob(let bytes) = r[7], let protos = Enrollment.prototypes(from: bytes, dim: Int(dim)),
+                  let threshold = r[8].double, let source = r[9].string else {
+                bad.append(uuid)
+                continue
+            }
+            out.append(Enrollment(uuid: uuid, created: created, pipeline: pipeline, label: label, kind: kind, modelVersion: version,
+                                  prototypes: protos, threshold: threshold, source: source))
+        }
+        return (out, bad)
+    }
+
+    /// Deletes the enrollments whose uuid (or uuid prefix of 8+ characters) or label is `key`
+    /// (within `pipeline` when given); returns what was deleted.
+    public static func delete(_ key: String, pipeline: String?, from db: Database) throws -> [Enrollment] {
+        let all = try all(db).enrollments
+        let k = key.lowercased()
+        let gone = all.filter { e in
+            (pipeline == nil || e.pipeline == pipeline) && (e.uuid == k || (k.count >= 8 && e.uuid.hasPrefix(k)) || e.label == key)
+        }
+        guard !gone.isEmpty else { return [] }
+        try db.transaction {
+            for e in gone { _ = try db.query("DELETE FROM enrollments WHERE uuid = ?", [.text(e.uuid)]) }
+            try bump(db)
+        }
+        return gone
+    }
+
+    /// vigilctl's entry points: each opens the log at `path` for the one change or read.
+    public static func insert(_ e: Enrollment, path: String) throws { try insert(e, into: try open(path: path)) }
+    public static func all(path: String) throws -> [Enrollment] { try all(try open(path: path)).enrollments }
+    public static func delete(_ key: String, pipeline: String?, path: String) throws -> [Enrollment] {
+        try delete(key, pipeline: pipeline, from: try open(path: path))
+    }
+
+    /// Opens the log for writing (vigilctl), with the same checks and messages as every query.
+    static func open(path: String) throws -> Database {
+        _ = try LogReader(path: path)
+        let db: Database
+        do { db = try Database(path: path) } catch {
+            throw QueryError("cannot write to \(path) (run as the vigil user, or with sudo): \(error)")
+        }
+        guard try hasTable(db) else {
+            throw QueryError("\(path) has no enrollments table: start this version of vigild once to upgrade the log")
+        }
+        return db
+    }
+}
+
+extension Store {
+    /// The log's change counter and every enrollment (vigild, at start and when the counter moves).
+    public func loadEnrollments() throws -> (version: Int64, enrollments: [Enrollment], bad: [String]) {
+        try queue.sync {
+            let v = try EnrollmentLog.changeCounter(db)
+            let (all, bad) = try EnrollmentLog.all(db)
+            return (v, all, bad)
+        }
+    }
+
+    public func enrollmentChangeCounter() throws -> Int64 {
+        try queue.sync { try EnrollmentLog.changeCounter(db) }
+    }
+
+    /// Unsynced enrollments past `after` (their `id`), oldest first, as cloud records (`type`
+    /// "enrollment", the prototypes in base64 of their float32 LE bytes). Sent after alerts
+    /// and before detections; at least once, by uuid. An unenroll is not sent (the row is gone).
+    func unsyncedEnrollmentsOnQueue(limit: Int, after: Int64, node: String) throws -> [SyncRow] {
+        guard try EnrollmentLog.hasTable(db) else { return [] }
+        return try db.query("""
+            SELECT id, uuid, created, pipeline, label, kind, model_version, dim, prototypes, threshold, source FROM enrollments
+            WHERE synced_at IS NULL AND id > ? ORDER BY id LIMIT ?
+            """, [.integer(after), .integer(Int64(limit))]).map { r in
+            let uuid = r[1].string ?? ""
+            var blob: [UInt8] = []
+            if case .blob(let b) = r[8] { blob = b }
+            let record = JSONValue.object([
+                ("type", .string("enrollment")), ("uuid", .string(uuid)), ("node", .string(node)),
+                ("ts", .number(r[2].double ?? 0)), ("pipeline", .string(r[3].string ?? "")), ("label", .string(r[4].string ?? "")),
+                ("kind", .string(r[5].string ?? "")), ("model_version", .string(r[6].string ?? "")),
+                ("dim", .number(Double(r[7].int ?? 0))), ("threshold", .number(r[9].double ?? 0)),
+                ("source", .string(r[10].string ?? "")), ("prototypes", .string(Data(blob).base64EncodedString())),
+            ])
+            return SyncRow(table: .enrollments, id: r[0].int ?? 0, uuid: uuid, ts: r[2].double ?? 0, record: record, readSeq: changeSeq)
+        }
+    }
+}
+
+extension LogReader {
+    /// The label an alert was raised on (for `vigilctl enroll --from-alert`); nil when no such alert.
+    public func alertLabel(_ uuid: String) throws -> String? {
+        try query("SELECT label FROM alerts WHERE uuid = ? AND state = 'raised'", [.text(uuid.lowercased())]).first?.first?.string
+    }
+}

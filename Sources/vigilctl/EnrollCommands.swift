@@ -1,0 +1,165 @@
+import Foundation
+import VigilCore
+
+/// `vigilctl enroll / enrolled / unenroll`: teach a sound pipeline a household's own sounds,
+/// or a recurring false alarm to ignore (issue 18; Enrollment/ in VigilCore).
+enum EnrollCommands {
+    static let label = Option(name: "--label", short: "-l", value: "NAME", help: "what the sound is called (the alert's label)")
+    static let ignore = Option(name: "--ignore", help: "a recurring false alarm: windows like these never alert")
+    static let fromAlert = Option(name: "--from-alert", value: "UUID", help: "take the clip from an alert's evidence (its WAV)")
+    static let margin = Option(name: "--margin", value: "X", help: "threshold = highest background similarity + X (default \(Enroller.defaultMargin)), at least \(Enroller.positiveFloor) (--ignore: \(Enroller.ignoreFloor))")
+    static let pipeline = Option(name: "--pipeline", short: "-p", value: "NAME", help: "the sound pipeline (default: the only one, or the alert's)")
+
+    static let enroll = Command(
+        name: "enroll", summary: "Teach a sound pipeline a sound from a few clips (WAV), or a false alarm to ignore.",
+        positionals: "[WAV...]", positionalRange: 0...64,
+        options: [label, pipeline, ignore, fromAlert, margin, Shared.db, Shared.config],
+        details: """
+            Each clip goes through the pipeline's decoder and model as vigild would hear it; the
+            prototype of a clip is the mean embedding of its loud windows. The threshold is set
+            just above the best match among the model's background sounds. A running vigild picks
+            the enrollment up within 2 s. An enrolled sound alerts through the pipeline's alert
+            rule (min_score, for_frames, cooldown), whatever alert.labels lists; --ignore makes
+            every alerting label score 0 on windows like the clips.
+            examples:
+              vigilctl enroll --label kettle kettle1.wav kettle2.wav kettle3.wav
+              vigilctl enroll --ignore --label microwave-beep beep.wav
+              vigilctl enroll --ignore --from-alert 0190f3c2-...     # this alert was a false alarm
+              vigilctl enroll --label cat-flap --from-alert 0190f3c2-...
+            """,
+        run: runEnroll)
+
+    static let enrolled = Command(
+        name: "enrolled", summary: "List the sounds enrolled with vigilctl enroll.",
+        options: [Shared.pipeline, Shared.format, Shared.db, Shared.config], run: runEnrolled)
+
+    static let unenroll = Command(
+        name: "unenroll", summary: "Remove enrollments by uuid (or its first 8+ characters) or by label.",
+        positionals: "ID|LABEL", positionalRange: 1...1,
+        options: [Shared.pipeline, Shared.db, Shared.config], run: runUnenroll)
+
+    static func runEnroll(_ a: Arguments) throws -> Int32 {
+        let alertUUID = a.string("--from-alert")?.lowercased()
+        if let alertUUID, !RowID.isUUID(alertUUID) { throw UsageError("--from-alert: expected an alert uuid, got \"\(alertUUID)\"") }
+        if alertUUID == nil && a.positionals.isEmpty { throw UsageError("give WAV files, or --from-alert UUID") }
+        let margin = try a.double("--margin", in: 0...1) ?? Enroller.defaultMargin
+        let kind: Enrollment.Kind = a.flag("--ignore") ? .ignore : .positive
+        let path = try Shared.databasePath(a)
+        var clips: [(name: String, wav: [UInt8])] = []
+        var pipelineName = a.string("--pipeline")
+        var label = a.string("--label")
+        if let alertUUID {
+            let reader = try Shared.openLog(a)
+            guard let alertLabel = try reader.alertLabel(alertUUID) else { throw Failure("no raised alert \(alertUUID) in \(reader.path)") }
+            guard let row = try reader.evidence(alertUUID) else {
+                throw Failure("alert \(alertUUID) has no evidence (none kept, or evicted): nothing to learn from")
+            }
+            guard let data = FileManager.default.contents(atPath: row.file), let entries = Tar.entries(Array(data)) else {
+                throw Failure("cannot read the evidence of alert \(alertUUID) at \(row.file) (permission, or evicted)")
+            }
+            guard let wav = entries.first(where: { $0.name.hasSuffix(".wav") }) else {
+                throw Failure("alert \(alertUUID)'s evidence holds no sound (\(entries.map(\.name).joined(separator: ", ")))")
+            }
+            if let p = pipelineName, p != row.pipeline { throw UsageError("--pipeline \(p), but alert \(alertUUID) is from pipeline \(row.pipeline)") }
+            pipelineName = row.pipeline
+            // An ignore is named after the false alarm it stops, unless told otherwise.
+            if label == nil, kind == .ignore { label = alertLabel }
+            clips.append(("alert \(alertUUID)", wav.bytes))
+        }
+        guard let label, !label.isEmpty else { throw UsageError("--label NAME is needed (what the sound is called)") }
+        for file in a.positionals {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw Failure("cannot read \(file): " + (FileManager.default.fileExists(atPath: file) ? "permission denied" : "no such file"))
+            }
+            clips.append((file, Array(data)))
+        }
+        let pipeline = try soundPipeline(a, named: pipelineName)
+        if kind == .positive, pipeline.labels.contains(label) {
+            throw UsageError("--label \(label) is one of the model's own labels; enroll under another name (or --ignore)")
+        }
+        let enroller: Enroller
+        let result: Enroller.Result
+        do {
+            enroller = try Enroller(pipeline: pipeline)
+            result = try enroller.enroll(label: label, kind: kind, clips: clips,
+                                         source: alertUUID.map { "alert:" + $0 } ?? a.positionals.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ","),
+                                         margin: margin)
+        } catch let e as EnrollError {
+            throw Failure(e.message)
+        }
+        try logged { try EnrollmentLog.insert(result.enrollment, path: path) }
+        let e = result.enrollment
+        out("enrolled \(e.kind == .ignore ? "to ignore" : "sound") \"\(e.label)\" on pipeline \(e.pipeline): uuid \(e.uuid)\n")
+        for c in result.clips {
+            let match = c.matchByOthers.map { String(format: ", best match by the other clips %.3f%@", $0, $0 >= e.threshold ? "" : " (below the threshold: this clip would not be recognised from the others)") } ?? ""
+            out("  \(c.name): \(c.windows) windows, \(c.loudWindows) loud\(match)\n")
+        }
+        out(String(format: "  %d prototypes, threshold %.3f (cosine: background best match %.3f over %d windows + margin %.3f, at least %.2f), model %@ version %@\n",
+                   e.prototypes.count, e.threshold, result.backgroundMax, result.backgroundWindows, margin,
+                   kind == .ignore ? Enroller.ignoreFloor : Enroller.positiveFloor, pipeline.model.name, e.modelVersion))
+        out(e.kind == .ignore ? "  windows matching it score 0 on every alerting label of \(e.pipeline)\n"
+                              : "  \"\(e.label)\" alerts through pipeline \(e.pipeline)'s alert rule\(pipeline.settings.alert == nil ? " (this pipeline has no alert: detections only)" : "")\n")
+        return ExitCode.ok
+    }
+
+    /// The sound pipeline of the config: the named one, else the only one.
+    static func soundPipeline(_ a: Arguments, named: String?) throws -> Pipeline {
+        let file = a.string("--config") ?? Config.defaultPath
+        let config: Config
+        do { config = try Config.load(path: file) } catch { throw Failure("\(error)") }
+        let sound = config.pipelines.filter { [.wav, .pcm_s16le].contains($0.format) }
+        let settings: PipelineSettings
+        if let named {
+            guard let s = config.pipelines.first(where: { $0.name == named }) else {
+                throw UsageError("--pipeline \(named): no such pipeline in \(file) (sound pipelines: \(sound.map(\.name).joined(separator: ", ")))")
+            }
+            settings = s
+        } else {
+            guard sound.count == 1 else {
+                throw UsageError("\(file) has \(sound.count) sound pipelines: name one with --pipeline (\(sound.map(\.name).joined(separator: ", ")))")
+            }
+            settings = sound[0]
+        }
+        guard let m = config.model(named: settings.model) else { throw Failure("pipeline \(settings.name): no model \(settings.model)") }
+        do {
+            return try Pipeline.build(settings, model: try Model(name: m.name, path: m.path), limits: config.limits)
+        } catch {
+            throw Failure("\(error)")
+        }
+    }
+
+    /// A log that cannot be opened is exit status 3, as for every query.
+    static func logged<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let e as QueryError { throw Failure(e.message, status: ExitCode.database) }
+    }
+
+    static func runEnrolled(_ a: Arguments) throws -> Int32 {
+        let format = try Shared.format(a)
+        let path = try Shared.databasePath(a)
+        let pipelines = a.list("--pipeline")
+        let list = try logged { try EnrollmentLog.all(path: path) }.filter { pipelines.isEmpty || pipelines.contains($0.pipeline) }
+        if format == .table, list.isEmpty {
+            warn("nothing enrolled (vigilctl enroll --label NAME clip.wav ...)")
+            return ExitCode.ok
+        }
+        let table = ResultTable(columns: [Column("created", .time), Column("pipeline", .text), Column("label", .text), Column("kind", .text),
+                                          Column("clips", .integer), Column("threshold", .real(decimals: 3)), Column("model_version", .text),
+                                          Column("source", .text, maxWidth: 40), Column("uuid", .text)],
+                                rows: list.map { e in [.real(e.created), .text(e.pipeline), .text(e.label), .text(e.kind.rawValue),
+                                                       .integer(Int64(e.prototypes.count)), .real(e.threshold), .text(e.modelVersion),
+                                                       .text(e.source), .text(e.uuid)] })
+        out(table.render(format))
+        return ExitCode.ok
+    }
+
+    static func runUnenroll(_ a: Arguments) throws -> Int32 {
+        let path = try Shared.databasePath(a)
+        let gone = try logged { try EnrollmentLog.delete(a.positionals[0], pipeline: a.string("--pipeline"), path: path) }
+        guard !gone.isEmpty else {
+            warn("no enrollment has uuid or label \(a.positionals[0]) (vigilctl enrolled lists them)")
+            return ExitCode.failure
+        }
+        for e in gone { out("removed \(e.kind.rawValue) \"\(e.label)\" on pipeline \(e.pipeline) (\(e.uuid))\n") }
+        return ExitCode.ok
+    }
+}

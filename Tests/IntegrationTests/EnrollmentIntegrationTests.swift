@@ -1,0 +1,152 @@
+import Foundation
+import SQLite
+import TestSupport
+import VigilCore
+import XCTest
+
+/// Enrollment as a household uses it (issue 18 item 4, issue 21 item 5): the real vigild and
+/// mosquitto, the shipped sound model, `vigilctl enroll` on WAVs made here; the enrolled sound
+/// alerts, and `--ignore --from-alert` silences a false alarm that fired before.
+final class EnrollmentIntegrationTests: XCTestCase {
+    var dir: TempDir!
+
+    override func setUp() { dir = TempDir("vigil-enroll-it") }
+    override func tearDown() { dir.remove() }
+
+    func writeConfig(port: Int) -> String {
+        dir.write("vigil.json", """
+            {
+              "node": "en",
+              "mqtt": { "host": "127.0.0.1", "port": \(port), "client_id": "vigild-\(UUID().uuidString.prefix(6))" },
+              "storage": { "path": "\(dir.file("vigil.db"))", "commit_interval_ms": 50, "evidence_mb": 4 },
+              "models": { "sound": { "path": "\(Paths.repo.appendingPathComponent("Models/sound.onnx").path)" } },
+              "pipelines": [
+                { "name": "audio", "topic": "sensors/{device}/audio", "format": "wav", "model": "sound",
+                  "evidence": { "before_s": 1, "after_s": 0.5 },
+                  "alert": { "labels": ["smoke_alarm"], "min_score": 0.9, "cooldown_s": 0 } }
+              ]
+            }
+            """)
+    }
+
+    /// A whistling kettle: a tone gliding up from `f0` with a second harmonic and breath noise.
+    static func kettle(seconds: Double, f0: Double, seed: UInt64) -> [Float] {
+        var x = seed &* 0x9E3779B97F4A7C15 | 1
+        var phase = 0.0
+        return (0..<Int(seconds * 16000)).map { i in
+            x = x &* 6364136223846793005 &+ 1442695040888963407
+            let t = Double(i) / 16000
+            phase += 2 * .pi * (f0 + 300 * t / seconds) / 16000
+            let noise = Double(Int64(bitPattern: x >> 1) % 1000) / 1000
+            return Float(0.3 * sin(phase) + 0.1 * sin(2 * phase) + 0.02 * noise)
+        }
+    }
+
+    /// Quiet room noise.
+    static func quiet(seconds: Double, seed: UInt64) -> [Float] {
+        var x = seed | 1
+        return (0..<Int(seconds * 16000)).map { _ in
+            x = x &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: x >> 1) % 1000) / 1000 * 0.003
+        }
+    }
+
+    func ctl(_ args: [String]) throws -> VigilctlIntegrationTests.Result {
+        try VigilctlIntegrationTests.run(args + ["--config", dir.file("vigil.json")], in: dir)
+    }
+
+    func raised(_ label: String) -> [String] {
+        guard let db = try? Database(path: dir.file("vigil.db"), mode: .readOnly),
+              let rows = try? db.query("SELECT uuid FROM alerts WHERE state = 'raised' AND label = ? ORDER BY ts", [.text(label)]) else { return [] }
+        return rows.compactMap { $0[0].string }
+    }
+
+    func testAnEnrolledSoundAlertsAndAnIgnoredFalseAlarmStopsFiring() throws {
+        let broker = try Broker()
+        let config = writeConfig(port: broker.port)
+        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild.log"))
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil(timeout: 30) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
+        Thread.sleep(forTimeInterval: 0.3)
+        let pub = try TestClient(port: broker.port)
+        defer { pub.close() }
+
+        // 1. Before enrolling, the kettle raises nothing: the model has no such label.
+        let before = Self.quiet(seconds: 1, seed: 9) + Self.kettle(seconds: 3, f0: 1800, seed: 1) + Self.quiet(seconds: 2, seed: 10)
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k1/audio", WAV.pcm16(sampleRate: 16000, samples: before))]))
+        Thread.sleep(forTimeInterval: 1)
+        XCTAssertEqual(raised("kettle"), [])
+
+        // 2. Enroll three clips of other pitches and noise.
+        var files: [String] = []
+        for (k, f0) in [1750.0, 1820.0, 1900.0].enumerated() {
+            let path = dir.file("kettle\(k).wav")
+            _ = FileManager.default.createFile(atPath: path, contents: Data(WAV.pcm16(sampleRate: 16000, samples: Self.kettle(seconds: 2.5, f0: f0, seed: UInt64(20 + k)))))
+            files.append(path)
+        }
+        let r = try ctl(["enroll", "--label", "kettle"] + files)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("enrolled sound \"kettle\" on pipeline audio"), r.stdout)
+        // vigild picks it up by itself (change counter polled every 2 s).
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("enrollments: 1 in use") }, daemon.output)
+        let listed = try ctl(["enrolled", "--format", "jsonl"])
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertTrue(listed.stdout.contains("\"label\":\"kettle\"") && listed.stdout.contains("\"kind\":\"positive\""), listed.stdout)
+
+        // 3. A new kettle (another pitch and seed) raises "kettle"; quiet does not.
+        let after = Self.quiet(seconds: 2, seed: 11) + Self.kettle(seconds: 3, f0: 1850, seed: 7) + Self.quiet(seconds: 2, seed: 12)
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k1/audio", WAV.pcm16(sampleRate: 16000, samples: after))]))
+        XCTAssertTrue(waitUntil(timeout: 10) { raised("kettle").count == 1 }, daemon.output)
+
+        // 4. A false alarm: the smoke fixture fires smoke_alarm (once, then clears on quiet).
+        let smokeBytes = try Data(contentsOf: Paths.repo.appendingPathComponent("Models/fixtures/sound_smoke.f32"))
+        let smoke = smokeBytes.withUnsafeBytes { raw in (0..<smokeBytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+        let chime = Self.quiet(seconds: 1.5, seed: 13) + smoke + smoke + Self.quiet(seconds: 3, seed: 14)
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k2/audio", WAV.pcm16(sampleRate: 16000, samples: chime))]))
+        XCTAssertTrue(waitUntil(timeout: 10) { raised("smoke_alarm").count == 1 }, daemon.output)
+        let falseAlarm = raised("smoke_alarm")[0]
+        // Its evidence (the WAV) is written after the alert's after_s.
+        XCTAssertTrue(waitUntil(timeout: 10) {
+            (try? Database(path: dir.file("vigil.db"), mode: .readOnly).query("SELECT 1 FROM evidence WHERE alert_uuid = ?", [.text(falseAlarm)]).count) == 1
+        })
+
+        // 5. Ignore it from the alert's own sound; the same sound no longer fires, and the ignore
+        // enrollment is named after the label it silenced.
+        let ig = try ctl(["enroll", "--ignore", "--from-alert", falseAlarm])
+        XCTAssertEqual(ig.status, 0, ig.stderr)
+        XCTAssertTrue(ig.stdout.contains("enrolled to ignore \"smoke_alarm\""), ig.stdout)
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("enrollments: 2 in use") }, daemon.output)
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k2/audio", WAV.pcm16(sampleRate: 16000, samples: chime))]))
+        // The kettle still alerts after the smoke replay, so the replay has been processed.
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k1/audio", WAV.pcm16(sampleRate: 16000, samples: after))]))
+        XCTAssertTrue(waitUntil(timeout: 10) { raised("kettle").count == 2 }, daemon.output)
+        XCTAssertEqual(raised("smoke_alarm"), [falseAlarm], "the ignored false alarm fired again")
+
+        // 6. Unenrolled, the false alarm fires again.
+        let un = try ctl(["unenroll", "smoke_alarm"])
+        XCTAssertEqual(un.status, 0, un.stderr)
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("enrollments: 1 in use") && daemon.output.components(separatedBy: "enrollments: 1 in use").count == 3 }, daemon.output)
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k2/audio", WAV.pcm16(sampleRate: 16000, samples: chime))]))
+        XCTAssertTrue(waitUntil(timeout: 10) { raised("smoke_alarm").count == 2 }, daemon.output)
+
+        // 7. An enrollment made with another model version is skipped, with a warning that says why.
+        let db = try Database(path: dir.file("vigil.db"))
+        _ = try db.query("UPDATE enrollments SET model_version = '0.9'")
+        _ = try db.query("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'enrollments_changed'")
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("made with model version 0.9, pipeline audio runs 1.2.0; enroll it again") }, daemon.output)
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("enrollments: 0 in use") && daemon.output.components(separatedBy: "enrollments: 0 in use").count == 3 }, daemon.output)
+
+        // 8. Bad input: clear errors naming the file or label, nothing stored.
+        _ = FileManager.default.createFile(atPath: dir.file("notes.wav"), contents: Data("not a wav".utf8))
+        let bad = try ctl(["enroll", "--label", "x", dir.file("notes.wav")])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stderr.contains(dir.file("notes.wav")), bad.stderr)
+        let missing = try ctl(["enroll", "--label", "x", dir.file("gone.wav")])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("gone.wav: no such file"), missing.stderr)
+        let own = try ctl(["enroll", "--label", "glass_breaking", files[0]])
+        XCTAssertEqual(own.status, 2)
+        XCTAssertTrue(own.stderr.contains("one of the model's own labels"), own.stderr)
+        XCTAssertEqual(try db.query("SELECT count(*) FROM enrollments").first?.first?.int, 1)
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import TestSupport
+@testable import VigilCore
+import XCTest
+
+/// Enrollment's pieces (issue 18): the score mapping onto the rule's bar, the prototypes'
+/// bytes, the rule's selector taking enrolled labels, and the pipeline applying positive and
+/// ignore enrollments to the real sound model's scores.
+final class EnrollmentTests: XCTestCase {
+    func enrollment(_ kind: Enrollment.Kind, label: String, prototypes: [[Float]], threshold: Double) -> Enrollment {
+        Enrollment(pipeline: "p", label: label, kind: kind, modelVersion: "1", prototypes: prototypes, threshold: threshold, source: "t")
+    }
+
+    func testTheThresholdLandsOnTheRulesBarAndScoresStayInZeroToOne() {
+        let e = enrollment(.positive, label: "kettle", prototypes: [[1, 0]], threshold: 0.8)
+        XCTAssertEqual(e.score(similarity: 0.8, minScore: 0.97), 0.97, accuracy: 1e-12)
+        XCTAssertEqual(e.score(similarity: 1, minScore: 0.97), 1, accuracy: 1e-12)
+        XCTAssertLessThan(e.score(similarity: 0.799, minScore: 0.97), 0.97)
+        XCTAssertEqual(e.score(similarity: -0.5, minScore: 0.97), 0)
+        XCTAssertEqual(e.score(similarity: 0.4, minScore: 0.5), 0.25, accuracy: 1e-12)
+        XCTAssertEqual(e.similarity([0.6, 0.8]), 0.6, accuracy: 1e-6)
+        XCTAssertEqual(e.similarity([0.6, 0.8, 0]), -.infinity, "another embedding size never matches")
+    }
+
+    func testPrototypesRoundTripThroughTheirBytes() {
+        let e = enrollment(.ignore, label: "x", prototypes: [[1.5, -2, 0.25], [0, 1, -0]], threshold: 0.5)
+        XCTAssertEqual(Enrollment.prototypes(from: e.prototypeBytes, dim: 3), e.prototypes)
+        XCTAssertNil(Enrollment.prototypes(from: Array(e.prototypeBytes.dropLast()), dim: 3))
+    }
+
+    func testEnrolledLabelsAlertWhateverTheAlertLabelsList() {
+        var a = AlertSettings()
+        a.labels = ["glass_breaking"]
+        let sel = ScoreSelector(settings: a, modelLabels: ["normal", "glass_breaking", "smoke_alarm"])
+        let scores = [("normal", 0.1), ("glass_breaking", 0.2), ("smoke_alarm", 0.9), ("kettle", 0.5)]
+        XCTAssertEqual(sel.pick(scores)?.label, "glass_breaking")
+        XCTAssertEqual(sel.pick(scores, enrolledFrom: 3)?.label, "kettle")
+    }
+
+    func testThePipelineAppliesPositiveAndIgnoreEnrollmentsToTheSoundModel() throws {
+        let path = Paths.repo.appendingPathComponent("Models/sound.onnx").path
+        let c = try Config.parse(Array("""
+            { "node": "n", "models": { "m": { "path": "\(path)" } },
+              "pipelines": [ { "name": "p", "topic": "s/{device}/a", "format": "wav", "model": "m",
+                               "alert": { "labels": ["smoke_alarm"], "min_score": 0.9 } } ] }
+            """.utf8))
+        let book = EnrollmentBook()
+        let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path), enrollments: book)
+        let bytes = try Data(contentsOf: Paths.repo.appendingPathComponent("Models/fixtures/sound_smoke.f32"))
+        let smoke = ModelInput(values: bytes.withUnsafeBytes { raw in (0..<bytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } },
+                               shape: [1, 15600], ts: 0)
+        let plain = try p.detect(smoke, device: "d")
+        XCTAssertEqual(plain.label, "smoke_alarm")
+        XCTAssertNil(plain.enrolledFrom)
+        let embedding = try p.model.run(smoke).embedding
+        // Enrolled on this very window: similarity 1, so the label wins at score 1.
+        book.replace([enrollment(.positive, label: "beeper", prototypes: [embedding], threshold: 0.9)], version: 1)
+        let enrolled = try p.detect(smoke, device: "d")
+        XCTAssertEqual(enrolled.enrolledFrom, 4)
+        XCTAssertEqual(enrolled.scores.last?.0, "beeper")
+        XCTAssertEqual(enrolled.scores.last?.1 ?? 0, 1, accuracy: 1e-5)
+        // Ignored: every alerting label scores 0, the background keeps its score.
+        book.replace([enrollment(.ignore, label: "smoke_alarm", prototypes: [embedding], threshold: 0.9)], version: 2)
+        let ignored = try p.detect(smoke, device: "d")
+        XCTAssertEqual(ignored.scores.dropFirst().map(\.1), [0, 0, 0])
+        XCTAssertEqual(ignored.scores[0].1, plain.scores[0].1)
+        XCTAssertEqual(ignored.label, "normal")
+        // An ignore that does not match (threshold above any cosine) changes nothing.
+        book.replace([enrollment(.ignore, label: "smoke_alarm", prototypes: [embedding.map { -$0 }], threshold: 0.5)], version: 3)
+        XCTAssertEqual(try p.detect(smoke, device: "d").scores.map(\.1), plain.scores.map(\.1))
+    }
+}
