@@ -155,6 +155,7 @@ final class EvidenceCrashTests: ResilienceCase {
         XCTAssertGreaterThan(dropped, 0, "the storm passed the cap")
         XCTAssertLessThanOrEqual(rows + dropped, raised, "no alert has evidence twice")
         report("evidence under SIGKILL: \(kills) kills during a storm of \(raised) raised alerts; evidence kept \(rows), evicted and counted \(dropped), "
-               + "on disk \(evidenceBytes()) bytes (cap 1572864); rows checked right after the kills \(checkedRows), naming incomplete files 0, lost uncounted \(lostUncounted)")
+               + "on disk \(evidenceBytes()) bytes (cap 1572864); rows checked right after the kills \(checkedRows), naming incomplete files 0, lost uncounted \(lostUncounted); "
+               + "raised alerts with neither evidence nor a count \(raised - rows - dropped)")
     }
 }
