@@ -130,6 +130,43 @@ final class EvidenceTests: XCTestCase {
         XCTAssertEqual(got.with { $0.first?.frames.count }, 1)
     }
 
+    /// After a restart the journal's history raises committed alerts again: only those
+    /// expected (committed without evidence) are captured, each once.
+    func testAReplayedAlertIsCapturedOnlyWhenExpectedAndOnce() throws {
+        let got = Locked<[EvidenceCapture]>([])
+        let r = EvidenceRecorder(pipelines: [camera()], deviceTTL: 3600) { c in got.with { $0.append(c) } }
+        let expected = event(ts: 101), other = event(ts: 101.2)
+        r.expectFromJournal([expected.uuid])
+        for i in 0..<10 { r.keep(TimedFrame(frame: .image(width: 32, height: 24, pixels: image(i)), ts: 100 + Double(i) * 0.2), pipeline: "camera", device: "cam1") }
+        r.alertReplayed(expected)
+        r.alertReplayed(expected)
+        r.alertReplayed(other)   // its evidence was kept (or dropped) before the restart
+        XCTAssertEqual(r.pendingCount, 1)
+        for i in 10..<20 { r.keep(TimedFrame(frame: .image(width: 32, height: 24, pixels: image(i)), ts: 100 + Double(i) * 0.2), pipeline: "camera", device: "cam1") }
+        XCTAssertEqual(got.with { $0.map(\.alert.uuid) }, [expected.uuid])
+        r.alertReplayed(expected)   // a second pass over the same history
+        XCTAssertEqual(r.pendingCount, 0)
+    }
+
+    /// A capture of the journal's last frames (vigild was killed within its after_s) is taken
+    /// when the first live frame comes, long after them: that frame must not push them out.
+    func testALiveFrameLongAfterTheJournalsKeepsTheFramesAWaitingCaptureNeeds() throws {
+        let got = Locked<[EvidenceCapture]>([])
+        let r = EvidenceRecorder(pipelines: [camera()], deviceTTL: 3600, grace: 60) { c in got.with { $0.append(c) } }
+        let e = event(ts: 100.6)
+        r.expectFromJournal([e.uuid])
+        let journal = (0..<5).map { TimedFrame(frame: .image(width: 32, height: 24, pixels: image($0)), ts: 100 + Double($0) * 0.2) }
+        for f in journal { r.keep(f, pipeline: "camera", device: "cam1") }
+        r.alertReplayed(e)
+        XCTAssertEqual(got.with { $0.count }, 0, "waits for the second after the trigger")
+        r.keep(TimedFrame(frame: .image(width: 32, height: 24, pixels: image(99)), ts: 5000), pipeline: "camera", device: "cam1")
+        let c = try XCTUnwrap(got.with { $0.first })
+        XCTAssertEqual(c.frames.map(\.ts), journal.map(\.ts))
+        // Once the capture is taken, time bounds the ring again.
+        r.keep(TimedFrame(frame: .image(width: 32, height: 24, pixels: image(98)), ts: 5000.1), pipeline: "camera", device: "cam1")
+        XCTAssertEqual(r.ringStats.bytes, 2 * (32 * 24 + 64))
+    }
+
     func testAudioIsCutToTheWindowAroundTheTriggerOnTheStreamClock() throws {
         let got = Locked<[EvidenceCapture]>([])
         var p = PipelineSettings(name: "audio", topic: TopicPattern("a/{device}")!, format: .pcm_s16le, model: "m", sampleRate: 8000)
@@ -247,6 +284,39 @@ final class EvidenceTests: XCTestCase {
         let again = EvidenceStore(settings: settings, store: store)
         XCTAssertEqual(again.usage.alerts, usage.alerts)
         XCTAssertEqual(again.usage.dropped, usage.dropped)
+    }
+
+    /// What a restart captures again from the journal: raised alerts committed without
+    /// evidence. Never one whose evidence was written, evicted, dropped or found gone, so no
+    /// alert's evidence is ever written twice; eviction goes oldest first, so one time tells.
+    func testOnlyAlertsWhoseEvidenceWasNeverDecidedAreCapturedAgainAfterARestart() throws {
+        let settings = storage(evidenceMB: 0.02)   // one 4-frame capture (12.5 KB) fits, two do not
+        let store = try Store(settings: settings)
+        let evicted = capture(ts: 10, seed: 1), kept = capture(ts: 11, seed: 2)
+        let killed = event(ts: 12), cleared = event(ts: 13), elsewhere = event(ts: 14, pipeline: "audio"), older = event(ts: 9)
+        for e in [evicted.alert, kept.alert, killed, cleared, elsewhere, older] {
+            store.append(AlertRecord(uuid: e.uuid, ts: e.ts, pipeline: e.pipeline, device: e.device, state: e.uuid == cleared.uuid ? "cleared" : "raised",
+                                     label: e.label, score: e.score, severity: e.severity, actions: "[]"))
+        }
+        store.flush()
+        let first = EvidenceStore(settings: settings, store: store)
+        first.write(evicted)
+        first.write(kept)
+        first.flush()
+        XCTAssertEqual(first.usage.alerts, 1)
+        XCTAssertEqual(first.usage.dropped, 1)
+        // A restart: `older` (before the evicted one) may have been evicted too, so it is not taken.
+        let again = EvidenceStore(settings: settings, store: store)
+        XCTAssertEqual(again.raisedWithoutEvidence(pipelines: ["camera"]), [killed.uuid])
+        XCTAssertEqual(again.raisedWithoutEvidence(pipelines: []), [])
+        // A capture dropped as too large moves the same time: a restart does not try it again.
+        let huge = capture(ts: 15, frames: 12, seed: 3)
+        store.append(AlertRecord(uuid: huge.alert.uuid, ts: 15, pipeline: "camera", device: "cam1", state: "raised", label: "motion", score: 0.9, severity: "warning", actions: "[]"))
+        store.flush()
+        again.write(huge)
+        again.flush()
+        XCTAssertEqual(again.usage.dropped, 2)
+        XCTAssertEqual(EvidenceStore(settings: settings, store: store).raisedWithoutEvidence(pipelines: ["camera"]), [])
     }
 
     func testABurstFasterThanTheDiskHoldsAtMostMaxWaitingCapturesAndCountsTheRest() throws {

@@ -106,9 +106,17 @@ public final class Daemon: @unchecked Sendable {
                                     Array(detection.json.serialized.utf8), qos: 0, retain: false)
             }
         }
-        let (intake, recovery) = try Daemon.openIntake(config, store: store, alerts: alerts, counters: counters)
+        let (intake, recovery) = try Daemon.openIntake(config, store: store, alerts: alerts, evidence: evidenceRecorder, counters: counters)
         self.intake = intake
         self.recovery = recovery
+        if recovery != nil, let kept = evidence, let recorder = evidenceRecorder {
+            // Alerts a kill caught while their capture waited for its after_s: the journal's history gives them their evidence.
+            let missing = kept.raisedWithoutEvidence(pipelines: recorder.pipelines.keys.sorted())
+            recorder.expectFromJournal(missing)
+            if !missing.isEmpty {
+                log.notice("evidence \(kept.directory): \(missing.count) raised alerts were committed without their evidence (vigild stopped while it waited for after_s); it is taken from the intake journal's frames")
+            }
+        }
         currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, intake: intake,
                                evidence: evidenceRecorder, sink: sink)
         refreshEnrollments(force: true)
@@ -134,14 +142,17 @@ public final class Daemon: @unchecked Sendable {
     /// retire entries, deleted segments prune the store's marks. At `durability: "none"` a
     /// journal left by an earlier run is still replayed (it holds acknowledged frames), and
     /// nothing new is written to it.
-    static func openIntake(_ config: Config, store: Store, alerts: AlertCenter,
+    static func openIntake(_ config: Config, store: Store, alerts: AlertCenter, evidence: EvidenceRecorder?,
                            counters: Counters) throws -> (IntakeHooks, IntakeJournal.Recovery?) {
         let redeliveries = RedeliveryFilter()
+        let history: @Sendable (Detection) -> Void = { d in
+            if let e = alerts.replayHistory(d) { evidence?.alertReplayed(e) }
+        }
         let directory = config.storage.intakeDirectory
         let durability = config.storage.durability
         let leftover = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).contains { $0.hasSuffix(".seg") }
         guard durability != .none || leftover else {
-            return (IntakeHooks(journal: nil, redeliveries: redeliveries, retire: { _ in }, history: { alerts.replayHistory($0) }), nil)
+            return (IntakeHooks(journal: nil, redeliveries: redeliveries, retire: { _ in }, history: history), nil)
         }
         let journal = try IntakeJournal(directory: directory, durability: durability == .none ? .process : durability,
                                         maxBytes: config.limits.intakeMaxMB << 20)
@@ -156,7 +167,7 @@ public final class Daemon: @unchecked Sendable {
         }
         journal.onPrune { store.pruneRetired(below: $0) }
         let hooks = IntakeHooks(journal: durability == .none ? nil : journal, redeliveries: redeliveries,
-                                retire: { store.appendRetired($0) }, history: { alerts.replayHistory($0) })
+                                retire: { store.appendRetired($0) }, history: history)
         return (hooks, recovery.segments > 0 ? recovery : nil)
     }
 

@@ -28,7 +28,10 @@ final class EvidenceRing {
     /// The stream clock of an audio device: the time of the last sample kept.
     private var audioEnd: Double?
 
-    func push(_ frame: TimedFrame, now: Double) {
+    /// `hold`: the start of the earliest window a capture of this device waits on. Time alone
+    /// never drops a frame from there on (bytes and count still do): after a restart, the
+    /// first live frame comes long after the journal's frames that a capture needs.
+    func push(_ frame: TimedFrame, now: Double, hold: Double = .infinity) {
         var f = frame
         if case .audio = f.frame {
             // The audio adapter's clock (Adapters/AudioAdapter.swift): contiguous chunks advance it by
@@ -42,7 +45,7 @@ final class EvidenceRing {
         lastPush = now
         // The newest frame always stays: it may be the trigger.
         while count > 1, let oldest = frames[head],
-              bytes > maxBytes || count > EvidenceRing.maxFrames || f.ts - oldest.ts > keepSeconds {
+              bytes > maxBytes || count > EvidenceRing.maxFrames || (f.ts - oldest.ts > keepSeconds && oldest.ts < hold) {
             bytes -= EvidenceRing.size(oldest.frame)
             frames[head] = nil
             head += 1
@@ -107,10 +110,15 @@ public struct EvidenceCapture: Sendable {
 /// `after_s` plus `grace` of wall time has passed), then goes to `deliver`, which writes it on
 /// its own queue: nothing here encodes, writes or waits, so inference and the alert's
 /// actions are never delayed by it.
+///
+/// After a restart (a SIGKILL while a capture waited for its `after_s`): the alerts committed
+/// without evidence are named by `expectFromJournal`; the journal's frames, replayed as
+/// history, fill the rings again, and the rules raise those alerts again with the same uuids
+/// (`alertReplayed`), so their captures are taken from the frames that raised them.
 public final class EvidenceRecorder: @unchecked Sendable {
-    // @unchecked Sendable: `rings`, `pending`, `lastPrune`, `totalBytes` and `shed` are guarded by `lock`; the rest is immutable.
+    // @unchecked Sendable: `rings`, `pending`, `expected`, `lastPrune`, `totalBytes` and `shed` are guarded by `lock`; the rest is immutable.
     struct Pipeline { let settings: EvidenceSettings; let kind: PipelineSettings.Kind; let fields: [String] }
-    struct Pending { let alert: AlertEvent; let key: String; let due: Double; let deadline: Double }
+    struct Pending { let alert: AlertEvent; let key: String; let from: Double; let due: Double; let deadline: Double }
 
     let pipelines: [String: Pipeline]
     let deliver: @Sendable (EvidenceCapture) -> Void
@@ -126,6 +134,8 @@ public final class EvidenceRecorder: @unchecked Sendable {
     private var totalBytes = 0
     let maxTotalBytes: Int
     private var shed = 0
+    /// Alerts committed without evidence at start, whose captures the journal's history gives.
+    private var expected: Set<String> = []
     private let timerQueue = DispatchQueue(label: "vigil.evidence.timer")
 
     /// `pipelines`: those with evidence on; the others are never kept.
@@ -159,7 +169,9 @@ public final class EvidenceRecorder: @unchecked Sendable {
                 pruneLocked(now: now)
             }
             let before = ring.bytes
-            ring.push(frame, now: now)
+            var hold = Double.infinity
+            for w in pending where w.key == key { hold = min(hold, w.from) }
+            ring.push(frame, now: now, hold: hold)
             totalBytes += ring.bytes - before
             if totalBytes > maxTotalBytes { shedLocked(keeping: key) }
             guard !pending.isEmpty, let newest = ring.newestTs else { return [] }
@@ -170,13 +182,26 @@ public final class EvidenceRecorder: @unchecked Sendable {
     }
 
     /// A raised alert (on its device's lane): its capture is taken once the input after it is in.
-    public func alertRaised(_ e: AlertEvent) {
+    public func alertRaised(_ e: AlertEvent) { capture(e, replayed: false) }
+
+    /// The alerts committed without evidence when vigild starts (`EvidenceStore.raisedWithoutEvidence`):
+    /// those a kill caught while their capture waited. Called before the journal is replayed.
+    public func expectFromJournal(_ uuids: Set<String>) { lock.withLock { expected = uuids } }
+
+    /// An alert the rules raised again while the journal's history was replayed (on its lane):
+    /// its row was committed before the restart. Captured only when it is expected (it has no
+    /// evidence, and none was dropped for it), and at most once.
+    public func alertReplayed(_ e: AlertEvent) { capture(e, replayed: true) }
+
+    private func capture(_ e: AlertEvent, replayed: Bool) {
         guard e.state == .raised, let p = pipelines[e.pipeline] else { return }
         let key = e.pipeline + "\u{0}" + e.device
         let wait = p.settings.afterSeconds + grace
         let ready: [EvidenceCapture] = lock.withLock {
+            guard !replayed || expected.remove(e.uuid) != nil else { return [] }
             guard !pending.contains(where: { $0.alert.uuid == e.uuid }) else { return [] }
-            pending.append(Pending(alert: e, key: key, due: e.ts + p.settings.afterSeconds, deadline: monotonicSeconds() + wait))
+            pending.append(Pending(alert: e, key: key, from: e.ts - p.settings.beforeSeconds, due: e.ts + p.settings.afterSeconds,
+                                   deadline: monotonicSeconds() + wait))
             // Nothing to wait for (after_s 0, or the frames after it were already decoded in the same batch).
             return takeLocked { $0.alert.uuid == e.uuid && (rings[key]?.newestTs ?? -.infinity) >= $0.due }
         }
@@ -210,7 +235,7 @@ public final class EvidenceRecorder: @unchecked Sendable {
         var out: [EvidenceCapture] = []
         pending.removeAll { w in
             guard which(w), let p = pipelines[w.alert.pipeline] else { return false }
-            let frames = rings[w.key]?.window(from: w.alert.ts - p.settings.beforeSeconds, to: w.alert.ts + p.settings.afterSeconds) ?? []
+            let frames = rings[w.key]?.window(from: w.from, to: w.due) ?? []
             out.append(EvidenceCapture(alert: w.alert, kind: p.kind, fields: p.fields, frames: frames,
                                        beforeSeconds: p.settings.beforeSeconds, afterSeconds: p.settings.afterSeconds))
             return true

@@ -19,8 +19,14 @@ import SQLite
 /// goes first, counted in `meta.dropped_evidence` (in the same transaction as the delete) and logged.
 /// Idempotent by alert uuid: a replayed frame raises the same alert, whose evidence is kept once.
 /// All work runs on its own serial queue, never on a lane.
+///
+/// Written at most once, also across restarts: an alert whose capture a kill caught is
+/// captured again from the journal (`raisedWithoutEvidence`), but one whose evidence was
+/// evicted or dropped must not be. Eviction goes oldest first, so one time in `meta`
+/// (`evidence_dropped_through`: the newest alert whose evidence was dropped, evicted or found
+/// gone, saved in the same transaction as the drop) tells them apart without a row per drop.
 public final class EvidenceStore: @unchecked Sendable {
-    // @unchecked Sendable: `index`, `known`, `total`, `droppedTotal` and `keptListener` are used only on `queue`; `waiting`
+    // @unchecked Sendable: `index`, `known`, `total`, `droppedTotal`, `droppedThrough` and `keptListener` are used only on `queue`; `waiting`
     // under `waitingLock`; the rest is immutable.
     public let directory: String
     public let capBytes: Int
@@ -34,7 +40,10 @@ public final class EvidenceStore: @unchecked Sendable {
     private var known: Set<String> = []
     private var total = 0
     private var droppedTotal = 0
+    /// The newest alert time whose evidence was dropped, evicted or found gone (0: none).
+    private var droppedThrough = 0.0
     public static let droppedKey = "dropped_evidence"
+    public static let droppedThroughKey = "evidence_dropped_through"
 
     public init(settings: StorageSettings, store: Store, counters: Counters? = nil) {
         directory = settings.evidenceDirectory
@@ -79,6 +88,7 @@ public final class EvidenceStore: @unchecked Sendable {
         }
         let files = Set(names.filter { $0.hasSuffix(".tar") && !$0.hasPrefix(".") })
         var gone: [String] = []
+        var goneThrough = 0.0
         for r in rows {
             guard let uuid = r[0].string, let ts = r[1].double, let bytes = r[2].int else { continue }
             if files.contains(uuid + ".tar") {
@@ -87,12 +97,21 @@ public final class EvidenceStore: @unchecked Sendable {
                 total += Int(bytes)
             } else {
                 gone.append(uuid)
+                goneThrough = max(goneThrough, ts)
             }
         }
+        droppedThrough = store.withDatabase { db in
+            Double((try? db.scalar("SELECT value FROM meta WHERE key = ?", [.text(EvidenceStore.droppedThroughKey)]))?.string ?? "") ?? 0
+        }
         if !gone.isEmpty {
+            let through = max(droppedThrough, goneThrough)
             store.withDatabase { db in
-                try? db.transaction { for u in gone { _ = try db.query("DELETE FROM evidence WHERE alert_uuid = ?", [.text(u)]) } }
+                try? db.transaction {
+                    for u in gone { _ = try db.query("DELETE FROM evidence WHERE alert_uuid = ?", [.text(u)]) }
+                    try EvidenceStore.setMeta(db, EvidenceStore.droppedThroughKey, through)
+                }
             }
+            droppedThrough = through
             log.warning("evidence \(directory): \(gone.count) rows named files that are gone (deleted by hand?); rows removed")
         }
         var stray = 0
@@ -127,10 +146,10 @@ public final class EvidenceStore: @unchecked Sendable {
             return true
         }
         guard admitted else {
-            let uuid = c.alert.uuid
+            let uuid = c.alert.uuid, ts = c.alert.ts
             queue.async { [self] in
                 droppedTotal += 1
-                saveDropped()
+                saveDropped(ts: ts)
                 counters?.metrics.add(MetricName.evidenceDropped)
                 log.limited(.error, key: "evidence-backlog", "evidence \(directory): \(EvidenceStore.maxWaiting) alerts' evidence waiting to be written (an alert storm faster than the disk): the evidence of alert \(uuid) is not kept; dropped so far: \(droppedTotal)")
             }
@@ -156,7 +175,7 @@ public final class EvidenceStore: @unchecked Sendable {
         let archive = Tar.archive(entries, mtime: c.alert.ts)
         guard archive.count <= capBytes else {
             droppedTotal += 1
-            saveDropped()
+            saveDropped(ts: c.alert.ts)
             counters?.metrics.add(MetricName.evidenceDropped)
             log.limited(.error, key: "evidence-drop", "evidence of alert \(uuid) (\(mb(archive.count))) is larger than storage.evidence_mb (\(mb(capBytes))): not kept; dropped so far: \(droppedTotal)")
             return
@@ -211,12 +230,13 @@ public final class EvidenceStore: @unchecked Sendable {
         }
         guard !victims.isEmpty else { return }
         let dropped = droppedTotal + victims.count
+        let through = victims.reduce(droppedThrough) { max($0, $1.ts) }
         do {
             try store.withDatabase { db in
                 try db.transaction {
                     for v in victims { _ = try db.query("DELETE FROM evidence WHERE alert_uuid = ?", [.text(v.uuid)]) }
-                    _ = try db.query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                                     [.text(EvidenceStore.droppedKey), .text(String(dropped))])
+                    try EvidenceStore.setMeta(db, EvidenceStore.droppedKey, Double(dropped))
+                    try EvidenceStore.setMeta(db, EvidenceStore.droppedThroughKey, through)
                 }
             }
         } catch {
@@ -228,15 +248,43 @@ public final class EvidenceStore: @unchecked Sendable {
         for v in victims { known.remove(v.uuid) }
         total -= freed
         droppedTotal = dropped
+        droppedThrough = through
         counters?.metrics.add(MetricName.evidenceDropped, [], Double(victims.count))
         log.limited(.error, key: "evidence-evict", "evidence \(directory): \(reason): dropped the evidence of the \(victims.count) oldest alerts (\(mb(freed))); dropped so far: \(dropped)")
     }
 
-    private func saveDropped() {
+    /// Counts a dropped capture of the alert at `ts`, in one transaction with the time a restart re-captures nothing at or before.
+    private func saveDropped(ts: Double) {
         let n = droppedTotal
+        droppedThrough = max(droppedThrough, ts)
+        let through = droppedThrough
         store.withDatabase { db in
-            _ = try? db.query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                              [.text(EvidenceStore.droppedKey), .text(String(n))])
+            try? db.transaction {
+                try EvidenceStore.setMeta(db, EvidenceStore.droppedKey, Double(n))
+                try EvidenceStore.setMeta(db, EvidenceStore.droppedThroughKey, through)
+            }
+        }
+    }
+
+    private static func setMeta(_ db: Database, _ key: String, _ value: Double) throws {
+        _ = try db.query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         [.text(key), .text(JSONValue.format(value))])
+    }
+
+    /// The raised alerts of `pipelines` among the newest `scan` alerts that are committed without
+    /// evidence and newer than any dropped: those whose capture a kill caught (or whose write
+    /// failed). Read once at start, before the journal is replayed, so history can capture them.
+    public func raisedWithoutEvidence(pipelines: [String], scan: Int = 10_000) -> Set<String> {
+        guard !pipelines.isEmpty else { return [] }
+        return queue.sync {
+            let rows: [[SQLValue]]? = store.withDatabase { db in
+                try? db.query("""
+                    SELECT uuid FROM (SELECT uuid, ts, pipeline, state FROM alerts ORDER BY ts DESC LIMIT ?) a
+                    WHERE state = 'raised' AND ts > ? AND pipeline IN (\(pipelines.map { _ in "?" }.joined(separator: ", ")))
+                      AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.alert_uuid = a.uuid)
+                    """, [.integer(Int64(scan)), .real(droppedThrough)] + pipelines.map { .text($0) })
+            }
+            return Set((rows ?? []).compactMap { $0.first?.string }.filter { !known.contains($0) })
         }
     }
 

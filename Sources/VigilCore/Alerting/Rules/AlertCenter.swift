@@ -119,7 +119,9 @@ public final class AlertCenter: @unchecked Sendable {
 
     /// A detection of replayed history (Intake/): the rule's state moves as it did before
     /// the restart (a raised alert stays raised, a debounce count goes on); nothing is raised.
-    public func replayHistory(_ d: Detection) { _ = rules.evaluate(d) }
+    /// Returns the transition it made again (its row was committed then), for its evidence.
+    @discardableResult
+    public func replayHistory(_ d: Detection) -> AlertEvent? { rules.evaluate(d) }
 
     func raise(_ e: AlertEvent) {
         let settings = rules.settings(for: e.pipeline)
