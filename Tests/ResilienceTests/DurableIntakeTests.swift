@@ -61,7 +61,7 @@ final class DurableIntakeTests: ResilienceCase {
         let published = mids.get
         XCTAssertTrue(pub.waitForAcks(Array(published.values), timeout: 60), "the broker acknowledged every frame to the publisher")
         let acked = Set(published.keys.map { "f\($0)" })
-        let devices = waitForRows(of: acked, timeout: 90)
+        let devices = waitForRows(of: acked, timeout: 45)
         Thread.sleep(forTimeInterval: 0.5)   // any duplicate still on its way (a negative check: nothing to wait on)
         let rows = rowCount()
         let distinct = int("SELECT count(DISTINCT device) FROM detections")
