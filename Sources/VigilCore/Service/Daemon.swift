@@ -47,7 +47,8 @@ public final class Daemon: @unchecked Sendable {
         let models = try Daemon.loadModels(config)
         self.currentModels = models
         let counters = self.counters
-        let store = try Store(settings: config.storage, counters: counters)
+        // Without sync nothing else ever deletes rows: retention then goes by age alone (issue 19).
+        let store = try Store(settings: config.storage, counters: counters, keepsUnsynced: config.sync != nil)
         self.store = store
         let book = baselines
         book.load(store.loadBaselines())
