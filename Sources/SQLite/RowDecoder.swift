@@ -66,6 +66,23 @@ struct RowDecoder: Decoder {
         func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try column(key).decode(type) }
         func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try column(key).decode(type) }
         func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try column(key).decode(type) }
+        // An optional property still needs its column: a misspelt name throws instead of
+        // reading as NULL (`contains` tells a type that wants to check first).
+        func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: Float.Type, forKey key: Key) throws -> Float? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: Int8.Type, forKey key: Key) throws -> Int8? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: Int16.Type, forKey key: Key) throws -> Int16? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: UInt.Type, forKey key: Key) throws -> UInt? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: UInt8.Type, forKey key: Key) throws -> UInt8? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: UInt16.Type, forKey key: Key) throws -> UInt16? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: UInt32.Type, forKey key: Key) throws -> UInt32? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { let c = try column(key); return c.decodeNil() ? nil : try c.decode(type) }
+        func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? { let c = try column(key); return c.decodeNil() ? nil : try T(from: c) }
         private func column(_ key: Key) throws -> Column { Column(key: key, value: try value(key)) }
         func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
             // A type of its own made from one column (JSON text parsed, say): it reads the value.

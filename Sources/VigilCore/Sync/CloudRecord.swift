@@ -52,7 +52,7 @@ struct CloudEvidence: Codable {
     var device: String
     var kind: String
     var items: EmbeddedJSON
-    /// Filled from the file after the row is read (no column holds it).
+    /// Filled from the file after the row is read (no column holds it: selected as NULL).
     var archive: String?
 }
 
@@ -69,8 +69,8 @@ struct OutboxRow<Record: Decodable>: Decodable {
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try c.decode(Int64.self, forKey: .id)
-        file = try c.decodeIfPresent(String.self, forKey: .file)
-        bytes = try c.decodeIfPresent(Int.self, forKey: .bytes)
+        file = c.contains(.file) ? try c.decodeIfPresent(String.self, forKey: .file) : nil
+        bytes = c.contains(.bytes) ? try c.decodeIfPresent(Int.self, forKey: .bytes) : nil
         record = try Record(from: decoder)
     }
 }

@@ -131,7 +131,8 @@ public final class Outbox: Sendable {
         let rows = try writer.withDatabase { db -> [OutboxRow<CloudEvidence>] in
             guard try Outbox.hasEvidenceTable(db) else { return [] }
             return try db.fetch(OutboxRow<CloudEvidence>.self, """
-                SELECT rowid AS id, file, bytes, 'evidence' AS type, alert_uuid AS uuid, ? AS node, ts, pipeline, device, kind, items
+                SELECT rowid AS id, file, bytes, 'evidence' AS type, alert_uuid AS uuid, ? AS node, ts, pipeline, device, kind, items,
+                       NULL AS archive
                 FROM evidence WHERE synced_at IS NULL AND rowid > ? ORDER BY rowid LIMIT 1000
                 """, [.text(node), .integer(cursor.evidence)])
         }
