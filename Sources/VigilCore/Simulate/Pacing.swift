@@ -1,14 +1,5 @@
 import Foundation
 
-/// Acknowledgements counted on libmosquitto's network thread.
-final class AckCounter: @unchecked Sendable {
-    // @unchecked Sendable: `n` is guarded by `lock`.
-    private let lock = NSLock()
-    private var n = 0
-    func ack() { lock.withLock { n += 1 } }
-    var count: Int { lock.withLock { n } }
-}
-
 /// Waits for the first connection outcome.
 final class ConnectionWaiter: @unchecked Sendable {
     // @unchecked Sendable: state is guarded by `condition`.

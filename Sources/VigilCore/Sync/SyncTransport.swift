@@ -132,7 +132,7 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
         }
     }
 
-    private let libraryError = LockedString()
+    private let libraryError = Guarded<String?>(nil)
 
     private func onConnect(_ gen: Int, _ rc: Int32, _ reason: String) {
         guard gen == generation, !stopped else { return }
@@ -213,13 +213,4 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
         }
         _ = done.wait(timeout: .now() + 2)
     }
-}
-
-/// A string set on one thread and read on another.
-final class LockedString: @unchecked Sendable {
-    // @unchecked Sendable: guarded by `lock`.
-    private let lock = NSLock()
-    private var _value: String?
-    func set(_ v: String?) { lock.withLock { _value = v } }
-    var value: String? { lock.withLock { _value } }
 }
