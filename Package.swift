@@ -30,7 +30,7 @@ let package = Package(
 
         .target(name: "VigilCore", dependencies: ["SQLite", "MQTT", "ONNX", "Sockets"]),
         .executableTarget(name: "vigild", dependencies: ["VigilCore"]),
-        .executableTarget(name: "vigilctl", dependencies: ["VigilCore"]),
+        .executableTarget(name: "vigilctl", dependencies: ["VigilCore", "Sockets"]),
         // Store benchmark (scripts/bench-store); not shipped.
         .executableTarget(name: "vigil-bench", dependencies: ["VigilCore", "SQLite", "MQTT"]),
 

@@ -154,17 +154,21 @@ public final class TCPListener: @unchecked Sendable {
         while true {
             // Once closed, the descriptor number may already name another file: never touch it.
             if closed.withLock({ isClosed }) { return nil }
-            let c = Glibc.accept(fd, nil, nil)
-            if c >= 0 {
+            do {
+                let c = try syscall { Glibc.accept(fd, nil, nil) }
                 _ = fcntl(c, F_SETFD, FD_CLOEXEC)   // accept4 is not exported to Swift; children (exec actions) must not inherit it
                 return TCPConnection(fd: c)
+            } catch {
+                switch error {
+                case .connectionAborted:
+                    continue
+                case .tooManyOpenFiles, .tooManyOpenFilesInSystem:
+                    usleep(100_000)   // out of descriptors: back off
+                    continue
+                default:
+                    return nil   // closed under us (EBADF, EINVAL): the loop's check says so
+                }
             }
-            if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE {
-                if closed.withLock({ isClosed }) { return nil }
-                if errno == EMFILE || errno == ENFILE { usleep(100_000) }  // out of descriptors: back off
-                continue
-            }
-            return nil
         }
     }
 
@@ -246,12 +250,10 @@ public final class TCPConnection: @unchecked Sendable {
             let left = deadline - TCPConnection.now()
             if left <= 0 { return (data, true) }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let r = poll(&p, 1, Int32(min(left * 1000 + 1, 60_000)))
-            if r < 0 && errno == EINTR { continue }
-            if r <= 0 { return (data, r == 0) }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min($0.count, limit - data.count), 0) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
+            guard let r = try? syscall({ poll(&p, 1, Int32(min(left * 1000 + 1, 60_000))) }) else { return (data, false) }
+            if r == 0 { return (data, true) }
+            let want = min(chunk.count, limit - data.count)
+            guard let n = try? syscall({ chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, want, 0) } }), n > 0 else { break }
             data.append(contentsOf: chunk[..<n])
             if complete(data) { break }
         }
@@ -266,21 +268,15 @@ public final class TCPConnection: @unchecked Sendable {
             let left = deadline - TCPConnection.now()
             if left <= 0 { return false }
             var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            let r = poll(&p, 1, Int32(min(left * 1000 + 1, 60_000)))
-            if r < 0 && errno == EINTR { continue }
-            if r <= 0 { return false }
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
+            guard let r = try? syscall({ poll(&p, 1, Int32(min(left * 1000 + 1, 60_000))) }), r > 0 else { return false }
+            let offset = sent
+            guard let n = try? syscall({ bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) } }),
+                  n > 0 else { return false }
             sent += n
         }
         return true
     }
 
     /// Monotonic seconds, for deadlines.
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    public static func now() -> Double { monotonicSeconds() }
 }

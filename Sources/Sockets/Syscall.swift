@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// A failed system call's error number, typed: `switch` on it (`case .noSpace:`), or print it
+/// (strerror's words).
+public struct Errno: Error, Hashable, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public init(_ code: Int32) { self.code = code }
+
+    public static let interrupted = Errno(EINTR)
+    public static let noSpace = Errno(ENOSPC)
+    public static let quotaExceeded = Errno(EDQUOT)
+    public static let brokenPipe = Errno(EPIPE)
+    public static let connectionAborted = Errno(ECONNABORTED)
+    public static let tooManyOpenFiles = Errno(EMFILE)
+    public static let tooManyOpenFilesInSystem = Errno(ENFILE)
+
+    public var description: String { String(cString: strerror(code)) }
+}
+
+/// Runs a system call, and again while it fails with EINTR (a signal arrived: nothing went
+/// wrong), so no caller writes that loop; any other failure (-1) throws its errno. The one
+/// place the service's POSIX calls read `errno`.
+@inline(__always)
+public func syscall<T: BinaryInteger>(_ call: () -> T) throws(Errno) -> T {
+    while true {
+        let rc = call()
+        if rc != -1 { return rc }
+        let e = errno
+        if e != EINTR { throw Errno(e) }
+    }
+}
+
+/// Plain descriptors: standard output and error, the journal's files.
+public enum FileDescriptor {
+    public static let standardOutput: Int32 = 1
+    public static let standardError: Int32 = 2
+
+    /// Writes all of `bytes` to `fd`, continuing after a short write (a pipe or terminal takes
+    /// what fits) or EINTR. Throws the errno of a write that failed; what was written stays written.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(Errno) {
+        var done = 0
+        while done < bytes.count {
+            let offset = done
+            done += try syscall { bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) } }
+        }
+    }
+}
+
+/// The monotonic clock in seconds (CLOCK_MONOTONIC): deadlines and ages that a change of the
+/// wall clock must not move.
+public func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
