@@ -5,10 +5,11 @@ import Musl
 #endif
 import Foundation
 
-// Sockets: the only Vigil module besides the three C wrappers that uses unsafe pointers.
-// It holds the few POSIX socket calls the service layer needs (a datagram to systemd's
-// notify socket, a loopback HTTP listener) so VigilCore stays free of unsafe code. Every
-// pointer is lent only inside the `withUnsafe...` closure of the call that uses it.
+// Sockets: with the three C wrappers, the module that calls C and lends pointers. It holds the
+// POSIX calls the service needs (a datagram to systemd's notify socket, a loopback HTTP
+// listener, the journal's append-only file, `syscall`, signals, the monotonic clock), so
+// VigilCore has none of its own except the three docs/architecture.md lists ("Unsafe code").
+// Every pointer is lent only inside the `withUnsafe...` closure of the call that uses it.
 
 /// A socket call that failed, with the operation and address at fault.
 public struct SocketError: Error, CustomStringConvertible, Sendable {

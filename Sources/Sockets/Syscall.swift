@@ -57,3 +57,16 @@ public func monotonicSeconds() -> Double {
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
+
+/// The few signal calls the service makes, so VigilCore needs no libc of its own.
+public enum Signals {
+    /// Ignores these signals' default action (a DispatchSource still receives them).
+    public static func ignore(_ signals: [Int32]) {
+        for s in signals { _ = signal(s, SIG_IGN) }
+    }
+
+    /// Sends `signal` to every process in the process group `group` (`kill(-group, signal)`);
+    /// false when none is left (ESRCH) or it may not be signalled.
+    @discardableResult
+    public static func sendToGroup(_ group: Int32, _ signal: Int32) -> Bool { kill(-group, signal) == 0 }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Sockets
 
 /// Whether the daemon does its job, and if not, why (each reason one short phrase).
 public struct Health: Sendable, Equatable {
@@ -83,9 +84,6 @@ public final class HealthMonitor: @unchecked Sendable {
         return Health(reasons: reasons)
     }
 
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    /// Monotonic seconds (CLOCK_MONOTONIC, through the Sockets module).
+    public static func now() -> Double { monotonicSeconds() }
 }

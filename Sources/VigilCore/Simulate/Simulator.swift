@@ -135,7 +135,7 @@ public final class Simulator {
             if report.sent - acks.value >= inflightCap {
                 let waitStart = clock.elapsed
                 while report.sent - acks.value >= inflightCap / 2 && !stop.isSet && client.isConnected {
-                    usleep(200)
+                    Thread.sleep(forTimeInterval: 0.000_2)
                 }
                 report.stalled += clock.elapsed - waitStart
                 now = clock.elapsed
@@ -172,7 +172,7 @@ public final class Simulator {
         // Deliver what is queued: QoS 1 means the broker has it only once it acknowledged it.
         let deadline = clock.elapsed + drainTimeout
         while acks.value < report.sent && clock.elapsed < deadline && client.isConnected {
-            usleep(2000)
+            Thread.sleep(forTimeInterval: 0.002)
         }
         fill(&report)
         return report

@@ -20,7 +20,8 @@ public struct SyncServiceStatus: Sendable {
 /// and read again later (the cloud de-duplicates by uuid). A restart starts from the rows
 /// still unsynced on disk, so nothing is lost and little is repeated.
 public final class SyncService: @unchecked Sendable {
-    // @unchecked Sendable: all mutable state is used only on `queue`.
+    // @unchecked Sendable: all mutable state is used only on `queue` (pump and the transport's
+    // events check it with dispatchPrecondition).
     let settings: SyncSettings
     let node: String
     let outbox: Outbox
@@ -105,12 +106,14 @@ public final class SyncService: @unchecked Sendable {
     public func kick() { queue.async { self.pump() } }
 
     private func transportReady() {
+        dispatchPrecondition(condition: .onQueue(queue))
         retryAt = 0
         backoff.reset()
         pump()
     }
 
     private func transportLost(_ reason: String, retryIn: Double) {
+        dispatchPrecondition(condition: .onQueue(queue))
         abandonInFlight()
         noteError(reason, retryIn: retryIn)
     }
@@ -135,6 +138,7 @@ public final class SyncService: @unchecked Sendable {
     }
 
     private func pump() {
+        dispatchPrecondition(condition: .onQueue(queue))
         while maySend {
             var rows: [SyncRow]
             do {
@@ -186,6 +190,7 @@ public final class SyncService: @unchecked Sendable {
 
     private func finished(_ gen: Int, _ keys: [(table: SyncTable, uuid: String)], _ readSeq: Int,
                           _ result: Result<Void, SyncFailure>) {
+        dispatchPrecondition(condition: .onQueue(queue))
         switch result {
         case .success:
             // An acknowledgement is an acknowledgement, even for a batch given up on.
