@@ -186,13 +186,13 @@ final class StoreTests: XCTestCase {
         defer { store.close() }
         // Commits of 50 rows: a commit refused within a few pages of the cap is the cap's doing
         // (LogWriter.makeRoom); one of 500 rows at a 1 MB cap can look like a full disk.
-        for i in 0..<20_000 {
+        for i in 0..<12_000 {
             store.append(detection(i))
             if i % 50 == 49 { store.flush() }
         }
         store.flush()
         let dropped = try store.stats().droppedDetections
-        XCTAssertGreaterThan(dropped, 0)
+        XCTAssertGreaterThan(dropped, 1_000, "many commits of 50 rows each dropped rows")
         let said = lines.all.filter { $0.contains("storage.max_size_mb") && $0.contains("dropped") }
         XCTAssertEqual(said.count, 1, "one line for many commits that dropped rows: \(said)")
         XCTAssertTrue(said.allSatisfy { $0.contains(" WARNING ") }, "\(said)")
