@@ -5,14 +5,48 @@ import SQLite
 // in declaration order. The wire format is the contract docs/sync.md shows; a column added to
 // a table goes here by name, not by counting positions in a SELECT.
 
-/// An `alerts` row as sent.
-struct CloudAlert: Codable {
+/// A row as the cloud receives it: the fields every record has, then its table's own (`Body`),
+/// flat in one JSON object.
+struct CloudRecord<Body: Codable>: Codable {
     var type: String
     var uuid: String
     var node: String
     var ts: Double
     var pipeline: String
     var device: String
+    var body: Body
+
+    enum CodingKeys: String, CodingKey { case type, uuid, node, ts, pipeline, device }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        type = try c.decode(String.self, forKey: .type)
+        uuid = try c.decode(String.self, forKey: .uuid)
+        node = try c.decode(String.self, forKey: .node)
+        ts = try c.decode(Double.self, forKey: .ts)
+        pipeline = try c.decode(String.self, forKey: .pipeline)
+        device = try c.decode(String.self, forKey: .device)
+        body = try Body(from: decoder)
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(type, forKey: .type)
+        try c.encode(uuid, forKey: .uuid)
+        try c.encode(node, forKey: .node)
+        try c.encode(ts, forKey: .ts)
+        try c.encode(pipeline, forKey: .pipeline)
+        try c.encode(device, forKey: .device)
+        try body.encode(to: encoder)   // the same object: its keys follow
+    }
+}
+
+typealias CloudAlert = CloudRecord<AlertFields>
+typealias CloudDetection = CloudRecord<DetectionFields>
+typealias CloudEvidence = CloudRecord<EvidenceFields>
+
+/// An `alerts` row's own fields.
+struct AlertFields: Codable {
     var state: String
     var label: String?
     var score: Double?
@@ -21,14 +55,8 @@ struct CloudAlert: Codable {
     var actions: EmbeddedJSON
 }
 
-/// A `detections` row as sent.
-struct CloudDetection: Codable {
-    var type: String
-    var uuid: String
-    var node: String
-    var ts: Double
-    var pipeline: String
-    var device: String
+/// A `detections` row's own fields.
+struct DetectionFields: Codable {
     var model: String
     var label: String
     var score: Double
@@ -37,19 +65,13 @@ struct CloudDetection: Codable {
     var latencyMs: Double?
 
     enum CodingKeys: String, CodingKey {
-        case type, uuid, node, ts, pipeline, device, model, label, score, scores
+        case model, label, score, scores
         case latencyMs = "latency_ms"
     }
 }
 
-/// An `evidence` row as sent, with its archive (`<uuid>.tar`) in base64.
-struct CloudEvidence: Codable {
-    var type: String
-    var uuid: String
-    var node: String
-    var ts: Double
-    var pipeline: String
-    var device: String
+/// An `evidence` row's own fields, with its archive (`<uuid>.tar`) in base64.
+struct EvidenceFields: Codable {
     var kind: String
     var items: EmbeddedJSON
     /// Filled from the file after the row is read (no column holds it: selected as NULL).

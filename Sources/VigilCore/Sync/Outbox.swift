@@ -144,7 +144,7 @@ public final class Outbox: Sendable {
             guard let file = r.file, let data = FileManager.default.contents(atPath: file) else { continue }
             used += data.count
             var record = r.record
-            record.archive = data.base64EncodedString()
+            record.body.archive = data.base64EncodedString()
             out.append(SyncRow(table: .evidence, id: r.id, uuid: record.uuid, ts: record.ts, record: try JSONValue(encoding: record)))
         }
         return out
