@@ -155,8 +155,8 @@ extension LogWriter {
         let totals = "dropped so far: \(droppedDetectionsTotal) detections, \(droppedAlertsTotal) alerts"
         if routine {
             if let said = capReport.add(detections: d, alerts: a, neverSynced: neverSynced, now: HealthMonitor.now()) {
-                log.warning("store \(path): \(why): dropped the \(said.detections) oldest detections and \(said.alerts) alerts "
-                            + "\(said.span) (\(said.neverSynced) never synced); \(totals)")
+                log.warning("store \(path): \(why): dropped the \(said.detections) oldest detections and \(said.alerts) alerts"
+                            + "\(said.span) (\(said.neverSynced) never synced); \(totals) (said at most every \(Int(CapReport.interval)) s)")
             }
         } else {
             log.limited(.error, key: "store-drop",
@@ -191,7 +191,7 @@ struct CapReport {
         waiting.alerts += alerts
         waiting.neverSynced += neverSynced
         guard now - lastSaid >= CapReport.interval else { return nil }
-        let span = lastSaid.isFinite ? "in the last \(Int(now - lastSaid)) s" : "(said again at most every \(Int(CapReport.interval)) s)"
+        let span = lastSaid.isFinite ? " in the last \(Int(now - lastSaid)) s" : ""
         defer { waiting = (0, 0, 0); lastSaid = now }
         return (waiting.detections, waiting.alerts, waiting.neverSynced, span)
     }

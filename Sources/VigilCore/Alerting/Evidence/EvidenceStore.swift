@@ -20,7 +20,7 @@ import SQLite
 /// Idempotent by alert uuid: a replayed frame raises the same alert, whose evidence is kept once.
 /// All work runs on its own serial queue, never on a lane.
 public final class EvidenceStore: @unchecked Sendable {
-    // @unchecked Sendable: `index`, `known`, `total`, `droppedTotal` and `keptListener` are used only on `queue`; `waiting`
+    // @unchecked Sendable: `index`, `known`, `total`, `droppedTotal` and `keptListener` are used only on `queue` (asserted in reconcile, writeOnQueue, evict); `waiting`
     // under `waitingLock`; the rest is immutable.
     public let directory: String
     public let capBytes: Int
@@ -67,6 +67,7 @@ public final class EvidenceStore: @unchecked Sendable {
     /// Matches folder and table after a crash or a changed cap: temp files and files without a
     /// row go, rows without a file go, and the oldest go while the total is over the cap.
     private func reconcile() {
+        dispatchPrecondition(condition: .onQueue(queue))
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         let read: [[SQLValue]]? = store.withDatabase { db in
             try? db.query("SELECT alert_uuid, ts, bytes FROM evidence ORDER BY ts, alert_uuid")
@@ -150,6 +151,7 @@ public final class EvidenceStore: @unchecked Sendable {
     public var usage: (alerts: Int, bytes: Int, dropped: Int) { queue.sync { (index.count, total, droppedTotal) } }
 
     func writeOnQueue(_ c: EvidenceCapture) {
+        dispatchPrecondition(condition: .onQueue(queue))
         let uuid = c.alert.uuid
         guard !known.contains(uuid), RowID.isUUID(uuid) else { return }
         let (entries, items) = EvidenceBundle.make(c)
@@ -202,6 +204,7 @@ public final class EvidenceStore: @unchecked Sendable {
     /// Deletes the oldest archives until `need` more bytes fit under the cap: rows first (with the
     /// count, in one transaction), then the files.
     private func evict(need: Int, reason: String) {
+        dispatchPrecondition(condition: .onQueue(queue))
         var victims: [Entry] = []
         var freed = 0
         while total - freed + need > capBytes, victims.count < index.count {
