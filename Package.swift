@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "ONNX", dependencies: ["COnnxRuntime"]),
 
         // The POSIX calls of the service layer (sd_notify datagrams, the /metrics listener, the
-        // journal's file, `syscall` with EINTR retried, signals, the monotonic clock): Glibc only.
+        // journal's file, `syscall` with EINTR retried, signals): Glibc only.
         .target(name: "Sockets"),
 
         .target(name: "VigilCore", dependencies: ["SQLite", "MQTT", "ONNX", "Sockets"]),

@@ -7,7 +7,7 @@ import Foundation
 
 // Sockets: with the three C wrappers, the module that calls C and lends pointers. It holds the
 // POSIX calls the service needs (a datagram to systemd's notify socket, a loopback HTTP
-// listener, the journal's append-only file, `syscall`, signals, the monotonic clock), so
+// listener, the journal's append-only file, `syscall`, signals), so
 // VigilCore has none of its own except the three docs/architecture.md lists ("Unsafe code").
 // Every pointer is lent only inside the `withUnsafe...` closure of the call that uses it.
 
@@ -279,5 +279,9 @@ public final class TCPConnection: @unchecked Sendable {
     }
 
     /// Monotonic seconds, for deadlines.
-    public static func now() -> Double { monotonicSeconds() }
+    public static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
 }

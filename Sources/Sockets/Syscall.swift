@@ -50,14 +50,6 @@ public enum FileDescriptor {
     }
 }
 
-/// The monotonic clock in seconds (CLOCK_MONOTONIC): deadlines and ages that a change of the
-/// wall clock must not move.
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 /// The few signal calls the service makes, so VigilCore needs no libc of its own.
 public enum Signals {
     /// Ignores these signals' default action (a DispatchSource still receives them).

@@ -1,5 +1,4 @@
 import Foundation
-import Sockets
 
 /// Whether the daemon does its job, and if not, why (each reason one short phrase).
 public struct Health: Sendable, Equatable {
@@ -84,6 +83,7 @@ public final class HealthMonitor: @unchecked Sendable {
         return Health(reasons: reasons)
     }
 
-    /// Monotonic seconds (CLOCK_MONOTONIC, through the Sockets module).
+    /// Monotonic seconds: Dispatch's uptime clock (Inference/Engine.swift's `monotonicSeconds`,
+    /// CLOCK_MONOTONIC on Linux, as the `clock_gettime` call here was).
     public static func now() -> Double { monotonicSeconds() }
 }
