@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // Vigil: edge-inference daemon for Linux IoT gateways.
-// No package dependencies: Foundation, Dispatch and three C libraries
+// No package dependencies: Foundation, Dispatch, Synchronization and three C libraries
 // (ONNX Runtime's C API, libmosquitto, SQLite 3), each behind one wrapper module.
 import PackageDescription
 
@@ -19,18 +19,19 @@ let package = Package(
         .systemLibrary(name: "COnnxRuntime", pkgConfig: "libonnxruntime",
                        providers: [.apt(["libonnxruntime-dev"])]),
 
-        // Swift wrappers: the only modules with unsafe code.
+        // Swift wrappers: with Sockets, the only modules that call C or lend pointers
+        // (docs/architecture.md, "Unsafe code", lists the three exceptions left in VigilCore).
         .target(name: "SQLite", dependencies: ["CSQLite"]),
         .target(name: "MQTT", dependencies: ["CMosquitto"]),
         .target(name: "ONNX", dependencies: ["COnnxRuntime"]),
 
-        // POSIX sockets for the service layer (sd_notify datagrams, the /metrics listener):
-        // Glibc only, kept out of VigilCore so that stays free of unsafe code.
+        // The POSIX calls of the service layer (sd_notify datagrams, the /metrics listener, the
+        // journal's file, `syscall` with EINTR retried, signals): Glibc only.
         .target(name: "Sockets"),
 
         .target(name: "VigilCore", dependencies: ["SQLite", "MQTT", "ONNX", "Sockets"]),
         .executableTarget(name: "vigild", dependencies: ["VigilCore"]),
-        .executableTarget(name: "vigilctl", dependencies: ["VigilCore"]),
+        .executableTarget(name: "vigilctl", dependencies: ["VigilCore", "Sockets"]),
         // Store benchmark (scripts/bench-store); not shipped.
         .executableTarget(name: "vigil-bench", dependencies: ["VigilCore", "SQLite", "MQTT"]),
 

@@ -10,18 +10,29 @@ public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     public let operation: String
     public let sql: String?
 
-    public var isFull: Bool { code == SQLITE_FULL }
-    public var isBusy: Bool { code == SQLITE_BUSY || code == SQLITE_LOCKED }
-    public var isConstraint: Bool { code == SQLITE_CONSTRAINT }
-    public var isReadOnly: Bool { code == SQLITE_READONLY }
-    public var isCorrupt: Bool { code == SQLITE_CORRUPT || code == SQLITE_NOTADB }
-    public var isCantOpen: Bool { code == SQLITE_CANTOPEN }
+    /// The primary result code as a value to `switch` on; nil for a code SQLite may add later.
+    public var result: SQLiteResultCode? { SQLiteResultCode(rawValue: code) }
+
+    public var isFull: Bool { result == .full }
+    public var isBusy: Bool { result == .busy || result == .locked }
+    public var isConstraint: Bool { result == .constraint }
+    public var isReadOnly: Bool { result == .readOnly }
+    public var isCorrupt: Bool { result == .corrupt || result == .notADatabase }
+    public var isCantOpen: Bool { result == .cantOpen }
 
     public var description: String {
         var s = "SQLite \(operation) failed: \(message) (code \(extendedCode))"
         if let sql { s += " in: \(sql)" }
         return s
     }
+}
+
+/// SQLite's primary result codes (https://sqlite.org/rescode.html), the low byte of every
+/// extended code: what callers `switch` on instead of comparing numbers.
+public enum SQLiteResultCode: Int32, Sendable {
+    case error = 1, `internal`, permission, abort, busy, locked, noMemory, readOnly, interrupt, ioError,
+         corrupt, notFound, full, cantOpen, `protocol`, empty, schema, tooBig, constraint, mismatch,
+         misuse, noLargeFile, authorization, format, range, notADatabase, notice, warning
 }
 
 /// Turns a SQLite status into a typed error; the one place C status codes are read.

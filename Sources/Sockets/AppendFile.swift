@@ -20,13 +20,11 @@ public final class AppendFile: @unchecked Sendable {
     /// Opens (creating, mode 0640) for appending; `size` starts at the file's current length.
     public init(path: String) throws {
         self.path = path
-        let fd = retryingEINTR { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640) }
-        guard fd >= 0 else { throw FileError(operation: "open", path: path, errno: errno) }
+        let fd = try FileError.at("open", path) { open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else {
-            let e = errno
+        do { _ = try syscall { fstat(fd, &st) } } catch {
             Glibc.close(fd)
-            throw FileError(operation: "stat", path: path, errno: e)
+            throw FileError(operation: "stat", path: path, errno: error.code)
         }
         self.fd = fd
         self.size = Int(st.st_size)
@@ -36,36 +34,27 @@ public final class AppendFile: @unchecked Sendable {
 
     /// Writes all of `bytes` (continuing after a short write or EINTR).
     public func append(_ bytes: [UInt8]) throws {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FileError(operation: "write", path: path, errno: errno)
-            }
-            done += n
+        do { try FileDescriptor.writeAll(fd, bytes) } catch {
+            throw FileError(operation: "write", path: path, errno: error.code)
         }
-        size += done
+        size += bytes.count
     }
 
     /// Data (not metadata beyond the size) on stable storage: survives a power cut.
     public func syncData() throws {
-        guard retryingEINTR({ fdatasync(fd) }) == 0 else { throw FileError(operation: "fdatasync", path: path, errno: errno) }
+        _ = try FileError.at("fdatasync", path) { fdatasync(fd) }
     }
 
     /// Cuts the file to `length` bytes (a torn record at the end, found on recovery).
     public static func truncate(_ path: String, to length: Int) throws {
-        guard retryingEINTR({ Glibc.truncate(path, off_t(length)) }) == 0 else {
-            throw FileError(operation: "truncate", path: path, errno: errno)
-        }
+        _ = try FileError.at("truncate", path) { Glibc.truncate(path, off_t(length)) }
     }
 
     /// Makes a new or removed directory entry durable (a power cut must not lose a new segment's name).
     public static func syncDirectory(_ path: String) throws {
-        let fd = retryingEINTR { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard fd >= 0 else { throw FileError(operation: "open directory", path: path, errno: errno) }
+        let fd = try FileError.at("open directory", path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         defer { Glibc.close(fd) }
-        guard retryingEINTR({ fsync(fd) }) == 0 else { throw FileError(operation: "fsync directory", path: path, errno: errno) }
+        _ = try FileError.at("fsync directory", path) { fsync(fd) }
     }
 }
 
@@ -75,22 +64,20 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
     public let path: String
     public let errno: Int32
     public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
-    public var isNoSpace: Bool { errno == ENOSPC || errno == EDQUOT }
+    public var isNoSpace: Bool { Errno(errno) == .noSpace || Errno(errno) == .quotaExceeded }
 }
 
-/// Runs a system call again while it fails with EINTR.
-@inline(__always)
-func retryingEINTR(_ call: () -> Int32) -> Int32 {
-    while true {
-        let rc = call()
-        if rc == -1 && errno == EINTR { continue }
-        return rc
+extension FileError {
+    /// Runs a file call through `syscall` (EINTR retried); a failure becomes a FileError naming
+    /// the operation and path.
+    static func at<T: BinaryInteger>(_ operation: String, _ path: String, _ call: () -> T) throws(FileError) -> T {
+        do { return try syscall(call) } catch { throw FileError(operation: operation, path: path, errno: error.code) }
     }
 }
 
 extension AppendFile {
     /// rename(2): replaces `to` atomically, so a reader sees the old file or the whole new one.
     public static func rename(_ from: String, to: String) throws {
-        guard retryingEINTR({ Glibc.rename(from, to) }) == 0 else { throw FileError(operation: "rename to \(to)", path: from, errno: errno) }
+        _ = try FileError.at("rename to \(to)", from) { Glibc.rename(from, to) }
     }
 }

@@ -5,10 +5,11 @@ import Musl
 #endif
 import Foundation
 
-// Sockets: the only Vigil module besides the three C wrappers that uses unsafe pointers.
-// It holds the few POSIX socket calls the service layer needs (a datagram to systemd's
-// notify socket, a loopback HTTP listener) so VigilCore stays free of unsafe code. Every
-// pointer is lent only inside the `withUnsafe...` closure of the call that uses it.
+// Sockets: with the three C wrappers, the module that calls C and lends pointers. It holds the
+// POSIX calls the service needs (a datagram to systemd's notify socket, a loopback HTTP
+// listener, the journal's append-only file, `syscall`, signals), so
+// VigilCore has none of its own except the three docs/architecture.md lists ("Unsafe code").
+// Every pointer is lent only inside the `withUnsafe...` closure of the call that uses it.
 
 /// A socket call that failed, with the operation and address at fault.
 public struct SocketError: Error, CustomStringConvertible, Sendable {
@@ -154,17 +155,21 @@ public final class TCPListener: @unchecked Sendable {
         while true {
             // Once closed, the descriptor number may already name another file: never touch it.
             if closed.withLock({ isClosed }) { return nil }
-            let c = Glibc.accept(fd, nil, nil)
-            if c >= 0 {
+            do {
+                let c = try syscall { Glibc.accept(fd, nil, nil) }
                 _ = fcntl(c, F_SETFD, FD_CLOEXEC)   // accept4 is not exported to Swift; children (exec actions) must not inherit it
                 return TCPConnection(fd: c)
+            } catch {
+                switch error {
+                case .connectionAborted:
+                    continue
+                case .tooManyOpenFiles, .tooManyOpenFilesInSystem:
+                    usleep(100_000)   // out of descriptors: back off
+                    continue
+                default:
+                    return nil   // closed under us (EBADF, EINVAL): the loop's check says so
+                }
             }
-            if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE {
-                if closed.withLock({ isClosed }) { return nil }
-                if errno == EMFILE || errno == ENFILE { usleep(100_000) }  // out of descriptors: back off
-                continue
-            }
-            return nil
         }
     }
 
@@ -246,12 +251,10 @@ public final class TCPConnection: @unchecked Sendable {
             let left = deadline - TCPConnection.now()
             if left <= 0 { return (data, true) }
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let r = poll(&p, 1, Int32(min(left * 1000 + 1, 60_000)))
-            if r < 0 && errno == EINTR { continue }
-            if r <= 0 { return (data, r == 0) }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min($0.count, limit - data.count), 0) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
+            guard let r = try? syscall({ poll(&p, 1, Int32(min(left * 1000 + 1, 60_000))) }) else { return (data, false) }
+            if r == 0 { return (data, true) }
+            let want = min(chunk.count, limit - data.count)
+            guard let n = try? syscall({ chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, want, 0) } }), n > 0 else { break }
             data.append(contentsOf: chunk[..<n])
             if complete(data) { break }
         }
@@ -266,12 +269,10 @@ public final class TCPConnection: @unchecked Sendable {
             let left = deadline - TCPConnection.now()
             if left <= 0 { return false }
             var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-            let r = poll(&p, 1, Int32(min(left * 1000 + 1, 60_000)))
-            if r < 0 && errno == EINTR { continue }
-            if r <= 0 { return false }
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
+            guard let r = try? syscall({ poll(&p, 1, Int32(min(left * 1000 + 1, 60_000))) }), r > 0 else { return false }
+            let offset = sent
+            guard let n = try? syscall({ bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) } }),
+                  n > 0 else { return false }
             sent += n
         }
         return true

@@ -1,4 +1,5 @@
 import Foundation
+import Sockets
 import VigilCore
 
 /// Buffered standard output: one write(2) per 64 KiB rather than per row, flushed on demand
@@ -13,15 +14,8 @@ final class Output {
     }
 
     func flush() {
-        var offset = 0
-        while offset < buffer.count {
-            let n = buffer[offset...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                break   // EPIPE and friends: the reader went away; nothing useful left to do.
-            }
-            offset += n
-        }
+        // EPIPE and friends: the reader went away; nothing useful left to do.
+        try? FileDescriptor.writeAll(FileDescriptor.standardOutput, buffer)
         buffer.removeAll(keepingCapacity: true)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Sockets
 import VigilCore
 
 /// `vigilctl evidence UUID`: writes out what an alert kept (Evidence/ in VigilCore).
@@ -56,11 +57,8 @@ enum EvidenceCommand {
         let target = a.string("--output") ?? "-"
         if target == "-" {
             Output.shared.flush()
-            var off = 0
-            while off < bytes.count {
-                let n = bytes[off...].withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
-                if n < 0 { if errno == EINTR { continue }; throw Failure("cannot write to stdout: \(String(cString: strerror(errno)))") }
-                off += n
+            do { try FileDescriptor.writeAll(FileDescriptor.standardOutput, bytes) } catch {
+                throw Failure("cannot write to stdout: \(error)")
             }
             return ExitCode.ok
         }

@@ -155,6 +155,50 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try store.stats().droppedDetections, 0, "retention is not a drop")
     }
 
+    /// Issue 19: a local-only log (no `sync`) is acknowledged by nobody, so retention goes by
+    /// age alone; before, `retention_days` never applied and the log lived at its cap.
+    func testWithoutSyncRetentionDeletesOldRowsWhateverSyncedAtSays() throws {
+        let store = try Store(settings: settings(retentionDays: 2), keepsUnsynced: false)
+        defer { store.close() }
+        let now = 1_800_000_000.0
+        let old = now - 3 * 86_400, recent = now - 86_400
+        let rows = [detection(0, ts: old), detection(1, ts: old), detection(2, ts: recent)]
+        for d in rows { store.append(d) }
+        store.append(alert(0, ts: old))
+        store.append(alert(1, ts: recent))
+        store.flush()
+        try store.markSynced([(.detections, rows[0].uuid)])   // synced or not makes no difference
+        let deleted = store.runRetention(now: now)
+        XCTAssertEqual(deleted.detections, 2)
+        XCTAssertEqual(deleted.alerts, 1)
+        let left = store.withDatabase { try! $0.query("SELECT uuid FROM detections ORDER BY id").map { $0[0].string! } }
+        XCTAssertEqual(left, [rows[2].uuid], "only the recent row stays")
+        XCTAssertEqual(count(store, "SELECT count(*) FROM alerts"), 1)
+        XCTAssertEqual(try store.stats().droppedDetections, 0, "retention is not a drop")
+    }
+
+    /// Issue 19: a local-only log lives at its cap, dropping rows at every commit. That is the
+    /// cap doing its job: one warning now and then (rate-limited), not an ERROR per commit.
+    func testReachingTheCapIsARateLimitedWarningNotAnErrorPerCommit() throws {
+        let lines = ServiceLogTests.Lines()
+        let store = try Store(settings: settings(maxMB: 1), keepsUnsynced: false,
+                              logger: Logger(journald: false, sink: { lines.add($0) }))
+        defer { store.close() }
+        // Commits of 50 rows: a commit refused within a few pages of the cap is the cap's doing
+        // (LogWriter.makeRoom); one of 500 rows at a 1 MB cap can look like a full disk.
+        for i in 0..<12_000 {
+            store.append(detection(i))
+            if i % 50 == 49 { store.flush() }
+        }
+        store.flush()
+        let dropped = try store.stats().droppedDetections
+        XCTAssertGreaterThan(dropped, 1_000, "many commits of 50 rows each dropped rows")
+        let said = lines.all.filter { $0.contains("storage.max_size_mb") && $0.contains("dropped") }
+        XCTAssertEqual(said.count, 1, "one line for many commits that dropped rows: \(said)")
+        XCTAssertTrue(said.allSatisfy { $0.contains(" WARNING ") }, "\(said)")
+        XCTAssertEqual(lines.all.filter { $0.contains(" ERROR ") }, [String]())
+    }
+
     func testSizeCapDropsOldestDetectionsFirstKeepsAlertsAndCounts() throws {
         let store = try Store(settings: settings(maxMB: 1))
         for i in 0..<20 { store.append(alert(i, ts: 1_600_000_000 + Double(i))) }   // older than every detection

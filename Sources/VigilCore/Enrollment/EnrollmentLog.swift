@@ -95,7 +95,7 @@ public enum EnrollmentLog {
 extension Store {
     /// The log's change counter and every enrollment (vigild, at start and when the counter moves).
     public func loadEnrollments() throws -> (version: Int64, enrollments: [Enrollment], bad: [String]) {
-        try queue.sync {
+        try withDatabase { db in
             let v = try EnrollmentLog.changeCounter(db)
             let (all, bad) = try EnrollmentLog.all(db)
             return (v, all, bad)
@@ -103,30 +103,7 @@ extension Store {
     }
 
     public func enrollmentChangeCounter() throws -> Int64 {
-        try queue.sync { try EnrollmentLog.changeCounter(db) }
-    }
-
-    /// Unsynced enrollments past `after` (their `id`), oldest first, as cloud records (`type`
-    /// "enrollment", the prototypes in base64 of their float32 LE bytes). Sent after alerts
-    /// and before detections; at least once, by uuid. An unenroll is not sent (the row is gone).
-    func unsyncedEnrollmentsOnQueue(limit: Int, after: Int64, node: String) throws -> [SyncRow] {
-        guard try EnrollmentLog.hasTable(db) else { return [] }
-        return try db.query("""
-            SELECT id, uuid, created, pipeline, label, kind, model_version, dim, prototypes, threshold, source FROM enrollments
-            WHERE synced_at IS NULL AND id > ? ORDER BY id LIMIT ?
-            """, [.integer(after), .integer(Int64(limit))]).map { r in
-            let uuid = r[1].string ?? ""
-            var blob: [UInt8] = []
-            if case .blob(let b) = r[8] { blob = b }
-            let record = JSONValue.object([
-                ("type", .string("enrollment")), ("uuid", .string(uuid)), ("node", .string(node)),
-                ("ts", .number(r[2].double ?? 0)), ("pipeline", .string(r[3].string ?? "")), ("label", .string(r[4].string ?? "")),
-                ("kind", .string(r[5].string ?? "")), ("model_version", .string(r[6].string ?? "")),
-                ("dim", .number(Double(r[7].int ?? 0))), ("threshold", .number(r[9].double ?? 0)),
-                ("source", .string(r[10].string ?? "")), ("prototypes", .string(Data(blob).base64EncodedString())),
-            ])
-            return SyncRow(table: .enrollments, id: r[0].int ?? 0, uuid: uuid, ts: r[2].double ?? 0, record: record, readSeq: changeSeq)
-        }
+        try withDatabase { db in try EnrollmentLog.changeCounter(db) }
     }
 }
 

@@ -54,7 +54,8 @@ public final class Daemon: @unchecked Sendable {
         self.currentModels = models
         let counters = self.counters
         counters.declare(config)
-        let store = try Store(settings: config.storage, counters: counters)
+        // Without sync nothing else ever deletes rows: retention then goes by age alone (issue 19).
+        let store = try Store(settings: config.storage, counters: counters, keepsUnsynced: config.sync != nil)
         self.store = store
         let book = baselines
         book.load(store.loadBaselines())
@@ -225,7 +226,7 @@ public final class Daemon: @unchecked Sendable {
         var handlers = MQTTHandlers()
         let qos = b.qos
         let address = b.address
-        let wasConnected = Flag()
+        let wasConnected = Guarded(false)
         handlers.connected = { [weak self] rc, reason in
             guard let self else { return }
             guard rc == 0 else {
@@ -234,7 +235,7 @@ public final class Daemon: @unchecked Sendable {
             }
             // Messages the broker resends now are ones already taken (and journaled) if their id and bytes match.
             self.intake.redeliveries.connected()
-            log.notice("connected to broker \(address)" + (wasConnected.getAndSet() ? " again" : ""))
+            log.notice("connected to broker \(address)" + (wasConnected.withLock { was in defer { was = true }; return was } ? " again" : ""))
             self.counters.metrics.add(MetricName.brokerConnects)
             // The current config's topics: a reload may have changed them since start().
             for s in Daemon.subscriptions(self.config) {
@@ -347,14 +348,6 @@ public final class Daemon: @unchecked Sendable {
         let a = alerts.counts
         return "frames \(s.totalReceived), detections \(s.stored), rejected \(s.totalRejected), dropped \(s.totalDropped), rows not stored \(s.notStored), alerts raised \(a.raised), cleared \(a.cleared)"
     }
-}
-
-/// A thread-safe boolean that remembers whether it was ever set.
-final class Flag: @unchecked Sendable {
-    // @unchecked Sendable: guarded by `lock`.
-    private let lock = NSLock()
-    private var value = false
-    func getAndSet() -> Bool { lock.withLock { defer { value = true }; return value } }
 }
 
 /// Remembers the last acknowledged message ids so a publish can be waited for (the

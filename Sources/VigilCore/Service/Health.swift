@@ -83,9 +83,7 @@ public final class HealthMonitor: @unchecked Sendable {
         return Health(reasons: reasons)
     }
 
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    /// Monotonic seconds: Dispatch's uptime clock (Inference/Engine.swift's `monotonicSeconds`,
+    /// CLOCK_MONOTONIC on Linux, as the `clock_gettime` call here was).
+    public static func now() -> Double { monotonicSeconds() }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Sockets
 
 /// vigild's life as a service: start in order (models and store, broker, HTTP listener,
 /// watchdog), tell systemd READY=1, then react to signals on the main queue until SIGTERM.
@@ -28,7 +29,7 @@ public final class ServiceLifecycle: @unchecked Sendable {
 
     /// Starts everything and never returns: the process ends in `shutdown`.
     public func run() -> Never {
-        for sig in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { signal(sig, SIG_IGN) }
+        Signals.ignore([SIGTERM, SIGINT, SIGHUP, SIGPIPE])
         // Sources first: a SIGTERM that arrives while the broker and listener start is kept
         // and handled once the main queue runs, not lost to SIG_IGN.
         for (sig, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")] {

@@ -1,4 +1,5 @@
 import Foundation
+import Sockets
 
 /// Writes log lines to stderr. Under journald (`JOURNAL_STREAM` set) each line starts with
 /// the syslog priority `<N>` so journalctl shows levels; elsewhere with a timestamp and level.
@@ -106,19 +107,38 @@ public final class Logger: @unchecked Sendable {
         }
         let bytes = Array(line.utf8)
         lock.withLock {
-            // One write(2) per line: lines from several threads never interleave.
-            bytes.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+            // Under the lock, so lines from several threads never interleave; a short write (a
+            // full pipe to journald) is finished, not cut. A failing stderr has nowhere to be told.
+            try? FileDescriptor.writeAll(FileDescriptor.standardError, bytes)
         }
     }
 
-    static func timestamp() -> String {
-        var tv = timeval()
-        gettimeofday(&tv, nil)
-        var t = time_t(tv.tv_sec)
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                      tm.tm_hour, tm.tm_min, tm.tm_sec, Int(tv.tv_usec / 1000))
+    static func timestamp() -> String { UTCTimestamp.string(Date().timeIntervalSince1970) }
+}
+
+/// `2026-12-02T14:52:04.123Z` for epoch seconds, worked out by hand (days to a civil date by
+/// Howard Hinnant's `civil_from_days`): no formatter object to share between threads, no libc.
+public enum UTCTimestamp {
+    public static func string(_ seconds: Double) -> String {
+        let ms = Int64((seconds * 1000).rounded(.down))
+        let msOfDay = ((ms % 86_400_000) + 86_400_000) % 86_400_000
+        let c = civil(days: (ms - msOfDay) / 86_400_000)
+        let s = msOfDay / 1000
+        return String(format: "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ",
+                      c.year, c.month, c.day, s / 3600, s / 60 % 60, s % 60, msOfDay % 1000)
+    }
+
+    /// Year, month (1-12) and day (1-31) of a day counted from 1970-01-01.
+    static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097                                          // [0, 146096]
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365    // [0, 399]
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)                    // [0, 365]
+        let mp = (5 * doy + 2) / 153                                         // [0, 11], from March
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }
 

@@ -40,7 +40,7 @@ public final class SdNotify: Sendable {
     }
 
     public func ready(status: String? = nil) {
-        send(["READY=1"] + (status.map { ["STATUS=\(SdNotify.oneLine($0))"] } ?? []) + ["MAINPID=\(getpid())"])
+        send(["READY=1"] + (status.map { ["STATUS=\(SdNotify.oneLine($0))"] } ?? []) + ["MAINPID=\(ProcessInfo.processInfo.processIdentifier)"])
     }
 
     public func status(_ text: String) { send(["STATUS=\(SdNotify.oneLine(text))"]) }

@@ -6,7 +6,7 @@ import SQLite
 /// a logged reason, while it is not), sends `STATUS=` with live counters, and refreshes the
 /// store gauges (unsynced rows, sync lag, database size) for /metrics.
 public final class Watchdog: @unchecked Sendable {
-    // @unchecked Sendable: mutable state is touched only on `queue`.
+    // @unchecked Sendable: mutable state is touched only on `queue` (beat and refreshGauges assert it).
     public let notify: SdNotify
     public let health: HealthMonitor
     private let daemon: Daemon
@@ -54,6 +54,7 @@ public final class Watchdog: @unchecked Sendable {
     }
 
     private func beat() {
+        dispatchPrecondition(condition: .onQueue(queue))
         let now = HealthMonitor.now()
         let live = health.liveness(now: now)
         if let interval = notify.watchdogInterval {
@@ -101,6 +102,7 @@ public final class Watchdog: @unchecked Sendable {
 
     /// Starts a gauge refresh unless one is still running (on `queue`).
     func refreshGauges(now: Double) {
+        dispatchPrecondition(condition: .onQueue(queue))
         lastGauges = now
         guard !gaugesRunning else { return }
         gaugesRunning = true

@@ -1,14 +1,5 @@
 import Foundation
 
-/// Acknowledgements counted on libmosquitto's network thread.
-final class AckCounter: @unchecked Sendable {
-    // @unchecked Sendable: `n` is guarded by `lock`.
-    private let lock = NSLock()
-    private var n = 0
-    func ack() { lock.withLock { n += 1 } }
-    var count: Int { lock.withLock { n } }
-}
-
 /// Waits for the first connection outcome.
 final class ConnectionWaiter: @unchecked Sendable {
     // @unchecked Sendable: state is guarded by `condition`.
@@ -37,13 +28,13 @@ struct MonotonicClock {
     let start = DispatchTime.now().uptimeNanoseconds
     var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
 
-    /// Sleeps to an absolute point. nanosleep overshoots by ~60 µs; the send loop then sends
+    /// Sleeps to an absolute point. nanosleep (under Thread.sleep) overshoots by ~60 µs; the send loop then sends
     /// everything that fell due meanwhile, so at thousands of messages a second sends come in
     /// bunches of a few. Spinning (sched_yield) to the exact deadline instead kept a whole core
     /// busy, taken from the broker and the system under test in `make bench`.
     func sleep(until t: Double) {
         let left = t - elapsed
-        if left > 0 { usleep(useconds_t(max(1, (left * 1e6).rounded(.up)))) }
+        if left > 0 { Thread.sleep(forTimeInterval: max(1e-6, left)) }
     }
 }
 

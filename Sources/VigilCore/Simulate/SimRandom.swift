@@ -53,31 +53,29 @@ public struct SimRandom: RandomNumberGenerator, Sendable {
 /// Gaussian noise tables shared by every simulated sensor: a sensor reads its noise from a
 /// random offset, so one table serves a thousand devices (a table per device would cost
 /// ~340 KB each). Made once per length from a fixed seed, so runs stay reproducible.
-final class NoiseTables: @unchecked Sendable {
-    // @unchecked Sendable: the dictionaries are guarded by `lock`; tables are immutable once made.
+final class NoiseTables: Sendable {
     static let shared = NoiseTables()
-    private let lock = NSLock()
-    private var bytes: [Int: [Int8]] = [:]
-    private var floats: [Int: [Float]] = [:]
+    private let bytes = Guarded<[Int: [Int8]]>([:])
+    private let floats = Guarded<[Int: [Float]]>([:])
 
     /// Integers from N(0, 3²), clipped to ±20 (camera sensor noise in grey levels).
     func pixelNoise(count: Int) -> [Int8] {
-        lock.withLock {
-            if let t = bytes[count] { return t }
+        bytes.withLock { tables in
+            if let t = tables[count] { return t }
             var r = SimRandom(seed: 0x5EED_0001)
             let t = (0..<count).map { _ in Int8(max(-20, min(20, (3 * r.gaussian()).rounded()))) }
-            bytes[count] = t
+            tables[count] = t
             return t
         }
     }
 
     /// Standard normal samples (audio hiss and rumble).
     func gaussian(count: Int) -> [Float] {
-        lock.withLock {
-            if let t = floats[count] { return t }
+        floats.withLock { tables in
+            if let t = tables[count] { return t }
             var r = SimRandom(seed: 0x5EED_0002)
             let t = (0..<count).map { _ in Float(r.gaussian()) }
-            floats[count] = t
+            tables[count] = t
             return t
         }
     }

@@ -2,13 +2,11 @@ import Foundation
 import MQTT
 
 /// A stop request from a signal handler: it only sets state, the publishing loop reads it.
-public final class StopFlag: @unchecked Sendable {
-    // @unchecked Sendable: `value` is guarded by `lock`.
-    private let lock = NSLock()
-    private var value = false
+public final class StopFlag: Sendable {
+    private let value = Guarded(false)
     public init() {}
-    public func set() { lock.withLock { value = true } }
-    public var isSet: Bool { lock.withLock { value } }
+    public func set() { value.set(true) }
+    public var isSet: Bool { value.value }
 }
 
 /// Publishes synthetic sensor traffic on a schedule. Each (device, kind) stream sends at its
@@ -23,7 +21,8 @@ public final class Simulator {
     /// Called with each injected event once it ends (or the run does): the ground truth.
     public var truth: ((TruthEvent) -> Void)?
 
-    private let acks = AckCounter()
+    /// Acknowledgements counted on libmosquitto's network thread.
+    private let acks = Guarded(0)
 
     public init(settings: SimulatorSettings) { self.settings = settings }
 
@@ -82,7 +81,7 @@ public final class Simulator {
         let connected = ConnectionWaiter()
         var handlers = MQTTHandlers()
         let acks = self.acks
-        handlers.published = { _ in acks.ack() }
+        handlers.published = { _ in acks.withLock { $0 += 1 } }
         handlers.connected = { rc, reason in connected.report(rc == 0 ? nil : reason) }
         handlers.disconnected = { rc, reason in if rc != 0 { connected.report("lost: \(reason)") } }
         let options = MQTTOptions(host: settings.host, port: settings.port, clientID: settings.clientID,
@@ -133,10 +132,10 @@ public final class Simulator {
                 continue
             }
             // Backpressure: libmosquitto queues without bound; wait for the broker instead.
-            if report.sent - acks.count >= inflightCap {
+            if report.sent - acks.value >= inflightCap {
                 let waitStart = clock.elapsed
-                while report.sent - acks.count >= inflightCap / 2 && !stop.isSet && client.isConnected {
-                    usleep(200)
+                while report.sent - acks.value >= inflightCap / 2 && !stop.isSet && client.isConnected {
+                    Thread.sleep(forTimeInterval: 0.000_2)
                 }
                 report.stalled += clock.elapsed - waitStart
                 now = clock.elapsed
@@ -172,14 +171,14 @@ public final class Simulator {
         for s in streams { endEvent(s) }
         // Deliver what is queued: QoS 1 means the broker has it only once it acknowledged it.
         let deadline = clock.elapsed + drainTimeout
-        while acks.count < report.sent && clock.elapsed < deadline && client.isConnected {
-            usleep(2000)
+        while acks.value < report.sent && clock.elapsed < deadline && client.isConnected {
+            Thread.sleep(forTimeInterval: 0.002)
         }
         fill(&report)
         return report
     }
 
-    private func fill(_ report: inout SimulatorReport) { report.acked = acks.count }
+    private func fill(_ report: inout SimulatorReport) { report.acked = acks.value }
 
     /// Writes the payloads a run would publish into `dir` instead, one file each, named
     /// `NNNNNNN-DEVICE-KIND.EXT` in send order (probes and fixtures for benchmarks and

@@ -6,7 +6,7 @@ public struct SimulatorSettings: Sendable {
     public var port = 1883
     public var username: String?
     public var password: String?
-    public var clientID = "vigilctl-sim-\(getpid())"
+    public var clientID = "vigilctl-sim-\(ProcessInfo.processInfo.processIdentifier)"
     public var devices = 1
     public var devicePrefix = "sim"
     public var kinds: [SensorKind] = [.camera, .audio, .env]

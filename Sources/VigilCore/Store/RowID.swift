@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Row identifiers: UUID version 7 (RFC 9562), lower-case text, e.g. `0190b6e2-...`.
 ///
@@ -66,22 +67,24 @@ public enum RowID {
     }
 }
 
-/// xoshiro256** behind a lock, seeded from the system random source once per process.
-private final class LockedGenerator: @unchecked Sendable {
-    // @unchecked Sendable: `s` is only touched under `lock`.
-    private let lock = NSLock()
-    private var s: (UInt64, UInt64, UInt64, UInt64)
+/// xoshiro256** behind a Mutex, seeded from the system random source once per process.
+private final class LockedGenerator: Sendable {
+    private let state: Mutex<Xoshiro256>
 
     init() {
         var rng = SystemRandomNumberGenerator()
-        s = (rng.next(), rng.next(), rng.next(), rng.next() | 1)
+        state = Mutex(Xoshiro256(s: (rng.next(), rng.next(), rng.next(), rng.next() | 1)))
     }
 
     func next() -> (UInt64, UInt64) {
-        lock.withLock { (step(), step()) }
+        state.withLock { (g: inout Xoshiro256) -> (UInt64, UInt64) in (g.step(), g.step()) }
     }
+}
 
-    private func step() -> UInt64 {
+private struct Xoshiro256 {
+    var s: (UInt64, UInt64, UInt64, UInt64)
+
+    mutating func step() -> UInt64 {
         let result = rotl(s.1 &* 5, 7) &* 9
         let t = s.1 << 17
         s.2 ^= s.0; s.3 ^= s.1; s.1 ^= s.2; s.0 ^= s.3

@@ -2,7 +2,7 @@ import Foundation
 import SQLite
 
 /// The `baselines` table, written through the store's one writer (its queue).
-extension Store {
+extension LogWriter {
     /// Upserts snapshots; `reset_at` (set by `vigilctl baseline reset`) is left as it is.
     public func saveBaselines(_ rows: [(key: BaselineBook.Key, snapshot: BaselineSnapshot)], now: Double = Date().timeIntervalSince1970) {
         guard !rows.isEmpty else { return }

@@ -12,18 +12,19 @@ public struct SyncServiceStatus: Sendable {
     public var lastError: String?
 }
 
-/// Forwards the log to the cloud, at least once. It reads unsynced rows through the store's
-/// one writer (alerts before detections, oldest first), sends them as JSON-array batches,
+/// Forwards the log to the cloud, at least once. It reads unsynced rows from the outbox (through
+/// the log's one writer (alerts before detections, oldest first), sends them as JSON-array batches,
 /// and marks rows synced only when the cloud acknowledged their batch. Up to
 /// `max_inflight` batches wait for acknowledgement at once; a cursor keeps the next read
 /// from repeating rows in flight. When the link drops, whatever was in flight is forgotten
 /// and read again later (the cloud de-duplicates by uuid). A restart starts from the rows
 /// still unsynced on disk, so nothing is lost and little is repeated.
 public final class SyncService: @unchecked Sendable {
-    // @unchecked Sendable: all mutable state is used only on `queue`.
+    // @unchecked Sendable: all mutable state is used only on `queue` (pump and the transport's
+    // events check it with dispatchPrecondition).
     let settings: SyncSettings
     let node: String
-    let store: Store
+    let outbox: Outbox
     /// Rows acknowledged, for /metrics.
     let counters: Counters?
     let queue = DispatchQueue(label: "vigil.sync")
@@ -47,7 +48,7 @@ public final class SyncService: @unchecked Sendable {
         self.counters = counters
         self.settings = settings
         self.node = node
-        self.store = store
+        self.outbox = store.outbox
         backoff = Backoff(min: settings.backoffMinSeconds, max: settings.backoffMaxSeconds)
         if let m = settings.mqtt {
             transport = MQTTSyncTransport(settings: m, sync: settings, queue: queue)
@@ -105,12 +106,14 @@ public final class SyncService: @unchecked Sendable {
     public func kick() { queue.async { self.pump() } }
 
     private func transportReady() {
+        dispatchPrecondition(condition: .onQueue(queue))
         retryAt = 0
         backoff.reset()
         pump()
     }
 
     private func transportLost(_ reason: String, retryIn: Double) {
+        dispatchPrecondition(condition: .onQueue(queue))
         abandonInFlight()
         noteError(reason, retryIn: retryIn)
     }
@@ -124,7 +127,7 @@ public final class SyncService: @unchecked Sendable {
     private func noteError(_ message: String, retryIn: Double) {
         lastError = message
         log.limited(.warning, key: "sync-error", "sync: \(message); rows stay unsynced, retrying in \(String(format: "%.1f", retryIn)) s")
-        store.recordSyncError(message)
+        outbox.recordSyncError(message)
     }
 
     /// Whether a new batch may go now. Checked before each one: a send can fail at once
@@ -135,6 +138,7 @@ public final class SyncService: @unchecked Sendable {
     }
 
     private func pump() {
+        dispatchPrecondition(condition: .onQueue(queue))
         while maySend {
             var rows: [SyncRow]
             do {
@@ -172,27 +176,28 @@ public final class SyncService: @unchecked Sendable {
     /// The next rows to send: alerts first, then (with `sync.evidence`) evidence in batches of
     /// its own within `evidence_batch_kb`, then detections.
     private func nextBatch() throws -> [SyncRow] {
-        if settings.evidence, try store.hasUnsyncedEvidence(after: cursor) {
-            if try store.hasUnsyncedAlerts(after: cursor) {
-                return try store.unsynced(limit: settings.batch, after: cursor, node: node, detections: false)
+        if settings.evidence, try outbox.hasUnsyncedEvidence(after: cursor) {
+            if try outbox.hasUnsyncedAlerts(after: cursor) {
+                return try outbox.unsynced(limit: settings.batch, after: cursor, node: node, detections: false)
             }
-            let rows = try store.unsyncedEvidence(after: cursor, budget: settings.evidenceBatchKB << 10, node: node)
+            let rows = try outbox.unsyncedEvidence(after: cursor, budget: settings.evidenceBatchKB << 10, node: node)
             if let big = rows.first, rows.count == 1, (big.record["archive"]?.string?.count ?? 0) / 4 * 3 > settings.evidenceBatchKB << 10 {
                 log.limited(.warning, key: "sync-evidence-big", "sync: the evidence of alert \(big.uuid) is larger than sync.evidence_batch_kb (\(settings.evidenceBatchKB) KB); sent alone in one batch (a cloud broker with a smaller message limit refuses it)")
             }
             if !rows.isEmpty { return rows }
         }
-        return try store.unsynced(limit: settings.batch, after: cursor, node: node)
+        return try outbox.unsynced(limit: settings.batch, after: cursor, node: node)
     }
 
     private func finished(_ gen: Int, _ keys: [(table: SyncTable, uuid: String)], _ readSeq: Int,
                           _ result: Result<Void, SyncFailure>) {
+        dispatchPrecondition(condition: .onQueue(queue))
         switch result {
         case .success:
             // An acknowledgement is an acknowledgement, even for a batch given up on.
             let now = Date().timeIntervalSince1970
             do {
-                try store.markSynced(keys, readSeq: readSeq, at: now)
+                try outbox.markSynced(keys, readSeq: readSeq, at: now)
                 acknowledged += keys.count
                 for (table, n) in Dictionary(grouping: keys, by: { $0.table }).mapValues(\.count) {
                     counters?.rowsSynced(n, table: table.rawValue)

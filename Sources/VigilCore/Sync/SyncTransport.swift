@@ -36,7 +36,8 @@ protocol SyncTransport: AnyObject {
 /// its PUBACK. The transport owns its reconnects: after a loss it drops the client and dials
 /// again after an exponential delay with jitter (libmosquitto's own reconnect has no jitter).
 final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
-    // @unchecked Sendable: all mutable state is used only on `queue`; MQTT callbacks hop onto it.
+    // @unchecked Sendable: all mutable state is used only on `queue` (checked where it changes);
+    // MQTT callbacks hop onto it.
     let settings: SyncSettings.MQTTTarget
     private let queue: DispatchQueue
     private var events: SyncTransportEvents?
@@ -79,6 +80,7 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
     }
 
     private func connect() {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard !stopped else { return }
         generation += 1
         let gen = generation
@@ -132,9 +134,10 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
         }
     }
 
-    private let libraryError = LockedString()
+    private let libraryError = Guarded<String?>(nil)
 
     private func onConnect(_ gen: Int, _ rc: Int32, _ reason: String) {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard gen == generation, !stopped else { return }
         guard rc == 0 else {
             lose(gen, "refused the connection: \(reason)")
@@ -152,12 +155,14 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
     }
 
     private func onPublished(_ gen: Int, _ mid: Int32) {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard gen == generation else { return }
         pending.removeValue(forKey: mid)?.done(.success(()))
     }
 
     /// Forgets the client and what it had in flight, and dials again after a jittered delay.
     private func lose(_ gen: Int, _ reason: String) {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard gen == generation, !stopped else { return }
         generation += 1
         let wasConnected = connected
@@ -179,6 +184,7 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
     }
 
     func send(_ payload: [UInt8], done: @escaping @Sendable (Result<Void, SyncFailure>) -> Void) {
+        dispatchPrecondition(condition: .onQueue(queue))
         guard connected, let c = client else {
             done(.failure(SyncFailure(message: "not connected to \(target)")))
             return
@@ -213,13 +219,4 @@ final class MQTTSyncTransport: SyncTransport, @unchecked Sendable {
         }
         _ = done.wait(timeout: .now() + 2)
     }
-}
-
-/// A string set on one thread and read on another.
-final class LockedString: @unchecked Sendable {
-    // @unchecked Sendable: guarded by `lock`.
-    private let lock = NSLock()
-    private var _value: String?
-    func set(_ v: String?) { lock.withLock { _value = v } }
-    var value: String? { lock.withLock { _value } }
 }

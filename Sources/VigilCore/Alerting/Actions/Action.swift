@@ -142,25 +142,21 @@ public final class ActionSet: Sendable {
 }
 
 /// Gathers outcomes from actions finishing on different threads.
-final class OutcomeCollector: @unchecked Sendable {
-    // @unchecked Sendable: `outcomes` and `left` are guarded by `lock`.
-    private let lock = NSLock()
-    private var outcomes: [ActionOutcome?]
-    private var left: Int
+final class OutcomeCollector: Sendable {
+    private let state: Guarded<(outcomes: [ActionOutcome?], left: Int)>
     private let done: @Sendable ([ActionOutcome]) -> Void
 
     init(count: Int, done: @escaping @Sendable ([ActionOutcome]) -> Void) {
-        outcomes = Array(repeating: nil, count: count)
-        left = count
+        state = Guarded((Array(repeating: nil, count: count), count))
         self.done = done
     }
 
     func set(_ i: Int, _ o: ActionOutcome) {
-        let finished = lock.withLock { () -> [ActionOutcome]? in
-            guard outcomes[i] == nil else { return nil }   // a second call is a bug in the action: ignore it
-            outcomes[i] = o
-            left -= 1
-            return left == 0 ? outcomes.map { $0! } : nil
+        let finished = state.withLock { s -> [ActionOutcome]? in
+            guard s.outcomes[i] == nil else { return nil }   // a second call is a bug in the action: ignore it
+            s.outcomes[i] = o
+            s.left -= 1
+            return s.left == 0 ? s.outcomes.map { $0! } : nil
         }
         if let finished { done(finished) }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Sockets
 
 /// Runs a program with templated arguments: no shell, no PATH lookup (argv[0] is absolute).
 ///
@@ -125,9 +126,9 @@ public final class ExecAction: AlertAction, @unchecked Sendable {
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
             guard run.markTimedOut() else { return }
             log.warning("action \(name): \(program) still running after \(timeout) s (timeout_s): killing process group \(pid)")
-            kill(-pid, SIGTERM)
+            Signals.sendToGroup(pid, SIGTERM)
             // Whatever of the group ignored SIGTERM (the program, or helpers it forked) goes now.
-            DispatchQueue.global().asyncAfter(deadline: .now() + grace) { kill(-pid, SIGKILL) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + grace) { Signals.sendToGroup(pid, SIGKILL) }
         }
     }
 }

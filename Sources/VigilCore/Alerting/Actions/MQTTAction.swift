@@ -3,18 +3,17 @@ import MQTT
 
 /// The daemon's broker connection as seen by alerts and actions: set once the client
 /// exists; publishing before that (or while the broker is away) is an error the caller records.
-public final class MQTTOutlet: @unchecked Sendable {
-    // @unchecked Sendable: `client` is guarded by `lock`; MQTTClient is itself thread-safe.
-    private let lock = NSLock()
-    private var client: MQTTClient?
+public final class MQTTOutlet: Sendable {
+    /// MQTTClient is itself thread-safe; the box only guards which client it is.
+    private let client = Guarded<MQTTClient?>(nil)
 
     public init() {}
 
-    public func set(_ c: MQTTClient?) { lock.withLock { client = c } }
+    public func set(_ c: MQTTClient?) { client.set(c) }
 
     /// Queues a publish (libmosquitto sends it from its network thread); never blocks.
     public func publish(_ topic: String, _ payload: [UInt8], qos: Int32, retain: Bool) throws {
-        guard let c = lock.withLock({ client }) else {
+        guard let c = client.value else {
             throw ActionError(message: "cannot publish to \(topic): not connected to the broker")
         }
         try c.publish(topic, payload, qos: qos, retain: retain)

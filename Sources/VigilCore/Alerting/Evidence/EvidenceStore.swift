@@ -26,7 +26,7 @@ import SQLite
 /// (`evidence_dropped_through`: the newest alert whose evidence was dropped, evicted or found
 /// gone, saved in the same transaction as the drop) tells them apart without a row per drop.
 public final class EvidenceStore: @unchecked Sendable {
-    // @unchecked Sendable: `index`, `known`, `total`, `droppedTotal`, `droppedThrough` and `keptListener` are used only on `queue`; `waiting`
+    // @unchecked Sendable: `index`, `known`, `total`, `droppedTotal`, `droppedThrough` and `keptListener` are used only on `queue` (asserted in reconcile, writeOnQueue, evict); `waiting`
     // under `waitingLock`; the rest is immutable.
     public let directory: String
     public let capBytes: Int
@@ -76,6 +76,7 @@ public final class EvidenceStore: @unchecked Sendable {
     /// Matches folder and table after a crash or a changed cap: temp files and files without a
     /// row go, rows without a file go, and the oldest go while the total is over the cap.
     private func reconcile() {
+        dispatchPrecondition(condition: .onQueue(queue))
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         let read: [[SQLValue]]? = store.withDatabase { db in
             try? db.query("SELECT alert_uuid, ts, bytes FROM evidence ORDER BY ts, alert_uuid")
@@ -169,6 +170,7 @@ public final class EvidenceStore: @unchecked Sendable {
     public var usage: (alerts: Int, bytes: Int, dropped: Int) { queue.sync { (index.count, total, droppedTotal) } }
 
     func writeOnQueue(_ c: EvidenceCapture) {
+        dispatchPrecondition(condition: .onQueue(queue))
         let uuid = c.alert.uuid
         guard !known.contains(uuid), RowID.isUUID(uuid) else { return }
         let (entries, items) = EvidenceBundle.make(c)
@@ -221,6 +223,7 @@ public final class EvidenceStore: @unchecked Sendable {
     /// Deletes the oldest archives until `need` more bytes fit under the cap: rows first (with the
     /// count, in one transaction), then the files.
     private func evict(need: Int, reason: String) {
+        dispatchPrecondition(condition: .onQueue(queue))
         var victims: [Entry] = []
         var freed = 0
         while total - freed + need > capBytes, victims.count < index.count {

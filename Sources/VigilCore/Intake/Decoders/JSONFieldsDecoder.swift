@@ -9,6 +9,10 @@ import Foundation
 /// (`badTimestamp`): the sensor window keeps a device's newest time, and one reading from
 /// the year 2100 would otherwise make every later reading "older" and blind the device.
 public struct JSONFieldsDecoder: PayloadDecoder {
+    /// One parser for every payload's ISO 8601 `ts`: a Sendable value (swift-foundation's
+    /// format style), so lanes share it without a lock; `ISO8601DateFormatter()` per payload
+    /// built a formatter object each time.
+    static let iso8601 = Date.ISO8601FormatStyle()
     public let fields: [String]
     /// `limits.max_clock_skew_s`.
     public let maxClockSkew: Double
@@ -50,7 +54,7 @@ public struct JSONFieldsDecoder: PayloadDecoder {
             // the sensor window orders readings by it.
             if let d = t.double, d.isFinite, d > 0 {
                 ts = JSONFieldsDecoder.epochSeconds(d)
-            } else if let s = t.string, let date = ISO8601DateFormatter().date(from: s) {
+            } else if let s = t.string, let date = try? JSONFieldsDecoder.iso8601.parse(s) {
                 ts = date.timeIntervalSince1970
             } else {
                 throw FrameError(.malformed, "ts must be epoch seconds (or milliseconds, microseconds, nanoseconds) or an ISO 8601 time with zone")

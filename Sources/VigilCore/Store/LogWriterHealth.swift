@@ -39,17 +39,22 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         var remedy = "point storage.path at a file vigild can write"
         var retryable = false
         if let e = error as? SQLiteError {
-            retryable = e.isFull || e.isCantOpen || e.isReadOnly || e.code == 3 || e.code == 10 || e.code == 23
-            if e.isFull {
-                let free = Store.freeBytes(dir).map { "\(Store.mb($0)) MB free" } ?? "free space unknown"
+            switch e.result {
+            case .full:
+                retryable = true
+                let free = LogWriter.freeBytes(dir).map { "\(LogWriter.mb($0)) MB free" } ?? "free space unknown"
                 remedy = "the file system holding \(dir) is full (\(free)): free space there, or point storage.path at a larger disk"
-            } else if e.isCantOpen || e.isReadOnly || e.code == 3 /* SQLITE_PERM */ || e.code == 23 /* SQLITE_AUTH */ {
+            case .cantOpen, .readOnly, .permission, .authorization:
+                retryable = true
                 let what = !FileManager.default.fileExists(atPath: dir) ? "\(dir) does not exist"
                     : !FileManager.default.isWritableFile(atPath: dir) ? "\(dir) is not writable (a read-only file system, or its owner and mode)"
                     : "the file or its -wal/-shm cannot be opened for writing"
                 remedy = "\(what): make \(dir) writable by the user vigild runs as (the unit's StateDirectory=vigil makes /var/lib/vigil), or point storage.path elsewhere"
-            } else if e.code == 10 /* SQLITE_IOERR */ {
+            case .ioError:
+                retryable = true
                 remedy = "the disk answered with an I/O error: check it (dmesg), or point storage.path at another disk"
+            default:
+                break
             }
         }
         return StoreError(description: "store \(path): cannot open the log: \(error); \(remedy)", retryable: retryable)
@@ -63,7 +68,7 @@ struct CorruptLog: Error { let detail: String }
 /// aside and a fresh log started, so alerts keep being recorded), and watched while the
 /// daemon runs (a file deleted under the connection is written again at its path from the
 /// connection, which still holds the deleted file's pages). Runs on the store's queue.
-extension Store {
+extension LogWriter {
     /// How often the file is looked at: a deleted log is noticed within this.
     static let fileCheckInterval = DispatchTimeInterval.seconds(1)
 
@@ -71,7 +76,7 @@ extension Store {
     /// moved aside (`<path>.corrupt-<time>`, with its -wal and -shm, so `sqlite3` still reads
     /// it as it was) and a fresh log is started; any other failure throws a `StoreError`
     /// naming the file and the remedy.
-    static func openLog(path: String, durability: Durability = .process) throws -> Database {
+    static func openLog(path: String, durability: Durability = .process, log: Logger = Logger.shared) throws -> Database {
         do {
             return try openChecked(path, durability: durability)
         } catch let corrupt as CorruptLog {
@@ -152,7 +157,7 @@ extension Store {
         if inserts != nil, db.isReadOnly, FileManager.default.isWritableFile(atPath: path) {
             log.notice("store \(path): the database is writable now: opening it again")
             inserts = nil
-            db = Store.detachedConnection()
+            db = LogWriter.detachedConnection()
             reopenOnQueue()
             return
         }
@@ -174,7 +179,7 @@ extension Store {
     /// the path, or beside a file someone put there, then reopens the path.
     /// Returns false when the copy failed (and the old connection goes on).
     private func rewriteOnQueue(replaced: Bool) -> Bool {
-        let target = replaced ? Store.asideName(path, "replaced") : path + ".rewriting"
+        let target = replaced ? LogWriter.asideName(path, "replaced") : path + ".rewriting"
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             try? FileManager.default.removeItem(atPath: target)
@@ -192,7 +197,7 @@ extension Store {
         // Close the old connection first: it checkpoints into the deleted file and removes its
         // own -wal and -shm, which must not be read as the new file's.
         inserts = nil
-        db = Store.detachedConnection()
+        db = LogWriter.detachedConnection()
         if !replaced {
             do { try FileManager.default.moveItem(atPath: target, toPath: path) } catch {
                 log.error("store \(path): the rows of the deleted file are in \(target), which cannot take its place: \(error)")
@@ -208,13 +213,13 @@ extension Store {
     /// and the next check tries again.
     func reopenOnQueue() {
         do {
-            let fresh = try Store.openLog(path: path, durability: settings.durability)
+            let fresh = try LogWriter.openLog(path: path, durability: settings.durability, log: log)
             let statements = try StoreInserts(fresh)
             db = fresh
             inserts = statements
             // The file's totals, plus what was dropped from memory meanwhile (written with the next commit).
-            droppedDetectionsTotal = (Int(try metaOnQueue(MetaKey.droppedDetections) ?? "") ?? 0) + unrecordedDrops.detections
-            droppedAlertsTotal = (Int(try metaOnQueue(MetaKey.droppedAlerts) ?? "") ?? 0) + unrecordedDrops.alerts
+            droppedDetectionsTotal = (Int(try db.meta(MetaKey.droppedDetections) ?? "") ?? 0) + unrecordedDrops.detections
+            droppedAlertsTotal = (Int(try db.meta(MetaKey.droppedAlerts) ?? "") ?? 0) + unrecordedDrops.alerts
             try applyCap()
             needsReopen = false
             let rows = (db.scalarInt("SELECT count(*) FROM detections") ?? 0) + (db.scalarInt("SELECT count(*) FROM alerts") ?? 0)
@@ -246,9 +251,9 @@ extension Store {
 
     /// At close: rows that never reached the file are counted and said, never silently lost.
     func countUnwritten() {
-        let (d, a) = lock.withLock { () -> (Int, Int) in
-            defer { pendingDetections.removeAll(); pendingAlerts.removeAll() }
-            return (pendingDetections.count, pendingAlerts.count)
+        let (d, a) = pending.withLock { p -> (Int, Int) in
+            defer { p.detections.removeAll(); p.alerts.removeAll() }
+            return (p.detections.count, p.alerts.count)
         }
         guard d + a > 0 else { return }
         counters?.rowsNotStored(d + a)

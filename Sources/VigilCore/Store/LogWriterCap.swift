@@ -4,8 +4,8 @@ import SQLite
 /// The size cap and the full-disk policy. Both surface as SQLITE_FULL on a commit
 /// (`max_page_count` is the cap), and both are answered the same way: the oldest detections
 /// are deleted, alerts only once no detection is left, and every dropped row is counted in
-/// `meta` and logged. Everything here runs on the store's queue.
-extension Store {
+/// `meta` and logged. Everything here runs on the writer's queue.
+extension LogWriter {
     /// Sets the cap for this connection. A file already over it (the cap was lowered) is
     /// trimmed by the same policy and vacuumed, so the cap holds from the start.
     func applyCap() throws {
@@ -40,7 +40,7 @@ extension Store {
     static func mb(_ bytes: Int64) -> String { String(format: "%.1f", Double(bytes) / 1_048_576) }
 
     /// Bytes free for this user on the log's file system, nil when unknown.
-    func freeBytes() -> Int64? { Store.freeBytes(directory) }
+    func freeBytes() -> Int64? { LogWriter.freeBytes(directory) }
 
     /// The log may always grow to this (or to the cap, when that is smaller), whatever
     /// `min_free_mb` says: a file system smaller than the margin (an SD card, a small
@@ -62,7 +62,7 @@ extension Store {
         let pages = db.scalarInt("PRAGMA page_count") ?? 0
         // The minimum working size, but never more than half of what is still free: the other
         // half stays the margin a full disk needs.
-        let floor = min(capPages, max(16, min(Store.minWorkingBytes / pageSize, pages + free / 2 / pageSize)))
+        let floor = min(capPages, max(16, min(LogWriter.minWorkingBytes / pageSize, pages + free / 2 / pageSize)))
         if free < margin, limitPages == capPages {
             let limit = min(capPages, max(pages, floor))
             guard limit < capPages else { return }   // the cap is smaller than the minimum: nothing to hold back
@@ -70,15 +70,15 @@ extension Store {
             _ = try? db.query("PRAGMA max_page_count = \(limitPages)")
             _ = try? db.query("PRAGMA wal_checkpoint(PASSIVE)")
             let growth = pages < floor
-                ? "the log may still grow to its minimum working size, \(Store.mb(limitPages * pageSize)) MB,"
-                : "the log stops growing at \(Store.mb(limitPages * pageSize)) MB"
+                ? "the log may still grow to its minimum working size, \(LogWriter.mb(limitPages * pageSize)) MB,"
+                : "the log stops growing at \(LogWriter.mb(limitPages * pageSize)) MB"
             log.limited(.warning, key: "store-low-space",
-                        "store \(path): \(Store.mb(free)) MB left on the disk, under storage.min_free_mb (\(settings.minFreeMB) MB): \(growth) and then new rows take the place of the oldest; "
+                        "store \(path): \(LogWriter.mb(free)) MB left on the disk, under storage.min_free_mb (\(settings.minFreeMB) MB): \(growth) and then new rows take the place of the oldest; "
                         + "free space on that disk or lower storage.min_free_mb")
         } else if free >= 2 * margin, limitPages < capPages {
             limitPages = capPages
             _ = try? db.query("PRAGMA max_page_count = \(capPages)")
-            log.limited(.notice, key: "store-low-space", "store \(path): \(Store.mb(free)) MB free on the disk again: the log may grow to storage.max_size_mb (\(settings.maxSizeMB) MB)")
+            log.limited(.notice, key: "store-low-space", "store \(path): \(LogWriter.mb(free)) MB free on the disk again: the log may grow to storage.max_size_mb (\(settings.maxSizeMB) MB)")
         }
     }
 
@@ -98,7 +98,7 @@ extension Store {
             : "storage.max_size_mb (\(settings.maxSizeMB) MB) reached"
         if atCap {
             do {
-                return (try dropOldest(rows: rows, why: why), false)
+                return (try dropOldest(rows: rows, why: why, routine: limitPages == capPages), false)
             } catch {
                 log.limited(.error, key: "store-drop-failed", "store \(path): \(why), and cannot delete rows to make room: \(error)")
                 return (0, false)
@@ -126,8 +126,10 @@ extension Store {
     }
 
     /// Deletes up to `rows` oldest detections, or oldest alerts when no detection is left.
+    /// `routine`: the drop is the cap doing its job (a local-only log lives at its cap), said
+    /// as a warning at most once per `CapReport.interval`; any other drop is an error.
     @discardableResult
-    func dropOldest(rows: Int, why: String) throws -> Int {
+    func dropOldest(rows: Int, why: String, routine: Bool = false) throws -> Int {
         let (d, neverSynced, a) = try db.transaction { () -> (Int, Int, Int) in
             let limit: [SQLValue] = [.integer(Int64(rows))]
             let unsynced = Int(try db.scalar("""
@@ -143,15 +145,22 @@ extension Store {
                 _ = try db.query("DELETE FROM alerts WHERE id IN (SELECT id FROM alerts ORDER BY ts, id LIMIT ?)", limit)
                 a = db.changes
             }
-            try setMetaOnQueue(MetaKey.droppedDetections, String(droppedDetectionsTotal + d))
-            try setMetaOnQueue(MetaKey.droppedAlerts, String(droppedAlertsTotal + a))
+            try db.setMeta(MetaKey.droppedDetections, String(droppedDetectionsTotal + d))
+            try db.setMeta(MetaKey.droppedAlerts, String(droppedAlertsTotal + a))
             return (d, unsynced + alertsUnsynced, a)
         }
         droppedDetectionsTotal += d
         droppedAlertsTotal += a
-        if d + a > 0 {
+        guard d + a > 0 else { return 0 }
+        let totals = "dropped so far: \(droppedDetectionsTotal) detections, \(droppedAlertsTotal) alerts"
+        if routine {
+            if let said = capReport.add(detections: d, alerts: a, neverSynced: neverSynced, now: HealthMonitor.now()) {
+                log.warning("store \(path): \(why): dropped the \(said.detections) oldest detections and \(said.alerts) alerts"
+                            + "\(said.span) (\(said.neverSynced) never synced); \(totals) (said at most every \(Int(CapReport.interval)) s)")
+            }
+        } else {
             log.limited(.error, key: "store-drop",
-                        "store \(path): \(why): dropped the \(d) oldest detections and \(a) alerts (\(neverSynced) never synced); dropped so far: \(droppedDetectionsTotal) detections, \(droppedAlertsTotal) alerts")
+                        "store \(path): \(why): dropped the \(d) oldest detections and \(a) alerts (\(neverSynced) never synced); \(totals)")
         }
         return d + a
     }
@@ -160,21 +169,30 @@ extension Store {
     /// Runs inside the insert transaction, so the count and the rows land together.
     func recordMemoryDropsOnQueue() throws {
         guard unrecordedDrops.detections + unrecordedDrops.alerts > 0 else { return }
-        try setMetaOnQueue(MetaKey.droppedDetections, String(droppedDetectionsTotal))
-        try setMetaOnQueue(MetaKey.droppedAlerts, String(droppedAlertsTotal))
+        try db.setMeta(MetaKey.droppedDetections, String(droppedDetectionsTotal))
+        try db.setMeta(MetaKey.droppedAlerts, String(droppedAlertsTotal))
         unrecordedDrops = (0, 0)
     }
+}
 
-    func metaOnQueue(_ key: String) throws -> String? {
-        try db.scalar("SELECT value FROM meta WHERE key = ?", [.text(key)]).string
-    }
+/// Drops at the cap, summed between log lines: the first drop is said at once, later ones at
+/// most once per `interval` with what went since. A local-only log lives at its cap (issue 19:
+/// 170 MB a day from one camera fills 1 GiB in 6 days), and a line per commit, every 100 ms,
+/// would be most of the journal.
+struct CapReport {
+    static let interval = 600.0
+    private var lastSaid = -Double.infinity
+    private var waiting = (detections: 0, alerts: 0, neverSynced: 0)
 
-    func setMetaOnQueue(_ key: String, _ value: String?) throws {
-        if let value {
-            _ = try db.query("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                             [.text(key), .text(value)])
-        } else {
-            _ = try db.query("DELETE FROM meta WHERE key = ?", [.text(key)])
-        }
+    /// Adds a drop; returns what to say now (and forgets it), or nil while the interval runs.
+    mutating func add(detections: Int, alerts: Int, neverSynced: Int, now: Double)
+        -> (detections: Int, alerts: Int, neverSynced: Int, span: String)? {
+        waiting.detections += detections
+        waiting.alerts += alerts
+        waiting.neverSynced += neverSynced
+        guard now - lastSaid >= CapReport.interval else { return nil }
+        let span = lastSaid.isFinite ? " in the last \(Int(now - lastSaid)) s" : ""
+        defer { waiting = (0, 0, 0); lastSaid = now }
+        return (waiting.detections, waiting.alerts, waiting.neverSynced, span)
     }
 }
