@@ -147,6 +147,60 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(c.pipelines[0].motion?.saveSeconds, 60)
     }
 
+    /// The saved states are capped in bytes (`storage.motion_state_mb`): past it the states
+    /// written least recently go first, never the one just written, counted in /metrics; a
+    /// lower cap at start trims the folder at once. `vigilctl baseline` lists each state with
+    /// its pipeline and device as sent (the file name keeps only safe characters), age and size.
+    func testSavedStatesAreCappedOldestFirstAndListedWithTheirNames() throws {
+        let dir = TempDir("vigil-motion-cap")
+        defer { dir.remove() }
+        var motion = MotionSettings()
+        motion.saveSeconds = 1
+        motion.stateDirectory = dir.file("motion-state")
+        let folder = CameraStateFolder.at(dir.file("motion-state"))
+        let metrics = MetricsRegistry()
+        let scene: (Int, Int) -> UInt8 = { x, y in UInt8(20 + 30 * x + 9 * y) }
+        func save(_ device: String) throws -> String {
+            let a = ImageAdapter(shape: [1, 4, 3, 4], width: 4, height: 3, channels: roles, motion: motion, pipeline: "cam", device: device)
+            _ = try a.inputs(for: image(4, 3, scene, ts: 0))
+            _ = try a.inputs(for: image(4, 3, scene, ts: 2))
+            return try XCTUnwrap(a.stateFile?.path)
+        }
+        folder.configure(maxBytes: 1 << 20, metrics: metrics)
+        let first = try save("gate/1"), one = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: first)[.size] as? Int)
+        XCTAssertEqual(metrics.value(MetricName.motionStatesDropped), 0, "listed at 0 before anything is dropped")
+        // Room for two states: the third save drops the first.
+        folder.configure(maxBytes: 2 * one + one / 2, metrics: metrics)
+        let second = try save("../../etc/cam 1"), third = try save("yard")
+        let fm = FileManager.default
+        XCTAssertFalse(fm.fileExists(atPath: first), "the state written least recently goes")
+        XCTAssertTrue(fm.fileExists(atPath: second) && fm.fileExists(atPath: third))
+        XCTAssertEqual(folder.dropped, 1)
+        XCTAssertEqual(metrics.value(MetricName.motionStatesDropped), 1)
+        func size(_ p: String) throws -> Int { try XCTUnwrap(fm.attributesOfItem(atPath: p)[.size] as? Int) }
+        XCTAssertEqual(folder.bytes, try size(second) + size(third))
+        let table = CameraStateQuery.table(directory: dir.file("motion-state"))
+        XCTAssertEqual(table.rows.map { $0[1] }, [.text("../../etc/cam 1"), .text("yard")], "oldest first, names as sent")
+        XCTAssertEqual(table.rows[0][0], .text("cam"))
+        XCTAssertEqual(table.rows[0][2], .text("4x3"))
+        XCTAssertEqual(table.rows[0][3], .integer(1), "size in KB, rounded up")
+        XCTAssertEqual(CameraStateQuery.table(directory: dir.file("motion-state"), devices: ["y*"]).rows.count, 1)
+        XCTAssertTrue(table.render(.table).contains("../../etc/cam 1"))
+        // A lower cap at start (one state) trims the folder at once, the oldest first (file
+        // times are set apart: two saves in one clock tick share a modification time).
+        try fm.setAttributes([.modificationDate: Date() - 20], ofItemAtPath: second)
+        try fm.setAttributes([.modificationDate: Date() - 10], ofItemAtPath: third)
+        XCTAssertEqual(folder.configure(maxBytes: one + 8, metrics: metrics), 1)
+        XCTAssertFalse(fm.fileExists(atPath: second))
+        XCTAssertTrue(fm.fileExists(atPath: third))
+        XCTAssertEqual(metrics.value(MetricName.motionStatesDropped), 2)
+        // A state the cap cannot hold is still written: the newest is never the one dropped.
+        folder.configure(maxBytes: 1, metrics: metrics)
+        let fourth = try save("porch")
+        XCTAssertTrue(fm.fileExists(atPath: fourth))
+        XCTAssertFalse(fm.fileExists(atPath: third))
+    }
+
     func parse(_ motion: String, format: String = "pgm", extra: String = "") throws -> Config {
         try Config.parse(Array("""
             { "node": "n", "models": { "m": { "path": "/x.onnx" } },

@@ -162,6 +162,7 @@ public enum MetricName {
     public static let evidenceFailed = "vigil_evidence_failed_total"
     public static let evidenceBytes = "vigil_evidence_bytes"
     public static let evidenceAlerts = "vigil_evidence_alerts"
+    public static let motionStatesDropped = "vigil_motion_states_dropped_total"
 }
 
 /// What the rules, actions, sync and store stages report. Each call is cheap and thread-safe.
@@ -244,5 +245,6 @@ extension Counters {
         m.describe(MetricName.evidenceFailed, .counter, "Evidence that could not be written (disk full, permissions).")
         m.describe(MetricName.evidenceBytes, .gauge, "Bytes of evidence kept on disk.")
         m.describe(MetricName.evidenceAlerts, .gauge, "Alerts with evidence kept on disk.")
+        m.describe(MetricName.motionStatesDropped, .counter, "Saved camera states deleted to stay under storage.motion_state_mb.")
     }
 }
