@@ -40,9 +40,11 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(plane(after[0], 1)[0], Float(1 - exp(-0.1)), accuracy: 1e-5)
     }
 
-    /// `lighting` from the model re-bases the background on the latest frame; other labels
-    /// leave it alone. The activity map measures change after matching mean brightness,
-    /// so a uniform gain step adds nothing to it.
+    /// `lighting` from the model re-bases the background: rescaled to the latest frame's
+    /// light level the first time (a person in view then is not copied into it), replaced
+    /// by the frame when `lighting` follows `lighting`; other labels leave it alone. The
+    /// activity map measures change after matching mean brightness, so a uniform gain step
+    /// adds nothing to it.
     func testLightingRebasesTheBackgroundAndAGainStepIsNotActivity() throws {
         let a = ImageAdapter(shape: [1, 4, 4, 4], width: 4, height: 4, channels: roles)
         let scene: (Int, Int) -> UInt8 = { x, y in UInt8(30 + 8 * x + 15 * y) }
@@ -61,7 +63,32 @@ final class MotionStateTests: XCTestCase {
         a.observe(&lit)
         XCTAssertEqual(a.rebaselines, 1)
         let rebased = try a.inputs(for: image(4, 4, bright, ts: 3))[0]
-        XCTAssertEqual(plane(rebased, 1), plane(rebased, 0), accuracy: 1e-6, "background = the bright frame now")
+        XCTAssertEqual(plane(rebased, 1), plane(rebased, 0), accuracy: 1e-5, "the dark background times the light step = the bright frame")
+        // A light switched while a person (a dark pixel) is in view: the rescaled background
+        // does not take the person in; `lighting` again (the scene itself changed) does.
+        let b = ImageAdapter(shape: [1, 4, 20, 20], width: 20, height: 20, channels: roles)
+        let room: (Int, Int) -> UInt8 = { x, y in UInt8(20 + 2 * x + 3 * y) }
+        _ = try b.inputs(for: image(20, 20, room, ts: 0))
+        let withPerson: (Int, Int) -> UInt8 = { x, y in (8..<10).contains(x) && (8..<10).contains(y) ? 5 : 2 * room(x, y) }
+        _ = try b.inputs(for: image(20, 20, withPerson, ts: 1))
+        b.observe(&lit)
+        let after = plane(try b.inputs(for: image(20, 20, withPerson, ts: 1))[0], 1)
+        XCTAssertGreaterThan(after[8 * 20 + 8], 0.3, "no ghost: the person's pixel keeps the scene's brightness, \(after[8 * 20 + 8])")
+        b.observe(&lit)
+        XCTAssertEqual(b.rebaselines, 2)
+        let copied = try b.inputs(for: image(20, 20, withPerson, ts: 1))[0]
+        XCTAssertEqual(plane(copied, 1), plane(copied, 0), accuracy: 1e-6, "lighting twice: the frame is the background")
+        // Another scene, not another light (day/night): no rescaling explains it, so the
+        // first `lighting` already starts from the frame.
+        let c = ImageAdapter(shape: [1, 4, 4, 4], width: 4, height: 4, channels: roles)
+        _ = try c.inputs(for: image(4, 4, scene, ts: 0))
+        let night: (Int, Int) -> UInt8 = { x, y in UInt8(30 + 15 * x + 8 * ((y * 3) % 4)) }
+        _ = try c.inputs(for: image(4, 4, night, ts: 1))
+        var first = d
+        first.label = "lighting"
+        c.observe(&first)
+        let switched = try c.inputs(for: image(4, 4, night, ts: 1))[0]
+        XCTAssertEqual(plane(switched, 1), plane(switched, 0), accuracy: 1e-6, "day/night: the frame is the background")
     }
 
     /// Masks are in source-frame pixels and apply at any source size; a device's own
@@ -358,11 +385,13 @@ final class MotionSimulatedCameraTests: XCTestCase {
         print("simulated camera, frames by ground truth (n, said motion, said lighting): \(byEvent); light switches \(lightSwitches), said motion \(switchesAsMotion)")
         XCTAssertGreaterThan(lightSwitches, 5)
         XCTAssertEqual(switchesAsMotion, 0, "a light switch is never motion")
-        // Regression floors, not targets: the simulator's objects are flat blobs with a
-        // faint texture on a faintly textured room, the hardest case for a structure
-        // detector (Models/motion.md, known failure modes; v1 caught 99 % of these frames).
+        // Regression floors, not targets: the simulator's objects are soft-edged blobs on a
+        // faintly textured room, which change a window's brightness more than its structure.
+        // Measured (Models/motion.md): v1 1481/1497 and 0/789; v2.0 (structure only) 714/1497
+        // and 40/789; v2.1 (brightness term, light switches rescale the background) 1295/1497
+        // and 0/789.
         let moving = try XCTUnwrap(byEvent["motion"]), empty = try XCTUnwrap(byEvent["nothing"])
-        XCTAssertGreaterThan(Double(moving.motion) / Double(moving.n), 0.4)
-        XCTAssertLessThan(Double(empty.motion) / Double(empty.n), 0.1)
+        XCTAssertGreaterThan(Double(moving.motion) / Double(moving.n), 0.8)
+        XCTAssertLessThan(Double(empty.motion) / Double(empty.n), 0.02)
     }
 }
