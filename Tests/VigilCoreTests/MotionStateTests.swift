@@ -115,15 +115,21 @@ final class MotionStateTests: XCTestCase {
         XCTAssertFalse(MotionMask(points: [(0, 0), (10, 0), (0, 10)]).contains(8, 8))
     }
 
+    /// Settings that save each device's state in `dir`/motion-state every `seconds` of frame time.
+    func savingMotion(_ dir: TempDir, every seconds: Double) -> MotionSettings {
+        var motion = MotionSettings()
+        motion.saveSeconds = seconds
+        motion.stateDirectory = dir.file("motion-state")
+        return motion
+    }
+
     /// A restart resumes what a camera had learnt: the state is saved every `save_s` of
     /// frame time next to the log and read back by the device's next adapter; a damaged
     /// file is ignored (the device starts afresh), and device names cannot leave the folder.
     func testTheStateIsSavedAndAResumedDeviceNeedsNoFirstFrame() throws {
         let dir = TempDir("vigil-motion-state")
         defer { dir.remove() }
-        var motion = MotionSettings()
-        motion.saveSeconds = 10
-        motion.stateDirectory = dir.file("motion-state")
+        var motion = savingMotion(dir, every: 10)
         let device = "../../etc/cam 1"
         func adapter() -> ImageAdapter {
             ImageAdapter(shape: [1, 4, 3, 4], width: 4, height: 3, channels: roles, motion: motion, pipeline: "cam", device: device)
@@ -181,9 +187,7 @@ final class MotionStateTests: XCTestCase {
     func testSavedStatesAreCappedOldestFirstAndListedWithTheirNames() throws {
         let dir = TempDir("vigil-motion-cap")
         defer { dir.remove() }
-        var motion = MotionSettings()
-        motion.saveSeconds = 1
-        motion.stateDirectory = dir.file("motion-state")
+        let motion = savingMotion(dir, every: 1)
         let folder = CameraStateFolder.at(dir.file("motion-state"))
         let metrics = MetricsRegistry()
         let scene: (Int, Int) -> UInt8 = { x, y in UInt8(20 + 30 * x + 9 * y) }
