@@ -6,7 +6,9 @@ frames [1, 4, 120, 160] float32, vigil.channels = current,background,activity,we
      (auto-exposure, lights switching, day/night: a global gain cancels)
   3. 5x5 Gaussian blur (sensor noise, JPEG)
   4. per 6x6 window (stride 2): SSIM structure term s between current and background
-     (invariant to the window's own gain and offset); changed = sigmoid(K1 (1 - s - T1))
+     (invariant to the window's own gain and offset); changed = sigmoid(K1 (1 - s - T1)),
+     or (v2.1) the window's mean moved: max(changed, sigmoid(KM (|mean_c - mean_b| - TM)))
+     (an evenly coloured object over a plain area changes its outline's structure only)
   5. window activity u = mean of the activity channel; stable = sigmoid(-KU (u - TU)):
      areas that keep changing (vegetation, water) stop counting
   6. area = mean over windows of changed * stable * weight   (weight 0 = masked)
@@ -33,6 +35,8 @@ K2 = 6.0
 KL = 40.0
 KU = 300.0
 KG = 150.0
+KM = 400.0
+KW = 20.0
 CHANNELS = "current,background,activity,weight"
 LABELS = "still,motion,lighting"
 
@@ -60,6 +64,7 @@ def build(p, version, probe=False):
         const("inv_ta", np.array(1.0 / p["TA"])), const("k2", np.array(K2)),
         const("tl", np.array(p["TL"])), const("kl", np.array(KL)),
         const("tg", np.array(p.get("TG", 10.0))), const("kg", np.array(KG)),
+        const("tm", np.array(p.get("TM", 10.0))), const("km", np.array(KM)), const("kw", np.array(KW)),
         const("big", np.array(1e4)), const("zero", np.array(0.0)),
         const("split2", np.array([1, 1]), np.int64),
         const("shape_p", np.array([1, 1]), np.int64),
@@ -100,7 +105,16 @@ def build(p, version, probe=False):
         n("Mul", ["vac", "vbc"], ["pp"]), n("Sqrt", ["pp"], ["den"]),
         n("Add", ["cov", "c"], ["num"]), n("Div", ["num", "den"], ["sim"]),
         n("Sub", ["one", "sim"], ["d"]),
-        n("Sub", ["d", "t1"], ["d1"]), n("Mul", ["d1", "k1"], ["d2"]), n("Sigmoid", ["d2"], ["changed"]),
+        n("Sub", ["d", "t1"], ["d1"]), n("Mul", ["d1", "k1"], ["d2"]), n("Sigmoid", ["d2"], ["schanged"]),
+        # 4b. luminance: the window's mean moved against the background's (both gain-matched):
+        #     an evenly coloured object over a plain area changes little structure inside
+        n("Sub", ["ma", "mbb"], ["dm"]), n("Abs", ["dm"], ["adm"]),
+        n("Sub", ["adm", "tm"], ["dm1"]), n("Mul", ["dm1", "km"], ["dm2"]), n("Sigmoid", ["dm2"], ["lch0"]),
+        #     only where most of the window is unclipped: the mean of a few pixels left
+        #     between blown-out highlights (exposure steps) is not a brightness change
+        n("Sub", ["sw", "half"], ["sw1"]), n("Mul", ["sw1", "kw"], ["sw2"]), n("Sigmoid", ["sw2"], ["seen"]),
+        n("Mul", ["lch0", "seen"], ["lchanged"]),
+        n("Max", ["schanged", "lchanged"], ["changed"]),
         # 5. stability from the activity channel
         n("Sub", ["u", "tu"], ["u1"]), n("Mul", ["u1", "ku"], ["u2"]), n("Sigmoid", ["u2"], ["stable"]),
         # 6. weighted area and whole-frame fraction
@@ -149,9 +163,9 @@ def build(p, version, probe=False):
         "vigil.activity_s": f"{p.get('activity_s', 60.0)}",
         "vigil.version": version,
         "vigil.description": ("Background-subtraction motion detector: gain-compensated SSIM structure "
-                              f"change of the current frame against the device's background ({WIN}x{WIN} windows), "
+                              f"or local brightness change of the current frame against the device's background ({WIN}x{WIN} windows), "
                               "unstable areas (activity) and masked pixels (weight 0) left out; motion when the "
                               "changed area passes vigil.min_area, lighting when most of the frame changed or its light level moved. "
-                              f"T1={p['T1']} TU={p['TU']} TA={p['TA']} TL={p['TL']} TG={p.get('TG')}."),
+                              f"T1={p['T1']} TU={p['TU']} TM={p.get('TM')} TA={p['TA']} TL={p['TL']} TG={p.get('TG')}."),
     }
     return make_model(nodes, [inp], [out], inits, meta, "vigil_motion_bg")

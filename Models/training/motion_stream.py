@@ -6,7 +6,10 @@ as the daemon. Keep the two in step: the Swift tests pin the same numbers.
 Per device:
 - background B: running average of the frames, time constant `background_s`
   (alpha = 1 - exp(-dt / background_s), dt from the frames' timestamps, at most
-  background_s); reset to the current frame when the model says `lighting`.
+  background_s); when the model says `lighting`, rescaled to the frame's mean (v2.1) if
+  that explains the frame (90 % of |box3(frame - rescaled)| < RESCALE_FIT: a light
+  switched, and a person in view is not copied into the background), else reset to the
+  frame (day/night, clipped highlights), as it is when `lighting` comes twice in a row.
 - activity D: running average, time constant `activity_s`, of |box3(g * C - B)|, the
   current frame's deviation from the background after matching its mean brightness
   (g = mean(B) / mean(C)), 3x3 box-blurred against sensor noise. Swaying trees, water
@@ -20,6 +23,7 @@ import math
 import numpy as np
 
 H, W = 120, 160
+RESCALE_FIT = 0.03   # fixed, not tuned: 1.4x the 90th percentile of |box3| of 10/255 sensor noise (0.021)
 CHANNELS = "current,background,activity,weight"
 
 
@@ -36,6 +40,7 @@ class CameraState:
         self.D = None
         self.last = None
         self.ts = None
+        self.lit = False
 
     def inputs(self, cur, ts):
         """The model input for frame `cur` (float32 [H, W] in [0,1]) at `ts`, or None for
@@ -58,9 +63,19 @@ class CameraState:
         return x
 
     def observe(self, label):
-        """The model's verdict on the last input: `lighting` re-baselines the background."""
+        """The model's verdict on the last input: `lighting` re-baselines the background:
+        a first `lighting` rescales it to the frame's light level (a light switched: what
+        the background learnt stays, so a person in view is not copied into it and left as
+        a ghost); `lighting` again on the next frame (the scene itself changed: day/night)
+        replaces it with the frame."""
         if label == "lighting":
-            self.B = self.last.copy()
+            g = float(self.last.mean()) / max(float(self.B.mean()), 1e-3)
+            scaled = np.clip(self.B * g, 0, 1).astype(np.float32)
+            # rescaling explains the frame (most pixels within RESCALE_FIT after a 3x3 blur):
+            # a light switched; else (day/night, blown-out highlights) start from the frame
+            fits = float(np.percentile(np.abs(box3(self.last - scaled)), 90)) < RESCALE_FIT
+            self.B = scaled if fits and not self.lit else self.last.copy()
+        self.lit = label == "lighting"
 
 
 def run_stream(sess, frames, fps, state=None, labels=("still", "motion", "lighting")):

@@ -2,16 +2,18 @@
 """Build Models/motion.onnx (v2): the current frame against the device's background.
 
 The graph is in motion_graph.py, the daemon's per-device state (background, activity,
-weight) in motion_stream.py, the data in motion_sets.py. Four thresholds are chosen on
+weight) in motion_stream.py, the data in motion_sets.py. Six thresholds are chosen on
 the tuning split only (vtest frames < 400, TUNE_IMAGES, tree.avi frames < 34):
-  T1  window change (1 - SSIM structure) and TU window activity: grid, best tuning recall
+  T1  window change (1 - SSIM structure), TU window activity and TM window brightness change
+      (v2.1: an evenly coloured object changes a window's mean, not its structure): grid, best tuning recall
       (people streams, and every HOG-found person alone on the empty street), ties to the
       widest margin over the nuisances. activity_s = 60 s: an earlier grid over 20 / 60 s
       lost tuning recall at 20 s (busy pavements become "active")
   TA  minimum changed area (vigil.min_area): 1.5 x the largest area any tuning nuisance
       frame reached
-  TL  whole-frame change (lighting): half-way between the largest watched fraction of a
-      tuning frame with people and 1
+  TL  whole-frame change (lighting): 3 x the largest watched fraction of a tuning frame
+      with people (v2.0: half-way between it and 1, which let a day/night switch that
+      changed the brightness of half the windows through as motion once TM was added)
   TG  light-level change (lighting): 3 x the largest |log(mean frame / mean background)|
       of a tuning frame with people (people entering move the mean a little)
 Run: python3 Models/training/train_motion.py   (~5 min on one core)
@@ -28,15 +30,15 @@ import motion_sets as ms  # noqa: E402
 import motion_stream as mst  # noqa: E402
 
 SEED = 1234
-VERSION = "2.0.0"
+VERSION = "2.1.0"
 H, W = mg.H, mg.W
 PROBE_TL = 0.5       # provisional lighting bars while probing (re-baseline the background)
 PROBE_TG = 0.2
 
 
-def probe_stream(sess, frames, fps, activity_s=60.0):
+def probe_stream(sess, frames, fps, activity_s=60.0, bars=(PROBE_TL, PROBE_TG)):
     """(area, whole, gain) per frame through the daemon's state, re-baselining at the
-    provisional lighting bars."""
+    lighting bars (TL, TG): the provisional ones, or the model's once they are known."""
     st = mst.CameraState(activity_s=activity_s)
     out = np.full((len(frames), 3), np.nan, np.float32)
     for i, f in enumerate(frames):
@@ -44,12 +46,12 @@ def probe_stream(sess, frames, fps, activity_s=60.0):
         if x is None:
             continue
         out[i] = sess.run(None, {"frames": x})[0][0]
-        st.observe("lighting" if lit(out[i]) else "still")
+        st.observe("lighting" if lit(out[i], bars) else "still")
     return out
 
 
-def lit(r):
-    return r[1] > PROBE_TL or r[2] > PROBE_TG
+def lit(r, bars=(PROBE_TL, PROBE_TG)):
+    return r[1] > bars[0] or r[2] > bars[1]
 
 
 def load(split):
@@ -68,6 +70,18 @@ def load(split):
     return sets
 
 
+def grid(flag, default):
+    """A grid from the command line (`--t1 0.3,0.4`), else the default."""
+    if flag in sys.argv:
+        return [float(v) for v in sys.argv[sys.argv.index(flag) + 1].split(",")]
+    return default
+
+
+T1_GRID = grid("--t1", [0.25, 0.3, 0.4, 0.5])
+TU_GRID = grid("--tu", [0.01, 0.02, 0.03, 0.05, 0.1])
+TM_GRID = grid("--tm", [10.0])
+
+
 def tune():
     """Grid over T1 and TU; TA, TL, TG follow from the tuning streams (see the docstring).
     Picks the best tuning recall (the lower of: frames of the people streams, and each
@@ -76,50 +90,57 @@ def tune():
     pos, neg = load("tune")
     singles, _ = ms.single_people("tune", ms.vtest_frames())
     best = None
-    for t1, tu, act_s in [(t1, tu, a) for t1 in [0.25, 0.3, 0.4, 0.5] for tu in [0.05, 0.1] for a in [60.0]]:
+    for t1, tu, tm, act_s in [(t1, tu, tm, a) for t1 in T1_GRID for tu in TU_GRID for tm in TM_GRID for a in [60.0]]:
         if True:
-            sess = session(mg.build({"T1": t1, "TU": tu, "TA": 1.0, "TL": 1.0, "TG": 10.0}, VERSION, probe=True))
+            sess = session(mg.build({"T1": t1, "TU": tu, "TM": tm, "TA": 1.0, "TL": 1.0, "TG": 10.0}, VERSION, probe=True))
             pr = []
             for name, frames, fps, lab, start in pos:
                 r = probe_stream(sess, frames, fps, act_s)
                 keep = [i for i in range(start, len(frames)) if lab[i]]
                 pr.append(r[keep])
             pr = np.concatenate(pr)
-            na = []
+            # the lighting bars come from the people alone; the nuisances then run through
+            # the state as the model will drive it (v2.1: v2.0 used the provisional bars here,
+            # so a frame the model calls lighting could set the minimum area)
+            tl = round(min((float(pr[:, 1].max()) + 1) / 2, 3 * float(pr[:, 1].max())), 3)
+            tg = round(max(3 * float(pr[:, 2].max()), 0.05), 3)
+            na, by_kind = [], {}
             for name, kind, frames, fps, start in neg:
-                r = probe_stream(sess, frames, fps, act_s)[start:]
-                # frames the probe judged lighting re-baseline: the model says lighting there
-                na.append(np.where([lit(x) for x in r], 0, r[:, 0]))
+                r = probe_stream(sess, frames, fps, act_s, (tl, tg))[start:]
+                # frames judged lighting re-baseline: the model says lighting there
+                na.append(np.where([lit(x, (tl, tg)) for x in r], 0, r[:, 0]))
+                by_kind[kind] = max(by_kind.get(kind, 0.0), float(np.nanmax(na[-1])))
             na = np.concatenate(na)
+            print("  largest nuisance area by kind:", {k: round(v, 4) for k, v in by_kind.items()}, flush=True)
             nmax = float(np.nanmax(na))
             ta = round(max(nmax * 1.5, 1e-3), 4)
-            tl = round((float(pr[:, 1].max()) + 1) / 2, 3)
-            tg = round(max(3 * float(pr[:, 2].max()), 0.05), 3)
             rec_streams = float(((pr[:, 0] > ta) & (pr[:, 1] < tl) & (pr[:, 2] < tg)).mean())
             one = np.array([sess.run(None, {"frames": x[None]})[0][0] for x in singles])
             rec_one = float(((one[:, 0] > ta) & (one[:, 1] < tl) & (one[:, 2] < tg)).mean())
             rec = min(rec_streams, rec_one)
             margin = float(np.percentile(pr[:, 0], 1)) / max(nmax, 1e-4)
-            print(f"T1={t1} TU={tu} activity_s={act_s}: TA={ta} TL={tl} TG={tg} tuning recall {rec:.4f} (streams {rec_streams:.4f}, n={len(pr)}; one person at a time {rec_one:.4f}, n={len(one)}), "
+            print(f"T1={t1} TU={tu} TM={tm} activity_s={act_s}: TA={ta} TL={tl} TG={tg} tuning recall {rec:.4f} (streams {rec_streams:.4f}, n={len(pr)}; one person at a time {rec_one:.4f}, n={len(one)}), "
                   f"max nuisance area {nmax:.4f}, people area p1 {np.percentile(pr[:, 0], 1):.4f}, margin {margin:.1f}", flush=True)
             # ties (recall, margin to 0.1) go to the lower TU: more protection for areas
             # that keep changing, at no cost on the tuning people
             key = (round(rec, 4), round(margin, 1))
             if best is None or key > best[0]:
-                best = (key, {"T1": t1, "TU": tu, "TA": ta, "TL": tl, "TG": tg, "activity_s": act_s})
+                best = (key, {"T1": t1, "TU": tu, "TM": tm, "TA": ta, "TL": tl, "TG": tg, "activity_s": act_s})
     return best[1]
 
 
 def main():
     if "--no-tune" in sys.argv:     # rebuild from the recorded thresholds (fixtures, graph edits)
         from common import read_results
-        p = {k: read_results("motion_params.json")[k] for k in ["T1", "TU", "TA", "TL", "TG", "activity_s"]}
+        p = {k: read_results("motion_params.json")[k] for k in ["T1", "TU", "TM", "TA", "TL", "TG", "activity_s"]}
     else:
         p = tune()
     print("chosen", p)
+    if "--dry" in sys.argv:     # grid only: nothing written
+        return
     path = os.path.join(MODELS_DIR, "motion.onnx")
     size = save_model(mg.build(p, VERSION), path)
-    write_results("motion_params.json", dict(p, KG=mg.KG, K1=mg.K1, K2=mg.K2, KL=mg.KL, KU=mg.KU, win=mg.WIN, stride=mg.STRIDE,
+    write_results("motion_params.json", dict(p, KG=mg.KG, KM=mg.KM, K1=mg.K1, K2=mg.K2, KL=mg.KL, KU=mg.KU, win=mg.WIN, stride=mg.STRIDE,
                                              c=mg.C, sat=mg.SAT, sigma=mg.SIGMA, seed=SEED, background_s=20.0))
     print(f"wrote {path} ({size} bytes)")
     make_fixtures()

@@ -35,12 +35,13 @@ final class MotionIntegrationTests: XCTestCase {
         return Array("P5\n\(w) \(h)\n255\n".utf8) + px
     }
 
-    func config(port: Int, motion: String = #""devices": { "yard": { "masks": [ { "rect": [60, 60, 120, 160] } ] } }"#) -> String {
+    func config(port: Int, motion: String = #""devices": { "yard": { "masks": [ { "rect": [60, 60, 120, 160] } ] } }"#,
+                storage: String = "") -> String {
         dir.write("vigil.json", """
             {
               "node": "test-node",
               "mqtt": { "host": "127.0.0.1", "port": \(port), "client_id": "vigild-\(UUID().uuidString.prefix(6))", "keepalive_s": 5 },
-              "storage": { "path": "\(dir.file("vigil.db"))", "commit_interval_ms": 50 },
+              "storage": { "path": "\(dir.file("vigil.db"))", "commit_interval_ms": 50\(storage) },
               "models": { "motion": { "path": "\(Paths.repo.appendingPathComponent("Models/motion.onnx").path)" } },
               "pipelines": [
                 { "name": "camera", "topic": "sensors/{device}/camera", "format": "pgm", "model": "motion",
@@ -135,5 +136,40 @@ final class MotionIntegrationTests: XCTestCase {
         try run(2, pause: 0.1)
         XCTAssertEqual(labels("hall").count, 5, "after the restart every frame is compared at once")
         XCTAssertEqual(Set(labels("hall")), ["still"])
+    }
+
+    /// A publisher inventing camera names cannot fill the disk: past `storage.motion_state_mb`
+    /// the states written least recently are deleted, and the log says so. `vigilctl
+    /// baseline` lists what is kept, with each device's name as sent, its age and size.
+    func testSavedCameraStatesStayUnderTheCapAndVigilctlListsThem() throws {
+        let broker = try Broker()
+        // 1 MB holds four 160x120 states (230 KB each); six cameras stop at once.
+        let path = config(port: broker.port, motion: #""background_s": 0.5, "save_s": 3600"#, storage: #", "motion_state_mb": 1"#)
+        let devices = (1...6).map { "cam-\($0)" }
+        do {
+            let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", path], outputPath: dir.file("vigild.log"))
+            XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
+            let client = try TestClient(port: broker.port)
+            for round in 0..<2 {
+                for d in devices {
+                    XCTAssertTrue(client.waitForAcks([try client.publish("sensors/\(d)/camera", frame(seed: UInt64(round)))]))
+                }
+                Thread.sleep(forTimeInterval: 0.7)
+            }
+            XCTAssertTrue(waitUntil(timeout: 20) { self.rows("SELECT COUNT(*) FROM detections").first?.first?.int ?? 0 >= 6 }, daemon.output)
+            client.close()
+            XCTAssertEqual(daemon.stop(), 0, daemon.output)
+            XCTAssertTrue(daemon.output.contains("over storage.motion_state_mb (1 MB)"), daemon.output)
+        }
+        let kept = try FileManager.default.contentsOfDirectory(atPath: dir.file("motion-state/camera"))
+        XCTAssertEqual(kept.count, 4, "\(kept)")
+        let r = try VigilctlIntegrationTests.run(["baseline", "cameras", "--db", dir.file("vigil.db"), "--format", "jsonl"], in: dir)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let listed = r.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(listed.count, 4, r.stdout)
+        XCTAssertEqual(Set(listed.compactMap { $0["pipeline"] as? String }), ["camera"])
+        XCTAssertTrue(listed.allSatisfy { ($0["device"] as? String)?.hasPrefix("cam-") == true && ($0["kb"] as? Int) == 226 && $0["age"] is String }, r.stdout)
+        let table = try VigilctlIntegrationTests.run(["baseline", "--db", dir.file("vigil.db"), "--format", "table"], in: dir)
+        XCTAssertTrue(table.stdout.contains("camera states (motion-state/, 4 files"), table.stdout + table.stderr)
     }
 }

@@ -40,9 +40,11 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(plane(after[0], 1)[0], Float(1 - exp(-0.1)), accuracy: 1e-5)
     }
 
-    /// `lighting` from the model re-bases the background on the latest frame; other labels
-    /// leave it alone. The activity map measures change after matching mean brightness,
-    /// so a uniform gain step adds nothing to it.
+    /// `lighting` from the model re-bases the background: rescaled to the latest frame's
+    /// light level the first time (a person in view then is not copied into it), replaced
+    /// by the frame when `lighting` follows `lighting`; other labels leave it alone. The
+    /// activity map measures change after matching mean brightness, so a uniform gain step
+    /// adds nothing to it.
     func testLightingRebasesTheBackgroundAndAGainStepIsNotActivity() throws {
         let a = ImageAdapter(shape: [1, 4, 4, 4], width: 4, height: 4, channels: roles)
         let scene: (Int, Int) -> UInt8 = { x, y in UInt8(30 + 8 * x + 15 * y) }
@@ -61,7 +63,32 @@ final class MotionStateTests: XCTestCase {
         a.observe(&lit)
         XCTAssertEqual(a.rebaselines, 1)
         let rebased = try a.inputs(for: image(4, 4, bright, ts: 3))[0]
-        XCTAssertEqual(plane(rebased, 1), plane(rebased, 0), accuracy: 1e-6, "background = the bright frame now")
+        XCTAssertEqual(plane(rebased, 1), plane(rebased, 0), accuracy: 1e-5, "the dark background times the light step = the bright frame")
+        // A light switched while a person (a dark pixel) is in view: the rescaled background
+        // does not take the person in; `lighting` again (the scene itself changed) does.
+        let b = ImageAdapter(shape: [1, 4, 20, 20], width: 20, height: 20, channels: roles)
+        let room: (Int, Int) -> UInt8 = { x, y in UInt8(20 + 2 * x + 3 * y) }
+        _ = try b.inputs(for: image(20, 20, room, ts: 0))
+        let withPerson: (Int, Int) -> UInt8 = { x, y in (8..<10).contains(x) && (8..<10).contains(y) ? 5 : 2 * room(x, y) }
+        _ = try b.inputs(for: image(20, 20, withPerson, ts: 1))
+        b.observe(&lit)
+        let after = plane(try b.inputs(for: image(20, 20, withPerson, ts: 1))[0], 1)
+        XCTAssertGreaterThan(after[8 * 20 + 8], 0.3, "no ghost: the person's pixel keeps the scene's brightness, \(after[8 * 20 + 8])")
+        b.observe(&lit)
+        XCTAssertEqual(b.rebaselines, 2)
+        let copied = try b.inputs(for: image(20, 20, withPerson, ts: 1))[0]
+        XCTAssertEqual(plane(copied, 1), plane(copied, 0), accuracy: 1e-6, "lighting twice: the frame is the background")
+        // Another scene, not another light (day/night): no rescaling explains it, so the
+        // first `lighting` already starts from the frame.
+        let c = ImageAdapter(shape: [1, 4, 4, 4], width: 4, height: 4, channels: roles)
+        _ = try c.inputs(for: image(4, 4, scene, ts: 0))
+        let night: (Int, Int) -> UInt8 = { x, y in UInt8(30 + 15 * x + 8 * ((y * 3) % 4)) }
+        _ = try c.inputs(for: image(4, 4, night, ts: 1))
+        var first = d
+        first.label = "lighting"
+        c.observe(&first)
+        let switched = try c.inputs(for: image(4, 4, night, ts: 1))[0]
+        XCTAssertEqual(plane(switched, 1), plane(switched, 0), accuracy: 1e-6, "day/night: the frame is the background")
     }
 
     /// Masks are in source-frame pixels and apply at any source size; a device's own
@@ -88,15 +115,21 @@ final class MotionStateTests: XCTestCase {
         XCTAssertFalse(MotionMask(points: [(0, 0), (10, 0), (0, 10)]).contains(8, 8))
     }
 
+    /// Settings that save each device's state in `dir`/motion-state every `seconds` of frame time.
+    func savingMotion(_ dir: TempDir, every seconds: Double) -> MotionSettings {
+        var motion = MotionSettings()
+        motion.saveSeconds = seconds
+        motion.stateDirectory = dir.file("motion-state")
+        return motion
+    }
+
     /// A restart resumes what a camera had learnt: the state is saved every `save_s` of
     /// frame time next to the log and read back by the device's next adapter; a damaged
     /// file is ignored (the device starts afresh), and device names cannot leave the folder.
     func testTheStateIsSavedAndAResumedDeviceNeedsNoFirstFrame() throws {
         let dir = TempDir("vigil-motion-state")
         defer { dir.remove() }
-        var motion = MotionSettings()
-        motion.saveSeconds = 10
-        motion.stateDirectory = dir.file("motion-state")
+        var motion = savingMotion(dir, every: 10)
         let device = "../../etc/cam 1"
         func adapter() -> ImageAdapter {
             ImageAdapter(shape: [1, 4, 3, 4], width: 4, height: 3, channels: roles, motion: motion, pipeline: "cam", device: device)
@@ -145,6 +178,58 @@ final class MotionStateTests: XCTestCase {
             """.utf8))
         XCTAssertEqual(c.pipelines[0].motion?.stateDirectory, "/var/lib/vigil/motion-state")
         XCTAssertEqual(c.pipelines[0].motion?.saveSeconds, 60)
+    }
+
+    /// The saved states are capped in bytes (`storage.motion_state_mb`): past it the states
+    /// written least recently go first, never the one just written, counted in /metrics; a
+    /// lower cap at start trims the folder at once. `vigilctl baseline` lists each state with
+    /// its pipeline and device as sent (the file name keeps only safe characters), age and size.
+    func testSavedStatesAreCappedOldestFirstAndListedWithTheirNames() throws {
+        let dir = TempDir("vigil-motion-cap")
+        defer { dir.remove() }
+        let motion = savingMotion(dir, every: 1)
+        let folder = CameraStateFolder.at(dir.file("motion-state"))
+        let metrics = MetricsRegistry()
+        let scene: (Int, Int) -> UInt8 = { x, y in UInt8(20 + 30 * x + 9 * y) }
+        func save(_ device: String) throws -> String {
+            let a = ImageAdapter(shape: [1, 4, 3, 4], width: 4, height: 3, channels: roles, motion: motion, pipeline: "cam", device: device)
+            _ = try a.inputs(for: image(4, 3, scene, ts: 0))
+            _ = try a.inputs(for: image(4, 3, scene, ts: 2))
+            return try XCTUnwrap(a.stateFile?.path)
+        }
+        folder.configure(maxBytes: 1 << 20, metrics: metrics)
+        let first = try save("gate/1"), one = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: first)[.size] as? Int)
+        XCTAssertEqual(metrics.value(MetricName.motionStatesDropped), 0, "listed at 0 before anything is dropped")
+        // Room for two states: the third save drops the first.
+        folder.configure(maxBytes: 2 * one + one / 2, metrics: metrics)
+        let second = try save("../../etc/cam 1"), third = try save("yard")
+        let fm = FileManager.default
+        XCTAssertFalse(fm.fileExists(atPath: first), "the state written least recently goes")
+        XCTAssertTrue(fm.fileExists(atPath: second) && fm.fileExists(atPath: third))
+        XCTAssertEqual(folder.dropped, 1)
+        XCTAssertEqual(metrics.value(MetricName.motionStatesDropped), 1)
+        func size(_ p: String) throws -> Int { try XCTUnwrap(fm.attributesOfItem(atPath: p)[.size] as? Int) }
+        XCTAssertEqual(folder.bytes, try size(second) + size(third))
+        let table = CameraStateQuery.table(directory: dir.file("motion-state"))
+        XCTAssertEqual(table.rows.map { $0[1] }, [.text("../../etc/cam 1"), .text("yard")], "oldest first, names as sent")
+        XCTAssertEqual(table.rows[0][0], .text("cam"))
+        XCTAssertEqual(table.rows[0][2], .text("4x3"))
+        XCTAssertEqual(table.rows[0][3], .integer(1), "size in KB, rounded up")
+        XCTAssertEqual(CameraStateQuery.table(directory: dir.file("motion-state"), devices: ["y*"]).rows.count, 1)
+        XCTAssertTrue(table.render(.table).contains("../../etc/cam 1"))
+        // A lower cap at start (one state) trims the folder at once, the oldest first (file
+        // times are set apart: two saves in one clock tick share a modification time).
+        try fm.setAttributes([.modificationDate: Date() - 20], ofItemAtPath: second)
+        try fm.setAttributes([.modificationDate: Date() - 10], ofItemAtPath: third)
+        XCTAssertEqual(folder.configure(maxBytes: one + 8, metrics: metrics), 1)
+        XCTAssertFalse(fm.fileExists(atPath: second))
+        XCTAssertTrue(fm.fileExists(atPath: third))
+        XCTAssertEqual(metrics.value(MetricName.motionStatesDropped), 2)
+        // A state the cap cannot hold is still written: the newest is never the one dropped.
+        folder.configure(maxBytes: 1, metrics: metrics)
+        let fourth = try save("porch")
+        XCTAssertTrue(fm.fileExists(atPath: fourth))
+        XCTAssertFalse(fm.fileExists(atPath: third))
     }
 
     func parse(_ motion: String, format: String = "pgm", extra: String = "") throws -> Config {
@@ -305,11 +390,13 @@ final class MotionSimulatedCameraTests: XCTestCase {
         print("simulated camera, frames by ground truth (n, said motion, said lighting): \(byEvent); light switches \(lightSwitches), said motion \(switchesAsMotion)")
         XCTAssertGreaterThan(lightSwitches, 5)
         XCTAssertEqual(switchesAsMotion, 0, "a light switch is never motion")
-        // Regression floors, not targets: the simulator's objects are flat blobs with a
-        // faint texture on a faintly textured room, the hardest case for a structure
-        // detector (Models/motion.md, known failure modes; v1 caught 99 % of these frames).
+        // Regression floors, not targets: the simulator's objects are soft-edged blobs on a
+        // faintly textured room, which change a window's brightness more than its structure.
+        // Measured (Models/motion.md): v1 1481/1497 and 0/789; v2.0 (structure only) 714/1497
+        // and 40/789; v2.1 (brightness term, light switches rescale the background) 1295/1497
+        // and 0/789.
         let moving = try XCTUnwrap(byEvent["motion"]), empty = try XCTUnwrap(byEvent["nothing"])
-        XCTAssertGreaterThan(Double(moving.motion) / Double(moving.n), 0.4)
-        XCTAssertLessThan(Double(empty.motion) / Double(empty.n), 0.1)
+        XCTAssertGreaterThan(Double(moving.motion) / Double(moving.n), 0.8)
+        XCTAssertLessThan(Double(empty.motion) / Double(empty.n), 0.02)
     }
 }

@@ -74,6 +74,9 @@ public struct StorageSettings: Sendable, Equatable {
     public var evidenceMB = 64.0
     /// The evidence folder; empty: `evidence/` beside the database.
     public var evidencePath = ""
+    /// The most the saved camera states (`motion-state/` beside the database) may take;
+    /// the states written least recently go first (CameraStateFolder).
+    public var motionStateMB = Double(CameraStateFolder.defaultMaxBytes >> 20)
 
     /// Where evidence lives.
     public var evidenceDirectory: String {
@@ -202,6 +205,7 @@ extension Config {
             if let p = try s.string("intake_path") { storage.intakePath = resolve(p) }
             storage.evidenceMB = try s.double("evidence_mb", default: storage.evidenceMB, in: 0...1_000_000)
             if let p = try s.string("evidence_path") { storage.evidencePath = resolve(p) }
+            storage.motionStateMB = try s.double("motion_state_mb", default: storage.motionStateMB, in: 1...1_000_000)
             try s.finish()
         }
 

@@ -66,6 +66,9 @@ public final class Daemon: @unchecked Sendable {
             let n = CameraStateFile.sweep(directory: dir, maxAge: config.storage.retentionDays * 86_400)
             if n > 0 { log.info("removed \(n) saved camera states older than \(JSONValue.format(config.storage.retentionDays)) days from \(dir)") }
         }
+        for dir in Set(config.pipelines.compactMap { $0.motion?.stateDirectory }) {
+            CameraStateFolder.at(dir).configure(maxBytes: Int(config.storage.motionStateMB * 1_048_576), metrics: counters.metrics)
+        }
         for p in pipelines {
             log.info("pipeline \(p.name): \(p.settings.format.rawValue) into model \(p.model.name) (\(p.model.task), \(p.model.threads) threads): \(p.inputDescription)")
             Daemon.noteBudget(p)

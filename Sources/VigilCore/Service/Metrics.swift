@@ -223,6 +223,7 @@ public enum MetricName {
     public static let evidenceFailed = "vigil_evidence_failed_total"
     public static let evidenceBytes = "vigil_evidence_bytes"
     public static let evidenceAlerts = "vigil_evidence_alerts"
+    public static let motionStatesDropped = "vigil_motion_states_dropped_total"
 }
 
 /// What the rules, actions, sync and store stages report. Each call is cheap and thread-safe.
@@ -352,5 +353,6 @@ extension Counters {
         m.describe(MetricName.startTime, .gauge, "When vigild started (Unix time).")
         m.describe(MetricName.buildInfo, .gauge, "The running version.")
         ProcessMetrics.describe(m)
+        m.describe(MetricName.motionStatesDropped, .counter, "Saved camera states deleted to stay under storage.motion_state_mb.")
     }
 }

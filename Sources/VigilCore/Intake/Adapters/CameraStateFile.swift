@@ -5,11 +5,18 @@ import Foundation
 /// device under the state directory (next to the log, `motion-state/`), written whole and
 /// renamed into place, so a crash leaves the old file or the new one, never half of one.
 /// Anything unreadable, of another size, or from another format is ignored: the device
-/// then starts afresh, as it always did.
+/// then starts afresh, as it always did. The folder as a whole is capped
+/// (CameraStateFolder).
+///
+/// Layout (little-endian): magic, width, height (UInt32), frame time (Float64 bits), then
+/// the pipeline and device names (UInt16 length + UTF-8 each, so `vigilctl baseline` can
+/// name a file's device: the file name keeps only its safe characters), then the planes.
 struct CameraStateFile {
     let path: String
+    let pipeline: String
+    let device: String
 
-    static let magic = Array("VGCS1\n".utf8)
+    static let magic = Array("VGCS2\n".utf8)
 
     /// Device names come from topics: the file name keeps their safe characters and adds a
     /// hash of the whole name, so two devices never share a file and nothing escapes the folder.
@@ -20,7 +27,12 @@ struct CameraStateFile {
         var h: UInt64 = 0xcbf29ce484222325
         for b in device.utf8 { h = (h ^ UInt64(b)) &* 0x100000001b3 }
         path = "\(directory)/\(safe(pipeline))/\(safe(device))-\(String(h, radix: 16)).state"
+        self.pipeline = pipeline; self.device = device
+        folder = CameraStateFolder.at(directory)
     }
+
+    /// The folder's books: each save is noted there, and the folder's cap applied.
+    private let folder: CameraStateFolder
 
     /// Removes saved states not written for `maxAge` seconds (devices that never came back),
     /// so the folder does not grow with every device name ever seen. Returns how many.
@@ -44,34 +56,58 @@ struct CameraStateFile {
         for v in [UInt32(s.width), UInt32(s.height)] { append32(v, &out) }
         var t = s.ts.bitPattern
         for _ in 0..<8 { out.append(UInt8(t & 0xff)); t >>= 8 }
+        for name in [pipeline, device] { appendName(name, &out) }
         for plane in [s.last, s.background, s.activity] { for x in plane { append32(x.bitPattern, &out) } }
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try Data(out).write(to: URL(fileURLWithPath: path), options: .atomic)
+        folder.saved(path: path, bytes: out.count)
     }
 
-    /// The saved state if it is whole and of this size, else nil.
+    /// The saved state if it is whole, of this size and this device's, else nil.
     func load(width: Int, height: Int) -> CameraState? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         let b = [UInt8](data)
-        let n = width * height, header = CameraStateFile.magic.count + 16
-        guard b.count == header + 12 * n, Array(b.prefix(CameraStateFile.magic.count)) == CameraStateFile.magic,
-              read32(b, CameraStateFile.magic.count) == UInt32(width), read32(b, CameraStateFile.magic.count + 4) == UInt32(height)
-        else { return nil }
-        var t: UInt64 = 0
-        for i in (0..<8).reversed() { t = t << 8 | UInt64(b[CameraStateFile.magic.count + 8 + i]) }
-        func plane(_ k: Int) -> [Float] { (0..<n).map { Float(bitPattern: read32(b, header + 4 * (k * n + $0))) } }
+        let n = width * height
+        guard let head = CameraStateFile.header(b), head.pipeline == pipeline, head.device == device,
+              head.width == width, head.height == height, b.count == head.bytes + 12 * n else { return nil }
+        func plane(_ k: Int) -> [Float] { (0..<n).map { Float(bitPattern: CameraStateFile.read32(b, head.bytes + 4 * (k * n + $0))) } }
         let planes = [plane(0), plane(1), plane(2)]
         guard planes.allSatisfy(allFinite) else { return nil }
-        return CameraState(last: planes[0], background: planes[1], activity: planes[2], ts: Double(bitPattern: t),
+        return CameraState(last: planes[0], background: planes[1], activity: planes[2], ts: head.ts,
                            width: width, height: height)
+    }
+
+    /// What a file's header says (nil: not a state file of this format). `bytes`: the
+    /// header's length, where the planes begin.
+    static func header(_ b: [UInt8]) -> (pipeline: String, device: String, width: Int, height: Int, ts: Double, bytes: Int)? {
+        let m = magic.count
+        guard b.count >= m + 20, Array(b.prefix(m)) == magic else { return nil }
+        var t: UInt64 = 0
+        for i in (0..<8).reversed() { t = t << 8 | UInt64(b[m + 8 + i]) }
+        var at = m + 16
+        var names: [String] = []
+        for _ in 0..<2 {
+            guard at + 2 <= b.count else { return nil }
+            let len = Int(b[at]) | Int(b[at + 1]) << 8
+            guard at + 2 + len <= b.count, let name = String(bytes: b[(at + 2)..<(at + 2 + len)], encoding: .utf8) else { return nil }
+            names.append(name)
+            at += 2 + len
+        }
+        return (names[0], names[1], Int(read32(b, m)), Int(read32(b, m + 4)), Double(bitPattern: t), at)
+    }
+
+    private func appendName(_ name: String, _ out: inout [UInt8]) {
+        let bytes = Array(name.utf8.prefix(Int(UInt16.max)))
+        out.append(UInt8(bytes.count & 0xff)); out.append(UInt8(bytes.count >> 8))
+        out += bytes
     }
 
     private func append32(_ v: UInt32, _ out: inout [UInt8]) {
         out.append(UInt8(v & 0xff)); out.append(UInt8(v >> 8 & 0xff)); out.append(UInt8(v >> 16 & 0xff)); out.append(UInt8(v >> 24))
     }
 
-    private func read32(_ b: [UInt8], _ at: Int) -> UInt32 {
+    static func read32(_ b: [UInt8], _ at: Int) -> UInt32 {
         UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
     }
 }

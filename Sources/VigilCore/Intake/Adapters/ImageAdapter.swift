@@ -178,11 +178,12 @@ public final class ImageAdapter: StreamAdapter {
     }
 
     /// `lighting` from the model: the whole picture changed (lights, auto-exposure, day and
-    /// night), so the background is re-based on the latest frame.
+    /// night), so the background is re-based (`CameraState.observe`).
     public func observe(_ detection: inout Detection) {
-        guard detection.label == ImageAdapter.lightingLabel, channels.contains(.background), state != nil else { return }
-        state!.rebaseline()
-        rebaselines += 1
+        guard channels.contains(.background), state != nil else { return }
+        let lighting = detection.label == ImageAdapter.lightingLabel
+        state!.observe(lighting: lighting)
+        if lighting { rebaselines += 1 }
     }
 
     /// Dropped (device TTL, engine stop or reload): save what the device has learnt, so its
