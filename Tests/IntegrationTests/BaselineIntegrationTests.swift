@@ -24,12 +24,16 @@ final class BaselineIntegrationTests: XCTestCase {
             """)
     }
 
+    /// Readings 10 s apart, ending about 15 minutes ago at reading 220 (recent: a log without
+    /// sync deletes rows older than `retention_days` by their time).
+    static let firstReading = Int(Date().timeIntervalSince1970) - 3_100
+
     func readings(_ client: TestClient, device: String, from: Int, count: Int) throws {
         var mids: [Int32] = []
         for i in from..<(from + count) {
             let t = 20 + 0.3 * sin(Double(i) / 11) + 0.02 * Double(i % 7)
             let p = 1013 + Double((i / 40) % 3)   // a coarse sensor: 3 values
-            mids.append(try client.publish("sensors/\(device)/env", #"{"temperature": \#(t), "pressure": \#(p), "ts": \#(1_700_000_000 + i * 10)}"#))
+            mids.append(try client.publish("sensors/\(device)/env", #"{"temperature": \#(t), "pressure": \#(p), "ts": \#(Self.firstReading + i * 10)}"#))
         }
         XCTAssertTrue(client.waitForAcks(mids))
     }
