@@ -2,8 +2,8 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// Home Assistant discovery against the real broker and vigild: the current keys, device
-/// classes from the alert labels, and a silent device shown unavailable with its alert OFF
+/// Home Assistant discovery against the real broker and vigild: the current keys, a
+/// binary_sensor per alert label with its own device class, and a silent device shown unavailable with its alert OFF
 /// after `limits.device_ttl_s`, available (and ON) again when it returns, forgotten after
 /// `homeassistant.forget_after_s`.
 final class HomeAssistantIntegrationTests: XCTestCase {
@@ -24,7 +24,7 @@ final class HomeAssistantIntegrationTests: XCTestCase {
               "models": { "tiny": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
               "pipelines": [
                 { "name": "smoke", "topic": "sensors/{device}/smoke", "format": "f32le", "model": "tiny", "labels_file": "\(labels)",
-                  "alert": { "labels": ["smoke_alarm"], "min_score": 0.55 } },
+                  "alert": { "labels": ["glass_breaking", "smoke_alarm"], "min_score": 0.55 } },
                 { "name": "glass", "topic": "sensors/{device}/glass", "format": "f32le", "model": "tiny", "labels_file": "\(labels)",
                   "alert": { "labels": ["glass_breaking"], "min_score": 0.55 } }
               ],
@@ -48,17 +48,30 @@ final class HomeAssistantIntegrationTests: XCTestCase {
         defer { pub.close() }
         func values(_ topic: String) -> [String] { watch.messages.filter { $0.topic == topic }.map { self.text($0.payload) } }
         let state = "vigil/ha-node/state/smoke/kitchen", available = "vigil/ha-node/availability/smoke/kitchen"
+        let smokeState = state + "/smoke_alarm", glassState = state + "/glass_breaking"
 
         // Up: smoke_alarm (the tiny model's "high") at 0.61 raises.
         XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/kitchen/smoke", f32le([0, 0, 1, 0])),
                                        try pub.publish("sensors/hall/glass", f32le([0, 0, 0, 0]))]))
-        XCTAssertTrue(waitUntil(timeout: 15) { values(state).last == "ON" }, "\(values(state))\n\(daemon.output)")
+        XCTAssertTrue(waitUntil(timeout: 15) { values(smokeState).last == "ON" }, "\(values(smokeState))\n\(daemon.output)")
+        XCTAssertEqual(values(state).last, "ON", "the pipeline's own state topic as before")
+        XCTAssertEqual(values(glassState).last, "OFF", "the other label's entity is not raised")
         XCTAssertEqual(values(available), ["online"])
         let configs = watch.messages.filter { $0.topic.hasPrefix("homeassistant/binary_sensor/") && !$0.payload.isEmpty }
-        let smoke = try json(XCTUnwrap(configs.first { $0.topic.contains("/smoke_kitchen_") }).payload)
+        // The smoke pipeline alerts on glass and smoke: an entity each, each with its class.
+        let kitchen = configs.filter { $0.topic.contains("/smoke_kitchen_") }
+        XCTAssertEqual(kitchen.count, 2, "\(kitchen.map(\.topic))")
+        let smoke = try json(XCTUnwrap(kitchen.first { $0.topic.hasSuffix("_smoke_alarm_alert/config") }).payload)
+        let kitchenGlass = try json(XCTUnwrap(kitchen.first { $0.topic.hasSuffix("_glass_breaking_alert/config") }).payload)
         let glass = try json(XCTUnwrap(configs.first { $0.topic.contains("/glass_hall_") }).payload)
         XCTAssertEqual(smoke["device_class"] as? String, "smoke")
+        XCTAssertEqual(smoke["state_topic"] as? String, smokeState)
+        XCTAssertEqual(kitchenGlass["device_class"] as? String, "safety")
         XCTAssertEqual(glass["device_class"] as? String, "safety")
+        // The per-pipeline entity of earlier versions is removed: an empty retained config.
+        let legacy = try XCTUnwrap(watch.messages.first { $0.topic.hasPrefix("homeassistant/binary_sensor/vigil_ha-node/smoke_kitchen_") && $0.topic.hasSuffix("_alert/config")
+            && !$0.topic.contains("_smoke_alarm_") && !$0.topic.contains("_glass_breaking_") })
+        XCTAssertTrue(legacy.payload.isEmpty)
         XCTAssertNil(smoke["object_id"], "deprecated in HA 2025.10")
         XCTAssertTrue((smoke["default_entity_id"] as? String)?.hasPrefix("binary_sensor.vigil_ha-node_smoke_kitchen_") ?? false, "\(smoke)")
         XCTAssertEqual(smoke["availability_mode"] as? String, "all")
@@ -70,21 +83,25 @@ final class HomeAssistantIntegrationTests: XCTestCase {
         // Silent for the TTL (2 s): unavailable, and the alert no longer "Detected".
         XCTAssertTrue(waitUntil(timeout: 10) { values(available).last == "offline" }, "\(values(available))\n\(daemon.output)")
         XCTAssertEqual(values(state).last, "OFF")
+        XCTAssertEqual(values(smokeState).last, "OFF")
         // Back while its alert is still raised (nothing cleared it): available and ON again.
         XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/kitchen/smoke", f32le([0, 0, 1, 0]))]))
         XCTAssertTrue(waitUntil(timeout: 10) { values(available).last == "online" }, "\(values(available))")
-        XCTAssertTrue(waitUntil { values(state).last == "ON" }, "\(values(state))")
+        XCTAssertTrue(waitUntil { values(state).last == "ON" && values(smokeState).last == "ON" }, "\(values(state)) \(values(smokeState))")
         // Retained: what Home Assistant reads after its own restart.
-        let late = try TestClient(port: broker.port, subscribe: [state, available])
-        XCTAssertTrue(waitUntil { late.messages.count >= 2 })
-        XCTAssertEqual(Set(late.messages.map { "\($0.topic)=\(self.text($0.payload))" }), ["\(state)=ON", "\(available)=online"])
+        let late = try TestClient(port: broker.port, subscribe: [state, smokeState, glassState, available])
+        XCTAssertTrue(waitUntil { late.messages.count >= 4 })
+        XCTAssertEqual(Set(late.messages.map { "\($0.topic)=\(self.text($0.payload))" }),
+                       ["\(state)=ON", "\(smokeState)=ON", "\(glassState)=OFF", "\(available)=online"])
         late.close()
 
         // Silent for forget_after_s (7 s): the entities are removed (empty retained configs).
-        let smokeConfig = configs.first { $0.topic.contains("/smoke_kitchen_") }!.topic
-        XCTAssertTrue(waitUntil(timeout: 20) { watch.messages.contains { $0.topic == smokeConfig && $0.payload.isEmpty } },
-                      "\(watch.messages.filter { $0.topic == smokeConfig }.count)\n\(daemon.output)")
-        XCTAssertTrue(waitUntil { values(available).last == "" && values(state).last == "" })
+        for config in kitchen.map(\.topic) {
+            XCTAssertTrue(waitUntil(timeout: 20) { watch.messages.contains { $0.topic == config && $0.payload.isEmpty } },
+                          "\(config): \(watch.messages.filter { $0.topic == config }.count)\n\(daemon.output)")
+        }
+        XCTAssertTrue(waitUntil { [available, state, smokeState, glassState].allSatisfy { values($0).last == "" } },
+                      "\([available, state, smokeState, glassState].map { values($0) })")
         XCTAssertTrue(daemon.output.contains("shown unavailable"), daemon.output)
     }
 }
