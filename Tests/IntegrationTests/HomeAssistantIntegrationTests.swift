@@ -1,5 +1,7 @@
 import Foundation
+import MQTT
 import TestSupport
+@testable import VigilCore
 import XCTest
 
 /// Home Assistant discovery against the real broker and vigild: the current keys, a
@@ -103,5 +105,53 @@ final class HomeAssistantIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil { [available, state, smokeState, glassState].allSatisfy { values($0).last == "" } },
                       "\([available, state, smokeState, glassState].map { values($0) })")
         XCTAssertTrue(daemon.output.contains("shown unavailable"), daemon.output)
+    }
+
+    /// Enrolled sounds (Enrollment/): a rule listing `smoke_alarm` on a model that can enroll
+    /// shows an enrolled sound's alert on the pipeline's one `_enrolled` entity, not on
+    /// `smoke_alarm`'s; silent for the TTL both are OFF; back, the enrolled one is ON again.
+    /// AlertCenter itself, on the real broker (no shipped test model enrolls in a second).
+    func testAnEnrolledSoundShowsOnTheEnrolledEntity() throws {
+        let broker = try Broker()
+        let client = try MQTTClient(options: MQTTOptions(port: broker.port, clientID: "ha-center"), handlers: MQTTHandlers())
+        _ = try client.start()
+        defer { client.stop() }
+        XCTAssertTrue(waitUntil { client.isConnected })
+        let outlet = MQTTOutlet()
+        outlet.set(client)
+        let watch = try TestClient(port: broker.port, subscribe: ["vigil/ha-node/#", "homeassistant/#"])
+        defer { watch.close() }
+        var alert = AlertSettings()
+        alert.labels = ["smoke_alarm"]
+        var info = AlertCenter.PipelineInfo(name: "audio", alert: alert, modelLabels: ["background", "smoke_alarm"], task: "sound", model: "m")
+        info.enrolls = true
+        let center = AlertCenter(node: "ha-node", pipelines: [info], actions: ActionSet([], outlet: outlet),
+                                 homeAssistant: HomeAssistantSettings(discovery: true), outlet: outlet,
+                                 record: { _ in }, updateActions: { _, _ in }, deviceTTL: 2)
+        func doorbell() -> Detection {
+            var d = Detection(ts: Date().timeIntervalSince1970, pipeline: "audio", device: "hall", model: "m", label: "our doorbell", score: 0.9,
+                              scores: [("background", 0.05), ("smoke_alarm", 0.05), ("our doorbell", 0.9)], latencyMs: 1)
+            d.enrolledFrom = 2
+            return d
+        }
+        func values(_ topic: String) -> [String] { watch.messages.filter { $0.topic == topic }.map { self.text($0.payload) } }
+        let enrolled = "vigil/ha-node/state/audio/hall/_enrolled", smoke = "vigil/ha-node/state/audio/hall/smoke_alarm"
+        let available = "vigil/ha-node/availability/audio/hall"
+
+        center.handle(doorbell())
+        XCTAssertTrue(waitUntil { values(enrolled) == ["OFF", "ON"] }, "\(values(enrolled))")
+        XCTAssertEqual(values(smoke), ["OFF"])
+        let configs = watch.messages.filter { $0.topic.hasPrefix("homeassistant/binary_sensor/") && !$0.payload.isEmpty }
+        XCTAssertEqual(configs.count, 2, "smoke_alarm and enrolled sounds: \(configs.map(\.topic))")
+        let entity = try json(XCTUnwrap(configs.first { $0.topic.hasSuffix("__enrolled_alert/config") }).payload)
+        XCTAssertEqual(entity["device_class"] as? String, "sound")
+        XCTAssertEqual(entity["state_topic"] as? String, enrolled)
+
+        center.expireDevices(now: monotonicSeconds() + 3)
+        XCTAssertTrue(waitUntil { values(available).last == "offline" && values(enrolled).last == "OFF" }, "\(values(available)) \(values(enrolled))")
+        XCTAssertEqual(values(smoke).last, "OFF")
+        center.handle(doorbell())
+        XCTAssertTrue(waitUntil { values(available).last == "online" && values(enrolled).last == "ON" }, "\(values(available)) \(values(enrolled))")
+        XCTAssertEqual(values(smoke).last, "OFF")
     }
 }
