@@ -144,6 +144,8 @@ class Expr:
             return {frozenset(): self.scrapes[i][0]}
         if kind == 'sub':
             left, right = self.eval(i, node[1]), self.eval(i, node[2])
+            if list(left) == [frozenset()]:   # a scalar (time()) minus a vector: one result per series
+                return {k: left[frozenset()] - v for k, v in right.items()}
             r = list(right.values())
             return {k: v - r[0] for k, v in left.items()} if len(r) == 1 else {k: v - right[k] for k, v in left.items() if k in right}
         if kind in ('rate', 'increase'):
