@@ -15,7 +15,7 @@ final class HomeAssistantIntegrationTests: XCTestCase {
     override func tearDown() { dir.remove() }
 
     /// The tiny model's scores (low, mid, high) under sound-model names.
-    func config(port: Int) -> String {
+    func config(port: Int, smokeLabels: String = #""glass_breaking", "smoke_alarm""#) -> String {
         let labels = dir.write("labels.txt", "background\nglass_breaking\nsmoke_alarm\n")
         return dir.write("vigil.json", """
             {
@@ -26,7 +26,7 @@ final class HomeAssistantIntegrationTests: XCTestCase {
               "models": { "tiny": { "path": "\(Paths.fixture("tiny_classifier.onnx"))" } },
               "pipelines": [
                 { "name": "smoke", "topic": "sensors/{device}/smoke", "format": "f32le", "model": "tiny", "labels_file": "\(labels)",
-                  "alert": { "labels": ["glass_breaking", "smoke_alarm"], "min_score": 0.55 } },
+                  "alert": { "labels": [\(smokeLabels)], "min_score": 0.55 } },
                 { "name": "glass", "topic": "sensors/{device}/glass", "format": "f32le", "model": "tiny", "labels_file": "\(labels)",
                   "alert": { "labels": ["glass_breaking"], "min_score": 0.55 } }
               ],
@@ -153,5 +153,43 @@ final class HomeAssistantIntegrationTests: XCTestCase {
         center.handle(doorbell())
         XCTAssertTrue(waitUntil { values(available).last == "online" && values(enrolled).last == "ON" }, "\(values(available)) \(values(enrolled))")
         XCTAssertEqual(values(smoke).last, "OFF")
+    }
+
+    /// A label dropped from the rule between runs: its entity's retained config, left by the
+    /// first run, is removed after the TTL, while the device (heard from all along) stays
+    /// available and its other entity stays.
+    func testALabelLeftOutOfTheRuleLosesItsEntityNotItsDevice() throws {
+        let broker = try Broker()
+        let pub = try TestClient(port: broker.port)
+        defer { pub.close() }
+        func retained(_ filter: String) -> [String: String] {
+            guard let c = try? TestClient(port: broker.port, subscribe: [filter]) else { return [:] }
+            defer { c.close() }
+            c.sync()
+            return Dictionary(c.messages.filter { !$0.payload.isEmpty }.map { ($0.topic, self.text($0.payload)) }, uniquingKeysWith: { _, b in b })
+        }
+        var daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
+        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") }, daemon.output)
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/kitchen/smoke", f32le([0, 0, 1, 0]))]))
+        XCTAssertTrue(waitUntil(timeout: 10) { retained("homeassistant/binary_sensor/#").keys.filter { $0.contains("/smoke_kitchen_") }.count == 2 })
+        let glassConfig = try XCTUnwrap(retained("homeassistant/binary_sensor/#").keys.first { $0.hasSuffix("_glass_breaking_alert/config") })
+        XCTAssertEqual(daemon.stop(), 0)
+
+        daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port, smokeLabels: #""smoke_alarm""#)],
+                                  outputPath: dir.file("vigild2.log"))
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") }, daemon.output)
+        // Heard from at every check (0.3 s apart), well inside the 2 s TTL.
+        let removed = waitUntil(timeout: 15, interval: 0.3) {
+            _ = try? pub.publish("sensors/kitchen/smoke", f32le([0, 0, 1, 0]))
+            return retained("homeassistant/binary_sensor/#")[glassConfig] == nil
+        }
+        let available = retained("vigil/ha-node/availability/#")
+        let configs = retained("homeassistant/binary_sensor/#").keys.filter { $0.contains("/smoke_kitchen_") }
+        XCTAssertTrue(removed, daemon.output)
+        XCTAssertTrue(daemon.output.contains("an earlier run left"), daemon.output)
+        XCTAssertEqual(available["vigil/ha-node/availability/smoke/kitchen"], "online", "the device's availability stays: \(available)")
+        XCTAssertEqual(configs.count, 1)
+        XCTAssertTrue(configs.first?.hasSuffix("_smoke_alarm_alert/config") ?? false, "\(configs)")
     }
 }

@@ -312,20 +312,21 @@ public final class AlertCenter: @unchecked Sendable {
             return old.map { ($0.key, $0.value.clear) }
         }
         guard !due.isEmpty else { return }
+        // What announced devices use: a leftover config of a label no longer in the rule must
+        // not take its device's availability (or the pipeline's state) with it.
         var live = Set<String>()
         for k in discovered.all {
             let t = HomeAssistantDiscovery.configTopics(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device)
-            live.insert(t.alert)
-            live.insert(t.score)
-            live.insert(t.snapshot)
+            live.formUnion([t.alert, t.score, t.snapshot, topics.availability(k.pipeline, k.device), topics.state(k.pipeline, k.device)])
             for e in pipelines[k.pipeline]?.alertEntities ?? [] {
                 live.insert(HomeAssistantDiscovery.configTopic(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device, entity: e))
+                live.insert(topics.state(k.pipeline, k.device, e))
             }
         }
         var removed = 0
         for (topic, clear) in due where !live.contains(topic) {
             publish(topic, "", qos: 1, retain: true)
-            for t in clear { publish(t, "", qos: 1, retain: true) }
+            for t in clear where !live.contains(t) { publish(t, "", qos: 1, retain: true) }
             removed += 1
         }
         if removed > 0 {
