@@ -7,8 +7,9 @@ public struct HomeAssistantSettings: Sendable, Equatable {
     /// The score sensor is updated at most this often per pipeline and device.
     public var scoreIntervalSeconds = 1.0
     /// Pipeline and device pairs announced at once; past it new devices are not announced
-    /// (counted and logged). Each costs two retained messages on the broker, kept until the
-    /// device has been silent for `limits.device_ttl_s`.
+    /// (counted and logged). Each costs retained messages on the broker (a config and a state
+    /// per alert entity, the score's config, the availability), kept until the device has been
+    /// silent for `forget_after_s`.
     public var maxDevices = 1000
     /// Also an `image` entity per camera pipeline and device: the trigger frame of its last
     /// alert (Evidence/), retained on the broker. Off by default: it puts frames on the broker.
