@@ -144,6 +144,8 @@ class Expr:
             return {frozenset(): self.scrapes[i][0]}
         if kind == 'sub':
             left, right = self.eval(i, node[1]), self.eval(i, node[2])
+            if list(left) == [frozenset()]:   # a scalar (time()) minus a vector: one result per series
+                return {k: left[frozenset()] - v for k, v in right.items()}
             r = list(right.values())
             return {k: v - r[0] for k, v in left.items()} if len(r) == 1 else {k: v - right[k] for k, v in left.items() if k in right}
         if kind in ('rate', 'increase'):
@@ -259,7 +261,14 @@ def stat(panel, scrapes):
     vals = e.eval(len(scrapes) - 1)
     if not vals:
         return '<div class="stat nodata">No data</div>'
-    v = sum(vals.values())
+    if panel.get('options', {}).get('textMode') == 'value_and_name':
+        # One box per series, named by the legend, as Grafana's stat panel shows them.
+        fmt = panel['targets'][0].get('legendFormat', '')
+        return '<div class="stats">' + ''.join(stat_box(panel, v, unit, legend(fmt, k)) for k, v in sorted(vals.items(), key=lambda kv: sorted(kv[0]))) + '</div>'
+    return stat_box(panel, sum(vals.values()), unit)
+
+
+def stat_box(panel, v, unit, name=None):
     text = human(v, unit)
     for m in panel['fieldConfig']['defaults'].get('mappings', []):
         if m.get('type') == 'value' and str(int(v)) in m['options'] and v == int(v):
@@ -270,6 +279,8 @@ def stat(panel, scrapes):
         if st['value'] is None or v >= st['value']:
             colour = st['color']
     css = {'green': '#37872d', 'red': '#c4162a', 'orange': '#fa6400', 'blue': '#1f60c4'}.get(colour, colour)
+    if name is not None:
+        return '<div class="stat small" style="background:%s"><span>%s</span>%s</div>' % (css, html.escape(name), html.escape(text))
     return '<div class="stat" style="background:%s">%s</div>' % (css, html.escape(text))
 
 
@@ -296,6 +307,7 @@ body{margin:0;background:#111217;color:#ccccdc;font:13px system-ui,sans-serif;he
 .title{font-weight:600;color:#fff;margin-bottom:4px}
 .stat{font-size:26px;font-weight:600;color:#fff;text-align:center;border-radius:2px;padding:8px 0}
 .legend span{margin-right:12px;white-space:nowrap;font-size:11px} .legend i{display:inline-block;width:12px;height:3px;margin:0 4px 3px 0}
+.stats{display:flex;gap:6px;flex-wrap:wrap} .stat.small{flex:1;font-size:18px;padding:4px 6px} .stat.small span{display:block;font-size:11px;font-weight:400}
 .nodata{color:#8e8e8e;font-size:12px;background:none}
 </style></head><body><div class="head"><b>%s</b><br><span>A rendering, not a Grafana screenshot: the panels of docs/grafana/vigil-dashboard.json
 evaluated by scripts/render_dashboard.py over %d /metrics scrapes (every 2 s, %d s) of a scripts/docs-pictures run of vigild.</span></div>

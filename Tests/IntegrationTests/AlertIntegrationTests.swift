@@ -121,13 +121,16 @@ final class AlertIntegrationTests: XCTestCase {
         XCTAssertTrue(hook.allSatisfy { $0.contains(rows[0][0].string!) }, "every attempt posts the same alert")
 
         // Home Assistant: discovery for the device, the state ON then OFF, the node online.
-        let configs = watch.messages.filter { $0.topic.hasPrefix("homeassistant/") }
-        // Object ids end with 8 hex digits of FNV-1a over the raw pipeline and device names.
-        XCTAssertEqual(Set(configs.map(\.topic)), ["homeassistant/binary_sensor/vigil_test-node/vec_cam1_1f1cab75_alert/config",
+        let configs = watch.messages.filter { $0.topic.hasPrefix("homeassistant/") && !$0.payload.isEmpty }
+        // Object ids end with 8 hex digits of FNV-1a over the raw pipeline and device names; the
+        // rule lists `high`, so it has its own binary_sensor and the per-pipeline one is removed.
+        XCTAssertEqual(Set(configs.map(\.topic)), ["homeassistant/binary_sensor/vigil_test-node/vec_cam1_1f1cab75_high_alert/config",
                                                    "homeassistant/sensor/vigil_test-node/vec_cam1_1f1cab75_score/config"])
+        XCTAssertEqual(watch.messages.filter { $0.topic == "homeassistant/binary_sensor/vigil_test-node/vec_cam1_1f1cab75_alert/config" }.map(\.payload), [[]])
         let binary = try JSONSerialization.jsonObject(with: Data(configs.first { $0.topic.contains("binary_sensor") }!.payload)) as! [String: Any]
         XCTAssertEqual(binary["device_class"] as? String, "problem")
-        XCTAssertEqual(binary["state_topic"] as? String, "vigil/test-node/state/vec/cam1")
+        XCTAssertEqual(binary["state_topic"] as? String, "vigil/test-node/state/vec/cam1/high")
+        XCTAssertEqual(watch.messages.filter { $0.topic == "vigil/test-node/state/vec/cam1/high" }.map { self.text($0.payload) }, ["OFF", "ON", "OFF"])
         XCTAssertEqual(watch.messages.filter { $0.topic == "vigil/test-node/state/vec/cam1" }.map { self.text($0.payload) }, ["OFF", "ON", "OFF"])
         XCTAssertFalse(watch.messages.filter { $0.topic == "vigil/test-node/score/vec/cam1" }.isEmpty)
         XCTAssertEqual(watch.messages.filter { $0.topic == "vigil/test-node/status" }.map { self.text($0.payload) }, ["online"])

@@ -35,7 +35,9 @@ final class GrafanaDashboardTests: XCTestCase {
         // Every panel the issue asks for.
         let all = exprs.joined(separator: "\n")
         for metric in ["vigil_frames_processed_total", "vigil_inference_duration_seconds_bucket", "vigil_queued_frames", "vigil_alerts_total",
-                       "vigil_frames_dropped_total", "vigil_frames_rejected_total", "vigil_unsynced_rows", "vigil_database_bytes"] {
+                       "vigil_frames_dropped_total", "vigil_frames_rejected_total", "vigil_unsynced_rows", "vigil_database_bytes",
+                       "vigil_last_frame_timestamp_seconds", "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
+                       "vigil_evidence_dropped_total", "vigil_motion_states_dropped_total"] {
             XCTAssertTrue(all.contains(metric), "a panel for \(metric)")
         }
         // Every metric asked for is one vigild names in its source (Service/Metrics.swift and the stages that count).
@@ -44,9 +46,9 @@ final class GrafanaDashboardTests: XCTestCase {
         for case let file as String in FileManager.default.enumerator(atPath: root.path)! where file.hasSuffix(".swift") {
             source += (try? String(contentsOfFile: root.appendingPathComponent(file).path, encoding: .utf8)) ?? ""
         }
-        let regex = try NSRegularExpression(pattern: "vigil_[a-z_]+")
+        let regex = try NSRegularExpression(pattern: "(vigil|process)_[a-z_]+")
         let names = Set(regex.matches(in: all, range: NSRange(all.startIndex..., in: all)).map { String(all[Range($0.range, in: all)!]) })
-        XCTAssertGreaterThan(names.count, 10)
+        XCTAssertGreaterThan(names.count, 15)
         for name in names {
             var base = name
             for suffix in ["_bucket", "_sum", "_count"] where base.hasSuffix(suffix) { base = String(base.dropLast(suffix.count)) }

@@ -82,4 +82,28 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(bare.evidenceLeftOut, 2)
         XCTAssertTrue(bare.html.contains("not embedded"))
     }
+
+    /// `store: "events"`: a summary row is a period's counts, so the page counts its labels as
+    /// `stats` does and draws only the event rows on the timeline.
+    func testSummaryRowsAreCountedNotDrawn() throws {
+        let t0 = 1_795_960_800.0
+        let store = try Store(settings: storage())
+        // 60 s of a camera: 59 frames under the threshold, one motion event at 0.8 (its own row too).
+        store.append(Detection(ts: t0, pipeline: "camera", device: "door", model: "m", label: EventGate.summaryLabel, score: 0.99,
+                               scores: [("still", 59), ("motion", 1), (EventGate.periodKey, 60)], latencyMs: 9))
+        store.append(Detection(ts: t0 + 20, pipeline: "camera", device: "door", model: "m", label: "motion", score: 0.8,
+                               scores: [("motion", 0.8)], latencyMs: 4))
+        store.close()
+
+        let reader = try LogReader(path: dir.file("vigil.db"))
+        var f = RowFilter()
+        f.since = t0 - 10; f.until = t0 + 100
+        let report = try Report(reader, filter: f, now: t0 + 100, zone: .utc)
+        let door = try XCTUnwrap(report.groups.first)
+        XCTAssertEqual(door.stats.detections, 60, "the summary's counts, its event not a second time")
+        XCTAssertEqual(door.stats.labels.map(\.0), ["still", "motion"])
+        XCTAssertEqual(door.timeline.map(\.count).reduce(0, +), 1, "only the event row is drawn")
+        XCTAssertEqual(door.timeline.map(\.maxScore).max(), 0.8, "not the summary's 0.99")
+        XCTAssertFalse(report.html.contains(EventGate.summaryLabel), "no `_summary` label on the page")
+    }
 }

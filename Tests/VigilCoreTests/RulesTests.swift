@@ -216,6 +216,42 @@ final class RulesTests: XCTestCase {
         XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "sound", labels: ["doorbell"]), "sound")
         XCTAssertEqual(HomeAssistantDiscovery.deviceClass(task: "motion", labels: ["motion"]), "motion")
     }
+
+    /// A rule listing labels gets a binary_sensor per label, each with its own class, one for
+    /// enrolled sounds when the model can enroll, and the per-pipeline entity of earlier
+    /// versions removed (an empty config); a rule without labels keeps that one entity.
+    func testEachAlertLabelHasItsOwnEntityAndClass() throws {
+        let settings = HomeAssistantSettings(discovery: true), topics = AlertTopics(node: "n")
+        let msgs = HomeAssistantDiscovery.messages(settings: settings, topics: topics, pipeline: "audio", device: "hall", task: "sound", model: "m",
+                                                   alertLabels: ["smoke_alarm", "glass_breaking", "door bell"], enrolls: true)
+        let legacy = HomeAssistantDiscovery.configTopics(settings: settings, topics: topics, pipeline: "audio", device: "hall").alert
+        XCTAssertEqual(msgs.first?.0, legacy)
+        XCTAssertEqual(msgs.first?.1, "", "the old per-pipeline entity is removed")
+        let binaries = try msgs.dropFirst().filter { $0.0.hasPrefix("homeassistant/binary_sensor/") }.map {
+            (topic: $0.0, json: try JSONSerialization.jsonObject(with: Data($0.1.utf8)) as! [String: Any])
+        }
+        XCTAssertEqual(binaries.map { $0.json["device_class"] as? String }, ["smoke", "safety", "sound", "sound"])
+        XCTAssertEqual(binaries.map { $0.json["name"] as? String }, ["audio smoke_alarm", "audio glass_breaking", "audio door bell", "audio enrolled sound"])
+        XCTAssertEqual(binaries.map { $0.json["state_topic"] as? String },
+                       ["vigil/n/state/audio/hall/smoke_alarm", "vigil/n/state/audio/hall/glass_breaking",
+                        "vigil/n/state/audio/hall/door_bell_\(HomeAssistantDiscovery.hash("door bell"))", "vigil/n/state/audio/hall/_enrolled"])
+        XCTAssertEqual(Set(binaries.map(\.topic)).count, 4)
+        XCTAssertEqual(Set(binaries.compactMap { $0.json["unique_id"] as? String }).count, 4)
+        XCTAssertFalse(binaries.contains { $0.topic == legacy })
+        for b in binaries {
+            XCTAssertEqual(b.json["availability_mode"] as? String, "all")
+            XCTAssertEqual((b.json["availability"] as? [[String: String]])?.last?["topic"], "vigil/n/availability/audio/hall")
+        }
+        // A label that looks like the enrolled entity's segment, or is not an id, is hashed.
+        XCTAssertNotEqual(AlertEntity.label("_enrolled").segment, AlertEntity.enrolled.segment)
+        XCTAssertNotEqual(AlertEntity.label("a/b").segment, AlertEntity.label("a_b").segment)
+        XCTAssertEqual(AlertEntity.showing("siren", in: [.label("smoke_alarm"), .enrolled]), .enrolled, "a label not listed was enrolled")
+        XCTAssertEqual(AlertEntity.showing("smoke_alarm", in: [.label("smoke_alarm"), .enrolled]), .label("smoke_alarm"))
+        // Without labels: one entity for any label, at its old topic, nothing removed.
+        let any = HomeAssistantDiscovery.messages(settings: settings, topics: topics, pipeline: "audio", device: "hall", task: "sound", model: "m", enrolls: true)
+        XCTAssertEqual(any.map(\.0).filter { $0.contains("binary_sensor") }, [legacy])
+        XCTAssertFalse(any.contains { $0.1.isEmpty })
+    }
 }
 
 /// Figures, not assertions: what the rules cost a worker lane per detection, and how long

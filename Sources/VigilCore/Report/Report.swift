@@ -167,9 +167,12 @@ extension LogReader {
         f.pipelines = [key.pipeline]; f.devices = [key.device]
         let (clause, values) = f.sql(states: false)
         let width = max((to - from) / Double(buckets), 1e-3)
+        // A summary row (`store: "events"`) is a period's counts, not an event: its score is the
+        // period's highest, often a background one, and its period's events are rows of their own.
+        let events = (clause.isEmpty ? " WHERE" : clause + " AND") + " label <> ?"
         let sql = "SELECT CAST((ts - ?) / ? AS INTEGER) AS b, max(CASE WHEN label = ? THEN 0 ELSE score END), count(*) "
-            + "FROM detections\(clause) GROUP BY b ORDER BY b"
-        return try query(sql, [.real(from), .real(width), background.map { .text($0) } ?? .null] + values).map { r in
+            + "FROM detections\(events) GROUP BY b ORDER BY b"
+        return try query(sql, [.real(from), .real(width), background.map { .text($0) } ?? .null] + values + [.text(EventGate.summaryLabel)]).map { r in
             Report.Point(ts: from + (Double(r[0].int ?? 0) + 0.5) * width, maxScore: r[1].double ?? 0, count: Int(r[2].int ?? 0))
         }
     }

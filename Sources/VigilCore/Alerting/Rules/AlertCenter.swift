@@ -20,6 +20,10 @@ public final class AlertCenter: @unchecked Sendable {
         public var threshold: Double?
         /// A camera pipeline: it gets a Home Assistant `image` entity with `homeassistant.snapshots`.
         public var image = false
+        /// Its model has an embedding output, so enrolled sounds (Enrollment/) can raise its alerts.
+        public var enrolls = false
+        /// Its Home Assistant alert binary_sensors.
+        var alertEntities: [AlertEntity] { alert.map { AlertEntity.of(labels: $0.labels, enrolls: enrolls) } ?? [] }
         public init(name: String, alert: AlertSettings?, modelLabels: [String], task: String, model: String, threshold: Double? = nil) {
             self.name = name; self.alert = alert?.applying(modelThreshold: threshold); self.modelLabels = modelLabels
             self.task = task; self.model = model; self.threshold = threshold
@@ -42,8 +46,9 @@ public final class AlertCenter: @unchecked Sendable {
     private var inFlight = 0
     private let scoreLock = NSLock()
     private var lastScore: [String: Double] = [:]
-    /// Pipeline+device keys whose Home Assistant alert is ON (what a returning device shows again).
-    private var haOn: Set<String> = []
+    /// Pipeline+device keys whose Home Assistant alert is ON, with the label that raised it
+    /// (what a returning device shows again).
+    private var haOn: [String: String] = [:]
     /// The devices announced to Home Assistant (capped, forgotten after the device TTL).
     let discovered: DiscoveredDevices
     /// Retained configs of this node found on the broker at connect (left by an earlier
@@ -91,6 +96,7 @@ public final class AlertCenter: @unchecked Sendable {
             var info = PipelineInfo(name: p.name, alert: p.alert, modelLabels: scoreLabels[p.name] ?? models[p.model]?.labels ?? [],
                                     task: models[p.model]?.task ?? "score", model: p.model, threshold: models[p.model]?.threshold)
             info.image = p.isImage && p.evidenceSettings.enabled
+            info.enrolls = models[p.model]?.embedding != nil
             return info
         }
         for a in config.actions {
@@ -133,10 +139,16 @@ public final class AlertCenter: @unchecked Sendable {
         publish(topics.alerts(e.pipeline, e.device), e.json.serialized, qos: 1, retain: false)
         if homeAssistant != nil {
             let key = e.pipeline + "\u{0}" + e.device
-            scoreLock.withLock { if e.state == .raised { haOn.insert(key) } else { haOn.remove(key) } }
+            scoreLock.withLock { haOn[key] = e.state == .raised ? e.label : nil }
             if discovered.contains(pipeline: e.pipeline, device: e.device) {
-                // The binary_sensor's state (retained, so Home Assistant has it after a restart).
-                publish(topics.state(e.pipeline, e.device), e.state == .raised ? "ON" : "OFF", qos: 1, retain: true)
+                // The binary_sensor's state (retained, so Home Assistant has it after a restart):
+                // the pipeline's, and the entity of the label that raised (a clear names it too).
+                let on = e.state == .raised ? "ON" : "OFF"
+                publish(topics.state(e.pipeline, e.device), on, qos: 1, retain: true)
+                let entities = pipelines[e.pipeline]?.alertEntities ?? []
+                if let shown = AlertEntity.showing(e.label, in: entities), shown != .any {
+                    publish(topics.state(e.pipeline, e.device, shown), on, qos: 1, retain: true)
+                }
             }
         }
         let list = actions.selected(settings?.actions ?? [], for: e.state)
@@ -207,7 +219,8 @@ public final class AlertCenter: @unchecked Sendable {
         guard let p = pipelines[pipeline] else { return }
         for (topic, payload) in HomeAssistantDiscovery.messages(settings: ha, topics: topics, pipeline: pipeline, device: device,
                                                                 task: p.task, model: p.model, alerts: p.alert != nil,
-                                                                snapshot: ha.snapshots && p.image, alertLabels: p.alert?.labels ?? []) {
+                                                                snapshot: ha.snapshots && p.image, alertLabels: p.alert?.labels ?? [],
+                                                                enrolls: p.enrolls) {
             publish(topic, payload, qos: 1, retain: true)
         }
     }
@@ -217,9 +230,13 @@ public final class AlertCenter: @unchecked Sendable {
     /// so Home Assistant does not show "Detected" for a device that stopped sending.
     func publishPresence(pipeline: String, device: String, online: Bool) {
         publish(topics.availability(pipeline, device), online ? "online" : "offline", qos: 1, retain: true)
-        guard pipelines[pipeline]?.alert != nil else { return }
-        let on = online && scoreLock.withLock { haOn.contains(pipeline + "\u{0}" + device) }
-        publish(topics.state(pipeline, device), on ? "ON" : "OFF", qos: 1, retain: true)
+        guard let entities = pipelines[pipeline]?.alertEntities, !entities.isEmpty else { return }
+        let raisedBy = online ? scoreLock.withLock { haOn[pipeline + "\u{0}" + device] } : nil
+        publish(topics.state(pipeline, device), raisedBy != nil ? "ON" : "OFF", qos: 1, retain: true)
+        let shown = raisedBy.flatMap { AlertEntity.showing($0, in: entities) }
+        for e in entities where e != .any {
+            publish(topics.state(pipeline, device, e), e == shown ? "ON" : "OFF", qos: 1, retain: true)
+        }
     }
 
     /// On every (re)connect: discovery for the devices announced and not expired, since a
@@ -274,6 +291,10 @@ public final class AlertCenter: @unchecked Sendable {
             publish(t.alert, "", qos: 1, retain: true)
             publish(t.score, "", qos: 1, retain: true)
             publish(topics.state(k.pipeline, k.device), "", qos: 1, retain: true)
+            for e in pipelines[k.pipeline]?.alertEntities ?? [] where e != .any {
+                publish(HomeAssistantDiscovery.configTopic(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device, entity: e), "", qos: 1, retain: true)
+                publish(topics.state(k.pipeline, k.device, e), "", qos: 1, retain: true)
+            }
             if ha.snapshots, pipelines[k.pipeline]?.image == true {
                 publish(t.snapshot, "", qos: 1, retain: true)
                 publish(topics.snapshot(k.pipeline, k.device), "", qos: 1, retain: true)
@@ -291,17 +312,21 @@ public final class AlertCenter: @unchecked Sendable {
             return old.map { ($0.key, $0.value.clear) }
         }
         guard !due.isEmpty else { return }
+        // What announced devices use: a leftover config of a label no longer in the rule must
+        // not take its device's availability (or the pipeline's state) with it.
         var live = Set<String>()
         for k in discovered.all {
             let t = HomeAssistantDiscovery.configTopics(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device)
-            live.insert(t.alert)
-            live.insert(t.score)
-            live.insert(t.snapshot)
+            live.formUnion([t.alert, t.score, t.snapshot, topics.availability(k.pipeline, k.device), topics.state(k.pipeline, k.device)])
+            for e in pipelines[k.pipeline]?.alertEntities ?? [] {
+                live.insert(HomeAssistantDiscovery.configTopic(settings: ha, topics: topics, pipeline: k.pipeline, device: k.device, entity: e))
+                live.insert(topics.state(k.pipeline, k.device, e))
+            }
         }
         var removed = 0
         for (topic, clear) in due where !live.contains(topic) {
             publish(topic, "", qos: 1, retain: true)
-            for t in clear { publish(t, "", qos: 1, retain: true) }
+            for t in clear where !live.contains(t) { publish(t, "", qos: 1, retain: true) }
             removed += 1
         }
         if removed > 0 {

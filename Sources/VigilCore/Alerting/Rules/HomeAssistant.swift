@@ -7,8 +7,9 @@ public struct HomeAssistantSettings: Sendable, Equatable {
     /// The score sensor is updated at most this often per pipeline and device.
     public var scoreIntervalSeconds = 1.0
     /// Pipeline and device pairs announced at once; past it new devices are not announced
-    /// (counted and logged). Each costs two retained messages on the broker, kept until the
-    /// device has been silent for `limits.device_ttl_s`.
+    /// (counted and logged). Each costs retained messages on the broker (a config and a state
+    /// per alert entity, the score's config, the availability), kept until the device has been
+    /// silent for `forget_after_s`.
     public var maxDevices = 1000
     /// Also an `image` entity per camera pipeline and device: the trigger frame of its last
     /// alert (Evidence/), retained on the broker. Off by default: it puts frames on the broker.
@@ -41,8 +42,13 @@ public struct AlertTopics: Sendable {
     public var status: String { "vigil/\(node)/status" }
     /// Raised and cleared transitions, JSON, QoS 1, not retained.
     public func alerts(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/alerts/\(pipeline)/\(device)" }
-    /// Home Assistant: retained `ON`/`OFF`.
+    /// Home Assistant: retained `ON`/`OFF`, whatever label raised.
     public func state(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/state/\(pipeline)/\(device)" }
+    /// Home Assistant: retained `ON`/`OFF` of one alert entity: `state/{pipeline}/{device}/{label}`
+    /// (`/_enrolled` for enrolled sounds); the pipeline's own topic for `.any`.
+    public func state(_ pipeline: String, _ device: String, _ entity: AlertEntity) -> String {
+        entity.segment.map { state(pipeline, device) + "/" + $0 } ?? state(pipeline, device)
+    }
     /// Home Assistant: retained `online`/`offline` per pipeline and device: `offline` once the
     /// device has been silent for `limits.device_ttl_s` (its entities show unavailable).
     public func availability(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/availability/\(pipeline)/\(device)" }
@@ -54,9 +60,53 @@ public struct AlertTopics: Sendable {
     public func detections(_ pipeline: String, _ device: String) -> String { "vigil/\(node)/detections/\(pipeline)/\(device)" }
 }
 
+/// One alert binary_sensor of a pipeline and device in Home Assistant. A rule that lists
+/// labels gets one per label, each with its own `device_class` (a pipeline alerting on glass
+/// and smoke shows a `smoke` entity and a `safety` one, not one `safety` for both), plus one
+/// for enrolled sounds when its model has an embedding output. A rule without labels alerts on
+/// any label of the model (521 for AudioSet), so it keeps one entity for all (`.any`).
+///
+/// Enrolled sounds share one entity per pipeline and device, not one per enrolled label:
+/// enrollments come and go while vigild runs (`vigilctl enroll` / `unenroll`), so per-label
+/// entities would be announced mid-run and left dead after an unenroll until
+/// `forget_after_s`; which sound it was is in the entity's attributes (the alert message's
+/// `label`).
+public enum AlertEntity: Hashable, Sendable {
+    case any
+    case label(String)
+    case enrolled
+
+    /// A pipeline's alert entities: its rule's `labels` (and enrolled sounds), or `.any`.
+    public static func of(labels: [String], enrolls: Bool) -> [AlertEntity] {
+        labels.isEmpty ? [.any] : labels.map { .label($0) } + (enrolls ? [.enrolled] : [])
+    }
+
+    /// The entity among `entities` an alert of `label` shows on (a rule with labels only
+    /// raises for those and for enrolled sounds).
+    static func showing(_ label: String, in entities: [AlertEntity]) -> AlertEntity? {
+        if entities.contains(.any) { return .any }
+        if entities.contains(.label(label)) { return .label(label) }
+        return entities.contains(.enrolled) ? .enrolled : nil
+    }
+
+    /// Its part of ids and topics (nil: the pipeline and device's own). A label is used as it
+    /// is when it is a valid id of at most 32 characters not starting with `_`; others are
+    /// cut, sanitised and hashed, so `_enrolled` is never a label's.
+    var segment: String? {
+        switch self {
+        case .any: return nil
+        case .enrolled: return "_enrolled"
+        case .label(let l):
+            let plain = HomeAssistantDiscovery.id(l)
+            return plain == l && l.count <= 32 && !l.hasPrefix("_") && !l.isEmpty
+                ? l : HomeAssistantDiscovery.id(String(l.prefix(32))) + "_" + HomeAssistantDiscovery.hash(l)
+        }
+    }
+}
+
 /// Home Assistant MQTT discovery messages (https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery):
-/// `<prefix>/<component>/<node_id>/<object_id>/config`, retained, one binary_sensor (the
-/// alert state) and one sensor (the score) per pipeline and device, grouped under one HA
+/// `<prefix>/<component>/<node_id>/<object_id>/config`, retained, the alert binary_sensors
+/// (`AlertEntity`) and one sensor (the score) per pipeline and device, grouped under one HA
 /// device per vigil device, available while `vigil/{node}/status` is `online` and the
 /// device's own availability topic is (`availability_mode: all`). Keys as HA 2025.10 reads
 /// them: `default_entity_id` (`<domain>.<id>`) replaces `object_id`, deprecated in 2025.10 and
@@ -94,9 +144,26 @@ public enum HomeAssistantDiscovery {
                 "\(settings.prefix)/image/\(node)/\(object)_snapshot/config")
     }
 
+    /// The retained config topic of one alert entity (`.any`: the `alert` of `configTopics`).
+    public static func configTopic(settings: HomeAssistantSettings, topics: AlertTopics, pipeline: String, device: String,
+                                   entity: AlertEntity) -> String {
+        guard let segment = entity.segment else { return configTopics(settings: settings, topics: topics, pipeline: pipeline, device: device).alert }
+        return "\(settings.prefix)/binary_sensor/\(id("vigil_" + topics.node))/\(object(pipeline: pipeline, device: device))_\(segment)_alert/config"
+    }
+
+    /// The class of one alert entity: a label's own (`labelClass`), else the task's; enrolled sounds are `sound`.
+    public static func deviceClass(task: String, entity: AlertEntity) -> String {
+        switch entity {
+        case .any: return deviceClass(task: task)
+        case .label(let l): return deviceClass(task: task, labels: [l])
+        case .enrolled: return "sound"
+        }
+    }
+
     /// The binary_sensor's class (HA's BinarySensorDeviceClass): from the alert's labels when
     /// they name what HA has a class for (a smoke alarm is `smoke`, breaking glass `safety`:
-    /// "on means unsafe", HA has no glass-break class), else from the model's task (`motion`,
+    /// "on means unsafe"; HA has no glass-break class and declined to add one for now,
+    /// home-assistant/architecture discussion 1455; `tamper` means the sensor is tampered with), else from the model's task (`motion`,
     /// `sound`; anomaly and the rest are a `problem`). Labels of different classes in one
     /// alert make it `safety`, the generic one.
     public static func deviceClass(task: String, labels: [String] = []) -> String {
@@ -121,11 +188,13 @@ public enum HomeAssistantDiscovery {
         return nil
     }
 
-    /// (topic, payload) pairs to publish retained: the score sensor, and the binary_sensor
-    /// when the pipeline has alert rules (`alerts`).
+    /// (topic, payload) pairs to publish retained: the score sensor, and the alert
+    /// binary_sensors when the pipeline has alert rules (`alerts`). With per-label entities the
+    /// single per-pipeline alert entity earlier versions announced gets an empty config first,
+    /// so Home Assistant drops it instead of keeping a dead entity.
     public static func messages(settings: HomeAssistantSettings, topics: AlertTopics, pipeline: String, device: String,
                                 task: String, model: String, alerts: Bool = true, snapshot: Bool = false,
-                                alertLabels: [String] = []) -> [(String, String)] {
+                                alertLabels: [String] = [], enrolls: Bool = false) -> [(String, String)] {
         let node = id("vigil_" + topics.node)
         let object = object(pipeline: pipeline, device: device)
         let haDevice: JSONValue = .object([
@@ -143,20 +212,30 @@ public enum HomeAssistantDiscovery {
             ("availability_mode", .string("all")),
         ]
         // Every entity: its name and ids, its own keys, then availability and the device.
-        func entity(_ domain: String, _ kind: String, _ keys: [(String, JSONValue)]) -> JSONValue {
+        func entity(_ domain: String, _ kind: String, _ keys: [(String, JSONValue)], name: String? = nil) -> JSONValue {
             .object([
-                ("name", .string("\(pipeline) \(kind)")),
+                ("name", .string(name ?? "\(pipeline) \(kind)")),
                 ("unique_id", .string("\(node)_\(object)_\(kind)")),
                 ("default_entity_id", .string("\(domain).\(node)_\(object)_\(kind)")),
             ] + keys + availability + [("device", haDevice)])
         }
-        let binary = entity("binary_sensor", "alert", [
-            ("state_topic", .string(topics.state(pipeline, device))),
-            ("payload_on", .string("ON")),
-            ("payload_off", .string("OFF")),
-            ("device_class", .string(deviceClass(task: task, labels: alertLabels))),
-            ("json_attributes_topic", .string(topics.alerts(pipeline, device))),
-        ])
+        let entities = AlertEntity.of(labels: alertLabels, enrolls: enrolls)
+        let binaries = entities.map { e -> (String, String) in
+            let name: String
+            switch e {
+            case .any: name = "\(pipeline) alert"
+            case .label(let l): name = "\(pipeline) \(l)"
+            case .enrolled: name = "\(pipeline) enrolled sound"
+            }
+            let binary = entity("binary_sensor", e.segment.map { "\($0)_alert" } ?? "alert", [
+                ("state_topic", .string(topics.state(pipeline, device, e))),
+                ("payload_on", .string("ON")),
+                ("payload_off", .string("OFF")),
+                ("device_class", .string(deviceClass(task: task, entity: e))),
+                ("json_attributes_topic", .string(topics.alerts(pipeline, device))),
+            ], name: name)
+            return (configTopic(settings: settings, topics: topics, pipeline: pipeline, device: device, entity: e), binary.serialized)
+        }
         let score = entity("sensor", "score", [
             ("state_topic", .string(topics.score(pipeline, device))),
             ("state_class", .string("measurement")),
@@ -165,7 +244,8 @@ public enum HomeAssistantDiscovery {
         ])
         let t = configTopics(settings: settings, topics: topics, pipeline: pipeline, device: device)
         let sensor = (t.score, score.serialized)
-        var out = alerts ? [(t.alert, binary.serialized), sensor] : [sensor]
+        let migrated = entities == [.any] ? [] : [(t.alert, "")]
+        var out = alerts ? migrated + binaries + [sensor] : [sensor]
         if snapshot && alerts {
             let image = entity("image", "snapshot", [
                 ("image_topic", .string(topics.snapshot(pipeline, device))),
