@@ -4,6 +4,8 @@ size, label and scores (tolerance 1e-4), and for a model with an embedding outpu
 (`vigil.embedding`) its size, unit length and first values. Needs only numpy + onnxruntime, no data.
 
   python3 Models/training/check_fixtures.py
+  python3 Models/training/check_fixtures.py --update-embedding   # after add_embedding.py: rewrites only
+                                                                 # embedding_size / embedding_head
 """
 import json
 import os
@@ -20,6 +22,7 @@ FIX = os.path.join(MODELS, "fixtures")
 def main():
     with open(os.path.join(FIX, "expected.json")) as f:
         exp = json.load(f)
+    update = "--update-embedding" in sys.argv[1:]
     bad = 0
     for name, e in sorted(exp.items()):
         path = os.path.join(MODELS, e["model"])
@@ -41,10 +44,16 @@ def main():
         if "vigil.embedding" in meta:   # the second output (issue 18): unit length, same head
             names = [o.name for o in sess.get_outputs()]
             emb = out[names.index(meta["vigil.embedding"])][0]
+            if update:   # the scores are still checked: an embedding change must leave them as they were
+                e["embedding_size"] = int(emb.size)
+                e["embedding_head"] = [round(float(v), 5) for v in emb[:6]]
             ok = ok and emb.size == e["embedding_size"] and abs(np.linalg.norm(emb) - 1) < 1e-4 \
                 and np.allclose(emb[:len(e["embedding_head"])], e["embedding_head"], atol=1e-4)
         bad += not ok
         print(f"{'ok ' if ok else 'BAD'} {name:22s} {e['model']:13s} {got:15s} {np.round(s, 4).tolist()}")
+    if update and not bad:
+        from common import update_expected
+        update_expected(exp)
     sys.exit(1 if bad else 0)
 
 

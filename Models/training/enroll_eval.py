@@ -11,17 +11,18 @@ Enrollment, as vigilctl: every clip windowed like vigild (15600 samples, hop 780
 prototype is the mean embedding of its loud windows (a 25 ms frame within 10 dB of the clip's
 loudest), unit length (`clip`), or, as a variant, every loud window is a prototype (`window`);
 a window's similarity is its highest cosine to a prototype. Threshold: the highest similarity
-of any window of the model's background set (Models/sound-background.i8, ESC-50 non-glass
-windows) plus a margin. The enrolled label alerts through vigild's rule (for_frames 1,
+of any window of the model's background set (Models/sound-background.i8: tune Asterisk
+prompts and music on hold) plus a margin, at least a floor. The enrolled label alerts through vigild's rule (for_frames 1,
 cooldown 30 s: rules_replay.py); since vigild maps the threshold onto min_score, the rule
 raises exactly when the similarity reaches the threshold.
 
-What may read what: classes are ESC-50 categories that are not model labels (the model saw
-their clips as `normal`: the embedding has seen them, so recall is optimistic; no retraining
-without them was done). Per class 10 random draws of 5 enrolled clips (whole Freesound sources,
-so the held-out clips are other recordings); draws 0-4 are `tune`, 5-9 `test`. The variant
-and margin are chosen on the tune draws and the `tune` non-event packages only (highest mean
-recall with false alarms <= 0.5/h on `tune`); recall on the test draws' held-out clips and
+What may read what: classes are ESC-50 categories that are not model labels
+(add_embedding.HELD_OUT_CLASSES: the embedding's projection and standardisation leave them
+out, but the CNNs saw their clips as `normal`, so recall is optimistic; no retraining without
+them was done). Per class 10 random draws of 5 enrolled clips (whole Freesound sources,
+so the held-out clips are other recordings); draws 0-4 are `tune`, 5-9 `test`. The variant,
+margin and floor are chosen on the tune draws and the `tune` non-event packages the projection
+did not read (most classes at recall >= 0.8 with <= 1 false alarm/h, then mean recall); recall on the test draws' held-out clips and
 false alarms per hour on the `test` packages are reported. Tune and test draws of a class
 share its few clips (a clip held out in a test draw may have been enrolled in a tune draw),
 so "test" here is a weaker split than the non-event one.
@@ -42,6 +43,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import nonevent_data as nd  # noqa: E402
 import sound_data as sd  # noqa: E402
 import eval_sound_rules as er  # noqa: E402
+from add_embedding import HELD_OUT_CLASSES, PROJECTION_PACKAGES  # noqa: E402
 from rules_replay import Rule, raises, wilson, poisson_upper  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -51,17 +53,28 @@ BACKGROUND = os.path.join(MODELS, "sound-background.i8")
 N, HOP, SR = 15600, 7800, 16000
 HOP_S = HOP / SR
 LABELS = ["normal", "glass_breaking", "smoke_alarm", "door_bell"]
-CLASSES = ["door_wood_knock", "dog", "toilet_flush", "sneezing", "can_opening", "clock_alarm"]
+CLASSES = HELD_OUT_CLASSES
 SHOTS = 5
 DRAWS = 10
 TUNE_DRAWS = range(0, 5)
-BUDGET = 0.5            # false alarms / h on `tune` when choosing (half the 1/h target)
+BUDGET = 1.0            # false alarms / h per class on `tune` when choosing (the target)
+TARGET_RECALL = 0.8
 MARGINS = [0.0, 0.03, 0.08, 0.12, 0.2, 0.3]
-FLOORS = [0.0, 0.7, 0.8, 0.85, 0.9, 0.95]      # threshold = max(background best + margin, floor)
+FLOORS = [0.0, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]   # threshold = max(background best + margin, floor)
 VARIANTS = ["clip", "window"]
-IGNORE_FLOORS = [0.0, 0.8, 0.85, 0.9, 0.95, 0.98]
+IGNORE_FLOORS = [0.0, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98]
 LOUD_DB = 10
 OUT = os.path.join(HERE, "results", "enroll_eval.txt")
+
+
+def poisson_lower(k, hours):
+    """Two-sided 95 % exact (chi-square) interval on a rate per hour after k events: lower end."""
+    from scipy.stats import chi2
+    return chi2.ppf(0.025, 2 * k) / 2 / hours if k else 0.0
+
+
+def poisson_interval_upper(k, hours):
+    return poisson_upper(k, hours, 0.975)
 
 
 def session():
@@ -181,14 +194,15 @@ def main():
 
     sess = session()
     m = manifest()
-    tune = [p for p in m if m[p]["split"] == "tune"]
+    # The projection in the embedding was fitted on some tune packages: choices read the others.
+    tune = [p for p in m if m[p]["split"] == "tune" and p not in PROJECTION_PACKAGES]
     test = [p for p in m if m[p]["split"] == "test"]
     NE = nonevent(sess, m)
     NEemb = {p: NE[p][1].astype(np.float32) for p in m}
     B = background()
     h_tune, h_test = hours(m, tune), hours(m, test)
     say(f"# Enrollment with sound.onnx's embedding ({B.shape[1]} values), calibrated as vigilctl does")
-    say(f"non-event audio: tune {h_tune:.2f} h ({len(tune)} packages), test {h_test:.2f} h ({len(test)} packages); "
+    say(f"non-event audio: tune {h_tune:.2f} h ({len(tune)} packages not read by the projection), test {h_test:.2f} h ({len(test)} packages); "
         f"background set {len(B)} windows")
     clips = sd.esc_clips()
     emb = {}
@@ -216,23 +230,26 @@ def main():
     say("\n## Choice (tune draws 0-4, tune packages): recall of held-out clips, false alarms/h")
     grid = {}
     for variant in VARIANTS:
-        S = [sims(cat, d, variant, tune) for cat in CLASSES for d in TUNE_DRAWS]
+        S = {cat: [sims(cat, d, variant, tune) for d in TUNE_DRAWS] for cat in CLASSES}
         for margin in MARGINS:
             for floor in FLOORS:
-                k = n = fa = 0
-                for s in S:
-                    _, a, b, f = score(s, margin, floor)
-                    k, n, fa = k + a, n + b, fa + f
-                rate = fa / (h_tune * len(S))
-                grid[(variant, margin, floor)] = (k / n, rate)
-                say(f"  {variant:6s} margin {margin:.2f} floor {floor:.2f}: recall {k}/{n} = {k / n:.2f}, false alarms {rate:.2f}/h")
-    ok = [(r, -fa, v, mg, fl) for (v, mg, fl), (r, fa) in grid.items() if fa <= BUDGET]
-    if ok:
-        _, _, variant, margin, floor = max(ok)
-        say(f"chosen: {variant}, margin {margin}, floor {floor} (highest tune recall at <= {BUDGET} false alarms/h on tune)")
-    else:
-        _, variant, margin, floor = min((fa, v, mg, fl) for (v, mg, fl), (r, fa) in grid.items())
-        say(f"no setting meets {BUDGET}/h on tune; chosen: the fewest false alarms, {variant}, margin {margin}, floor {floor}")
+                per = {}
+                for cat in CLASSES:
+                    k = n = fa = 0
+                    for s in S[cat]:
+                        _, a, b, f = score(s, margin, floor)
+                        k, n, fa = k + a, n + b, fa + f
+                    per[cat] = (k / n, fa / (h_tune * len(TUNE_DRAWS)))
+                met = sum(r >= TARGET_RECALL and f <= BUDGET for r, f in per.values())
+                recall = np.mean([r for r, _ in per.values()])
+                rate = np.mean([f for _, f in per.values()])
+                grid[(variant, margin, floor)] = (met, recall, rate)
+                say(f"  {variant:6s} margin {margin:.2f} floor {floor:.2f}: {met} classes at recall >= {TARGET_RECALL} and "
+                    f"<= {BUDGET}/h; mean recall {recall:.2f}, mean false alarms {rate:.2f}/h; "
+                    + " ".join(f"{c}:{r:.2f}@{f:.2f}" for c, (r, f) in per.items()))
+    _, _, variant, margin, floor = max((met, r, v, mg, fl) for (v, mg, fl), (met, r, _) in grid.items())
+    say(f"chosen: {variant}, margin {margin}, floor {floor} (most classes at recall >= {TARGET_RECALL} with "
+        f"<= {BUDGET} false alarms/h on tune, then highest mean tune recall)")
 
     # --- report on test draws + test packages
     say(f"\n## Test (draws 5-9, test packages {h_test:.2f} h): {variant}, margin {margin}, floor {floor}")
@@ -251,13 +268,16 @@ def main():
         good = k / n >= 0.8 and fa / h <= 1.0
         met += good
         say(f"{cat:16s} recall {k:2d}/{n:2d} = {k / n:.2f} (Wilson {lo:.2f}-{hi:.2f}; draws share clips: too narrow), "
-            f"false alarms {fa / h:.2f}/h (95 % upper {poisson_upper(fa, h):.2f}), thresholds {min(thrs):.3f}-{max(thrs):.3f}"
+            f"false alarms {fa}/{h:.1f} h = {fa / h:.2f}/h (Poisson 95 % {poisson_lower(fa, h):.2f}-{poisson_interval_upper(fa, h):.2f}), thresholds {min(thrs):.3f}-{max(thrs):.3f}"
             f"{'  target met' if good else ''}")
     say(f"classes with recall >= 0.8 at <= 1 false alarm/h: {met} of {len(CLASSES)} (target: 3 of 5)")
     say(f"chance baseline: a detector firing on every held-out clip has recall 1.00 at one false alarm per "
         f"cooldown (120/h); one firing at random at 1/h catches a 5 s clip with p ~ 0.001")
 
-    ignore_case(say, sess, m, tune, test, NE, B, margin)
+    # The ignore case needs the shipped rule's false alarms, and the tune packages the projection
+    # did not read have none in their first halves: it chooses on every tune package (the
+    # projection learned those packages' 5 s segments apart, which may flatter an ignore there).
+    ignore_case(say, sess, m, [p for p in m if m[p]["split"] == "tune"], test, NE, B, margin)
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         f.write("\n".join(lines) + "\n")

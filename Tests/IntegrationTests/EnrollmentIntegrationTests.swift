@@ -133,7 +133,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         let db = try Database(path: dir.file("vigil.db"))
         _ = try db.query("UPDATE enrollments SET model_version = '0.9'")
         _ = try db.query("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'enrollments_changed'")
-        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("made with model version 0.9, pipeline audio runs 1.2.0; enroll it again") }, daemon.output)
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("made with model version 0.9, pipeline audio runs 1.3.0; enroll it again") }, daemon.output)
         XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("enrollments: 0 in use") && daemon.output.components(separatedBy: "enrollments: 0 in use").count == 3 }, daemon.output)
 
         // 8. Bad input: clear errors naming the file or label, nothing stored.

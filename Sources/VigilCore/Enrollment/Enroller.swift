@@ -4,28 +4,25 @@ import Foundation
 /// pipeline's own decoder and window adapter (as vigild would feed it; a clip at another rate
 /// is resampled with vigild's resampler), the model gives every window's embedding, and its
 /// loud windows (a 25 ms frame within 10 dB of the clip's loudest: the sound itself, not the
-/// quiet around it) make the prototypes: each one for a sound to alert on (one mean per clip
-/// caught fewer held-out clips at every false-alarm rate on the tuning draws), their mean for
-/// a sound to ignore (chosen on tuning audio too: Models/training/results/enroll_eval.txt).
+/// quiet around it) make the prototypes: their mean, one per clip (chosen on the tuning draws
+/// and tuning audio: Models/training/results/enroll_eval.txt; with v1.2.0's unprojected
+/// embedding every loud window was a prototype of a sound to alert on).
 ///
 /// The threshold is calibrated against the model's background set
 /// (`vigil.embedding_background`: embeddings of real non-event audio shipped beside the
 /// model): the highest similarity any background window has to a prototype, plus `margin`,
 /// and at least the floor of its kind. Margin and floors were chosen on tuning draws and the
-/// tuning audio only (Models/training/enroll_eval.py): the background best match alone let
-/// some sounds in at 0.4-0.6 (toilet flushes: 62 false alarms/h of game audio), and the
-/// floor is what held false alarms to the budget. Results: Models/sound.md, "Enrollment".
+/// tuning audio only (Models/training/enroll_eval.py, sound.onnx v1.3.0's projected
+/// embedding): the background best match alone let noise-like sounds in (toilet flushes:
+/// 10 false alarms/h on tuning audio even at the floor). Results: Models/sound.md, "Enrollment".
 public struct Enroller {
     public static let defaultMargin = 0.03
-    /// The lowest threshold of a positive enrollment (enroll_eval.py: 0.5 false alarms/h on `tune`).
-    public static let positiveFloor = 0.95
-    /// The lowest threshold of an ignore enrollment (enroll_eval.py: the lowest that kept every
-    /// glass and smoke recording raising on `tune`).
-    public static let ignoreFloor = 0.8
-    public enum Prototypes: Sendable { case everyLoudWindow, meanOfLoudWindows }
-    public static func prototypes(for kind: Enrollment.Kind) -> Prototypes { kind == .positive ? .everyLoudWindow : .meanOfLoudWindows }
-    /// Prototypes one clip gives at most (evenly spaced loud windows): a long clip costs no more per window.
-    public static let maxPrototypesPerClip = 32
+    /// The lowest threshold of a positive enrollment (enroll_eval.py: most classes at recall
+    /// 0.8 with <= 1 false alarm/h on `tune`).
+    public static let positiveFloor = 0.75
+    /// The lowest threshold of an ignore enrollment (enroll_eval.py: on `tune`, every glass and
+    /// smoke recording still raising, then the fewest false alarms; 0.6 lost one recording).
+    public static let ignoreFloor = 0.7
     public static let loudDB: Float = 10
     let pipeline: Pipeline
     let background: [[Float]]
@@ -137,17 +134,12 @@ public struct Enroller {
         guard !clips.isEmpty else { throw EnrollError("no clips given") }
         var windows: [[(embedding: [Float], loud: Bool)]] = []
         for c in clips { windows.append(try embeddings(wav: c.wav, name: c.name)) }
-        let mode = Enroller.prototypes(for: kind)
         let byClip = windows.map { ws -> [[Float]] in
             let loud = ws.filter(\.loud).map(\.embedding)
             let use = loud.isEmpty ? ws.map(\.embedding) : loud
-            if mode == .meanOfLoudWindows {
-                var mean = [Float](repeating: 0, count: use[0].count)
-                for e in use { for i in mean.indices { mean[i] += e[i] } }
-                return [Enroller.unit(mean)]
-            }
-            guard use.count > Enroller.maxPrototypesPerClip else { return use }
-            return (0..<Enroller.maxPrototypesPerClip).map { use[$0 * use.count / Enroller.maxPrototypesPerClip] }
+            var mean = [Float](repeating: 0, count: use[0].count)
+            for e in use { for i in mean.indices { mean[i] += e[i] } }
+            return [Enroller.unit(mean)]
         }
         var e = Enrollment(pipeline: pipeline.name, label: label, kind: kind,
                            modelVersion: pipeline.model.metadata["vigil.version"] ?? "", prototypes: byClip.flatMap { $0 }, threshold: 1, source: source)
