@@ -209,10 +209,12 @@ def single_rule(label, thr, ff):
 def choose(label, recs_inner, S_ne, tune):
     """The rule for `label` with the best inner-fold recall whose false alarms on `tune` stay
     <= BUDGET per hour (recordings caught first for glass, whose events are short; event windows
-    completing the rule for smoke, whose recordings are all caught); ties go to fewer false
-    alarms on `tune`, then the stricter rule. With no candidate in the budget: the one with the
-    fewest false alarms. Without event folds (recs_inner empty): the most sensitive candidate in
-    the budget (lowest min_score, then fewest for_frames). Reads nothing else.
+    completing the rule for smoke, whose recordings are all caught). Where recall cannot tell
+    candidates apart (few recordings: often all 0 or all caught), the most sensitive one in the
+    budget wins (lowest min_score, then fewest for_frames), as without event folds (recs_inner
+    empty): the budget already bounds the false alarms, and breaking ties towards the strictest
+    rule would pick a rule that never fires. With no candidate in the budget: the one with the
+    fewest false alarms. Reads nothing else.
     Returns (rule, false alarms per hour on tune, budget met)."""
     h = hours(tune)
     best = None
@@ -222,11 +224,11 @@ def choose(label, recs_inner, S_ne, tune):
             k = fa_count(r, S_ne, tune)
             ok = k / h <= BUDGET
             if not recs_inner:
-                key = (ok, -thr, -ff) if ok else (ok, -k, thr, ff)
+                key = (ok, -thr, -ff) if ok else (ok, -k, -thr, -ff)
             else:
                 c, _, hit, _ = event_recall(r, label, recs_inner)
                 primary = c if label == "glass_breaking" else hit
-                key = (ok, primary, hit, -k, thr, -ff) if ok else (ok, -k, primary, thr, -ff)
+                key = (ok, primary, hit, -thr, -ff) if ok else (ok, -k, primary, -thr, -ff)
             if best is None or key > best[0]:
                 best = (key, r, k / h)
     return best[1], best[2], best[0][0]
