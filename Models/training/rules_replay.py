@@ -98,3 +98,54 @@ def poisson_upper(k, hours, conf=0.95):
     """One-sided upper bound on a rate (per hour) after k events in `hours` (exact, chi-square)."""
     from scipy.stats import chi2
     return chi2.ppf(conf, 2 * (k + 1)) / 2 / hours
+
+
+def poisson_interval(k, hours, conf=0.95):
+    """Two-sided exact (Garwood) interval on a rate per hour after k events in `hours`."""
+    from scipy.stats import chi2
+    a = 1 - conf
+    lo = chi2.ppf(a / 2, 2 * k) / 2 / hours if k else 0.0
+    return lo, chi2.ppf(1 - a / 2, 2 * (k + 1)) / 2 / hours
+
+
+def read_config(path):
+    """A vigild config file (JSON with // and /* */ comments and trailing commas) as a dict."""
+    import json
+    import re
+    s = open(path).read()
+    out, i, in_str = [], 0, False
+    while i < len(s):
+        c = s[i]
+        if in_str:
+            out.append(s[i:i + 2] if c == "\\" else c)
+            i += 2 if c == "\\" else 1
+            in_str = c != '"'
+            continue
+        if s.startswith("//", i):
+            i = s.find("\n", i) if "\n" in s[i:] else len(s)
+            continue
+        if s.startswith("/*", i):
+            end = s.find("*/", i + 2)
+            if end < 0:
+                raise ValueError(f"{path}: unterminated comment")
+            i = end + 2
+            continue
+        in_str = c == '"'
+        out.append(c)
+        i += 1
+    return json.loads(re.sub(r",(\s*[}\]])", r"\1", "".join(out)))
+
+
+def configured_rule(path, model_labels, model_threshold, model="sound"):
+    """The alert rule of the first pipeline in config `path` that uses `model`, with vigild's
+    defaults (min_score: the model's threshold; every label but the background when `labels`
+    is left out)."""
+    cfg = read_config(path)
+    p = next(p for p in cfg["pipelines"] if p.get("model") == model)
+    a = p.get("alert") or {}
+    ms = a.get("min_score")
+    lr = {k: (v.get("min_score"), v.get("for_frames", 1)) for k, v in (a.get("label_rules") or {}).items()}
+    return Rule(a.get("labels") or [l for l in model_labels if l != "normal"],
+                model_threshold if ms is None else ms, for_frames=a.get("for_frames", 1),
+                clear_below=a.get("clear_below"), clear_frames=a.get("clear_frames", 1),
+                cooldown_s=a.get("cooldown_s", 30.0), label_rules=lr)

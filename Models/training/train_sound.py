@@ -354,7 +354,8 @@ def cross_validate(normal, glass, smoke):
             F, LM = features(X)
             model = fit(F, LM, y, SEED + k)
             s = predict(to_onnx(model, batch="batch"), Xt)
-            np.savez_compressed(part, scores=s)
+            # with the windows' bookkeeping, so eval_sound_rules.py can use the folds done so far
+            np.savez_compressed(part, scores=s, meta=np.array([repr(m) for m in mt]))
         all_scores.append(s)
         all_meta += mt
         X_all.append(Xt)
