@@ -131,9 +131,10 @@ final class RulesTests: XCTestCase {
         XCTAssertEqual(feed(0.96, 0)?.label, "glass_breaking")
     }
 
-    func testTheShippedAudioAlertHoldsEachLabelToItsOwnRule() throws {
-        // etc/vigil.json's audio alert, as Models/sound.md reports it (issue 18): glass at 0.9 on
-        // 3 windows in a row, smoke at 0.97 on one, the alert's min_score the lower of the two.
+    func testTheShippedAudioAlertIsSmokeAtItsMeasuredBar() throws {
+        // etc/vigil.json's audio alert, as Models/sound.md reports it (issue 18): smoke at 0.97 on
+        // one window; glass is not a default alert label (no rule within the false-alarm budget
+        // caught an unseen glass break), however high it scores.
         let path = Paths.repo.appendingPathComponent("etc/vigil.json").path
         let c = try Config.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path))), file: path)
         let settings = try XCTUnwrap(c.pipelines.first { $0.name == "audio" }?.alert)
@@ -146,12 +147,10 @@ final class RulesTests: XCTestCase {
                                             scores: [("normal", 1 - top), ("glass_breaking", glass), ("smoke_alarm", smoke), ("door_bell", 0)],
                                             latencyMs: 1))
         }
-        for _ in 0..<4 { XCTAssertNil(feed(0, 0.95), "smoke over the alert's 0.9 but under its own 0.97") }
-        XCTAssertNil(feed(0.95, 0))
-        XCTAssertNil(feed(0.95, 0), "two glass windows are not three")
-        XCTAssertEqual(feed(0.95, 0)?.label, "glass_breaking")
+        for _ in 0..<4 { XCTAssertNil(feed(0, 0.95), "smoke under its 0.97") }
+        for _ in 0..<4 { XCTAssertNil(feed(0.999, 0), "glass is not a default alert label") }
+        XCTAssertEqual(feed(0, 0.98)?.label, "smoke_alarm", "one smoke window at 0.97 raises")
         XCTAssertEqual(feed(0, 0)?.state, .cleared)
-        XCTAssertEqual(feed(0, 0.98, after: 31)?.label, "smoke_alarm", "one smoke window at 0.97 raises once the cooldown is over")
     }
 
     func testLabelRulesAreChecked() throws {
