@@ -20,7 +20,7 @@ let package = Package(
                        providers: [.apt(["libonnxruntime-dev"])]),
 
         // Swift wrappers: with Sockets, the only modules that call C or lend pointers
-        // (docs/architecture.md, "Unsafe code", lists the three exceptions left in VigilCore).
+        // (docs/architecture.md, "Unsafe code", lists the exceptions left in VigilCore and VigilTools).
         .target(name: "SQLite", dependencies: ["CSQLite"]),
         .target(name: "MQTT", dependencies: ["CMosquitto"]),
         .target(name: "ONNX", dependencies: ["COnnxRuntime"]),
@@ -30,20 +30,23 @@ let package = Package(
         .target(name: "Sockets"),
 
         .target(name: "VigilCore", dependencies: ["SQLite", "MQTT", "ONNX", "Sockets"]),
+        // What only vigilctl runs (queries, the simulator, the HTML report): its own target so
+        // vigild does not link it.
+        .target(name: "VigilTools", dependencies: ["VigilCore", "SQLite", "MQTT", "ONNX"]),
         .executableTarget(name: "vigild", dependencies: ["VigilCore"]),
-        .executableTarget(name: "vigilctl", dependencies: ["VigilCore", "Sockets"]),
+        .executableTarget(name: "vigilctl", dependencies: ["VigilCore", "VigilTools", "Sockets"]),
         // Store benchmark (scripts/bench-store); not shipped.
         .executableTarget(name: "vigil-bench", dependencies: ["VigilCore", "SQLite", "MQTT"]),
 
         .testTarget(name: "SQLiteTests", dependencies: ["SQLite"]),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
         .testTarget(name: "ONNXTests", dependencies: ["ONNX", "TestSupport"]),
-        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "TestSupport", "Sockets"]),
+        .testTarget(name: "VigilCoreTests", dependencies: ["VigilCore", "VigilTools", "TestSupport", "Sockets"]),
         .testTarget(name: "IntegrationTests",
-                    dependencies: ["VigilCore", "SQLite", "ONNX", "TestSupport", "Sockets", "vigild", "vigilctl"]),
+                    dependencies: ["VigilCore", "VigilTools", "SQLite", "ONNX", "TestSupport", "Sockets", "vigild", "vigilctl"]),
         // Failure scenarios against the real binary (issue 9): `make resilience`.
         .testTarget(name: "ResilienceTests",
-                    dependencies: ["VigilCore", "SQLite", "ONNX", "TestSupport", "vigild", "vigilctl"]),
+                    dependencies: ["VigilCore", "VigilTools", "SQLite", "ONNX", "TestSupport", "vigild", "vigilctl"]),
         .target(name: "TestSupport", dependencies: ["MQTT"], path: "Tests/TestSupport", exclude: ["Fixtures"]),
     ]
 )

@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilTools
 
 /// `baseline`: each device's learned baseline (stateful anomaly models), and `baseline reset`.
 enum BaselineCommand {

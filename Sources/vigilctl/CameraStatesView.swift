@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilTools
 
 /// `vigilctl baseline cameras`, and the camera part of `vigilctl baseline`'s table: the
 /// saved camera states (motion-state/ beside the log) with their age and size.

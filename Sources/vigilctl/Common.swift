@@ -1,6 +1,7 @@
 import Foundation
 import Sockets
 import VigilCore
+import VigilTools
 
 /// Buffered standard output: one write(2) per 64 KiB rather than per row, flushed on demand
 /// (tail flushes after each poll so a pipe sees rows as they come).

@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilTools
 
 /// `vigilctl enroll / enrolled / unenroll`: teach a sound pipeline a household's own sounds,
 /// or a recurring false alarm to ignore (issue 18; Enrollment/ in VigilCore).

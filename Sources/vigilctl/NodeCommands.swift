@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilTools
 
 /// `check-config` and `models`: the node's configuration and model files.
 enum NodeCommands {

@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilTools
 
 enum QueryCommands {
     static let limit = Option(name: "--limit", short: "-n", value: "N", help: "print the newest N rows (default 100; 0 for all)")

@@ -1,7 +1,8 @@
 import Foundation
 import VigilCore
+import VigilTools
 
-/// `vigilctl report`: one self-contained HTML page about a time range (VigilCore/Report).
+/// `vigilctl report`: one self-contained HTML page about a time range (VigilTools/Report).
 enum ReportCommand {
     static let command = Command(
         name: "report", summary: "Write one self-contained HTML page: per pipeline and device a timeline of scores with alerts marked, counts, latency percentiles, sync backlog, and each alert's evidence (thumbnail or sound).",

@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilTools
 
 /// `vigilctl simulate`: synthetic sensor traffic for demos and benchmarks.
 enum SimulateCommand {

@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilTools
 
 /// `vigilctl tail`: the last rows, then new detections and alerts as vigild commits them.
 /// Polls by id (a WAL reader never blocks the writer), so a poll costs one indexed query.

@@ -1,5 +1,6 @@
 import Foundation
 import VigilCore
+import VigilTools
 
 /// vigilctl: query the local log, follow it, check configs and models, simulate sensors.
 /// Exit status: 0 ok, 1 the command found a problem, 2 bad command line, 3 database

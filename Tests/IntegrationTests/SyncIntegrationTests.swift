@@ -3,6 +3,7 @@ import MQTT
 import SQLite
 import TestSupport
 import VigilCore
+import VigilTools
 import XCTest
 
 /// Certificates made by openssl for one test: a CA, a server certificate for 127.0.0.1, a client certificate.

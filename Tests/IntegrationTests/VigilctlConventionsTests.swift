@@ -2,6 +2,7 @@ import Foundation
 import SQLite
 import TestSupport
 @testable import VigilCore
+@testable import VigilTools
 import XCTest
 
 /// vigilctl by the usual conventions (issue 19 item 10) and `vigilctl report` (item 11),

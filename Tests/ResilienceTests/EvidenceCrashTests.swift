@@ -2,6 +2,7 @@ import Foundation
 import SQLite
 import TestSupport
 import VigilCore
+import VigilTools
 import XCTest
 
 /// Evidence under an alert storm and SIGKILL (issue 21): the cap holds, every committed

@@ -2,6 +2,7 @@ import Foundation
 import SQLite
 import TestSupport
 @testable import VigilCore
+@testable import VigilTools
 import XCTest
 
 /// The per-device anomaly baseline with the shipped model (Models/anomaly.onnx v2): the

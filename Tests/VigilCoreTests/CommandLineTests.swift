@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 @testable import VigilCore
+@testable import VigilTools
 import XCTest
 
 /// The shared argument parser (vigild and vigilctl), time specs as journalctl takes them,

@@ -2,6 +2,7 @@ import Foundation
 import SQLite
 import TestSupport
 @testable import VigilCore
+@testable import VigilTools
 import XCTest
 
 /// Evidence (Evidence/): the formats read by independent decoders, the ring's bounds, captures

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 @testable import VigilCore
+@testable import VigilTools
 import XCTest
 
 /// The per-device camera state a background model gets (vigil.channels) and the `motion`

@@ -2,6 +2,7 @@ import Foundation
 import SQLite
 import TestSupport
 @testable import VigilCore
+@testable import VigilTools
 import XCTest
 
 final class QueryTests: XCTestCase {

@@ -2,6 +2,7 @@ import Foundation
 import SQLite
 import TestSupport
 @testable import VigilCore
+@testable import VigilTools
 import XCTest
 
 /// `vigilctl report`'s page: evidence embedded within its bounds, numbers from `stats`.

@@ -2,6 +2,7 @@ import Foundation
 import MQTT
 import TestSupport
 @testable import VigilCore
+@testable import VigilTools
 import XCTest
 
 final class SimulateTests: XCTestCase {

@@ -127,6 +127,12 @@ public struct LimitSettings: Sendable, Equatable {
 
     public init() {}
 
+    /// How long one frame may keep a lane busy and still count as progress for liveness
+    /// (Service/Health.swift): 1 s per 64 KiB of the largest payload allowed, at least 60 s. One
+    /// 4 MiB payload (the default maximum) took ~8 s here (issue 20), so the default 64 s leaves
+    /// a gateway 8 times slower room; a wedged lane is still a stall, only later.
+    public var frameAllowance: Double { max(60, Double(maxPayloadBytes) / 65_536) }
+
     /// ONNX Runtime intra-op threads for a model whose config does not say: the cores
     /// shared among the workers, so that workers x threads does not oversubscribe the CPU.
     public var defaultModelThreads: Int {

@@ -70,26 +70,6 @@ public enum EnrollmentLog {
         }
         return gone
     }
-
-    /// vigilctl's entry points: each opens the log at `path` for the one change or read.
-    public static func insert(_ e: Enrollment, path: String) throws { try insert(e, into: try open(path: path)) }
-    public static func all(path: String) throws -> [Enrollment] { try all(try open(path: path)).enrollments }
-    public static func delete(_ key: String, pipeline: String?, path: String) throws -> [Enrollment] {
-        try delete(key, pipeline: pipeline, from: try open(path: path))
-    }
-
-    /// Opens the log for writing (vigilctl), with the same checks and messages as every query.
-    static func open(path: String) throws -> Database {
-        _ = try LogReader(path: path)
-        let db: Database
-        do { db = try Database(path: path) } catch {
-            throw QueryError("cannot write to \(path) (run as the vigil user, or with sudo): \(error)")
-        }
-        guard try hasTable(db) else {
-            throw QueryError("\(path) has no enrollments table: start this version of vigild once to upgrade the log")
-        }
-        return db
-    }
 }
 
 extension Store {
@@ -104,12 +84,5 @@ extension Store {
 
     public func enrollmentChangeCounter() throws -> Int64 {
         try withDatabase { db in try EnrollmentLog.changeCounter(db) }
-    }
-}
-
-extension LogReader {
-    /// The label an alert was raised on (for `vigilctl enroll --from-alert`); nil when no such alert.
-    public func alertLabel(_ uuid: String) throws -> String? {
-        try query("SELECT label FROM alerts WHERE uuid = ? AND state = 'raised'", [.text(uuid.lowercased())]).first?.first?.string
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MQTT
+import Synchronization
 
 /// Routes messages to pipelines and runs them on a fixed pool of worker lanes.
 ///
@@ -124,14 +125,14 @@ public final class Engine: @unchecked Sendable {
     /// `StreamAdapter.hasMoreInputs`) ends a batch: the inputs gathered so far run, then the
     /// rest of that frame's, run by run, then the jobs after it. So one payload's inputs
     /// never sit in memory all at once, and the order still holds.
-    func process(_ jobs: [Job], streams: inout StreamTable) {
+    func process(_ jobs: [Job], streams: inout StreamTable, lane: Lane? = nil) {
         var from = 0
-        while from < jobs.count { from = process(jobs, from: from, streams: &streams) }
+        while from < jobs.count { from = process(jobs, from: from, streams: &streams, lane: lane) }
     }
 
     /// Processes `jobs[from...]` up to the first one with more inputs to give, and all of
     /// that one's inputs; returns the index of the next job to process.
-    private func process(_ jobs: [Job], from: Int, streams: inout StreamTable) -> Int {
+    private func process(_ jobs: [Job], from: Int, streams: inout StreamTable, lane: Lane?) -> Int {
         var inputs: [[(input: ModelInput, device: String)]] = Array(repeating: [], count: pipelines.count)
         var firstInput = [Int](repeating: 0, count: jobs.count)
         var inputCount = [Int](repeating: 0, count: jobs.count)
@@ -181,6 +182,7 @@ public final class Engine: @unchecked Sendable {
             if let error { reject(name, job.topic, error) } else { counters.frameProcessed(name) }
             // After its rows went to the store: the mark commits with them (or after them).
             if let seq = job.seq { intake?.retire(seq) }
+            lane?.frameBegins()   // the next frame's turn: liveness measures each frame from here
         }
         for j in from..<end {
             let job = jobs[j]
@@ -219,6 +221,9 @@ public final class Engine: @unchecked Sendable {
     }
 
     public var queuedFrames: Int { lanes.reduce(0) { $0 + $1.count } }
+    /// When each busy lane began the frame it works on (monotonic seconds): liveness counts a
+    /// lane on a frame younger than `limits.frameAllowance` as progress (Service/Health.swift).
+    public var busySince: [Double] { lanes.compactMap(\.workingSince) }
     public var queuedBytes: Int { lanes.reduce(0) { $0 + $1.bytes } }
     /// Devices whose stream state is held (previous frame, audio buffer, sensor window).
     public var liveStreams: Int { lanes.reduce(0) { $0 + $1.streams } }
@@ -360,6 +365,9 @@ final class Lane: @unchecked Sendable {
     private var liveStreams = 0
     private var exited = false
     private var thread: Thread?
+    /// Uptime nanoseconds at which the frame being worked on began; 0 while idle. An atomic, not
+    /// `cond`: it is set once per frame, and the MQTT thread pushes under `cond`.
+    private let frameStarted = Atomic<UInt64>(0)
 
     init(index: Int, pipelines: Int, depth: Int, maxBytes: Int, ttl: Double) {
         self.index = index; self.depth = depth; self.maxBytes = maxBytes; self.ttl = ttl
@@ -382,6 +390,13 @@ final class Lane: @unchecked Sendable {
     var count: Int { cond.withLock { waitingJobs } }
     var bytes: Int { cond.withLock { queuedBytes } }
     var streams: Int { cond.withLock { liveStreams } }
+
+    var workingSince: Double? {
+        let n = frameStarted.load(ordering: .relaxed)
+        return n == 0 ? nil : Double(n) / 1e9
+    }
+
+    func frameBegins() { frameStarted.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed) }
 
     /// Enqueues, first waiting while the pipeline's queue is full (by count, or by bytes
     /// while anything is queued, so one payload larger than the budget still goes through).
@@ -454,7 +469,9 @@ final class Lane: @unchecked Sendable {
             if pushWaiters > 0 && !batch.isEmpty { cond.broadcast() }   // room again for a waiting submit
             cond.unlock()
 
-            engine.process(batch, streams: &streams)
+            if !batch.isEmpty { frameBegins() }
+            engine.process(batch, streams: &streams, lane: self)
+            frameStarted.store(0, ordering: .relaxed)
             let now = monotonicSeconds()
             if now - lastSweep >= sweepEvery {
                 lastSweep = now

@@ -10,7 +10,7 @@ import Synchronization
 /// the highest score a non-background label reached in the period (how close it came to an
 /// event) and whose `latency_ms` is the period's slowest. Summaries are detection rows so
 /// that the log writer, the sync outbox, retention and the cap take them as they are
-/// (Store/ and Sync/ unchanged); `vigilctl stats` adds their counts (Query/LogReader.swift).
+/// (Store/ and Sync/ unchanged); `vigilctl stats` adds their counts (VigilTools/Query/LogReader.swift).
 ///
 /// Called from every lane (a device always on the same one); the state is one `Mutex`.
 /// A period's summary is written when the device's first detection of a later period

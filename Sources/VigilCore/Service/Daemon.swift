@@ -3,7 +3,9 @@ import MQTT
 
 /// Wires the stages together: broker -> engine (decode, adapt, infer) -> store, and
 /// detections -> alerts (rules, alert rows and messages, actions).
-/// Services start in order (models, store, engine, broker) and stop in reverse.
+/// Its parts start in one order and stop in reverse (Service/ServiceParts.swift): those live
+/// once built (store, evidence, alert center, engine) and the timers start here in `init`,
+/// sync and the broker client in `start()`.
 public final class Daemon: @unchecked Sendable {
     // @unchecked Sendable: `current*` and `mqtt` are guarded by `lock` (reload swaps them); the rest is immutable.
     public var config: Config { lock.withLock { currentConfig } }
@@ -46,6 +48,8 @@ public final class Daemon: @unchecked Sendable {
     /// when vigilctl changed them, and on SIGHUP.
     public let enrollments = EnrollmentBook()
     private var baselineTimer: DispatchSourceTimer?
+    /// The service's parts in their start order; ServiceLifecycle adds the watchdog and HTTP listener.
+    public let parts = ServiceParts()
 
     public init(config: Config) throws {
         self.currentConfig = config
@@ -124,8 +128,39 @@ public final class Daemon: @unchecked Sendable {
         currentEngine = Engine(pipelines: pipelines, limits: config.limits, counters: counters, intake: intake,
                                evidence: evidenceRecorder, sink: sink)
         refreshEnrollments(force: true)
-        startBaselineTimer()
-        startSummaryTimer()
+        registerParts()
+        try parts.start(through: .timers)
+    }
+
+    /// The daemon's steps for each of its parts (their order is `ServicePart`'s).
+    private func registerParts() {
+        let store = store, evidence = evidence, recorder = evidenceRecorder, alerts = alerts
+        parts.register(.store, stop: { store.close() })
+        // Captures still waiting for their after_s are written with what came (a stop must not lose them).
+        parts.register(.evidence, stop: { recorder?.finishAll(); evidence?.flush() })
+        parts.register(.timers, start: { [unowned self] in
+            startBaselineTimer()
+            startSummaryTimer()
+        }, stop: { [unowned self] in
+            baselineTimer?.cancel()
+            summaryTimer?.cancel()
+            for row in eventGate.flush() { store.append(row) }
+            store.saveBaselines(baselines.takeDirty())
+        })
+        let sync = sync
+        parts.register(.sync, start: { sync?.start() }, stop: { sync?.stop() })
+        // Bounded by the slowest action's timeout (and retries), at most a minute.
+        parts.register(.alertCenter, stop: {
+            if !alerts.waitForActions(timeout: min(60, alerts.shutdownWait)) {
+                log.warning("stopping with \(alerts.actionsInFlight) alert actions still running; their outcomes stay pending")
+            }
+        })
+        parts.register(.engine, stop: { [unowned self] in engine.stop() })
+        parts.register(.brokerClient, start: { [unowned self] in try startClient() }, stop: { [unowned self] in stopClientForGood() },
+                       restart: { [unowned self] in
+            stopClient()
+            try startClient()
+        })
     }
 
     /// Writes the summaries of devices silent for a whole period (`store: "events"`): every
@@ -216,9 +251,14 @@ public final class Daemon: @unchecked Sendable {
         baselineTimer = t
     }
 
-    /// Connects to the broker and subscribes. A broker that is not up is logged once and
-    /// retried in the background with capped exponential backoff.
+    /// Starts the parts not started yet (sync, the broker client, and ServiceLifecycle's), in order.
     public func start() throws {
+        try parts.start()
+    }
+
+    /// Connects to the broker and subscribes, after replaying the intake journal. A broker that
+    /// is not up is logged once and retried in the background with capped exponential backoff.
+    private func startClient() throws {
         let b = config.mqtt
         let statusTopic = alerts.topics.status
         // The broker says `offline` for us when the connection dies without a goodbye.
@@ -263,7 +303,6 @@ public final class Daemon: @unchecked Sendable {
         let client = try MQTTClient(options: options, handlers: handlers)
         lock.withLock { mqtt = client }
         outlet.set(client)
-        sync?.start()
         guard let recovery = lock.withLock({ () -> IntakeJournal.Recovery? in defer { self.recovery = nil }; return self.recovery }) else {
             try connect(client, address)
             return
@@ -303,8 +342,9 @@ public final class Daemon: @unchecked Sendable {
         submitGate.withLock { engine.submit(message) }
     }
 
-    /// Stops the broker client and forgets it (reload, when the broker settings changed).
-    func stopClient() {
+    /// Stops the broker client and forgets it (reload, when the broker settings changed: the
+    /// journal keeps waiting for room and no `offline` is said, a new client follows at once).
+    private func stopClient() {
         let c = lock.withLock { () -> MQTTClient? in defer { mqtt = nil }; return mqtt }
         c?.stop()
     }
@@ -317,9 +357,14 @@ public final class Daemon: @unchecked Sendable {
 
     public var isConnected: Bool { client?.isConnected ?? false }
 
-    /// Stops taking frames, finishes the ones in flight, lets running actions finish (each
-    /// is bounded by its timeout), and commits everything.
+    /// Stops every part in reverse order: takes no more frames, finishes the ones in flight,
+    /// lets running actions finish (each bounded by its timeout), and commits everything.
     public func stop() {
+        parts.stopAll()
+    }
+
+    /// The broker client's stop at the service's end: says `offline`, then stops the client.
+    private func stopClientForGood() {
         let c = lock.withLock { () -> MQTTClient? in defer { mqtt = nil }; return mqtt }
         // A clean disconnect sends no will: say `offline` ourselves and wait (briefly) for the broker's ack.
         if let c, c.isConnected, let mid = try? c.publish(alerts.topics.status, "offline", qos: 1, retain: true) {
@@ -329,20 +374,6 @@ public final class Daemon: @unchecked Sendable {
         intake.journal?.stopWaiting()
         c?.stop()
         outlet.set(nil)
-        engine.stop()
-        // Bounded by the slowest action's timeout (and retries), at most a minute.
-        if !alerts.waitForActions(timeout: min(60, alerts.shutdownWait)) {
-            log.warning("stopping with \(alerts.actionsInFlight) alert actions still running; their outcomes stay pending")
-        }
-        sync?.stop()
-        baselineTimer?.cancel()
-        summaryTimer?.cancel()
-        for row in eventGate.flush() { store.append(row) }
-        store.saveBaselines(baselines.takeDirty())
-        // Captures still waiting for their after_s are written with what came (a stop must not lose them).
-        evidenceRecorder?.finishAll()
-        evidence?.flush()
-        store.close()
     }
 
     /// One line for logs and systemd's STATUS=.

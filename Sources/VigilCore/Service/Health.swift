@@ -8,9 +8,10 @@ public struct Health: Sendable, Equatable {
 }
 
 /// Two questions about a running daemon:
-/// - `liveness()`: is the pipeline itself healthy? Frames waiting are being finished and the
-///   store's writer answers. Only then does the watchdog pet systemd, so a wedged worker or a
-///   hung SD card gets the process restarted. A missing broker is not a liveness failure:
+/// - `liveness()`: is the pipeline itself healthy? Frames waiting are being finished (or a
+///   lane is on a frame younger than `limits.frameAllowance`: one long payload is work, not a
+///   stall) and the store's writer answers. Only then does the watchdog pet systemd, so a
+///   wedged worker or a hung SD card gets the process restarted. A missing broker is not a liveness failure:
 ///   a restart would not bring it back.
 /// - `readiness()`: /healthz. Live, connected to the broker, the last commit succeeded, and
 ///   the log file is sound (not deleted, not read-only: Store/StoreHealth.swift).
@@ -18,8 +19,7 @@ public final class HealthMonitor: @unchecked Sendable {
     // @unchecked Sendable: all mutable state is guarded by `lock`.
     private let daemon: Daemon
     private let lock = NSLock()
-    private var lastFinished = -1
-    private var stalledSince: Double?
+    private var stall = StallWatch()
     private var probeSentAt: Double?
     private var lastLiveness = Health()
     /// A check that sees the same queue and no progress for this long calls the pipeline stalled.
@@ -30,22 +30,21 @@ public final class HealthMonitor: @unchecked Sendable {
         self.stallAfter = stallAfter
     }
 
+    /// Frames the workers finished. Drops and the rejections made on the broker thread do not
+    /// count: they keep coming while a wedged worker holds its queue.
+    static func finishedFrames(_ s: Counters.Snapshot) -> Int {
+        s.totalProcessed + s.totalRejected - s.rejected(.unrouted) - s.rejected(.tooLarge)
+    }
+
     /// Call periodically (the watchdog does, at half its interval).
     public func liveness(now: Double = HealthMonitor.now()) -> Health {
         var reasons: [String] = []
-        let s = daemon.counters.snapshot()
-        // Frames the workers finished. Drops and the rejections made on the broker thread do not
-        // count: they keep coming while a wedged worker holds its queue.
-        let finished = s.totalProcessed + s.totalRejected - s.rejected(.unrouted) - s.rejected(.tooLarge)
-        let queued = daemon.engine.queuedFrames
-        let stalledFor: Double? = lock.withLock {
-            defer { lastFinished = finished }
-            if queued > 0 && finished == lastFinished {
-                if stalledSince == nil { stalledSince = now }
-            } else {
-                stalledSince = nil
-            }
-            return stalledSince.map { now - $0 }
+        let finished = HealthMonitor.finishedFrames(daemon.counters.snapshot())
+        let engine = daemon.engine
+        let queued = engine.queuedFrames, busySince = engine.busySince
+        let allowance = daemon.config.limits.frameAllowance
+        let stalledFor = lock.withLock {
+            stall.look(finished: finished, queued: queued, busySince: busySince, allowance: allowance, now: now)
         }
         if let t = stalledFor, t >= stallAfter {
             reasons.append("pipeline stalled: \(queued) frames waiting, none finished for \(Int(t)) s")
@@ -86,4 +85,25 @@ public final class HealthMonitor: @unchecked Sendable {
     /// Monotonic seconds: Dispatch's uptime clock (Inference/Engine.swift's `monotonicSeconds`,
     /// CLOCK_MONOTONIC on Linux, as the `clock_gettime` call here was).
     public static func now() -> Double { monotonicSeconds() }
+}
+
+/// Whether the pipeline is stalled, from successive looks at it: frames are waiting, none was
+/// finished since the last look, and no lane is on a frame it began less than `allowance`
+/// seconds ago. One long payload (~8 s for a 4 MiB one, against ~45 s from a stall to a
+/// restart with the shipped unit) keeps its lane busy without finishing anything: that is work.
+struct StallWatch {
+    private var lastFinished = -1
+    private var stalledSince: Double?
+
+    /// How long the pipeline has looked stalled (nil: it does not).
+    mutating func look(finished: Int, queued: Int, busySince: [Double], allowance: Double, now: Double) -> Double? {
+        defer { lastFinished = finished }
+        let working = busySince.contains { now - $0 < allowance }
+        if queued > 0 && finished == lastFinished && !working {
+            if stalledSince == nil { stalledSince = now }
+        } else {
+            stalledSince = nil
+        }
+        return stalledSince.map { now - $0 }
+    }
 }

@@ -1,17 +1,18 @@
 import Foundation
 import Sockets
 
-/// vigild's life as a service: start in order (models and store, broker, HTTP listener,
-/// watchdog), tell systemd READY=1, then react to signals on the main queue until SIGTERM.
+/// vigild's life as a service: start the parts in order (Service/ServiceParts.swift: the
+/// daemon's, then the watchdog and HTTP listener added here), tell systemd READY=1, then react
+/// to signals on the main queue until SIGTERM stops them in reverse.
 /// Signal handlers only run there (dispatch sources), never in signal context.
 public final class ServiceLifecycle: @unchecked Sendable {
-    // @unchecked Sendable: `http` and `stopping` are touched only on the main queue.
+    // @unchecked Sendable: `stopping` is touched only on the main queue; `http` is a Guarded.
     public let configPath: String
     public let daemon: Daemon
     public let notify: SdNotify
     public let health: HealthMonitor
     public let watchdog: Watchdog
-    private var http: HTTPServer?
+    private let http = Guarded<HTTPServer?>(nil)
     private var sources: [DispatchSourceSignal] = []
     private var stopping = false
     /// SIGTERM waits this long for in-flight frames and actions before it commits what is done
@@ -25,6 +26,13 @@ public final class ServiceLifecycle: @unchecked Sendable {
         daemon = try Daemon(config: config)
         health = HealthMonitor(daemon: daemon, stallAfter: max(5, (notify.watchdogInterval ?? 20) / 2))
         watchdog = Watchdog(daemon: daemon, notify: notify, health: health)
+        let watchdog = watchdog
+        daemon.parts.register(.watchdog, start: { watchdog.start() }, stop: { watchdog.stop() })
+        daemon.parts.register(.http, start: { [unowned self] in startHTTP() }, stop: { [unowned self] in stopHTTP() },
+                              restart: { [unowned self] in
+            stopHTTP()
+            startHTTP()
+        })
     }
 
     /// Starts everything and never returns: the process ends in `shutdown`.
@@ -43,8 +51,6 @@ public final class ServiceLifecycle: @unchecked Sendable {
             FileHandle.standardError.write(Data("vigild: \(error)\n".utf8))
             exit(1)
         }
-        startHTTP(daemon.config.http)
-        watchdog.start()
         let c = daemon.config
         notify.ready(status: "running: \(c.pipelines.count) pipelines, waiting for frames")
         log.notice("vigild \(VigilVersion.string) ready: node \(c.node), \(c.pipelines.count) pipelines, store \(c.storage.path)"
@@ -60,17 +66,25 @@ public final class ServiceLifecycle: @unchecked Sendable {
         return s
     }
 
-    /// A failed bind is logged, not fatal: detection matters more than its dashboard.
-    private func startHTTP(_ settings: HTTPSettings?) {
-        guard let settings else { return }
+    /// The current config's listener. A failed bind is logged, not fatal: detection matters
+    /// more than its dashboard.
+    private func startHTTP() {
+        guard let settings = daemon.config.http else { return }
         let endpoints = Endpoints(daemon: daemon, health: health)
         do {
             let server = try HTTPServer(host: settings.host, port: settings.port) { endpoints.handle($0) }
             server.start()
-            http = server
+            http.set(server)
             log.notice("serving /healthz and /metrics on http://\(server.address)")
         } catch {
             log.error("http.listen: \(error); /healthz and /metrics are off")
+        }
+    }
+
+    private func stopHTTP() {
+        http.withLock { server in
+            server?.stop()
+            server = nil
         }
     }
 
@@ -81,11 +95,6 @@ public final class ServiceLifecycle: @unchecked Sendable {
         log.notice("SIGHUP: reloading \(configPath)")
         do {
             let report = try daemon.reload(path: configPath)
-            if report.httpChanged {
-                http?.stop()
-                http = nil
-                startHTTP(daemon.config.http)
-            }
             for key in report.needsRestart {
                 log.warning("reload: \(key) settings changed; they apply after a restart (keeping the old ones)")
             }
@@ -102,8 +111,6 @@ public final class ServiceLifecycle: @unchecked Sendable {
         stopping = true
         notify.stopping()
         log.notice("\(name): draining frames and flushing the store")
-        http?.stop()
-        watchdog.stop()
         let done = DispatchSemaphore(value: 0)
         let daemon = self.daemon
         Thread.detachNewThread {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// What a reload changed, for the log line and for the parts main.swift owns (the HTTP listener).
+/// What a reload changed, for the log line.
 public struct ReloadReport: Sendable, CustomStringConvertible {
     public var pipelines: Int
     public var models: [String]
@@ -103,9 +103,10 @@ extension Daemon {
             }
         } else {
             report.reconnected = true
-            stopClient()
-            try start()
+            try parts.restart(.brokerClient)
         }
+        // The listener is ServiceLifecycle's: a daemon without one has nothing to restart.
+        if report.httpChanged { try parts.restart(.http) }
         counters.declare(new)
         refreshEnrollments(force: true)
         for hook in lock.withLock({ reloadHooks }) { hook(new) }

@@ -1,5 +1,6 @@
 import Foundation
 import SQLite
+import VigilCore
 
 /// How `vigilctl` prints rows: an aligned table for people, JSON lines or CSV for programs.
 public enum OutputFormat: String, Sendable, CaseIterable {

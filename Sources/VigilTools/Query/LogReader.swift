@@ -1,5 +1,6 @@
 import Foundation
 import SQLite
+import VigilCore
 
 /// Why the log could not be read, in words that say what to do.
 public struct QueryError: Error, CustomStringConvertible, Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import SQLite
+import VigilCore
 
 /// `vigilctl baseline`'s camera half: the saved camera states (background, activity) in
 /// `motion-state/` beside the log, with their age and size. Read from the files, not the log:

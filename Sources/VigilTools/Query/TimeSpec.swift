@@ -1,4 +1,5 @@
 import Foundation
+import VigilCore
 
 /// Parses and prints the times `vigilctl` takes and shows: durations (`15m`, `2h`, `7d`,
 /// `1h30m`, `-1h`), `today`/`yesterday`/`tomorrow`, RFC 3339 / ISO-8601 instants and `@EPOCH`,

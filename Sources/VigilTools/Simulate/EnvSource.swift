@@ -1,4 +1,5 @@
 import Foundation
+import VigilCore
 
 /// A temperature/humidity sensor indoors: a daily curve (warmest mid-afternoon, humidity
 /// opposite), sensor noise, and injected faults an anomaly model should flag: spikes

@@ -1,4 +1,5 @@
 import Foundation
+import VigilCore
 
 /// The report as one self-contained HTML page: inline CSS and SVG, evidence as data URIs,
 /// no script and nothing fetched, so it opens from a file, an e-mail or a USB stick.

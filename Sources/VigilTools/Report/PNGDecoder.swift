@@ -1,3 +1,5 @@
+import VigilCore
+
 /// Reads PNGs back: the report downscales large evidence frames into thumbnails, and the
 /// report's test checks Chromium's screenshot is not blank. 8-bit, non-interlaced greyscale,
 /// grey+alpha, RGB and RGBA (what vigild writes and what Chromium writes); anything else is nil.

@@ -1,4 +1,5 @@
 import Foundation
+import VigilCore
 
 /// The kinds of sensor `vigilctl simulate` imitates, and the topic level each publishes on.
 public enum SensorKind: String, CaseIterable, Sendable {

@@ -1,4 +1,5 @@
 import SQLite
+import VigilCore
 
 /// Which rows a query returns. Lists match any of their values; a value with `*` or `?`
 /// is a glob (`--device 'cam-*'`).

@@ -1,5 +1,6 @@
 import Foundation
 import MQTT
+import VigilCore
 
 /// A stop request from a signal handler: it only sets state, the publishing loop reads it.
 public final class StopFlag: Sendable {

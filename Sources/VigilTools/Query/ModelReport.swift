@@ -1,5 +1,6 @@
 import Foundation
 import ONNX
+import VigilCore
 
 /// What `vigilctl models` says about one .onnx file: its inputs and outputs (with free
 /// dimensions by name), metadata, and whether it meets Vigil's model contract.

@@ -1,4 +1,5 @@
 import Foundation
+import VigilCore
 
 /// A small, fast, seedable generator (xoshiro256**, seeded through SplitMix64), so that
 /// `vigilctl simulate --seed N` produces the same traffic on every machine.

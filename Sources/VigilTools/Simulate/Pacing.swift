@@ -1,4 +1,5 @@
 import Foundation
+import VigilCore
 
 /// Waits for the first connection outcome.
 final class ConnectionWaiter: @unchecked Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import VigilCore
 
 /// `vigilctl sync`: backlog and the uplink's last outcome.
 public struct SyncStatus: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import SQLite
+import VigilCore
 
 /// `vigilctl baseline`: each device's learned baseline, read from the `baselines` table.
 extension LogReader {

@@ -1,5 +1,6 @@
 import Foundation
 import SQLite
+import VigilCore
 
 /// `vigilctl report`: what the log says about a time range, gathered for one HTML page
 /// (ReportHTML.swift). The counts and latency percentiles are `LogReader.stats` itself, so

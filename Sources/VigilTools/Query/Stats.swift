@@ -1,4 +1,5 @@
 import SQLite
+import VigilCore
 
 struct GroupKey: Hashable { let pipeline: String; let device: String }
 

@@ -1,4 +1,5 @@
 import Foundation
+import VigilCore
 
 /// A microphone in a quiet room: low rumble, mains hum and hiss, and now and then a sound a
 /// model should notice: a smoke alarm (3 kHz beeps in the T3 pattern), breaking glass (an

@@ -1,4 +1,5 @@
 import Foundation
+import VigilCore
 
 /// What `vigilctl simulate` sends, where, and how fast.
 public struct SimulatorSettings: Sendable {
