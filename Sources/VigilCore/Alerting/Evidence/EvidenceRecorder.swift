@@ -127,7 +127,9 @@ public final class EvidenceRecorder: @unchecked Sendable {
     let grace: Double
     private let lock = NSLock()
     private var rings: [String: EvidenceRing] = [:]
-    private var pending: [Pending] = []
+    private var pending = PendingCaptures()
+    /// When the overdue timer fires next (monotonic seconds); nil when none is scheduled.
+    private var timerDue: Double?
     private var lastPrune = monotonicSeconds()
     /// Bytes all rings hold, and the most they may: a flood of device names must not make the
     /// rings (full-size frames, unlike the adapters' resized state) grow with the device count.
@@ -169,14 +171,12 @@ public final class EvidenceRecorder: @unchecked Sendable {
                 pruneLocked(now: now)
             }
             let before = ring.bytes
-            var hold = Double.infinity
-            for w in pending where w.key == key { hold = min(hold, w.from) }
-            ring.push(frame, now: now, hold: hold)
+            ring.push(frame, now: now, hold: pending.hold(for: key))
             totalBytes += ring.bytes - before
             if totalBytes > maxTotalBytes { shedLocked(keeping: key) }
             guard !pending.isEmpty, let newest = ring.newestTs else { return [] }
             // The ring's time, not the frame's: audio runs on its stream clock.
-            return takeLocked { $0.key == key && newest >= $0.due }
+            return takeLocked(key: key) { newest >= $0.due }
         }
         for c in ready { deliver(c) }
     }
@@ -197,33 +197,53 @@ public final class EvidenceRecorder: @unchecked Sendable {
         guard e.state == .raised, let p = pipelines[e.pipeline] else { return }
         let key = e.pipeline + "\u{0}" + e.device
         let wait = p.settings.afterSeconds + grace
-        let ready: [EvidenceCapture] = lock.withLock {
-            guard !replayed || expected.remove(e.uuid) != nil else { return [] }
-            guard !pending.contains(where: { $0.alert.uuid == e.uuid }) else { return [] }
-            pending.append(Pending(alert: e, key: key, from: e.ts - p.settings.beforeSeconds, due: e.ts + p.settings.afterSeconds,
-                                   deadline: monotonicSeconds() + wait))
+        let now = monotonicSeconds()
+        let (ready, timer): ([EvidenceCapture], Double?) = lock.withLock {
+            guard !replayed || expected.remove(e.uuid) != nil else { return ([], nil) }
+            guard !pending.contains(uuid: e.uuid) else { return ([], nil) }
+            pending.add(Pending(alert: e, key: key, from: e.ts - p.settings.beforeSeconds, due: e.ts + p.settings.afterSeconds,
+                                deadline: now + wait))
             // Nothing to wait for (after_s 0, or the frames after it were already decoded in the same batch).
-            return takeLocked { $0.alert.uuid == e.uuid && (rings[key]?.newestTs ?? -.infinity) >= $0.due }
+            let newest = rings[key]?.newestTs ?? -.infinity
+            let ready = takeLocked(key: key) { $0.alert.uuid == e.uuid && newest >= $0.due }
+            return (ready, ready.isEmpty ? scheduleLocked(at: now + wait + 0.05, now: now) : nil)
         }
         for c in ready { deliver(c) }
-        if ready.isEmpty {
-            timerQueue.asyncAfter(deadline: .now() + wait + 0.05) { [weak self] in self?.finishOverdue() }
-        }
+        if let at = timer { armTimer(at: at, now: now) }
+    }
+
+    /// One timer for all waiting captures, not one per alert: an alert storm across many
+    /// devices scheduled thousands, each scanning every waiting capture under the lock. Returns
+    /// when to fire if a new timer is needed (none is due by then already).
+    private func scheduleLocked(at: Double, now: Double) -> Double? {
+        if let due = timerDue, due <= at { return nil }
+        timerDue = at
+        return at
+    }
+
+    private func armTimer(at: Double, now: Double) {
+        timerQueue.asyncAfter(deadline: .now() + max(0, at - now)) { [weak self] in self?.finishOverdue() }
     }
 
     /// Captures whose device went quiet are taken with what the ring holds.
     func finishOverdue() {
         let now = monotonicSeconds()
-        let ready = lock.withLock { () -> [EvidenceCapture] in
+        let (ready, next): ([EvidenceCapture], Double?) = lock.withLock {
             defer { pruneLocked(now: now) }
-            return takeLocked { $0.deadline <= now }
+            timerDue = nil
+            let ready = takeLocked(key: nil) { $0.deadline <= now }
+            // The next firing at the earliest deadline left, but at most 4 a second (a capture
+            // a quarter second late costs nothing; a firing per alert scans them all each time).
+            guard let earliest = pending.earliestDeadline else { return (ready, nil) }
+            return (ready, scheduleLocked(at: max(earliest, now + 0.25), now: now))
         }
         for c in ready { deliver(c) }
+        if let at = next { armTimer(at: at, now: now) }
     }
 
     /// Takes every capture waiting still, whatever came after it (shutdown).
     public func finishAll() {
-        let ready = lock.withLock { takeLocked { _ in true } }
+        let ready = lock.withLock { takeLocked(key: nil) { _ in true } }
         for c in ready { deliver(c) }
     }
 
@@ -231,22 +251,21 @@ public final class EvidenceRecorder: @unchecked Sendable {
     /// Devices whose ring is held, and the bytes the rings hold (/metrics).
     public var ringStats: (devices: Int, bytes: Int) { lock.withLock { (rings.count, totalBytes) } }
 
-    private func takeLocked(_ which: (Pending) -> Bool) -> [EvidenceCapture] {
-        var out: [EvidenceCapture] = []
-        pending.removeAll { w in
-            guard which(w), let p = pipelines[w.alert.pipeline] else { return false }
+    /// Takes the waiting captures `which` picks, of the device `key` only (lanes) or of every
+    /// device (nil: the timer, shutdown).
+    private func takeLocked(key: String?, _ which: (Pending) -> Bool) -> [EvidenceCapture] {
+        pending.take(key: key, which).compactMap { w in
+            guard let p = pipelines[w.alert.pipeline] else { return nil }
             let frames = rings[w.key]?.window(from: w.from, to: w.due) ?? []
-            out.append(EvidenceCapture(alert: w.alert, kind: p.kind, fields: p.fields, frames: frames,
-                                       beforeSeconds: p.settings.beforeSeconds, afterSeconds: p.settings.afterSeconds))
-            return true
+            return EvidenceCapture(alert: w.alert, kind: p.kind, fields: p.fields, frames: frames,
+                                   beforeSeconds: p.settings.beforeSeconds, afterSeconds: p.settings.afterSeconds)
         }
-        return out
     }
 
     /// Over the total budget: the rings of the devices heard from least recently go (not the one
     /// just pushed, nor one an alert waits on); their devices' next alerts have less before them.
     private func shedLocked(keeping key: String) {
-        let waiting = Set(pending.map(\.key))
+        let waiting = pending.keys
         var dropped = 0
         while totalBytes > maxTotalBytes,
               let victim = rings.filter({ $0.key != key && !waiting.contains($0.key) }).min(by: { $0.value.lastPush < $1.value.lastPush }) {
@@ -264,10 +283,51 @@ public final class EvidenceRecorder: @unchecked Sendable {
     private func pruneLocked(now: Double) {
         guard now - lastPrune >= min(60, ttl / 2) else { return }
         lastPrune = now
-        let waiting = Set(pending.map(\.key))
+        let waiting = pending.keys
         for (k, r) in rings where now - r.lastPush > ttl && !waiting.contains(k) {
             totalBytes -= r.bytes
             rings[k] = nil
         }
+    }
+}
+
+/// The captures waiting for their `after_s`, by device, with their uuids. A lane's frame and a
+/// raised alert touch only their own device's list: with one list for all devices, an alert on
+/// every frame of many devices (the five-SIGKILL resilience test: 1,000 alerts/s, some 3,000
+/// waiting) made every frame scan them all, and vigild fell behind its 1,000 frames/s.
+struct PendingCaptures {
+    private var byKey: [String: [EvidenceRecorder.Pending]] = [:]
+    private var uuids: Set<String> = []
+
+    var count: Int { uuids.count }
+    var isEmpty: Bool { uuids.isEmpty }
+    var keys: Set<String> { Set(byKey.keys) }
+    var earliestDeadline: Double? { byKey.values.lazy.flatMap { $0 }.map(\.deadline).min() }
+
+    func contains(uuid: String) -> Bool { uuids.contains(uuid) }
+
+    /// The start of the earliest window a capture of `key` waits on (the ring keeps frames from there).
+    func hold(for key: String) -> Double { byKey[key]?.lazy.map(\.from).min() ?? .infinity }
+
+    mutating func add(_ p: EvidenceRecorder.Pending) {
+        byKey[p.key, default: []].append(p)
+        uuids.insert(p.alert.uuid)
+    }
+
+    /// Removes and returns, oldest first, the captures of `key` (nil: of every device) that `which` picks.
+    mutating func take(key: String?, _ which: (EvidenceRecorder.Pending) -> Bool) -> [EvidenceRecorder.Pending] {
+        guard !uuids.isEmpty else { return [] }
+        var out: [EvidenceRecorder.Pending] = []
+        for k in key.map({ [$0] }) ?? Array(byKey.keys) {
+            guard var list = byKey[k] else { continue }
+            list.removeAll { w in
+                guard which(w) else { return false }
+                out.append(w)
+                return true
+            }
+            byKey[k] = list.isEmpty ? nil : list
+        }
+        for w in out { uuids.remove(w.alert.uuid) }
+        return out
     }
 }
