@@ -44,8 +44,10 @@ public struct Enrollment: Sendable, Equatable {
     /// The similarity as a score in [0, 1] whose bar is the rule's: the enrollment's
     /// threshold lands exactly on `minScore`, so the pipeline's rule (min_score, for_frames,
     /// cooldown) treats an enrolled label like a model label. Linear on each side of it.
-    public func score(similarity s: Double, minScore m: Double) -> Double {
-        let t = min(max(threshold, 1e-6), 1 - 1e-6)
+    /// `threshold` (default: the enrollment's own) is the one in force, e.g. a device's
+    /// online calibration (`DeviceCalibration`).
+    public func score(similarity s: Double, minScore m: Double, threshold bar: Double? = nil) -> Double {
+        let t = min(max(bar ?? threshold, 1e-6), 1 - 1e-6)
         if s >= t { return min(1, m + (1 - m) * (s - t) / (1 - t)) }
         return max(0, m * s / t)
     }
@@ -70,21 +72,55 @@ public struct Enrollment: Sendable, Equatable {
 
 /// The enrollments vigild applies, per pipeline, swapped whole when the log's change
 /// counter moves (vigilctl wrote) or on SIGHUP. Read by every worker lane on every window.
+/// Also keeps each device's online calibration of each positive enrollment
+/// (`DeviceCalibration`): one number per (pipeline, device, enrollment), at most
+/// `maxCalibrations` of them (a device past that keeps the enrolled threshold).
 public final class EnrollmentBook: @unchecked Sendable {
-    // @unchecked Sendable: `byPipeline` is guarded by `lock`.
+    // @unchecked Sendable: `byPipeline`, `calibrations` are guarded by `lock`.
+    public struct Key: Hashable, Sendable { public let pipeline: String; public let device: String; public let uuid: String }
     private let lock = NSLock()
     private var byPipeline: [String: [Enrollment]] = [:]
+    private var calibrations: [Key: DeviceCalibration] = [:]
+    public static let maxCalibrations = 100_000
     /// The log's change counter last loaded (`EnrollmentLog.changeCounter`).
     public private(set) var version: Int64 = -1
 
     public init() {}
 
+    /// Swaps the enrollments in; the calibrations of enrollments that are gone are dropped
+    /// (an enrollment made again has a new uuid and learns afresh).
     public func replace(_ all: [Enrollment], version: Int64) {
         let grouped = Dictionary(grouping: all, by: \.pipeline)
-        lock.withLock { byPipeline = grouped; self.version = version }
+        let kept = Set(all.map(\.uuid))
+        lock.withLock {
+            byPipeline = grouped; self.version = version
+            calibrations = calibrations.filter { kept.contains($0.key.uuid) }
+        }
     }
 
     public func enrollments(pipeline: String) -> [Enrollment] { lock.withLock { byPipeline[pipeline] ?? [] } }
 
     public var count: Int { lock.withLock { byPipeline.values.reduce(0) { $0 + $1.count } } }
+
+    /// One window of `device`: its similarity to `e` updates the device's calibration; returns
+    /// the threshold that was in force for this window.
+    public func observe(_ e: Enrollment, pipeline: String, device: String, similarity: Double, _ s: DeviceCalibration.Settings) -> Double {
+        let key = Key(pipeline: pipeline, device: device, uuid: e.uuid)
+        return lock.withLock {
+            guard var c = calibrations[key] ?? (calibrations.count < EnrollmentBook.maxCalibrations ? DeviceCalibration() : nil) else {
+                return e.threshold
+            }
+            let bar = c.observe(similarity, enrolled: e.threshold, s)
+            calibrations[key] = c
+            return bar
+        }
+    }
+
+    /// Every device's calibration (vigilctl status, metrics, saving).
+    public func calibrationLevels() -> [Key: DeviceCalibration] { lock.withLock { calibrations } }
+
+    /// Restores saved calibrations (at start), for enrollments in use or not yet loaded.
+    public func loadCalibrations(_ saved: [Key: DeviceCalibration]) {
+        lock.withLock { for (k, v) in saved where calibrations[k] == nil { calibrations[k] = v } }
+    }
 }

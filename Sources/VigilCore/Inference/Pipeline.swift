@@ -19,6 +19,8 @@ public final class Pipeline: Sendable {
     let enrollments: EnrollmentBook?
     /// The score at which the pipeline's rule raises: an enrolled sound's threshold is mapped onto it.
     let enrolledBar: Double
+    /// How each device adapts an enrolled sound's threshold to its own audio (`DeviceCalibration`).
+    let calibration: DeviceCalibration.Settings
 
     /// A fresh stream adapter for one device (a stateful model's adapter starts from the
     /// device's saved baseline, when there is one; a camera's masks and min_area can be per device).
@@ -46,6 +48,10 @@ public final class Pipeline: Sendable {
         self.groups = groups; self.inputDescription = inputDescription; self.adapterFactory = makeAdapter
         self.enrollments = model.embedding == nil ? nil : enrollments
         enrolledBar = settings.alert?.applying(modelThreshold: model.threshold).minScore ?? model.threshold ?? 0.5
+        let window = model.metadataInt("vigil.window") ?? model.inputShape.last ?? 15600
+        let rate = model.metadataInt("vigil.sample_rate") ?? settings.sampleRate ?? 16000
+        let hop = settings.hop?.samples(window: window) ?? max(1, window / 2)
+        calibration = DeviceCalibration.chosen(hopSeconds: Double(hop) / Double(max(1, rate)))
     }
 
     /// Tasks each kind of pipeline can feed; `classifier` and `score` fit anything.
@@ -367,7 +373,7 @@ public final class Pipeline: Sendable {
         var enrolledFrom: Int?
         if let enrollments, !embedding.isEmpty {
             let list = enrollments.enrollments(pipeline: name)
-            if !list.isEmpty { enrolledFrom = applyEnrollments(list, embedding: embedding, to: &named) }
+            if !list.isEmpty { enrolledFrom = applyEnrollments(list, embedding: embedding, device: device, to: &named) }
         }
         var best = 0
         for i in named.indices where named[i].1 > named[best].1 { best = i }
@@ -385,15 +391,18 @@ public final class Pipeline: Sendable {
     /// Scores one window's embedding against the pipeline's enrollments: a matching `ignore`
     /// enrollment sets every score the model would alert on to 0 (the log keeps what the rule
     /// saw); each `positive` label is appended with its similarity mapped onto the rule's bar
-    /// (`Enrollment.score`). Returns where the appended scores start, nil when none was.
-    func applyEnrollments(_ list: [Enrollment], embedding: [Float], to named: inout [(String, Double)]) -> Int? {
+    /// (`Enrollment.score`) at the threshold in force on `device` (its online calibration,
+    /// `DeviceCalibration`). Returns where the appended scores start, nil when none was.
+    func applyEnrollments(_ list: [Enrollment], embedding: [Float], device: String, to named: inout [(String, Double)]) -> Int? {
         if list.contains(where: { $0.kind == .ignore && $0.similarity(embedding) >= $0.threshold }) {
             // Without groups the first label is the background ("normal"), which stays.
             for i in named.indices where !(groups.isEmpty && i == 0) { named[i].1 = 0 }
         }
         let from = named.count
         for e in list where e.kind == .positive {
-            let s = e.score(similarity: e.similarity(embedding), minScore: enrolledBar)
+            let sim = e.similarity(embedding)
+            let bar = enrollments?.observe(e, pipeline: name, device: device, similarity: sim, calibration) ?? e.threshold
+            let s = e.score(similarity: sim, minScore: enrolledBar, threshold: bar)
             if let i = named[from...].firstIndex(where: { $0.0 == e.label }) { named[i].1 = max(named[i].1, s) } else { named.append((e.label, s)) }
         }
         return named.count > from ? from : nil
