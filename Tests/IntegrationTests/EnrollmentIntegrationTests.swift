@@ -61,6 +61,89 @@ final class EnrollmentIntegrationTests: XCTestCase {
         return rows.compactMap { $0[0].string }
     }
 
+    /// Per-device online calibration (issue 18, `DeviceCalibration`): device "tv" hears, every
+    /// day, a sound that comes close to the enrolled kettle (a kettle half buried in a hum),
+    /// reached by degrees. With the enrolled threshold alone it raises "kettle" each time; the
+    /// device's own calibration follows it up, so it stops, while a real kettle on the same
+    /// device still raises (the cap). Which sounds make the ladder is measured here first, with
+    /// the pipeline's own decoder, adapter and model, so the test does not hang on exact scores.
+    func testADeviceWhoseOwnSoundSitsNearAnEnrolledOneStopsRaisingItAndTheSoundItselfStillRaises() throws {
+        let broker = try Broker()
+        let config = writeConfig(port: broker.port)
+        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild.log"))
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil(timeout: 30) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
+        var files: [String] = []
+        for (k, f0) in [1750.0, 1820.0, 1900.0].enumerated() {
+            let path = dir.file("kettle\(k).wav")
+            _ = FileManager.default.createFile(atPath: path, contents: Data(WAV.pcm16(sampleRate: 16000, samples: Self.kettle(seconds: 2.5, f0: f0, seed: UInt64(20 + k)))))
+            files.append(path)
+        }
+        let r = try ctl(["enroll", "--label", "kettle"] + files)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let db = try Database(path: dir.file("vigil.db"), mode: .readOnly)
+        let enrollment = try XCTUnwrap(EnrollmentLog.all(db).enrollments.first)
+        let t0 = enrollment.threshold
+
+        // The everyday sound: a hum with the kettle in it at gain g; its similarity grows with g.
+        let pipeline = try Pipeline.build(try Config.load(path: config).pipelines[0], model: Model(name: "sound", path: Paths.repo.appendingPathComponent("Models/sound.onnx").path))
+        let enroller = try Enroller(pipeline: pipeline)
+        func everyday(_ g: Double) -> [Float] {
+            let k = Self.kettle(seconds: 1.5, f0: 1700, seed: 3)
+            return k.indices.map { i in Float(0.25 * sin(2 * .pi * 150 * Double(i) / 16000)) + Float(g) * k[i] }
+        }
+        func sims(_ x: [Float]) throws -> [Double] {
+            try enroller.embeddings(wav: WAV.pcm16(sampleRate: 16000, samples: x), name: "x").map { enrollment.similarity($0.embedding) }
+        }
+        let settings = DeviceCalibration.chosen(hopSeconds: 0.4875)
+        // Rungs rising by less than the margin, from below the enrolled threshold to well above it.
+        var rungs: [(g: Double, sim: Double)] = []
+        for g in Array(stride(from: 0.0, to: 0.3, by: 0.004)) + Array(stride(from: 0.3, through: 1.0, by: 0.02)) {
+            let s = try sims(everyday(g)).max() ?? 0
+            if s > (rungs.last?.sim ?? -1) { rungs.append((g, s)) }
+        }
+        var ladder: [(g: Double, sim: Double)] = []
+        for rung in rungs where rung.sim < min(settings.cap - 0.02, t0 + 0.08) {
+            if let last = ladder.last, rung.sim - last.sim < settings.margin / 5 { continue }   // a short ladder: one MQTT message
+            // A jump: start again from here (the ladder must begin below the enrolled threshold).
+            if let last = ladder.last, rung.sim - last.sim > settings.margin / 2 { ladder = [] }
+            if !ladder.isEmpty || rung.sim < t0 { ladder.append(rung) }
+        }
+        let top = try XCTUnwrap(ladder.last)
+        XCTAssertTrue(ladder.first!.sim < t0 && top.sim > t0 + 0.02,
+                      "no ladder from below \(t0) to above it: \(rungs.map { String(format: "%.2f:%.3f", $0.g, $0.sim) })")
+
+        let quiet = { (s: Double, k: UInt64) in Self.quiet(seconds: s, seed: k) }
+        var stream = quiet(1, 30)
+        for rung in ladder { stream += everyday(rung.g) }
+        for k in 0..<3 { stream += quiet(2, 31 + UInt64(k)) + everyday(top.g) }
+        let everydayEnd = stream.count
+        stream += quiet(2, 40) + Self.kettle(seconds: 3, f0: 1850, seed: 7) + quiet(2, 41)
+
+        // What the daemon will see, window by window: the enrolled threshold raises on the
+        // everyday sound, the device's calibration does not; both on the kettle.
+        let s = try sims(stream)
+        let hop = 7800, everydayWindows = (everydayEnd - 15600) / hop
+        var c = DeviceCalibration()
+        let bars = s.map { c.observe($0, enrolled: t0, settings) }
+        let staticRaises = zip(s.prefix(everydayWindows), s.dropFirst().prefix(everydayWindows)).filter { $0.0 < t0 && $0.1 >= t0 }.count
+        XCTAssertGreaterThanOrEqual(staticRaises, 3, "the everyday sound should raise with the enrolled threshold alone: \(s)")
+        XCTAssertFalse(zip(s, bars).prefix(everydayWindows).contains { $0.0 >= $0.1 }, "calibrated: \(Array(zip(s, bars)))")
+        XCTAssertTrue(zip(s, bars).dropFirst(everydayWindows + 4).contains { $0.0 >= $0.1 }, "the kettle must still raise: \(Array(zip(s, bars)))")
+
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("enrollments: 1 in use") }, daemon.output)
+        let pub = try TestClient(port: broker.port)
+        defer { pub.close() }
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/tv/audio", WAV.pcm16(sampleRate: 16000, samples: stream))]))
+        // The kettle comes last on the device's one stream: once it raised, every window before it was scored.
+        func kettleAlerts() -> [Double] {
+            (try? db.query("SELECT score FROM alerts WHERE state = 'raised' AND label = 'kettle' AND device = 'tv' ORDER BY ts").compactMap { $0[0].double }) ?? []
+        }
+        XCTAssertTrue(waitUntil(timeout: 20) { !kettleAlerts().isEmpty }, daemon.output)
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertEqual(kettleAlerts().count, 1, "the everyday sound raised kettle on device tv: \(kettleAlerts())")
+    }
+
     func testAnEnrolledSoundAlertsAndAnIgnoredFalseAlarmStopsFiring() throws {
         let broker = try Broker()
         let config = writeConfig(port: broker.port)
