@@ -32,7 +32,14 @@ enum EnrollCommands {
 
     static let enrolled = Command(
         name: "enrolled", summary: "List the sounds enrolled with vigilctl enroll.",
-        options: [Shared.pipeline, Shared.format, Shared.db, Shared.config], run: runEnrolled)
+        options: [Shared.pipeline, devices, Shared.format, Shared.db, Shared.config],
+        details: """
+            --devices lists, per device, the threshold in force for each sound: each device raises
+            its own above the similarity its everyday audio reaches (up to a cap), as vigild last
+            saved it (every baseline.snapshot_s, and at stop).
+            """,
+        run: runEnrolled)
+    static let devices = Option(name: "--devices", help: "per device: how close its everyday sound comes, and the threshold in force")
 
     static let unenroll = Command(
         name: "unenroll", summary: "Remove enrollments by uuid (or its first 8+ characters) or by label.",
@@ -141,6 +148,21 @@ enum EnrollCommands {
         let list = try logged { try EnrollmentLog.all(path: path) }.filter { pipelines.isEmpty || pipelines.contains($0.pipeline) }
         if format == .table, list.isEmpty {
             warn("nothing enrolled (vigilctl enroll --label NAME clip.wav ...)")
+            return ExitCode.ok
+        }
+        if a.flag("--devices") {
+            let settings = DeviceCalibration.chosen(hopSeconds: 0)
+            let byUUID = Dictionary(list.map { ($0.uuid, $0) }, uniquingKeysWith: { x, _ in x })
+            let rows = try logged { try EnrollmentLog.calibrations(path: path) }.compactMap { k, c -> (EnrollmentBook.Key, Enrollment, DeviceCalibration)? in
+                byUUID[k.uuid].map { (k, $0, c) }
+            }.sorted { ($0.0.pipeline, $0.1.label, $0.0.device) < ($1.0.pipeline, $1.1.label, $1.0.device) }
+            let table = ResultTable(columns: [Column("pipeline", .text), Column("label", .text), Column("device", .text),
+                                              Column("enrolled", .real(decimals: 3)), Column("everyday", .real(decimals: 3)),
+                                              Column("in_force", .real(decimals: 3)), Column("uuid", .text)],
+                                    rows: rows.map { k, e, c in [.text(k.pipeline), .text(e.label), .text(k.device), .real(e.threshold),
+                                                                 c.level.map { .real($0) } ?? .null, .real(c.threshold(enrolled: e.threshold, settings)), .text(e.uuid)] })
+            if format == .table, rows.isEmpty { warn("no device calibration saved yet (vigild saves them every baseline.snapshot_s)") }
+            out(table.render(format))
             return ExitCode.ok
         }
         let table = ResultTable(columns: [Column("created", .time), Column("pipeline", .text), Column("label", .text), Column("kind", .text),

@@ -13,12 +13,13 @@ final class EnrollmentIntegrationTests: XCTestCase {
     override func setUp() { dir = TempDir("vigil-enroll-it") }
     override func tearDown() { dir.remove() }
 
-    func writeConfig(port: Int) -> String {
+    /// `durability` none: no intake journal, so a restart replays no frame (`IntakeJournal`).
+    func writeConfig(port: Int, durability: String = "process") -> String {
         dir.write("vigil.json", """
             {
               "node": "en",
               "mqtt": { "host": "127.0.0.1", "port": \(port), "client_id": "vigild-\(UUID().uuidString.prefix(6))" },
-              "storage": { "path": "\(dir.file("vigil.db"))", "commit_interval_ms": 50, "evidence_mb": 4 },
+              "storage": { "path": "\(dir.file("vigil.db"))", "commit_interval_ms": 50, "evidence_mb": 4, "durability": "\(durability)" },
               "models": { "sound": { "path": "\(Paths.repo.appendingPathComponent("Models/sound.onnx").path)" } },
               "pipelines": [
                 { "name": "audio", "topic": "sensors/{device}/audio", "format": "wav", "model": "sound",
@@ -69,7 +70,9 @@ final class EnrollmentIntegrationTests: XCTestCase {
     /// the pipeline's own decoder, adapter and model, so the test does not hang on exact scores.
     func testADeviceWhoseOwnSoundSitsNearAnEnrolledOneStopsRaisingItAndTheSoundItselfStillRaises() throws {
         let broker = try Broker()
-        let config = writeConfig(port: broker.port)
+        // Without the intake journal a restart rebuilds nothing from replayed frames: what the
+        // device learned survives only if it was saved.
+        let config = writeConfig(port: broker.port, durability: "none")
         let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild.log"))
         defer { daemon.stop() }
         XCTAssertTrue(waitUntil(timeout: 30) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
@@ -142,6 +145,23 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 20) { !kettleAlerts().isEmpty }, daemon.output)
         Thread.sleep(forTimeInterval: 0.5)
         XCTAssertEqual(kettleAlerts().count, 1, "the everyday sound raised kettle on device tv: \(kettleAlerts())")
+
+        // A restart keeps what the device learned (saved at stop): the everyday sound alone,
+        // straight away, still raises nothing; the kettle does. vigilctl shows the bar in force.
+        daemon.stop()
+        let listed = try ctl(["enrolled", "--devices", "--format", "jsonl"])
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertTrue(listed.stdout.contains("\"device\":\"tv\""), listed.stdout)
+        let again = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild2.log"))
+        defer { again.stop() }
+        XCTAssertTrue(waitUntil(timeout: 30) { again.output.contains("connected to broker") || !again.isRunning }, again.output)
+        Thread.sleep(forTimeInterval: 0.3)
+        // (From its first window: a device that starts afresh has the enrolled threshold there.)
+        let later = everyday(top.g) + quiet(2, 51) + everyday(top.g) + quiet(2, 52) + Self.kettle(seconds: 3, f0: 1850, seed: 8) + quiet(2, 53)
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/tv/audio", WAV.pcm16(sampleRate: 16000, samples: later))]))
+        XCTAssertTrue(waitUntil(timeout: 20) { kettleAlerts().count >= 2 }, again.output)
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertEqual(kettleAlerts().count, 2, "after a restart the everyday sound raised kettle again: \(kettleAlerts())")
     }
 
     func testAnEnrolledSoundAlertsAndAnIgnoredFalseAlarmStopsFiring() throws {

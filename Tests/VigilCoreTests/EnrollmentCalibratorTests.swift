@@ -70,3 +70,13 @@ final class EnrollmentCalibratorTests: XCTestCase {
         XCTAssertEqual(book.calibrationLevels().count, 0)
     }
 }
+
+extension EnrollmentCalibratorTests {
+    func testSavedCalibrationsRoundTripAndABadRowIsSkipped() {
+        let k = EnrollmentBook.Key(pipeline: "audio", device: "tv \"room\"", uuid: "u1")
+        let text = EnrollmentLog.encodeCalibrations([k: DeviceCalibration(level: 0.8125), EnrollmentBook.Key(pipeline: "a", device: "b", uuid: "c"): DeviceCalibration()])
+        XCTAssertEqual(EnrollmentLog.decodeCalibrations(text), [k: DeviceCalibration(level: 0.8125)], "a device with no level yet is not saved")
+        XCTAssertEqual(EnrollmentLog.decodeCalibrations(#"[["a","b","c",0.5],["a","b"],"x",["a","b","d","high"]]"#).count, 1)
+        XCTAssertEqual(EnrollmentLog.decodeCalibrations("not json"), [:])
+    }
+}

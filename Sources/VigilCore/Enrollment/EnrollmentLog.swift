@@ -86,3 +86,51 @@ extension Store {
         try withDatabase { db in try EnrollmentLog.changeCounter(db) }
     }
 }
+
+/// Each device's online calibration of each enrollment (`DeviceCalibration`), kept across
+/// restarts in the `meta` table under one key, so a restarted vigild does not relearn a home's
+/// everyday sound (and raise on it again meanwhile). A JSON array of
+/// `[pipeline, device, enrollment uuid, level]`; saved with the anomaly baselines' cadence
+/// (`baseline.snapshot_s`) and at stop, read at start.
+extension EnrollmentLog {
+    public static let calibrationKey = "enrollment_calibration"
+
+    public static func encodeCalibrations(_ all: [EnrollmentBook.Key: DeviceCalibration]) -> String {
+        let rows: [[Any]] = all.compactMap { k, c in c.level.map { [k.pipeline, k.device, k.uuid, $0] } }
+            .sorted { "\($0[0])\($0[1])\($0[2])" < "\($1[0])\($1[1])\($1[2])" }
+        guard let data = try? JSONSerialization.data(withJSONObject: rows) else { return "[]" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Rows that do not parse are skipped (a device then starts afresh).
+    public static func decodeCalibrations(_ text: String) -> [EnrollmentBook.Key: DeviceCalibration] {
+        guard let rows = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [Any] else { return [:] }
+        var out: [EnrollmentBook.Key: DeviceCalibration] = [:]
+        for row in rows {
+            guard let r = row as? [Any], r.count == 4, let p = r[0] as? String, let d = r[1] as? String, let u = r[2] as? String,
+                  let level = (r[3] as? NSNumber)?.doubleValue, level.isFinite else { continue }
+            out[EnrollmentBook.Key(pipeline: p, device: d, uuid: u)] = DeviceCalibration(level: level)
+        }
+        return out
+    }
+
+    public static func calibrations(_ db: Database) throws -> [EnrollmentBook.Key: DeviceCalibration] {
+        try db.meta(calibrationKey).map(decodeCalibrations) ?? [:]
+    }
+}
+
+extension Store {
+    public func saveEnrollmentCalibrations(_ all: [EnrollmentBook.Key: DeviceCalibration]) {
+        guard !all.isEmpty else { return }
+        let text = EnrollmentLog.encodeCalibrations(all)
+        do {
+            try withDatabase { db in try db.setMeta(EnrollmentLog.calibrationKey, text) }
+        } catch {
+            log.limited(.warning, key: "enrollment-calibration", "store \(path): cannot save the enrollments' device calibrations: \(error)")
+        }
+    }
+
+    public func loadEnrollmentCalibrations() -> [EnrollmentBook.Key: DeviceCalibration] {
+        (try? withDatabase { db in try EnrollmentLog.calibrations(db) }) ?? [:]
+    }
+}

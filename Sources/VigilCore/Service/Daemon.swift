@@ -64,6 +64,7 @@ public final class Daemon: @unchecked Sendable {
         let book = baselines
         book.load(store.loadBaselines())
         let enrolled = enrollments
+        enrolled.loadCalibrations(store.loadEnrollmentCalibrations())
         let pipelines = try config.pipelines.map { try Pipeline.build($0, model: models[$0.model]!, limits: config.limits, book: book, enrollments: enrolled) }
         // Saved camera states of devices gone longer than the log keeps rows.
         for dir in Set(config.pipelines.compactMap { $0.motion?.stateDirectory }) where config.storage.retentionDays > 0 {
@@ -146,6 +147,7 @@ public final class Daemon: @unchecked Sendable {
             summaryTimer?.cancel()
             for row in eventGate.flush() { store.append(row) }
             store.saveBaselines(baselines.takeDirty())
+            store.saveEnrollmentCalibrations(enrollments.calibrationLevels())
         })
         let sync = sync
         parts.register(.sync, start: { sync?.start() }, stop: { sync?.stop() })
@@ -235,7 +237,7 @@ public final class Daemon: @unchecked Sendable {
         let every = config.pipelines.compactMap { $0.baseline?.snapshotSeconds }.min() ?? BaselineSettings().snapshotSeconds
         let t = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "vigil.baselines"))
         var sinceSave = 0.0
-        let store = store, book = baselines, counters = counters
+        let store = store, book = baselines, counters = counters, enrolled = enrollments
         t.schedule(deadline: .now() + 2, repeating: 2, leeway: .milliseconds(200))
         t.setEventHandler { [weak self] in
             self?.refreshEnrollments()
@@ -245,6 +247,7 @@ public final class Daemon: @unchecked Sendable {
             if sinceSave >= every {
                 sinceSave = 0
                 store.saveBaselines(book.takeDirty())
+                store.saveEnrollmentCalibrations(enrolled.calibrationLevels())
             }
         }
         t.resume()

@@ -6,6 +6,8 @@ import VigilCore
 extension EnrollmentLog {
     public static func insert(_ e: Enrollment, path: String) throws { try insert(e, into: try open(path: path)) }
     public static func all(path: String) throws -> [Enrollment] { try all(try open(path: path)).enrollments }
+    /// Each device's calibration as vigild last saved it (`baseline.snapshot_s`, and at stop).
+    public static func calibrations(path: String) throws -> [EnrollmentBook.Key: DeviceCalibration] { try calibrations(try open(path: path)) }
     public static func delete(_ key: String, pipeline: String?, path: String) throws -> [Enrollment] {
         try delete(key, pipeline: pipeline, from: try open(path: path))
     }
