@@ -63,8 +63,8 @@ final class EnrollmentCalibratorTests: XCTestCase {
         let e = Enrollment(pipeline: "p", label: "kettle", kind: .positive, modelVersion: "1", prototypes: [[1]], threshold: 0.6, source: "t")
         book.replace([e], version: 1)
         for s in stride(from: 0.5, through: 0.7, by: 0.02) { _ = book.observe(e, pipeline: "p", device: "tv-room", similarity: s, settings) }
-        XCTAssertGreaterThan(book.observe(e, pipeline: "p", device: "tv-room", similarity: 0.1, settings), 0.7)
-        XCTAssertEqual(book.observe(e, pipeline: "p", device: "kitchen", similarity: 0.7, settings), 0.6, "another device starts at the enrolled threshold")
+        XCTAssertGreaterThan(book.observe(e, pipeline: "p", device: "tv-room", similarity: 0.1, settings).threshold, 0.7)
+        XCTAssertEqual(book.observe(e, pipeline: "p", device: "kitchen", similarity: 0.7, settings).threshold, 0.6, "another device starts at the enrolled threshold")
         XCTAssertEqual(book.calibrationLevels().count, 2)
         book.replace([], version: 2)
         XCTAssertEqual(book.calibrationLevels().count, 0)

@@ -53,8 +53,11 @@ final class EnrollmentTests: XCTestCase {
         XCTAssertEqual(plain.label, "smoke_alarm")
         XCTAssertNil(plain.enrolledFrom)
         let embedding = try p.model.run(smoke).embedding
-        // Enrolled on this very window: similarity 1, so the label wins at score 1.
+        // Enrolled on this very window: similarity 1, so the label wins at score 1 from the
+        // second window in a row (DeviceCalibration's forFrames 2); the first scores just under the bar.
         book.replace([enrollment(.positive, label: "beeper", prototypes: [embedding], threshold: 0.9)], version: 1)
+        let first = try p.detect(smoke, device: "d")
+        XCTAssertEqual(first.scores.last?.1, 0.9.nextDown)
         let enrolled = try p.detect(smoke, device: "d")
         XCTAssertEqual(enrolled.enrolledFrom, 4)
         XCTAssertEqual(enrolled.scores.last?.0, "beeper")

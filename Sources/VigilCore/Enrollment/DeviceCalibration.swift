@@ -25,17 +25,28 @@ public struct DeviceCalibration: Sendable, Equatable {
         public var cap: Double
         /// Seconds between successive windows of a device (the pipeline's hop).
         public var hopSeconds: Double
-        public init(kind: Kind, margin: Double, cap: Double, hopSeconds: Double) {
-            self.kind = kind; self.margin = margin; self.cap = cap; self.hopSeconds = hopSeconds
+        /// Consecutive windows that must reach the threshold in force before the enrolled
+        /// label scores at the rule's bar (a `for_frames` of its own, whatever the rule's).
+        public var forFrames: Int
+        public init(kind: Kind, margin: Double, cap: Double, hopSeconds: Double, forFrames: Int = 1) {
+            self.kind = kind; self.margin = margin; self.cap = cap; self.hopSeconds = hopSeconds; self.forFrames = forFrames
         }
     }
 
-    /// Chosen on tune (enroll_online_eval.py, results/enroll_online_eval.txt).
+    /// Chosen on the tune draws and tune audio only (enroll_online_eval.py, with the enrolled
+    /// floor 0.55 of `Enroller.positiveFloor`; results/enroll_online_eval.txt): of a decaying
+    /// max (0.005-0.1 per hour) and a stochastic quantile (0.999, 0.9999), margins 0.02-0.15,
+    /// caps 0.85-1 and 1 or 2 windows, every class within 1 false alarm/h, then the highest
+    /// recall. A decaying max forgets slowly (0.1 of similarity an hour): a sound heard once
+    /// this evening still counts tomorrow morning. The cap (0.85) keeps a sound that matches
+    /// a prototype that closely alerting, however near the home's everyday audio comes.
     public static func chosen(hopSeconds: Double) -> Settings {
-        Settings(kind: .decayingMax(perHour: 0.1), margin: 0.05, cap: 0.9, hopSeconds: hopSeconds)
+        Settings(kind: .decayingMax(perHour: 0.1), margin: 0.1, cap: 0.85, hopSeconds: hopSeconds, forFrames: 2)
     }
 
     public private(set) var level: Double?
+    /// Consecutive windows, up to this one, that reached the threshold in force.
+    public private(set) var run = 0
 
     public init(level: Double? = nil) { self.level = level }
 
@@ -49,6 +60,7 @@ public struct DeviceCalibration: Sendable, Equatable {
     public mutating func observe(_ similarity: Double, enrolled: Double, _ s: Settings) -> Double {
         let bar = threshold(enrolled: enrolled, s)
         let below = similarity < bar
+        run = below ? 0 : min(run + 1, 1 << 20)
         switch s.kind {
         case .decayingMax(let perHour):
             if var l = level {

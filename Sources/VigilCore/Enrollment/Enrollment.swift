@@ -103,16 +103,19 @@ public final class EnrollmentBook: @unchecked Sendable {
     public var count: Int { lock.withLock { byPipeline.values.reduce(0) { $0 + $1.count } } }
 
     /// One window of `device`: its similarity to `e` updates the device's calibration; returns
-    /// the threshold that was in force for this window.
-    public func observe(_ e: Enrollment, pipeline: String, device: String, similarity: Double, _ s: DeviceCalibration.Settings) -> Double {
+    /// the threshold that was in force for this window and how many consecutive windows, up
+    /// to this one, reached it.
+    @discardableResult
+    public func observe(_ e: Enrollment, pipeline: String, device: String, similarity: Double,
+                        _ s: DeviceCalibration.Settings) -> (threshold: Double, run: Int) {
         let key = Key(pipeline: pipeline, device: device, uuid: e.uuid)
         return lock.withLock {
             guard var c = calibrations[key] ?? (calibrations.count < EnrollmentBook.maxCalibrations ? DeviceCalibration() : nil) else {
-                return e.threshold
+                return (e.threshold, similarity >= e.threshold ? s.forFrames : 0)
             }
             let bar = c.observe(similarity, enrolled: e.threshold, s)
             calibrations[key] = c
-            return bar
+            return (bar, c.run)
         }
     }
 

@@ -401,8 +401,10 @@ public final class Pipeline: Sendable {
         let from = named.count
         for e in list where e.kind == .positive {
             let sim = e.similarity(embedding)
-            let bar = enrollments?.observe(e, pipeline: name, device: device, similarity: sim, calibration) ?? e.threshold
-            let s = e.score(similarity: sim, minScore: enrolledBar, threshold: bar)
+            let (bar, run) = enrollments?.observe(e, pipeline: name, device: device, similarity: sim, calibration) ?? (e.threshold, calibration.forFrames)
+            var s = e.score(similarity: sim, minScore: enrolledBar, threshold: bar)
+            // Not yet forFrames windows in a row at the bar: scored just under it.
+            if run < calibration.forFrames { s = min(s, enrolledBar.nextDown) }
             if let i = named[from...].firstIndex(where: { $0.0 == e.label }) { named[i].1 = max(named[i].1, s) } else { named.append((e.label, s)) }
         }
         return named.count > from ? from : nil
