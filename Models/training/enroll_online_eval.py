@@ -31,7 +31,8 @@ are reported, with the static calibration next to it.
     model, and the clip counts as raised when for_frames consecutive windows reach the threshold
     in force at that moment (the trajectory of the stream without the clip: one clip among hours
     barely moves it). Recall intervals are Wilson 95 % over placements; placements of one clip
-    are not independent (few clips), so they are too narrow.
+    are not independent (few clips), so they are too narrow. Reported beside it, not chosen on:
+    the clip alone (unmixed, as enroll_eval.py scores it) against the same moment's threshold.
 """
 import argparse
 import hashlib
@@ -196,7 +197,7 @@ def main():
             seg[off - i0 * HOP:off - i0 * HOP + len(x)] += x[:max(0, len(seg) - (off - i0 * HOP))]
             W = sd.windows(seg)[:n_win]
             _, e = sess.run(None, {"audio": np.ascontiguousarray(W, dtype=np.float32)})
-            out.setdefault((cat, d), []).append((p, i0, g, e))
+            out.setdefault((cat, d), []).append((p, i0, g, e, path))
         return out
 
     def prepared(pkgs, draw_ids):
@@ -207,7 +208,10 @@ def main():
                 protos = ee.prototypes([emb[q] for q in D[cat][d][0]], "clip")
                 bg = float((B @ protos.T).max())
                 sims = {p: (E[p] @ protos.T).max(1) for p in pkgs}
-                pl = [(p, i0, g, (e / np.linalg.norm(e, axis=1, keepdims=True) @ protos.T).max(1)) for p, i0, g, e in P[(cat, d)]]
+                pl = [(p, i0, g, (e / np.linalg.norm(e, axis=1, keepdims=True) @ protos.T).max(1)) for p, i0, g, e, _ in P[(cat, d)]]
+                # The same clip alone (as enroll_eval.py scores it), judged at the same moment's
+                # threshold: what the threshold costs, apart from what the mixing costs.
+                pl += [(p, i0, "alone", (emb[path][0] @ protos.T).max(1)) for p, i0, g, e, path in P[(cat, d)] if g == GAINS_DB[0]]
                 out[(cat, d)] = (bg, sims, pl)
         return out
 
@@ -234,8 +238,9 @@ def main():
                         r[3] += hours[p]
                     for p, i0, g, s in pl:
                         hit = raised(s, thr[p][i0:i0 + len(s)], ff)
-                        r[0] += hit
-                        r[1] += 1
+                        if g != "alone":
+                            r[0] += hit
+                            r[1] += 1
                         kn = by_gain.setdefault((ff, cat, g), [0, 0])
                         kn[0] += hit
                         kn[1] += 1
@@ -297,6 +302,7 @@ def main():
             good = k / n >= ee.TARGET_RECALL and fa / h <= ee.BUDGET
             met += good
             gains = " ".join(f"{g:+d} dB {by_gain[(f, cat, g)][0]}/{by_gain[(f, cat, g)][1]}" for g in GAINS_DB)
+            gains += f"; the clip alone {by_gain[(f, cat, 'alone')][0]}/{by_gain[(f, cat, 'alone')][1]}"
             say(f"{cat:16s} recall {k:3d}/{n:3d} = {k / n:.2f} (Wilson {lo:.2f}-{hi:.2f}, placements of few clips: too narrow; {gains}), "
                 f"false alarms {fa}/{h:.1f} h = {fa / h:.2f}/h (Poisson 95 % {ee.poisson_lower(fa, h):.2f}-{ee.poisson_interval_upper(fa, h):.2f})"
                 f"{'  target met' if good else ''}")
