@@ -286,7 +286,7 @@ def main():
 def ignore_case(say, sess, m, tune, test, NE, B, margin):
     say("\n## --ignore: every shipped-rule false alarm in the first half of each stream enrolled as an ignore "
         "from its own 2 s before to 1 s after (as --from-alert), false alarms counted in the second halves")
-    rule = er.shipped_rule()
+    rule = er.shipped_rule(MODEL)
     # The only event recordings here are the model's training data (glass clips, smoke recordings):
     # whether they still raise is what an ignore may cost.
     pos = [path for path, c, _, _ in sd.esc_clips() if c == "glass_breaking"] + sd.smoke_recordings()
