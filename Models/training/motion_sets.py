@@ -13,9 +13,7 @@ ramps, a day/night switch to an IR-like grey, rain/snow-like speckle; and real s
 vegetation, tree.avi (frames [0, 34) tuning, [34, 68) testing, played back and forth),
 full frame and composited beside the vtest street. The tuning half of tree.avi barely
 moves, so for tuning it is swayed further by a smooth, gusting displacement field
-(`sway`, +-3 px at 320x240), and (v2.2) by stronger gusts (+-6 and +-10 px: v2.1 fired on
-54-89 % of their pairs, as on the test tree, which the +-3 px sway did not show); the
-test half is used as recorded.
+(`sway`); the test half is used as recorded.
 
 Each stream says from which frame it is scored: the per-device state needs time to learn
 a scene (background_s, activity_s), as a camera that has been running would have. People
@@ -171,26 +169,6 @@ def nuisance_streams(split, full, rng, n=200):
     out.append(("tree.avi", "vegetation, full frame, 3 fps", camera(tg[::5], rng), 3, 3 * k))
     out.append(("tree.avi beside the street", "vegetation, left 40 %, 15 fps",
                 camera(composite(street, tg), rng), 15, 15 * k))
-    if split == "tune":
-        out += gust_streams(half, street)
-    return out
-
-
-GUST_AMPS = [6.0, 10.0]   # tuning only (v2.2): stronger wind on the tuning half of tree.avi
-GUST_SEED = 1245          # their own generator: the other streams are as before v2.2
-
-
-def gust_streams(half, street):
-    """Tuning only (v2.2): the tuning half of tree.avi swayed harder (+-GUST_AMPS px at
-    320x240), full frame and beside the street, at 15 fps, scored after the first minute."""
-    rng = np.random.default_rng(GUST_SEED)
-    raw = pingpong([cv2.cvtColor(t, cv2.COLOR_BGR2GRAY) for t in half], VEG_FRAMES)
-    out, k = [], VEG_SCORE_FROM_S
-    for amp in GUST_AMPS:
-        tg = sway(raw, rng, amp=amp)
-        out.append(("tree.avi", f"vegetation, full frame, 15 fps, gusts +-{amp:g} px", camera(tg, rng), 15, 15 * k))
-        out.append(("tree.avi beside the street", f"vegetation, left 40 %, 15 fps, gusts +-{amp:g} px",
-                    camera(composite(street, tg), rng), 15, 15 * k))
     return out
 
 

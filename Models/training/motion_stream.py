@@ -12,13 +12,8 @@ Per device:
   frame (day/night, clipped highlights), as it is when `lighting` comes twice in a row.
 - activity D: running average, time constant `activity_s`, of |box3(g * C - B)|, the
   current frame's deviation from the background after matching its mean brightness
-  (g = mean(B) / mean(C)), 3x3 box-blurred against sensor noise, counted (v2.2) only
-  where the frame is "explained": one of SWAY_COUNT samples of the device's past frames
-  (one taken every SWAY_EVERY_S of frame time, oldest replaced; each scaled to mean 0.5
-  and 3x3-blurred), moved by up to SWAY_SHIFT px, matches the frame, scaled the same way,
-  within SWAY_MATCH. Swaying trees, water and flags swing between appearances they have
-  had before and keep it high; a passer-by on a busy pavement is new each time and adds
-  nothing (v2.1 counted every deviation, so a busy pavement looked like a tree).
+  (g = mean(B) / mean(C)), 3x3 box-blurred against sensor noise. Swaying trees, water
+  and flags keep it high; a passer-by raises it only briefly.
 - weight W: 0 in masked pixels, else the model's vigil.min_area / the pipeline's min_area.
 The model gets (C, B, D, W) computed from the frames before C; the state is then updated
 with C.
@@ -30,33 +25,11 @@ import numpy as np
 H, W = 120, 160
 RESCALE_FIT = 0.03   # fixed, not tuned: 1.4x the 90th percentile of |box3| of 10/255 sensor noise (0.021)
 CHANNELS = "current,background,activity,weight"
-# v2.2 (issue 16), chosen on the tuning split (exp_motion_sway.py)
-SWAY_COUNT = 4
-SWAY_EVERY_S = 2.0
-SWAY_MATCH = 0.02
-SWAY_SHIFT = 1
 
 
 def box3(x):
     p = np.pad(x, 1, mode="edge")
     return sum(p[dy:dy + x.shape[0], dx:dx + x.shape[1]] for dy in range(3) for dx in range(3)) / 9.0
-
-
-def normalised(x):
-    """A frame scaled to mean 0.5 and 3x3-blurred, as sway samples are kept and compared."""
-    return box3(x * np.float32(0.5 / max(float(x.mean()), 1e-3))).astype(np.float32)
-
-
-def matches_a_sample(frame_n, samples, shift=SWAY_SHIFT, match=SWAY_MATCH):
-    """Per pixel: some sample, moved by up to `shift` px (edges repeated), within `match`."""
-    h, w = frame_n.shape
-    best = np.full(frame_n.shape, np.inf, np.float32)
-    for s in samples:
-        p = np.pad(s, shift, mode="edge")
-        for dy in range(-shift, shift + 1):
-            for dx in range(-shift, shift + 1):
-                best = np.minimum(best, np.abs(frame_n - p[shift + dy:shift + dy + h, shift + dx:shift + dx + w]))
-    return best < match
 
 
 class CameraState:
@@ -68,7 +41,6 @@ class CameraState:
         self.last = None
         self.ts = None
         self.lit = False
-        self.samples, self.next_sample, self.sampled_at = [], 0, -math.inf
 
     def inputs(self, cur, ts):
         """The model input for frame `cur` (float32 [H, W] in [0,1]) at `ts`, or None for
@@ -85,17 +57,8 @@ class CameraState:
         ad = 1.0 - math.exp(-min(max(ts - self.ts, 0.0), self.act_s) / self.act_s)
         g = float(self.B.mean()) / max(float(cur.mean()), 1e-3)
         dev = np.abs(box3(cur * g - self.B))
-        cn = normalised(cur)
-        explained = matches_a_sample(cn, self.samples)
-        self.D = ((1 - ad) * self.D + ad * np.where(explained, dev, 0)).astype(np.float32)
+        self.D = ((1 - ad) * self.D + ad * dev).astype(np.float32)
         self.B = ((1 - a) * self.B + a * cur).astype(np.float32)
-        if ts - self.sampled_at >= SWAY_EVERY_S:
-            if len(self.samples) < SWAY_COUNT:
-                self.samples.append(cn)
-            else:
-                self.samples[self.next_sample] = cn
-            self.next_sample = (self.next_sample + 1) % SWAY_COUNT
-            self.sampled_at = ts
         self.ts, self.last = ts, cur
         return x
 

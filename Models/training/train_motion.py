@@ -8,10 +8,7 @@ the tuning split only (vtest frames < 400, TUNE_IMAGES, tree.avi frames < 34):
       (v2.1: an evenly coloured object changes a window's mean, not its structure): grid, best tuning recall
       (people streams, and every HOG-found person alone on the empty street), ties to the
       widest margin over the nuisances. activity_s = 60 s: an earlier grid over 20 / 60 s
-      lost tuning recall at 20 s (busy pavements become "active"). v2.2: the activity map
-      counts only deviation a sampled past frame explains (motion_stream.py, SWAY_*), so
-      TU can go lower without the busy pavement reading as a tree; the tuning set gained
-      stronger gusts on the tuning tree (motion_sets.GUST_AMPS)
+      lost tuning recall at 20 s (busy pavements become "active")
   TA  minimum changed area (vigil.min_area): 1.5 x the largest area any tuning nuisance
       frame reached
   TL  whole-frame change (lighting): 3 x the largest watched fraction of a tuning frame
@@ -33,7 +30,7 @@ import motion_sets as ms  # noqa: E402
 import motion_stream as mst  # noqa: E402
 
 SEED = 1234
-VERSION = "2.2.0"
+VERSION = "2.1.0"
 H, W = mg.H, mg.W
 PROBE_TL = 0.5       # provisional lighting bars while probing (re-baseline the background)
 PROBE_TG = 0.2

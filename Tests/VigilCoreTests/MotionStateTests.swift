@@ -92,33 +92,6 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(plane(switched, 1), plane(switched, 0), accuracy: 1e-6, "day/night: the frame is the background")
     }
 
-    /// v2.2 (issue 16): the activity map counts a pixel's deviation only where a sampled past
-    /// frame, moved by up to a pixel, matches it. Stripes swinging back and forth by a pixel
-    /// (foliage in wind) build activity; blocks whose brightness is new each frame (passers-by
-    /// on a busy pavement) add none. v2.1 counted every deviation, so both looked alike.
-    func testSwayingBuildsActivityAndSomethingNewDoesNot() throws {
-        let a = ImageAdapter(shape: [1, 4, 16, 16], width: 16, height: 16, channels: roles)
-        func frame(_ t: Int) -> TimedFrame {
-            // left half: stripes 2 px wide, shifted by a pixel every other second; right half:
-            // flat, with two 6x6 blocks whose brightness changes each second (their sum stays,
-            // so the frame's mean brightness does too)
-            image(16, 16, { x, y in
-                if x < 8 { return ((x + t % 2) / 2) % 2 == 0 ? 60 : 200 }
-                if (9..<15).contains(x) && (1..<7).contains(y) { return UInt8(20 + 15 * t) }
-                if (9..<15).contains(x) && (9..<15).contains(y) { return UInt8(220 - 15 * t) }
-                return 100
-            }, ts: Double(t))
-        }
-        for t in 0...13 { _ = try a.inputs(for: frame(t)) }
-        let activity = plane(try XCTUnwrap(a.inputs(for: frame(14)).first), 2)
-        var stripes: Float = 0
-        for y in 2..<14 { for x in 2..<6 { stripes += activity[y * 16 + x] / 48 } }
-        XCTAssertGreaterThan(stripes, 0.005, "swaying stripes are activity")
-        for (x, y) in [(11, 3), (12, 4), (11, 11), (12, 12)] {
-            XCTAssertEqual(activity[y * 16 + x], 0, accuracy: 1e-6, "a block new each time is not activity (\(x), \(y))")
-        }
-    }
-
     /// Masks are in source-frame pixels and apply at any source size; a device's own
     /// masks add to the pipeline's; min_area sets the weight as model min_area / min_area.
     func testMasksAndMinAreaBecomeTheWeightPlanePerDevice() throws {
@@ -193,11 +166,6 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(try ImageAdapter(shape: [1, 4, 2, 2], width: 2, height: 2, channels: roles, motion: motion,
                                         pipeline: "cam", device: device).inputs(for: image(4, 3, scene, ts: 14)).count, 0)
         try Data("VGCS1\nshort".utf8).write(to: URL(fileURLWithPath: file))
-        XCTAssertEqual(try adapter().inputs(for: image(4, 3, scene, ts: 15)).count, 0)
-        // A v2.1 state (VGCS2: no sway samples) is another format: start afresh.
-        var v21 = [UInt8](try Data(contentsOf: URL(fileURLWithPath: bFile)))
-        v21.replaceSubrange(0..<6, with: Array("VGCS2\n".utf8))
-        try Data(v21).write(to: URL(fileURLWithPath: file))
         XCTAssertEqual(try adapter().inputs(for: image(4, 3, scene, ts: 15)).count, 0)
         // States not written for longer than the sweep's age go; recent ones stay.
         XCTAssertEqual(CameraStateFile.sweep(directory: dir.file("motion-state"), maxAge: 3600), 0)

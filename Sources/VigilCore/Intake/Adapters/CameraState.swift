@@ -12,10 +12,7 @@ public enum CameraChannel: String, Sendable, CaseIterable {
     /// that frame when it says so twice in a row (`CameraState.observe`).
     case background
     /// Per pixel, a running average (`motion.activity_s`) of how far the frame strays from
-    /// the background once its mean brightness is matched, counting only where one of the
-    /// device's sampled past frames, moved by up to a pixel, matches the frame (v2.2,
-    /// `CameraState.Sway`): high where things sway back and forth (trees, water, flags),
-    /// low on a busy pavement, where each passer-by is new.
+    /// the background once its mean brightness is matched: high where things keep moving.
     case activity
     /// 0 in masked pixels; elsewhere the model's `vigil.min_area` / the pipeline's
     /// `min_area` (1 when the pipeline does not set one).
@@ -35,48 +32,25 @@ public enum CameraChannel: String, Sendable, CaseIterable {
     var needsHistory: Bool { self == .previous || self == .background || self == .activity }
 }
 
-/// One device's camera history at the model's frame size: the last frame, the background,
-/// the activity map and a few sampled past frames (`Sway`). Time constants are in seconds
-/// of frame time, so a camera sending 3 or 25 frames a second keeps the same memory.
+/// One device's camera history at the model's frame size: the last frame, the background
+/// and the activity map. Time constants are in seconds of frame time, so a camera sending
+/// 3 or 25 frames a second keeps the same memory.
 struct CameraState {
     private(set) var last: [Float]
     private(set) var background: [Float]
     private(set) var activity: [Float]
     private(set) var ts: Double
-    /// Up to `Sway.count` past frames, brightness-normalised and 3x3-blurred, one replaced
-    /// (oldest first) every `Sway.everySeconds` of frame time.
-    private(set) var samples: [[Float]]
-    private(set) var nextSample: Int
-    /// Frame time the latest sample was taken (-infinity: none yet).
-    private(set) var sampledAt: Double
     let width: Int, height: Int
 
     init(first: [Float], ts: Double, width: Int, height: Int) {
         last = first; background = first; activity = [Float](repeating: 0, count: first.count)
-        samples = []; nextSample = 0; sampledAt = -.infinity
         self.ts = ts; self.width = width; self.height = height
     }
 
     /// A saved state (CameraStateFile).
-    init(last: [Float], background: [Float], activity: [Float], samples: [[Float]], nextSample: Int,
-         sampledAt: Double, ts: Double, width: Int, height: Int) {
+    init(last: [Float], background: [Float], activity: [Float], ts: Double, width: Int, height: Int) {
         self.last = last; self.background = background; self.activity = activity
-        self.samples = samples; self.nextSample = nextSample; self.sampledAt = sampledAt
         self.ts = ts; self.width = width; self.height = height
-    }
-
-    /// What tells swaying from passing (v2.2, issue 16): foliage swings between appearances
-    /// it has had before, a little displaced; a passer-by on a busy pavement is new each
-    /// time. So a pixel's deviation from the background adds to its activity only where one
-    /// of `count` past frames (sampled every `everySeconds`), moved by up to `shift` pixels,
-    /// matches the frame within `match` (brightness-normalised, 3x3-blurred). Chosen on the
-    /// tuning split (Models/training/exp_motion_sway.py); Models/training/motion_stream.py
-    /// does the same.
-    enum Sway {
-        static let count = 4
-        static let everySeconds = 2.0
-        static let match: Float = 0.02
-        static let shift = 1
     }
 
     /// Folds `current` (taken at `ts`) into the state. dt is clamped at 0 (a clock that
@@ -98,50 +72,10 @@ struct CameraState {
         var diff = [Float](repeating: 0, count: current.count)
         for i in current.indices { diff[i] = current[i] * g - background[i] }
         let dev = CameraState.box3(diff, width: width, height: height)
-        let normalised = CameraState.normalised(current, width: width, height: height)
-        let explained = matchesASample(normalised)
         for i in current.indices {
-            activity[i] += ad * ((explained[i] ? abs(dev[i]) : 0) - activity[i])
+            activity[i] += ad * (abs(dev[i]) - activity[i])
             background[i] += a * (current[i] - background[i])
         }
-        if newTs - sampledAt >= Sway.everySeconds {
-            if samples.count < Sway.count { samples.append(normalised) } else { samples[nextSample] = normalised }
-            nextSample = (nextSample + 1) % Sway.count
-            sampledAt = newTs
-        }
-    }
-
-    /// Per pixel: does some sample, moved by up to `Sway.shift` pixels (edges repeated),
-    /// come within `Sway.match` of the frame?
-    func matchesASample(_ frame: [Float]) -> [Bool] {
-        let n = frame.count, w = width, h = height, r = Sway.shift
-        var best = [Float](repeating: .infinity, count: n)
-        frame.withUnsafeBufferPointer { c in
-            best.withUnsafeMutableBufferPointer { b in
-                for sample in samples {
-                    sample.withUnsafeBufferPointer { s in
-                        for dy in -r...r {
-                            for y in 0..<h {
-                                let row = y * w, from = min(max(y + dy, 0), h - 1) * w
-                                for dx in -r...r {
-                                    for x in 0..<w {
-                                        let d = abs(c[row + x] - s[from + min(max(x + dx, 0), w - 1)])
-                                        if d < b[row + x] { b[row + x] = d }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return best.map { $0 < Sway.match }
-    }
-
-    /// The frame scaled to mean 0.5 and 3x3-blurred, as samples are kept and compared.
-    static func normalised(_ x: [Float], width: Int, height: Int) -> [Float] {
-        let g = 0.5 / max(x.reduce(0, +) / Float(x.count), 1e-3)
-        return box3(x.map { $0 * g }, width: width, height: height)
     }
 
     /// Whether the model said `lighting` on the last frame.

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Saves and restores one device's camera state (last frame, background, activity, samples), so a
+/// Saves and restores one device's camera state (last frame, background, activity), so a
 /// restart does not make every camera relearn its scene. One small file per pipeline and
 /// device under the state directory (next to the log, `motion-state/`), written whole and
 /// renamed into place, so a crash leaves the old file or the new one, never half of one.
@@ -10,16 +10,13 @@ import Foundation
 ///
 /// Layout (little-endian): magic, width, height (UInt32), frame time (Float64 bits), then
 /// the pipeline and device names (UInt16 length + UTF-8 each, so `vigilctl baseline` can
-/// name a file's device: the file name keeps only its safe characters), the number of
-/// samples and the next one to replace (UInt32), when the last was taken (Float64 bits),
-/// then the planes: last, background, activity, the samples. VGCS2 (v2.1, no samples) and
-/// VGCS1 files are ignored: the device learns afresh.
+/// name a file's device: the file name keeps only its safe characters), then the planes.
 struct CameraStateFile {
     let path: String
     let pipeline: String
     let device: String
 
-    static let magic = Array("VGCS3\n".utf8)
+    static let magic = Array("VGCS2\n".utf8)
 
     /// Device names come from topics: the file name keeps their safe characters and adds a
     /// hash of the whole name, so two devices never share a file and nothing escapes the folder.
@@ -55,15 +52,12 @@ struct CameraStateFile {
 
     func save(_ s: CameraState) throws {
         var out = CameraStateFile.magic
-        out.reserveCapacity(48 + s.last.count * 4 * (3 + s.samples.count))
+        out.reserveCapacity(32 + s.last.count * 12)
         for v in [UInt32(s.width), UInt32(s.height)] { append32(v, &out) }
         var t = s.ts.bitPattern
         for _ in 0..<8 { out.append(UInt8(t & 0xff)); t >>= 8 }
         for name in [pipeline, device] { appendName(name, &out) }
-        for v in [UInt32(s.samples.count), UInt32(s.nextSample)] { append32(v, &out) }
-        var at = s.sampledAt.bitPattern
-        for _ in 0..<8 { out.append(UInt8(at & 0xff)); at >>= 8 }
-        for plane in [s.last, s.background, s.activity] + s.samples { for x in plane { append32(x.bitPattern, &out) } }
+        for plane in [s.last, s.background, s.activity] { for x in plane { append32(x.bitPattern, &out) } }
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try Data(out).write(to: URL(fileURLWithPath: path), options: .atomic)
@@ -76,18 +70,12 @@ struct CameraStateFile {
         let b = [UInt8](data)
         let n = width * height
         guard let head = CameraStateFile.header(b), head.pipeline == pipeline, head.device == device,
-              head.width == width, head.height == height, head.bytes + 16 <= b.count else { return nil }
-        let count = Int(CameraStateFile.read32(b, head.bytes)), next = Int(CameraStateFile.read32(b, head.bytes + 4))
-        var t: UInt64 = 0
-        for i in (0..<8).reversed() { t = t << 8 | UInt64(b[head.bytes + 8 + i]) }
-        let start = head.bytes + 16
-        guard count <= CameraState.Sway.count, next < CameraState.Sway.count,
-              b.count == start + 4 * n * (3 + count) else { return nil }
-        func plane(_ k: Int) -> [Float] { (0..<n).map { Float(bitPattern: CameraStateFile.read32(b, start + 4 * (k * n + $0))) } }
-        let planes = (0..<(3 + count)).map(plane)
+              head.width == width, head.height == height, b.count == head.bytes + 12 * n else { return nil }
+        func plane(_ k: Int) -> [Float] { (0..<n).map { Float(bitPattern: CameraStateFile.read32(b, head.bytes + 4 * (k * n + $0))) } }
+        let planes = [plane(0), plane(1), plane(2)]
         guard planes.allSatisfy(allFinite) else { return nil }
-        return CameraState(last: planes[0], background: planes[1], activity: planes[2], samples: Array(planes[3...]),
-                           nextSample: next, sampledAt: Double(bitPattern: t), ts: head.ts, width: width, height: height)
+        return CameraState(last: planes[0], background: planes[1], activity: planes[2], ts: head.ts,
+                           width: width, height: height)
     }
 
     /// What a file's header says (nil: not a state file of this format). `bytes`: the
