@@ -80,3 +80,32 @@ extension EnrollmentCalibratorTests {
         XCTAssertEqual(EnrollmentLog.decodeCalibrations("not json"), [:])
     }
 }
+
+extension EnrollmentCalibratorTests {
+    /// An enrollment whose prototypes no longer fit the model's embedding (a model with another
+    /// embedding size) has no similarity: `Enrollment.similarity` is -infinity. That window must
+    /// neither count as reaching the bar nor become the device's level, and one such level must
+    /// not cost every other device its saved calibration (JSON has no infinity: the whole save
+    /// came out as `[]` before).
+    func testAWindowWithoutASimilarityTeachesNothingAndCannotWipeTheSavedState() {
+        let e = Enrollment(pipeline: "p", label: "kettle", kind: .positive, modelVersion: "1", prototypes: [[1, 0]], threshold: 0.6, source: "t")
+        XCTAssertEqual(e.similarity([1, 0, 0]), -.infinity, "prototypes of another size: no similarity")
+        var c = DeviceCalibration()
+        XCTAssertEqual(c.observe(-.infinity, enrolled: 0.6, settings), 0.6)
+        XCTAssertNil(c.level, "a window without a similarity sets no level")
+        _ = c.observe(0.7, enrolled: 0.6, settings)
+        XCTAssertEqual(c.run, 1)
+        _ = c.observe(.nan, enrolled: 0.6, settings)
+        XCTAssertEqual(c.run, 0, "NaN does not reach the bar")
+        XCTAssertEqual(c.level, nil)
+        _ = c.observe(0.5, enrolled: 0.6, settings)
+        XCTAssertEqual(c.level!, 0.5, accuracy: 1e-12)
+        _ = c.observe(-.infinity, enrolled: 0.6, settings)
+        XCTAssertEqual(c.level!, 0.5 - 36 * 0.4875 / 3600, accuracy: 1e-12, "time passes; the level stays finite")
+
+        let good = EnrollmentBook.Key(pipeline: "audio", device: "kitchen", uuid: "u1")
+        let bad = EnrollmentBook.Key(pipeline: "audio", device: "hall", uuid: "u1")
+        let text = EnrollmentLog.encodeCalibrations([good: DeviceCalibration(level: 0.7), bad: DeviceCalibration(level: -.infinity)])
+        XCTAssertEqual(EnrollmentLog.decodeCalibrations(text), [good: DeviceCalibration(level: 0.7)])
+    }
+}

@@ -59,6 +59,13 @@ public struct DeviceCalibration: Sendable, Equatable {
     /// Takes one window's similarity; returns the threshold that was in force for it.
     public mutating func observe(_ similarity: Double, enrolled: Double, _ s: Settings) -> Double {
         let bar = threshold(enrolled: enrolled, s)
+        // No similarity (-infinity: the prototypes do not fit this model's embedding; NaN):
+        // the window reaches nothing and teaches nothing; only time passes for the level.
+        guard similarity.isFinite else {
+            run = 0
+            if case .decayingMax(let perHour) = s.kind, let l = level { level = l - perHour * s.hopSeconds / 3600 }
+            return bar
+        }
         let below = similarity < bar
         run = below ? 0 : min(run + 1, 1 << 20)
         switch s.kind {

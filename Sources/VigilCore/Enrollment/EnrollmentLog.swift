@@ -96,7 +96,8 @@ extension EnrollmentLog {
     public static let calibrationKey = "enrollment_calibration"
 
     public static func encodeCalibrations(_ all: [EnrollmentBook.Key: DeviceCalibration]) -> String {
-        let rows: [[Any]] = all.compactMap { k, c in c.level.map { [k.pipeline, k.device, k.uuid, $0] } }
+        // JSON has no infinity or NaN: one such level would fail the whole array.
+        let rows: [[Any]] = all.compactMap { k, c in c.level.flatMap { $0.isFinite ? [k.pipeline, k.device, k.uuid, $0] : nil } }
             .sorted { "\($0[0])\($0[1])\($0[2])" < "\($1[0])\($1[1])\($1[2])" }
         guard let data = try? JSONSerialization.data(withJSONObject: rows) else { return "[]" }
         return String(decoding: data, as: UTF8.self)
