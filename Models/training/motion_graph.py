@@ -37,6 +37,14 @@ KU = 300.0
 KG = 150.0
 KM = 400.0
 KW = 20.0
+# Scale-free stability (issue 16 experiment, off unless p["SF"] is set; v2.1 uses TU):
+# a pixel (SF="pix") or a window (SF="win") counts as changed only where its deviation from
+# the background, |a - b| after step 2-3, exceeds SK x its own activity (scaled to the same
+# gain-matched units, x 0.5 / mean background) + SF_FLOOR: a tree that sways more raises its own
+# bar, a quiet pavement keeps a low one. stable = sigmoid(KR (|a - b| / (SK act + SF_FLOOR) - 1)),
+# per pixel then the window's (unclipped) fraction ("pix"), or on the window means ("win").
+KR = 10.0
+SF_FLOOR = 0.02      # ~2 sigma of 10/255 sensor noise after the 5x5 blur, frames at mean 0.5
 CHANNELS = "current,background,activity,weight"
 LABELS = "still,motion,lighting"
 
@@ -92,9 +100,30 @@ def build(p, version, probe=False):
         # 4. masked local moments, SSIM structure term per window
         n("Mul", ["s", "a"], ["wa"]), n("Mul", ["s", "b"], ["wb"]),
         n("Mul", ["wa", "a"], ["waa"]), n("Mul", ["wb", "b"], ["wbb"]), n("Mul", ["wa", "b"], ["wab"]),
+    ]
+    sf = p.get("SF")
+    if sf:
+        # scale-free stability: deviation against the pixel's own activity (gain-matched units)
+        inits += [const("sk", np.array(p["SK"])), const("sf_floor", np.array(SF_FLOOR)), const("kr", np.array(KR))]
+        nodes += [n("Sub", ["a", "b"], ["dab"]), n("Abs", ["dab"], ["adab"]), n("Mul", ["act", "gb"], ["actn"])]
+        if sf == "pix":
+            nodes += [n("Mul", ["actn", "sk"], ["bar0"]), n("Add", ["bar0", "sf_floor"], ["bar"]),
+                      n("Div", ["adab", "bar"], ["rat"]), n("Sub", ["rat", "one"], ["rat1"]),
+                      n("Mul", ["rat1", "kr"], ["rat2"]), n("Sigmoid", ["rat2"], ["exc"]),
+                      n("Mul", ["exc", "s"], ["xtra"])]
+        else:
+            nodes += [n("Mul", ["adab", "s"], ["xtra"])]
+        nodes += [n("Concat", ["s", "wa", "wb", "waa", "wbb", "wab", "act", "wt", "xtra"], ["st"], axis=1),
+                  n("AveragePool", ["st"], ["pm"], kernel_shape=[WIN, WIN], strides=[STRIDE, STRIDE]),
+                  n("Split", ["pm", "split9"], ["sw", "sa", "sb2", "saa", "sbb", "sab", "u", "ww", "xw"], axis=1)]
+        inits.append(const("split9", np.array([1] * 9), np.int64))
+    else:
+        nodes += [
         n("Concat", ["s", "wa", "wb", "waa", "wbb", "wab", "act", "wt"], ["st"], axis=1),
         n("AveragePool", ["st"], ["pm"], kernel_shape=[WIN, WIN], strides=[STRIDE, STRIDE]),
         n("Split", ["pm", "split8"], ["sw", "sa", "sb2", "saa", "sbb", "sab", "u", "ww"], axis=1),
+        ]
+    nodes += [
         n("Add", ["sw", "tiny"], ["swe"]),
         n("Div", ["sa", "swe"], ["ma"]), n("Div", ["sb2", "swe"], ["mbb"]),
         n("Div", ["saa", "swe"], ["eaa"]), n("Div", ["sbb", "swe"], ["ebb"]), n("Div", ["sab", "swe"], ["eab"]),
@@ -115,8 +144,17 @@ def build(p, version, probe=False):
         n("Sub", ["sw", "half"], ["sw1"]), n("Mul", ["sw1", "kw"], ["sw2"]), n("Sigmoid", ["sw2"], ["seen"]),
         n("Mul", ["lch0", "seen"], ["lchanged"]),
         n("Max", ["schanged", "lchanged"], ["changed"]),
+    ]
+    if sf == "pix":      # the window's fraction of pixels over their own bar
+        nodes += [n("Div", ["xw", "swe"], ["stable"])]
+    elif sf == "win":    # the window's mean deviation over its mean activity's bar
+        nodes += [n("Div", ["xw", "swe"], ["ew"]), n("Mul", ["u", "gb"], ["un"]), n("Mul", ["un", "sk"], ["wbar0"]),
+                  n("Add", ["wbar0", "sf_floor"], ["wbar"]), n("Div", ["ew", "wbar"], ["wrat"]),
+                  n("Sub", ["wrat", "one"], ["wrat1"]), n("Mul", ["wrat1", "kr"], ["wrat2"]), n("Sigmoid", ["wrat2"], ["stable"])]
+    else:
         # 5. stability from the activity channel
-        n("Sub", ["u", "tu"], ["u1"]), n("Mul", ["u1", "ku"], ["u2"]), n("Sigmoid", ["u2"], ["stable"]),
+        nodes += [n("Sub", ["u", "tu"], ["u1"]), n("Mul", ["u1", "ku"], ["u2"]), n("Sigmoid", ["u2"], ["stable"])]
+    nodes += [
         # 6. weighted area and whole-frame fraction
         n("Mul", ["changed", "stable"], ["cs"]), n("Mul", ["cs", "ww"], ["csw"]),
         n("ReduceMean", ["csw"], ["area"], axes=[1, 2, 3], keepdims=0),
