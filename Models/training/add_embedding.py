@@ -7,6 +7,8 @@ weights are not committed, so retraining would change the model; surgery does no
   python3 Models/training/nonevent_data.py fetch   # once: the non-event audio (not in git)
   python3 Models/training/add_embedding.py         # rewrites Models/sound.onnx (same bytes when rerun)
                                                    # and Models/sound-background.i8 (needs ../shared/data)
+  python3 Models/training/add_embedding.py --out DIR --mix esc --mix-copies 3   # experiment (not shipped,
+                                                   # Models/sound.md): writes DIR/sound.onnx + background set
 
 The embedding starts from the layer before the three CNNs' dense heads, i.e. each CNN's global
 max and mean pooled last-conv activations (3 x 64) plus the 262 pooled log-mel / tonality
@@ -62,6 +64,15 @@ PROJECTION_DIM = 64        # chosen on tune draws + the other tune packages (see
 PROJECTION_SHRINK = 0.3
 SEGMENT_WINDOWS = 10       # a pseudo-class: 10 consecutive windows (~5 s) of one package
 SEGMENTS_PER_PACKAGE = 300
+# Experiment (issue 18, not shipped unless Models/sound.md says so): make the within-class
+# scatter include "the same sound with something else playing". Every ESC-50 clip the
+# projection reads is also added (waveform sum, as enroll_online_eval.py mixes: at its recorded
+# level and MIX_GAINS_DB quieter) into a random stretch of a random PROJECTION_PACKAGES stream
+# (tune packages only), its loud windows (found on the clean clip) labelled with its category.
+# "esc+seg" also adds, to each segment class, its windows with a random ESC-50 clip of the
+# projection's categories mixed in (10 dB quieter). Default off: the shipped projection.
+MIX_GAINS_DB = [0, -10]
+MIX_SEED = 1819
 
 
 def strip(m):
@@ -184,7 +195,7 @@ def run_batches(sess, windows):
                            for i in range(0, len(windows), 256)])
 
 
-def projection_data(sess):
+def projection_data(sess, mix="off", copies=1):
     """Unit embeddings and class names the projection is fitted on: the loud windows (as
     enrollment uses them) of every ESC-50 clip not of a held-out class, each clip's category a
     class; and SEGMENTS_PER_PACKAGE random ~5 s segments of each PROJECTION_PACKAGES stream,
@@ -199,12 +210,39 @@ def projection_data(sess):
         X.append(run_batches(sess, ws[is_loud]))
         y += [cat] * int(is_loud.sum())
     rng = np.random.default_rng(18)
+    mrng = np.random.default_rng(MIX_SEED)
+    esc = [(path, cat) for path, cat, _, _ in sorted(sd.esc_clips()) if cat not in HELD_OUT_CLASSES] if mix != "off" else []
+    streams = {}
     for p in PROJECTION_PACKAGES:
-        ws = sd.windows(nd.stream(p), HOP)
+        x = nd.stream(p)
+        if mix != "off":
+            streams[p] = x
+        ws = sd.windows(x, HOP)
         n = len(ws) // SEGMENT_WINDOWS
         for s in np.sort(rng.choice(n, min(SEGMENTS_PER_PACKAGE, n), replace=False)) * SEGMENT_WINDOWS:
             X.append(run_batches(sess, ws[s:s + SEGMENT_WINDOWS]))
             y += [f"{p}@{s}"] * SEGMENT_WINDOWS
+            if mix == "esc+seg":
+                seg = x[s * HOP:(s + SEGMENT_WINDOWS - 1) * HOP + N].astype(np.float64).copy()
+                c = sd.read_wav(esc[mrng.integers(len(esc))][0]) * 10 ** (-10 / 20)
+                o = int(mrng.integers(0, max(1, len(seg) - len(c))))
+                seg[o:o + len(c)] += c[:len(seg) - o]
+                X.append(run_batches(sess, sd.windows(seg, HOP)[:SEGMENT_WINDOWS]))
+                y += [f"{p}@{s}"] * SEGMENT_WINDOWS
+    if mix != "off":
+        names = list(streams)
+        for path, cat in esc:
+            clean = sd.read_wav(path)
+            _, is_loud = sd.event_windows(clean, 10)
+            if not is_loud.any():
+                continue
+            for g in [g for g in MIX_GAINS_DB for _ in range(copies)]:
+                bg = streams[names[mrng.integers(len(names))]]
+                o = int(mrng.integers(0, len(bg) - max(len(clean), N)))
+                mixed = bg[o:o + max(len(clean), N)].astype(np.float64).copy()
+                mixed[:len(clean)] += clean * 10 ** (g / 20)
+                X.append(run_batches(sess, sd.windows(mixed)[:len(is_loud)][is_loud]))
+                y += [cat] * int(is_loud.sum())
     return np.concatenate(X), np.array(y)
 
 
@@ -231,21 +269,34 @@ def fit_projection(X, y, dim=PROJECTION_DIM, shrink=PROJECTION_SHRINK):
 
 
 def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=MODELS, help="directory for sound.onnx and the background set (default: Models/, the shipped files)")
+    ap.add_argument("--mix", choices=["off", "esc", "esc+seg"], default="off",
+                    help="experiment: ESC-50 clips mixed into tune streams in the projection's classes (MIX_GAINS_DB); off = shipped")
+    ap.add_argument("--mix-copies", type=int, default=1, help="mixes of each clip per gain")
+    ap.add_argument("--dim", type=int, default=PROJECTION_DIM)
+    ap.add_argument("--shrink", type=float, default=PROJECTION_SHRINK)
+    a = ap.parse_args()
+    out = os.path.join(os.path.abspath(a.out), "sound.onnx")
     m = strip(onnx.load(MODEL))
     raw = raw_features(m, esc_windows())
     mu, sdv = raw.mean(0), raw.std(0) + 1e-3
     m = add_unit(m, mu, sdv)
-    pmu, W = fit_projection(*projection_data(outputs_session(m, ["emb_unit"])))
+    X, y = projection_data(outputs_session(m, ["emb_unit"]), a.mix, a.mix_copies)
+    print(f"projection fitted on {len(X)} windows, {len(np.unique(y))} classes (mix {a.mix} x{a.mix_copies}, dim {a.dim}, shrink {a.shrink})")
+    pmu, W = fit_projection(X, y, a.dim, a.shrink)
     m = add_projection(m, pmu, W)
     onnx.checker.check_model(m)
-    onnx.save(m, MODEL)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    onnx.save(m, out)
     import onnxruntime as ort
-    s = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
+    s = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
     ws = background_windows()
     emb = np.concatenate([s.run(None, {"audio": ws[i:i + 256]})[1] for i in range(0, len(ws), 256)])
     q = np.clip(np.round(emb * 127), -127, 127).astype(np.int8)
-    q.tofile(os.path.join(MODELS, BACKGROUND))
-    print(f"{MODEL}: {os.path.getsize(MODEL) / 1024:.1f} KB, embedding {emb.shape[1]} values; "
+    q.tofile(os.path.join(os.path.dirname(out), BACKGROUND))
+    print(f"{out}: {os.path.getsize(out) / 1024:.1f} KB, embedding {emb.shape[1]} values; "
           f"{BACKGROUND}: {len(q)} windows, {q.nbytes / 1024:.1f} KB")
 
 

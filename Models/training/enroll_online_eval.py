@@ -4,7 +4,8 @@ vigilctl does today (enroll_eval.py), both measured the same way: online, on eac
 stream as one device, from its first window (false alarms count from t = 0: no free warm-up),
 with recall measured by MIXING held-out clips of the class into that device's stream.
 
-  python3 Models/training/enroll_online_eval.py [--model Models/sound.onnx] [--background PATH]
+  python3 Models/training/enroll_online_eval.py [--model Models/sound.onnx] [--background PATH] [--tune-only]
+  (--tune-only: the choice on tune and nothing else, no test stream read: for comparing models on tune)
   (output: Models/training/results/enroll_online_eval.txt; ~10 min on 1 core; embeddings of the
   streams cached in /tmp/vigil-enroll-online/<model hash>)
 
@@ -122,6 +123,7 @@ def main():
     ap.add_argument("--model", default=ee.MODEL)
     ap.add_argument("--background", default=None, help="int8 background embeddings (default: sound-background.i8 beside the model)")
     ap.add_argument("--out", default=OUT)
+    ap.add_argument("--tune-only", action="store_true", help="stop after the choice on tune (no test figures): for comparing models on tune")
     a = ap.parse_args()
     ee.MODEL = os.path.abspath(a.model)
     ee.BACKGROUND = a.background or os.path.join(os.path.dirname(ee.MODEL), "sound-background.i8")
@@ -135,7 +137,7 @@ def main():
     sess = ee.session()
     m = ee.manifest()
     tune = sorted(p for p in m if m[p]["split"] == "tune" and p not in PROJECTION_PACKAGES)
-    test = sorted(p for p in m if m[p]["split"] == "test")
+    test = [] if a.tune_only else sorted(p for p in m if m[p]["split"] == "test")
     key = hashlib.sha1(open(ee.MODEL, "rb").read()).hexdigest()[:12]
     cache = os.path.join("/tmp/vigil-enroll-online", key)
     os.makedirs(cache, exist_ok=True)
@@ -285,6 +287,14 @@ def main():
     met, within, rec, nfa, kind, floor, margin, cap, ff = max(grid, key=lambda g: g[:4])
     say(f"chosen: {kind[0]} {kind[1]}, floor {floor}, margin {margin}, cap {cap}, for_frames {ff} (most classes at recall >= "
         f"{ee.TARGET_RECALL} with <= {ee.BUDGET}/h on tune, then most classes within {ee.BUDGET}/h, then mean recall, then fewest false alarms)")
+
+    if a.tune_only:
+        best = max(grid, key=lambda g: g[:4])
+        say(f"tune summary of the chosen setting: {best[0]} classes met, {best[1]} within {ee.BUDGET}/h, mean recall {best[2]:.2f}, mean {-best[3]:.2f}/h")
+        os.makedirs(os.path.dirname(a.out), exist_ok=True)
+        with open(a.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return
 
     # ---------------------------------------------------------------- report on test
     test_draws = [d for d in range(ee.DRAWS) if d not in ee.TUNE_DRAWS]
