@@ -55,7 +55,7 @@ def lit(r, bars=(PROBE_TL, PROBE_TG)):
 
 
 def load(split):
-    cache = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build", f"motion_{split}_sets.pkl")
+    cache = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build", f"motion_{split}_sets_v2.pkl")   # v2: the test tree without its hand
     if os.path.exists(cache):
         import pickle
         with open(cache, "rb") as f:
