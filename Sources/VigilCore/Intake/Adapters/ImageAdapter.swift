@@ -142,22 +142,22 @@ public final class ImageAdapter: StreamAdapter {
             state = saved
             savedAt = frame.ts
         }
-        guard var st = state else {
+        guard state != nil else {
             state = CameraState(first: current, ts: frame.ts, width: width, height: height)
             savedAt = frame.ts
             learningSince = frame.ts
             return []
         }
-        let made = input(current, st, frame.ts)
-        st.update(with: current, ts: frame.ts,
-                  backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
-                  activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
-                  averages: channels.contains(.background) || channels.contains(.activity))
-        state = st
+        let made = input(current, state!, frame.ts)
+        // In place: a local copy of the state would copy its planes (copy on write) every frame.
+        state!.update(with: current, ts: frame.ts,
+                      backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
+                      activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
+                      averages: channels.contains(.background) || channels.contains(.activity))
         if let file = stateFile, frame.ts - savedAt >= motion.saveSeconds {
             savedAt = frame.ts
             // A failed save (disk full, permissions) only costs the resume after a restart.
-            try? file.save(st)
+            try? file.save(state!)
         }
         return [made]
     }
