@@ -138,15 +138,7 @@ def make_state(spec, activity_s=60.0, weight=None):
 
 
 def probe(sess, spec, frames, fps, bars):
-    st = make_state(spec)
-    out = np.full((len(frames), 3), np.nan, np.float32)
-    for i, f in enumerate(frames):
-        x = st.inputs(f, i / fps)
-        if x is None:
-            continue
-        out[i] = sess.run(None, {"frames": x})[0][0]
-        st.observe("lighting" if tm.lit(out[i], bars) else "still")
-    return out
+    return tm.probe_stream(sess, frames, fps, bars=bars, state=make_state(spec))
 
 
 def alerts_at(area, whole, gain, ta, tl, tg, fps):

@@ -36,10 +36,11 @@ PROBE_TL = 0.5       # provisional lighting bars while probing (re-baseline the 
 PROBE_TG = 0.2
 
 
-def probe_stream(sess, frames, fps, activity_s=60.0, bars=(PROBE_TL, PROBE_TG)):
-    """(area, whole, gain) per frame through the daemon's state, re-baselining at the
-    lighting bars (TL, TG): the provisional ones, or the model's once they are known."""
-    st = mst.CameraState(activity_s=activity_s)
+def probe_stream(sess, frames, fps, activity_s=60.0, bars=(PROBE_TL, PROBE_TG), state=None):
+    """(area, whole, gain) per frame through the daemon's state (or `state`, an experiment's
+    variant of it), re-baselining at the lighting bars (TL, TG): the provisional ones, or
+    the model's once they are known."""
+    st = state if state is not None else mst.CameraState(activity_s=activity_s)
     out = np.full((len(frames), 3), np.nan, np.float32)
     for i, f in enumerate(frames):
         x = st.inputs(f, i / fps)

@@ -52,6 +52,18 @@ final class EnrollmentIntegrationTests: XCTestCase {
         }
     }
 
+    /// `vigilctl enroll --label kettle` with three clips of other pitches and noise than the
+    /// kettle the tests play.
+    func enrollThreeKettles() throws -> VigilctlIntegrationTests.Result {
+        var files: [String] = []
+        for (k, f0) in [1750.0, 1820.0, 1900.0].enumerated() {
+            let path = dir.file("kettle\(k).wav")
+            _ = FileManager.default.createFile(atPath: path, contents: Data(WAV.pcm16(sampleRate: 16000, samples: Self.kettle(seconds: 2.5, f0: f0, seed: UInt64(20 + k)))))
+            files.append(path)
+        }
+        return try ctl(["enroll", "--label", "kettle"] + files)
+    }
+
     func ctl(_ args: [String]) throws -> VigilctlIntegrationTests.Result {
         try VigilctlIntegrationTests.run(args + ["--config", dir.file("vigil.json")], in: dir)
     }
@@ -76,13 +88,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild.log"))
         defer { daemon.stop() }
         XCTAssertTrue(waitUntil(timeout: 30) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
-        var files: [String] = []
-        for (k, f0) in [1750.0, 1820.0, 1900.0].enumerated() {
-            let path = dir.file("kettle\(k).wav")
-            _ = FileManager.default.createFile(atPath: path, contents: Data(WAV.pcm16(sampleRate: 16000, samples: Self.kettle(seconds: 2.5, f0: f0, seed: UInt64(20 + k)))))
-            files.append(path)
-        }
-        let r = try ctl(["enroll", "--label", "kettle"] + files)
+        let r = try enrollThreeKettles()
         XCTAssertEqual(r.status, 0, r.stderr)
         let db = try Database(path: dir.file("vigil.db"), mode: .readOnly)
         let enrollment = try XCTUnwrap(EnrollmentLog.all(db).enrollments.first)
@@ -184,13 +190,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertEqual(raised("kettle"), [])
 
         // 2. Enroll three clips of other pitches and noise.
-        var files: [String] = []
-        for (k, f0) in [1750.0, 1820.0, 1900.0].enumerated() {
-            let path = dir.file("kettle\(k).wav")
-            _ = FileManager.default.createFile(atPath: path, contents: Data(WAV.pcm16(sampleRate: 16000, samples: Self.kettle(seconds: 2.5, f0: f0, seed: UInt64(20 + k)))))
-            files.append(path)
-        }
-        let r = try ctl(["enroll", "--label", "kettle"] + files)
+        let r = try enrollThreeKettles()
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("enrolled sound \"kettle\" on pipeline audio"), r.stdout)
         // vigild picks it up by itself (change counter polled every 2 s).
@@ -250,7 +250,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         let missing = try ctl(["enroll", "--label", "x", dir.file("gone.wav")])
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("gone.wav: no such file"), missing.stderr)
-        let own = try ctl(["enroll", "--label", "glass_breaking", files[0]])
+        let own = try ctl(["enroll", "--label", "glass_breaking", dir.file("kettle0.wav")])
         XCTAssertEqual(own.status, 2)
         XCTAssertTrue(own.stderr.contains("one of the model's own labels"), own.stderr)
         XCTAssertEqual(try db.query("SELECT count(*) FROM enrollments").first?.first?.int, 1)
