@@ -60,14 +60,10 @@ public struct DeviceCalibration: Sendable, Equatable {
     public mutating func observe(_ similarity: Double, enrolled: Double, _ s: Settings) -> Double {
         let bar = threshold(enrolled: enrolled, s)
         // No similarity (-infinity: the prototypes do not fit this model's embedding; NaN):
-        // the window reaches nothing and teaches nothing; only time passes for the level.
-        guard similarity.isFinite else {
-            run = 0
-            if case .decayingMax(let perHour) = s.kind, let l = level { level = l - perHour * s.hopSeconds / 3600 }
-            return bar
-        }
-        let below = similarity < bar
-        run = below ? 0 : min(run + 1, 1 << 20)
+        // the window reaches nothing and teaches nothing (not `below`); only time passes.
+        let finite = similarity.isFinite
+        let below = finite && similarity < bar
+        run = finite && !below ? min(run + 1, 1 << 20) : 0
         switch s.kind {
         case .decayingMax(let perHour):
             if var l = level {
