@@ -104,7 +104,8 @@ def main(path):
     # the same vegetation beside the street, with its area masked (weight 0) as a user would
     full = ms.vtest_frames()
     rng = np.random.default_rng(tm.SEED + 2)
-    trees = [ms.cv2.cvtColor(t, ms.cv2.COLOR_BGR2GRAY) for t in ms.tree_frames()[slice(*ms.TREE_TEST)]]
+    tree_grey = [ms.cv2.cvtColor(t, ms.cv2.COLOR_BGR2GRAY) for t in ms.tree_frames()]
+    trees = tree_grey[slice(*ms.TREE_TEST)]
     street = np.median(full[400::5], axis=0).astype(np.uint8)
     frames = ms.camera(ms.composite(street, ms.pingpong(trees, ms.VEG_FRAMES)), rng)
     x, y, w, hh = ms.TREE_RECT
@@ -121,15 +122,14 @@ def main(path):
     # real motion over a swaying background, played back and forth with the foliage before it
     lo, hi = ms.TREE_TEST[0], ms.TREE_HAND[1]
     src = ms.pingpong(list(range(lo, hi)), ms.VEG_FRAMES)
-    tree_all = ms.tree_frames()
-    hand = ms.camera([ms.cv2.cvtColor(tree_all[t], ms.cv2.COLOR_BGR2GRAY) for t in src],
+    hand = ms.camera([tree_grey[t] for t in src],
                      np.random.default_rng(tm.SEED + 3))
     sc = mst.run_stream(sess, hand, 15, state())
     k0 = 15 * ms.VEG_SCORE_FROM_S
     on = [i for i in range(k0, len(src)) if src[i] >= ms.TREE_HAND[0]]
     off = [i for i in range(k0, len(src)) if src[i] < ms.TREE_TEST[1]]
     k, n = int((sc[on, 1] >= thr).sum()), len(on)
-    passes = 1 + sum(1 for a, b in zip(on, on[1:]) if b != a + 1)
+    passes = 1 + sum(1 for i, j in zip(on, on[1:]) if j != i + 1)
     lo_, hi_ = wilson(k, n)
     print(f"hand in front of the tree (tree.avi 54-67 by eye, 15 fps, after the first minute): {k}/{n} hand frames "
           f"said motion = {k / n:.3f} (Wilson [{lo_:.3f}, {hi_:.3f}]; frames of {passes} passes, "

@@ -113,16 +113,15 @@ def build(p, version, probe=False):
                       n("Mul", ["exc", "s"], ["xtra"])]
         else:
             nodes += [n("Mul", ["adab", "s"], ["xtra"])]
-        nodes += [n("Concat", ["s", "wa", "wb", "waa", "wbb", "wab", "act", "wt", "xtra"], ["st"], axis=1),
-                  n("AveragePool", ["st"], ["pm"], kernel_shape=[WIN, WIN], strides=[STRIDE, STRIDE]),
-                  n("Split", ["pm", "split9"], ["sw", "sa", "sb2", "saa", "sbb", "sab", "u", "ww", "xw"], axis=1)]
-        inits.append(const("split9", np.array([1] * 9), np.int64))
-    else:
-        nodes += [
-        n("Concat", ["s", "wa", "wb", "waa", "wbb", "wab", "act", "wt"], ["st"], axis=1),
-        n("AveragePool", ["st"], ["pm"], kernel_shape=[WIN, WIN], strides=[STRIDE, STRIDE]),
-        n("Split", ["pm", "split8"], ["sw", "sa", "sb2", "saa", "sbb", "sab", "u", "ww"], axis=1),
-        ]
+    # window sums of the moments (and, scale-free, of the pixels over their own bar)
+    sums = ["s", "wa", "wb", "waa", "wbb", "wab", "act", "wt"] + (["xtra"] if sf else [])
+    means = ["sw", "sa", "sb2", "saa", "sbb", "sab", "u", "ww"] + (["xw"] if sf else [])
+    split = f"split{len(sums)}"
+    nodes += [n("Concat", sums, ["st"], axis=1),
+              n("AveragePool", ["st"], ["pm"], kernel_shape=[WIN, WIN], strides=[STRIDE, STRIDE]),
+              n("Split", ["pm", split], means, axis=1)]
+    if sf:
+        inits.append(const(split, np.array([1] * len(sums)), np.int64))
     nodes += [
         n("Add", ["sw", "tiny"], ["swe"]),
         n("Div", ["sa", "swe"], ["ma"]), n("Div", ["sb2", "swe"], ["mbb"]),
