@@ -5,7 +5,8 @@ weights are not committed, so retraining would change the model; surgery does no
 
   pip install -r Models/training/requirements.txt
   python3 Models/training/nonevent_data.py fetch   # once: the non-event audio (not in git)
-  python3 Models/training/add_embedding.py         # rewrites Models/sound.onnx (same bytes when rerun)
+  python3 Models/training/add_embedding.py         # rewrites Models/sound.onnx (the projection's last bits follow
+                                                   # the BLAS: a rerun on 2026-12-03 differed by <= 1e-14)
                                                    # and Models/sound-background.i8 (needs ../shared/data)
   python3 Models/training/add_embedding.py --out DIR --mix esc --mix-copies 3   # experiment (not shipped,
                                                    # Models/sound.md): writes DIR/sound.onnx + background set
