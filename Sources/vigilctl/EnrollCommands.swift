@@ -156,11 +156,16 @@ enum EnrollCommands {
             let rows = try logged { try EnrollmentLog.calibrations(path: path) }.compactMap { k, c -> (EnrollmentBook.Key, Enrollment, DeviceCalibration)? in
                 byUUID[k.uuid].map { (k, $0, c) }
             }.sorted { ($0.0.pipeline, $0.1.label, $0.0.device) < ($1.0.pipeline, $1.1.label, $1.0.device) }
+            // in_force: the bar a window exactly like one of the enrolled clips meets on that device
+            // (with near misses remembered the bar depends on the window).
             let table = ResultTable(columns: [Column("pipeline", .text), Column("label", .text), Column("device", .text),
                                               Column("enrolled", .real(decimals: 3)), Column("everyday", .real(decimals: 3)),
-                                              Column("in_force", .real(decimals: 3)), Column("uuid", .text)],
-                                    rows: rows.map { k, e, c in [.text(k.pipeline), .text(e.label), .text(k.device), .real(e.threshold),
-                                                                 c.level.map { .real($0) } ?? .null, .real(c.threshold(enrolled: e.threshold, settings)), .text(e.uuid)] })
+                                              Column("near_misses", .integer), Column("in_force", .real(decimals: 3)), Column("uuid", .text)],
+                                    rows: rows.map { k, e, c in
+                                        let own = e.prototypes.map { c.threshold(enrolled: e.threshold, embedding: $0, settings) }.min() ?? e.threshold
+                                        return [.text(k.pipeline), .text(e.label), .text(k.device), .real(e.threshold), c.level.map { .real($0) } ?? .null,
+                                                .integer(Int64(c.nearMisses.count)), .real(own), .text(e.uuid)]
+                                    })
             if format == .table, rows.isEmpty { warn("no device calibration saved yet (vigild saves them every baseline.snapshot_s)") }
             out(table.render(format))
             return ExitCode.ok

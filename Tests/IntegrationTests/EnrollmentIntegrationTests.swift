@@ -131,11 +131,12 @@ final class EnrollmentIntegrationTests: XCTestCase {
 
         // What the daemon will see, window by window: the enrolled threshold raises on the
         // everyday sound, the device's calibration does not; both on the kettle.
-        let s = try sims(stream)
+        let windows = try enroller.embeddings(wav: WAV.pcm16(sampleRate: 16000, samples: stream), name: "stream").map(\.embedding)
+        let s = windows.map { enrollment.similarity($0) }
         let hop = 7800, everydayWindows = (everydayEnd - 15600) / hop
         var c = DeviceCalibration()
-        let bars = s.map { x -> Double in
-            let bar = c.observe(x, enrolled: t0, settings)
+        let bars = zip(s, windows).map { x, e -> Double in
+            let bar = c.observe(x, embedding: e, enrolled: t0, settings)
             return c.run >= settings.forFrames ? bar : max(bar, x + 1e-9)   // not yet forFrames in a row: not raised
         }
         let staticRaises = zip(s.prefix(everydayWindows), s.dropFirst().prefix(everydayWindows)).filter { $0.0 < t0 && $0.1 >= t0 }.count

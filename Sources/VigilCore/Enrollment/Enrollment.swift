@@ -73,8 +73,10 @@ public struct Enrollment: Sendable, Equatable {
 /// The enrollments vigild applies, per pipeline, swapped whole when the log's change
 /// counter moves (vigilctl wrote) or on SIGHUP. Read by every worker lane on every window.
 /// Also keeps each device's online calibration of each positive enrollment
-/// (`DeviceCalibration`): one number per (pipeline, device, enrollment), at most
-/// `maxCalibrations` of them (a device past that keeps the enrolled threshold).
+/// (`DeviceCalibration`) per (pipeline, device, enrollment), at most `maxCalibrations` of
+/// them (a device past that keeps the enrolled threshold) and at most `maxNearMisses`
+/// remembered embeddings in all (a ring that is full still replaces its oldest): a publisher
+/// inventing device names cannot grow vigild without bound.
 public final class EnrollmentBook: @unchecked Sendable {
     // @unchecked Sendable: `byPipeline`, `calibrations` are guarded by `lock`.
     public struct Key: Hashable, Sendable { public let pipeline: String; public let device: String; public let uuid: String }
@@ -82,6 +84,9 @@ public final class EnrollmentBook: @unchecked Sendable {
     private var byPipeline: [String: [Enrollment]] = [:]
     private var calibrations: [Key: DeviceCalibration] = [:]
     public static let maxCalibrations = 100_000
+    /// 32768 x 64 floats = 8 MiB at the shipped model's embedding size.
+    public static let maxNearMisses = 32_768
+    private var remembered = 0
     /// The log's change counter last loaded (`EnrollmentLog.changeCounter`).
     public private(set) var version: Int64 = -1
 
@@ -95,6 +100,7 @@ public final class EnrollmentBook: @unchecked Sendable {
         lock.withLock {
             byPipeline = grouped; self.version = version
             calibrations = calibrations.filter { kept.contains($0.key.uuid) }
+            remembered = calibrations.values.reduce(0) { $0 + $1.nearMisses.count }
         }
     }
 
@@ -102,20 +108,24 @@ public final class EnrollmentBook: @unchecked Sendable {
 
     public var count: Int { lock.withLock { byPipeline.values.reduce(0) { $0 + $1.count } } }
 
-    /// One window of `device`: its similarity to `e` updates the device's calibration; returns
-    /// the threshold that was in force for this window and how many consecutive windows, up
-    /// to this one, reached it.
+    /// One window of `device`: its similarity to `e` (and its unit embedding) updates the
+    /// device's calibration; returns the threshold that was in force for this window and how
+    /// many consecutive windows, up to this one, reached it.
     @discardableResult
-    public func observe(_ e: Enrollment, pipeline: String, device: String, similarity: Double,
+    public func observe(_ e: Enrollment, pipeline: String, device: String, similarity: Double, embedding: [Float] = [],
                         _ s: DeviceCalibration.Settings) -> (threshold: Double, run: Int) {
         let key = Key(pipeline: pipeline, device: device, uuid: e.uuid)
         return lock.withLock {
-            guard var c = calibrations[key] ?? (calibrations.count < EnrollmentBook.maxCalibrations ? DeviceCalibration() : nil) else {
-                return (e.threshold, similarity >= e.threshold ? s.forFrames : 0)
+            if calibrations[key] == nil {
+                guard calibrations.count < EnrollmentBook.maxCalibrations else { return (e.threshold, similarity >= e.threshold ? s.forFrames : 0) }
+                calibrations[key] = DeviceCalibration()
             }
-            let bar = c.observe(similarity, enrolled: e.threshold, s)
-            calibrations[key] = c
-            return (bar, c.run)
+            // In place (a copy would copy the ring of near misses on every one remembered).
+            let before = calibrations[key]!.nearMisses.count
+            let bar = calibrations[key]!.observe(similarity, embedding: embedding, enrolled: e.threshold, s,
+                                                 mayGrow: remembered < EnrollmentBook.maxNearMisses)
+            remembered += calibrations[key]!.nearMisses.count - before
+            return (bar, calibrations[key]!.run)
         }
     }
 
@@ -124,6 +134,11 @@ public final class EnrollmentBook: @unchecked Sendable {
 
     /// Restores saved calibrations (at start), for enrollments in use or not yet loaded.
     public func loadCalibrations(_ saved: [Key: DeviceCalibration]) {
-        lock.withLock { for (k, v) in saved where calibrations[k] == nil { calibrations[k] = v } }
+        lock.withLock {
+            for (k, v) in saved where calibrations[k] == nil && remembered + v.nearMisses.count <= EnrollmentBook.maxNearMisses {
+                calibrations[k] = v
+                remembered += v.nearMisses.count
+            }
+        }
     }
 }

@@ -90,15 +90,30 @@ extension Store {
 /// Each device's online calibration of each enrollment (`DeviceCalibration`), kept across
 /// restarts in the `meta` table under one key, so a restarted vigild does not relearn a home's
 /// everyday sound (and raise on it again meanwhile). A JSON array of
-/// `[pipeline, device, enrollment uuid, level]`; saved with the anomaly baselines' cadence
-/// (`baseline.snapshot_s`) and at stop, read at start.
+/// `[pipeline, device, enrollment uuid, level or null]`, with two more elements when the
+/// device remembers near misses: `dim, base64 of their Float32 little-endian values, oldest
+/// first`. Saved with the anomaly baselines' cadence (`baseline.snapshot_s`) and at stop,
+/// read at start.
 extension EnrollmentLog {
     public static let calibrationKey = "enrollment_calibration"
 
     public static func encodeCalibrations(_ all: [EnrollmentBook.Key: DeviceCalibration]) -> String {
         // JSON has no infinity or NaN: one such level would fail the whole array.
-        let rows: [[Any]] = all.compactMap { k, c in c.level.flatMap { $0.isFinite ? [k.pipeline, k.device, k.uuid, $0] : nil } }
-            .sorted { "\($0[0])\($0[1])\($0[2])" < "\($1[0])\($1[1])\($1[2])" }
+        let rows: [[Any]] = all.compactMap { k, c -> [Any]? in
+            let level = c.level.flatMap { $0.isFinite ? $0 : nil }
+            let misses = c.nearMissesOldestFirst
+            let dim = misses.first?.count ?? 0
+            let keep = dim > 0 && misses.allSatisfy { $0.count == dim }
+            guard level != nil || keep else { return nil }
+            var row: [Any] = [k.pipeline, k.device, k.uuid, level.map { $0 as Any } ?? NSNull()]
+            if keep {
+                var bytes: [UInt8] = []
+                bytes.reserveCapacity(misses.count * dim * 4)
+                for m in misses { for v in m { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } } }
+                row += [dim, Data(bytes).base64EncodedString()]
+            }
+            return row
+        }.sorted { "\($0[0])\($0[1])\($0[2])" < "\($1[0])\($1[1])\($1[2])" }
         guard let data = try? JSONSerialization.data(withJSONObject: rows) else { return "[]" }
         return String(decoding: data, as: UTF8.self)
     }
@@ -108,9 +123,19 @@ extension EnrollmentLog {
         guard let rows = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [Any] else { return [:] }
         var out: [EnrollmentBook.Key: DeviceCalibration] = [:]
         for row in rows {
-            guard let r = row as? [Any], r.count == 4, let p = r[0] as? String, let d = r[1] as? String, let u = r[2] as? String,
-                  let level = (r[3] as? NSNumber)?.doubleValue, level.isFinite else { continue }
-            out[EnrollmentBook.Key(pipeline: p, device: d, uuid: u)] = DeviceCalibration(level: level)
+            guard let r = row as? [Any], r.count == 4 || r.count == 6, let p = r[0] as? String, let d = r[1] as? String,
+                  let u = r[2] as? String else { continue }
+            let level = (r[3] as? NSNumber)?.doubleValue
+            guard level?.isFinite ?? (r[3] is NSNull) else { continue }
+            var misses: [[Float]] = []
+            if r.count == 6 {
+                guard let dim = (r[4] as? NSNumber)?.intValue, let b64 = r[5] as? String, let data = Data(base64Encoded: b64),
+                      let rows = Enrollment.prototypes(from: [UInt8](data), dim: dim),
+                      rows.allSatisfy({ $0.allSatisfy(\.isFinite) }) else { continue }
+                misses = rows
+            }
+            guard level != nil || !misses.isEmpty else { continue }
+            out[EnrollmentBook.Key(pipeline: p, device: d, uuid: u)] = DeviceCalibration(level: level, nearMisses: misses)
         }
         return out
     }

@@ -401,7 +401,7 @@ public final class Pipeline: Sendable {
         let from = named.count
         for e in list where e.kind == .positive {
             let sim = e.similarity(embedding)
-            let (bar, run) = enrollments?.observe(e, pipeline: name, device: device, similarity: sim, calibration) ?? (e.threshold, calibration.forFrames)
+            let (bar, run) = enrollments?.observe(e, pipeline: name, device: device, similarity: sim, embedding: embedding, calibration) ?? (e.threshold, calibration.forFrames)
             var s = e.score(similarity: sim, minScore: enrolledBar, threshold: bar)
             // Not yet forFrames windows in a row at the bar: scored just under it.
             if run < calibration.forFrames { s = min(s, enrolledBar.nextDown) }
