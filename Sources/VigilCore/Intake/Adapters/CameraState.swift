@@ -53,28 +53,61 @@ struct CameraState {
         self.ts = ts; self.width = width; self.height = height
     }
 
+    /// Work planes for `update` (the brightness-matched difference and its 3x3 row sums),
+    /// kept between frames so that a frame allocates nothing. Not part of the state: not saved.
+    private var difference: [Float] = []
+    private var rowSums: [Float] = []
+
     /// Folds `current` (taken at `ts`) into the state. dt is clamped at 0 (a clock that
     /// steps back freezes the averages rather than reversing them) and at the time
     /// constant (a camera back after an hour replaces, not extrapolates).
-    mutating func update(with current: [Float], ts newTs: Double, backgroundSeconds: Double, activitySeconds: Double,
+    /// `current` becomes `last`, and the old `last` plane comes back in `current` for the
+    /// caller to overwrite with the next frame (no plane is allocated per frame).
+    mutating func update(with current: inout [Float], ts newTs: Double, backgroundSeconds: Double, activitySeconds: Double,
                          averages: Bool = true) {
-        defer { last = current; ts = newTs }
+        defer { swap(&last, &current); ts = newTs }
         // A pair model only needs the last frame: skip the averages' per-pixel work.
         guard averages else { return }
         let dt = max(0, newTs - ts)
         let a = Float(1 - exp(-min(dt, backgroundSeconds) / backgroundSeconds))
         let ad = Float(1 - exp(-min(dt, activitySeconds) / activitySeconds))
-        // Match the frame's mean brightness to the background's first, so that a light
-        // switched on does not make every pixel look active.
-        var sb: Float = 0, sc: Float = 0
-        for i in current.indices { sb += background[i]; sc += current[i] }
-        let g = sb / max(sc, 1e-3 * Float(current.count))
-        var diff = [Float](repeating: 0, count: current.count)
-        for i in current.indices { diff[i] = current[i] * g - background[i] }
-        let dev = CameraState.box3(diff, width: width, height: height)
-        for i in current.indices {
-            activity[i] += ad * (abs(dev[i]) - activity[i])
-            background[i] += a * (current[i] - background[i])
+        let n = current.count, w = width, h = height
+        guard n > 0 else { return }
+        if difference.count != n {
+            difference = [Float](repeating: 0, count: n)
+            rowSums = [Float](repeating: 0, count: n)
+        }
+        // Unsafe buffers: the planes are all n long, and per-pixel bounds checks (and
+        // Array's uniqueness checks on each write) cost more than the arithmetic.
+        current.withUnsafeBufferPointer { cur in
+            background.withUnsafeMutableBufferPointer { bg in
+                activity.withUnsafeMutableBufferPointer { act in
+                    difference.withUnsafeMutableBufferPointer { diff in
+                        rowSums.withUnsafeMutableBufferPointer { rows in
+                            // Match the frame's mean brightness to the background's first, so that a
+                            // light switched on does not make every pixel look active. The sums run
+                            // in pixel order: float addition is not associative.
+                            var sb: Float = 0, sc: Float = 0
+                            for i in 0..<n { sb += bg[i]; sc += cur[i] }
+                            let g = sb / max(sc, 1e-3 * Float(n))
+                            for i in 0..<n { diff[i] = cur[i] * g - bg[i] }
+                            CameraState.box3RowSums(UnsafeBufferPointer(diff), into: rows, width: w, height: h)
+                            // The blur's vertical pass, fused with the averages it feeds (the
+                            // difference plane has been read in full by now).
+                            for y in 0..<h {
+                                let sums = CameraState.box3Rows(UnsafeBufferPointer(rows), y, width: w, height: h)
+                                let actRow = act.baseAddress! + y * w, bgRow = bg.baseAddress! + y * w
+                                let curRow = cur.baseAddress! + y * w
+                                for i in 0..<w {
+                                    let dev = CameraState.box3Mean(sums, i)
+                                    actRow[i] += ad * (abs(dev) - actRow[i])
+                                    bgRow[i] += a * (curRow[i] - bgRow[i])
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -108,19 +141,54 @@ struct CameraState {
     /// 3x3 box mean with edge pixels repeated (sensor noise averages out before the
     /// deviation is taken).
     static func box3(_ x: [Float], width w: Int, height h: Int) -> [Float] {
+        guard !x.isEmpty else { return x }
         var rows = [Float](repeating: 0, count: x.count)
-        for y in 0..<h {
-            let o = y * w
-            for i in 0..<w {
-                rows[o + i] = x[o + max(i - 1, 0)] + x[o + i] + x[o + min(i + 1, w - 1)]
+        x.withUnsafeBufferPointer { x in rows.withUnsafeMutableBufferPointer { box3RowSums(x, into: $0, width: w, height: h) } }
+        var out = [Float](repeating: 0, count: x.count)
+        rows.withUnsafeBufferPointer { rows in
+            out.withUnsafeMutableBufferPointer { out in
+                for y in 0..<h {
+                    let sums = box3Rows(rows, y, width: w, height: h), outRow = out.baseAddress! + y * w
+                    for i in 0..<w { outRow[i] = box3Mean(sums, i) }
+                }
             }
         }
-        var out = [Float](repeating: 0, count: x.count)
-        for y in 0..<h {
-            let up = max(y - 1, 0) * w, mid = y * w, down = min(y + 1, h - 1) * w
-            for i in 0..<w { out[mid + i] = (rows[up + i] + rows[mid + i] + rows[down + i]) / 9 }
-        }
         return out
+    }
+
+    // The blur in three pieces that `box3` and `update` share, so that both give the same
+    // bits: sums across each row, the rows above and below (repeated at the edges), and the
+    // mean of three row sums. Sums run left to right, as in x[i - 1] + x[i] + x[i + 1].
+    // Rows are pointers, not offsets: an offset's overflow check in an inner loop keeps the
+    // compiler from vectorising it.
+
+    /// Each pixel's sum with its left and right neighbours, edge pixels repeated.
+    static func box3RowSums(_ x: UnsafeBufferPointer<Float>, into rows: UnsafeMutableBufferPointer<Float>,
+                            width w: Int, height h: Int) {
+        guard w > 0 else { return }
+        for y in 0..<h {
+            let row = x.baseAddress! + y * w, out = rows.baseAddress! + y * w
+            guard w > 1 else { out[0] = row[0] + row[0] + row[0]; continue }
+            out[0] = row[0] + row[0] + row[1]
+            // Edges apart, so that the inner loop has no clamping.
+            let left = row, centre = row + 1, right = row + 2, inner = out + 1
+            for i in 0..<(w - 2) { inner[i] = left[i] + centre[i] + right[i] }
+            out[w - 1] = row[w - 2] + row[w - 1] + row[w - 1]
+        }
+    }
+
+    /// Row y of the row sums and the rows above and below it, edge rows repeated.
+    @inline(__always)
+    static func box3Rows(_ rows: UnsafeBufferPointer<Float>, _ y: Int, width w: Int, height h: Int)
+        -> (above: UnsafePointer<Float>, here: UnsafePointer<Float>, below: UnsafePointer<Float>) {
+        let base = rows.baseAddress!
+        return (base + max(y - 1, 0) * w, base + y * w, base + min(y + 1, h - 1) * w)
+    }
+
+    @inline(__always)
+    static func box3Mean(_ r: (above: UnsafePointer<Float>, here: UnsafePointer<Float>, below: UnsafePointer<Float>),
+                         _ i: Int) -> Float {
+        (r.above[i] + r.here[i] + r.below[i]) / 9
     }
 }
 

@@ -6,14 +6,14 @@ import Foundation
 /// Weight tables are built once per size pair.
 public struct AreaResizer: Sendable {
     public let srcWidth, srcHeight, dstWidth, dstHeight: Int
-    /// For each output column/row: the (input index, weight) pairs, weights summing to 1.
-    let xTaps: [[(Int, Float)]]
-    let yTaps: [[(Int, Float)]]
+    /// For each output column/row: the input indices and weights it averages.
+    let xTaps: Taps
+    let yTaps: Taps
 
     public init(from src: (width: Int, height: Int), to dst: (width: Int, height: Int)) {
         srcWidth = src.width; srcHeight = src.height; dstWidth = dst.width; dstHeight = dst.height
-        xTaps = AreaResizer.taps(src.width, dst.width)
-        yTaps = AreaResizer.taps(src.height, dst.height)
+        xTaps = Taps(AreaResizer.taps(src.width, dst.width))
+        yTaps = Taps(AreaResizer.taps(src.height, dst.height))
     }
 
     static func taps(_ n: Int, _ m: Int) -> [[(Int, Float)]] {
@@ -38,45 +38,95 @@ public struct AreaResizer: Sendable {
         if srcWidth % dstWidth == 0, srcHeight % dstHeight == 0 {
             return resizeByBlocks(pixels, into: &out, at: offset)
         }
-        // Horizontal pass into a srcHeight x dstWidth buffer, then vertical.
-        var rows = [Float](repeating: 0, count: srcHeight * dstWidth)
-        for y in 0..<srcHeight {
-            let base = y * srcWidth
-            for (x, taps) in xTaps.enumerated() {
-                var acc: Float = 0
-                for (s, w) in taps { acc += Float(pixels[base + s]) * w }
-                rows[y * dstWidth + x] = acc
+        // Horizontal pass into a srcHeight x dstWidth buffer, then vertical. Each output sums
+        // its taps in table order from 0: float sums depend on their order.
+        let (sw, dw) = (srcWidth, dstWidth)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: srcHeight * dw) { rows in
+            pixels.withUnsafeBufferPointer { src in
+                xTaps.withSpans { start, index, weight in
+                    for y in 0..<srcHeight {
+                        let base = y * sw
+                        for x in 0..<dw {
+                            var acc: Float = 0
+                            for t in start[x]..<start[x + 1] { acc += Float(src[base + index[t]]) * weight[t] }
+                            rows[y * dw + x] = acc
+                        }
+                    }
+                }
             }
-        }
-        for (y, taps) in yTaps.enumerated() {
-            let o = offset + y * dstWidth
-            for x in 0..<dstWidth {
-                var acc: Float = 0
-                for (s, w) in taps { acc += rows[s * dstWidth + x] * w }
-                out[o + x] = acc / 255
+            out.withUnsafeMutableBufferPointer { dst in
+                yTaps.withSpans { start, index, weight in
+                    for y in 0..<dstHeight {
+                        let o = offset + y * dw
+                        for x in 0..<dw {
+                            var acc: Float = 0
+                            for t in start[y]..<start[y + 1] { acc += rows[index[t] * dw + x] * weight[t] }
+                            dst[o + x] = acc / 255
+                        }
+                    }
+                }
             }
         }
     }
 }
 
 extension AreaResizer {
-    /// Whole-number ratios (640x480 -> 160x120): integer block sums, no weights.
+    /// One axis's taps in three flat tables: output i averages inputs index[t] with weights
+    /// weight[t] for t in start[i]..<start[i + 1] (an array of arrays costs a pointer chase
+    /// and a bounds check per tap).
+    struct Taps: Sendable {
+        let start: [Int]
+        let index: [Int]
+        let weight: [Float]
+
+        init(_ taps: [[(Int, Float)]]) {
+            var start = [0]
+            for t in taps { start.append(start.last! + t.count) }
+            self.start = start
+            index = taps.flatMap { $0.map(\.0) }
+            weight = taps.flatMap { $0.map(\.1) }
+        }
+
+        func withSpans<R>(_ body: (UnsafeBufferPointer<Int>, UnsafeBufferPointer<Int>, UnsafeBufferPointer<Float>) -> R) -> R {
+            start.withUnsafeBufferPointer { s in
+                index.withUnsafeBufferPointer { i in weight.withUnsafeBufferPointer { w in body(s, i, w) } }
+            }
+        }
+    }
+
+    /// Whole-number ratios (640x480 -> 160x120): integer block sums, no weights. Each band
+    /// of fy input rows is first summed down its columns, then fx column sums make an output
+    /// pixel. Integer sums do not depend on their order, so this is the same as summing each
+    /// block pixel by pixel. Rows are pointers, not offsets: an offset's overflow check in
+    /// the inner loop keeps the compiler from vectorising it.
     func resizeByBlocks(_ pixels: [UInt8], into out: inout [Float], at offset: Int) {
-        let fx = srcWidth / dstWidth, fy = srcHeight / dstHeight
+        let fx = srcWidth / dstWidth, fy = srcHeight / dstHeight, sw = srcWidth
         let scale = 1 / (Float(fx * fy) * 255)
-        var acc = [UInt32](repeating: 0, count: dstWidth)
-        for oy in 0..<dstHeight {
-            for i in acc.indices { acc[i] = 0 }
-            for ky in 0..<fy {
-                var p = (oy * fy + ky) * srcWidth
-                for ox in 0..<dstWidth {
-                    var sum: UInt32 = 0
-                    for _ in 0..<fx { sum &+= UInt32(pixels[p]); p += 1 }
-                    acc[ox] &+= sum
+        guard sw > 0, srcHeight > 0 else {
+            // No pixels (nothing to point at): 0 * scale (NaN), what the block sums give.
+            for i in 0..<(dstWidth * dstHeight) { out[offset + i] = 0 * scale }
+            return
+        }
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: sw) { columns in
+            let columns = columns.baseAddress!
+            pixels.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { dst in
+                    for oy in 0..<dstHeight {
+                        columns.update(repeating: 0, count: sw)
+                        for ky in 0..<fy {
+                            let row = src.baseAddress! + (oy * fy + ky) * sw
+                            for x in 0..<sw { columns[x] &+= UInt32(row[x]) }
+                        }
+                        let outRow = dst.baseAddress! + offset + oy * dstWidth
+                        for ox in 0..<dstWidth {
+                            let block = columns + ox * fx
+                            var sum: UInt32 = 0
+                            for k in 0..<fx { sum &+= block[k] }
+                            outRow[ox] = Float(sum) * scale
+                        }
+                    }
                 }
             }
-            let o = offset + oy * dstWidth
-            for ox in 0..<dstWidth { out[o + ox] = Float(acc[ox]) * scale }
         }
     }
 }
@@ -98,6 +148,9 @@ public final class ImageAdapter: StreamAdapter {
     private var state: CameraState?
     private var resizer: AreaResizer?
     private var weights: [Float] = []
+    /// This frame at the model's size. Reused: `CameraState.update` hands back the previous
+    /// frame's plane in exchange, so a frame allocates no planes of its own.
+    private var current: [Float] = []
     /// Times the background was reset after the model said `lighting` (for tests, metrics).
     public private(set) var rebaselines = 0
 
@@ -133,8 +186,8 @@ public final class ImageAdapter: StreamAdapter {
                 weights = WeightPlane.make(masks: masks, value: weightValue, source: (w, h), width: width, height: height)
             }
         }
-        let plane = width * height
-        var current = [Float](repeating: 0, count: plane)
+        // The resize writes every value, so a reused plane needs no clearing.
+        if current.count != width * height { current = [Float](repeating: 0, count: width * height) }
         resizer!.resize(pixels, into: &current, at: 0)
         guard channels.contains(where: \.needsHistory) else { return [input(current, nil, frame.ts)] }
         if state == nil, let saved = stateFile?.load(width: width, height: height) {
@@ -150,7 +203,7 @@ public final class ImageAdapter: StreamAdapter {
         }
         let made = input(current, state!, frame.ts)
         // In place: a local copy of the state would copy its planes (copy on write) every frame.
-        state!.update(with: current, ts: frame.ts,
+        state!.update(with: &current, ts: frame.ts,
                       backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
                       activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
                       averages: channels.contains(.background) || channels.contains(.activity))
