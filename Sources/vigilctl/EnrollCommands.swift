@@ -34,9 +34,10 @@ enum EnrollCommands {
         name: "enrolled", summary: "List the sounds enrolled with vigilctl enroll.",
         options: [Shared.pipeline, devices, Shared.format, Shared.db, Shared.config],
         details: """
-            --devices lists, per device, the threshold in force for each sound: each device raises
-            its own above the similarity its everyday audio reaches (up to a cap), as vigild last
-            saved it (every baseline.snapshot_s, and at stop).
+            --devices lists, per device and sound, the near misses the device
+            remembers (windows that came close without reaching the bar) and the
+            bar a window like an enrolled clip meets there, as vigild last saved
+            them (every baseline.snapshot_s if they changed, and at stop).
             """,
         run: runEnrolled)
     static let devices = Option(name: "--devices", help: "per device: how close its everyday sound comes, and the threshold in force")
@@ -166,7 +167,7 @@ enum EnrollCommands {
                                         return [.text(k.pipeline), .text(e.label), .text(k.device), .real(e.threshold), c.level.map { .real($0) } ?? .null,
                                                 .integer(Int64(c.nearMisses.count)), .real(own), .text(e.uuid)]
                                     })
-            if format == .table, rows.isEmpty { warn("no device calibration saved yet (vigild saves them every baseline.snapshot_s)") }
+            if format == .table, rows.isEmpty { warn("no device calibration saved yet (vigild saves them every baseline.snapshot_s once a device has a near miss)") }
             out(table.render(format))
             return ExitCode.ok
         }

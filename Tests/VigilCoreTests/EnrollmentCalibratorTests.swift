@@ -247,5 +247,59 @@ final class EnrollmentCostFigures: XCTestCase {
         print(String(format: "enrollment cost per window (64-value embedding, 5 prototypes): similarity %.2f us; "
                      + "calibration with a full ring of 64 near misses %.2f us (window in the band), %.2f us (below it)",
                      similarity, inBand, below))
+
+        // The most vigild ever saves: the book's whole budget of near misses, in full rings.
+        let full = EnrollmentBook()
+        full.replace([e], version: 1)
+        for d in 0..<(EnrollmentBook.maxNearMisses / 64) {
+            for w in windows.prefix(64) { full.observe(e, pipeline: "p", device: "d\(d)", similarity: 0.55, embedding: w, s) }
+        }
+        let all = full.calibrationLevels()
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let text = EnrollmentLog.encodeCalibrations(all)
+        let t1 = DispatchTime.now().uptimeNanoseconds
+        let back = EnrollmentLog.decodeCalibrations(text)
+        let t2 = DispatchTime.now().uptimeNanoseconds
+        XCTAssertEqual(back.count, all.count)
+        print(String(format: "enrollment calibration save at the budget (%d devices x 64 near misses): %.1f MB of JSON, "
+                     + "encode %.0f ms, decode %.0f ms", all.count, Double(text.utf8.count) / 1e6, Double(t1 - t0) / 1e6, Double(t2 - t1) / 1e6))
+    }
+}
+
+extension EnrollmentCalibratorTests {
+    /// vigild saves every device's calibration under one key every `baseline.snapshot_s`; with
+    /// near misses (rare in a home) most of those saves would rewrite the same bytes, up to
+    /// 11 MB of JSON at the budget. Only a change is saved; a failed save is tried again.
+    func testOnlyAChangedCalibrationIsSavedAgain() throws {
+        let book = EnrollmentBook()
+        let e = Enrollment(pipeline: "p", label: "kettle", kind: .positive, modelVersion: "1", prototypes: [[1, 0]], threshold: 0.6, source: "t")
+        book.replace([e], version: 1)
+        let s = DeviceCalibration.chosen(hopSeconds: 0.5)
+        XCTAssertNil(book.calibrationsIfChanged(), "nothing learnt yet")
+        book.observe(e, pipeline: "p", device: "d", similarity: 0.2, embedding: [0, 1], s)
+        XCTAssertNil(book.calibrationsIfChanged(), "a window far below teaches nothing")
+        book.observe(e, pipeline: "p", device: "d", similarity: 0.55, embedding: [0.8, 0.6], s)
+        XCTAssertEqual(book.calibrationsIfChanged()?.first?.value.nearMisses.count, 1, "a near miss is news")
+        XCTAssertNil(book.calibrationsIfChanged(), "taken")
+        book.observe(e, pipeline: "p", device: "d", similarity: 0.95, embedding: [1, 0], s)
+        XCTAssertNil(book.calibrationsIfChanged(), "a window that reaches the bar teaches nothing")
+
+        // Through the store: saved once, not again until something changes; after a failed save, again.
+        let dir = TempDir()
+        defer { dir.remove() }
+        var settings = StorageSettings()
+        settings.path = dir.file("vigil.db")
+        let store = try Store(settings: settings)
+        book.observe(e, pipeline: "p", device: "d", similarity: 0.58, embedding: [0.6, 0.8], s)
+        store.saveEnrollmentCalibrations(of: book)
+        XCTAssertEqual(store.loadEnrollmentCalibrations().first?.value.nearMisses.count, 2)
+        try store.withDatabase { db in try db.setMeta(EnrollmentLog.calibrationKey, "[]") }
+        store.saveEnrollmentCalibrations(of: book)
+        XCTAssertEqual(store.loadEnrollmentCalibrations().count, 0, "unchanged: not written again")
+        book.markChanged()
+        store.saveEnrollmentCalibrations(of: book)
+        XCTAssertEqual(store.loadEnrollmentCalibrations().first?.value.nearMisses.count, 2)
+        book.replace([], version: 2)
+        XCTAssertEqual(book.calibrationsIfChanged()?.count, 0, "an enrollment removed is a change")
     }
 }

@@ -59,8 +59,15 @@ public struct DeviceCalibration: Sendable, Equatable {
     private var next = 0
     /// Consecutive windows, up to this one, that reached the threshold in force.
     public private(set) var run = 0
+    /// Near misses remembered since this value was made (not saved): whether there is anything new to save.
+    public private(set) var learned = 0
 
     public init(level: Double? = nil, nearMisses: [[Float]] = []) { self.level = level; self.nearMisses = nearMisses }
+
+    /// The state, not the bookkeeping: `learned` says nothing about what the device knows.
+    public static func == (a: DeviceCalibration, b: DeviceCalibration) -> Bool {
+        a.level == b.level && a.nearMissesOldestFirst == b.nearMissesOldestFirst && a.run == b.run
+    }
 
     /// The remembered near misses, oldest first (what is saved).
     public var nearMissesOldestFirst: [[Float]] { Array(nearMisses[next...] + nearMisses[..<next]) }
@@ -128,6 +135,9 @@ public struct DeviceCalibration: Sendable, Equatable {
             next = (next + 1) % capacity
         } else if mayGrow {
             nearMisses.append(embedding)
+        } else {
+            return
         }
+        learned &+= 1
     }
 }

@@ -87,6 +87,8 @@ public final class EnrollmentBook: @unchecked Sendable {
     /// 32768 x 64 floats = 8 MiB at the shipped model's embedding size.
     public static let maxNearMisses = 32_768
     private var remembered = 0
+    /// Whether any calibration changed since `calibrationsIfChanged` last took them.
+    private var changed = false
     /// The log's change counter last loaded (`EnrollmentLog.changeCounter`).
     public private(set) var version: Int64 = -1
 
@@ -99,8 +101,10 @@ public final class EnrollmentBook: @unchecked Sendable {
         let kept = Set(all.map(\.uuid))
         lock.withLock {
             byPipeline = grouped; self.version = version
+            let before = calibrations.count
             calibrations = calibrations.filter { kept.contains($0.key.uuid) }
             remembered = calibrations.values.reduce(0) { $0 + $1.nearMisses.count }
+            if calibrations.count != before { changed = true }
         }
     }
 
@@ -121,16 +125,32 @@ public final class EnrollmentBook: @unchecked Sendable {
                 calibrations[key] = DeviceCalibration()
             }
             // In place (a copy would copy the ring of near misses on every one remembered).
-            let before = calibrations[key]!.nearMisses.count
+            let before = calibrations[key]!.nearMisses.count, learned = calibrations[key]!.learned
             let bar = calibrations[key]!.observe(similarity, embedding: embedding, enrolled: e.threshold, s,
                                                  mayGrow: remembered < EnrollmentBook.maxNearMisses)
             remembered += calibrations[key]!.nearMisses.count - before
+            // A level moves with (nearly) every window; a ring only when it remembers one.
+            if case .nearMisses = s.kind { changed = changed || calibrations[key]!.learned != learned } else { changed = true }
             return (bar, calibrations[key]!.run)
         }
     }
 
     /// Every device's calibration (vigilctl status, metrics, saving).
     public func calibrationLevels() -> [Key: DeviceCalibration] { lock.withLock { calibrations } }
+
+    /// Every device's calibration if any changed since the last call, else nil: vigild saves
+    /// them all under one key, and a home's near misses come rarely, so most saves (every
+    /// `baseline.snapshot_s`, up to 11 MB of JSON at the budget) would rewrite the same bytes.
+    public func calibrationsIfChanged() -> [Key: DeviceCalibration]? {
+        lock.withLock {
+            guard changed else { return nil }
+            changed = false
+            return calibrations
+        }
+    }
+
+    /// A save that failed: the next chance saves again.
+    public func markChanged() { lock.withLock { changed = true } }
 
     /// Restores saved calibrations (at start), for enrollments in use or not yet loaded.
     public func loadCalibrations(_ saved: [Key: DeviceCalibration]) {

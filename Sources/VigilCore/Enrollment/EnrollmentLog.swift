@@ -98,24 +98,33 @@ extension EnrollmentLog {
     public static let calibrationKey = "enrollment_calibration"
 
     public static func encodeCalibrations(_ all: [EnrollmentBook.Key: DeviceCalibration]) -> String {
-        // JSON has no infinity or NaN: one such level would fail the whole array.
-        let rows: [[Any]] = all.compactMap { k, c -> [Any]? in
+        let rows: [(key: EnrollmentBook.Key, text: String)] = all.compactMap { k, c in
+            // JSON has no infinity or NaN: one such level would fail the whole array.
             let level = c.level.flatMap { $0.isFinite ? $0 : nil }
             let misses = c.nearMissesOldestFirst
             let dim = misses.first?.count ?? 0
             let keep = dim > 0 && misses.allSatisfy { $0.count == dim }
-            guard level != nil || keep else { return nil }
-            var row: [Any] = [k.pipeline, k.device, k.uuid, level.map { $0 as Any } ?? NSNull()]
+            guard level != nil || keep,
+                  let head = try? JSONSerialization.data(withJSONObject: [k.pipeline, k.device, k.uuid, level.map { $0 as Any } ?? NSNull()])
+            else { return nil }
+            var text = String(decoding: head, as: UTF8.self)
             if keep {
-                var bytes: [UInt8] = []
-                bytes.reserveCapacity(misses.count * dim * 4)
-                for m in misses { for v in m { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } } }
-                row += [dim, Data(bytes).base64EncodedString()]
+                var bytes = Data(capacity: misses.count * dim * 4)
+                for m in misses {
+                    #if _endian(little)
+                    m.withUnsafeBytes { bytes.append(contentsOf: $0) }   // already Float32 little-endian: one copy a row
+                    #else
+                    for v in m { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+                    #endif
+                }
+                // Base64 needs no JSON escaping: appended as text, since JSONSerialization
+                // escapes its 22 KB a device character by character (1 s for the budget's 11 MB).
+                text.removeLast()
+                text += ",\(dim),\"" + bytes.base64EncodedString() + "\"]"
             }
-            return row
-        }.sorted { "\($0[0])\($0[1])\($0[2])" < "\($1[0])\($1[1])\($1[2])" }
-        guard let data = try? JSONSerialization.data(withJSONObject: rows) else { return "[]" }
-        return String(decoding: data, as: UTF8.self)
+            return (k, text)
+        }.sorted { ($0.key.pipeline, $0.key.device, $0.key.uuid) < ($1.key.pipeline, $1.key.device, $1.key.uuid) }
+        return "[" + rows.map(\.text).joined(separator: ",") + "]"
     }
 
     /// Rows that do not parse are skipped (a device then starts afresh).
@@ -146,12 +155,14 @@ extension EnrollmentLog {
 }
 
 extension Store {
-    public func saveEnrollmentCalibrations(_ all: [EnrollmentBook.Key: DeviceCalibration]) {
-        guard !all.isEmpty else { return }
+    /// Saves what `book` holds if it changed since the last save (a failed save is tried again next time).
+    public func saveEnrollmentCalibrations(of book: EnrollmentBook) {
+        guard let all = book.calibrationsIfChanged(), !all.isEmpty else { return }
         let text = EnrollmentLog.encodeCalibrations(all)
         do {
             try withDatabase { db in try db.setMeta(EnrollmentLog.calibrationKey, text) }
         } catch {
+            book.markChanged()
             log.limited(.warning, key: "enrollment-calibration", "store \(path): cannot save the enrollments' device calibrations: \(error)")
         }
     }

@@ -147,7 +147,7 @@ public final class Daemon: @unchecked Sendable {
             summaryTimer?.cancel()
             for row in eventGate.flush() { store.append(row) }
             store.saveBaselines(baselines.takeDirty())
-            store.saveEnrollmentCalibrations(enrollments.calibrationLevels())
+            store.saveEnrollmentCalibrations(of: enrollments)
         })
         let sync = sync
         parts.register(.sync, start: { sync?.start() }, stop: { sync?.stop() })
@@ -247,7 +247,7 @@ public final class Daemon: @unchecked Sendable {
             if sinceSave >= every {
                 sinceSave = 0
                 store.saveBaselines(book.takeDirty())
-                store.saveEnrollmentCalibrations(enrolled.calibrationLevels())
+                store.saveEnrollmentCalibrations(of: enrolled)
             }
         }
         t.resume()
