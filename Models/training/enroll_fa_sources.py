@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Issue 18: where the enrolled sounds' test false alarms come from, by non-event package and
+kind (speech, music, game, notification), for the shipped per-device setting (near misses:
+DeviceCalibration.chosen). Read after the choice to describe it; nothing is chosen here.
+
+  python3 Models/training/enroll_fa_sources.py      (~1 min with enroll_online_eval.py's caches)
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import enroll_eval as ee  # noqa: E402
+import enroll_online_eval as eo  # noqa: E402
+
+# DeviceCalibration.chosen (Sources/VigilCore/Enrollment/DeviceCalibration.swift); floor: Enroller.positiveFloor
+NEAR_MISSES, ADMIT, MARGIN, CAP, FLOOR = 64, 0.1, 0.1, 1.0, 0.6
+
+
+def main():
+    sess = ee.session()
+    m = ee.manifest()
+    test = sorted(p for p in m if m[p]["split"] == "test")
+    _, E = eo.stream_embeddings(sess, test)
+    emb, D = eo.clip_embeddings(sess)
+    B = ee.background()
+    draws = [d for d in range(ee.DRAWS) if d not in ee.TUNE_DRAWS]
+    hours = {p: len(E[p]) * ee.HOP_S / 3600 * len(draws) for p in test}
+    kind = {p: m[p].get("kind", "?") for p in test}
+    by = {}
+    for cat in ee.CLASSES:
+        for d in draws:
+            P = ee.prototypes([emb[q] for q in D[cat][d][0]], "clip")
+            t0 = min(0.995, max(float((B @ P.T).max()) + eo.STATIC_MARGIN, FLOOR))
+            for p in test:
+                s = (E[p] @ P.T).max(1)
+                bars, _ = eo.memory_bars(E[p], s, t0, NEAR_MISSES, ADMIT, MARGIN, CAP)
+                by[(cat, p)] = by.get((cat, p), 0) + eo.alerts(s, bars, 1)
+    total = sum(by.values())
+    print(f"# test false alarms of enrolled sounds by source (draws {draws[0]}-{draws[-1]}, near misses {NEAR_MISSES}, "
+          f"admit {ADMIT}, margin {MARGIN}, cap {CAP}, floor {FLOOR}): {total} in all")
+    for k in sorted(set(kind.values())):
+        pk = [p for p in test if kind[p] == k]
+        n = sum(v for (c, p), v in by.items() if p in pk)
+        h = sum(hours[p] for p in pk)
+        per = ", ".join(f"{c} {sum(by[(c, p)] for p in pk) / h:.2f}" for c in ee.CLASSES)
+        print(f"{k:13s} {len(pk):2d} packages, {h / len(draws):5.2f} h: {n:3d} false alarms ({per} per h)")
+    for p in sorted(test, key=lambda p: -sum(by[(c, p)] for c in ee.CLASSES)):
+        n = sum(by[(c, p)] for c in ee.CLASSES)
+        if n:
+            print(f"  {p:32s} {kind[p]:13s} {hours[p] / len(draws):5.2f} h: {n:3d} ("
+                  + ", ".join(f"{c} {by[(c, p)]}" for c in ee.CLASSES if by[(c, p)]) + ")")
+
+
+if __name__ == "__main__":
+    main()
