@@ -162,6 +162,12 @@ final class EnrollmentIntegrationTests: XCTestCase {
         let listed = try ctl(["enrolled", "--devices", "--format", "jsonl"])
         XCTAssertEqual(listed.status, 0, listed.stderr)
         XCTAssertTrue(listed.stdout.contains("\"device\":\"tv\""), listed.stdout)
+        // What the device learned is visible: the ladder's windows are its near misses, and a
+        // window like an enrolled clip still meets a bar below 1 there (the kettle raises).
+        let row = try XCTUnwrap(listed.stdout.split(separator: "\n").first { $0.contains("\"device\":\"tv\"") })
+        let fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(row.utf8)) as? [String: Any])
+        XCTAssertGreaterThan((fields["near_misses"] as? NSNumber)?.intValue ?? 0, 0, String(row))
+        XCTAssertLessThan((fields["in_force"] as? NSNumber)?.doubleValue ?? 1, 1, String(row))
         let again = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild2.log"))
         defer { again.stop() }
         XCTAssertTrue(waitUntil(timeout: 30) { again.output.contains("connected to broker") || !again.isRunning }, again.output)
