@@ -12,8 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import enroll_eval as ee  # noqa: E402
 import enroll_online_eval as eo  # noqa: E402
 
-# DeviceCalibration.chosen (Sources/VigilCore/Enrollment/DeviceCalibration.swift); floor: Enroller.positiveFloor
-NEAR_MISSES, ADMIT, MARGIN, CAP, FLOOR = 64, 0.1, 0.1, 1.0, 0.6
+S = eo.SHIPPED
 
 
 def main():
@@ -30,14 +29,14 @@ def main():
     for cat in ee.CLASSES:
         for d in draws:
             P = ee.prototypes([emb[q] for q in D[cat][d][0]], "clip")
-            t0 = min(0.995, max(float((B @ P.T).max()) + eo.STATIC_MARGIN, FLOOR))
+            t0 = ee.threshold(B, P, eo.STATIC_MARGIN, S["floor"])
             for p in test:
                 s = (E[p] @ P.T).max(1)
-                bars, _ = eo.memory_bars(E[p], s, t0, NEAR_MISSES, ADMIT, MARGIN, CAP)
+                bars, _ = eo.memory_bars(E[p], s, t0, S["near_misses"], S["admit"], S["margin"], S["cap"])
                 by[(cat, p)] = by.get((cat, p), 0) + eo.alerts(s, bars, 1)
     total = sum(by.values())
-    print(f"# test false alarms of enrolled sounds by source (draws {draws[0]}-{draws[-1]}, near misses {NEAR_MISSES}, "
-          f"admit {ADMIT}, margin {MARGIN}, cap {CAP}, floor {FLOOR}): {total} in all")
+    print(f"# test false alarms of enrolled sounds by source (draws {draws[0]}-{draws[-1]}, near misses {S['near_misses']}, "
+          f"admit {S['admit']}, margin {S['margin']}, cap {S['cap']}, floor {S['floor']}): {total} in all")
     for k in sorted(set(kind.values())):
         pk = [p for p in test if kind[p] == k]
         n = sum(v for (c, p), v in by.items() if p in pk)

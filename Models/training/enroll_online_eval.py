@@ -72,6 +72,9 @@ KINDS = [("max", d) for d in (0.005, 0.02, 0.1)] + [("quantile", qs) for qs in (
 # memory: per device, the last M near misses (windows with s >= T0 - admit that did not reach the
 # bar in force), in place of the one number; param (M, admit)
 MEMORY_KINDS = [("memory", (m, ad)) for m in (16, 64, 256) for ad in (0.1, 0.2)]
+# What vigild ships, this script's choice (results/enroll_online_eval.txt): DeviceCalibration.chosen
+# and Enroller.positiveFloor. enroll_vigild_check.py and enroll_fa_sources.py replay it.
+SHIPPED = {"near_misses": 64, "admit": 0.1, "margin": 0.1, "cap": 1.0, "floor": 0.6}
 
 
 def calibrate(sim, t0, kind, param, margin, cap):

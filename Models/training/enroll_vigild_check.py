@@ -48,8 +48,7 @@ import nonevent_data as nd  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "enroll_vigild_check.txt")
 MIN_SCORE = 0.97                 # etc/vigil.json's audio rule
-# DeviceCalibration.chosen (Sources/VigilCore/Enrollment/DeviceCalibration.swift)
-NEAR_MISSES, ADMIT, MARGIN, CAP = 64, 0.1, 0.1, 1.0
+S = eo.SHIPPED           # what vigild runs (DeviceCalibration.chosen, Enroller.positiveFloor)
 CHUNK_S = 60
 
 
@@ -163,7 +162,7 @@ def main():
                 uuid, dim, blob, t0 = db.execute("SELECT uuid, dim, prototypes, threshold FROM enrollments WHERE label = ?", (cat,)).fetchone()
                 P = np.frombuffer(blob, dtype="<f4").reshape(-1, dim)
                 mine = ee.prototypes([emb[q] for q in enrolled], "clip")
-                mine_t0 = min(0.995, max(float((ee.background() @ mine.T).max()) + eo.STATIC_MARGIN, 0.6))
+                mine_t0 = ee.threshold(ee.background(), mine, eo.STATIC_MARGIN, S["floor"])
                 say(f"\n## {cat}: vigilctl's threshold {t0:.4f} (the evaluation's {mine_t0:.4f}); its prototypes against the "
                     f"evaluation's, cosine {', '.join(f'{c:.4f}' for c in (P * mine).sum(1))}")
                 tot = {"win": 0, "agree": 0, "bar_v": 0, "bar_p": 0, "al_v": 0, "al_p": 0, "n": 0}
@@ -182,7 +181,7 @@ def main():
                             break
                         time.sleep(0.5)
                     sims = (E[p] @ P.T).max(1)
-                    bars, _ = eo.memory_bars(E[p], sims, t0, NEAR_MISSES, ADMIT, MARGIN, CAP)
+                    bars, _ = eo.memory_bars(E[p], sims, t0, S["near_misses"], S["admit"], S["margin"], S["cap"])
                     at_bar_p = sims >= bars
                     got = np.array([enrolled_score(s, cat) >= MIN_SCORE for s in detections(db, p)])
                     nwin = min(len(got), len(at_bar_p))

@@ -53,10 +53,20 @@ public struct Enrollment: Sendable, Equatable {
     }
 
     /// Float32 little-endian rows, as the `prototypes` column holds them.
-    public var prototypeBytes: [UInt8] {
+    public var prototypeBytes: [UInt8] { Enrollment.littleEndianBytes(prototypes) }
+
+    /// Rows of floats as Float32 little-endian bytes, row after row (the `prototypes` column,
+    /// a device's saved near misses); `prototypes(from:dim:)` reads them back.
+    public static func littleEndianBytes(_ rows: [[Float]]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(prototypes.count * (prototypes.first?.count ?? 0) * 4)
-        for p in prototypes { for v in p { withUnsafeBytes(of: v.bitPattern.littleEndian) { out += $0 } } }
+        out.reserveCapacity(rows.reduce(0) { $0 + $1.count } * 4)
+        for row in rows {
+            #if _endian(little)
+            row.withUnsafeBytes { out.append(contentsOf: $0) }   // already Float32 little-endian: one copy a row
+            #else
+            for v in row { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+            #endif
+        }
         return out
     }
 

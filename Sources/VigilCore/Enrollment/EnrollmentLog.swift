@@ -109,18 +109,10 @@ extension EnrollmentLog {
             else { return nil }
             var text = String(decoding: head, as: UTF8.self)
             if keep {
-                var bytes = Data(capacity: misses.count * dim * 4)
-                for m in misses {
-                    #if _endian(little)
-                    m.withUnsafeBytes { bytes.append(contentsOf: $0) }   // already Float32 little-endian: one copy a row
-                    #else
-                    for v in m { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
-                    #endif
-                }
                 // Base64 needs no JSON escaping: appended as text, since JSONSerialization
                 // escapes its 22 KB a device character by character (1 s for the budget's 11 MB).
                 text.removeLast()
-                text += ",\(dim),\"" + bytes.base64EncodedString() + "\"]"
+                text += ",\(dim),\"" + Data(Enrollment.littleEndianBytes(misses)).base64EncodedString() + "\"]"
             }
             return (k, text)
         }.sorted { ($0.key.pipeline, $0.key.device, $0.key.uuid) < ($1.key.pipeline, $1.key.device, $1.key.uuid) }
