@@ -3,8 +3,14 @@
 kind (speech, music, game, notification), for the shipped per-device setting (near misses:
 DeviceCalibration.chosen). Read after the choice to describe it; nothing is chosen here.
 
-  python3 Models/training/enroll_fa_sources.py      (~1 min with enroll_online_eval.py's caches)
+  python3 Models/training/enroll_fa_sources.py [--split test|confirm] [--setting shipped|fixed-floor]
+      (~1 min with enroll_online_eval.py's caches; output on stdout: results/enroll_fa_sources*.txt)
+
+`--split confirm` counts on game audio no choice read and fetched only after the shipped setting
+had been chosen and run on test (nonevent_data.py, PACKAGES); `--setting fixed-floor` is the
+setting shipped before it (near misses with admit 0.1 and one floor, 0.6), for comparison.
 """
+import argparse
 import os
 import sys
 
@@ -12,13 +18,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import enroll_eval as ee  # noqa: E402
 import enroll_online_eval as eo  # noqa: E402
 
-S = eo.SHIPPED
+SETTINGS = {"shipped": eo.SHIPPED,
+            "fixed-floor": {"near_misses": 64, "admit": 0.1, "margin": 0.1, "cap": 1.0, "floor": 0.6}}
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", default="test", choices=["test", "confirm"])
+    ap.add_argument("--setting", default="shipped", choices=sorted(SETTINGS))
+    a = ap.parse_args()
+    S = SETTINGS[a.setting]
     sess = ee.session()
     m = ee.manifest()
-    test = sorted(p for p in m if m[p]["split"] == "test")
+    test = sorted(p for p in m if m[p]["split"] == a.split)
     _, E = eo.stream_embeddings(sess, test)
     emb, D = eo.clip_embeddings(sess)
     B = ee.background()
@@ -29,14 +41,18 @@ def main():
     for cat in ee.CLASSES:
         for d in draws:
             P = ee.prototypes([emb[q] for q in D[cat][d][0]], "clip")
-            t0 = ee.threshold(B, P, eo.STATIC_MARGIN, S["floor"])
+            t0 = eo.enrolled_threshold(B, emb, D[cat][d][0], S["floor"])
             for p in test:
                 s = (E[p] @ P.T).max(1)
                 bars, _ = eo.memory_bars(E[p], s, t0, S["near_misses"], S["admit"], S["margin"], S["cap"])
                 by[(cat, p)] = by.get((cat, p), 0) + eo.alerts(s, bars, 1)
     total = sum(by.values())
-    print(f"# test false alarms of enrolled sounds by source (draws {draws[0]}-{draws[-1]}, near misses {S['near_misses']}, "
+    print(f"# {a.split} false alarms of enrolled sounds by source (draws {draws[0]}-{draws[-1]}, {a.setting}: near misses {S['near_misses']}, "
           f"admit {S['admit']}, margin {S['margin']}, cap {S['cap']}, floor {S['floor']}): {total} in all")
+    h = sum(hours.values())
+    print(f"per class over {h / len(draws):.2f} h x {len(draws)} draws: " + ", ".join(
+        f"{c} {sum(by[(c, p)] for p in test) / h:.2f}/h ({ee.poisson_lower(sum(by[(c, p)] for p in test), h):.2f}-"
+        f"{ee.poisson_interval_upper(sum(by[(c, p)] for p in test), h):.2f})" for c in ee.CLASSES))
     for k in sorted(set(kind.values())):
         pk = [p for p in test if kind[p] == k]
         n = sum(v for (c, p), v in by.items() if p in pk)

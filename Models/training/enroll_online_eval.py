@@ -6,12 +6,14 @@ with recall measured on the held-out clips of the class alone (issue 18.5: "reca
 of that class") and MIXED into that device's stream.
 
   python3 Models/training/enroll_online_eval.py [--model Models/sound.onnx] [--background PATH]
-      [--objective alone|mixed] [--no-memory] [--tune-only]
+      [--objective alone|mixed] [--no-memory] [--no-adaptive-floor] [--no-tune2] [--tune-only]
+      [--background-packages P,P,...]
   (--tune-only: the choice on tune and nothing else, no test stream read: for comparing models on tune)
-  (output: Models/training/results/enroll_online_eval.txt; ~17 min on 1 core; embeddings of the
+  (output: Models/training/results/enroll_online_eval.txt; ~20 min on 1 core; embeddings of the
   streams cached in /tmp/vigil-enroll-online/<model hash>)
-  The shipped setting is this command's choice with no options. Earlier shipped choices:
-  --no-memory --objective mixed (results/enroll_online_eval_level_mixed.txt).
+  The shipped setting is this command's choice with no options (SHIPPED). Earlier shipped choices:
+  --no-memory --objective mixed (results/enroll_online_eval_level_mixed.txt); --no-adaptive-floor
+  --no-tune2 (results/enroll_online_eval_memory_fixed_floor.txt).
 
 The calibrator (Sources/VigilCore/Enrollment/DeviceCalibration.swift is the same arithmetic):
 per device and enrollment, a picture of what of the device's own everyday audio comes close to
@@ -28,8 +30,9 @@ number, `level`, and the threshold in force is effective = max(T0, min(cap, leve
             see memory_bars.
 
 Measurement: per class, 10 draws of 5 enrolled clips (enroll_eval.draws, same seed: the same
-draws); draws 0-4 and the `tune` non-event packages the embedding's projection did not read
-choose kind, parameters, margin, cap, floor and for_frames (on the recall --objective names);
+draws); draws 0-4, the `tune` non-event packages the embedding's projection did not read and the
+`tune2` game sound libraries choose kind, parameters, margin, cap, floor and for_frames (on the
+recall --objective names; the floor is fixed or follows the enrolled clips, ADAPTIVE_FLOORS);
 draws 5-9 and the `test` packages are reported, with the static calibration next to it.
   false alarms: the label's alerts (vigild's rule: for_frames, clear below the bar, cooldown 30 s)
     on every stream x every draw, threshold in force window by window.
@@ -71,10 +74,16 @@ FOR_FRAMES = [1, 2]
 KINDS = [("max", d) for d in (0.005, 0.02, 0.1)] + [("quantile", qs) for qs in ((0.999, 0.01), (0.9999, 0.01))]
 # memory: per device, the last M near misses (windows with s >= T0 - admit that did not reach the
 # bar in force), in place of the one number; param (M, admit)
+# Floors that follow the enrolled clips (stop 28): the median over the 5 clips of each clip's best
+# match to the other 4 clips' prototypes (vigilctl's `matchByOthers`), less `delta`, within [lo, hi].
+# Clips that resemble each other closely (toilet flushes, 0.8-0.9) get a higher floor than clips
+# that do not (clock alarms, 0.54-0.64), where one global floor fits neither. Tried with the
+# static and the memory kinds, cap 1.0.
+ADAPTIVE_FLOORS = [("clips", delta, lo, hi) for delta in (0.05, 0.1, 0.15) for lo in (0.55, 0.6) for hi in (0.8, 0.9)]
 MEMORY_KINDS = [("memory", (m, ad)) for m in (16, 64, 256) for ad in (0.1, 0.2)]
 # What vigild ships, this script's choice (results/enroll_online_eval.txt): DeviceCalibration.chosen
 # and Enroller.positiveFloor. enroll_vigild_check.py and enroll_fa_sources.py replay it.
-SHIPPED = {"near_misses": 64, "admit": 0.1, "margin": 0.1, "cap": 1.0, "floor": 0.6}
+SHIPPED = {"near_misses": 64, "admit": 0.2, "margin": 0.1, "cap": 1.0, "floor": ("clips", 0.1, 0.6, 0.8)}
 
 
 def calibrate(sim, t0, kind, param, margin, cap):
@@ -181,6 +190,53 @@ def stream_embeddings(sess, pkgs):
     return key, E
 
 
+def clips_match(emb, enrolled):
+    """Median over the enrolled clips of each one's best loud-window match to the others' prototypes
+    (Enroller.Clip.matchByOthers)."""
+    out = []
+    for i, q in enumerate(enrolled):
+        others = ee.prototypes([emb[r] for j, r in enumerate(enrolled) if j != i], "clip")
+        e, loud = emb[q]
+        out.append(float(((e[loud] if loud.any() else e) @ others.T).max()))
+    return float(np.median(out))
+
+
+def floor_of(floor, match):
+    """A fixed floor, or ("clips", delta, lo, hi): the enrolled clips' median match less delta, within [lo, hi]."""
+    if isinstance(floor, tuple):
+        _, delta, lo, hi = floor
+        return min(hi, max(lo, match - delta))
+    return floor
+
+
+def enrolled_threshold(B, emb, enrolled, floor):
+    """vigilctl's threshold for an enrollment of these clips (Enroller.enroll): the background's best
+    match to their prototypes + STATIC_MARGIN, at least the floor (floor_of), at most 0.995."""
+    P = ee.prototypes([emb[q] for q in enrolled], "clip")
+    return t0_of(float((B @ P.T).max()), clips_match(emb, enrolled), floor)
+
+
+def t0_of(bg, match, floor):
+    """The enrolled threshold from the background's best match and the clips' median match to each other."""
+    return min(0.995, max(bg + STATIC_MARGIN, floor_of(floor, match)))
+
+
+def floor_name(floor):
+    return f"clips-{floor[1]:.2f} in [{floor[2]:.2f}, {floor[3]:.2f}]" if isinstance(floor, tuple) else f"{floor:.2f}"
+
+
+def drawn_background(sess, pkgs, streams):
+    """A background set drawn from `pkgs` like add_embedding.background_windows (BACKGROUND_ROWS windows
+    at random, seed 18, stored as int8), from the cached stream embeddings (float16: close, not equal)."""
+    from add_embedding import BACKGROUND_ROWS
+    assert not set(pkgs) & streams, f"background packages {sorted(set(pkgs) & streams)} are also scored streams"
+    _, EB = stream_embeddings(sess, pkgs)
+    ws = np.concatenate([EB[p] for p in pkgs])
+    pick = np.sort(np.random.default_rng(18).choice(len(ws), BACKGROUND_ROWS, replace=False))
+    B = np.clip(np.round(ws[pick] * 127), -127, 127) / 127
+    return B / (np.linalg.norm(B, axis=1, keepdims=True) + 1e-9)
+
+
 def clip_embeddings(sess):
     """({clip path: (window embeddings, loud windows)} of the held-out classes' clips,
     {class: enroll_eval's draws})."""
@@ -238,6 +294,13 @@ def main():
     ap.add_argument("--no-memory", dest="memory", action="store_false",
                     help="leave the 'memory' kind (near misses remembered per device) out of the grid (the grid before it was added)")
     ap.add_argument("--tune-only", action="store_true", help="stop after the choice on tune (no test figures): for comparing models on tune")
+    ap.add_argument("--no-tune2", dest="tune2", action="store_false",
+                    help="choose on the `tune` streams alone, without the `tune2` game sound libraries (the choice before stop 28)")
+    ap.add_argument("--no-adaptive-floor", dest="adaptive", action="store_false",
+                    help="leave the floors that follow the enrolled clips (ADAPTIVE_FLOORS) out of the grid (the grid before stop 28)")
+    ap.add_argument("--background-packages", default=None,
+                    help="comma-separated non-event packages to draw the background set from, in memory, as add_embedding.py "
+                         "draws it (instead of the file): for comparing background sets on tune")
     a = ap.parse_args()
     ee.MODEL = os.path.abspath(a.model)
     ee.BACKGROUND = a.background or os.path.join(os.path.dirname(ee.MODEL), "sound-background.i8")
@@ -250,10 +313,10 @@ def main():
 
     sess = ee.session()
     m = ee.manifest()
-    tune = sorted(p for p in m if m[p]["split"] == "tune" and p not in PROJECTION_PACKAGES)
+    tune = sorted(p for p in m if (m[p]["split"] == "tune" and p not in PROJECTION_PACKAGES) or (a.tune2 and m[p]["split"] == "tune2"))
     test = [] if a.tune_only else sorted(p for p in m if m[p]["split"] == "test")
     key, E = stream_embeddings(sess, tune + test)
-    B = ee.background()
+    B = ee.background() if not a.background_packages else drawn_background(sess, a.background_packages.split(","), set(tune + test))
     hours = {p: len(E[p]) * HOP_S / 3600 for p in E}
     say(f"# Enrollment: per-device online calibration against the static one ({os.path.basename(ee.MODEL)} {key}, embedding {B.shape[1]})")
     say(f"streams (devices): tune {len(tune)} ({sum(hours[p] for p in tune):.2f} h), test {len(test)} ({sum(hours[p] for p in test):.2f} h); "
@@ -269,7 +332,7 @@ def main():
         for cat in ee.CLASSES:
             for d in draw_ids:
                 protos = ee.prototypes([emb[q] for q in D[cat][d][0]], "clip")
-                bg = float((B @ protos.T).max())
+                bg = (float((B @ protos.T).max()), clips_match(emb, D[cat][d][0]))
                 sims = {p: (E[p] @ protos.T).max(1) for p in pkgs}
                 unit = [e / np.linalg.norm(e, axis=1, keepdims=True) for _, _, _, e, _ in P[(cat, d)]]
                 pl = [(p, i0, g, (u @ protos.T).max(1), u) for (p, i0, g, _, _), u in zip(P[(cat, d)], unit)]
@@ -290,8 +353,8 @@ def main():
         for cat in ee.CLASSES:
             acc = {ff: [0, 0, 0, 0.0] for ff in ffs}
             for d in draw_ids:
-                bg, sims, pl = prep[(cat, d)]
-                t0 = min(0.995, max(bg + STATIC_MARGIN, floor))
+                (bg, match), sims, pl = prep[(cat, d)]
+                t0 = t0_of(bg, match, floor)
                 snaps = {}
                 if calib is not None and calib[0] == "memory":
                     thr = {}
@@ -336,26 +399,27 @@ def main():
     say(f"\n## Choice (tune draws 0-4, tune streams): recall of {'mixed' if a.objective == 'mixed' else 'unmixed (alone)'} held-out clips @ false alarms/h; "
         f"{PLACEMENTS} placements x {len(GAINS_DB)} gains ({GAINS_DB} dB) per clip")
     grid, static = [], []
-    for floor in FLOORS:
+    for floor in FLOORS + (ADAPTIVE_FLOORS if a.adaptive else []):
         res = evaluate(prep, tune, tune_draws, floor, None, 0, 1, FOR_FRAMES)
         for ff in FOR_FRAMES:
             met, within, rec, fa = summary(res[ff])
             static.append((met, within, rec, -fa, floor, ff))
-            say(f"  static floor {floor:.2f} ff {ff}: {met} classes met, {within} within {ee.BUDGET}/h; mean recall {rec:.2f}, mean {fa:.2f}/h; {line(res[ff])}")
+            say(f"  static floor {floor_name(floor)} ff {ff}: {met} classes met, {within} within {ee.BUDGET}/h; mean recall {rec:.2f}, mean {fa:.2f}/h; {line(res[ff])}")
     smet, swithin, srec, sfa, sfloor, sff = max(static, key=lambda g: g[:4])
+    static_grid = [(kind, floor, margin, cap) for kind in KINDS + (MEMORY_KINDS if a.memory else [])
+                   for floor in FLOORS for margin in MARGINS for cap in CAPS]
+    if a.adaptive and a.memory:
+        static_grid += [(kind, floor, margin, 1.0) for kind in MEMORY_KINDS for floor in ADAPTIVE_FLOORS for margin in MARGINS]
     say(f"best static on tune (same order): floor {sfloor}, for_frames {sff}")
-    for kind in KINDS + (MEMORY_KINDS if a.memory else []):
-        for floor in FLOORS:
-            for margin in MARGINS:
-                for cap in CAPS:
-                    res = evaluate(prep, tune, tune_draws, floor, kind, margin, cap, FOR_FRAMES)
-                    for ff in FOR_FRAMES:
-                        met, within, rec, fa = summary(res[ff])
-                        grid.append((met, within, rec, -fa, kind, floor, margin, cap, ff))
-                        say(f"  {kind[0]:8s} {str(kind[1]):14s} floor {floor:.2f} margin {margin:.2f} cap {cap:.2f} ff {ff}: "
-                            f"{met} classes met, {within} within {ee.BUDGET}/h; mean recall {rec:.2f}, mean {fa:.2f}/h; {line(res[ff])}")
+    for kind, floor, margin, cap in static_grid:
+        res = evaluate(prep, tune, tune_draws, floor, kind, margin, cap, FOR_FRAMES)
+        for ff in FOR_FRAMES:
+            met, within, rec, fa = summary(res[ff])
+            grid.append((met, within, rec, -fa, kind, floor, margin, cap, ff))
+            say(f"  {kind[0]:8s} {str(kind[1]):14s} floor {floor_name(floor)} margin {margin:.2f} cap {cap:.2f} ff {ff}: "
+                f"{met} classes met, {within} within {ee.BUDGET}/h; mean recall {rec:.2f}, mean {fa:.2f}/h; {line(res[ff])}")
     met, within, rec, nfa, kind, floor, margin, cap, ff = max(grid, key=lambda g: g[:4])
-    say(f"chosen: {kind[0]} {kind[1]}, floor {floor}, margin {margin}, cap {cap}, for_frames {ff} (most classes at recall >= "
+    say(f"chosen: {kind[0]} {kind[1]}, floor {floor_name(floor)}, margin {margin}, cap {cap}, for_frames {ff} (most classes at recall >= "
         f"{ee.TARGET_RECALL} with <= {ee.BUDGET}/h on tune, then most classes within {ee.BUDGET}/h, then mean recall, then fewest false alarms)")
 
     if a.tune_only:
@@ -371,8 +435,8 @@ def main():
     prep = prepared(test, test_draws)
     h_test = sum(hours[p] for p in test)
     for name, fl, calib, mg, cp, f in [("static (today: floor 0.75, for_frames 1)", 0.75, None, 0, 1, 1),
-                                       (f"static, best on tune: floor {sfloor}, for_frames {sff}", sfloor, None, 0, 1, sff),
-                                       (f"online {kind[0]} {kind[1]} floor {floor} margin {margin} cap {cap} for_frames {ff}",
+                                       (f"static, best on tune: floor {floor_name(sfloor)}, for_frames {sff}", sfloor, None, 0, 1, sff),
+                                       (f"online {kind[0]} {kind[1]} floor {floor_name(floor)} margin {margin} cap {cap} for_frames {ff}",
                                         floor, kind, margin, cap, ff)]:
         res = evaluate(prep, test, test_draws, fl, calib, mg, cp, [f])[f]
         say(f"\n## Test (draws 5-9, test streams {h_test:.2f} h x 5 draws): {name}")

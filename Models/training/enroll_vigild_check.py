@@ -162,7 +162,7 @@ def main():
                 uuid, dim, blob, t0 = db.execute("SELECT uuid, dim, prototypes, threshold FROM enrollments WHERE label = ?", (cat,)).fetchone()
                 P = np.frombuffer(blob, dtype="<f4").reshape(-1, dim)
                 mine = ee.prototypes([emb[q] for q in enrolled], "clip")
-                mine_t0 = ee.threshold(ee.background(), mine, eo.STATIC_MARGIN, S["floor"])
+                mine_t0 = eo.enrolled_threshold(ee.background(), emb, enrolled, S["floor"])
                 say(f"\n## {cat}: vigilctl's threshold {t0:.4f} (the evaluation's {mine_t0:.4f}); its prototypes against the "
                     f"evaluation's, cosine {', '.join(f'{c:.4f}' for c in (P * mine).sum(1))}")
                 tot = {"win": 0, "agree": 0, "bar_v": 0, "bar_p": 0, "al_v": 0, "al_p": 0, "n": 0}

@@ -8,7 +8,7 @@ enum EnrollCommands {
     static let label = Option(name: "--label", short: "-l", value: "NAME", help: "what the sound is called (the alert's label)")
     static let ignore = Option(name: "--ignore", help: "a recurring false alarm: windows like these never alert")
     static let fromAlert = Option(name: "--from-alert", value: "UUID", help: "take the clip from an alert's evidence (its WAV)")
-    static let margin = Option(name: "--margin", value: "X", help: "threshold = highest background similarity + X (default \(Enroller.defaultMargin)), at least \(Enroller.positiveFloor) (--ignore: \(Enroller.ignoreFloor))")
+    static let margin = Option(name: "--margin", value: "X", help: "threshold = highest background similarity + X (default \(Enroller.defaultMargin)), at least a floor that follows how alike the clips are (\(Enroller.positiveFloorRange.lowerBound)-\(Enroller.positiveFloorRange.upperBound); --ignore: \(Enroller.ignoreFloor))")
     static let pipeline = Option(name: "--pipeline", short: "-p", value: "NAME", help: "the sound pipeline (default: the only one, or the alert's)")
 
     static let enroll = Command(
@@ -103,9 +103,10 @@ enum EnrollCommands {
             let match = c.matchByOthers.map { String(format: ", best match by the other clips %.3f%@", $0, $0 >= e.threshold ? "" : " (below the threshold: this clip would not be recognised from the others)") } ?? ""
             out("  \(c.name): \(c.windows) windows, \(c.loudWindows) loud\(match)\n")
         }
-        out(String(format: "  %d prototypes, threshold %.3f (cosine: background best match %.3f over %d windows + margin %.3f, at least %.2f), model %@ version %@\n",
-                   e.prototypes.count, e.threshold, result.backgroundMax, result.backgroundWindows, margin,
-                   kind == .ignore ? Enroller.ignoreFloor : Enroller.positiveFloor, pipeline.model.name, e.modelVersion))
+        out(String(format: "  %d prototypes, threshold %.3f (cosine: background best match %.3f over %d windows + margin %.3f, at least %.3f%@), model %@ version %@\n",
+                   e.prototypes.count, e.threshold, result.backgroundMax, result.backgroundWindows, margin, result.floor,
+                   kind == .ignore ? "" : ": the clips' median match to each other - \(Enroller.positiveFloorBelowClips), within \(Enroller.positiveFloorRange.lowerBound)-\(Enroller.positiveFloorRange.upperBound)",
+                   pipeline.model.name, e.modelVersion))
         out(e.kind == .ignore ? "  windows matching it score 0 on every alerting label of \(e.pipeline)\n"
                               : "  \"\(e.label)\" alerts through pipeline \(e.pipeline)'s alert rule\(pipeline.settings.alert == nil ? " (this pipeline has no alert: detections only)" : "")\n")
         return ExitCode.ok

@@ -93,6 +93,13 @@ final class EnrollmentIntegrationTests: XCTestCase {
         let db = try Database(path: dir.file("vigil.db"), mode: .readOnly)
         let enrollment = try XCTUnwrap(EnrollmentLog.all(db).enrollments.first)
         let t0 = enrollment.threshold
+        // The floor follows the clips: vigilctl prints each clip's match by the others and the
+        // floor it held the threshold to, and the stored threshold is at least that floor.
+        let matches = r.stdout.components(separatedBy: "best match by the other clips ").dropFirst().compactMap { Double($0.prefix(5)) }
+        XCTAssertEqual(matches.count, 3, r.stdout)
+        let printedFloor = try XCTUnwrap(r.stdout.components(separatedBy: "at least ").dropFirst().first.flatMap { Double($0.prefix(5)) }, r.stdout)
+        XCTAssertEqual(printedFloor, Enroller.positiveFloor(clipMatches: matches), accuracy: 0.002, r.stdout)
+        XCTAssertGreaterThanOrEqual(t0, printedFloor - 0.0005)
 
         // The everyday sound: a hum with the kettle in it at gain g; its similarity grows with g.
         let pipeline = try Pipeline.build(try Config.load(path: config).pipelines[0], model: Model(name: "sound", path: Paths.repo.appendingPathComponent("Models/sound.onnx").path))

@@ -22,6 +22,18 @@ final class EnrollmentTests: XCTestCase {
         XCTAssertEqual(e.similarity([0.6, 0.8, 0]), -.infinity, "another embedding size never matches")
     }
 
+    /// The floor follows how alike the enrolled clips are (median match to the others - 0.1,
+    /// within 0.6-0.8), as enroll_online_eval.floor_of computes it: alike clips (toilet flushes)
+    /// get a high floor, varied ones (clock alarms) a low one; one clip, the top.
+    func testAPositiveFloorFollowsHowAlikeTheClipsAre() {
+        XCTAssertEqual(Enroller.positiveFloor(clipMatches: [0.85, 0.9, 0.79, 0.88, 0.86]), 0.76, accuracy: 1e-12, "median 0.86")
+        XCTAssertEqual(Enroller.positiveFloor(clipMatches: [0.64, 0.54, 0.64, 0.64, 0.54]), 0.6, accuracy: 1e-12, "median 0.64 - 0.1 is under the range")
+        XCTAssertEqual(Enroller.positiveFloor(clipMatches: [0.99, 0.98, 0.97]), 0.8, accuracy: 1e-12, "capped")
+        XCTAssertEqual(Enroller.positiveFloor(clipMatches: [0.7, 0.8, 0.75, 0.9]), 0.675, accuracy: 1e-12, "even count: mean of the middle two")
+        XCTAssertEqual(Enroller.positiveFloor(clipMatches: []), 0.8, "one clip: nothing says how varied the sound is")
+        XCTAssertEqual(Enroller.positiveFloor(clipMatches: [.nan, 0.8]), 0.7, accuracy: 1e-12, "a NaN match is left out")
+    }
+
     func testPrototypesRoundTripThroughTheirBytes() {
         let e = enrollment(.ignore, label: "x", prototypes: [[1.5, -2, 0.25], [0, 1, -0]], threshold: 0.5)
         XCTAssertEqual(Enrollment.prototypes(from: e.prototypeBytes, dim: 3), e.prototypes)

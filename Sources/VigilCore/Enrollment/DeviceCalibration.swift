@@ -42,7 +42,8 @@ public struct DeviceCalibration: Sendable, Equatable {
     }
 
     /// Chosen on the tune draws and tune audio only (`python3 Models/training/enroll_online_eval.py`,
-    /// with the enrolled floor 0.6 of `Enroller.positiveFloor`; results/enroll_online_eval.txt):
+    /// with the enrolled floors of `Enroller.positiveFloor(clipMatches:)`, on the `tune` streams and,
+    /// since 2026-12-03, the `tune2` game sound libraries; results/enroll_online_eval.txt):
     /// of a decaying max (0.005-0.1 per hour), a stochastic quantile (0.999, 0.9999) and near
     /// misses remembered (16, 64 or 256 of them, within 0.1 or 0.2 below the bar), margins
     /// 0.02-0.15, caps 0.85-1 and 1 or 2 windows, the most classes whose held-out clips (alone,
@@ -50,7 +51,7 @@ public struct DeviceCalibration: Sendable, Equatable {
     /// most classes within 1/h, then the highest recall. A ring, not a time window: a TV that
     /// keeps coming close refills the 64 within minutes, a quiet room keeps old ones for days.
     public static func chosen(hopSeconds: Double) -> Settings {
-        Settings(kind: .nearMisses(capacity: 64, admit: 0.1), margin: 0.1, cap: 1.0, hopSeconds: hopSeconds, forFrames: 1)
+        Settings(kind: .nearMisses(capacity: 64, admit: 0.2), margin: 0.1, cap: 1.0, hopSeconds: hopSeconds, forFrames: 1)
     }
 
     public private(set) var level: Double?

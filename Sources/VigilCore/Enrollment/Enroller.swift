@@ -11,19 +11,39 @@ import Foundation
 /// The threshold is calibrated against the model's background set
 /// (`vigil.embedding_background`: embeddings of real non-event audio shipped beside the
 /// model): the highest similarity any background window has to a prototype, plus `margin`,
-/// and at least the floor of its kind. Margin and floors were chosen on tuning draws and the
+/// and at least the floor of its kind (a positive enrollment's floor follows its clips:
+/// `positiveFloor(clipMatches:)`). Margin and floors were chosen on tuning draws and the
 /// tuning audio only (Models/training/enroll_eval.py, sound.onnx v1.3.0's projected
 /// embedding): the background best match alone let noise-like sounds in (toilet flushes:
 /// 10 false alarms/h on tuning audio even at the floor). That threshold is where each device
 /// starts: vigild raises it per device above the similarity the device's own everyday audio
-/// reaches (`DeviceCalibration`), which is why the positive floor is low (0.6, chosen with
+/// reaches (`DeviceCalibration`), which is why the positive floor is low (0.6-0.8, chosen with
 /// that calibration: Models/training/enroll_online_eval.py). Results: Models/sound.md, "Enrollment".
 public struct Enroller {
     public static let defaultMargin = 0.03
-    /// The lowest threshold of a positive enrollment: where each device's online calibration
-    /// (`DeviceCalibration`) starts from, before its own audio raises it (chosen with it on
-    /// tune, enroll_online_eval.py; enroll_eval.py's 0.75 was for one threshold everywhere).
-    public static let positiveFloor = 0.6
+    /// The range of a positive enrollment's floor (`positiveFloor(clipMatches:)`): where each
+    /// device's online calibration (`DeviceCalibration`) starts from, before its own audio
+    /// raises it (chosen with it on tune, enroll_online_eval.py; enroll_eval.py's 0.75 was for
+    /// one threshold everywhere, the fixed 0.6 shipped before for one floor for every sound).
+    public static let positiveFloorRange = 0.6...0.8
+    /// How far below the clips' typical match to each other the floor sits.
+    public static let positiveFloorBelowClips = 0.1
+
+    /// A positive enrollment's floor, from how alike its clips are: the median over the clips of
+    /// each one's best match to the other clips' prototypes (`Clip.matchByOthers`), less 0.1,
+    /// within 0.6-0.8. Five toilet flushes match each other at 0.8-0.9 and a window of everyday
+    /// audio can come near them; five clock alarms match each other at 0.54-0.64, so a floor
+    /// that suits the flushes would miss the alarms (one global floor: at 0.7, tune recall 0.00
+    /// for clock alarms; 0.6 let flushes through at 2.2/h). Chosen on tune
+    /// (enroll_online_eval.py, ADAPTIVE_FLOORS; mean recall of held-out clips 0.78 against 0.62
+    /// for the best fixed floor at the same 0.55 false alarms/h). With one clip nothing says
+    /// how varied the sound is: the top of the range.
+    public static func positiveFloor(clipMatches: [Double]) -> Double {
+        let m = clipMatches.filter(\.isFinite).sorted()
+        guard !m.isEmpty else { return positiveFloorRange.upperBound }
+        let median = m.count % 2 == 1 ? m[m.count / 2] : (m[m.count / 2 - 1] + m[m.count / 2]) / 2
+        return min(positiveFloorRange.upperBound, max(positiveFloorRange.lowerBound, median - positiveFloorBelowClips))
+    }
     /// The lowest threshold of an ignore enrollment (enroll_eval.py: on `tune`, every glass and
     /// smoke recording still raising, then the fewest false alarms; 0.6 lost one recording).
     public static let ignoreFloor = 0.7
@@ -45,6 +65,8 @@ public struct Enroller {
         public var backgroundWindows: Int
         /// Highest similarity of a background window to a prototype.
         public var backgroundMax: Double
+        /// The floor the threshold was held to (positive: from the clips; ignore: `ignoreFloor`).
+        public var floor: Double
     }
 
     public init(pipeline: Pipeline) throws {
@@ -147,8 +169,6 @@ public struct Enroller {
         }
         var e = Enrollment(pipeline: pipeline.name, label: label, kind: kind,
                            modelVersion: pipeline.model.metadata["vigil.version"] ?? "", prototypes: byClip.flatMap { $0 }, threshold: 1, source: source)
-        let bgMax = background.map { e.similarity($0) }.max() ?? 0
-        e.threshold = min(0.995, max(bgMax + margin, kind == .ignore ? Enroller.ignoreFloor : Enroller.positiveFloor))
         let report = clips.indices.map { k -> Clip in
             var others = e
             others.prototypes = byClip.enumerated().filter { $0.offset != k }.flatMap(\.element)
@@ -156,7 +176,10 @@ public struct Enroller {
             let match = others.prototypes.isEmpty ? nil : loud.map { others.similarity($0.embedding) }.max()
             return Clip(name: clips[k].name, windows: windows[k].count, loudWindows: loud.count, matchByOthers: match)
         }
-        return Result(enrollment: e, clips: report, backgroundWindows: background.count, backgroundMax: bgMax)
+        let bgMax = background.map { e.similarity($0) }.max() ?? 0
+        let floor = kind == .ignore ? Enroller.ignoreFloor : Enroller.positiveFloor(clipMatches: report.compactMap(\.matchByOthers))
+        e.threshold = min(0.995, max(bgMax + margin, floor))
+        return Result(enrollment: e, clips: report, backgroundWindows: background.count, backgroundMax: bgMax, floor: floor)
     }
 }
 
