@@ -9,6 +9,7 @@ chance baseline.
                                                           # fold as it ends (resumable; ~4 min a fold idle)
   python3 Models/training/eval_sound_rules.py > Models/training/results/sound_rules.txt 2>/dev/null
   python3 Models/training/eval_sound_rules.py --model PATH
+  python3 Models/training/eval_sound_rules.py --confirm   # the shipped rule on `confirm` and test + confirm
 
 What may read what:
 - the non-event audio is split by package (nonevent_data.PACKAGES, a fixed list): rules are
@@ -283,12 +284,53 @@ def nested(label, recs, folds, S, tune):
     return tot
 
 
+def confirm(model):
+    """`--confirm`: etc/vigil.json's rule on the `confirm` packages (game audio fetched after every
+    choice here was made; nonevent_data.PACKAGES), alone and with `test`: the audio no choice read."""
+    m = nd.manifest()
+    S = nonevent_scores(model)
+    rule = shipped_rule(model)
+    for name, split in (("confirm", ("confirm",)), ("test + confirm", ("test", "confirm"))):
+        ps = sorted(p for p in m if m[p]["split"] in split)
+        k, per, src = fa_count(rule, S, ps, by_label=True)
+        print(f"etc/vigil.json: {rule.describe()}, cooldown {rule.cooldown_s:g} s on {name} ({len(ps)} packages): "
+              f"{fmt_rate(k, hours(ps))}; by label {per}; by package {src}")
+    # Games ship one recording under several names (megaglest's night ambience: 4 tilesets, one
+    # file): each copy is listening time and a raise again. Counted once, as well.
+    ps = sorted(p for p in m if m[p]["split"] == "confirm")
+    dup_s, kept, raised = 0.0, 0, []
+    for p in ps:
+        seen = set()
+        for f in nd.audio_files(os.path.join(nd.BUILD, "root", p)):
+            h = hashlib.sha1(open(f, "rb").read()).hexdigest()
+            if h in seen:
+                dup_s += len(nd.decode(f)) / nd.SR
+            seen.add(h)
+        firsts = {}
+        for i, lab, sc in raises(rule, S[p], LABELS, HOP_S):
+            f, at = nd.file_at(p, int(i * HOP))
+            h = hashlib.sha1(open(os.path.join(nd.BUILD, "root", p, f), "rb").read()).hexdigest()
+            first = firsts.setdefault(h, f) == f
+            kept += first
+            raised.append(f"{p}: {f} @ {at:.1f} s {lab} {sc:.3f}{'' if first else ' (a copy of ' + firsts[h] + ')'}")
+    print("raised on confirm:\n  " + "\n  ".join(raised))
+    h = hours(ps) - dup_s / 3600
+    test = sorted(p for p in m if m[p]["split"] == "test")
+    kt = fa_count(rule, S, test)
+    print(f"confirm with each recording once ({dup_s / 3600:.2f} h of copies left out): {fmt_rate(kept, h)}; "
+          f"with test (test's copies not removed): {fmt_rate(kept + kt, h + hours(test))}")
+
+
 def main():
     model = os.path.join(MODELS, "sound.onnx")
     if "--model" in sys.argv:
         model = sys.argv[sys.argv.index("--model") + 1]
+    if "--confirm" in sys.argv:
+        return confirm(model)
     m = nd.manifest()
     S = nonevent_scores(model)
+    # The packages added after these choices (tune2, confirm) stay out of this report: --confirm.
+    m = {p: v for p, v in m.items() if v["split"] in ("tune", "test")}
     allp = sorted(m)
     tune = [p for p in allp if m[p]["split"] == "tune"]
     test = [p for p in allp if m[p]["split"] == "test"]
