@@ -283,14 +283,41 @@ def main():
         f.write("\n".join(lines) + "\n")
 
 
+def event_recordings(sess):
+    """(scores, embeddings) of the glass clips and smoke recordings: the model's training data,
+    the only event recordings here; whether they still raise is what an ignore may cost."""
+    pos = [path for path, c, _, _ in sd.esc_clips() if c == "glass_breaking"] + sd.smoke_recordings()
+    return [run(sess, sd.read_wav(path))[:2] for path in pos]
+
+
+def suppressed(S, E, protos, margin, floor):
+    """The scores with the windows ignore enrollments match zeroed on every alerting label (as
+    vigild applies an ignore), and which windows those were. protos: [(prototypes, background
+    best match, ...)]; each ignore's threshold is vigilctl's: best match + margin, at least floor."""
+    S, E = S.copy(), E.astype(np.float32)
+    hit = np.zeros(len(S), bool)
+    for P, bg, *_ in protos:
+        hit |= (E @ P.T).max(1) >= min(0.995, max(bg + margin, floor))
+    S[hit, 1:] = 0
+    return S, hit
+
+
+def recordings_raising(POS, rule, protos, margin, floor):
+    """(event recordings raising, raising with the ignores, their windows ignored, their windows)."""
+    k0 = k1 = win = wins = 0
+    for S, E in POS:
+        S2, hit = suppressed(S, E, protos, margin, floor)
+        k0 += bool(raises(rule, S, LABELS, HOP_S))
+        k1 += bool(raises(rule, S2, LABELS, HOP_S))
+        win, wins = win + int(hit.sum()), wins + len(hit)
+    return k0, k1, win, wins
+
+
 def ignore_case(say, sess, m, tune, test, NE, B, margin):
     say("\n## --ignore: every shipped-rule false alarm in the first half of each stream enrolled as an ignore "
         "from its own 2 s before to 1 s after (as --from-alert), false alarms counted in the second halves")
     rule = er.shipped_rule(MODEL)
-    # The only event recordings here are the model's training data (glass clips, smoke recordings):
-    # whether they still raise is what an ignore may cost.
-    pos = [path for path, c, _, _ in sd.esc_clips() if c == "glass_breaking"] + sd.smoke_recordings()
-    POS = [run(sess, sd.read_wav(path))[:2] for path in pos]
+    POS = event_recordings(sess)
 
     def enrollments(pkgs, variant):
         out, first = [], 0
@@ -305,31 +332,17 @@ def ignore_case(say, sess, m, tune, test, NE, B, margin):
                 out.append((P, float((B @ P.T).max()), p, lab))
         return out, first
 
-    def suppressed(S, E, protos, floor):
-        S, E = S.copy(), E.astype(np.float32)
-        hit = np.zeros(len(S), bool)
-        for P, bg, _, _ in protos:
-            hit |= (E @ P.T).max(1) >= min(0.995, max(bg + margin, floor))
-        S[hit, 1:] = 0
-        return S, hit
-
     def judge(pkgs, protos, floor):
         before = after = again = 0
         hs = 0.0
         for p in pkgs:
             S, E = NE[p]
             h = len(S) // 2
-            again += len(raises(rule, suppressed(S[:h], E[:h], protos, floor)[0], LABELS, HOP_S))
+            again += len(raises(rule, suppressed(S[:h], E[:h], protos, margin, floor)[0], LABELS, HOP_S))
             before += len(raises(rule, S[h:], LABELS, HOP_S))
-            after += len(raises(rule, suppressed(S[h:], E[h:], protos, floor)[0], LABELS, HOP_S))
+            after += len(raises(rule, suppressed(S[h:], E[h:], protos, margin, floor)[0], LABELS, HOP_S))
             hs += (len(S) - h) * HOP_S / 3600
-        k0 = k1 = win = wins = 0
-        for S, E in POS:
-            S2, hit = suppressed(S, E, protos, floor)
-            k0 += bool(raises(rule, S, LABELS, HOP_S))
-            k1 += bool(raises(rule, S2, LABELS, HOP_S))
-            win, wins = win + int(hit.sum()), wins + len(hit)
-        return again, before, after, hs, k0, k1, win, wins
+        return (again, before, after, hs) + recordings_raising(POS, rule, protos, margin, floor)
 
     def show(name, pkgs, protos, first, floor, variant):
         again, before, after, hs, k0, k1, win, wins = judge(pkgs, protos, floor)

@@ -12,16 +12,14 @@ Nothing is chosen here.
 import os
 import sys
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import enroll_eval as ee  # noqa: E402
 import eval_sound_rules as er  # noqa: E402
 import nonevent_data as nd  # noqa: E402
-import sound_data as sd  # noqa: E402
 from rules_replay import raises  # noqa: E402
 
 IGNORE_FLOOR = 0.7     # Enroller.ignoreFloor
+MARGIN = 0.03          # Enroller.defaultMargin
 
 
 def main():
@@ -36,35 +34,24 @@ def main():
     f0, at0 = nd.file_at(p0, i0 * er.HOP)
     _, e, W = ee.run(sess, nd.stream(p0)[max(0, i0 * er.HOP - 2 * ee.SR):i0 * er.HOP + er.N + ee.SR])
     P = ee.prototypes([(e, ee.loud(W))], "clip")
-    thr = min(0.995, max(float((B @ P.T).max()) + 0.03, IGNORE_FLOOR))
+    protos = [(P, float((B @ P.T).max()))]
+    thr = min(0.995, max(protos[0][1] + MARGIN, IGNORE_FLOOR))
     print(f"# ignore enrolled from the first confirm false alarm: {p0}: {f0} @ {at0:.1f} s ({lab0} {sc0:.3f}); threshold {thr:.3f}")
-
-    def applied(S, E):
-        S = S.copy()
-        hit = (E @ P.T).max(1) >= thr
-        S[hit, 1:] = 0
-        return S, hit
 
     before = after = 0
     for p in pkgs:
         S, E = runs[p]
         r0 = raises(rule, S, er.LABELS, er.HOP_S)
-        r1 = raises(rule, applied(S, E)[0], er.LABELS, er.HOP_S)
+        r1 = raises(rule, ee.suppressed(S, E, protos, MARGIN, IGNORE_FLOOR)[0], er.LABELS, er.HOP_S)
         before, after = before + len(r0), after + len(r1)
         for i, lab, sc in r1:
             f, at = nd.file_at(p, i * er.HOP)
             print(f"  still raised: {p}: {f} @ {at:.1f} s {lab} {sc:.3f}")
     h = er.hours(pkgs)
     print(f"confirm ({h:.2f} h): {before} raises before ({before / h:.2f}/h), {after} with the ignore ({after / h:.2f}/h)")
-    pos = [path for path, c, _, _ in sd.esc_clips() if c == "glass_breaking"] + sd.smoke_recordings()
-    k0 = k1 = win = wins = 0
-    for path in pos:
-        S, E = ee.run(sess, sd.read_wav(path))[:2]
-        S2, hit = applied(S, E)
-        k0 += bool(raises(rule, S, er.LABELS, er.HOP_S))
-        k1 += bool(raises(rule, S2, er.LABELS, er.HOP_S))
-        win, wins = win + int(hit.sum()), wins + len(hit)
-    print(f"glass + smoke recordings raising: {k0}/{len(pos)} before, {k1}/{len(pos)} with the ignore ({win}/{wins} of their windows ignored)")
+    POS = ee.event_recordings(sess)
+    k0, k1, win, wins = ee.recordings_raising(POS, rule, protos, MARGIN, IGNORE_FLOOR)
+    print(f"glass + smoke recordings raising: {k0}/{len(POS)} before, {k1}/{len(POS)} with the ignore ({win}/{wins} of their windows ignored)")
 
 
 if __name__ == "__main__":
