@@ -9,7 +9,7 @@ of that class") and MIXED into that device's stream.
       [--objective alone|mixed] [--no-memory] [--no-adaptive-floor] [--no-tune2] [--tune-only]
       [--background-packages P,P,...]
   (--tune-only: the choice on tune and nothing else, no test stream read: for comparing models on tune)
-  (output: Models/training/results/enroll_online_eval.txt; ~20 min on 1 core; embeddings of the
+  (output: Models/training/results/enroll_online_eval.txt; ~10 min on 1 core with the stream embeddings cached; embeddings of the
   streams cached in /tmp/vigil-enroll-online/<model hash>)
   The shipped setting is this command's choice with no options (SHIPPED). Earlier shipped choices:
   --no-memory --objective mixed (results/enroll_online_eval_level_mixed.txt); --no-adaptive-floor
