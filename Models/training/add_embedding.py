@@ -170,7 +170,8 @@ def add_projection(m, pmu, W):
         helper.make_node("MatMul", ["emb_uc", "emb_w"], ["emb_p"], name="emb_proj"),
     ] + unit_length(m, "emb_p", "embedding", "out"))
     m.graph.output.append(helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", W.shape[1]]))
-    for k, v in [("vigil.embedding", "embedding"), ("vigil.embedding_background", BACKGROUND)]:
+    from alarm_reference import ALARMS, KEY as ALARMS_KEY
+    for k, v in [("vigil.embedding", "embedding"), ("vigil.embedding_background", BACKGROUND), (ALARMS_KEY, ALARMS)]:
         m.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
     for p in m.metadata_props:
         if p.key == "vigil.version":
@@ -297,6 +298,10 @@ def main():
     emb = np.concatenate([s.run(None, {"audio": ws[i:i + 256]})[1] for i in range(0, len(ws), 256)])
     q = np.clip(np.round(emb * 127), -127, 127).astype(np.int8)
     q.tofile(os.path.join(os.path.dirname(out), BACKGROUND))
+    # The alarm reference set vigilctl checks ignores against (alarm_reference.py; the model's own threshold).
+    from alarm_reference import ALARMS, alarm_rows
+    a = alarm_rows(s, float({p.key: p.value for p in m.metadata_props}["vigil.threshold"]))
+    np.clip(np.round(a * 127), -127, 127).astype(np.int8).tofile(os.path.join(os.path.dirname(out), ALARMS))
     print(f"{out}: {os.path.getsize(out) / 1024:.1f} KB, embedding {emb.shape[1]} values; "
           f"{BACKGROUND}: {len(q)} windows, {q.nbytes / 1024:.1f} KB")
 

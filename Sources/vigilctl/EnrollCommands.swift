@@ -10,18 +10,21 @@ enum EnrollCommands {
     static let fromAlert = Option(name: "--from-alert", value: "UUID", help: "take the clip from an alert's evidence (its WAV)")
     static let margin = Option(name: "--margin", value: "X", help: "threshold = highest background similarity + X (default \(Enroller.defaultMargin)), at least a floor that follows how alike the clips are (\(Enroller.positiveFloorRange.lowerBound)-\(Enroller.positiveFloorRange.upperBound); --ignore: \(Enroller.ignoreFloor))")
     static let pipeline = Option(name: "--pipeline", short: "-p", value: "NAME", help: "the sound pipeline (default: the only one, or the alert's)")
+    static let force = Option(name: "--force", help: "--ignore: store it even though it would also silence real alarm sounds the model ships")
 
     static let enroll = Command(
         name: "enroll", summary: "Teach a sound pipeline a sound from a few clips (WAV), or a false alarm to ignore.",
         positionals: "[WAV...]", positionalRange: 0...64,
-        options: [label, pipeline, ignore, fromAlert, margin, Shared.db, Shared.config],
+        options: [label, pipeline, ignore, fromAlert, margin, force, Shared.db, Shared.config],
         details: """
             Each clip goes through the pipeline's decoder and model as vigild would hear it; the
             prototype of a clip is the mean embedding of its loud windows. The threshold is set
             just above the best match among the model's background sounds. A running vigild picks
             the enrollment up within 2 s. An enrolled sound alerts through the pipeline's alert
             rule (min_score, for_frames, cooldown), whatever alert.labels lists; --ignore makes
-            every alerting label score 0 on windows like the clips.
+            every alerting label score 0 on windows like the clips. An ignore that would also
+            silence a real alarm (the smoke-alarm windows shipped beside the model,
+            vigil.embedding_alarms) is refused unless --force.
             examples:
               vigilctl enroll --label kettle kettle1.wav kettle2.wav kettle3.wav
               vigilctl enroll --ignore --label microwave-beep beep.wav
@@ -96,6 +99,10 @@ enum EnrollCommands {
         } catch let e as EnrollError {
             throw Failure(e.message)
         }
+        if result.alarmWindowsSilenced > 0 && !a.flag("--force") {
+            throw Failure(String(format: "not enrolled: this ignore (threshold %.3f) would also silence %d of the %d real smoke-alarm windows shipped with model %@ (best match %.3f): an alarm that sounds like this would never alert. Ignore a sound further from an alarm, or pass --force to store it anyway",
+                                 result.enrollment.threshold, result.alarmWindowsSilenced, result.alarmWindows, pipeline.model.name, result.alarmBestMatch ?? 0))
+        }
         try logged { try EnrollmentLog.insert(result.enrollment, path: path) }
         let e = result.enrollment
         out("enrolled \(e.kind == .ignore ? "to ignore" : "sound") \"\(e.label)\" on pipeline \(e.pipeline): uuid \(e.uuid)\n")
@@ -107,6 +114,10 @@ enum EnrollCommands {
                    e.prototypes.count, e.threshold, result.backgroundMax, result.backgroundWindows, margin, result.floor,
                    kind == .ignore ? "" : ": the clips' median match to each other - \(Enroller.positiveFloorBelowClips), within \(Enroller.positiveFloorRange.lowerBound)-\(Enroller.positiveFloorRange.upperBound)",
                    pipeline.model.name, e.modelVersion))
+        if e.kind == .ignore && result.alarmWindows > 0 {
+            out(String(format: "  checked against the %d real smoke-alarm windows shipped with the model: %@ (best match %.3f)\n", result.alarmWindows,
+                       result.alarmWindowsSilenced == 0 ? "none silenced" : "\(result.alarmWindowsSilenced) silenced (--force)", result.alarmBestMatch ?? 0))
+        }
         out(e.kind == .ignore ? "  windows matching it score 0 on every alerting label of \(e.pipeline)\n"
                               : "  \"\(e.label)\" alerts through pipeline \(e.pipeline)'s alert rule\(pipeline.settings.alert == nil ? " (this pipeline has no alert: detections only)" : "")\n")
         return ExitCode.ok

@@ -14,13 +14,13 @@ final class EnrollmentIntegrationTests: XCTestCase {
     override func tearDown() { dir.remove() }
 
     /// `durability` none: no intake journal, so a restart replays no frame (`IntakeJournal`).
-    func writeConfig(port: Int, durability: String = "process") -> String {
+    func writeConfig(port: Int, durability: String = "process", model: String = Paths.repo.appendingPathComponent("Models/sound.onnx").path) -> String {
         dir.write("vigil.json", """
             {
               "node": "en",
               "mqtt": { "host": "127.0.0.1", "port": \(port), "client_id": "vigild-\(UUID().uuidString.prefix(6))" },
               "storage": { "path": "\(dir.file("vigil.db"))", "commit_interval_ms": 50, "evidence_mb": 4, "durability": "\(durability)" },
-              "models": { "sound": { "path": "\(Paths.repo.appendingPathComponent("Models/sound.onnx").path)" } },
+              "models": { "sound": { "path": "\(model)" } },
               "pipelines": [
                 { "name": "audio", "topic": "sensors/{device}/audio", "format": "wav", "model": "sound",
                   "evidence": { "before_s": 1, "after_s": 0.5 },
@@ -268,5 +268,59 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertEqual(own.status, 2)
         XCTAssertTrue(own.stderr.contains("one of the model's own labels"), own.stderr)
         XCTAssertEqual(try db.query("SELECT count(*) FROM enrollments").first?.first?.int, 1)
+
+        // 9. An ignore far from any alarm (a fan's hum) is stored without --force, and says it was checked.
+        let hum: [Float] = (0..<32000).map { i in
+            let t = Double(i) / 16000
+            return Float(0.2 * sin(2 * Double.pi * 120 * t) + 0.05 * sin(2 * Double.pi * 240 * t))
+        }
+        _ = FileManager.default.createFile(atPath: dir.file("hum.wav"), contents: Data(WAV.pcm16(sampleRate: 16000, samples: hum)))
+        let fan = try ctl(["enroll", "--ignore", "--label", "fan", dir.file("hum.wav")])
+        XCTAssertEqual(fan.status, 0, fan.stderr)
+        XCTAssertTrue(fan.stdout.contains("real smoke-alarm windows shipped with the model: none silenced"), fan.stdout)
+        XCTAssertEqual(try db.query("SELECT count(*) FROM enrollments").first?.first?.int, 2)
+    }
+
+    /// An ignore silences every window like it, real events included, so vigilctl checks it
+    /// against the real alarm windows shipped beside the model (`vigil.embedding_alarms`,
+    /// Models/training/alarm_reference.py) and refuses one that would silence any, unless
+    /// --force. Here the model's alarm set is replaced by one holding the smoke fixture's own
+    /// window, so an ignore of that beep must be refused; a hum is stored.
+    func testAnIgnoreThatWouldSilenceAShippedAlarmIsRefusedUnlessForced() throws {
+        let models = dir.file("models")
+        try FileManager.default.createDirectory(atPath: models, withIntermediateDirectories: true)
+        for f in ["sound.onnx", "sound-background.i8"] {
+            try FileManager.default.copyItem(atPath: Paths.repo.appendingPathComponent("Models/\(f)").path, toPath: models + "/" + f)
+        }
+        let smokeBytes = try Data(contentsOf: Paths.repo.appendingPathComponent("Models/fixtures/sound_smoke.f32"))
+        let smoke = smokeBytes.withUnsafeBytes { raw in (0..<smokeBytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
+        let model = try Model(name: "sound", path: models + "/sound.onnx")
+        XCTAssertEqual(model.metadata["vigil.embedding_alarms"], "sound-alarms.i8", "the shipped model declares its alarm set")
+        let alarm = try model.run(ModelInput(values: smoke, shape: [1, 15600], ts: 0)).embedding
+        _ = FileManager.default.createFile(atPath: models + "/sound-alarms.i8", contents: Data(alarm.map { UInt8(bitPattern: Int8(max(-127, min(127, ($0 * 127).rounded())))) }))
+        _ = writeConfig(port: 1, model: models + "/sound.onnx")
+        var storage = StorageSettings()
+        storage.path = dir.file("vigil.db")
+        try Store(settings: storage).close()    // the log vigild would have made
+
+        let beep = Self.quiet(seconds: 1.5, seed: 13) + smoke + smoke + Self.quiet(seconds: 1, seed: 14)
+        _ = FileManager.default.createFile(atPath: dir.file("beep.wav"), contents: Data(WAV.pcm16(sampleRate: 16000, samples: beep)))
+        let refused = try ctl(["enroll", "--ignore", "--label", "beep", dir.file("beep.wav")])
+        XCTAssertEqual(refused.status, 1, refused.stdout)
+        XCTAssertTrue(refused.stderr.contains("would also silence 1 of the 1 real smoke-alarm windows shipped with model sound"), refused.stderr)
+        XCTAssertEqual(try EnrollmentLog.all(Database(path: dir.file("vigil.db"), mode: .readOnly)).enrollments.count, 0, "nothing stored")
+        let forced = try ctl(["enroll", "--ignore", "--force", "--label", "beep", dir.file("beep.wav")])
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        XCTAssertTrue(forced.stdout.contains("1 silenced (--force)"), forced.stdout)
+
+        let hum: [Float] = (0..<32000).map { i in
+            let t = Double(i) / 16000
+            return Float(0.2 * sin(2 * Double.pi * 120 * t) + 0.05 * sin(2 * Double.pi * 240 * t))
+        }
+        _ = FileManager.default.createFile(atPath: dir.file("hum.wav"), contents: Data(WAV.pcm16(sampleRate: 16000, samples: hum)))
+        let fan = try ctl(["enroll", "--ignore", "--label", "fan", dir.file("hum.wav")])
+        XCTAssertEqual(fan.status, 0, fan.stderr)
+        XCTAssertTrue(fan.stdout.contains("checked against the 1 real smoke-alarm windows shipped with the model: none silenced"), fan.stdout)
+        XCTAssertEqual(try EnrollmentLog.all(Database(path: dir.file("vigil.db"), mode: .readOnly)).enrollments.count, 2)
     }
 }

@@ -50,6 +50,9 @@ public struct Enroller {
     public static let loudDB: Float = 10
     let pipeline: Pipeline
     let background: [[Float]]
+    /// Embeddings of real alarm windows an ignore must not silence (`vigil.embedding_alarms`;
+    /// empty for a model that ships none: then nothing is checked).
+    let alarms: [[Float]]
 
     public struct Clip: Sendable {
         public var name: String
@@ -67,6 +70,14 @@ public struct Enroller {
         public var backgroundMax: Double
         /// The floor the threshold was held to (positive: from the clips; ignore: `ignoreFloor`).
         public var floor: Double
+        /// Ignore only: how many of the model's real alarm windows (`vigil.embedding_alarms`) the
+        /// ignore would silence, of how many, and the best similarity of one to it. An ignore
+        /// zeroes every window like it, real events included: a bird call in a smoke alarm's band,
+        /// ignored, silenced 1 of 4 real alarm recordings (Models/sound.md). vigilctl refuses
+        /// one that silences any, without --force.
+        public var alarmWindowsSilenced = 0
+        public var alarmWindows = 0
+        public var alarmBestMatch: Double?
     }
 
     public init(pipeline: Pipeline) throws {
@@ -78,20 +89,30 @@ public struct Enroller {
         }
         self.pipeline = pipeline
         background = try Enroller.loadBackground(pipeline.model)
+        alarms = pipeline.model.metadata["vigil.embedding_alarms"] == nil ? [] : try Enroller.loadRows(pipeline.model, key: "vigil.embedding_alarms", what: "alarm reference set")
     }
 
     /// The model's background embeddings: int8 rows (value x 127) of the embedding's size, in
     /// the file `vigil.embedding_background` names beside the model.
     static func loadBackground(_ model: Model) throws -> [[Float]] {
-        guard let name = model.metadata["vigil.embedding_background"], let dim = model.embedding?.shape.last, dim > 0 else {
+        guard model.metadata["vigil.embedding_background"] != nil else {
             throw EnrollError("model \(model.name) names no background set (vigil.embedding_background) to calibrate a threshold against")
+        }
+        return try loadRows(model, key: "vigil.embedding_background", what: "background set")
+    }
+
+    /// Unit rows of the int8 file (value x 127, rows of the embedding's size) that the metadata
+    /// `key` names beside the model.
+    static func loadRows(_ model: Model, key: String, what: String) throws -> [[Float]] {
+        guard let name = model.metadata[key], let dim = model.embedding?.shape.last, dim > 0 else {
+            throw EnrollError("model \(model.name) names no \(what) (\(key))")
         }
         let path = name.hasPrefix("/") ? name : URL(fileURLWithPath: model.path).deletingLastPathComponent().appendingPathComponent(name).path
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw EnrollError("model \(model.name): cannot read its background set \(path) (installed with the model)")
+            throw EnrollError("model \(model.name): cannot read its \(what) \(path) (installed with the model)")
         }
         guard !data.isEmpty, data.count % dim == 0 else {
-            throw EnrollError("model \(model.name): background set \(path) holds \(data.count) bytes, not rows of \(dim)")
+            throw EnrollError("model \(model.name): \(what) \(path) holds \(data.count) bytes, not rows of \(dim)")
         }
         let bytes = [UInt8](data)
         return stride(from: 0, to: bytes.count, by: dim).map { start in
@@ -179,7 +200,14 @@ public struct Enroller {
         let bgMax = background.map { e.similarity($0) }.max() ?? 0
         let floor = kind == .ignore ? Enroller.ignoreFloor : Enroller.positiveFloor(clipMatches: report.compactMap(\.matchByOthers))
         e.threshold = min(0.995, max(bgMax + margin, floor))
-        return Result(enrollment: e, clips: report, backgroundWindows: background.count, backgroundMax: bgMax, floor: floor)
+        var result = Result(enrollment: e, clips: report, backgroundWindows: background.count, backgroundMax: bgMax, floor: floor)
+        if kind == .ignore && !alarms.isEmpty {
+            let sims = alarms.map { e.similarity($0) }
+            result.alarmWindows = sims.count
+            result.alarmWindowsSilenced = sims.filter { $0 >= e.threshold }.count
+            result.alarmBestMatch = sims.max()
+        }
+        return result
     }
 }
 
