@@ -64,6 +64,16 @@ final class EnrollmentIntegrationTests: XCTestCase {
         return try ctl(["enroll", "--label", "kettle"] + files)
     }
 
+    /// `vigilctl enroll --ignore --label fan` on 2 s of a fan's 120 Hz hum: a sound far from any alarm.
+    func ignoreAFanHum() throws -> VigilctlIntegrationTests.Result {
+        let hum: [Float] = (0..<32000).map { i in
+            let t = Double(i) / 16000
+            return Float(0.2 * sin(2 * Double.pi * 120 * t) + 0.05 * sin(2 * Double.pi * 240 * t))
+        }
+        _ = FileManager.default.createFile(atPath: dir.file("hum.wav"), contents: Data(WAV.pcm16(sampleRate: 16000, samples: hum)))
+        return try ctl(["enroll", "--ignore", "--label", "fan", dir.file("hum.wav")])
+    }
+
     func ctl(_ args: [String]) throws -> VigilctlIntegrationTests.Result {
         try VigilctlIntegrationTests.run(args + ["--config", dir.file("vigil.json")], in: dir)
     }
@@ -270,12 +280,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertEqual(try db.query("SELECT count(*) FROM enrollments").first?.first?.int, 1)
 
         // 9. An ignore far from any alarm (a fan's hum) is stored without --force, and says it was checked.
-        let hum: [Float] = (0..<32000).map { i in
-            let t = Double(i) / 16000
-            return Float(0.2 * sin(2 * Double.pi * 120 * t) + 0.05 * sin(2 * Double.pi * 240 * t))
-        }
-        _ = FileManager.default.createFile(atPath: dir.file("hum.wav"), contents: Data(WAV.pcm16(sampleRate: 16000, samples: hum)))
-        let fan = try ctl(["enroll", "--ignore", "--label", "fan", dir.file("hum.wav")])
+        let fan = try ignoreAFanHum()
         XCTAssertEqual(fan.status, 0, fan.stderr)
         XCTAssertTrue(fan.stdout.contains("real smoke-alarm windows shipped with the model: none silenced"), fan.stdout)
         XCTAssertEqual(try db.query("SELECT count(*) FROM enrollments").first?.first?.int, 2)
@@ -313,12 +318,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertEqual(forced.status, 0, forced.stderr)
         XCTAssertTrue(forced.stdout.contains("1 silenced (--force)"), forced.stdout)
 
-        let hum: [Float] = (0..<32000).map { i in
-            let t = Double(i) / 16000
-            return Float(0.2 * sin(2 * Double.pi * 120 * t) + 0.05 * sin(2 * Double.pi * 240 * t))
-        }
-        _ = FileManager.default.createFile(atPath: dir.file("hum.wav"), contents: Data(WAV.pcm16(sampleRate: 16000, samples: hum)))
-        let fan = try ctl(["enroll", "--ignore", "--label", "fan", dir.file("hum.wav")])
+        let fan = try ignoreAFanHum()
         XCTAssertEqual(fan.status, 0, fan.stderr)
         XCTAssertTrue(fan.stdout.contains("checked against the 1 real smoke-alarm windows shipped with the model: none silenced"), fan.stdout)
         XCTAssertEqual(try EnrollmentLog.all(Database(path: dir.file("vigil.db"), mode: .readOnly)).enrollments.count, 2)
