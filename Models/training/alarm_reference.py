@@ -53,9 +53,8 @@ def evaluate():
     smoke = ee.LABELS.index("smoke_alarm")
 
     def ignore_of(x, i):
-        _, e, W = ee.run(sess, x[max(0, i * er.HOP - 2 * ee.SR):i * er.HOP + er.N + ee.SR])
-        P = ee.prototypes([(e, ee.loud(W))], "clip")
-        return P, min(0.995, max(float((B @ P.T).max()) + 0.03, 0.7))    # vigilctl's, --ignore
+        P, bg = ee.ignore_of(sess, B, ee.alert_evidence(x, i))
+        return P, ee.ignore_threshold(bg)
 
     recs = [sd.read_wav(p) for p in sd.smoke_recordings()]
     runs = [ee.run(sess, x)[:2] for x in recs]

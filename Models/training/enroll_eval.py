@@ -165,6 +165,22 @@ def alerts(sim, thr, cooldown=30.0):
     return n
 
 
+class Report:
+    """A results file: each line printed as it comes (long runs show progress) and kept, then written."""
+
+    def __init__(self):
+        self.lines = []
+
+    def __call__(self, s=""):
+        print(s, flush=True)
+        self.lines.append(s)
+
+    def write(self, path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("\n".join(self.lines) + "\n")
+
+
 def threshold(B, P, margin, floor):
     """vigilctl's calibration (Enroller.swift): the background's best match plus the margin, at least the floor."""
     return min(0.995, max(float((B @ P.T).max()) + margin, floor))
@@ -186,11 +202,7 @@ def draws(cc, rng):
 
 
 def main():
-    lines = []
-
-    def say(s=""):
-        print(s, flush=True)
-        lines.append(s)
+    say = Report()
 
     sess = session()
     m = manifest()
@@ -278,9 +290,27 @@ def main():
     # did not read have none in their first halves: it chooses on every tune package (the
     # projection learned those packages' 5 s segments apart, which may flatter an ignore there).
     ignore_case(say, sess, m, [p for p in m if m[p]["split"] == "tune"], test, NE, B, margin)
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    say.write(OUT)
+
+
+IGNORE_MARGIN, IGNORE_FLOOR = 0.03, 0.7     # Enroller.defaultMargin, Enroller.ignoreFloor
+
+
+def alert_evidence(x, i):
+    """The audio `vigilctl enroll --from-alert` takes for an alert at window i of x: 2 s before to 1 s after."""
+    return x[max(0, i * HOP - 2 * SR):i * HOP + N + SR]
+
+
+def ignore_of(sess, B, x, variant="clip"):
+    """The ignore vigilctl makes of the clip x: (prototypes, the background's best match to them)."""
+    _, e, W = run(sess, x)
+    P = prototypes([(e, loud(W))], variant)
+    return P, float((B @ P.T).max())
+
+
+def ignore_threshold(bg, margin=IGNORE_MARGIN, floor=IGNORE_FLOOR):
+    """vigilctl's threshold for an ignore: the background's best match + margin, at least the floor."""
+    return min(0.995, max(bg + margin, floor))
 
 
 def event_recordings(sess):
@@ -297,7 +327,7 @@ def suppressed(S, E, protos, margin, floor):
     S, E = S.copy(), E.astype(np.float32)
     hit = np.zeros(len(S), bool)
     for P, bg, *_ in protos:
-        hit |= (E @ P.T).max(1) >= min(0.995, max(bg + margin, floor))
+        hit |= (E @ P.T).max(1) >= ignore_threshold(bg, margin, floor)
     S[hit, 1:] = 0
     return S, hit
 
@@ -327,9 +357,7 @@ def ignore_case(say, sess, m, tune, test, NE, B, margin):
             first += len(r)
             x = nd.stream(p) if r else None
             for i, lab, _ in r:
-                _, e, W = run(sess, x[max(0, i * HOP - 2 * SR):i * HOP + N + SR])
-                P = prototypes([(e, loud(W))], variant)
-                out.append((P, float((B @ P.T).max()), p, lab))
+                out.append(ignore_of(sess, B, alert_evidence(x, i), variant) + (p, lab))
         return out, first
 
     def judge(pkgs, protos, floor):

@@ -305,11 +305,7 @@ def main():
     ee.MODEL = os.path.abspath(a.model)
     ee.BACKGROUND = a.background or os.path.join(os.path.dirname(ee.MODEL), "sound-background.i8")
 
-    lines = []
-
-    def say(s=""):
-        print(s, flush=True)
-        lines.append(s)
+    say = ee.Report()
 
     sess = ee.session()
     m = ee.manifest()
@@ -425,9 +421,7 @@ def main():
     if a.tune_only:
         best = max(grid, key=lambda g: g[:4])
         say(f"tune summary of the chosen setting: {best[0]} classes met, {best[1]} within {ee.BUDGET}/h, mean recall {best[2]:.2f}, mean {-best[3]:.2f}/h")
-        os.makedirs(os.path.dirname(a.out), exist_ok=True)
-        with open(a.out, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        say.write(a.out)
         return
 
     # ---------------------------------------------------------------- report on test
@@ -453,9 +447,7 @@ def main():
         say(f"classes with recall >= 0.8 at <= 1 false alarm/h: {met} of {len(ee.CLASSES)}; threshold in force, time-averaged per "
             f"(class, draw, stream): median {np.median(in_force):.3f}, 90th percentile {np.percentile(in_force, 90):.3f}")
     say("chance baseline: a detector raising on every window has recall 1.00 at one false alarm per cooldown (120/h)")
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    say.write(a.out)
 
 
 if __name__ == "__main__":

@@ -105,11 +105,7 @@ def main():
     ap.add_argument("--out", default=OUT)
     a = ap.parse_args()
     vigild, vigilctl = os.path.join(a.bin, "vigild"), os.path.join(a.bin, "vigilctl")
-    lines = []
-
-    def say(s=""):
-        print(s, flush=True)
-        lines.append(s)
+    say = ee.Report()
 
     sess = ee.session()
     m = ee.manifest()
@@ -209,9 +205,7 @@ def main():
             finally:
                 if broker.poll() is None:
                     broker.terminate()
-    os.makedirs(os.path.dirname(a.out), exist_ok=True)
-    with open(a.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
+    say.write(a.out)
 
 
 if __name__ == "__main__":

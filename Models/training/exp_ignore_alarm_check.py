@@ -42,9 +42,8 @@ def temporal_three(hz, kind, secs=4.0, amp=0.3):
 
 
 def ignore_of(sess, B, x):
-    _, e, W = ee.run(sess, x)
-    P = ee.prototypes([(e, ee.loud(W))], "clip")
-    return P, min(0.995, max(float((B @ P.T).max()) + 0.03, 0.7))
+    P, bg = ee.ignore_of(sess, B, x)
+    return P, ee.ignore_threshold(bg)
 
 
 def main():
@@ -54,7 +53,7 @@ def main():
     x = nd.stream("megaglest-data")
     i0 = raises(rule, ee.run(sess, x)[0], er.LABELS, er.HOP_S)[0][0]
     smoke = np.fromfile(os.path.join(ee.MODELS, "fixtures", "sound_smoke.f32"), dtype=np.float32)
-    ignores = {"night call (confirm false alarm)": ignore_of(sess, B, x[max(0, i0 * er.HOP - 2 * SR):i0 * er.HOP + er.N + SR]),
+    ignores = {"night call (confirm false alarm)": ignore_of(sess, B, ee.alert_evidence(x, i0)),
                "real smoke alarm (fixture)": ignore_of(sess, B, np.concatenate([smoke, smoke, np.zeros(SR, np.float32)]))}
     for name, (P, thr) in ignores.items():
         best = (-1.0, None)

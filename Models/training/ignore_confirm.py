@@ -18,8 +18,6 @@ import eval_sound_rules as er  # noqa: E402
 import nonevent_data as nd  # noqa: E402
 from rules_replay import raises  # noqa: E402
 
-IGNORE_FLOOR = 0.7     # Enroller.ignoreFloor
-MARGIN = 0.03          # Enroller.defaultMargin
 
 
 def main():
@@ -32,17 +30,15 @@ def main():
     first = next((p, r[0]) for p in pkgs for r in [raises(rule, runs[p][0], er.LABELS, er.HOP_S)] if r)
     p0, (i0, lab0, sc0) = first
     f0, at0 = nd.file_at(p0, i0 * er.HOP)
-    _, e, W = ee.run(sess, nd.stream(p0)[max(0, i0 * er.HOP - 2 * ee.SR):i0 * er.HOP + er.N + ee.SR])
-    P = ee.prototypes([(e, ee.loud(W))], "clip")
-    protos = [(P, float((B @ P.T).max()))]
-    thr = min(0.995, max(protos[0][1] + MARGIN, IGNORE_FLOOR))
+    protos = [ee.ignore_of(sess, B, ee.alert_evidence(nd.stream(p0), i0))]
+    thr = ee.ignore_threshold(protos[0][1])
     print(f"# ignore enrolled from the first confirm false alarm: {p0}: {f0} @ {at0:.1f} s ({lab0} {sc0:.3f}); threshold {thr:.3f}")
 
     before = after = 0
     for p in pkgs:
         S, E = runs[p]
         r0 = raises(rule, S, er.LABELS, er.HOP_S)
-        r1 = raises(rule, ee.suppressed(S, E, protos, MARGIN, IGNORE_FLOOR)[0], er.LABELS, er.HOP_S)
+        r1 = raises(rule, ee.suppressed(S, E, protos, ee.IGNORE_MARGIN, ee.IGNORE_FLOOR)[0], er.LABELS, er.HOP_S)
         before, after = before + len(r0), after + len(r1)
         for i, lab, sc in r1:
             f, at = nd.file_at(p, i * er.HOP)
@@ -50,7 +46,7 @@ def main():
     h = er.hours(pkgs)
     print(f"confirm ({h:.2f} h): {before} raises before ({before / h:.2f}/h), {after} with the ignore ({after / h:.2f}/h)")
     POS = ee.event_recordings(sess)
-    k0, k1, win, wins = ee.recordings_raising(POS, rule, protos, MARGIN, IGNORE_FLOOR)
+    k0, k1, win, wins = ee.recordings_raising(POS, rule, protos, ee.IGNORE_MARGIN, ee.IGNORE_FLOOR)
     print(f"glass + smoke recordings raising: {k0}/{len(POS)} before, {k1}/{len(POS)} with the ignore ({win}/{wins} of their windows ignored)")
 
 
