@@ -44,8 +44,8 @@ def main():
             t0 = eo.enrolled_threshold(B, emb, D[cat][d][0], S["floor"])
             for p in test:
                 s = (E[p] @ P.T).max(1)
-                bars, _ = eo.memory_bars(E[p], s, t0, S["near_misses"], S["admit"], S["margin"], S["cap"])
-                by[(cat, p)] = by.get((cat, p), 0) + eo.alerts(s, bars, 1)
+                bars = eo.shipped_bars(E[p], s, t0, S)
+                by[(cat, p)] = by.get((cat, p), 0) + eo.alerts(s, bars, S.get("for_frames", 1))
     total = sum(by.values())
     print(f"# {a.split} false alarms of enrolled sounds by source (draws {draws[0]}-{draws[-1]}, {a.setting}: near misses {S['near_misses']}, "
           f"admit {S['admit']}, margin {S['margin']}, cap {S['cap']}, floor {S['floor']}): {total} in all")

@@ -83,7 +83,18 @@ ADAPTIVE_FLOORS = [("clips", delta, lo, hi) for delta in (0.05, 0.1, 0.15) for l
 MEMORY_KINDS = [("memory", (m, ad)) for m in (16, 64, 256) for ad in (0.1, 0.2)]
 # What vigild ships, this script's choice (results/enroll_online_eval.txt): DeviceCalibration.chosen
 # and Enroller.positiveFloor. enroll_vigild_check.py and enroll_fa_sources.py replay it.
-SHIPPED = {"near_misses": 64, "admit": 0.2, "margin": 0.1, "cap": 1.0, "floor": ("clips", 0.1, 0.6, 0.8)}
+# Since 2026-12-03 evening the choice of enroll_lived_eval.py (the clips go through the calibrator
+# in their place; guarded, capped); this script's own choice, which cannot see a clip teach the device, was
+# {"near_misses": 64, "admit": 0.2, "margin": 0.1, "cap": 1.0, floor as below, no guard}.
+SHIPPED = {"near_misses": 64, "admit": 0.2, "margin": 0.1, "cap": 1.0, "cap_above": 0.15, "floor": ("clips", 0.1, 0.6, 0.8),
+           "guard": 8, "learn": "under", "for_frames": 2}
+
+
+def shipped_bars(E, sim, t0, S=SHIPPED):
+    """The bar in force at each window of one device's stream under setting S (vigild's DeviceCalibration.chosen)."""
+    cap = min(S["cap"], t0 + S["cap_above"]) if "cap_above" in S else S["cap"]
+    return memory_bars(E, sim, t0, S["near_misses"], S["admit"], S["margin"], cap, guard=S.get("guard", 0),
+                       learn=S.get("learn", "blocked"))[0]
 
 
 def calibrate(sim, t0, kind, param, margin, cap):
@@ -116,7 +127,7 @@ def calibrate(sim, t0, kind, param, margin, cap):
     return out
 
 
-def memory_bars(E, sim, t0, M, admit, margin, cap, at=()):
+def memory_bars(E, sim, t0, M, admit, margin, cap, at=(), guard=0, learn="blocked"):
     """The "memory" kind: the bar in force at each window of one device's stream (before the
     window updates the memory) and the memory just before each window index in `at`. The device
     remembers (ring of M) the embeddings of its near misses: windows whose similarity is at least
@@ -124,7 +135,13 @@ def memory_bars(E, sim, t0, M, admit, margin, cap, at=()):
         max(t0, min(cap, max_j cos(window, near miss j) + margin))
     so a recurring near miss (a TV jingle) lifts the bar only for sounds like itself, where the
     decaying max lifts it for every sound, the enrolled one included. Windows further than
-    `admit` below t0 can neither raise nor be remembered and are skipped."""
+    `admit` below t0 can neither raise nor be remembered and are skipped. `guard` > 0: the memory
+    as vigild keeps it since 2026-12-03 (enroll_lived_eval.guarded_bars: no near miss within
+    `guard` windows of one that reached the bar; `learn` "under": only windows under t0 are
+    remembered); no snapshots then."""
+    if guard:
+        from enroll_lived_eval import guarded_bars
+        return guarded_bars(np.arange(len(E)), E, sim, t0, M, admit, margin, cap, guard, learn), {}
     bars = np.full(len(E), t0)
     mem = np.zeros((M, E.shape[1]), np.float32)
     n = k = 0
@@ -283,6 +300,25 @@ def placements(sess, E, D, pkgs, draw_ids, prng):
     return out
 
 
+def prepare(sess, E, D, emb, B, pkgs, draw_ids, prng):
+    """Per (class, draw): ((background's best match, clips' median match), {stream: similarity
+    series}, placements [(stream, i0, gain or "alone", similarities, unit embeddings)])."""
+    P = placements(sess, E, D, pkgs, draw_ids, prng)
+    out = {}
+    for cat in ee.CLASSES:
+        for d in draw_ids:
+            protos = ee.prototypes([emb[q] for q in D[cat][d][0]], "clip")
+            bg = (float((B @ protos.T).max()), clips_match(emb, D[cat][d][0]))
+            sims = {p: (E[p] @ protos.T).max(1) for p in pkgs}
+            unit = [e / np.linalg.norm(e, axis=1, keepdims=True) for _, _, _, e, _ in P[(cat, d)]]
+            pl = [(p, i0, g, (u @ protos.T).max(1), u) for (p, i0, g, _, _), u in zip(P[(cat, d)], unit)]
+            # The same clip alone (as enroll_eval.py scores it), judged at the same moment's
+            # threshold: what the threshold costs, apart from what the mixing costs.
+            pl += [(p, i0, "alone", (emb[path][0] @ protos.T).max(1), emb[path][0]) for p, i0, g, e, path in P[(cat, d)] if g == GAINS_DB[0]]
+            out[(cat, d)] = (bg, sims, pl)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default=ee.MODEL)
@@ -321,22 +357,6 @@ def main():
     emb, D = clip_embeddings(sess)
     # The same placements for every calibration compared (tune first, then test: one generator).
     prng = np.random.default_rng(1818)
-
-    def prepared(pkgs, draw_ids):
-        P = placements(sess, E, D, pkgs, draw_ids, prng)
-        out = {}
-        for cat in ee.CLASSES:
-            for d in draw_ids:
-                protos = ee.prototypes([emb[q] for q in D[cat][d][0]], "clip")
-                bg = (float((B @ protos.T).max()), clips_match(emb, D[cat][d][0]))
-                sims = {p: (E[p] @ protos.T).max(1) for p in pkgs}
-                unit = [e / np.linalg.norm(e, axis=1, keepdims=True) for _, _, _, e, _ in P[(cat, d)]]
-                pl = [(p, i0, g, (u @ protos.T).max(1), u) for (p, i0, g, _, _), u in zip(P[(cat, d)], unit)]
-                # The same clip alone (as enroll_eval.py scores it), judged at the same moment's
-                # threshold: what the threshold costs, apart from what the mixing costs.
-                pl += [(p, i0, "alone", (emb[path][0] @ protos.T).max(1), emb[path][0]) for p, i0, g, e, path in P[(cat, d)] if g == GAINS_DB[0]]
-                out[(cat, d)] = (bg, sims, pl)
-        return out
 
     by_gain = {}      # (ff, cat, gain) -> [k, n] of the last evaluate() call
     in_force = []     # time-averaged threshold in force per (cat, draw, stream) of the last call
@@ -391,7 +411,7 @@ def main():
 
     # ---------------------------------------------------------------- choice on tune
     tune_draws = list(ee.TUNE_DRAWS)
-    prep = prepared(tune, tune_draws)
+    prep = prepare(sess, E, D, emb, B, tune, tune_draws, prng)
     say(f"\n## Choice (tune draws 0-4, tune streams): recall of {'mixed' if a.objective == 'mixed' else 'unmixed (alone)'} held-out clips @ false alarms/h; "
         f"{PLACEMENTS} placements x {len(GAINS_DB)} gains ({GAINS_DB} dB) per clip")
     grid, static = [], []
@@ -426,7 +446,7 @@ def main():
 
     # ---------------------------------------------------------------- report on test
     test_draws = [d for d in range(ee.DRAWS) if d not in ee.TUNE_DRAWS]
-    prep = prepared(test, test_draws)
+    prep = prepare(sess, E, D, emb, B, test, test_draws, prng)
     h_test = sum(hours[p] for p in test)
     for name, fl, calib, mg, cp, f in [("static (today: floor 0.75, for_frames 1)", 0.75, None, 0, 1, 1),
                                        (f"static, best on tune: floor {floor_name(sfloor)}, for_frames {sff}", sfloor, None, 0, 1, sff),

@@ -177,13 +177,13 @@ def main():
                             break
                         time.sleep(0.5)
                     sims = (E[p] @ P.T).max(1)
-                    bars, _ = eo.memory_bars(E[p], sims, t0, S["near_misses"], S["admit"], S["margin"], S["cap"])
+                    bars = eo.shipped_bars(E[p], sims, t0, S)
                     at_bar_p = sims >= bars
                     got = np.array([enrolled_score(s, cat) >= MIN_SCORE for s in detections(db, p)])
                     nwin = min(len(got), len(at_bar_p))
                     time.sleep(0.2)
                     al_v = db.execute("SELECT count(*) FROM alerts WHERE state = 'raised' AND label = ? AND device = ?", (cat, p)).fetchone()[0]
-                    al_p = eo.alerts(sims, bars, 1)
+                    al_p = eo.alerts(sims, bars, S.get("for_frames", 1))
                     tot["win"] += nwin
                     tot["n"] += len(got) - want
                     tot["agree"] += int((got[:nwin] == at_bar_p[:nwin]).sum())

@@ -66,9 +66,11 @@ final class EnrollmentTests: XCTestCase {
         XCTAssertNil(plain.enrolledFrom)
         let embedding = try p.model.run(smoke).embedding
         // Enrolled on this very window: similarity 1, so the label wins at score 1 from the
-        // first window (DeviceCalibration.chosen: 1 window).
+        // second window (DeviceCalibration.chosen: 2 windows in a row; the first scores just under the bar).
         book.replace([enrollment(.positive, label: "beeper", prototypes: [embedding], threshold: 0.9)], version: 1)
-        XCTAssertEqual(DeviceCalibration.chosen(hopSeconds: 0.5).forFrames, 1)
+        XCTAssertEqual(DeviceCalibration.chosen(hopSeconds: 0.5).forFrames, 2)
+        let first = try p.detect(smoke, device: "d")
+        XCTAssertEqual(first.scores.last?.1 ?? 1, 0.9.nextDown, accuracy: 1e-9, "one window at the bar is not yet 2 in a row")
         let enrolled = try p.detect(smoke, device: "d")
         XCTAssertEqual(enrolled.enrolledFrom, 4)
         XCTAssertEqual(enrolled.scores.last?.0, "beeper")
