@@ -48,7 +48,8 @@ def main():
                 by[(cat, p)] = by.get((cat, p), 0) + eo.alerts(s, bars, S.get("for_frames", 1))
     total = sum(by.values())
     print(f"# {a.split} false alarms of enrolled sounds by source (draws {draws[0]}-{draws[-1]}, {a.setting}: near misses {S['near_misses']}, "
-          f"admit {S['admit']}, margin {S['margin']}, cap {S['cap']}, floor {S['floor']}): {total} in all")
+          f"admit {S['admit']}, margin {S['margin']}, cap {S['cap']}" + (f" and T0 + {S['cap_above']}" if "cap_above" in S else "")
+          + f", floor {S['floor']}, guard {S.get('guard', 0)}, learn {S.get('learn', 'blocked')}, for_frames {S.get('for_frames', 1)}): {total} in all")
     h = sum(hours.values())
     print(f"per class over {h / len(draws):.2f} h x {len(draws)} draws: " + ", ".join(
         f"{c} {sum(by[(c, p)] for p in test) / h:.2f}/h ({ee.poisson_lower(sum(by[(c, p)] for p in test), h):.2f}-"

@@ -10,7 +10,8 @@ each test non-event stream published as that stream's own device, in 60 s PCM16 
 Then, per stream, it compares vigild's log with the Python replay on the same PCM16 audio,
 the prototypes and threshold vigilctl stored:
   windows: detections vigild logged, and how many of them agree on "at the bar" (the enrolled
-           label's score >= min_score  <=>  similarity >= bar in force, eo.memory_bars)
+           label's score >= min_score  <=>  similarity >= bar in force for for_frames windows in
+           a row, eo.shipped_bars)
   alerts:  the label's raised alerts in vigild's `alerts` table against eo.alerts
 and how far vigilctl's prototypes and threshold are from the Python evaluation's own (which
 reads the clips with sound_data.read_wav, not through vigild's decoder and resampler).
@@ -178,7 +179,11 @@ def main():
                         time.sleep(0.5)
                     sims = (E[p] @ P.T).max(1)
                     bars = eo.shipped_bars(E[p], sims, t0, S)
-                    at_bar_p = sims >= bars
+                    # vigild scores the label at the bar once for_frames windows in a row reached it
+                    ff, run, at_bar_p = S.get("for_frames", 1), 0, np.zeros(len(sims), bool)
+                    for i, h in enumerate((sims >= bars).tolist()):
+                        run = run + 1 if h else 0
+                        at_bar_p[i] = run >= ff
                     got = np.array([enrolled_score(s, cat) >= MIN_SCORE for s in detections(db, p)])
                     nwin = min(len(got), len(at_bar_p))
                     time.sleep(0.2)
