@@ -81,8 +81,15 @@ final class EnrollmentTests: XCTestCase {
         XCTAssertEqual(ignored.scores.dropFirst().map(\.1), [0, 0, 0])
         XCTAssertEqual(ignored.scores[0].1, plain.scores[0].1)
         XCTAssertEqual(ignored.label, "normal")
+        // An enrolled sound's false alarm is ignored too: beside a positive enrollment the same
+        // window matches, the enrolled label scores 0 with the model's (it kept its 1 before).
+        book.replace([enrollment(.positive, label: "beeper", prototypes: [embedding], threshold: 0.9),
+                      enrollment(.ignore, label: "beeper", prototypes: [embedding], threshold: 0.9)], version: 3)
+        let both = try p.detect(smoke, device: "d")
+        XCTAssertEqual(both.scores.last?.0, "beeper")
+        XCTAssertEqual(both.scores.dropFirst().map(\.1), [0, 0, 0, 0], "an ignore silences the enrolled label as well")
         // An ignore that does not match (threshold above any cosine) changes nothing.
-        book.replace([enrollment(.ignore, label: "smoke_alarm", prototypes: [embedding.map { -$0 }], threshold: 0.5)], version: 3)
+        book.replace([enrollment(.ignore, label: "smoke_alarm", prototypes: [embedding.map { -$0 }], threshold: 0.5)], version: 4)
         XCTAssertEqual(try p.detect(smoke, device: "d").scores.map(\.1), plain.scores.map(\.1))
     }
 }

@@ -389,12 +389,13 @@ public final class Pipeline: Sendable {
     }
 
     /// Scores one window's embedding against the pipeline's enrollments: a matching `ignore`
-    /// enrollment sets every score the model would alert on to 0 (the log keeps what the rule
-    /// saw); each `positive` label is appended with its similarity mapped onto the rule's bar
-    /// (`Enrollment.score`) at the threshold in force on `device` (its online calibration,
-    /// `DeviceCalibration`). Returns where the appended scores start, nil when none was.
+    /// enrollment sets every score the rule could alert on to 0, the enrolled labels' too (the
+    /// log keeps what the rule saw); each `positive` label is appended with its similarity mapped
+    /// onto the rule's bar (`Enrollment.score`) at the threshold in force on `device` (its online
+    /// calibration, `DeviceCalibration`). Returns where the appended scores start, nil when none was.
     func applyEnrollments(_ list: [Enrollment], embedding: [Float], device: String, to named: inout [(String, Double)]) -> Int? {
-        if list.contains(where: { $0.kind == .ignore && $0.similarity(embedding) >= $0.threshold }) {
+        let ignored = list.contains(where: { $0.kind == .ignore && $0.similarity(embedding) >= $0.threshold })
+        if ignored {
             // Without groups the first label is the background ("normal"), which stays.
             for i in named.indices where !(groups.isEmpty && i == 0) { named[i].1 = 0 }
         }
@@ -405,6 +406,9 @@ public final class Pipeline: Sendable {
             var s = e.score(similarity: sim, minScore: enrolledBar, threshold: bar)
             // Not yet forFrames windows in a row at the bar: scored just under it.
             if run < calibration.forFrames { s = min(s, enrolledBar.nextDown) }
+            // A false alarm of an enrolled sound is ignored like one of the model's
+            // (`vigilctl enroll --ignore --from-alert` on a "kettle" alert): it was not, before.
+            if ignored { s = 0 }
             if let i = named[from...].firstIndex(where: { $0.0 == e.label }) { named[i].1 = max(named[i].1, s) } else { named.append((e.label, s)) }
         }
         return named.count > from ? from : nil
