@@ -28,13 +28,8 @@ def main():
     ap.add_argument("--setting", default="shipped", choices=sorted(SETTINGS))
     a = ap.parse_args()
     S = SETTINGS[a.setting]
-    sess = ee.session()
+    sess, test, _, E, emb, D, B, draws = eo.held_out_split(a.split)
     m = ee.manifest()
-    test = sorted(p for p in m if m[p]["split"] == a.split)
-    _, E = eo.stream_embeddings(sess, test)
-    emb, D = eo.clip_embeddings(sess)
-    B = ee.background()
-    draws = [d for d in range(ee.DRAWS) if d not in ee.TUNE_DRAWS]
     hours = {p: len(E[p]) * ee.HOP_S / 3600 * len(draws) for p in test}
     kind = {p: m[p].get("kind", "?") for p in test}
     by = {}

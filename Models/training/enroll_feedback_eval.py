@@ -49,13 +49,7 @@ def main():
     say = ee.Report()
     S = eo.SHIPPED
     ff = S.get("for_frames", 1)
-    sess = ee.session()
-    m = ee.manifest()
-    pkgs = sorted(p for p in m if m[p]["split"] == a.split)
-    key, E = eo.stream_embeddings(sess, pkgs)
-    emb, D = eo.clip_embeddings(sess)
-    B = ee.background()
-    draws = [d for d in range(ee.DRAWS) if d not in ee.TUNE_DRAWS]
+    sess, pkgs, key, E, emb, D, B, draws = eo.held_out_split(a.split)
     hours = sum(len(E[p]) for p in pkgs) * eo.HOP_S / 3600
     audio = {p: nd.stream(p) for p in pkgs}
     say(f"# Enrolled sounds' false alarms answered with --ignore --from-alert ({a.split}: {len(pkgs)} streams, {hours:.2f} h; "

@@ -300,6 +300,17 @@ def placements(sess, E, D, pkgs, draw_ids, prng):
     return out
 
 
+def held_out_split(split):
+    """What a report on one split's streams needs: (session, the split's packages, model hash,
+    their stream embeddings, clip embeddings, draws, background set, the test draws 5-9)."""
+    sess = ee.session()
+    m = ee.manifest()
+    pkgs = sorted(p for p in m if m[p]["split"] == split)
+    key, E = stream_embeddings(sess, pkgs)
+    emb, D = clip_embeddings(sess)
+    return sess, pkgs, key, E, emb, D, ee.background(), [d for d in range(ee.DRAWS) if d not in ee.TUNE_DRAWS]
+
+
 def prepare(sess, E, D, emb, B, pkgs, draw_ids, prng):
     """Per (class, draw): ((background's best match, clips' median match), {stream: similarity
     series}, placements [(stream, i0, gain or "alone", similarities, unit embeddings)])."""
