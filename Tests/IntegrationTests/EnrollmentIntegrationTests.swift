@@ -78,10 +78,16 @@ final class EnrollmentIntegrationTests: XCTestCase {
         try VigilctlIntegrationTests.run(args + ["--config", dir.file("vigil.json")], in: dir)
     }
 
-    func raised(_ label: String) -> [String] {
+    func raised(_ label: String, device: String? = nil) -> [String] {
         guard let db = try? Database(path: dir.file("vigil.db"), mode: .readOnly),
-              let rows = try? db.query("SELECT uuid FROM alerts WHERE state = 'raised' AND label = ? ORDER BY ts", [.text(label)]) else { return [] }
+              let rows = try? db.query("SELECT uuid FROM alerts WHERE state = 'raised' AND label = ? AND (?2 IS NULL OR device = ?2) ORDER BY ts",
+                                       [.text(label), device.map { .text($0) } ?? .null]) else { return [] }
         return rows.compactMap { $0[0].string }
+    }
+
+    /// Whether the alert's evidence is stored (it is written after the alert's after_s).
+    func hasEvidence(_ alert: String) -> Bool {
+        (try? Database(path: dir.file("vigil.db"), mode: .readOnly).query("SELECT 1 FROM evidence WHERE alert_uuid = ?", [.text(alert)]).count) == 1
     }
 
     /// Per-device online calibration (issue 18, `DeviceCalibration`): device "tv" hears, every
@@ -250,9 +256,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil(timeout: 10) { raised("smoke_alarm").count == 1 }, daemon.output)
         let falseAlarm = raised("smoke_alarm")[0]
         // Its evidence (the WAV) is written after the alert's after_s.
-        XCTAssertTrue(waitUntil(timeout: 10) {
-            (try? Database(path: dir.file("vigil.db"), mode: .readOnly).query("SELECT 1 FROM evidence WHERE alert_uuid = ?", [.text(falseAlarm)]).count) == 1
-        })
+        XCTAssertTrue(waitUntil(timeout: 10) { hasEvidence(falseAlarm) })
 
         // 5. Ignore it from the alert's own sound; the same sound no longer fires, and the ignore
         // enrollment is named after the label it silenced.
@@ -304,16 +308,11 @@ final class EnrollmentIntegrationTests: XCTestCase {
         // that alert, the same kettle raises no more (an ignore did not silence enrolled labels before).
         _ = try db.query("DELETE FROM enrollments")
         XCTAssertEqual(try enrollThreeKettles().status, 0)
-        func onK3() -> [String] {
-            (try? Database(path: dir.file("vigil.db"), mode: .readOnly).query("SELECT uuid FROM alerts WHERE state = 'raised' AND label = 'kettle' AND device = 'k3'").compactMap { $0[0].string }) ?? []
-        }
         XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.components(separatedBy: "enrollments: 1 in use").count == 4 }, daemon.output)
         XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k3/audio", WAV.pcm16(sampleRate: 16000, samples: after))]))
-        XCTAssertTrue(waitUntil(timeout: 10) { onK3().count == 1 }, daemon.output)
-        let kettleAlarm = onK3()[0]
-        XCTAssertTrue(waitUntil(timeout: 10) {
-            (try? Database(path: dir.file("vigil.db"), mode: .readOnly).query("SELECT 1 FROM evidence WHERE alert_uuid = ?", [.text(kettleAlarm)]).count) == 1
-        })
+        XCTAssertTrue(waitUntil(timeout: 10) { raised("kettle", device: "k3").count == 1 }, daemon.output)
+        let kettleAlarm = raised("kettle", device: "k3")[0]
+        XCTAssertTrue(waitUntil(timeout: 10) { hasEvidence(kettleAlarm) })
         // (A whistle is tonal like an alarm: the alarm check refuses it without --force.)
         let igk = try ctl(["enroll", "--ignore", "--force", "--from-alert", kettleAlarm])
         XCTAssertEqual(igk.status, 0, igk.stderr)
@@ -322,10 +321,8 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k3/audio", WAV.pcm16(sampleRate: 16000, samples: after))]))
         // The smoke fixture on k3 after it: once smoke has raised, the kettle before it was scored.
         XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k3/audio", WAV.pcm16(sampleRate: 16000, samples: chime))]))
-        XCTAssertTrue(waitUntil(timeout: 10) {
-            ((try? Database(path: dir.file("vigil.db"), mode: .readOnly).query("SELECT 1 FROM alerts WHERE state = 'raised' AND label = 'smoke_alarm' AND device = 'k3'").count) ?? 0) >= 1
-        }, daemon.output)
-        XCTAssertEqual(onK3(), [kettleAlarm], "the ignored kettle false alarm fired again")
+        XCTAssertTrue(waitUntil(timeout: 10) { !raised("smoke_alarm", device: "k3").isEmpty }, daemon.output)
+        XCTAssertEqual(raised("kettle", device: "k3"), [kettleAlarm], "the ignored kettle false alarm fired again")
     }
 
     /// An ignore silences every window like it, real events included, so vigilctl checks it
