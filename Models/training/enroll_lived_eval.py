@@ -53,7 +53,7 @@ LEARN = ["blocked", "under"]
 STRONG = [False, True]
 # Tried on tune before (results/enroll_lived_eval_first_grid.txt, enroll_lived_eval_uncapped.txt): margin 0.05 (false
 # alarms over 1/h), cap 1 (a device went deaf to the kettle: EnrollmentIntegrationTests).
-# Tried on tune and dropped (first grid of this script, guard 0 and 4 beside it): confirm 0.9 / 0.95 (a near
+# Tried on tune and dropped (first grid of this script, guard 0 and 4 beside it; its code left out since): confirm 0.9 / 0.95 (a near
 # miss lifts the bar only once another matched it that closely): recall up, false alarms 1.6-3.5/h.
 FLOORS = [eo.SHIPPED["floor"]]
 PASSES = {"mixed": tuple(eo.GAINS_DB), "alone": ("alone",)}
@@ -68,23 +68,21 @@ def cap_name(cap):
 
 
 def name_of(setting):
-    floor, (M, admit), margin, cap, guard, learn, confirm, strong, ff = setting
+    floor, (M, admit), margin, cap, guard, learn, strong, ff = setting
     if M == 0:
         return f"floor {eo.floor_name(floor)}, no memory (the enrolled threshold), for_frames {ff}"
     return (f"floor {eo.floor_name(floor)}, near misses {M} admit {admit}, margin {margin:.2f}, cap {cap_name(cap)}, guard {guard}, "
-            f"learn {learn}, confirm {confirm or '-'}, strong {strong or '-'}, for_frames {ff}")
+            f"learn {learn}, strong {strong or '-'}, for_frames {ff}")
 
 
-def guarded_bars(idx, X, S, t0, M, admit, margin, cap, guard, learn="blocked", confirm=None, strong=None):
+def guarded_bars(idx, X, S, t0, M, admit, margin, cap, guard, learn="blocked", strong=None):
     """The near-miss memory (DeviceCalibration .nearMisses, enroll_online_eval.memory_bars) over the
     windows kept (original indices `idx`, unit embeddings X, similarities S), with the guard: a
     window below the bar becomes a near miss only once `guard` further windows passed without one
     reaching the bar, and not within `guard` windows after one that did. `learn` "blocked": every
     window under the bar in force may be remembered (vigild before); "under": only windows under
     the enrolled threshold itself (a window the enrollment would raise, held back only by what the
-    device learnt, teaches nothing: no ratchet). `confirm` kappa: a near miss lifts the bar only
-    once another near miss matched it at cos >= kappa (a sound that recurs alike, as a TV jingle or
-    a game's sample does; two barks of a dog are alike, not that alike). `strong` c: only a window
+    device learnt, teaches nothing: no ratchet). `strong` c: only a window
     at t0 + c or above guards its neighbours (a weak match that raised, a game's sample, lets its
     onset and tail teach the device, so it stops; a strong one, the enrolled sound, does not).
     Returns the bar at each kept window."""
@@ -92,16 +90,11 @@ def guarded_bars(idx, X, S, t0, M, admit, margin, cap, guard, learn="blocked", c
         return np.full(len(idx), t0)
     bars = np.full(len(idx), t0)
     mem = np.zeros((M, X.shape[1]), np.float32)
-    ok = np.zeros(M, bool) if confirm is not None else np.ones(M, bool)
     n = k = 0
     pending = deque()
 
     def remember(e):
         nonlocal n, k
-        if confirm is not None:
-            alike = (mem[:min(n, M)] @ e) >= confirm if n else np.zeros(0, bool)
-            ok[:min(n, M)] |= alike
-            ok[k] = bool(alike.any())
         mem[k] = e
         k = (k + 1) % M
         n += 1
@@ -111,8 +104,7 @@ def guarded_bars(idx, X, S, t0, M, admit, margin, cap, guard, learn="blocked", c
         i = idx[j]
         while pending and idx[pending[0]] < i - guard:
             remember(X[pending.popleft()])
-        live = ok[:min(n, M)]
-        bar = max(t0, min(cap, float((mem[:min(n, M)][live] @ X[j]).max()) + margin)) if live.any() else t0
+        bar = max(t0, min(cap, float((mem[:min(n, M)] @ X[j]).max()) + margin)) if n else t0
         bars[j] = bar
         if S[j] >= bar:
             if strong is None or S[j] >= t0 + strong:
@@ -168,7 +160,7 @@ def lived(E, sims, pl, pkgs, gains):
     return out
 
 
-def evaluate(seqs, prep, cats_draws, hours, floor, kind, margin, cap, guard, learn, confirm, strong, ffs):
+def evaluate(seqs, prep, cats_draws, hours, floor, kind, margin, cap, guard, learn, strong, ffs):
     """{pass: {ff: {cat: (raised, clips, false alarms, hours)}}}"""
     M, admit = kind
     passes = [ps for ps in list(PASSES) + ["once"] if (*cats_draws[0], ps) in seqs]
@@ -179,7 +171,7 @@ def evaluate(seqs, prep, cats_draws, hours, floor, kind, margin, cap, guard, lea
         c = cap_of(cap, t0)
         for ps in passes:
             for p, (idx, X, S, ranges) in seqs[(cat, d, ps)].items():
-                bars = guarded_bars(idx, X, S, t0, M, admit, margin, c, guard, learn, confirm, strong)
+                bars = guarded_bars(idx, X, S, t0, M, admit, margin, c, guard, learn, strong)
                 hit = S >= bars
                 for ff in ffs:
                     r = res[ps][ff].setdefault(cat, [0, 0, 0, 0.0])
@@ -248,11 +240,11 @@ def main():
     say(f"\n## Choice (tune draws 0-4, tune streams), recall of the clip alone as lived @ false alarms/h (mixed-in recall beside)")
     grid = []
     # What vigild shipped before this script (enroll_online_eval.py's own choice, no guard).
-    shipped = (eo.SHIPPED["floor"], (64, 0.2), 0.1, 1.0, 0, "blocked", None, None, 1)
+    shipped = (eo.SHIPPED["floor"], (64, 0.2), 0.1, 1.0, 0, "blocked", None, 1)
     # What the first guarded choice shipped (2026-12-03 evening, commit aab9422).
-    guarded = (eo.SHIPPED["floor"], (64, 0.2), 0.1, ("+", 0.15), 8, "under", None, None, 2)
-    settings = [(floor, (0, 0.0), 0.0, 1.0, 0, "blocked", None, None) for floor in FLOORS] + [shipped[:-1]]
-    settings += [(floor, kind, margin, ("+", c), guard, learn, None, c if strong else None) for floor in FLOORS for kind in KINDS
+    guarded = (eo.SHIPPED["floor"], (64, 0.2), 0.1, ("+", 0.15), 8, "under", None, 2)
+    settings = [(floor, (0, 0.0), 0.0, 1.0, 0, "blocked", None) for floor in FLOORS] + [shipped[:-1]]
+    settings += [(floor, kind, margin, ("+", c), guard, learn, c if strong else None) for floor in FLOORS for kind in KINDS
                  for margin in MARGINS for c in CAP_ABOVE for guard in GUARDS for learn in LEARN for strong in STRONG]
     for setting in settings:
         res = evaluate(seqs, prep, cd, hours, *setting, eo.FOR_FRAMES)
