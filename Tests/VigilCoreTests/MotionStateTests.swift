@@ -92,6 +92,76 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(plane(switched, 1), plane(switched, 0), accuracy: 1e-6, "day/night: the frame is the background")
     }
 
+    /// A 20x20 room (a gradient) with, where `object` says so, a dark 6x6 square in it.
+    func room(object: Bool) -> [Float] {
+        (0..<400).map { i in
+            let x = i % 20, y = i / 20
+            return object && (7..<13).contains(x) && (7..<13).contains(y) ? 5 / 255 : Float(40 + 3 * x + 2 * y) / 255
+        }
+    }
+
+    /// Feeds `seconds` of frames at 10 fps from `from` on; returns the time after the last.
+    @discardableResult
+    func feed(_ s: inout CameraState, _ frame: [Float], from t0: Double, seconds: Double) -> Double {
+        var t = t0
+        for _ in 0..<Int((seconds * 10).rounded()) {
+            t += 0.1
+            var f = frame
+            s.update(with: &f, ts: t, backgroundSeconds: 20, activitySeconds: 60)
+        }
+        return t
+    }
+
+    /// Issue 16, on real footage (Models/motion.md): a person who stood at a table for 20 s
+    /// and walked away left their shape in the running-average background, and the model said
+    /// motion for 20-60 s after they had gone. Now, once the spot has matched the clean
+    /// background (the room before they came) for a second, the background there is reset:
+    /// the ghost goes, while the person who stays is still a difference; a change that stands
+    /// for 5 background time constants (a parked car) becomes the clean scene.
+    func testAnObjectThatStoodAndLeftLeavesNoGhostButAParkedOneBecomesTheScene() throws {
+        let empty = room(object: false), occupied = room(object: true), centre = 10 * 20 + 10
+        var s = CameraState(first: empty, ts: 0, width: 20, height: 20)
+        var t = feed(&s, empty, from: 0, seconds: 5)
+        t = feed(&s, occupied, from: t, seconds: 10)
+        XCTAssertGreaterThan(s.background[centre] - occupied[centre], 0.1, "still in view after 10 s: not healed away")
+        t = feed(&s, occupied, from: t, seconds: 20)
+        let absorbed = (empty[centre] - s.background[centre]) / (empty[centre] - occupied[centre])
+        XCTAssertGreaterThan(absorbed, 0.5, "after 30 s the average has taken in most of it: \(absorbed)")
+        XCTAssertEqual(s.clean[centre], empty[centre], accuracy: 0.02, "the clean background kept the room")
+        t = feed(&s, empty, from: t, seconds: 0.5)
+        XCTAssertGreaterThan(empty[centre] - s.background[centre], 0.05, "half a second after: not yet (ghostSeconds is 1)")
+        t = feed(&s, empty, from: t, seconds: 1)
+        XCTAssertEqual(s.background[centre], empty[centre], accuracy: 0.02, "1.5 s after it left, the ghost is gone")
+        XCTAssertEqual(s.background, empty, accuracy: 0.02)
+        // Parked: once the frame has agreed with the background for 5 background time
+        // constants (100 s; the average takes ~46 s to come within the bar of this dark a
+        // square), the clean background takes it in, so the spot is not "healed" back to the
+        // empty room while the car stands there.
+        t = feed(&s, occupied, from: t, seconds: 140)
+        XCTAssertEqual(s.clean[centre], empty[centre], accuracy: 0.02, "not yet after 140 s")
+        t = feed(&s, occupied, from: t, seconds: 10)
+        XCTAssertEqual(s.clean[centre], occupied[centre], accuracy: 0.02, "a parked object becomes the scene")
+        XCTAssertEqual(s.background[centre], occupied[centre], accuracy: 0.02)
+    }
+
+    /// The evaluation replays vigild's camera state in numpy (Models/training/motion_stream.py):
+    /// the same room, the square standing 30 s, then gone while the light drops to 0.8x.
+    /// Values printed by that file's CameraState(background_s=20, activity_s=60) on the same
+    /// frames (commit of 2026-12-03); a light change between the two is what the gain matching
+    /// against `clean`'s own level is for.
+    func testTheGhostHealingComputesWhatThePythonMirrorDoes() throws {
+        var s = CameraState(first: room(object: false), ts: 0, width: 20, height: 20)
+        var t = feed(&s, room(object: false), from: 0, seconds: 5)
+        t = feed(&s, room(object: true), from: t, seconds: 30)
+        feed(&s, room(object: false).map { $0 * 0.8 }, from: t, seconds: 2)
+        XCTAssertEqual(Array(s.background[205..<215]), [0.28852, 0.30005, 0.31159, 0.32313, 0.33467, 0.34621, 0.35775, 0.36929, 0.38083, 0.39239],
+                       accuracy: 1e-4)
+        XCTAssertEqual(Array(s.clean[205..<215]), [0.29414, 0.30588, 0.31765, 0.32941, 0.34118, 0.35294, 0.36471, 0.37647, 0.38824, 0.4],
+                       accuracy: 1e-4)
+        XCTAssertEqual(s.ghost[210], 0, "healed: the timer starts again")
+        XCTAssertEqual(s.settled[0], 37, accuracy: 1e-3)
+    }
+
     /// Masks are in source-frame pixels and apply at any source size; a device's own
     /// masks add to the pipeline's; min_area sets the weight as model min_area / min_area.
     func testMasksAndMinAreaBecomeTheWeightPlanePerDevice() throws {
@@ -179,6 +249,37 @@ final class MotionStateTests: XCTestCase {
             """.utf8))
         XCTAssertEqual(c.pipelines[0].motion?.stateDirectory, "/var/lib/vigil/motion-state")
         XCTAssertEqual(c.pipelines[0].motion?.saveSeconds, 60)
+    }
+
+    /// The clean background is saved with the rest, so a restart does not forget the room as
+    /// it was before a car parked (the timers start again at 0); a file written before it
+    /// existed (`VGCS2`: three planes) still resumes its device, the background standing in.
+    func testTheCleanBackgroundIsSavedAndAnOlderStateFileStillResumes() throws {
+        let dir = TempDir("vigil-motion-v3")
+        defer { dir.remove() }
+        var s = CameraState(first: room(object: false), ts: 0, width: 20, height: 20)
+        let t = feed(&s, room(object: false), from: 0, seconds: 5)
+        feed(&s, room(object: true), from: t, seconds: 30)
+        let file = CameraStateFile(directory: dir.file("motion-state"), pipeline: "cam", device: "hall")
+        try file.save(s)
+        let back = try XCTUnwrap(file.load(width: 20, height: 20))
+        XCTAssertEqual(back.clean, s.clean)
+        XCTAssertEqual(back.background, s.background)
+        XCTAssertEqual(back.settled, [Float](repeating: 0, count: 400), "timers are not saved")
+        XCTAssertNotEqual(s.clean, s.background, "the background holds some of the square, the clean one does not")
+        // The same file as the format before wrote it: old magic, the first three planes.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file.path)))
+        let head = try XCTUnwrap(CameraStateFile.header(bytes))
+        XCTAssertEqual(head.planes, 4)
+        bytes.replaceSubrange(0..<CameraStateFile.magic.count, with: CameraStateFile.magicV2)
+        bytes.removeLast(4 * 400)
+        try Data(bytes).write(to: URL(fileURLWithPath: file.path))
+        let old = try XCTUnwrap(file.load(width: 20, height: 20), "a VGCS2 file still resumes")
+        XCTAssertEqual(old.background, s.background)
+        XCTAssertEqual(old.activity, s.activity)
+        XCTAssertEqual(old.clean, s.background, "no clean plane: the background stands in")
+        XCTAssertEqual(old.settled, [Float](repeating: 0, count: 400))
+        XCTAssertEqual(CameraStateFolder.list(directory: dir.file("motion-state")).first?.device, "hall")
     }
 
     /// The saved states are capped in bytes (`storage.motion_state_mb`): past it the states
@@ -323,7 +424,7 @@ final class MotionCostFigures: XCTestCase {
         let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path, threads: 1))
         let a = p.makeAdapter(device: "cam1")
         var rng: UInt64 = 7
-        let frames: [TimedFrame] = (0..<40).map { i in
+        let frames: [TimedFrame] = (0..<200).map { i in
             let px = (0..<(640 * 480)).map { j -> UInt8 in
                 rng = rng &* 6364136223846793005 &+ 1442695040888963407
                 return UInt8(truncatingIfNeeded: (j % 640) / 3 + (j / 640) / 4 + Int(rng >> 62) + i)

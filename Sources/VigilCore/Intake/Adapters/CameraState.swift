@@ -33,23 +33,36 @@ public enum CameraChannel: String, Sendable, CaseIterable {
 }
 
 /// One device's camera history at the model's frame size: the last frame, the background
-/// and the activity map. Time constants are in seconds of frame time, so a camera sending
-/// 3 or 25 frames a second keeps the same memory.
+/// and the activity map, and what heals the background's ghosts (`healGhosts`). Time
+/// constants are in seconds of frame time, so a camera sending 3 or 25 frames a second
+/// keeps the same memory.
 struct CameraState {
     private(set) var last: [Float]
     private(set) var background: [Float]
     private(set) var activity: [Float]
+    /// The scene as it was before anything stood in it (`healGhosts`), in its own light level.
+    private(set) var clean: [Float]
+    /// Per pixel, seconds the frame has agreed with the background without a break.
+    private(set) var settled: [Float]
+    /// Per pixel, seconds the frame has matched `clean` but not the background without a break.
+    private(set) var ghost: [Float]
     private(set) var ts: Double
     let width: Int, height: Int
 
     init(first: [Float], ts: Double, width: Int, height: Int) {
-        last = first; background = first; activity = [Float](repeating: 0, count: first.count)
+        let zeros = [Float](repeating: 0, count: first.count)
+        last = first; background = first; activity = zeros
+        clean = first; settled = zeros; ghost = zeros
         self.ts = ts; self.width = width; self.height = height
     }
 
-    /// A saved state (CameraStateFile).
-    init(last: [Float], background: [Float], activity: [Float], ts: Double, width: Int, height: Int) {
+    /// A saved state (CameraStateFile). Timers are not saved; a file from before ghosts were
+    /// healed has no clean background either: the background stands in for it.
+    init(last: [Float], background: [Float], activity: [Float], clean: [Float]? = nil, settled: [Float]? = nil,
+         ghost: [Float]? = nil, ts: Double, width: Int, height: Int) {
+        let zeros = [Float](repeating: 0, count: last.count)
         self.last = last; self.background = background; self.activity = activity
+        self.clean = clean ?? background; self.settled = settled ?? zeros; self.ghost = ghost ?? zeros
         self.ts = ts; self.width = width; self.height = height
     }
 
@@ -57,6 +70,7 @@ struct CameraState {
     /// kept between frames so that a frame allocates nothing. Not part of the state: not saved.
     private var difference: [Float] = []
     private var rowSums: [Float] = []
+    private var cleanDifference: [Float] = []
 
     /// Folds `current` (taken at `ts`) into the state. dt is clamped at 0 (a clock that
     /// steps back freezes the averages rather than reversing them) and at the time
@@ -76,6 +90,7 @@ struct CameraState {
         if difference.count != n {
             difference = [Float](repeating: 0, count: n)
             rowSums = [Float](repeating: 0, count: n)
+            cleanDifference = [Float](repeating: 0, count: n)
         }
         // Unsafe buffers: the planes are all n long, and per-pixel bounds checks (and
         // Array's uniqueness checks on each write) cost more than the arithmetic.
@@ -93,14 +108,16 @@ struct CameraState {
                             for i in 0..<n { diff[i] = cur[i] * g - bg[i] }
                             CameraState.box3RowSums(UnsafeBufferPointer(diff), into: rows, width: w, height: h)
                             // The blur's vertical pass, fused with the averages it feeds (the
-                            // difference plane has been read in full by now).
+                            // difference plane has been read in full by now, so it takes
+                            // each pixel's deviation for `healGhosts`).
                             for y in 0..<h {
                                 let sums = CameraState.box3Rows(UnsafeBufferPointer(rows), y, width: w, height: h)
                                 let actRow = act.baseAddress! + y * w, bgRow = bg.baseAddress! + y * w
-                                let curRow = cur.baseAddress! + y * w
+                                let curRow = cur.baseAddress! + y * w, devRow = diff.baseAddress! + y * w
                                 for i in 0..<w {
-                                    let dev = CameraState.box3Mean(sums, i)
-                                    actRow[i] += ad * (abs(dev) - actRow[i])
+                                    let dev = abs(CameraState.box3Mean(sums, i))
+                                    devRow[i] = dev
+                                    actRow[i] += ad * (dev - actRow[i])
                                     bgRow[i] += a * (curRow[i] - bgRow[i])
                                 }
                             }
@@ -109,7 +126,94 @@ struct CameraState {
                 }
             }
         }
+        healGhosts(current, dt: dt, backgroundSeconds: backgroundSeconds)
     }
+
+    /// Ghosts: the background is a running average, so an object that stands still for a
+    /// while (a person at a table, a car waiting) is partly absorbed; when it leaves, the spot
+    /// differs from the background until the average forgets it, and v2.1 said motion for
+    /// 20-60 s after a person or a car had gone (Models/motion.md). `clean` keeps the scene as
+    /// it was before: it follows the background slowly (`cleanFactor` x background_s) where
+    /// the frame agrees with the background and the background with it, and takes in a
+    /// change (a parked car) only once the frame has agreed with the background that long
+    /// without a break. Where the frame has matched `clean` but not the background for
+    /// `ghostSeconds` without a break, the background is reset to `clean` there: the object
+    /// has gone. Comparisons with `clean` are matched to its own mean brightness, so a light
+    /// change needs nothing done to it. `difference` holds each pixel's deviation from the
+    /// background (before this frame's update). Models/training/motion_stream.py does the same.
+    private mutating func healGhosts(_ current: [Float], dt: Double, backgroundSeconds: Double) {
+        let n = current.count, w = width, h = height
+        let ks = CameraState.cleanFactor * backgroundSeconds
+        let ak = Float(1 - exp(-min(dt, ks) / ks))
+        let fit = CameraState.ghostFit, step = Float(dt), ghostSeconds = Float(CameraState.ghostSeconds), accept = Float(ks)
+        current.withUnsafeBufferPointer { cur in
+            background.withUnsafeMutableBufferPointer { bg in
+                clean.withUnsafeMutableBufferPointer { k in
+                    settled.withUnsafeMutableBufferPointer { settled in
+                        ghost.withUnsafeMutableBufferPointer { ghost in
+                            difference.withUnsafeBufferPointer { dev in
+                                cleanDifference.withUnsafeMutableBufferPointer { diffK in
+                                    rowSums.withUnsafeMutableBufferPointer { rows in
+                                        var sk: Float = 0, sb: Float = 0, sc: Float = 0
+                                        for i in 0..<n { sk += k[i]; sb += bg[i]; sc += cur[i] }
+                                        let floor = 1e-3 * Float(n)
+                                        let gk = sk / max(sc, floor)
+                                        // `clean`'s light level against the background's, from the
+                                        // pixels where the two agree: the whole means would count
+                                        // the ghost itself as a light change.
+                                        var toClean = sk / max(sb, floor)
+                                        // One pass for both (adding 0 leaves a float sum as it was).
+                                        var agreeing = 0, ska: Float = 0, sba: Float = 0
+                                        for i in 0..<n {
+                                            let ki = k[i], bi = bg[i]
+                                            let agree = abs(bi * toClean - ki) < fit
+                                            agreeing += agree ? 1 : 0
+                                            ska += agree ? ki : 0
+                                            sba += agree ? bi : 0
+                                            diffK[i] = cur[i] * gk - ki
+                                        }
+                                        if agreeing >= n / 10 { toClean = ska / max(sba, floor) }
+                                        let toBackground = 1 / toClean
+                                        CameraState.box3RowSums(UnsafeBufferPointer(diffK), into: rows, width: w, height: h)
+                                        for y in 0..<h {
+                                            let sums = CameraState.box3Rows(UnsafeBufferPointer(rows), y, width: w, height: h)
+                                            // Selects, not branches, so that the loop vectorises.
+                                            let row = y * w
+                                            for x in 0..<w {
+                                                let i = row + x, d = dev[i], kk = k[i]
+                                                let devK = abs(CameraState.box3Mean(sums, x))
+                                                let g: Float = (devK < fit) && (d >= fit) ? ghost[i] + step : 0
+                                                ghost[i] = g
+                                                let healed = g >= ghostSeconds ? kk * toBackground : bg[i]
+                                                bg[i] = healed
+                                                let agrees = d < fit
+                                                let st: Float = agrees ? settled[i] + step : 0
+                                                settled[i] = st
+                                                let b = healed * toClean
+                                                let tracked = abs(b - kk) < fit ? kk + ak * (b - kk) : (st >= accept ? b : kk)
+                                                k[i] = agrees ? tracked : kk
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A pixel agrees with a background within this (3x3 box mean, brightness matched): the
+    /// same bar as `rescaleFit`, fixed before any run.
+    static let ghostFit: Float = rescaleFit
+    /// `clean`'s time constant, and how long a change must stand before it takes it in, in
+    /// background time constants. Fixed before any run.
+    static let cleanFactor = 5.0
+    /// How long a pixel must match `clean` (and not the background) before the background is
+    /// reset there. Chosen on the tuning split: the smallest of 0.5, 1 and 2 s that left its
+    /// swaying tree at 0 false pairs (0.5 s: 2 alerts a minute).
+    static let ghostSeconds = 1.0
 
     /// Whether the model said `lighting` on the last frame.
     private(set) var lit = false

@@ -1,6 +1,7 @@
 import Foundation
 
-/// Saves and restores one device's camera state (last frame, background, activity), so a
+/// Saves and restores one device's camera state (last frame, background, activity, and the
+/// clean background that heals ghosts), so a
 /// restart does not make every camera relearn its scene. One small file per pipeline and
 /// device under the state directory (next to the log, `motion-state/`), written whole and
 /// renamed into place, so a crash leaves the old file or the new one, never half of one.
@@ -10,13 +11,19 @@ import Foundation
 ///
 /// Layout (little-endian): magic, width, height (UInt32), frame time (Float64 bits), then
 /// the pipeline and device names (UInt16 length + UTF-8 each, so `vigilctl baseline` can
-/// name a file's device: the file name keeps only its safe characters), then the planes.
+/// name a file's device: the file name keeps only its safe characters), then the planes:
+/// last, background, activity, clean. The healing's timers are not saved (a restart costs a
+/// ghost one more second, a parked car one more acceptance time). A file of the format
+/// before (`VGCS2`, the first three planes) is still read: its device resumes with the
+/// background as its clean background.
 struct CameraStateFile {
     let path: String
     let pipeline: String
     let device: String
 
-    static let magic = Array("VGCS2\n".utf8)
+    static let magic = Array("VGCS3\n".utf8)
+    /// The format before ghosts were healed (until 2026-12-03): three planes.
+    static let magicV2 = Array("VGCS2\n".utf8)
 
     /// Device names come from topics: the file name keeps their safe characters and adds a
     /// hash of the whole name, so two devices never share a file and nothing escapes the folder.
@@ -52,12 +59,12 @@ struct CameraStateFile {
 
     func save(_ s: CameraState) throws {
         var out = CameraStateFile.magic
-        out.reserveCapacity(32 + s.last.count * 12)
+        out.reserveCapacity(32 + s.last.count * 16)
         for v in [UInt32(s.width), UInt32(s.height)] { append32(v, &out) }
         var t = s.ts.bitPattern
         for _ in 0..<8 { out.append(UInt8(t & 0xff)); t >>= 8 }
         for name in [pipeline, device] { appendName(name, &out) }
-        for plane in [s.last, s.background, s.activity] { for x in plane { append32(x.bitPattern, &out) } }
+        for plane in [s.last, s.background, s.activity, s.clean] { for x in plane { append32(x.bitPattern, &out) } }
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try Data(out).write(to: URL(fileURLWithPath: path), options: .atomic)
@@ -70,19 +77,25 @@ struct CameraStateFile {
         let b = [UInt8](data)
         let n = width * height
         guard let head = CameraStateFile.header(b), head.pipeline == pipeline, head.device == device,
-              head.width == width, head.height == height, b.count == head.bytes + 12 * n else { return nil }
+              head.width == width, head.height == height, b.count == head.bytes + 4 * head.planes * n else { return nil }
         func plane(_ k: Int) -> [Float] { (0..<n).map { Float(bitPattern: CameraStateFile.read32(b, head.bytes + 4 * (k * n + $0))) } }
-        let planes = [plane(0), plane(1), plane(2)]
+        let planes = (0..<head.planes).map(plane)
         guard planes.allSatisfy(allFinite) else { return nil }
-        return CameraState(last: planes[0], background: planes[1], activity: planes[2], ts: head.ts,
-                           width: width, height: height)
+        return CameraState(last: planes[0], background: planes[1], activity: planes[2],
+                           clean: planes.count > 3 ? planes[3] : nil, ts: head.ts, width: width, height: height)
     }
 
-    /// What a file's header says (nil: not a state file of this format). `bytes`: the
-    /// header's length, where the planes begin.
-    static func header(_ b: [UInt8]) -> (pipeline: String, device: String, width: Int, height: Int, ts: Double, bytes: Int)? {
+    /// What a file's header says (nil: not a state file of either format). `bytes`: the
+    /// header's length, where the planes begin; `planes`: how many follow.
+    static func header(_ b: [UInt8]) -> (pipeline: String, device: String, width: Int, height: Int, ts: Double, bytes: Int, planes: Int)? {
         let m = magic.count
-        guard b.count >= m + 20, Array(b.prefix(m)) == magic else { return nil }
+        guard b.count >= m + 20 else { return nil }
+        let planes: Int
+        switch Array(b.prefix(m)) {
+        case magic: planes = 4
+        case magicV2: planes = 3
+        default: return nil
+        }
         var t: UInt64 = 0
         for i in (0..<8).reversed() { t = t << 8 | UInt64(b[m + 8 + i]) }
         var at = m + 16
@@ -94,7 +107,7 @@ struct CameraStateFile {
             names.append(name)
             at += 2 + len
         }
-        return (names[0], names[1], Int(read32(b, m)), Int(read32(b, m + 4)), Double(bitPattern: t), at)
+        return (names[0], names[1], Int(read32(b, m)), Int(read32(b, m + 4)), Double(bitPattern: t), at, planes)
     }
 
     private func appendName(_ name: String, _ out: inout [UInt8]) {
