@@ -168,9 +168,10 @@ def memory_clip_bars(X, snap, t0, margin, cap):
     return np.maximum(t0, np.minimum(cap, (X @ snap.T).max(1) + margin))
 
 
-def alerts(sim, thr, ff):
-    """Raises of vigild's rule on the label (score >= bar <=> similarity >= threshold in force)."""
-    n, last, active, above = 0, -np.inf, False, 0
+def raise_windows(sim, thr, ff):
+    """The windows where vigild's rule raises on the label (score >= bar <=> similarity >=
+    threshold in force)."""
+    out, last, active, above = [], -np.inf, False, 0
     hit = sim >= thr
     for i in np.flatnonzero(hit | np.roll(hit, 1)):     # a window below only matters right after one above
         if not hit[i]:
@@ -181,8 +182,14 @@ def alerts(sim, thr, ff):
         above = above + 1 if i > 0 and hit[i - 1] else 1
         if above < ff or i * HOP_S - last < COOLDOWN:
             continue
-        active, last, n, above = True, i * HOP_S, n + 1, 0
-    return n
+        active, last, above = True, i * HOP_S, 0
+        out.append(int(i))
+    return out
+
+
+def alerts(sim, thr, ff):
+    """How many times vigild's rule raises on the label."""
+    return len(raise_windows(sim, thr, ff))
 
 
 def raised(sim, thr, ff):
