@@ -62,7 +62,8 @@ def git_blob_id(path):
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def load(path):
+def grey_frames(path):
+    """The video's frames, grey, at their own size."""
     import cv2
     cap = cv2.VideoCapture(path)
     out = []
@@ -70,8 +71,13 @@ def load(path):
         ok, f = cap.read()
         if not ok:
             break
-        out.append(ms.to_model(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)))
-    return np.array(out, np.float32)
+        out.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
+    return out
+
+
+def load(path):
+    """The video's frames as the model gets them (area-averaged to 160x120, / 255)."""
+    return np.array([ms.to_model(g) for g in grey_frames(path)], np.float32)
 
 
 def frame_labels(n, visits, exit_tail):

@@ -61,18 +61,6 @@ def write_config(d, port):
     return path
 
 
-def grey_frames(path):
-    import cv2
-    cap = cv2.VideoCapture(path)
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY))
-    return out
-
-
 def publish(port, device, frames, fps, d):
     """Frames as binary PGM, one message each, at `fps` in real time."""
     t0 = time.time()
@@ -107,7 +95,7 @@ def main():
         path = os.path.join(a.videos, name)
         if not os.path.exists(path) or ef.git_blob_id(path) != spec["blob"]:
             sys.exit(f"{path}: missing or another version (eval_motion_footage.py says where the footage comes from)")
-        videos[spec["what"]] = (spec, grey_frames(path))
+        videos[spec["what"]] = (spec, ef.grey_frames(path))
     say(f"# Motion footage through vigild ({a.bin}): each video its own camera, binary PGM at its frame rate in real time; "
         f"rule motion >= {ef.RULE['min_score']} for {ef.RULE['for_frames']} frames, clear below {ef.RULE['clear_below']}, cooldown {ef.RULE['cooldown_s']:g} s")
     with tempfile.TemporaryDirectory(prefix="vigil-motion-check-") as d:
