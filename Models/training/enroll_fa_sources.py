@@ -48,9 +48,8 @@ def main():
                 by[(cat, p)] = by.get((cat, p), 0) + len(raised)
                 if a.files:
                     for i in raised:
-                        f, _ = nd.file_at(p, int(i * ee.HOP))
-                        key = (cat, p, os.path.relpath(f, os.path.join(nd.BUILD, "root", p)).replace("../../../..", ""))
-                        files[key] = files.get(key, 0) + 1
+                        f, _ = nd.file_at(p, int(i * ee.HOP))     # already relative to the package's root
+                        files[(cat, p, f)] = files.get((cat, p, f), 0) + 1
     total = sum(by.values())
     print(f"# {a.split} false alarms of enrolled sounds by source (draws {draws[0]}-{draws[-1]}, {a.setting}: near misses {S['near_misses']}, "
           f"admit {S['admit']}, margin {S['margin']}, cap {S['cap']}" + (f" and T0 + {S['cap_above']}" if "cap_above" in S else "")

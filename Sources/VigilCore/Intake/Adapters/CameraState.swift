@@ -58,11 +58,10 @@ struct CameraState {
 
     /// A saved state (CameraStateFile). Timers are not saved; a file from before ghosts were
     /// healed has no clean background either: the background stands in for it.
-    init(last: [Float], background: [Float], activity: [Float], clean: [Float]? = nil, settled: [Float]? = nil,
-         ghost: [Float]? = nil, ts: Double, width: Int, height: Int) {
+    init(last: [Float], background: [Float], activity: [Float], clean: [Float]? = nil, ts: Double, width: Int, height: Int) {
         let zeros = [Float](repeating: 0, count: last.count)
         self.last = last; self.background = background; self.activity = activity
-        self.clean = clean ?? background; self.settled = settled ?? zeros; self.ghost = ghost ?? zeros
+        self.clean = clean ?? background; settled = zeros; ghost = zeros
         self.ts = ts; self.width = width; self.height = height
     }
 
