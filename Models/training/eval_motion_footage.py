@@ -13,7 +13,9 @@ commit 5797889, licence CC BY 4.0, (c) Intel Corporation): `car-detection.mp4` (
 10 fps, 1394 frames: six people one after another). They are not in Debian or PyPI, so no
 script here downloads them and they are not in git; their git blob ids are checked below so a
 figure can be reproduced with the same bytes. Used for evaluation only: nothing was trained,
-tuned or chosen on them, and the model and thresholds are v2.1's as shipped.
+tuned or chosen on them: the thresholds are chosen on the tuning split (v2.1's six on real
+tuning footage; v2.2's local-change exception on synthetic tuning objects under an auto-exposure,
+built after this footage showed the effect, with no figure of it read while choosing).
 
 What a user sees is judged through the daemon's per-device state (motion_stream.CameraState,
 kept in step with vigild's) and its alert rule (min_score 0.5, for_frames 2, clear_below 0.3,

@@ -15,8 +15,14 @@ frames [1, 4, 120, 160] float32, vigil.channels = current,background,activity,we
      whole = changed fraction of the watched (weight > 0) windows, stable or not
      gain = |log(mean current / mean background)| (unclipped pixels): the light level moved
   7. M = sigmoid(K2 (area / TA - 1)),
-     L = 1 - (1 - sigmoid(KL (whole - TL))) (1 - sigmoid(KG (gain - TG)))
+     L = 1 - (1 - sigmoid(KL (whole - TL))) (1 - sigmoid(KG (gain - TG)) (1 - local))
      scores = [ (1-M)(1-L), M(1-L), L ]   labels still,motion,lighting
+  8. (v2.2) local: a light-level change that comes with a *local* change is an object the
+     auto-exposure reacted to (a white car darkens the frame), not only lighting:
+     local = sigmoid(KT (top - TT)) x sigmoid(K2 (area / (AL TA) - 1)) x sigmoid(-KG (gain - TGL)),
+     top = the share of the changed area in the 4 most changed of 6 x 8 cells. A light switch
+     leaves little area; a day/night switch changes windows all over the frame; a light step
+     large enough to clip (gain over TGL) is left to the light rule.
 TA is the model's default minimum changed area (vigil.min_area); the daemon sets the
 weight channel to TA / min_area so a pipeline's own min_area applies exactly.
 """
@@ -37,6 +43,9 @@ KU = 300.0
 KG = 150.0
 KM = 400.0
 KW = 20.0
+KT = 40.0
+CELLS = (6, 8)      # the coarse grid for the locality share (10 x 10 windows a cell)
+TOP_CELLS = 4
 # Scale-free stability (issue 16 experiment, off unless p["SF"] is set; v2.1 uses TU):
 # a pixel (SF="pix") or a window (SF="win") counts as changed only where its deviation from
 # the background, |a - b| after step 2-3, exceeds SK x its own activity (scaled to the same
@@ -75,6 +84,12 @@ def build(p, version, probe=False):
         const("tm", np.array(p.get("TM", 10.0))), const("km", np.array(KM)), const("kw", np.array(KW)),
         const("big", np.array(1e4)), const("zero", np.array(0.0)),
         const("split2", np.array([1, 1]), np.int64),
+        const("tt", np.array(p.get("TT", 2.0))), const("kt", np.array(KT)),
+        const("inv_alta", np.array(1.0 / (p.get("AL", 1.0) * p["TA"]))), const("tgl", np.array(p.get("TGL", 0.0))),
+        const("nkg", np.array(-KG)), const("eps6", np.array(1e-6)),
+        const("cell_pads", np.array([0, 0, 0, 0, 0, 0, CELLS[0] * 10 - 58, CELLS[1] * 10 - 78]), np.int64),
+        const("cells_shape", np.array([1, CELLS[0] * CELLS[1]]), np.int64),
+        const("top_k", np.array([TOP_CELLS]), np.int64),
         const("shape_p", np.array([1, 1]), np.int64),
     ]
     nodes = [
@@ -165,21 +180,36 @@ def build(p, version, probe=False):
         # the frame's light level against the background's
         n("Div", ["mc", "mb"], ["gr"]), n("Log", ["gr"], ["lgr"]), n("Abs", ["lgr"], ["gain4"]),
         n("Reshape", ["gain4", "shape_1"], ["gain"]),
+        # 8. how local the change is: the share of it in the TOP_CELLS most changed cells
+        n("Pad", ["csw", "cell_pads"], ["cswp"], mode="constant"),
+        n("AveragePool", ["cswp"], ["cells"], kernel_shape=[10, 10], strides=[10, 10]),
+        n("Reshape", ["cells", "cells_shape"], ["cellv"]),
+        n("TopK", ["cellv", "top_k"], ["topv", "topi"], axis=1),
+        n("ReduceSum", ["topv", "axes1"], ["tops"], keepdims=0),
+        n("ReduceSum", ["cellv", "axes1"], ["alls"], keepdims=0),
+        n("Add", ["alls", "eps6"], ["alls1"]), n("Div", ["tops", "alls1"], ["top"]),
     ]
     inits += [const("split8", np.array([1] * 8), np.int64),
               const("axes23", np.array([2, 3]), np.int64),
               const("axes123", np.array([1, 2, 3]), np.int64),
+              const("axes1", np.array([1]), np.int64),
               const("shape_1", np.array([1]), np.int64)]
     if probe:
-        nodes += [n("Concat", ["area", "whole", "gain"], ["pr"], axis=0), n("Reshape", ["pr", "shape_p3"], ["scores"])]
-        inits.append(const("shape_p3", np.array([1, 3]), np.int64))
-        out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])
+        nodes += [n("Concat", ["area", "whole", "gain", "top"], ["pr"], axis=0), n("Reshape", ["pr", "shape_p4"], ["scores"])]
+        inits.append(const("shape_p4", np.array([1, 4]), np.int64))
+        out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 4])
     else:
         nodes += [
             n("Mul", ["area", "inv_ta"], ["ar"]), n("Sub", ["ar", "one"], ["ar1"]), n("Mul", ["ar1", "k2"], ["ar2"]),
             n("Sigmoid", ["ar2"], ["m"]),
             n("Sub", ["whole", "tl"], ["wl"]), n("Mul", ["wl", "kl"], ["wl2"]), n("Sigmoid", ["wl2"], ["lw"]),
-            n("Sub", ["gain", "tg"], ["gl"]), n("Mul", ["gl", "kg"], ["gl2"]), n("Sigmoid", ["gl2"], ["lg"]),
+            n("Sub", ["gain", "tg"], ["gl"]), n("Mul", ["gl", "kg"], ["gl2"]), n("Sigmoid", ["gl2"], ["lg0"]),
+            # 8. a local change with a moderate light-level change is not lighting
+            n("Sub", ["top", "tt"], ["tp1"]), n("Mul", ["tp1", "kt"], ["tp2"]), n("Sigmoid", ["tp2"], ["lt"]),
+            n("Mul", ["area", "inv_alta"], ["la"]), n("Sub", ["la", "one"], ["la1"]), n("Mul", ["la1", "k2"], ["la2"]), n("Sigmoid", ["la2"], ["lar"]),
+            n("Sub", ["gain", "tgl"], ["gh"]), n("Mul", ["gh", "nkg"], ["gh2"]), n("Sigmoid", ["gh2"], ["lgm"]),
+            n("Mul", ["lt", "lar"], ["loc0"]), n("Mul", ["loc0", "lgm"], ["loc"]),
+            n("Sub", ["one", "loc"], ["nloc"]), n("Mul", ["lg0", "nloc"], ["lg"]),
             n("Sub", ["one", "lw"], ["nlw"]), n("Sub", ["one", "lg"], ["nlg"]), n("Mul", ["nlw", "nlg"], ["nl"]),
             n("Sub", ["one", "nl"], ["l"]),
             n("Mul", ["m", "nl"], ["pm_"]), n("Sub", ["nl", "pm_"], ["ps"]),
@@ -202,7 +232,8 @@ def build(p, version, probe=False):
         "vigil.description": ("Background-subtraction motion detector: gain-compensated SSIM structure "
                               f"or local brightness change of the current frame against the device's background ({WIN}x{WIN} windows), "
                               "unstable areas (activity) and masked pixels (weight 0) left out; motion when the "
-                              "changed area passes vigil.min_area, lighting when most of the frame changed or its light level moved. "
-                              f"T1={p['T1']} TU={p['TU']} TM={p.get('TM')} TA={p['TA']} TL={p['TL']} TG={p.get('TG')}."),
+                              "changed area passes vigil.min_area, lighting when most of the frame changed or its light level moved "
+                              "(unless a local change came with a moderate light-level move: an object the auto-exposure reacted to). "
+                              f"T1={p['T1']} TU={p['TU']} TM={p.get('TM')} TA={p['TA']} TL={p['TL']} TG={p.get('TG')} TT={p.get('TT')} AL={p.get('AL')} TGL={p.get('TGL')}."),
     }
     return make_model(nodes, [inp], [out], inits, meta, "vigil_motion_bg")

@@ -179,6 +179,69 @@ def nuisance_streams(split, full, rng, n=200):
     return out
 
 
+def object_under_ae(g, rng, shade, metering, n=120, fps=10):
+    """A still scene, an object (15-35 % of the width, 12-30 % of the height: a car seen from
+    above) crossing it in 4 s, and a camera whose auto-exposure reacts to it (issue 16, v2.2):
+    `highlight` metering keeps the 99th percentile where it was (a white object darkens the
+    whole frame, as a car park camera does when a white car drives in), `mixed` meters half
+    the mean and half the highlights (a dark object brightens it). The exposure moves 40 %
+    of the way to its target each frame. Returns the camera's frames and a label per frame:
+    True object in view, False empty, None the first and last two frames of a pass (a sliver)
+    and the second after the object left (the exposure is still on its way back; the
+    footage evaluation leaves a tail out too, its `exit_tail`)."""
+    h, w = g.shape
+    ow, oh = int(w * rng.uniform(0.15, 0.35)), int(h * rng.uniform(0.12, 0.3))
+    y0 = int(rng.uniform(0, h - oh))
+    tex = cv2.GaussianBlur(rng.normal(0, 12, (oh, ow)).astype(np.float32), (0, 0), 3)
+    obj = np.clip(shade + tex, 0, 255)
+    if metering == "highlight":
+        meter = lambda f: np.percentile(f, 99)
+    else:
+        meter = lambda f: 0.5 * f.mean() + 0.5 * np.percentile(f, 99)
+    target = meter(g.astype(np.float32))
+    gain, frames, labels = 1.0, [], []
+    t0, span = n // 4, n // 3
+    for t in range(n):
+        f = g.astype(np.float32).copy()
+        x0 = int(-ow + (w + ow) * (t - t0) / span) if t0 <= t < t0 + span else None
+        seen = False
+        if x0 is not None:
+            a, b = max(0, x0), min(w, x0 + ow)
+            if b > a:
+                f[y0:y0 + oh, a:b] = obj[:, a - x0:b - x0]
+                seen = True
+        gain += 0.4 * (target / max(meter(f), 1.0) - gain)
+        frames.append(np.clip(np.round(f * gain), 0, 255).astype(np.uint8))
+        labels.append(seen)
+    lab = list(labels)
+    on = [t for t in range(n) if labels[t]]
+    if on:
+        for t in on[:2] + on[-2:] + list(range(on[-1] + 1, on[-1] + 1 + fps)):
+            if t < n:
+                lab[t] = None
+    return camera(frames, rng), lab
+
+
+def ae_object_streams(split, full, rng):
+    """[(name, frames, fps, labels, score_from)]: objects crossing each of the split's still
+    scenes (dimmed to 70 % so a white object outshines the highlights) under an auto-exposure
+    that reacts to them; white and dark objects, both meterings, at 10 and 2.5 fps."""
+    lo, hi = (0, 400) if split == "tune" else (400, len(full))
+    street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
+    scenes = [(name, cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)) for name, im in still_images(split)]
+    scenes.append(("vtest street (median)", street))
+    out = []
+    for name, g in scenes:
+        g = np.clip(g.astype(np.float32) * 0.7, 0, 255).astype(np.uint8)
+        for shade in (235, 25):
+            for metering in ("highlight", "mixed"):
+                frames, lab = object_under_ae(g, rng, shade, metering)
+                tag = f"{name}, {'white' if shade > 128 else 'dark'} object, {metering} AE"
+                out.append((tag + ", 10 fps", frames, 10, lab, 20))
+                out.append((tag + ", 2.5 fps", frames[::4], 2.5, lab[::4], 5))
+    return out
+
+
 TREE_RECT = (0, 0, 307, 576)   # x, y, w, h in the 768x576 composite: the tree's area
 
 

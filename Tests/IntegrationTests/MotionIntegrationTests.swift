@@ -15,8 +15,9 @@ final class MotionIntegrationTests: XCTestCase {
     static let width = 320, height = 240
 
     /// A textured room (wall pattern, tiled floor, a bright window) times `gain`, with a
-    /// dark figure at `person` (x of its left edge) and sensor noise of a few grey levels.
-    func frame(gain: Double = 1, person: Int? = nil, seed: UInt64) -> [UInt8] {
+    /// dark figure at `person` (x of its left edge), a white car seen from above at `car`
+    /// (x of its left edge, 90x64 px on the floor), and sensor noise of a few grey levels.
+    func frame(gain: Double = 1, person: Int? = nil, car: Int? = nil, seed: UInt64) -> [UInt8] {
         let w = MotionIntegrationTests.width, h = MotionIntegrationTests.height
         var rng = seed &* 0x9E3779B97F4A7C15 | 1
         var px = [UInt8](repeating: 0, count: w * h)
@@ -27,6 +28,9 @@ final class MotionIntegrationTests: XCTestCase {
                 if (40..<120).contains(y), (200..<280).contains(x) { v = 200 }
                 if let p = person, (100..<200).contains(y), (p..<(p + 28)).contains(x) { v = 30 }
                 if let p = person, (80..<100).contains(y), ((p + 6)..<(p + 22)).contains(x) { v = 170 }
+                if let c = car, (150..<214).contains(y), (c..<(c + 90)).contains(x) {
+                    v = (158..<176).contains(y) && ((c + 20)..<(c + 70)).contains(x) ? 90 : 235   // roof, windscreen
+                }
                 rng = rng &* 6364136223846793005 &+ 1442695040888963407
                 let noise = Double(Int(rng >> 61)) - 3.5   // -3.5 ... 3.5 grey levels
                 px[y * w + x] = UInt8(max(0, min(255, (v * gain + noise).rounded())))
@@ -149,6 +153,41 @@ final class MotionIntegrationTests: XCTestCase {
         let late = after.filter { $0.0 >= left - 1.5 && $0.0 <= end }.map(\.1)
         XCTAssertGreaterThanOrEqual(late.count, 10, "\(after.suffix(20))")
         XCTAssertEqual(late.filter { $0 == "motion" }.count, 0, "the spot where the person stood is healed: \(late)")
+    }
+
+    /// Issue 16, found on real footage (a car park camera, Models/motion.md): when a white
+    /// car drives in, the camera's auto-exposure darkens the whole frame, and v2.1 called
+    /// those frames `lighting` (never motion) because the light level moved. v2.2 says
+    /// motion when the change that is left after gain matching is local (an object), and
+    /// still calls the same darkening without the car `lighting`.
+    func testAWhiteCarThatDarkensTheAutoExposureIsMotionAndTheSameDarkeningAloneIsNot() throws {
+        let broker = try Broker()
+        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
+        let client = try TestClient(port: broker.port)
+        defer { client.close() }
+        var seed: UInt64 = 300, sent = 0
+        func play(_ frames: [(gain: Double, car: Int?)]) throws {
+            var mids: [Int32] = []
+            for f in frames {
+                seed += 1
+                mids.append(try client.publish("sensors/park/camera", frame(gain: f.gain, car: f.car, seed: seed)))
+            }
+            XCTAssertTrue(client.waitForAcks(mids))
+            sent += frames.count
+            XCTAssertTrue(waitUntil(timeout: 20) { self.labels("park").count == sent - 1 }, "\(labels("park").count)\n\(daemon.output)")
+        }
+        // The empty car park, then the exposure darkens to 0.8 for three frames with no car.
+        try play(Array(repeating: (1, nil), count: 6) + [(0.8, nil), (0.8, nil), (0.8, nil), (1, nil), (1, nil), (1, nil)])
+        let alone = Array(labels("park").suffix(6))
+        XCTAssertFalse(alone.contains("motion"), "a darkening alone is no car: \(alone)")
+        XCTAssertTrue(alone.contains("lighting"), "\(alone)")
+        // A white car drives in and stops; the exposure darkens to 0.8 while it is in view.
+        try play([(0.9, 20), (0.8, 40), (0.8, 60), (0.8, 70), (0.8, 70), (0.8, 70)])
+        let withCar = Array(labels("park").suffix(6))
+        XCTAssertEqual(withCar, Array(repeating: "motion", count: 6), "every frame with the car is motion")
+        XCTAssertEqual(raised("park"), 1)
     }
 
     /// A restart resumes each camera's learnt state: vigild saves it when it stops, and the
