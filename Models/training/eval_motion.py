@@ -45,6 +45,23 @@ def ae_objects(sess, state, thr, full):
                  "said lighting", "passes meeting for_frames 2", "empty frames said motion"])
 
 
+def lamps(sess, state, thr, full):
+    """Lamps switched on in part of the test scenes (motion_sets.lamp_streams): no object,
+    every alert is false. v2.1 already fired on some (the brightness term); v2.2's exception
+    was chosen so as to add none on the tuning scenes' lamps."""
+    rows, agg = [], {}
+    for name, kind, frames, fps, start in ms.lamp_streams("test", full, np.random.default_rng(tm.SEED + 6)):
+        m = mst.run_stream(sess, frames, fps, state())[start:, 1]
+        a = agg.setdefault(kind, [0, 0, 0, 0, 0])
+        a[0] += int(np.nansum(m >= thr)); a[1] += len(m)
+        a[2] += mst.alerts(m, thr, 1, 0.3, int(30 * fps)); a[3] += mst.alerts(m, thr, 2, 0.3, int(30 * fps)); a[4] += 1
+    for kind, (f, n, a1, a2, k) in agg.items():
+        rows.append([kind, k, f"{100 * f / n:.2f} % of {n}", f"{a1}/{k}", f"{a2}/{k}"])
+    print()
+    table(rows, ["lamp switched on for 4 s (synthetic, test scenes)", "switch-ons", "frames said motion",
+                 "alerts for_frames 1", "alerts for_frames 2"])
+
+
 def main(path):
     sess = session(path)
     meta = {p.key: p.value for p in onnx.load(path).metadata_props}
@@ -156,6 +173,7 @@ def main(path):
           f"said motion = {k / n:.3f} (Wilson [{lo_:.3f}, {hi_:.3f}]; frames of {passes} passes, "
           f"not independent); foliage frames around it {100 * np.mean(sc[off, 1] >= thr):.2f} % said motion")
     ae_objects(sess, state, thr, full)
+    lamps(sess, state, thr, full)
     x0 = np.stack([frames[30], frames[0], np.zeros_like(frames[0]), np.ones_like(frames[0])])[None]
     med, p95 = latency_ms(sess, {"frames": x0})
     print(f"latency: median {med:.3f} ms, p95 {p95:.3f} ms per frame (1 thread, ONNX Runtime in Python)")

@@ -19,10 +19,12 @@ frames [1, 4, 120, 160] float32, vigil.channels = current,background,activity,we
      scores = [ (1-M)(1-L), M(1-L), L ]   labels still,motion,lighting
   8. (v2.2) local: a light-level change that comes with a *local* change is an object the
      auto-exposure reacted to (a white car darkens the frame), not only lighting:
-     local = sigmoid(KT (top - TT)) x sigmoid(K2 (area / (AL TA) - 1)) x sigmoid(-KG (gain - TGL)),
-     top = the share of the changed area in the 4 most changed of 6 x 8 cells. A light switch
-     leaves little area; a day/night switch changes windows all over the frame; a light step
-     large enough to clip (gain over TGL) is left to the light rule.
+     local = sigmoid(KT (top - TT)) x sigmoid(K2 (sarea / (AL TA) - 1)) x sigmoid(-KG (gain - TGL)),
+     on the *structure* change alone (schanged x stable x weight: sarea its mean, top its
+     share in the 4 most changed of 6 x 8 cells): an object changes structure, a lamp's pool
+     of light only brightness. A light switch leaves little area; a day/night switch changes
+     windows all over the frame; a light step large enough to clip (gain over TGL) is left to
+     the light rule.
 TA is the model's default minimum changed area (vigil.min_area); the daemon sets the
 weight channel to TA / min_area so a pipeline's own min_area applies exactly.
 """
@@ -180,8 +182,10 @@ def build(p, version, probe=False):
         # the frame's light level against the background's
         n("Div", ["mc", "mb"], ["gr"]), n("Log", ["gr"], ["lgr"]), n("Abs", ["lgr"], ["gain4"]),
         n("Reshape", ["gain4", "shape_1"], ["gain"]),
-        # 8. how local the change is: the share of it in the TOP_CELLS most changed cells
-        n("Pad", ["csw", "cell_pads"], ["cswp"], mode="constant"),
+        # 8. how local the structure change is: its share in the TOP_CELLS most changed cells
+        n("Mul", ["schanged", "stable"], ["ss"]), n("Mul", ["ss", "ww"], ["ssw"]),
+        n("ReduceMean", ["ssw"], ["sarea"], axes=[1, 2, 3], keepdims=0),
+        n("Pad", ["ssw", "cell_pads"], ["cswp"], mode="constant"),
         n("AveragePool", ["cswp"], ["cells"], kernel_shape=[10, 10], strides=[10, 10]),
         n("Reshape", ["cells", "cells_shape"], ["cellv"]),
         n("TopK", ["cellv", "top_k"], ["topv", "topi"], axis=1),
@@ -195,9 +199,9 @@ def build(p, version, probe=False):
               const("axes1", np.array([1]), np.int64),
               const("shape_1", np.array([1]), np.int64)]
     if probe:
-        nodes += [n("Concat", ["area", "whole", "gain", "top"], ["pr"], axis=0), n("Reshape", ["pr", "shape_p4"], ["scores"])]
-        inits.append(const("shape_p4", np.array([1, 4]), np.int64))
-        out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 4])
+        nodes += [n("Concat", ["area", "whole", "gain", "top", "sarea"], ["pr"], axis=0), n("Reshape", ["pr", "shape_p5"], ["scores"])]
+        inits.append(const("shape_p5", np.array([1, 5]), np.int64))
+        out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 5])
     else:
         nodes += [
             n("Mul", ["area", "inv_ta"], ["ar"]), n("Sub", ["ar", "one"], ["ar1"]), n("Mul", ["ar1", "k2"], ["ar2"]),
@@ -206,7 +210,7 @@ def build(p, version, probe=False):
             n("Sub", ["gain", "tg"], ["gl"]), n("Mul", ["gl", "kg"], ["gl2"]), n("Sigmoid", ["gl2"], ["lg0"]),
             # 8. a local change with a moderate light-level change is not lighting
             n("Sub", ["top", "tt"], ["tp1"]), n("Mul", ["tp1", "kt"], ["tp2"]), n("Sigmoid", ["tp2"], ["lt"]),
-            n("Mul", ["area", "inv_alta"], ["la"]), n("Sub", ["la", "one"], ["la1"]), n("Mul", ["la1", "k2"], ["la2"]), n("Sigmoid", ["la2"], ["lar"]),
+            n("Mul", ["sarea", "inv_alta"], ["la"]), n("Sub", ["la", "one"], ["la1"]), n("Mul", ["la1", "k2"], ["la2"]), n("Sigmoid", ["la2"], ["lar"]),
             n("Sub", ["gain", "tgl"], ["gh"]), n("Mul", ["gh", "nkg"], ["gh2"]), n("Sigmoid", ["gh2"], ["lgm"]),
             n("Mul", ["lt", "lar"], ["loc0"]), n("Mul", ["loc0", "lgm"], ["loc"]),
             n("Sub", ["one", "loc"], ["nloc"]), n("Mul", ["lg0", "nloc"], ["lg"]),
@@ -233,7 +237,7 @@ def build(p, version, probe=False):
                               f"or local brightness change of the current frame against the device's background ({WIN}x{WIN} windows), "
                               "unstable areas (activity) and masked pixels (weight 0) left out; motion when the "
                               "changed area passes vigil.min_area, lighting when most of the frame changed or its light level moved "
-                              "(unless a local change came with a moderate light-level move: an object the auto-exposure reacted to). "
+                              "(unless a local structure change came with a moderate light-level move: an object the auto-exposure reacted to). "
                               f"T1={p['T1']} TU={p['TU']} TM={p.get('TM')} TA={p['TA']} TL={p['TL']} TG={p.get('TG')} TT={p.get('TT')} AL={p.get('AL')} TGL={p.get('TGL')}."),
     }
     return make_model(nodes, [inp], [out], inits, meta, "vigil_motion_bg")

@@ -242,6 +242,44 @@ def ae_object_streams(split, full, rng):
     return out
 
 
+def lamp_stream(g, rng, metering, n=100, fps=10):
+    """A lamp switched on in part of a still scene for 4 s (issue 16, v2.2): a soft pool of
+    light (Gaussian, sigma 8-20 % of the width, x1.5-x2.5 at its centre) at a random place;
+    the camera's exposure does nothing (`none`), holds the mean (`mean`) or the 99th
+    percentile (`highlight`), moving 40 % of the way each frame. No object: every alert is
+    false. What the v2.2 exception must not turn into motion (a local light change that
+    moves the frame's light level looks, in area, like an object under an auto-exposure)."""
+    h, w = g.shape
+    cx, cy = rng.uniform(0.15, 0.85) * w, rng.uniform(0.15, 0.85) * h
+    sig = rng.uniform(0.08, 0.2) * w
+    yy, xx = np.mgrid[0:h, 0:w]
+    pool = 1 + rng.uniform(0.5, 1.5) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sig ** 2))
+    meter = (lambda f: np.percentile(f, 99)) if metering == "highlight" else (lambda f: f.mean())
+    target, gain, out = meter(g.astype(np.float32)), 1.0, []
+    for t in range(n):
+        f = g.astype(np.float32) * (pool if 3 * fps <= t < 7 * fps else 1.0)
+        if metering != "none":
+            gain += 0.4 * (target / max(meter(np.minimum(f, 255)), 1.0) - gain)
+        out.append(np.clip(np.round(f * gain), 0, 255).astype(np.uint8))
+    return camera(out, rng)
+
+
+def lamp_streams(split, full, rng, repeats=3):
+    """[(name, kind, frames, fps, score_from)]: lamps switched on in each of the split's
+    still scenes (dimmed to 70 %), under the three exposure behaviours, `repeats` each."""
+    lo, hi = (0, 400) if split == "tune" else (400, len(full))
+    street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
+    scenes = [(name, cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)) for name, im in still_images(split)]
+    scenes.append(("vtest street (median)", street))
+    out = []
+    for name, g in scenes:
+        g = np.clip(g.astype(np.float32) * 0.7, 0, 255).astype(np.uint8)
+        for metering in ("none", "mean", "highlight"):
+            for _ in range(repeats):
+                out.append((name, f"local lamp, {metering} AE", lamp_stream(g, rng, metering), 10, 20))
+    return out
+
+
 TREE_RECT = (0, 0, 307, 576)   # x, y, w, h in the 768x576 composite: the tree's area
 
 

@@ -37,11 +37,11 @@ PROBE_TG = 0.2
 
 
 def probe_stream(sess, frames, fps, activity_s=60.0, bars=(PROBE_TL, PROBE_TG), state=None):
-    """(area, whole, gain, top) per frame through the daemon's state (or `state`, an experiment's
+    """(area, whole, gain, top, sarea) per frame through the daemon's state (or `state`, an experiment's
     variant of it), re-baselining at the lighting bars (TL, TG): the provisional ones, or
     the model's once they are known."""
     st = state if state is not None else mst.CameraState(activity_s=activity_s)
-    out = np.full((len(frames), 4), np.nan, np.float32)
+    out = np.full((len(frames), 5), np.nan, np.float32)
     for i, f in enumerate(frames):
         x = st.inputs(f, i / fps)
         if x is None:
@@ -152,13 +152,18 @@ def tune_local(p):
     runs every tuning stream through the state as vigild would (its own labels re-base the
     background). A candidate may say motion on no more tuning nuisance frames (light steps,
     ramps, day/night, noise, speckle, vegetation, and the empty frames around the objects
-    below) than the model without the exception, and may not lower the people's recall;
+    below, and lamps switched on in part of the scene, motion_sets.lamp_streams, which the
+    model without the exception already fires on now and then) than the model without the
+    exception, and may not lower the people's recall;
     among those, the most frames of objects crossing under an auto-exposure
     (motion_sets.ae_object_streams) said motion wins; ties go to the larger AL and TT and
     the smaller TGL (the exception as narrow as the tuning data allows)."""
     from multiprocessing import Pool
+    p = {k: v for k, v in p.items() if k not in ("AL", "TT", "TGL")}    # the model without the exception
     pos, neg = load("tune")
-    objs = ms.ae_object_streams("tune", ms.vtest_frames(), np.random.default_rng(SEED + 2))
+    full = ms.vtest_frames()
+    objs = ms.ae_object_streams("tune", full, np.random.default_rng(SEED + 2))
+    neg = neg + ms.lamp_streams("tune", full, np.random.default_rng(SEED + 5))   # lamps: v2.1 fires on some already; no more
     streams = [(s[1], s[2]) for s in pos] + [(s[2], s[3]) for s in neg] + [(s[1], s[2]) for s in objs]
     cands = [None] + [{"AL": a, "TT": t, "TGL": g} for a in AL_GRID for t in TT_GRID for g in TGL_GRID]
     with Pool(2) as pool:
@@ -194,6 +199,7 @@ def main():
         rec = read_results("motion_params.json")
         p = {k: rec[k] for k in ["T1", "TU", "TM", "TA", "TL", "TG", "activity_s"] + [k for k in ["AL", "TT", "TGL"] if k in rec]}
         if "--local" in sys.argv:   # v2.2: choose only the local-change exception, the rest as recorded
+            p = {k: v for k, v in p.items() if k not in ("AL", "TT", "TGL")}
             p.update(tune_local(p))
     else:
         p = tune()

@@ -16,7 +16,8 @@ final class MotionIntegrationTests: XCTestCase {
 
     /// A textured room (wall pattern, tiled floor, a bright window) times `gain`, with a
     /// dark figure at `person` (x of its left edge), a white car seen from above at `car`
-    /// (x of its left edge, 90x64 px on the floor), and sensor noise of a few grey levels.
+    /// (x of its left edge, 90x64 px on the floor: white paint, dark tyres and windscreens, a
+    /// roof rack), and sensor noise of a few grey levels.
     func frame(gain: Double = 1, person: Int? = nil, car: Int? = nil, seed: UInt64) -> [UInt8] {
         let w = MotionIntegrationTests.width, h = MotionIntegrationTests.height
         var rng = seed &* 0x9E3779B97F4A7C15 | 1
@@ -29,7 +30,11 @@ final class MotionIntegrationTests: XCTestCase {
                 if let p = person, (100..<200).contains(y), (p..<(p + 28)).contains(x) { v = 30 }
                 if let p = person, (80..<100).contains(y), ((p + 6)..<(p + 22)).contains(x) { v = 170 }
                 if let c = car, (150..<214).contains(y), (c..<(c + 90)).contains(x) {
-                    v = (158..<176).contains(y) && ((c + 20)..<(c + 70)).contains(x) ? 90 : 235   // roof, windscreen
+                    let u = x - c, r = y - 150
+                    v = 235                                                          // white paint
+                    if (8..<20).contains(r) || (44..<56).contains(r) { v = 70 }      // tyres and sills
+                    if (22..<42).contains(r), (14..<30).contains(u) || (62..<78).contains(u) { v = 60 }   // windscreens
+                    if (22..<42).contains(r), (36..<56).contains(u) { v = 210 + Double((u / 4 + r / 4) % 2) * 20 }   // roof rack
                 }
                 rng = rng &* 6364136223846793005 &+ 1442695040888963407
                 let noise = Double(Int(rng >> 61)) - 3.5   // -3.5 ... 3.5 grey levels
@@ -158,8 +163,10 @@ final class MotionIntegrationTests: XCTestCase {
     /// Issue 16, found on real footage (a car park camera, Models/motion.md): when a white
     /// car drives in, the camera's auto-exposure darkens the whole frame, and v2.1 called
     /// those frames `lighting` (never motion) because the light level moved. v2.2 says
-    /// motion when the change that is left after gain matching is local (an object), and
-    /// still calls the same darkening without the car `lighting`.
+    /// motion when the change of structure left after gain matching is local (an object),
+    /// and still calls the same darkening without the car `lighting`. (A flat white block
+    /// with no markings was caught by the first v2.2, which also counted brightness, but
+    /// not on every frame by the shipped one: Models/motion.md.)
     func testAWhiteCarThatDarkensTheAutoExposureIsMotionAndTheSameDarkeningAloneIsNot() throws {
         let broker = try Broker()
         let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
