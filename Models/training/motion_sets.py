@@ -222,17 +222,22 @@ def object_under_ae(g, rng, shade, metering, n=120, fps=10):
     return camera(frames, rng), lab
 
 
-def ae_object_streams(split, full, rng):
-    """[(name, frames, fps, labels, score_from)]: objects crossing each of the split's still
-    scenes (dimmed to 70 % so a white object outshines the highlights) under an auto-exposure
-    that reacts to them; white and dark objects, both meterings, at 10 and 2.5 fps."""
+def dimmed_scenes(split, full):
+    """The split's still scenes and its empty street, grey, dimmed to 70 % (so a white object
+    or a pool of lamp light can be brighter than the scene's own highlights)."""
     lo, hi = (0, 400) if split == "tune" else (400, len(full))
     street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
     scenes = [(name, cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)) for name, im in still_images(split)]
     scenes.append(("vtest street (median)", street))
+    return [(name, np.clip(g.astype(np.float32) * 0.7, 0, 255).astype(np.uint8)) for name, g in scenes]
+
+
+def ae_object_streams(split, full, rng):
+    """[(name, frames, fps, labels, score_from)]: objects crossing each of the split's still
+    scenes (dimmed to 70 % so a white object outshines the highlights) under an auto-exposure
+    that reacts to them; white and dark objects, both meterings, at 10 and 2.5 fps."""
     out = []
-    for name, g in scenes:
-        g = np.clip(g.astype(np.float32) * 0.7, 0, 255).astype(np.uint8)
+    for name, g in dimmed_scenes(split, full):
         for shade in (235, 25):
             for metering in ("highlight", "mixed"):
                 frames, lab = object_under_ae(g, rng, shade, metering)
@@ -267,13 +272,8 @@ def lamp_stream(g, rng, metering, n=100, fps=10):
 def lamp_streams(split, full, rng, repeats=3):
     """[(name, kind, frames, fps, score_from)]: lamps switched on in each of the split's
     still scenes (dimmed to 70 %), under the three exposure behaviours, `repeats` each."""
-    lo, hi = (0, 400) if split == "tune" else (400, len(full))
-    street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
-    scenes = [(name, cv2.cvtColor(im, cv2.COLOR_BGR2GRAY)) for name, im in still_images(split)]
-    scenes.append(("vtest street (median)", street))
     out = []
-    for name, g in scenes:
-        g = np.clip(g.astype(np.float32) * 0.7, 0, 255).astype(np.uint8)
+    for name, g in dimmed_scenes(split, full):
         for metering in ("none", "mean", "highlight"):
             for _ in range(repeats):
                 out.append((name, f"local lamp, {metering} AE", lamp_stream(g, rng, metering), 10, 20))
