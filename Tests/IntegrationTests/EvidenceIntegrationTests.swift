@@ -233,7 +233,15 @@ final class EvidenceIntegrationTests: XCTestCase {
 
     func testWithSyncEvidenceTheArchiveGoesToTheCloudAfterAlertsAndBeforeDetections() throws {
         let broker = try Broker()
-        let cloudPort = freePort()
+        // The cloud keeps its subscriber's session across the outage, as a real one does: a
+        // receiver that subscribed only after the cloud came back could miss what vigild sent
+        // in between (the broker acks a batch no one is subscribed to yet, and it is gone).
+        let cloud = try Broker(persistence: true)
+        defer { cloud.stop() }
+        let receiver = try CloudReceiver(port: cloud.port, expectedNode: "ev")
+        defer { receiver.close() }
+        cloud.stop()
+        let cloudPort = cloud.port
         let sync = """
             { "mqtt": { "host": "127.0.0.1", "port": \(cloudPort) }, "evidence": true, "evidence_batch_kb": 8,
               "batch": 500, "interval_s": 0.2, "backoff_min_s": 0.2, "backoff_max_s": 0.5 }
@@ -249,10 +257,7 @@ final class EvidenceIntegrationTests: XCTestCase {
         }
         XCTAssertTrue(pub.waitForAcks(mids))
         XCTAssertTrue(waitUntil(timeout: 20) { self.evidenceRows().count == 2 }, daemon.output)
-        let cloud = try Broker(port: cloudPort)
-        defer { cloud.stop() }
-        let receiver = try CloudReceiver(port: cloud.port, expectedNode: "ev")
-        defer { receiver.close() }
+        try cloud.start()
         XCTAssertTrue(waitUntil(timeout: 20) { receiver.archives.count == 2 && receiver.types.filter { $0 == "detection" }.count == 8 },
                       "types \(receiver.types)\n\(daemon.output)")
         for r in evidenceRows() {
