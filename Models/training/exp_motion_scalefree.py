@@ -75,7 +75,7 @@ def probe_all(sessions, frames, fps, bars):
         if x is None:
             continue
         for j, s in enumerate(sessions):
-            out[j, i] = s.run(None, {"frames": x})[0][0]
+            out[j, i] = s.run(None, {"frames": x})[0][0][:3]    # v2.2 probes also give (top, sarea)
         st.observe("lighting" if tm.lit(out[0, i], bars) else "still")
     return out
 

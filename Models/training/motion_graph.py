@@ -68,7 +68,8 @@ def gaussian_kernel(size=5, sigma=1.0):
 
 
 def build(p, version, probe=False):
-    """p: dict with T1, TU, TA, TL. probe=True: outputs [1, 2] = (area, whole) before the
+    """p: dict with T1, TU, TA, TL (and TM, TG, and v2.2's AL, TT, TGL: the exception is off
+    without them). probe=True: outputs [1, 5] = (area, whole, gain, top, sarea) before the
     final sigmoids (for tuning)."""
     n = helper.make_node
     inits = [

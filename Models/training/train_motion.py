@@ -130,6 +130,7 @@ def tune():
     return best[1]
 
 
+LOCAL_KEYS = ("AL", "TT", "TGL")     # v2.2's local-change exception (motion_graph step 8)
 AL_GRID = [1.0, 2.0, 3.0]
 TT_GRID = [0.6, 0.8]
 TGL_GRID = [0.3, 0.5]
@@ -159,7 +160,7 @@ def tune_local(p):
     (motion_sets.ae_object_streams) said motion wins; ties go to the larger AL and TT and
     the smaller TGL (the exception as narrow as the tuning data allows)."""
     from multiprocessing import Pool
-    p = {k: v for k, v in p.items() if k not in ("AL", "TT", "TGL")}    # the model without the exception
+    p = {k: v for k, v in p.items() if k not in LOCAL_KEYS}    # the model without the exception
     pos, neg = load("tune")
     full = ms.vtest_frames()
     objs = ms.ae_object_streams("tune", full, np.random.default_rng(SEED + 2))
@@ -197,10 +198,9 @@ def main():
     if "--no-tune" in sys.argv:     # rebuild from the recorded thresholds (fixtures, graph edits)
         from common import read_results
         rec = read_results("motion_params.json")
-        p = {k: rec[k] for k in ["T1", "TU", "TM", "TA", "TL", "TG", "activity_s"] + [k for k in ["AL", "TT", "TGL"] if k in rec]}
-        if "--local" in sys.argv:   # v2.2: choose only the local-change exception, the rest as recorded
-            p = {k: v for k, v in p.items() if k not in ("AL", "TT", "TGL")}
-            p.update(tune_local(p))
+        p = {k: rec[k] for k in ["T1", "TU", "TM", "TA", "TL", "TG", "activity_s"]}
+        # v2.2: choose only the local-change exception (the rest as recorded), or take the recorded one
+        p.update(tune_local(p) if "--local" in sys.argv else {k: rec[k] for k in LOCAL_KEYS if k in rec})
     else:
         p = tune()
         p.update(tune_local(p))
