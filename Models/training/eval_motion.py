@@ -62,6 +62,26 @@ def lamps(sess, state, thr, full):
                  "alerts for_frames 1", "alerts for_frames 2"])
 
 
+def standing(sess, state, thr, full):
+    """People standing 30 s on the test street (v2.3: motion_sets.standing_streams; the
+    tuning street's chose the lamp gate): a person the background absorbs must stay motion."""
+    rows, K, N = [], 0, 0
+    for name, frames, fps, lab, start in ms.standing_streams("test", full, np.random.default_rng(tm.SEED + 9)):
+        m = np.nan_to_num(mst.run_stream(sess, frames, fps, state())[:, 1], nan=0.0)
+        on = [i for i in range(start, len(lab)) if lab[i] is True]
+        off = [i for i in range(start, len(lab)) if lab[i] is False]
+        k = int((m[on] >= thr).sum())
+        K, N = K + k, N + len(on)
+        last = max([i for i in on if m[i] >= thr], default=on[0] - 1)
+        rows.append([name, len(on), f"{k / len(on):.3f}", f"{(last - on[0] + 1) / fps:.1f} s",
+                     f"{100 * float(np.mean(m[off] >= thr)):.2f} % of {len(off)}"])
+    lo_, hi_ = wilson(K, N)
+    rows.append(["pooled", N, f"{K / N:.3f} [{lo_:.3f}, {hi_:.3f}]", "", ""])
+    print()
+    table(rows, ["person standing 30 s (synthetic, test street)", "frames", "said motion", "motion until (of 30 s)",
+                 "empty frames said motion"])
+
+
 def main(path):
     sess = session(path)
     meta = {p.key: p.value for p in onnx.load(path).metadata_props}
@@ -174,6 +194,7 @@ def main(path):
           f"not independent); foliage frames around it {100 * np.mean(sc[off, 1] >= thr):.2f} % said motion")
     ae_objects(sess, state, thr, full)
     lamps(sess, state, thr, full)
+    standing(sess, state, thr, full)
     x0 = np.stack([frames[30], frames[0], np.zeros_like(frames[0]), np.ones_like(frames[0])])[None]
     med, p95 = latency_ms(sess, {"frames": x0})
     print(f"latency: median {med:.3f} ms, p95 {p95:.3f} ms per frame (1 thread, ONNX Runtime in Python)")

@@ -9,6 +9,15 @@ frames [1, 4, 120, 160] float32, vigil.channels = current,background,activity,we
      (invariant to the window's own gain and offset); changed = sigmoid(K1 (1 - s - T1)),
      or (v2.1) the window's mean moved: max(changed, sigmoid(KM (|mean_c - mean_b| - TM)))
      (an evenly coloured object over a plain area changes its outline's structure only)
+  4c. (v2.3) that brightness change counts only within LD windows of an outline: a window
+     whose structure changed (step 4), or where the ratio current / background (per pixel,
+     + EPS_R) spreads by more than RS. A lamp's soft pool of light multiplies the scene by a
+     smooth field: little structure change, a ratio that barely varies within a window; an
+     object in front of the scene changes structure at its outline, and leaves its outline
+     in the ratio even while it sinks into the background as it stands still (the structure
+     term fades first: gating on it alone lost most frames of people standing 30 s; the
+     ratio alone, faint soft-edged blobs). The whole-frame fraction (lighting) still counts
+     every brightness change.
   5. window activity u = mean of the activity channel; stable = sigmoid(-KU (u - TU)):
      areas that keep changing (vegetation, water) stop counting
   6. area = mean over windows of changed * stable * weight   (weight 0 = masked)
@@ -46,6 +55,8 @@ KG = 150.0
 KM = 400.0
 KW = 20.0
 KT = 40.0
+EPS_R = 0.03         # v2.3: the ratio's floor (gain-matched units, mean 0.5): dark pixels' noise stays small
+KRS = 200.0
 CELLS = (6, 8)      # the coarse grid for the locality share (10 x 10 windows a cell)
 TOP_CELLS = 4
 # Scale-free stability (issue 16 experiment, off unless p["SF"] is set; v2.1 uses TU):
@@ -68,8 +79,9 @@ def gaussian_kernel(size=5, sigma=1.0):
 
 
 def build(p, version, probe=False):
-    """p: dict with T1, TU, TA, TL (and TM, TG, and v2.2's AL, TT, TGL: the exception is off
-    without them). probe=True: outputs [1, 5] = (area, whole, gain, top, sarea) before the
+    """p: dict with T1, TU, TA, TL (and TM, TG, v2.2's AL, TT, TGL: the exception is off
+    without them; v2.3's LD and RS: the gate is off without LD; LD without RS gates on the
+    structure change, TS on a fainter one: experiments, results/motion_lamp_tuning.txt). probe=True: outputs [1, 5] = (area, whole, gain, top, sarea) before the
     final sigmoids (for tuning)."""
     n = helper.make_node
     inits = [
@@ -134,11 +146,20 @@ def build(p, version, probe=False):
     # window sums of the moments (and, scale-free, of the pixels over their own bar)
     sums = ["s", "wa", "wb", "waa", "wbb", "wab", "act", "wt"] + (["xtra"] if sf else [])
     means = ["sw", "sa", "sb2", "saa", "sbb", "sab", "u", "ww"] + (["xw"] if sf else [])
+    if p.get("RS") is not None:
+        # 4c'. the ratio current / background per pixel (gain-matched, blurred): a lamp's pool
+        #      of light multiplies the scene by a smooth field, so the ratio is smooth within a
+        #      window; an object in front of the scene, even one half sunk into the background,
+        #      leaves its outline and texture in it
+        inits += [const("eps_r", np.array(EPS_R))]
+        nodes += [n("Add", ["a", "eps_r"], ["ar_"]), n("Add", ["b", "eps_r"], ["br_"]), n("Div", ["ar_", "br_"], ["rat_"]),
+                  n("Mul", ["s", "rat_"], ["wr"]), n("Mul", ["wr", "rat_"], ["wrr"])]
+        sums, means = sums + ["wr", "wrr"], means + ["sr", "srr"]
     split = f"split{len(sums)}"
     nodes += [n("Concat", sums, ["st"], axis=1),
               n("AveragePool", ["st"], ["pm"], kernel_shape=[WIN, WIN], strides=[STRIDE, STRIDE]),
               n("Split", ["pm", split], means, axis=1)]
-    if sf:
+    if split != "split8":
         inits.append(const(split, np.array([1] * len(sums)), np.int64))
     nodes += [
         n("Add", ["sw", "tiny"], ["swe"]),
@@ -159,9 +180,31 @@ def build(p, version, probe=False):
         #     only where most of the window is unclipped: the mean of a few pixels left
         #     between blown-out highlights (exposure steps) is not a brightness change
         n("Sub", ["sw", "half"], ["sw1"]), n("Mul", ["sw1", "kw"], ["sw2"]), n("Sigmoid", ["sw2"], ["seen"]),
-        n("Mul", ["lch0", "seen"], ["lchanged"]),
-        n("Max", ["schanged", "lchanged"], ["changed"]),
+        n("Mul", ["lch0", "seen"], ["lchanged0" if p.get("LD") else "lchanged"]),
     ]
+    if p.get("LD"):
+        # 4c. (v2.3) a brightness change counts only within LD windows of a structure change:
+        #     an object's outline changes structure, a lamp's soft pool of light does not
+        ld, seed = int(p["LD"]), "schanged"
+        if p.get("RS") is not None:     # the ratio's spread within the window: not a smooth light field
+            inits += [const("rs", np.array(p["RS"])), const("krs", np.array(KRS)), const("eps8", np.array(1e-8))]
+            nodes += [n("Div", ["sr", "swe"], ["er"]), n("Div", ["srr", "swe"], ["err"]), n("Mul", ["er", "er"], ["er2"]),
+                      n("Sub", ["err", "er2"], ["vr0"]), n("Relu", ["vr0"], ["vr"]), n("Add", ["vr", "eps8"], ["vr1"]),
+                      n("Sqrt", ["vr1"], ["rsd"]), n("Sub", ["rsd", "rs"], ["rsd1"]), n("Mul", ["rsd1", "krs"], ["rsd2"]),
+                      n("Sigmoid", ["rsd2"], ["rchanged"]), n("Max", ["schanged", "rchanged"], ["outline"])]
+            seed = "outline"
+        if p.get("TS") is not None:     # a fainter structure change than T1 also counts as an outline
+            inits += [const("ts", np.array(p["TS"]))]
+            nodes += [n("Sub", ["d", "ts"], ["dts"]), n("Mul", ["dts", "k1"], ["dts2"]), n("Sigmoid", ["dts2"], ["sfaint"])]
+            seed = "sfaint"
+        nodes += [n("MaxPool", [seed], ["snear"], kernel_shape=[ld, ld], strides=[1, 1], pads=[ld // 2] * 4),
+                  n("Mul", ["lchanged0", "snear"], ["lchanged"])]
+    nodes += [n("Max", ["schanged", "lchanged"], ["changed"])]
+    # the whole-frame (lighting) fraction counts every brightness change, near a structure change or not
+    whole_of = "changed"
+    if p.get("LD"):
+        nodes += [n("Max", ["schanged", "lchanged0"], ["changed_any"])]
+        whole_of = "changed_any"
     if sf == "pix":      # the window's fraction of pixels over their own bar
         nodes += [n("Div", ["xw", "swe"], ["stable"])]
     elif sf == "win":    # the window's mean deviation over its mean activity's bar
@@ -176,7 +219,7 @@ def build(p, version, probe=False):
         n("Mul", ["changed", "stable"], ["cs"]), n("Mul", ["cs", "ww"], ["csw"]),
         n("ReduceMean", ["csw"], ["area"], axes=[1, 2, 3], keepdims=0),
         n("Mul", ["ww", "big"], ["wbig"]), n("Clip", ["wbig", "zero", "one"], ["watched"]),
-        n("Mul", ["changed", "watched"], ["cw"]),
+        n("Mul", [whole_of, "watched"], ["cw"]),
         n("ReduceSum", ["cw", "axes123"], ["cws"], keepdims=0),
         n("ReduceSum", ["watched", "axes123"], ["ws"], keepdims=0),
         n("Add", ["ws", "one"], ["ws1"]), n("Div", ["cws", "ws1"], ["whole"]),

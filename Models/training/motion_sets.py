@@ -343,3 +343,45 @@ def single_people(split, full, pad=8):
             xs.append(np.stack([to_model(f), bg, zeros, ones]))
             sizes.append((w, h))
     return np.array(xs, np.float32), sizes
+
+
+def standing_stream(street, person, box, rng, fps=10, before_s=10, stand_s=30, after_s=5):
+    """A person who walks in and stands nearly still (v2.3, issue 16): the HOG box `box` of
+    frame `person` pasted on the empty street, shifted by up to 2 px (source pixels) each
+    frame, for `stand_s` seconds, with `before_s` of empty street before and `after_s` after.
+    The background absorbs a person who stands (background_s 20): what is left of them
+    against it fades, first in structure, then in brightness. Labels: True while the person
+    is in view (the first 2 frames not scored), None for 1 s after they left, else False."""
+    x, y, w, h = box
+    pad = 8
+    y0, y1 = max(0, y - pad), min(street.shape[0], y + h + pad)
+    x0, x1 = max(0, x - pad), min(street.shape[1], x + w + pad)
+    crop = person[y0:y1, x0:x1]
+    frames, lab = [], []
+    for t in range(int((before_s + stand_s + after_s) * fps)):
+        f = street.copy()
+        on = before_s * fps <= t < (before_s + stand_s) * fps
+        if on:
+            dy, dx = rng.integers(-2, 3, 2)
+            ya, xa = min(max(0, y0 + dy), street.shape[0] - crop.shape[0]), min(max(0, x0 + dx), street.shape[1] - crop.shape[1])
+            f[ya:ya + crop.shape[0], xa:xa + crop.shape[1]] = crop
+        frames.append(f)
+        after = (before_s + stand_s) * fps <= t < (before_s + stand_s + 1) * fps
+        first = before_s * fps <= t < before_s * fps + 2
+        lab.append(None if after or first else on)
+    return camera(frames, rng), lab
+
+
+def standing_streams(split, full, rng, k=8):
+    """[(name, frames, fps, labels, score_from)]: `k` of the split's HOG-found people (the
+    tallest box of k frames spread over the split), each standing 30 s on the split's empty
+    street (standing_stream)."""
+    lo, hi = (0, 400) if split == "tune" else (400, len(full))
+    street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
+    boxes = [(t, max(b, key=lambda r: r[3])) for t, b in sorted(people_boxes().items()) if lo <= t < hi and b]
+    picks = [boxes[i] for i in np.linspace(0, len(boxes) - 1, k).astype(int)]
+    out = []
+    for t, box in picks:
+        frames, lab = standing_stream(street, full[t], box, rng)
+        out.append((f"vtest frame {t}, person standing 30 s", frames, 10, lab, 50))
+    return out

@@ -17,8 +17,9 @@ final class MotionIntegrationTests: XCTestCase {
     /// A textured room (wall pattern, tiled floor, a bright window) times `gain`, with a
     /// dark figure at `person` (x of its left edge), a white car seen from above at `car`
     /// (x of its left edge, 90x64 px on the floor: white paint, dark tyres and windscreens, a
-    /// roof rack), and sensor noise of a few grey levels.
-    func frame(gain: Double = 1, person: Int? = nil, car: Int? = nil, seed: UInt64) -> [UInt8] {
+    /// roof rack), a lamp's soft pool of light on the floor (`lamp` x at its centre), and sensor
+    /// noise of a few grey levels.
+    func frame(gain: Double = 1, person: Int? = nil, car: Int? = nil, lamp: Double = 1, seed: UInt64) -> [UInt8] {
         let w = MotionIntegrationTests.width, h = MotionIntegrationTests.height
         var rng = seed &* 0x9E3779B97F4A7C15 | 1
         var px = [UInt8](repeating: 0, count: w * h)
@@ -35,6 +36,10 @@ final class MotionIntegrationTests: XCTestCase {
                     if (8..<20).contains(r) || (44..<56).contains(r) { v = 70 }      // tyres and sills
                     if (22..<42).contains(r), (14..<30).contains(u) || (62..<78).contains(u) { v = 60 }   // windscreens
                     if (22..<42).contains(r), (36..<56).contains(u) { v = 210 + Double((u / 4 + r / 4) % 2) * 20 }   // roof rack
+                }
+                if lamp != 1 {   // a soft pool of light on the floor, `lamp` x at its centre
+                    let dx = Double(x - 90), dy = Double(y - 175)
+                    v *= 1 + (lamp - 1) * exp(-(dx * dx + dy * dy) / (2 * 25 * 25))
                 }
                 rng = rng &* 6364136223846793005 &+ 1442695040888963407
                 let noise = Double(Int(rng >> 61)) - 3.5   // -3.5 ... 3.5 grey levels
@@ -195,6 +200,41 @@ final class MotionIntegrationTests: XCTestCase {
         let withCar = Array(labels("park").suffix(6))
         XCTAssertEqual(withCar, Array(repeating: "motion", count: 6), "every frame with the car is motion")
         XCTAssertEqual(raised("park"), 1)
+    }
+
+    /// Issue 16, measured on synthetic lamps (Models/motion.md): a lamp switched on in part of
+    /// the view, a soft pool of light, raised an alert about half the time in v2.1 and v2.2,
+    /// whose brightness term counted a window whose mean moved as changed wherever it was.
+    /// v2.3 counts a brightness change only near a change of structure (an object's outline):
+    /// the pool changes none, so the lamp is no motion, even with `for_frames: 1`; a person
+    /// walking into the same lit room still is.
+    func testALampSwitchedOnInACornerIsNotMotionButAPersonInItsLightIs() throws {
+        let broker = try Broker()
+        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
+        defer { daemon.stop() }
+        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
+        let client = try TestClient(port: broker.port)
+        defer { client.close() }
+        var seed: UInt64 = 500, sent = 0
+        func play(_ frames: [(lamp: Double, person: Int?)]) throws {
+            var mids: [Int32] = []
+            for f in frames {
+                seed += 1
+                mids.append(try client.publish("sensors/porch/camera", frame(person: f.person, lamp: f.lamp, seed: seed)))
+            }
+            XCTAssertTrue(client.waitForAcks(mids))
+            sent += frames.count
+            XCTAssertTrue(waitUntil(timeout: 20) { self.labels("porch").count == sent - 1 }, "\(labels("porch").count)\n\(daemon.output)")
+        }
+        // The calm porch, then the lamp: on for six frames (x2 at the pool's centre), off again.
+        try play(Array(repeating: (1, nil), count: 6) + Array(repeating: (2, nil), count: 6) + Array(repeating: (1, nil), count: 3))
+        let lamp = labels("porch")
+        XCTAssertFalse(lamp.contains("motion"), "a lamp's pool of light is no motion: \(lamp)")
+        XCTAssertEqual(raised("porch"), 0, "\(lamp)")
+        // The lamp on again and a person walking into its light: motion on every frame.
+        try play([(2, nil), (2, nil), (2, nil), (2, 60), (2, 70), (2, 80), (2, 90)])
+        XCTAssertEqual(Array(labels("porch").suffix(4)), Array(repeating: "motion", count: 4), "\(labels("porch"))")
+        XCTAssertEqual(raised("porch"), 1)
     }
 
     /// A restart resumes each camera's learnt state: vigild saves it when it stops, and the

@@ -464,10 +464,12 @@ final class MotionSimulatedCameraTests: XCTestCase {
         let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path))
         var byEvent: [String: (n: Int, motion: Int, lighting: Int)] = [:]
         var lightSwitches = 0, switchesAsMotion = 0
+        var passes = 0, passesCaught = 0   // object passes, and those with two motion frames in a row (the demo's rule)
         for seed in [42, 7] as [UInt64] {
             let cam = CameraSource(width: 320, height: 240, fps: 10, seed: seed, meanObjectGap: 3, meanLightingGap: 20)
             let a = p.makeAdapter(device: "sim")
             var previous: String? = "start"
+            var run = 0, caught = false
             for i in 0..<1200 {
                 let payload = cam.next(wallTime: 0)
                 let event = cam.event
@@ -477,6 +479,11 @@ final class MotionSimulatedCameraTests: XCTestCase {
                     input.ts = Double(i) / 10
                     var d = try p.detect(input, device: "sim")
                     a.observe(&d)
+                    if event == "motion" {
+                        if previous != "motion" { passes += 1; run = 0; caught = false }
+                        run = d.label == "motion" ? run + 1 : 0
+                        if run >= 2, !caught { caught = true; passesCaught += 1 }
+                    }
                     // Score steady states only: the frame and the one before agree on what happens.
                     if event == "lighting", previous != "motion" { lightSwitches += 1; if d.label == "motion" { switchesAsMotion += 1 } }
                     guard i > 10, event == previous else { continue }
@@ -489,16 +496,20 @@ final class MotionSimulatedCameraTests: XCTestCase {
                 }
             }
         }
-        print("simulated camera, frames by ground truth (n, said motion, said lighting): \(byEvent); light switches \(lightSwitches), said motion \(switchesAsMotion)")
+        print("simulated camera, frames by ground truth (n, said motion, said lighting): \(byEvent); light switches \(lightSwitches), said motion \(switchesAsMotion); object passes \(passes), with two motion frames in a row \(passesCaught)")
         XCTAssertGreaterThan(lightSwitches, 5)
         XCTAssertEqual(switchesAsMotion, 0, "a light switch is never motion")
         // Regression floors, not targets: the simulator's objects are soft-edged blobs on a
         // faintly textured room, which change a window's brightness more than its structure.
         // Measured (Models/motion.md): v1 1481/1497 and 0/789; v2.0 (structure only) 714/1497
-        // and 40/789; v2.1 (brightness term, light switches rescale the background) 1295/1497
-        // and 0/789.
+        // and 40/789; v2.1 and v2.2 (brightness term, light switches rescale the background)
+        // 1295/1497 and 0/789, 36 of 39 passes; v2.3 (a brightness change counts only near a
+        // change of structure, so that a lamp's soft pool of light is not motion) 1131/1497
+        // and 0/789, 33 of 39 passes: a soft-edged, faintly textured blob looks like a lamp.
         let moving = try XCTUnwrap(byEvent["motion"]), empty = try XCTUnwrap(byEvent["nothing"])
-        XCTAssertGreaterThan(Double(moving.motion) / Double(moving.n), 0.8)
+        XCTAssertGreaterThan(Double(moving.motion) / Double(moving.n), 0.7)
+        XCTAssertGreaterThan(passes, 30)
+        XCTAssertGreaterThanOrEqual(Double(passesCaught) / Double(passes), 0.8, "object passes that raise an alert under the demo's rule")
         XCTAssertLessThan(Double(empty.motion) / Double(empty.n), 0.02)
     }
 }
