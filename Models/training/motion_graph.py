@@ -10,13 +10,14 @@ frames [1, 4, 120, 160] float32, vigil.channels = current,background,activity,we
      or (v2.1) the window's mean moved: max(changed, sigmoid(KM (|mean_c - mean_b| - TM)))
      (an evenly coloured object over a plain area changes its outline's structure only)
   4c. (v2.3) that brightness change counts only within LD windows of an outline: a window
-     whose structure changed (step 4), or where the ratio current / background (per pixel,
-     + EPS_R) spreads by more than RS. A lamp's soft pool of light multiplies the scene by a
-     smooth field: little structure change, a ratio that barely varies within a window; an
-     object in front of the scene changes structure at its outline, and leaves its outline
-     in the ratio even while it sinks into the background as it stands still (the structure
-     term fades first: gating on it alone lost most frames of people standing 30 s; the
-     ratio alone, faint soft-edged blobs). The whole-frame fraction (lighting) still counts
+     whose structure changed (step 4), or where the frame is no multiple of the background:
+     1 - cos^2 > RC, cos = E[ab] / sqrt(E[a^2] E[b^2]) over the window (after steps 2-3; the
+     uncentred cosine, 1 when a = q b). A lamp's soft pool of light multiplies the scene by a
+     smooth field: within a window the frame is the background times a near-constant, the
+     structure barely changes. An object in front of the scene changes structure at its
+     outline, and its outline still breaks the proportion after it has stood long enough to
+     sink into the background (then the structure term fades first: gating on it alone lost
+     most frames of people standing 30 s). The whole-frame fraction (lighting) still counts
      every brightness change.
   5. window activity u = mean of the activity channel; stable = sigmoid(-KU (u - TU)):
      areas that keep changing (vegetation, water) stop counting
@@ -55,8 +56,7 @@ KG = 150.0
 KM = 400.0
 KW = 20.0
 KT = 40.0
-EPS_R = 0.03         # v2.3: the ratio's floor (gain-matched units, mean 0.5): dark pixels' noise stays small
-KRS = 200.0
+KRC = 2000.0         # v2.3: the slope of the outline's second test (1 - cos^2 against RC)
 CELLS = (6, 8)      # the coarse grid for the locality share (10 x 10 windows a cell)
 TOP_CELLS = 4
 # Scale-free stability (issue 16 experiment, off unless p["SF"] is set; v2.1 uses TU):
@@ -80,8 +80,8 @@ def gaussian_kernel(size=5, sigma=1.0):
 
 def build(p, version, probe=False):
     """p: dict with T1, TU, TA, TL (and TM, TG, v2.2's AL, TT, TGL: the exception is off
-    without them; v2.3's LD and RS: the gate is off without LD; LD without RS gates on the
-    structure change, TS on a fainter one: experiments, results/motion_lamp_tuning.txt). probe=True: outputs [1, 5] = (area, whole, gain, top, sarea) before the
+    without them; v2.3's LD and RC: the gate is off without LD, and on the structure change
+    alone without RC: results/motion_lamp_tuning.txt). probe=True: outputs [1, 5] = (area, whole, gain, top, sarea) before the
     final sigmoids (for tuning)."""
     n = helper.make_node
     inits = [
@@ -146,15 +146,6 @@ def build(p, version, probe=False):
     # window sums of the moments (and, scale-free, of the pixels over their own bar)
     sums = ["s", "wa", "wb", "waa", "wbb", "wab", "act", "wt"] + (["xtra"] if sf else [])
     means = ["sw", "sa", "sb2", "saa", "sbb", "sab", "u", "ww"] + (["xw"] if sf else [])
-    if p.get("RS") is not None:
-        # 4c'. the ratio current / background per pixel (gain-matched, blurred): a lamp's pool
-        #      of light multiplies the scene by a smooth field, so the ratio is smooth within a
-        #      window; an object in front of the scene, even one half sunk into the background,
-        #      leaves its outline and texture in it
-        inits += [const("eps_r", np.array(EPS_R))]
-        nodes += [n("Add", ["a", "eps_r"], ["ar_"]), n("Add", ["b", "eps_r"], ["br_"]), n("Div", ["ar_", "br_"], ["rat_"]),
-                  n("Mul", ["s", "rat_"], ["wr"]), n("Mul", ["wr", "rat_"], ["wrr"])]
-        sums, means = sums + ["wr", "wrr"], means + ["sr", "srr"]
     split = f"split{len(sums)}"
     nodes += [n("Concat", sums, ["st"], axis=1),
               n("AveragePool", ["st"], ["pm"], kernel_shape=[WIN, WIN], strides=[STRIDE, STRIDE]),
@@ -186,17 +177,12 @@ def build(p, version, probe=False):
         # 4c. (v2.3) a brightness change counts only within LD windows of a structure change:
         #     an object's outline changes structure, a lamp's soft pool of light does not
         ld, seed = int(p["LD"]), "schanged"
-        if p.get("RS") is not None:     # the ratio's spread within the window: not a smooth light field
-            inits += [const("rs", np.array(p["RS"])), const("krs", np.array(KRS)), const("eps8", np.array(1e-8))]
-            nodes += [n("Div", ["sr", "swe"], ["er"]), n("Div", ["srr", "swe"], ["err"]), n("Mul", ["er", "er"], ["er2"]),
-                      n("Sub", ["err", "er2"], ["vr0"]), n("Relu", ["vr0"], ["vr"]), n("Add", ["vr", "eps8"], ["vr1"]),
-                      n("Sqrt", ["vr1"], ["rsd"]), n("Sub", ["rsd", "rs"], ["rsd1"]), n("Mul", ["rsd1", "krs"], ["rsd2"]),
-                      n("Sigmoid", ["rsd2"], ["rchanged"]), n("Max", ["schanged", "rchanged"], ["outline"])]
+        if p.get("RC") is not None:     # or the frame is no multiple of the background within the window
+            inits += [const("rc", np.array(p["RC"])), const("krc", np.array(KRC)), const("eps12", np.array(1e-12))]
+            nodes += [n("Mul", ["eab", "eab"], ["eab2"]), n("Mul", ["eaa", "ebb"], ["eaabb"]), n("Add", ["eaabb", "eps12"], ["eaabb1"]),
+                      n("Div", ["eab2", "eaabb1"], ["cos2"]), n("Sub", ["one", "cos2"], ["ncos"]), n("Sub", ["ncos", "rc"], ["nc1"]),
+                      n("Mul", ["nc1", "krc"], ["nc2"]), n("Sigmoid", ["nc2"], ["cchanged"]), n("Max", ["schanged", "cchanged"], ["outline"])]
             seed = "outline"
-        if p.get("TS") is not None:     # a fainter structure change than T1 also counts as an outline
-            inits += [const("ts", np.array(p["TS"]))]
-            nodes += [n("Sub", ["d", "ts"], ["dts"]), n("Mul", ["dts", "k1"], ["dts2"]), n("Sigmoid", ["dts2"], ["sfaint"])]
-            seed = "sfaint"
         nodes += [n("MaxPool", [seed], ["snear"], kernel_shape=[ld, ld], strides=[1, 1], pads=[ld // 2] * 4),
                   n("Mul", ["lchanged0", "snear"], ["lchanged"])]
     nodes += [n("Max", ["schanged", "lchanged"], ["changed"])]

@@ -136,17 +136,21 @@ def main():
                     continue
                 ts = [rows[0][0] - (rows[1][0] - rows[0][0])] + [r[0] for r in rows]   # the first frame's time: one step before
                 st = mst.CameraState(background_s=float(meta["vigil.background_s"]), activity_s=float(meta["vigil.activity_s"]))
-                py = [None]
+                py, pys = [None], [None]
                 for i, g in enumerate(frames):
                     x = st.inputs(ef.ms.to_model(g), ts[i])
                     if x is None:
                         continue
                     s = sess.run(None, {"frames": x})[0][0]
                     py.append(LABELS[int(np.argmax(s))])
+                    pys.append(s)
                     st.observe(py[-1])
                 vd = [None] + [r[1] for r in rows]
                 agree = sum(p == v for p, v in zip(py[1:], vd[1:]))
                 say(f"   labels: vigild and the Python replay agree on {agree}/{n - 1} frames")
+                for i in range(1, n):   # where they differ: both sets of scores (a frame on the edge of a threshold?)
+                    if py[i] != vd[i]:
+                        say(f"     frame {i}: vigild {vd[i]} {rows[i - 1][2]}, replay {py[i]} [{', '.join(f'{v:.3f}' for v in pys[i])}]")
                 lab = ef.frame_labels(n, spec["visits"], spec["exit_tail"])
                 for who, labels in (("vigild", vd), ("replay", py)):
                     m = np.array([np.nan if x is None else float(x == "motion") for x in labels])

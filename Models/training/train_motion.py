@@ -195,7 +195,7 @@ def tune_local(p):
 
 
 LD = 25                # v2.3: windows (2 px each) around an outline within which a brightness change counts
-RS_GRID = [0.1, 0.15, 0.2, 0.3]   # v2.3: the ratio's spread in a window that marks an outline
+RC_GRID = [0.005, 0.01, 0.02, 0.04, 0.08]   # v2.3: how far from a multiple of the background a window marks an outline
 
 
 def _scores_of(args):
@@ -207,16 +207,16 @@ def _scores_of(args):
 
 
 def tune_lamp(p):
-    """v2.3: RS, the spread of the ratio current / background within a window that marks an
-    object's outline (motion_graph step 4c: a brightness change counts only within LD windows
-    of one), chosen on the tuning split with the other thresholds as they are. Rule, fixed
+    """v2.3: RC, how far from a multiple of the background (1 - cos^2) a window must be to
+    mark an object's outline (motion_graph step 4c: a brightness change counts only within LD
+    windows of one), chosen on the tuning split with the other thresholds as they are. Rule, fixed
     before the run: a candidate may not lower the people's recall, nor the frames of people
     standing 30 s (motion_sets.standing_streams) or of objects crossing under an auto-exposure
     said motion, nor say motion on more of the other tuning nuisance frames than the model
     without the gate; among those, the fewest lamp switch-ons raising an alert (for_frames 2),
-    then the fewest lamp frames said motion; ties to the larger RS (the narrower gate)."""
+    then the fewest lamp frames said motion; ties to the larger RC (the narrower gate)."""
     from multiprocessing import Pool
-    p = {k: v for k, v in p.items() if k not in ("LD", "RS")}
+    p = {k: v for k, v in p.items() if k not in ("LD", "RC")}
     pos, neg = load("tune")
     full = ms.vtest_frames()
     objs = ms.ae_object_streams("tune", full, np.random.default_rng(SEED + 2))
@@ -225,9 +225,9 @@ def tune_lamp(p):
     lamps = ms.lamp_streams("tune", full, np.random.default_rng(SEED + 5))
     streams = ([(s[1], s[2]) for s in pos] + [(s[2], s[3]) for s in neg] + [(s[1], s[2]) for s in objs]
                + [(s[2], s[3]) for s in lamps])
-    cands = [None] + RS_GRID
+    cands = [None] + RC_GRID
     with Pool(2) as pool:
-        runs = pool.map(_scores_of, [(dict(p, LD=LD, RS=c) if c else p, streams) for c in cands])
+        runs = pool.map(_scores_of, [(dict(p, LD=LD, RC=c) if c else p, streams) for c in cands])
     a, b, c_ = len(pos), len(pos) + len(neg), len(pos) + len(neg) + len(objs)
 
     def score(sc):
@@ -251,15 +251,15 @@ def tune_lamp(p):
     for c, sc in zip(cands[1:], runs[1:]):
         r = score(sc)
         ok = r[0] >= base[0] and r[1] <= base[1] and r[2] >= base[2] and r[4] >= base[4]
-        print(f"  LD={LD} RS={c}: {show(r)}{'' if ok else '  (excluded)'}", flush=True)
+        print(f"  LD={LD} RC={c}: {show(r)}{'' if ok else '  (excluded)'}", flush=True)
         key = (-r[6], -r[7], c)
         if ok and (best is None or key > best[0]):
             best = (key, c)
     if best is None:
         print("no candidate keeps the tuning people, objects and nuisances: the gate stays off", flush=True)
         return {}
-    print("chosen RS", best[1], flush=True)
-    return {"LD": LD, "RS": best[1]}
+    print("chosen RC", best[1], flush=True)
+    return {"LD": LD, "RC": best[1]}
 
 
 def main():
@@ -269,7 +269,7 @@ def main():
         p = {k: rec[k] for k in ["T1", "TU", "TM", "TA", "TL", "TG", "activity_s"]}
         # v2.2: choose only the local-change exception (the rest as recorded), or take the recorded one
         p.update(tune_local(p) if "--local" in sys.argv else {k: rec[k] for k in LOCAL_KEYS if k in rec})
-        p.update(tune_lamp(p) if "--lamp" in sys.argv else {k: rec[k] for k in ("LD", "RS") if k in rec})
+        p.update(tune_lamp(p) if "--lamp" in sys.argv else {k: rec[k] for k in ("LD", "RC") if k in rec})
     else:
         p = tune()
         p.update(tune_local(p))
@@ -278,7 +278,7 @@ def main():
         return
     path = os.path.join(MODELS_DIR, "motion.onnx")
     size = save_model(mg.build(p, VERSION), path)
-    write_results("motion_params.json", dict(p, EPS_R=mg.EPS_R, KRS=mg.KRS, KT=mg.KT, cells=list(mg.CELLS), top_cells=mg.TOP_CELLS, KG=mg.KG, KM=mg.KM, K1=mg.K1, K2=mg.K2, KL=mg.KL, KU=mg.KU, win=mg.WIN, stride=mg.STRIDE,
+    write_results("motion_params.json", dict(p, KRC=mg.KRC, KT=mg.KT, cells=list(mg.CELLS), top_cells=mg.TOP_CELLS, KG=mg.KG, KM=mg.KM, K1=mg.K1, K2=mg.K2, KL=mg.KL, KU=mg.KU, win=mg.WIN, stride=mg.STRIDE,
                                              c=mg.C, sat=mg.SAT, sigma=mg.SIGMA, seed=SEED, background_s=20.0))
     print(f"wrote {path} ({size} bytes)")
     make_fixtures()

@@ -205,9 +205,10 @@ final class MotionIntegrationTests: XCTestCase {
     /// Issue 16, measured on synthetic lamps (Models/motion.md): a lamp switched on in part of
     /// the view, a soft pool of light, raised an alert about half the time in v2.1 and v2.2,
     /// whose brightness term counted a window whose mean moved as changed wherever it was.
-    /// v2.3 counts a brightness change only near a change of structure (an object's outline):
-    /// the pool changes none, so the lamp is no motion, even with `for_frames: 1`; a person
-    /// walking into the same lit room still is.
+    /// v2.3 counts a brightness change only near an object's outline (a change of structure,
+    /// or a frame that is no multiple of the background there): the pool multiplies the room
+    /// by a smooth field and has none, so the lamp is no motion, even with `for_frames: 1`; a
+    /// person walking into the same lit room still is.
     func testALampSwitchedOnInACornerIsNotMotionButAPersonInItsLightIs() throws {
         let broker = try Broker()
         let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))

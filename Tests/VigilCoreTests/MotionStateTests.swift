@@ -503,9 +503,9 @@ final class MotionSimulatedCameraTests: XCTestCase {
         // faintly textured room, which change a window's brightness more than its structure.
         // Measured (Models/motion.md): v1 1481/1497 and 0/789; v2.0 (structure only) 714/1497
         // and 40/789; v2.1 and v2.2 (brightness term, light switches rescale the background)
-        // 1295/1497 and 0/789, 36 of 39 passes; v2.3 (a brightness change counts only near a
-        // change of structure, so that a lamp's soft pool of light is not motion) 1131/1497
-        // and 0/789, 33 of 39 passes: a soft-edged, faintly textured blob looks like a lamp.
+        // 1295/1497 and 0/789, 36 of 39 passes; v2.3 (a brightness change counts only near an
+        // outline, so that a lamp's soft pool of light is not motion) 1143/1497 and 0/789, 34 of
+        // 39 passes: a soft-edged, faintly textured blob added to a faint room looks like a lamp.
         let moving = try XCTUnwrap(byEvent["motion"]), empty = try XCTUnwrap(byEvent["nothing"])
         XCTAssertGreaterThan(Double(moving.motion) / Double(moving.n), 0.7)
         XCTAssertGreaterThan(passes, 30)
