@@ -80,6 +80,24 @@ final class MotionIntegrationTests: XCTestCase {
         rows("SELECT count(*) FROM alerts WHERE device = '\(device)' AND state = 'raised'").first?[0].int.map(Int.init) ?? 0
     }
 
+    /// vigild on a fresh broker with `config`, once it has connected, and a client to publish.
+    func startVigild() throws -> (broker: Broker, daemon: ChildProcess, client: TestClient) {
+        let broker = try Broker()
+        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
+        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
+        return (broker, daemon, try TestClient(port: broker.port))
+    }
+
+    /// Publishes `frames` as `device`'s camera and waits until vigild has logged a detection
+    /// for every frame sent so far (`sent`; a device's first frame makes none).
+    func feed(_ frames: [[UInt8]], as device: String, _ vigild: (broker: Broker, daemon: ChildProcess, client: TestClient), sent: inout Int) throws {
+        let mids = try frames.map { try vigild.client.publish("sensors/\(device)/camera", $0) }
+        XCTAssertTrue(vigild.client.waitForAcks(mids))
+        sent += frames.count
+        let want = sent
+        XCTAssertTrue(waitUntil(timeout: 20) { self.labels(device).count == want - 1 }, "\(labels(device).count)\n\(vigild.daemon.output)")
+    }
+
     func testLightingStepsRaiseNothingEvenOnOneFrameAndAStillPersonIsCaughtUnlessMasked() throws {
         let broker = try Broker()
         let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
@@ -173,22 +191,11 @@ final class MotionIntegrationTests: XCTestCase {
     /// with no markings was caught by the first v2.2, which also counted brightness, but
     /// not on every frame by the shipped one: Models/motion.md.)
     func testAWhiteCarThatDarkensTheAutoExposureIsMotionAndTheSameDarkeningAloneIsNot() throws {
-        let broker = try Broker()
-        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
-        defer { daemon.stop() }
-        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
-        let client = try TestClient(port: broker.port)
-        defer { client.close() }
+        let vigild = try startVigild()
+        defer { vigild.client.close(); vigild.daemon.stop() }
         var seed: UInt64 = 300, sent = 0
         func play(_ frames: [(gain: Double, car: Int?)]) throws {
-            var mids: [Int32] = []
-            for f in frames {
-                seed += 1
-                mids.append(try client.publish("sensors/park/camera", frame(gain: f.gain, car: f.car, seed: seed)))
-            }
-            XCTAssertTrue(client.waitForAcks(mids))
-            sent += frames.count
-            XCTAssertTrue(waitUntil(timeout: 20) { self.labels("park").count == sent - 1 }, "\(labels("park").count)\n\(daemon.output)")
+            try feed(frames.map { f in seed += 1; return frame(gain: f.gain, car: f.car, seed: seed) }, as: "park", vigild, sent: &sent)
         }
         // The empty car park, then the exposure darkens to 0.8 for three frames with no car.
         try play(Array(repeating: (1, nil), count: 6) + [(0.8, nil), (0.8, nil), (0.8, nil), (1, nil), (1, nil), (1, nil)])
@@ -210,22 +217,11 @@ final class MotionIntegrationTests: XCTestCase {
     /// by a smooth field and has none, so the lamp is no motion, even with `for_frames: 1`; a
     /// person walking into the same lit room still is.
     func testALampSwitchedOnInACornerIsNotMotionButAPersonInItsLightIs() throws {
-        let broker = try Broker()
-        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
-        defer { daemon.stop() }
-        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
-        let client = try TestClient(port: broker.port)
-        defer { client.close() }
+        let vigild = try startVigild()
+        defer { vigild.client.close(); vigild.daemon.stop() }
         var seed: UInt64 = 500, sent = 0
         func play(_ frames: [(lamp: Double, person: Int?)]) throws {
-            var mids: [Int32] = []
-            for f in frames {
-                seed += 1
-                mids.append(try client.publish("sensors/porch/camera", frame(person: f.person, lamp: f.lamp, seed: seed)))
-            }
-            XCTAssertTrue(client.waitForAcks(mids))
-            sent += frames.count
-            XCTAssertTrue(waitUntil(timeout: 20) { self.labels("porch").count == sent - 1 }, "\(labels("porch").count)\n\(daemon.output)")
+            try feed(frames.map { f in seed += 1; return frame(person: f.person, lamp: f.lamp, seed: seed) }, as: "porch", vigild, sent: &sent)
         }
         // The calm porch, then the lamp: on for six frames (x2 at the pool's centre), off again.
         try play(Array(repeating: (1, nil), count: 6) + Array(repeating: (2, nil), count: 6) + Array(repeating: (1, nil), count: 3))
