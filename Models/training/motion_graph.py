@@ -174,8 +174,9 @@ def build(p, version, probe=False):
         n("Mul", ["lch0", "seen"], ["lchanged0" if p.get("LD") else "lchanged"]),
     ]
     if p.get("LD"):
-        # 4c. (v2.3) a brightness change counts only within LD windows of a structure change:
-        #     an object's outline changes structure, a lamp's soft pool of light does not
+        # 4c. (v2.3) a brightness change counts only within LD windows of an outline: a change
+        #     of structure, or (RC) a frame that is no multiple of the background; a lamp's soft
+        #     pool of light multiplies the scene and has neither
         ld, seed = int(p["LD"]), "schanged"
         if p.get("RC") is not None:     # or the frame is no multiple of the background within the window
             inits += [const("rc", np.array(p["RC"])), const("krc", np.array(KRC)), const("eps12", np.array(1e-12))]

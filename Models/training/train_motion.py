@@ -16,7 +16,10 @@ the tuning split only (vtest frames < 400, TUNE_IMAGES, tree.avi frames < 34):
       changed the brightness of half the windows through as motion once TM was added)
   TG  light-level change (lighting): 3 x the largest |log(mean frame / mean background)|
       of a tuning frame with people (people entering move the mean a little)
-Run: python3 Models/training/train_motion.py   (~5 min on one core)
+then v2.2's AL, TT, TGL (tune_local: the local-change exception to the light rule) and v2.3's
+RC (tune_lamp: the outline near which a brightness change counts), each on the tuning split
+with the thresholds before it as they are.
+Run: python3 Models/training/train_motion.py   (tune ~5 min on one core, tune_local ~12 and tune_lamp ~8 min on 2 cores)
 """
 import os
 import sys
@@ -220,8 +223,8 @@ def tune_lamp(p):
     pos, neg = load("tune")
     full = ms.vtest_frames()
     objs = ms.ae_object_streams("tune", full, np.random.default_rng(SEED + 2))
+    n_ae = len(objs)
     objs = objs + ms.standing_streams("tune", full, np.random.default_rng(SEED + 8))
-    n_ae = len(objs) - 8
     lamps = ms.lamp_streams("tune", full, np.random.default_rng(SEED + 5))
     streams = ([(s[1], s[2]) for s in pos] + [(s[2], s[3]) for s in neg] + [(s[1], s[2]) for s in objs]
                + [(s[2], s[3]) for s in lamps])
@@ -273,6 +276,7 @@ def main():
     else:
         p = tune()
         p.update(tune_local(p))
+        p.update(tune_lamp(p))
     print("chosen", p)
     if "--dry" in sys.argv:     # grid only: nothing written
         return
