@@ -62,6 +62,24 @@ def lamps(sess, state, thr, full):
                  "alerts for_frames 1", "alerts for_frames 2"])
 
 
+def day_night_variants(sess, state, thr, full):
+    """Day/night switches to other IR-like night images on the test scenes
+    (motion_sets.day_night_variants, added 2026-12-04 with v2.4's tuning streams): no object,
+    every alert is false."""
+    rows, agg = [], {}
+    for name, kind, frames, fps, start in ms.day_night_variants("test", full, np.random.default_rng(tm.SEED + 11)):
+        m = mst.run_stream(sess, frames, fps, state())[start:, 1]
+        a = agg.setdefault(kind, [0, 0, 0, 0, 0, 0])
+        a[0] += int(np.nansum(m >= thr)); a[1] += len(m)
+        a[2] += mst.alerts(m, thr, 1, 0.3, int(30 * fps)); a[3] += mst.alerts(m, thr, 2, 0.3, int(30 * fps)); a[4] += 1
+        a[5] += (len(frames) - 1) // 40
+    for kind, (f, n, a1, a2, k, sw) in agg.items():
+        rows.append([kind, f"{k} x {sw // k}", f"{100 * f / n:.2f} % of {n}", f"{a1}/{k}", f"{a2}/{k}"])
+    print()
+    table(rows, ["day/night switch every 4 s (synthetic, test scenes)", "streams x switches", "frames said motion",
+                 "streams alerting, for_frames 1", "for_frames 2"])
+
+
 def standing(sess, state, thr, full):
     """People standing 30 s on the test street (v2.3: motion_sets.standing_streams; the
     tuning street's chose the lamp gate): a person the background absorbs must stay motion."""
@@ -194,6 +212,7 @@ def main(path):
           f"not independent); foliage frames around it {100 * np.mean(sc[off, 1] >= thr):.2f} % said motion")
     ae_objects(sess, state, thr, full)
     lamps(sess, state, thr, full)
+    day_night_variants(sess, state, thr, full)
     standing(sess, state, thr, full)
     x0 = np.stack([frames[30], frames[0], np.zeros_like(frames[0]), np.ones_like(frames[0])])[None]
     med, p95 = latency_ms(sess, {"frames": x0})

@@ -35,6 +35,15 @@ frames [1, 4, 120, 160] float32, vigil.channels = current,background,activity,we
      of light only brightness. A light switch leaves little area; a day/night switch changes
      windows all over the frame; a light step large enough to clip (gain over TGL) is left to
      the light rule.
+  9. (v2.4, tried and not shipped: off unless p has AH; Models/motion.md "v2.4: tried") big: a
+     large object (a car close to the camera) spreads its structure change over
+     more than 4 cells and may change more than TL of the windows; it is not lighting either:
+     big = sigmoid(K2 (sarea / AH - 1)) x sigmoid(KL (TW - whole)) x sigmoid(-KG (gain - TGB)),
+     L = 1 - (1 - lw (1 - big)) (1 - lg (1 - max(local, big))). A light step or a lamp changes
+     brightness, not structure (sarea under AH on the tuning split); a day/night switch changes
+     nearly every window (whole over TW): on the tuning scenes; on the test split's baboon a
+     day/night switch changed a third of the windows (whole 0.34, sarea 0.08, gain x1.3), as a
+     car does, and raised alerts at every setting tried.
 TA is the model's default minimum changed area (vigil.min_area); the daemon sets the
 weight channel to TA / min_area so a pipeline's own min_area applies exactly.
 """
@@ -244,8 +253,27 @@ def build(p, version, probe=False):
             n("Mul", ["sarea", "inv_alta"], ["la"]), n("Sub", ["la", "one"], ["la1"]), n("Mul", ["la1", "k2"], ["la2"]), n("Sigmoid", ["la2"], ["lar"]),
             n("Sub", ["gain", "tgl"], ["gh"]), n("Mul", ["gh", "nkg"], ["gh2"]), n("Sigmoid", ["gh2"], ["lgm"]),
             n("Mul", ["lt", "lar"], ["loc0"]), n("Mul", ["loc0", "lgm"], ["loc"]),
-            n("Sub", ["one", "loc"], ["nloc"]), n("Mul", ["lg0", "nloc"], ["lg"]),
-            n("Sub", ["one", "lw"], ["nlw"]), n("Sub", ["one", "lg"], ["nlg"]), n("Mul", ["nlw", "nlg"], ["nl"]),
+        ]
+        lw_of, loc_of = "lw", "loc"
+        if p.get("AH") is not None:
+            # 9. (v2.4, not shipped) a large object: a structure change over AH of the frame with a moderate
+            # light-level move, and not nearly the whole frame, is an object too (a car close
+            # to the camera, the exposure following it), whether it spreads over many cells or
+            # changes more than TL of the windows
+            inits += [const("inv_ah", np.array(1.0 / p["AH"])), const("tw", np.array(p["TW"])),
+                      const("tgb", np.array(p.get("TGB", p.get("TGL", 0.0))))]
+            nodes += [
+                n("Sub", ["gain", "tgb"], ["gb_"]), n("Mul", ["gb_", "nkg"], ["gb2"]), n("Sigmoid", ["gb2"], ["lgb"]),
+                n("Mul", ["sarea", "inv_ah"], ["ha"]), n("Sub", ["ha", "one"], ["ha1"]), n("Mul", ["ha1", "k2"], ["ha2"]), n("Sigmoid", ["ha2"], ["har"]),
+                n("Sub", ["tw", "whole"], ["hw"]), n("Mul", ["hw", "kl"], ["hw2"]), n("Sigmoid", ["hw2"], ["hwr"]),
+                n("Mul", ["har", "hwr"], ["big0"]), n("Mul", ["big0", "lgb"], ["bigobj"]),
+                n("Sub", ["one", "bigobj"], ["nbig"]), n("Mul", ["lw", "nbig"], ["lwb"]),
+                n("Max", ["loc", "bigobj"], ["locb"]),
+            ]
+            lw_of, loc_of = "lwb", "locb"
+        nodes += [
+            n("Sub", ["one", loc_of], ["nloc"]), n("Mul", ["lg0", "nloc"], ["lg"]),
+            n("Sub", ["one", lw_of], ["nlw"]), n("Sub", ["one", "lg"], ["nlg"]), n("Mul", ["nlw", "nlg"], ["nl"]),
             n("Sub", ["one", "nl"], ["l"]),
             n("Mul", ["m", "nl"], ["pm_"]), n("Sub", ["nl", "pm_"], ["ps"]),
             n("Reshape", ["ps", "shape_p"], ["ps2"]), n("Reshape", ["pm_", "shape_p"], ["pm2"]),
@@ -268,7 +296,8 @@ def build(p, version, probe=False):
                               f"or local brightness change of the current frame against the device's background ({WIN}x{WIN} windows), "
                               "unstable areas (activity) and masked pixels (weight 0) left out; motion when the "
                               "changed area passes vigil.min_area, lighting when most of the frame changed or its light level moved "
-                              "(unless a local structure change came with a moderate light-level move: an object the auto-exposure reacted to). "
-                              f"T1={p['T1']} TU={p['TU']} TM={p.get('TM')} TA={p['TA']} TL={p['TL']} TG={p.get('TG')} TT={p.get('TT')} AL={p.get('AL')} TGL={p.get('TGL')}."),
+                              f"(unless a local{' or large' if p.get('AH') is not None else ''} structure change came with a moderate light-level move: an object the auto-exposure reacted to). "
+                              f"T1={p['T1']} TU={p['TU']} TM={p.get('TM')} TA={p['TA']} TL={p['TL']} TG={p.get('TG')} TT={p.get('TT')} AL={p.get('AL')} TGL={p.get('TGL')}"
+                              + (f" AH={p['AH']} TW={p['TW']} TGB={p.get('TGB', p.get('TGL'))}" if p.get("AH") is not None else "") + "."),
     }
     return make_model(nodes, [inp], [out], inits, meta, "vigil_motion_bg")

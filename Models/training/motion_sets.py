@@ -122,6 +122,31 @@ def day_night(bgr, n, rng, period=40):
     return camera(frames, rng)
 
 
+NIGHT_MAPS = {     # v2.4's tuning: IR-like night images other than day_night's red channel
+    "green": lambda bgr: 0.6 * bgr[:, :, 1] + 20,
+    "blue": lambda bgr: 0.5 * bgr[:, :, 0] + 40,
+    "flat grey": lambda bgr: 0.35 * cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) + 60,
+    "bright red": lambda bgr: 0.9 * bgr[:, :, 2] + 10,
+}
+
+
+def day_night_variants(split, full, rng, n=200, period=40):
+    """[(name, kind, frames, fps, score_from)]: day_night's switch with other night mappings
+    (NIGHT_MAPS) on the split's scenes: a night image that keeps more or less of the day's
+    structure and brightness."""
+    lo, hi = (0, 400) if split == "tune" else (400, len(full))
+    street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
+    scenes = still_images(split) + [("vtest street (median)", cv2.cvtColor(street, cv2.COLOR_GRAY2BGR))]
+    out = []
+    for name, bgr in scenes:
+        day = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        for kind, night_of in NIGHT_MAPS.items():
+            night = np.clip(night_of(bgr.astype(np.float32)), 0, 255).astype(np.uint8)
+            frames = [night if (i // period) % 2 else day for i in range(n)]
+            out.append((name, f"day/night switch, {kind} night", camera(frames, rng), 10, 20))
+    return out
+
+
 def still_images(split):
     names = md.TUNE_IMAGES if split == "tune" else md.TEST_IMAGES
     out = []
@@ -179,7 +204,7 @@ def nuisance_streams(split, full, rng, n=200):
     return out
 
 
-def object_under_ae(g, rng, shade, metering, n=120, fps=10):
+def object_under_ae(g, rng, shade, metering, n=120, fps=10, size=((0.15, 0.35), (0.12, 0.3))):
     """A still scene, an object (15-35 % of the width, 12-30 % of the height: a car seen from
     above) crossing it in 4 s, and a camera whose auto-exposure reacts to it (issue 16, v2.2):
     `highlight` metering keeps the 99th percentile where it was (a white object darkens the
@@ -190,7 +215,7 @@ def object_under_ae(g, rng, shade, metering, n=120, fps=10):
     and the second after the object left (the exposure is still on its way back; the
     footage evaluation leaves a tail out too, its `exit_tail`)."""
     h, w = g.shape
-    ow, oh = int(w * rng.uniform(0.15, 0.35)), int(h * rng.uniform(0.12, 0.3))
+    ow, oh = int(w * rng.uniform(*size[0])), int(h * rng.uniform(*size[1]))
     y0 = int(rng.uniform(0, h - oh))
     tex = cv2.GaussianBlur(rng.normal(0, 12, (oh, ow)).astype(np.float32), (0, 0), 3)
     obj = np.clip(shade + tex, 0, 255)
@@ -232,16 +257,20 @@ def dimmed_scenes(split, full):
     return [(name, np.clip(g.astype(np.float32) * 0.7, 0, 255).astype(np.uint8)) for name, g in scenes]
 
 
-def ae_object_streams(split, full, rng):
+LARGE_OBJECT = ((0.35, 0.6), (0.3, 0.6))   # v2.4 (tried): 10-36 % of the frame, a car close to the camera
+
+
+def ae_object_streams(split, full, rng, size=None):
     """[(name, frames, fps, labels, score_from)]: objects crossing each of the split's still
     scenes (dimmed to 70 % so a white object outshines the highlights) under an auto-exposure
-    that reacts to them; white and dark objects, both meterings, at 10 and 2.5 fps."""
+    that reacts to them; white and dark objects, both meterings, at 10 and 2.5 fps.
+    size: object_under_ae's (width, height) ranges, or LARGE_OBJECT (v2.4's streams)."""
     out = []
     for name, g in dimmed_scenes(split, full):
         for shade in (235, 25):
             for metering in ("highlight", "mixed"):
-                frames, lab = object_under_ae(g, rng, shade, metering)
-                tag = f"{name}, {'white' if shade > 128 else 'dark'} object, {metering} AE"
+                frames, lab = object_under_ae(g, rng, shade, metering, **({"size": size} if size else {}))
+                tag = f"{name}, {'large ' if size else ''}{'white' if shade > 128 else 'dark'} object, {metering} AE"
                 out.append((tag + ", 10 fps", frames, 10, lab, 20))
                 out.append((tag + ", 2.5 fps", frames[::4], 2.5, lab[::4], 5))
     return out
