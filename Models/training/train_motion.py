@@ -209,6 +209,24 @@ def _scores_of(args):
             for frames, fps in streams]
 
 
+def _tally(sc, pos, neg, objs, lamps, cuts):
+    """What tune_lamp and tune_big weigh, from one candidate's scores on
+    pos + neg + objs + lamps (in that order): the people's recall, the nuisance frames said
+    motion (the objects' empty frames included), the object frames said motion in each group
+    of objs split at `cuts`, the lamps raising an alert (for_frames 2) and their frames said motion."""
+    a, b, c_ = len(pos), len(pos) + len(neg), len(pos) + len(neg) + len(objs)
+    m = [np.nan_to_num(x[:, 1], nan=0.0) >= 0.5 for x in sc]
+    people = np.concatenate([x[s[4]:][[bool(v) for v in s[3][s[4]:]]] for x, s in zip(m[:a], pos)])
+    nuis = sum(int(x[s[4]:].sum()) for x, s in zip(m[a:b], neg))
+    nuis += sum(int(x[s[4]:][[v is False for v in s[3][s[4]:]]].sum()) for x, s in zip(m[b:c_], objs))
+    hits = [x[s[4]:][[v is True for v in s[3][s[4]:]]] for x, s in zip(m[b:c_], objs)]
+    edges = [0, *cuts, len(objs)]
+    groups = [np.concatenate(hits[i:j]) for i, j in zip(edges, edges[1:])]
+    lamp_frames = sum(int(x[s[4]:].sum()) for x, s in zip(m[c_:], lamps))
+    lamp_alerts = sum(mst.alerts(x[s[4]:, 1], 0.5, 2, 0.3, int(30 * s[3])) for x, s in zip(sc[c_:], lamps))
+    return people.mean(), nuis, groups, lamp_alerts, lamp_frames
+
+
 def tune_lamp(p):
     """v2.3: RC, how far from a multiple of the background (1 - cos^2) a window must be to
     mark an object's outline (motion_graph step 4c: a brightness change counts only within LD
@@ -231,18 +249,10 @@ def tune_lamp(p):
     cands = [None] + RC_GRID
     with Pool(2) as pool:
         runs = pool.map(_scores_of, [(dict(p, LD=LD, RC=c) if c else p, streams) for c in cands])
-    a, b, c_ = len(pos), len(pos) + len(neg), len(pos) + len(neg) + len(objs)
 
     def score(sc):
-        m = [np.nan_to_num(x[:, 1], nan=0.0) >= 0.5 for x in sc]
-        people = np.concatenate([x[s[4]:][[bool(v) for v in s[3][s[4]:]]] for x, s in zip(m[:a], pos)])
-        nuis = sum(int(x[s[4]:].sum()) for x, s in zip(m[a:b], neg))
-        nuis += sum(int(x[s[4]:][[v is False for v in s[3][s[4]:]]].sum()) for x, s in zip(m[b:c_], objs))
-        hits = [x[s[4]:][[v is True for v in s[3][s[4]:]]] for x, s in zip(m[b:c_], objs)]
-        obj, stand = np.concatenate(hits[:n_ae]), np.concatenate(hits[n_ae:])
-        lamp_frames = sum(int(x[s[4]:].sum()) for x, s in zip(m[c_:], lamps))
-        lamp_alerts = sum(mst.alerts(x[s[4]:, 1], 0.5, 2, 0.3, int(30 * s[3])) for x, s in zip(sc[c_:], lamps))
-        return people.mean(), nuis, int(obj.sum()), len(obj), int(stand.sum()), len(stand), lamp_alerts, lamp_frames
+        people, nuis, (obj, stand), lamp_alerts, lamp_frames = _tally(sc, pos, neg, objs, lamps, [n_ae])
+        return people, nuis, int(obj.sum()), len(obj), int(stand.sum()), len(stand), lamp_alerts, lamp_frames
 
     def show(r):
         return (f"people {r[0]:.4f}, nuisance frames {r[1]}, objects under AE {r[2]}/{r[3]}, people standing {r[4]}/{r[5]}, "
@@ -301,18 +311,10 @@ def tune_big(p):
     cands = [None] + [{"AH": a, "TW": w, "TGB": g} for a in AH_GRID for w in TW_GRID for g in TGB_GRID]
     with Pool(2) as pool:
         runs = pool.map(_scores_of, [(dict(p, **c) if c else p, streams) for c in cands])
-    a, b, c_ = len(pos), len(pos) + len(neg), len(pos) + len(neg) + len(objs)
 
     def score(sc):
-        m = [np.nan_to_num(x[:, 1], nan=0.0) >= 0.5 for x in sc]
-        people = np.concatenate([x[s[4]:][[bool(v) for v in s[3][s[4]:]]] for x, s in zip(m[:a], pos)])
-        nuis = sum(int(x[s[4]:].sum()) for x, s in zip(m[a:b], neg))
-        nuis += sum(int(x[s[4]:][[v is False for v in s[3][s[4]:]]].sum()) for x, s in zip(m[b:c_], objs))
-        hits = [x[s[4]:][[v is True for v in s[3][s[4]:]]] for x, s in zip(m[b:c_], objs)]
-        obj, stand, big = np.concatenate(hits[:n_ae]), np.concatenate(hits[n_ae:n_st]), np.concatenate(hits[n_st:])
-        lamp_frames = sum(int(x[s[4]:].sum()) for x, s in zip(m[c_:], lamps))
-        lamp_alerts = sum(mst.alerts(x[s[4]:, 1], 0.5, 2, 0.3, int(30 * s[3])) for x, s in zip(sc[c_:], lamps))
-        return (people.mean(), nuis, int(obj.sum()), len(obj), int(stand.sum()), len(stand), lamp_alerts, lamp_frames,
+        people, nuis, (obj, stand, big), lamp_alerts, lamp_frames = _tally(sc, pos, neg, objs, lamps, [n_ae, n_st])
+        return (people, nuis, int(obj.sum()), len(obj), int(stand.sum()), len(stand), lamp_alerts, lamp_frames,
                 int(big.sum()), len(big))
 
     def show(r):
