@@ -125,7 +125,10 @@ def main(path):
     lo, hi = wilson(K, N)
     rows.append(["pooled (10 fps, noisy, 2 fps)", N, f"{K / N:.4f}", f"[{lo:.3f}, {hi:.3f}]", ""])
     singles, sizes = ms.single_people("test", ms.vtest_frames())
-    one = np.array([sess.run(None, {"frames": x[None]})[0][0] for x in singles])
+    # a model with the `moving` channel (v2.5) sees 0 there: nothing was in view on the frame before
+    extra = sess.get_inputs()[0].shape[1] - singles[0].shape[0]
+    one = np.array([sess.run(None, {"frames": np.concatenate([x, np.zeros((extra, *x.shape[1:]), x.dtype)])[None]})[0][0]
+                    for x in singles])
     hit = one[:, 1] >= thr
     k, n = int(hit.sum()), len(hit)
     lo, hi = wilson(k, n)
@@ -214,6 +217,7 @@ def main(path):
     lamps(sess, state, thr, full)
     day_night_variants(sess, state, thr, full)
     standing(sess, state, thr, full)
-    x0 = np.stack([frames[30], frames[0], np.zeros_like(frames[0]), np.ones_like(frames[0])])[None]
+    x0 = np.stack([frames[30], frames[0], np.zeros_like(frames[0]), np.ones_like(frames[0])]
+                  + [np.ones_like(frames[0])] * (sess.get_inputs()[0].shape[1] - 4))[None]   # v2.5: moving
     med, p95 = latency_ms(sess, {"frames": x0})
     print(f"latency: median {med:.3f} ms, p95 {p95:.3f} ms per frame (1 thread, ONNX Runtime in Python)")

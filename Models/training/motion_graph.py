@@ -1,6 +1,7 @@
 """The motion model's ONNX graph (v2): current frame against the device's background.
 
 frames [1, 4, 120, 160] float32, vigil.channels = current,background,activity,weight
+(v2.5: [1, 5, 120, 160], + moving: 1 when the model said motion on the device's last frame)
   1. clipped pixels (>= 0.94 in either frame within 2 px) take no part (exposure steps clip)
   2. gain compensation: each frame divided by its own mean over the unclipped pixels
      (auto-exposure, lights switching, day/night: a global gain cancels)
@@ -117,7 +118,8 @@ def build(p, version, probe=False):
         const("shape_p", np.array([1, 1]), np.int64),
     ]
     nodes = [
-        n("Split", ["frames", "split4"], ["cur", "bg", "act", "wt"], axis=1),
+        (n("Split", ["frames", "split5"], ["cur", "bg", "act", "wt", "mov"], axis=1) if p.get("HELD") else
+         n("Split", ["frames", "split4"], ["cur", "bg", "act", "wt"], axis=1)),
         # 1. unclipped weight s (1 where neither frame is at/above SAT within 2 px)
         n("Max", ["cur", "bg"], ["mxr"]),
         n("MaxPool", ["mxr"], ["mxp"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
@@ -266,10 +268,18 @@ def build(p, version, probe=False):
                 n("Sub", ["gain", "tgb"], ["gb_"]), n("Mul", ["gb_", "nkg"], ["gb2"]), n("Sigmoid", ["gb2"], ["lgb"]),
                 n("Mul", ["sarea", "inv_ah"], ["ha"]), n("Sub", ["ha", "one"], ["ha1"]), n("Mul", ["ha1", "k2"], ["ha2"]), n("Sigmoid", ["ha2"], ["har"]),
                 n("Sub", ["tw", "whole"], ["hw"]), n("Mul", ["hw", "kl"], ["hw2"]), n("Sigmoid", ["hw2"], ["hwr"]),
-                n("Mul", ["har", "hwr"], ["big0"]), n("Mul", ["big0", "lgb"], ["bigobj"]),
-                n("Sub", ["one", "bigobj"], ["nbig"]), n("Mul", ["lw", "nbig"], ["lwb"]),
-                n("Max", ["loc", "bigobj"], ["locb"]),
+                n("Mul", ["har", "hwr"], ["big0"]), n("Mul", ["big0", "lgb"], ["bigobj" if not p.get("HELD") else "bigobj0"]),
             ]
+            if p.get("HELD"):
+                # 10. (v2.5) only while an object is in view already: the moving channel is 1 when the
+                # model said motion on the device's last frame. A car close to the camera enters from
+                # an edge over several frames, small and local first; a day/night switch changes
+                # everything between two frames of a still scene
+                inits.append(const("split5", np.array([1] * 5), np.int64))
+                nodes += [n("ReduceMean", ["mov"], ["held"], axes=[1, 2, 3], keepdims=0),
+                          n("Mul", ["bigobj0", "held"], ["bigobj"])]
+            nodes += [n("Sub", ["one", "bigobj"], ["nbig"]), n("Mul", ["lw", "nbig"], ["lwb"]),
+                      n("Max", ["loc", "bigobj"], ["locb"])]
             lw_of, loc_of = "lwb", "locb"
         nodes += [
             n("Sub", ["one", loc_of], ["nloc"]), n("Mul", ["lg0", "nloc"], ["lg"]),
@@ -281,13 +291,14 @@ def build(p, version, probe=False):
             n("Concat", ["ps2", "pm2", "pl2"], ["scores"], axis=1),
         ]
         out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])
-    inp = helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1, 4, H, W])
+    channels = CHANNELS + (",moving" if p.get("HELD") else "")
+    inp = helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1, len(channels.split(",")), H, W])
     meta = {
         "vigil.task": "motion",
         "vigil.labels": LABELS,
         "vigil.threshold": "0.5",
         "vigil.frame": f"{H}x{W}",
-        "vigil.channels": CHANNELS,
+        "vigil.channels": channels,
         "vigil.min_area": f"{p['TA']}",
         "vigil.background_s": f"{p.get('background_s', 20.0)}",
         "vigil.activity_s": f"{p.get('activity_s', 60.0)}",

@@ -46,8 +46,10 @@ def box3(x):
 
 
 class CameraState:
-    def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True):
+    def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True, channels=CHANNELS):
         self.bg_s, self.act_s, self.heal = background_s, activity_s, heal
+        self.channels = channels.split(",")
+        self.moved = False            # the model said motion on the last frame (the `moving` channel)
         self.weight = np.ones((H, W), np.float32) if weight is None else weight.astype(np.float32)
         self.B = None
         self.D = None
@@ -67,7 +69,9 @@ class CameraState:
             self.ghost = np.zeros_like(cur)       # seconds the frame has matched K but not B
             self.ts, self.last = ts, cur
             return None
-        x = np.stack([cur, self.B, self.D, self.weight])[None].astype(np.float32)
+        planes = {"current": cur, "background": self.B, "activity": self.D, "weight": self.weight,
+                  "moving": np.full_like(cur, 1.0 if self.moved else 0.0), "previous": self.last}
+        x = np.stack([planes[c] for c in self.channels])[None].astype(np.float32)
         dt = min(max(ts - self.ts, 0.0), self.bg_s)
         a = 1.0 - math.exp(-dt / self.bg_s)
         ad = 1.0 - math.exp(-min(max(ts - self.ts, 0.0), self.act_s) / self.act_s)
@@ -116,12 +120,14 @@ class CameraState:
             fits = float(np.percentile(np.abs(box3(self.last - scaled)), 90)) < RESCALE_FIT
             self.B = scaled if fits and not self.lit else self.last.copy()
         self.lit = label == "lighting"
+        self.moved = label == "motion"
 
 
 def run_stream(sess, frames, fps, state=None, labels=("still", "motion", "lighting")):
     """Feeds frames (float32 [N, H, W]) at `fps` through a CameraState and the model.
     Returns an array [N, 3] of scores (NaN rows for frames that made no input)."""
     st = state or CameraState()
+    st.channels = sess.get_modelmeta().custom_metadata_map.get("vigil.channels", CHANNELS).split(",")
     out = np.full((len(frames), 3), np.nan, np.float32)
     for i, f in enumerate(frames):
         x = st.inputs(f, i / fps)

@@ -84,7 +84,7 @@ final class ShippedModelTests: XCTestCase {
         let shape: [Int] = switch p.model.name {
         case "anomaly.onnx": [1, 64, 2]
         case "sound.onnx": [1, 15600]
-        default: [1, 4, 120, 160]
+        default: [1, 5, 120, 160]
         }
         let n = shape.reduce(1, *)
         let scale: Float = p.model.name == "anomaly.onnx" ? 1 : 1 / 64   // audio and pixels stay within [-1, 1]

@@ -17,6 +17,10 @@ public enum CameraChannel: String, Sendable, CaseIterable {
     /// 0 in masked pixels; elsewhere the model's `vigil.min_area` / the pipeline's
     /// `min_area` (1 when the pipeline does not set one).
     case weight
+    /// 1 in every pixel when the model said `motion` on the device's last frame, else 0:
+    /// what lets a model hold on to an object already in view (motion v2.5: a car that has
+    /// come close to the camera changes as much of the frame as a light does).
+    case moving
 
     /// What a model without `vigil.channels` gets, by its channel count.
     static func defaults(_ count: Int) -> [CameraChannel]? {
@@ -29,7 +33,7 @@ public enum CameraChannel: String, Sendable, CaseIterable {
     }
 
     /// Channels that need the device's history: the first frame of a device makes no input.
-    var needsHistory: Bool { self == .previous || self == .background || self == .activity }
+    var needsHistory: Bool { self == .previous || self == .background || self == .activity || self == .moving }
 }
 
 /// One device's camera history at the model's frame size: the last frame, the background
@@ -216,6 +220,9 @@ struct CameraState {
 
     /// Whether the model said `lighting` on the last frame.
     private(set) var lit = false
+    /// Whether the model said `motion` on the last frame (the `moving` channel). Not saved:
+    /// a device resumed after a restart starts with nothing in view.
+    private(set) var moved = false
 
     /// The model's verdict on the last frame. `lighting` re-bases the background: rescaled
     /// to the frame's light level when that explains the frame (`rescaleFit`; a light switched: what it
@@ -224,8 +231,8 @@ struct CameraState {
     /// motion); replaced by the frame when it does not (day/night, blown-out highlights)
     /// or when `lighting` comes twice in a row. The activity map is brightness-matched and
     /// stays. Models/training/motion_stream.py does the same.
-    mutating func observe(lighting: Bool) {
-        defer { lit = lighting }
+    mutating func observe(lighting: Bool, motion: Bool = false) {
+        defer { lit = lighting; moved = motion }
         guard lighting else { return }
         var sb: Float = 0, sl: Float = 0
         for i in last.indices { sb += background[i]; sl += last[i] }

@@ -132,7 +132,7 @@ extension AreaResizer {
 }
 
 /// Camera stream state: resizes each frame to the model's input and fills the channels
-/// the model asks for (`vigil.channels`: previous, current, background, activity, weight;
+/// the model asks for (`vigil.channels`: previous, current, background, activity, weight, moving;
 /// by default previous + current for two channels). A model that needs history gets no
 /// input for a device's first frame (there is nothing to compare it with).
 public final class ImageAdapter: StreamAdapter {
@@ -225,17 +225,19 @@ public final class ImageAdapter: StreamAdapter {
             case .background: values += st!.background
             case .activity: values += st!.activity
             case .weight: values += weights
+            case .moving: values += repeatElement(st!.moved ? 1 : 0, count: current.count)
             }
         }
         return ModelInput(values: values, shape: shape, ts: ts)
     }
 
     /// `lighting` from the model: the whole picture changed (lights, auto-exposure, day and
-    /// night), so the background is re-based (`CameraState.observe`).
+    /// night), so the background is re-based (`CameraState.observe`); `motion`: the next
+    /// frame's `moving` channel.
     public func observe(_ detection: inout Detection) {
-        guard channels.contains(.background), state != nil else { return }
-        let lighting = detection.label == ImageAdapter.lightingLabel
-        state!.observe(lighting: lighting)
+        guard channels.contains(.background) || channels.contains(.moving), state != nil else { return }
+        let lighting = detection.label == ImageAdapter.lightingLabel && channels.contains(.background)
+        state!.observe(lighting: lighting, motion: detection.label == ImageAdapter.motionLabel)
         if lighting { rebaselines += 1 }
     }
 
@@ -253,4 +255,6 @@ public final class ImageAdapter: StreamAdapter {
 
     /// The label a background model gives a whole-frame change.
     public static let lightingLabel = "lighting"
+    /// The label a camera model gives an object in view.
+    public static let motionLabel = "motion"
 }
