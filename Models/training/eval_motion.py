@@ -100,6 +100,13 @@ def standing(sess, state, thr, full):
                  "empty frames said motion"])
 
 
+def with_moving(sess, x, value):
+    """x [4, H, W] (current, background, activity, weight) as the model's input [1, C, H, W]: a
+    model with the `moving` channel (v2.5) gets it filled with `value`."""
+    extra = sess.get_inputs()[0].shape[1] - x.shape[0]
+    return np.concatenate([x, np.full((extra, *x.shape[1:]), value, x.dtype)])[None]
+
+
 def main(path):
     sess = session(path)
     meta = {p.key: p.value for p in onnx.load(path).metadata_props}
@@ -126,9 +133,7 @@ def main(path):
     rows.append(["pooled (10 fps, noisy, 2 fps)", N, f"{K / N:.4f}", f"[{lo:.3f}, {hi:.3f}]", ""])
     singles, sizes = ms.single_people("test", ms.vtest_frames())
     # a model with the `moving` channel (v2.5) sees 0 there: nothing was in view on the frame before
-    extra = sess.get_inputs()[0].shape[1] - singles[0].shape[0]
-    one = np.array([sess.run(None, {"frames": np.concatenate([x, np.zeros((extra, *x.shape[1:]), x.dtype)])[None]})[0][0]
-                    for x in singles])
+    one = np.array([sess.run(None, {"frames": with_moving(sess, x, 0.0)})[0][0] for x in singles])
     hit = one[:, 1] >= thr
     k, n = int(hit.sum()), len(hit)
     lo, hi = wilson(k, n)
@@ -217,7 +222,6 @@ def main(path):
     lamps(sess, state, thr, full)
     day_night_variants(sess, state, thr, full)
     standing(sess, state, thr, full)
-    x0 = np.stack([frames[30], frames[0], np.zeros_like(frames[0]), np.ones_like(frames[0])]
-                  + [np.ones_like(frames[0])] * (sess.get_inputs()[0].shape[1] - 4))[None]   # v2.5: moving
+    x0 = with_moving(sess, np.stack([frames[30], frames[0], np.zeros_like(frames[0]), np.ones_like(frames[0])]), 1.0)
     med, p95 = latency_ms(sess, {"frames": x0})
     print(f"latency: median {med:.3f} ms, p95 {p95:.3f} ms per frame (1 thread, ONNX Runtime in Python)")

@@ -94,6 +94,8 @@ def build(p, version, probe=False):
     alone without RC: results/motion_lamp_tuning.txt). probe=True: outputs [1, 5] = (area, whole, gain, top, sarea) before the
     final sigmoids (for tuning)."""
     n = helper.make_node
+    # step 10 gates step 9's exception: without AH there is nothing to hold open (and no split5)
+    assert not p.get("HELD") or p.get("AH") is not None, "HELD needs AH (motion_graph steps 9-10)"
     inits = [
         const("split4", np.array([1, 1, 1, 1]), np.int64),
         const("pads", np.array([0, 0, 2, 2, 0, 0, 2, 2]), np.int64),

@@ -231,7 +231,7 @@ struct CameraState {
     /// motion); replaced by the frame when it does not (day/night, blown-out highlights)
     /// or when `lighting` comes twice in a row. The activity map is brightness-matched and
     /// stays. Models/training/motion_stream.py does the same.
-    mutating func observe(lighting: Bool, motion: Bool = false) {
+    mutating func observe(lighting: Bool, motion: Bool) {
         defer { lit = lighting; moved = motion }
         guard lighting else { return }
         var sb: Float = 0, sl: Float = 0
