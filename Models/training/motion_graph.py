@@ -45,6 +45,16 @@ frames [1, 4, 120, 160] float32, vigil.channels = current,background,activity,we
      nearly every window (whole over TW): on the tuning scenes; on the test split's baboon a
      day/night switch changed a third of the windows (whole 0.34, sarea 0.08, gain x1.3), as a
      car does, and raised alerts at every setting tried.
+  10. (v2.5) big counts only while an object is in view: x the mean of the moving channel.
+  11. (v2.6; off unless p has TS) recolouring: an IR-cut filter or a day/night switch that
+     recolours regions (a night image that maps colours to grey differently from the day's)
+     changes their brightness but not the structure inside or at their outlines; step 4c's
+     outline test sees the region edges (the frame is no multiple of the background there)
+     and the brightness term counts the regions as changed. So a change whose structure share
+     sarea / area is under TS, over more than AR x TA of the view, on a frame after one that
+     was not motion (moving 0), is lighting:
+     recol = sigmoid(KS (TS - sarea / area)) x sigmoid(K2 (area / (AR TA) - 1)) x (1 - moving),
+     L = 1 - (1 - lw (1 - big)) (1 - recol) (1 - lg (1 - max(local, big))).
 TA is the model's default minimum changed area (vigil.min_area); the daemon sets the
 weight channel to TA / min_area so a pipeline's own min_area applies exactly.
 """
@@ -67,6 +77,7 @@ KM = 400.0
 KW = 20.0
 KT = 40.0
 KRC = 2000.0         # v2.3: the slope of the outline's second test (1 - cos^2 against RC)
+KS = 50.0            # v2.6: the slope of the recolouring test (the structure share against TS)
 CELLS = (6, 8)      # the coarse grid for the locality share (10 x 10 windows a cell)
 TOP_CELLS = 4
 # Scale-free stability (issue 16 experiment, off unless p["SF"] is set; v2.1 uses TU):
@@ -96,6 +107,7 @@ def build(p, version, probe=False):
     n = helper.make_node
     # step 10 gates step 9's exception: without AH there is nothing to hold open (and no split5)
     assert not p.get("HELD") or p.get("AH") is not None, "HELD needs AH (motion_graph steps 9-10)"
+    assert p.get("TS") is None or p.get("HELD"), "TS needs HELD (motion_graph step 11 reads the moving channel)"
     inits = [
         const("split4", np.array([1, 1, 1, 1]), np.int64),
         const("pads", np.array([0, 0, 2, 2, 0, 0, 2, 2]), np.int64),
@@ -283,6 +295,23 @@ def build(p, version, probe=False):
             nodes += [n("Sub", ["one", "bigobj"], ["nbig"]), n("Mul", ["lw", "nbig"], ["lwb"]),
                       n("Max", ["loc", "bigobj"], ["locb"])]
             lw_of, loc_of = "lwb", "locb"
+            if p.get("TS") is not None:
+                # 11. (v2.6) a recolouring out of a still scene is lighting: a change of brightness with
+                # next to no change of structure (sarea under TS of area), over more than AR x TA,
+                # on a frame after one that was not motion. An IR-cut filter or a day/night switch
+                # recolours regions whose outlines stay where they were; an object brings structure
+                # of its own (its outline), and one that stood still long enough to lose it (a
+                # person standing) is held by the moving channel and covers about TA
+                inits += [const("ts", np.array(p["TS"])), const("ks", np.array(KS)),
+                          const("inv_arta", np.array(1.0 / (p["AR"] * p["TA"]))), const("eps9", np.array(1e-9))]
+                nodes += [n("Add", ["area", "eps9"], ["area9"]), n("Div", ["sarea", "area9"], ["share"]),
+                          n("Sub", ["ts", "share"], ["sh1"]), n("Mul", ["sh1", "ks"], ["sh2"]), n("Sigmoid", ["sh2"], ["flat"]),
+                          n("Mul", ["area", "inv_arta"], ["rar"]), n("Sub", ["rar", "one"], ["rar1"]), n("Mul", ["rar1", "k2"], ["rar2"]),
+                          n("Sigmoid", ["rar2"], ["wide"]), n("Sub", ["one", "held"], ["still_before"]),
+                          n("Mul", ["flat", "wide"], ["recol0"]), n("Mul", ["recol0", "still_before"], ["recol"]),
+                          n("Sub", ["one", "recol"], ["nrecol"]), n("Sub", ["one", "lwb"], ["nlwb"]),
+                          n("Mul", ["nlwb", "nrecol"], ["nlwr"]), n("Sub", ["one", "nlwr"], ["lwr"])]
+                lw_of = "lwr"
         nodes += [
             n("Sub", ["one", loc_of], ["nloc"]), n("Mul", ["lg0", "nloc"], ["lg"]),
             n("Sub", ["one", lw_of], ["nlw"]), n("Sub", ["one", "lg"], ["nlg"]), n("Mul", ["nlw", "nlg"], ["nl"]),

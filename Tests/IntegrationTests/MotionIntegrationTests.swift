@@ -61,6 +61,32 @@ final class MotionIntegrationTests: XCTestCase {
         return Array("P5\n\(w) \(h)\n255\n".utf8) + px
     }
 
+    /// A plain room (flat wall, a door, a window, a tiled floor) for the recolouring test; `night`
+    /// is its IR picture: the door's paint reflects half as much in infrared (x0.5), the window
+    /// less (x0.8), and nothing moved.
+    func room(night: Bool = false, person: Int? = nil, seed: UInt64) -> [UInt8] {
+        let w = MotionIntegrationTests.width, h = MotionIntegrationTests.height
+        var rng = seed &* 0x9E3779B97F4A7C15 | 1
+        var px = [UInt8](repeating: 0, count: w * h)
+        for y in 0..<h {
+            for x in 0..<w {
+                var v = 130.0
+                let door = (30..<140).contains(y) && (30..<90).contains(x)
+                let window = (40..<120).contains(y) && (200..<280).contains(x)
+                if y >= 140 { v = 80 + 20 * Double((x / 20 + y / 20) % 2) }
+                if door { v = 90 }
+                if window { v = 190 }
+                if let p = person, (100..<200).contains(y), (p..<(p + 28)).contains(x) { v = 30 }
+                if let p = person, (80..<100).contains(y), ((p + 6)..<(p + 22)).contains(x) { v = 170 }
+                if night { v *= door ? 0.5 : window ? 0.8 : 1 }
+                rng = rng &* 6364136223846793005 &+ 1442695040888963407
+                let noise = Double(Int(rng >> 61)) - 3.5
+                px[y * w + x] = UInt8(max(0, min(255, (v + noise).rounded())))
+            }
+        }
+        return Array("P5\n\(w) \(h)\n255\n".utf8) + px
+    }
+
     func config(port: Int, motion: String = #""devices": { "yard": { "masks": [ { "rect": [60, 60, 120, 160] } ] } }"#,
                 storage: String = "") -> String {
         dir.write("vigil.json", """
@@ -249,6 +275,29 @@ final class MotionIntegrationTests: XCTestCase {
         let withCar = Array(labels("drive").suffix(xs.count))
         XCTAssertEqual(withCar, Array(repeating: "motion", count: xs.count), "every frame with the car is motion")
         XCTAssertEqual(raised("drive"), 1)
+    }
+
+    /// Issue 16 (Models/motion.md, "v2.6"): a day/night switch that recolours parts of the view
+    /// (the IR picture maps the door's and the window's colours to grey differently from the
+    /// day's) moves their brightness without moving any outline. v2.5 took the region edges for
+    /// an object's outline and said motion on the switch and the frame after it; v2.6 calls a
+    /// change with next to no change of structure, out of a still scene, `lighting`. A person
+    /// who then walks into the night room is motion on every frame.
+    func testARecolouringDayNightSwitchIsLightingAndAPersonInTheNightRoomIsMotion() throws {
+        let vigild = try startVigild()
+        defer { vigild.client.close(); vigild.daemon.stop() }
+        var seed: UInt64 = 900, sent = 0
+        func play(_ frames: [(night: Bool, person: Int?)]) throws {
+            try feed(frames.map { f in seed += 1; return room(night: f.night, person: f.person, seed: seed) }, as: "hall", vigild, sent: &sent)
+        }
+        try play(Array(repeating: (false, nil), count: 6) + Array(repeating: (true, nil), count: 4))
+        let switched = Array(labels("hall").suffix(4))
+        XCTAssertEqual(switched.first, "lighting", "the switch is recorded as lighting: \(switched)")
+        XCTAssertFalse(switched.contains("motion"), "a recoloured room is no object: \(switched)")
+        XCTAssertEqual(raised("hall"), 0)
+        try play([40, 70, 100, 130].map { (true, $0) })
+        XCTAssertEqual(Array(labels("hall").suffix(4)), Array(repeating: "motion", count: 4), "\(labels("hall"))")
+        XCTAssertEqual(raised("hall"), 1)
     }
 
     /// Issue 16, measured on synthetic lamps (Models/motion.md): a lamp switched on in part of
