@@ -283,6 +283,35 @@ TGB_GRID = [0.1, 0.18, 0.3, 0.4, 0.5]     # log gain: x1.11, x1.2, x1.35, x1.49,
                                           # for v2.6: v2.5 chose 0.3, the top of the grid)
 
 
+def _object_stream_tallies(p, cands):
+    """What tune_big and tune_recolour weigh: the tuning people, nuisances (with the day/night
+    variants), v2.2's objects, people standing 30 s and large objects under an auto-exposure,
+    and lamps, through p with each candidate (None: p alone). Per candidate (people's recall,
+    nuisance frames said motion, objects said motion, objects, standing said motion, standing,
+    lamp alerts, lamp frames said motion, large objects said motion, large objects); and the
+    number of lamp streams."""
+    from multiprocessing import Pool
+    pos, neg = load("tune")
+    full = ms.vtest_frames()
+    objs = ms.ae_object_streams("tune", full, np.random.default_rng(SEED + 2))
+    n_ae = len(objs)
+    objs = objs + ms.standing_streams("tune", full, np.random.default_rng(SEED + 8))
+    n_st = len(objs)
+    objs = objs + ms.ae_object_streams("tune", full, np.random.default_rng(SEED + 9), size=ms.LARGE_OBJECT)
+    lamps = ms.lamp_streams("tune", full, np.random.default_rng(SEED + 5))
+    neg = neg + ms.day_night_variants("tune", full, np.random.default_rng(SEED + 10))
+    streams = ([(s[1], s[2]) for s in pos] + [(s[2], s[3]) for s in neg] + [(s[1], s[2]) for s in objs]
+               + [(s[2], s[3]) for s in lamps])
+    with Pool(2) as pool:
+        runs = pool.map(_scores_of, [(dict(p, **c) if c else p, streams) for c in cands])
+
+    def score(sc):
+        people, nuis, (obj, stand, big), lamp_alerts, lamp_frames = _tally(sc, pos, neg, objs, lamps, [n_ae, n_st])
+        return (people, nuis, int(obj.sum()), len(obj), int(stand.sum()), len(stand), lamp_alerts, lamp_frames,
+                int(big.sum()), len(big))
+    return [score(sc) for sc in runs], len(lamps)
+
+
 def tune_big(p, held=False):
     """v2.4 (tried, not shipped: every choice alerted on the test split's day/night switch;
     Models/motion.md): AH, TW and TGB, the large-object exception to the light rule (motion_graph step 9),
@@ -299,38 +328,19 @@ def tune_big(p, held=False):
     second choice (AH 0.05 TW 0.8 at TGL) alerted on the test split's day/night switch too.
     held (v2.5, motion_graph step 10): the exception applies only on a frame after one the model
     said motion on (an object already in view), the same rule and grid with AH 0.015 back in it."""
-    from multiprocessing import Pool
     p = {k: v for k, v in p.items() if k not in BIG_KEYS}
-    pos, neg = load("tune")
-    full = ms.vtest_frames()
-    objs = ms.ae_object_streams("tune", full, np.random.default_rng(SEED + 2))
-    n_ae = len(objs)
-    objs = objs + ms.standing_streams("tune", full, np.random.default_rng(SEED + 8))
-    n_st = len(objs)
-    objs = objs + ms.ae_object_streams("tune", full, np.random.default_rng(SEED + 9), size=ms.LARGE_OBJECT)
-    lamps = ms.lamp_streams("tune", full, np.random.default_rng(SEED + 5))
-    neg = neg + ms.day_night_variants("tune", full, np.random.default_rng(SEED + 10))
-    streams = ([(s[1], s[2]) for s in pos] + [(s[2], s[3]) for s in neg] + [(s[1], s[2]) for s in objs]
-               + [(s[2], s[3]) for s in lamps])
     cands = [None] + [dict({"AH": a, "TW": w, "TGB": g}, **({"HELD": True} if held else {}))
                       for a in (AH_GRID_HELD if held else AH_GRID) for w in TW_GRID for g in TGB_GRID]
-    with Pool(2) as pool:
-        runs = pool.map(_scores_of, [(dict(p, **c) if c else p, streams) for c in cands])
-
-    def score(sc):
-        people, nuis, (obj, stand, big), lamp_alerts, lamp_frames = _tally(sc, pos, neg, objs, lamps, [n_ae, n_st])
-        return (people, nuis, int(obj.sum()), len(obj), int(stand.sum()), len(stand), lamp_alerts, lamp_frames,
-                int(big.sum()), len(big))
+    tallies, n_lamps = _object_stream_tallies(p, cands)
 
     def show(r):
         return (f"large objects under AE {r[8]}/{r[9]}, people {r[0]:.4f}, nuisance frames {r[1]}, objects under AE {r[2]}/{r[3]}, "
-                f"people standing {r[4]}/{r[5]}, lamps alerting {r[6]}/{len(lamps)} ({r[7]} frames)")
+                f"people standing {r[4]}/{r[5]}, lamps alerting {r[6]}/{n_lamps} ({r[7]} frames)")
 
-    base = score(runs[0])
+    base = tallies[0]
     print(f"without the exception: {show(base)}", flush=True)
     best = None
-    for c, sc in zip(cands[1:], runs[1:]):
-        r = score(sc)
+    for c, r in zip(cands[1:], tallies[1:]):
         ok = (r[0] >= base[0] and r[1] <= base[1] and r[2] >= base[2] and r[4] >= base[4]
               and r[6] <= base[6] and r[7] <= base[7])
         print(f"  AH={c['AH']} TW={c['TW']} TGB={c['TGB']}: {show(r)}{'' if ok else '  (excluded)'}", flush=True)
@@ -359,37 +369,18 @@ def tune_recolour(p):
     the model without it; among those, the fewest tuning nuisance frames said motion (the
     day/night variants and the objects' empty frames included); ties to the narrower rule
     (the smaller TS, the larger AR)."""
-    from multiprocessing import Pool
     p = {k: v for k, v in p.items() if k not in RECOLOUR_KEYS}
-    pos, neg = load("tune")
-    full = ms.vtest_frames()
-    objs = ms.ae_object_streams("tune", full, np.random.default_rng(SEED + 2))
-    n_ae = len(objs)
-    objs = objs + ms.standing_streams("tune", full, np.random.default_rng(SEED + 8))
-    n_st = len(objs)
-    objs = objs + ms.ae_object_streams("tune", full, np.random.default_rng(SEED + 9), size=ms.LARGE_OBJECT)
-    lamps = ms.lamp_streams("tune", full, np.random.default_rng(SEED + 5))
-    neg = neg + ms.day_night_variants("tune", full, np.random.default_rng(SEED + 10))
-    streams = ([(s[1], s[2]) for s in pos] + [(s[2], s[3]) for s in neg] + [(s[1], s[2]) for s in objs]
-               + [(s[2], s[3]) for s in lamps])
     cands = [None] + [{"TS": t, "AR": a} for t in TS_GRID for a in AR_GRID]
-    with Pool(2) as pool:
-        runs = pool.map(_scores_of, [(dict(p, **c) if c else p, streams) for c in cands])
-
-    def score(sc):
-        people, nuis, (obj, stand, big), lamp_alerts, lamp_frames = _tally(sc, pos, neg, objs, lamps, [n_ae, n_st])
-        return (people, nuis, int(obj.sum()), len(obj), int(stand.sum()), len(stand), lamp_alerts, lamp_frames,
-                int(big.sum()), len(big))
+    tallies, n_lamps = _object_stream_tallies(p, cands)
 
     def show(r):
         return (f"nuisance frames {r[1]}, people {r[0]:.4f}, objects under AE {r[2]}/{r[3]}, people standing {r[4]}/{r[5]}, "
-                f"large objects under AE {r[8]}/{r[9]}, lamps alerting {r[6]}/{len(lamps)} ({r[7]} frames)")
+                f"large objects under AE {r[8]}/{r[9]}, lamps alerting {r[6]}/{n_lamps} ({r[7]} frames)")
 
-    base = score(runs[0])
+    base = tallies[0]
     print(f"without the rule: {show(base)}", flush=True)
     best = None
-    for c, sc in zip(cands[1:], runs[1:]):
-        r = score(sc)
+    for c, r in zip(cands[1:], tallies[1:]):
         ok = (r[0] >= base[0] and r[2] >= base[2] and r[4] >= base[4] and r[8] >= base[8]
               and r[6] <= base[6] and r[7] <= base[7])
         print(f"  TS={c['TS']} AR={c['AR']}: {show(r)}{'' if ok else '  (excluded)'}", flush=True)
