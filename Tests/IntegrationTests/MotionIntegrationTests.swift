@@ -24,38 +24,47 @@ final class MotionIntegrationTests: XCTestCase {
     /// flatter, the window black.
     func frame(gain: Double = 1, person: Int? = nil, car: Int? = nil, bigCar: Int? = nil, lamp: Double = 1,
                night: Bool = false, seed: UInt64) -> [UInt8] {
+        noisyPGM(seed: seed) { x, y in
+            var v = 110 + 45 * sin(Double(x) / 17) * cos(Double(y) / 23) + 0.15 * Double(x)
+            if y >= 140 { v = 80 + 20 * Double((x / 20 + y / 20) % 2) }
+            if (40..<120).contains(y), (200..<280).contains(x) { v = 200 }
+            if let p = person, (100..<200).contains(y), (p..<(p + 28)).contains(x) { v = 30 }
+            if let p = person, (80..<100).contains(y), ((p + 6)..<(p + 22)).contains(x) { v = 170 }
+            if let c = car, (150..<214).contains(y), (c..<(c + 90)).contains(x) {
+                let u = x - c, r = y - 150
+                v = 235                                                          // white paint
+                if (8..<20).contains(r) || (44..<56).contains(r) { v = 70 }      // tyres and sills
+                if (22..<42).contains(r), (14..<30).contains(u) || (62..<78).contains(u) { v = 60 }   // windscreens
+                if (22..<42).contains(r), (36..<56).contains(u) { v = 210 + Double((u / 4 + r / 4) % 2) * 20 }   // roof rack
+            }
+            if let c = bigCar, (100..<228).contains(y), (c..<(c + 180)).contains(x) {
+                let u = (x - c) / 2, r = (y - 100) / 2
+                v = 235
+                if (8..<20).contains(r) || (44..<56).contains(r) { v = 70 }
+                if (22..<42).contains(r), (14..<30).contains(u) || (62..<78).contains(u) { v = 60 }
+                if (22..<42).contains(r), (36..<56).contains(u) { v = 210 + Double((u / 4 + r / 4) % 2) * 20 }
+            }
+            if night { v = (40..<120).contains(y) && (200..<280).contains(x) ? 20 : 50 + 0.6 * v }
+            if lamp != 1 {   // a soft pool of light on the floor, `lamp` x at its centre
+                let dx = Double(x - 90), dy = Double(y - 175)
+                v *= 1 + (lamp - 1) * exp(-(dx * dx + dy * dy) / (2 * 25 * 25))
+            }
+            return v * gain
+        }
+    }
+
+    /// A PGM frame of the test size: `value` per pixel plus sensor noise of -3.5 ... 3.5 grey
+    /// levels from a generator seeded by `seed` (the same seed gives the same noise).
+    func noisyPGM(seed: UInt64, _ value: (_ x: Int, _ y: Int) -> Double) -> [UInt8] {
         let w = MotionIntegrationTests.width, h = MotionIntegrationTests.height
         var rng = seed &* 0x9E3779B97F4A7C15 | 1
         var px = [UInt8](repeating: 0, count: w * h)
         for y in 0..<h {
             for x in 0..<w {
-                var v = 110 + 45 * sin(Double(x) / 17) * cos(Double(y) / 23) + 0.15 * Double(x)
-                if y >= 140 { v = 80 + 20 * Double((x / 20 + y / 20) % 2) }
-                if (40..<120).contains(y), (200..<280).contains(x) { v = 200 }
-                if let p = person, (100..<200).contains(y), (p..<(p + 28)).contains(x) { v = 30 }
-                if let p = person, (80..<100).contains(y), ((p + 6)..<(p + 22)).contains(x) { v = 170 }
-                if let c = car, (150..<214).contains(y), (c..<(c + 90)).contains(x) {
-                    let u = x - c, r = y - 150
-                    v = 235                                                          // white paint
-                    if (8..<20).contains(r) || (44..<56).contains(r) { v = 70 }      // tyres and sills
-                    if (22..<42).contains(r), (14..<30).contains(u) || (62..<78).contains(u) { v = 60 }   // windscreens
-                    if (22..<42).contains(r), (36..<56).contains(u) { v = 210 + Double((u / 4 + r / 4) % 2) * 20 }   // roof rack
-                }
-                if let c = bigCar, (100..<228).contains(y), (c..<(c + 180)).contains(x) {
-                    let u = (x - c) / 2, r = (y - 100) / 2
-                    v = 235
-                    if (8..<20).contains(r) || (44..<56).contains(r) { v = 70 }
-                    if (22..<42).contains(r), (14..<30).contains(u) || (62..<78).contains(u) { v = 60 }
-                    if (22..<42).contains(r), (36..<56).contains(u) { v = 210 + Double((u / 4 + r / 4) % 2) * 20 }
-                }
-                if night { v = (40..<120).contains(y) && (200..<280).contains(x) ? 20 : 50 + 0.6 * v }
-                if lamp != 1 {   // a soft pool of light on the floor, `lamp` x at its centre
-                    let dx = Double(x - 90), dy = Double(y - 175)
-                    v *= 1 + (lamp - 1) * exp(-(dx * dx + dy * dy) / (2 * 25 * 25))
-                }
+                let v = value(x, y)
                 rng = rng &* 6364136223846793005 &+ 1442695040888963407
-                let noise = Double(Int(rng >> 61)) - 3.5   // -3.5 ... 3.5 grey levels
-                px[y * w + x] = UInt8(max(0, min(255, (v * gain + noise).rounded())))
+                let noise = Double(Int(rng >> 61)) - 3.5
+                px[y * w + x] = UInt8(max(0, min(255, (v + noise).rounded())))
             }
         }
         return Array("P5\n\(w) \(h)\n255\n".utf8) + px
@@ -65,26 +74,18 @@ final class MotionIntegrationTests: XCTestCase {
     /// is its IR picture: the door's paint reflects half as much in infrared (x0.5), the window
     /// less (x0.8), and nothing moved.
     func room(night: Bool = false, person: Int? = nil, seed: UInt64) -> [UInt8] {
-        let w = MotionIntegrationTests.width, h = MotionIntegrationTests.height
-        var rng = seed &* 0x9E3779B97F4A7C15 | 1
-        var px = [UInt8](repeating: 0, count: w * h)
-        for y in 0..<h {
-            for x in 0..<w {
-                var v = 130.0
-                let door = (30..<140).contains(y) && (30..<90).contains(x)
-                let window = (40..<120).contains(y) && (200..<280).contains(x)
-                if y >= 140 { v = 80 + 20 * Double((x / 20 + y / 20) % 2) }
-                if door { v = 90 }
-                if window { v = 190 }
-                if let p = person, (100..<200).contains(y), (p..<(p + 28)).contains(x) { v = 30 }
-                if let p = person, (80..<100).contains(y), ((p + 6)..<(p + 22)).contains(x) { v = 170 }
-                if night { v *= door ? 0.5 : window ? 0.8 : 1 }
-                rng = rng &* 6364136223846793005 &+ 1442695040888963407
-                let noise = Double(Int(rng >> 61)) - 3.5
-                px[y * w + x] = UInt8(max(0, min(255, (v + noise).rounded())))
-            }
+        noisyPGM(seed: seed) { x, y in
+            var v = 130.0
+            let door = (30..<140).contains(y) && (30..<90).contains(x)
+            let window = (40..<120).contains(y) && (200..<280).contains(x)
+            if y >= 140 { v = 80 + 20 * Double((x / 20 + y / 20) % 2) }
+            if door { v = 90 }
+            if window { v = 190 }
+            if let p = person, (100..<200).contains(y), (p..<(p + 28)).contains(x) { v = 30 }
+            if let p = person, (80..<100).contains(y), ((p + 6)..<(p + 22)).contains(x) { v = 170 }
+            if night { v *= door ? 0.5 : window ? 0.8 : 1 }
+            return v
         }
-        return Array("P5\n\(w) \(h)\n255\n".utf8) + px
     }
 
     func config(port: Int, motion: String = #""devices": { "yard": { "masks": [ { "rect": [60, 60, 120, 160] } ] } }"#,
