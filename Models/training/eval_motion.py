@@ -110,15 +110,14 @@ def with_moving(sess, x, value):
 def main(path):
     sess = session(path)
     meta = {p.key: p.value for p in onnx.load(path).metadata_props}
-    state = lambda **kw: mst.CameraState(background_s=float(meta["vigil.background_s"]),
-                                         activity_s=float(meta["vigil.activity_s"]), **kw)
+    state = lambda **kw: mst.state_for(meta, **kw)
     thr = float(meta["vigil.threshold"])
     pos, neg = tm.load("test")
     print(f"\n## motion {os.path.basename(path)} v{meta['vigil.version']}  size {os.path.getsize(path) / 1024:.1f} KB  "
           f"threshold {thr}  min_area {meta['vigil.min_area']}")
     print("held-out: vtest frames 400-794 (people by HOG, every 3rd frame labelled), TEST_IMAGES, "
           f"tree.avi frames 34-52 (53-67 hold a hand: scored as motion, below); state as vigild keeps it (background_s {meta['vigil.background_s']}, "
-          f"activity_s {meta['vigil.activity_s']})\n")
+          f"activity_s {meta['vigil.activity_s']}, background_hold {meta.get('vigil.background_hold', '1')})\n")
     rows, K, N = [], 0, 0
     for name, frames, fps, lab, start in pos:
         sc = mst.run_stream(sess, frames, fps, state())

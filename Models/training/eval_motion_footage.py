@@ -133,7 +133,7 @@ def evaluate(sess, meta, name, spec, frames, step, heal=True):
     watching the same scene: the slow-mover case)."""
     fps = spec["fps"] / step if step > 0 else spec["fps"] * -step
     idx = np.arange(0, len(frames), step) if step > 0 else np.repeat(np.arange(len(frames)), -step)
-    st = mst.CameraState(background_s=float(meta["vigil.background_s"]), activity_s=float(meta["vigil.activity_s"]), heal=heal)
+    st = mst.state_for(meta, heal=heal)
     sc = mst.run_stream(sess, frames[idx], fps, st)
     lab = frame_labels(len(frames), spec["visits"], spec["exit_tail"])[idx]
     m = sc[:, 1]
@@ -163,7 +163,7 @@ def main():
     sess = session(a.model)
     meta = {p.key: p.value for p in onnx.load(a.model).metadata_props}
     print(f"# motion {os.path.basename(a.model)} v{meta['vigil.version']} on hand-labelled footage no choice read "
-          f"(threshold {meta['vigil.threshold']}, background_s {meta['vigil.background_s']}, activity_s {meta['vigil.activity_s']}; "
+          f"(threshold {meta['vigil.threshold']}, background_s {meta['vigil.background_s']}, activity_s {meta['vigil.activity_s']}, background_hold {meta.get('vigil.background_hold', '1')}; "
           f"rule min_score {RULE['min_score']}, for_frames {RULE['for_frames']}, cooldown {RULE['cooldown_s']:g} s)")
     rows, visits = [], []
     for name, spec in VIDEOS.items():

@@ -333,6 +333,9 @@ def build(p, version, probe=False):
         "vigil.min_area": f"{p['TA']}",
         "vigil.background_s": f"{p.get('background_s', 20.0)}",
         "vigil.activity_s": f"{p.get('activity_s', 60.0)}",
+        # v2.7: the state's, not the graph's: how much slower the background learns where the
+        # frame differs from it (motion_stream.CameraState hold); absent before v2.7 (1)
+        **({"vigil.background_hold": f"{p['HOLD']}"} if p.get("HOLD", 1.0) != 1.0 else {}),
         "vigil.version": version,
         "vigil.description": ("Background-subtraction motion detector: gain-compensated SSIM structure "
                               f"or local brightness change of the current frame against the device's background ({WIN}x{WIN} windows), "

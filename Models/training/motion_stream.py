@@ -46,8 +46,8 @@ def box3(x):
 
 
 class CameraState:
-    def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True, channels=CHANNELS):
-        self.bg_s, self.act_s, self.heal = background_s, activity_s, heal
+    def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True, channels=CHANNELS, hold=1.0):
+        self.bg_s, self.act_s, self.heal, self.hold = background_s, activity_s, heal, hold
         self.channels = channels.split(",")
         self.moved = False            # the model said motion on the last frame (the `moving` channel)
         self.weight = np.ones((H, W), np.float32) if weight is None else weight.astype(np.float32)
@@ -78,7 +78,12 @@ class CameraState:
         g = float(self.B.mean()) / max(float(cur.mean()), 1e-3)
         dev = np.abs(box3(cur * g - self.B))
         self.D = ((1 - ad) * self.D + ad * dev).astype(np.float32)
-        self.B = ((1 - a) * self.B + a * cur).astype(np.float32)
+        if self.hold == 1.0:
+            self.B = ((1 - a) * self.B + a * cur).astype(np.float32)
+        else:
+            ah = 1.0 - math.exp(-dt / (self.hold * self.bg_s))
+            rate = np.where(dev < GHOST_FIT, np.float32(a), np.float32(ah))
+            self.B = (self.B + rate * (cur - self.B)).astype(np.float32)
         if self.heal:
             self.heal_ghosts(cur, dev, max(ts - self.ts, 0.0))
         self.ts, self.last = ts, cur
@@ -121,6 +126,13 @@ class CameraState:
             self.B = scaled if fits and not self.lit else self.last.copy()
         self.lit = label == "lighting"
         self.moved = label == "motion"
+
+
+def state_for(meta, **kw):
+    """A CameraState with the time constants a model declares (`vigil.background_s`,
+    `vigil.activity_s`, `vigil.background_hold`), as vigild sets them up."""
+    return CameraState(background_s=float(meta["vigil.background_s"]), activity_s=float(meta["vigil.activity_s"]),
+                       hold=float(meta.get("vigil.background_hold", 1.0)), **kw)
 
 
 def run_stream(sess, frames, fps, state=None, labels=("still", "motion", "lighting")):

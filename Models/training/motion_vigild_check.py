@@ -135,8 +135,7 @@ def main():
                     say("   frames lost or duplicated: the comparison below is not frame for frame")
                     continue
                 ts = [rows[0][0] - (rows[1][0] - rows[0][0])] + [r[0] for r in rows]   # the first frame's time: one step before
-                st = mst.CameraState(background_s=float(meta["vigil.background_s"]), activity_s=float(meta["vigil.activity_s"]),
-                                     channels=meta["vigil.channels"])
+                st = mst.state_for(meta, channels=meta["vigil.channels"])
                 py, pys = [None], [None]
                 for i, g in enumerate(frames):
                     x = st.inputs(ef.ms.to_model(g), ts[i])

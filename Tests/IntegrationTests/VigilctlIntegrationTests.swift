@@ -82,8 +82,10 @@ final class VigilctlIntegrationTests: XCTestCase {
 
     override class func tearDown() {
         daemon?.stop()
-        broker?.stop()
-        cloud?.stop()
+        // Releasing a Broker stops it and removes its folder: statics are never released by
+        // themselves, and stopping alone left two folders in /tmp on every run.
+        broker = nil
+        cloud = nil
         dir?.remove()
         super.tearDown()
     }

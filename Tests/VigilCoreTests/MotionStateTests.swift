@@ -128,7 +128,7 @@ final class MotionStateTests: XCTestCase {
         for _ in 0..<Int((seconds * 10).rounded()) {
             t += 0.1
             var f = frame
-            s.update(with: &f, ts: t, backgroundSeconds: 20, activitySeconds: 60)
+            s.update(with: &f, ts: t, backgroundSeconds: 20, activitySeconds: 60, hold: 1)
         }
         return t
     }
@@ -163,6 +163,33 @@ final class MotionStateTests: XCTestCase {
         t = feed(&s, occupied, from: t, seconds: 10)
         XCTAssertEqual(s.clean[centre], occupied[centre], accuracy: 0.02, "a parked object becomes the scene")
         XCTAssertEqual(s.background[centre], occupied[centre], accuracy: 0.02)
+    }
+
+    /// Issue 16 (Models/motion.md, "v2.7"): a person standing still sank into the running
+    /// average within `background_s` and was no longer seen. With a hold, the background
+    /// learns `hold` times slower where the frame differs from it, and as fast as before where
+    /// it agrees (sensor noise, the room around them).
+    func testTheBackgroundHoldsWhereTheFrameDiffersAndFollowsElsewhere() throws {
+        let empty = room(object: false), occupied = room(object: true), centre = 10 * 20 + 10
+        func stand(hold: Double) -> CameraState {
+            var s = CameraState(first: empty, ts: 0, width: 20, height: 20)
+            var t = 0.0
+            for _ in 0..<50 { t += 0.1; var f = empty; s.update(with: &f, ts: t, backgroundSeconds: 20, activitySeconds: 60, hold: hold) }
+            for _ in 0..<200 { t += 0.1; var f = occupied; s.update(with: &f, ts: t, backgroundSeconds: 20, activitySeconds: 60, hold: hold) }
+            return s
+        }
+        let plain = stand(hold: 1), held = stand(hold: 2)
+        let gap = empty[centre] - occupied[centre]
+        let absorbedPlain = (empty[centre] - plain.background[centre]) / gap
+        let absorbedHeld = (empty[centre] - held.background[centre]) / gap
+        // 20 s standing: 1 - e^-1 = 0.63 of it absorbed at one rate; about 1 - e^-0.5 = 0.39 held.
+        XCTAssertEqual(absorbedPlain, 0.63, accuracy: 0.02)
+        XCTAssertLessThan(absorbedHeld, 0.45, "held: \(absorbedHeld)")
+        XCTAssertEqual(held.background[0], plain.background[0], accuracy: 1e-6, "where nothing differs, the same rate")
+        // What Models/training/motion_stream.py's CameraState(background_s=20, activity_s=60,
+        // hold=2) prints for the same frames: the evaluation replays the same state.
+        XCTAssertEqual(Array(held.background[205..<215]), [0.29412, 0.30588, 0.20038, 0.20751, 0.21465, 0.22178, 0.22892, 0.23606, 0.38824, 0.4],
+                       accuracy: 1e-4)
     }
 
     /// The evaluation replays vigild's camera state in numpy (Models/training/motion_stream.py):
@@ -365,13 +392,14 @@ final class MotionStateTests: XCTestCase {
 
     func testMotionConfigIsReadAndEveryMistakeNamesItsKeyAndLine() throws {
         let c = try parse("""
-            { "background_s": 30, "activity_s": 120, "min_area": 0.005,
+            { "background_s": 30, "activity_s": 120, "background_hold": 3, "min_area": 0.005,
               "masks": [ { "rect": [0, 0, 100, 50] }, { "polygon": [[0, 400], [640, 300], [640, 480], [0, 480]] } ],
               "devices": { "gate": { "min_area": 0.02, "masks": [ { "rect": [10, 10, 5, 5] } ] } } }
             """)
         let m = try XCTUnwrap(c.pipelines[0].motion)
         XCTAssertEqual(m.backgroundSeconds, 30)
         XCTAssertEqual(m.activitySeconds, 120)
+        XCTAssertEqual(m.backgroundHold, 3)
         XCTAssertEqual(m.minArea, 0.005)
         XCTAssertEqual(m.masks, [MotionMask(rect: 0, 0, 100, 50), MotionMask(points: [(0, 400), (640, 300), (640, 480), (0, 480)])])
         XCTAssertEqual(m.resolved(for: "gate").minArea, 0.02)
@@ -387,6 +415,7 @@ final class MotionStateTests: XCTestCase {
             (#"{ "masks": [ { "rect": [0, 0, 5, 5], "polygon": [[0, 0], [1, 1], [2, 0]] } ] }"#, "pgm", "", "motion.masks[0]: a mask is either"),
             (#"{ "masks": [ { "rect": [0, 0, 500, 5] } ] }"#, "gray8", #", "width": 320, "height": 240"#, "motion.masks[0].rect: (500, 0) is outside the 320x240 frame"),
             (#"{ "min_area": 2 }"#, "pgm", "", "motion.min_area: must be between"),
+            (#"{ "background_hold": 0.5 }"#, "pgm", "", "motion.background_hold: must be between"),
             (#"{ "devices": { "gate": { "mask": [] } } }"#, "pgm", "", "motion.devices.gate.mask: unknown key"),
             (#"{ "backgrund_s": 5 }"#, "pgm", "", "motion.backgrund_s: unknown key"),
             (#"{ }"#, "wav", "", "pipelines[0].motion: only pgm and gray8 pipelines take motion"),
@@ -418,6 +447,8 @@ final class MotionStateTests: XCTestCase {
         // Time constants the config leaves out are the ones the model was tuned with.
         XCTAssertEqual(a.motion.activitySeconds, Double(try XCTUnwrap(p.model.metadata["vigil.activity_s"])))
         XCTAssertEqual(a.motion.backgroundSeconds, Double(try XCTUnwrap(p.model.metadata["vigil.background_s"])))
+        XCTAssertEqual(a.motion.backgroundHold, Double(try XCTUnwrap(p.model.metadata["vigil.background_hold"])))
+        XCTAssertGreaterThan(a.motion.backgroundHold!, 1, "v2.7 holds the background where the frame differs")
         XCTAssertThrowsError(try build(shipped, #", "alert": { "min_score": 0.5 }"#)) {
             XCTAssertTrue("\($0)".contains("set alert.labels"), "\($0)")
         }
@@ -426,6 +457,8 @@ final class MotionStateTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("need a model with a weight channel"), "\($0)")
         }
         XCTAssertNoThrow(try build(pairModel, #", "motion": { "background_s": 5 }"#))
+        let pair = try XCTUnwrap(try build(pairModel, "").makeAdapter(device: "x") as? ImageAdapter)
+        XCTAssertEqual(pair.motion.backgroundHold, 1, "a model that declares no hold: the same rate everywhere")
     }
 }
 

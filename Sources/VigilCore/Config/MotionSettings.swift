@@ -11,6 +11,10 @@ public struct MotionSettings: Sendable, Equatable {
     /// background): areas that keep changing, such as swaying trees, stop counting.
     /// nil: the model's `vigil.activity_s`, else `defaultActivitySeconds`.
     public var activitySeconds: Double?
+    /// How many times slower the background learns where the frame differs from it, so that
+    /// a person standing still is not absorbed within `background_s` (1: the same rate
+    /// everywhere). nil: the model's `vigil.background_hold`, else 1.
+    public var backgroundHold: Double?
 
     /// How often (frame time) a device's state is saved, so a restart resumes it; 0: never.
     public var saveSeconds = 300.0
@@ -42,12 +46,13 @@ public struct MotionSettings: Sendable, Equatable {
     }
 
     /// These settings with the time constants the model was tuned with filled in where the
-    /// config leaves them out (`vigil.background_s`, `vigil.activity_s`).
+    /// config leaves them out (`vigil.background_s`, `vigil.activity_s`, `vigil.background_hold`).
     public func applying(model: [String: String]) -> MotionSettings {
         var s = self
         func meta(_ k: String) -> Double? { model[k].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } }
         s.backgroundSeconds = s.backgroundSeconds ?? meta("vigil.background_s") ?? MotionSettings.defaultBackgroundSeconds
         s.activitySeconds = s.activitySeconds ?? meta("vigil.activity_s") ?? MotionSettings.defaultActivitySeconds
+        s.backgroundHold = s.backgroundHold ?? meta("vigil.background_hold").map { max(1, $0) } ?? 1
         return s
     }
 
@@ -62,6 +67,7 @@ public struct MotionSettings: Sendable, Equatable {
         var s = MotionSettings()
         s.backgroundSeconds = try m.double("background_s", in: 0.1...86_400)
         s.activitySeconds = try m.double("activity_s", in: 0.1...86_400)
+        s.backgroundHold = try m.double("background_hold", in: 1...100)
         s.minArea = try m.double("min_area", in: 0.00001...1)
         s.saveSeconds = try m.double("save_s", default: s.saveSeconds, in: 0...86_400)
         s.masks = try MotionMask.parseList(m, "masks", frame: frame)

@@ -80,13 +80,18 @@ struct CameraState {
     /// constant (a camera back after an hour replaces, not extrapolates).
     /// `current` becomes `last`, and the old `last` plane comes back in `current` for the
     /// caller to overwrite with the next frame (no plane is allocated per frame).
+    /// `hold`: where the frame differs from the background (by `ghostFit`), the background
+    /// learns `hold` times slower, so a person standing still sinks into it over `hold` x
+    /// `backgroundSeconds` rather than `backgroundSeconds` (MotionSettings.backgroundHold).
     mutating func update(with current: inout [Float], ts newTs: Double, backgroundSeconds: Double, activitySeconds: Double,
-                         averages: Bool = true) {
+                         hold: Double, averages: Bool = true) {
         defer { swap(&last, &current); ts = newTs }
         // A pair model only needs the last frame: skip the averages' per-pixel work.
         guard averages else { return }
         let dt = max(0, newTs - ts)
         let a = Float(1 - exp(-min(dt, backgroundSeconds) / backgroundSeconds))
+        let aHeld = Float(1 - exp(-min(dt, backgroundSeconds) / (hold * backgroundSeconds)))
+        let fit = CameraState.ghostFit
         let ad = Float(1 - exp(-min(dt, activitySeconds) / activitySeconds))
         let n = current.count, w = width, h = height
         guard n > 0 else { return }
@@ -121,7 +126,7 @@ struct CameraState {
                                     let dev = abs(CameraState.box3Mean(sums, i))
                                     devRow[i] = dev
                                     actRow[i] += ad * (dev - actRow[i])
-                                    bgRow[i] += a * (curRow[i] - bgRow[i])
+                                    bgRow[i] += (dev < fit ? a : aHeld) * (curRow[i] - bgRow[i])
                                 }
                             }
                         }

@@ -206,6 +206,7 @@ public final class ImageAdapter: StreamAdapter {
         state!.update(with: &current, ts: frame.ts,
                       backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
                       activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
+                      hold: motion.backgroundHold ?? 1,
                       averages: channels.contains(.background) || channels.contains(.activity))
         if let file = stateFile, frame.ts - savedAt >= motion.saveSeconds {
             savedAt = frame.ts
