@@ -312,6 +312,42 @@ def _object_stream_tallies(p, cands):
     return [score(sc) for sc in runs], len(lamps)
 
 
+# What each tally of _object_stream_tallies says, in the order a choice prints them after the
+# one it aims at.
+_TALLY_TEXT = {
+    "people": lambda r, n: f"people {r[0]:.4f}",
+    "nuisance": lambda r, n: f"nuisance frames {r[1]}",
+    "objects": lambda r, n: f"objects under AE {r[2]}/{r[3]}",
+    "standing": lambda r, n: f"people standing {r[4]}/{r[5]}",
+    "large": lambda r, n: f"large objects under AE {r[8]}/{r[9]}",
+    "lamps": lambda r, n: f"lamps alerting {r[6]}/{n} ({r[7]} frames)",
+}
+
+
+def _choose(cands, tallies, n_lamps, aim, base_name, name, admissible, key, none_message):
+    """The choice tune_big, tune_recolour and tune_hold make from _object_stream_tallies: prints
+    the state without the candidates (`base_name`) and each candidate (`name(c)`; the `aim`
+    tally first, "(excluded)" where `admissible(r, base)` fails); returns the admissible
+    candidate with the largest `key(c, r, base)` (None: the candidate cannot be chosen), or {}."""
+    def show(r):
+        return ", ".join(f(r, n_lamps) for f in [_TALLY_TEXT[aim]] + [t for k, t in _TALLY_TEXT.items() if k != aim])
+
+    base = tallies[0]
+    print(f"{base_name}: {show(base)}", flush=True)
+    best = None
+    for c, r in zip(cands[1:], tallies[1:]):
+        ok = admissible(r, base)
+        print(f"  {name(c)}: {show(r)}{'' if ok else '  (excluded)'}", flush=True)
+        k = key(c, r, base)
+        if ok and k is not None and (best is None or k > best[0]):
+            best = (k, c)
+    if best is None:
+        print(none_message, flush=True)
+        return {}
+    print("chosen", best[1], flush=True)
+    return best[1]
+
+
 def tune_big(p, held=False):
     """v2.4 (tried, not shipped: every choice alerted on the test split's day/night switch;
     Models/motion.md): AH, TW and TGB, the large-object exception to the light rule (motion_graph step 9),
@@ -332,26 +368,12 @@ def tune_big(p, held=False):
     cands = [None] + [dict({"AH": a, "TW": w, "TGB": g}, **({"HELD": True} if held else {}))
                       for a in (AH_GRID_HELD if held else AH_GRID) for w in TW_GRID for g in TGB_GRID]
     tallies, n_lamps = _object_stream_tallies(p, cands)
-
-    def show(r):
-        return (f"large objects under AE {r[8]}/{r[9]}, people {r[0]:.4f}, nuisance frames {r[1]}, objects under AE {r[2]}/{r[3]}, "
-                f"people standing {r[4]}/{r[5]}, lamps alerting {r[6]}/{n_lamps} ({r[7]} frames)")
-
-    base = tallies[0]
-    print(f"without the exception: {show(base)}", flush=True)
-    best = None
-    for c, r in zip(cands[1:], tallies[1:]):
-        ok = (r[0] >= base[0] and r[1] <= base[1] and r[2] >= base[2] and r[4] >= base[4]
-              and r[6] <= base[6] and r[7] <= base[7])
-        print(f"  AH={c['AH']} TW={c['TW']} TGB={c['TGB']}: {show(r)}{'' if ok else '  (excluded)'}", flush=True)
-        key = (r[8], c["AH"], -c["TW"], -c["TGB"])
-        if ok and (best is None or key > best[0]):
-            best = (key, c)
-    if best is None:
-        print("no candidate keeps the tuning people, objects and nuisances: the exception stays off", flush=True)
-        return {}
-    print("chosen", best[1], flush=True)
-    return best[1]
+    return _choose(cands, tallies, n_lamps, "large", "without the exception",
+                   lambda c: f"AH={c['AH']} TW={c['TW']} TGB={c['TGB']}",
+                   lambda r, base: (r[0] >= base[0] and r[1] <= base[1] and r[2] >= base[2] and r[4] >= base[4]
+                                    and r[6] <= base[6] and r[7] <= base[7]),
+                   lambda c, r, base: (r[8], c["AH"], -c["TW"], -c["TGB"]),
+                   "no candidate keeps the tuning people, objects and nuisances: the exception stays off")
 
 
 RECOLOUR_KEYS = ("TS", "AR")   # v2.6's recolouring rule (motion_graph step 11)
@@ -372,26 +394,11 @@ def tune_recolour(p):
     p = {k: v for k, v in p.items() if k not in RECOLOUR_KEYS}
     cands = [None] + [{"TS": t, "AR": a} for t in TS_GRID for a in AR_GRID]
     tallies, n_lamps = _object_stream_tallies(p, cands)
-
-    def show(r):
-        return (f"nuisance frames {r[1]}, people {r[0]:.4f}, objects under AE {r[2]}/{r[3]}, people standing {r[4]}/{r[5]}, "
-                f"large objects under AE {r[8]}/{r[9]}, lamps alerting {r[6]}/{n_lamps} ({r[7]} frames)")
-
-    base = tallies[0]
-    print(f"without the rule: {show(base)}", flush=True)
-    best = None
-    for c, r in zip(cands[1:], tallies[1:]):
-        ok = (r[0] >= base[0] and r[2] >= base[2] and r[4] >= base[4] and r[8] >= base[8]
-              and r[6] <= base[6] and r[7] <= base[7])
-        print(f"  TS={c['TS']} AR={c['AR']}: {show(r)}{'' if ok else '  (excluded)'}", flush=True)
-        key = (-r[1], -c["TS"], c["AR"])
-        if ok and r[1] < base[1] and (best is None or key > best[0]):
-            best = (key, c)
-    if best is None:
-        print("no candidate keeps the tuning people, objects and lamps and removes a nuisance frame: the rule stays off", flush=True)
-        return {}
-    print("chosen", best[1], flush=True)
-    return best[1]
+    return _choose(cands, tallies, n_lamps, "nuisance", "without the rule", lambda c: f"TS={c['TS']} AR={c['AR']}",
+                   lambda r, base: (r[0] >= base[0] and r[2] >= base[2] and r[4] >= base[4] and r[8] >= base[8]
+                                    and r[6] <= base[6] and r[7] <= base[7]),
+                   lambda c, r, base: (-r[1], -c["TS"], c["AR"]) if r[1] < base[1] else None,
+                   "no candidate keeps the tuning people, objects and lamps and removes a nuisance frame: the rule stays off")
 
 
 HOLD_GRID = [1.25, 1.5, 2.0, 3.0, 4.0]   # v2.7: the background's time constant where the frame differs from it, x background_s
@@ -410,26 +417,11 @@ def tune_hold(p):
     people standing said motion; ties to the smaller HOLD (the state nearer the one shipped)."""
     cands = [None] + [{"HOLD": h} for h in HOLD_GRID]
     tallies, n_lamps = _object_stream_tallies(p, cands)
-
-    def show(r):
-        return (f"people standing {r[4]}/{r[5]}, people {r[0]:.4f}, nuisance frames {r[1]}, objects under AE {r[2]}/{r[3]}, "
-                f"large objects under AE {r[8]}/{r[9]}, lamps alerting {r[6]}/{n_lamps} ({r[7]} frames)")
-
-    base = tallies[0]
-    print(f"HOLD 1 (background_s everywhere): {show(base)}", flush=True)
-    best = None
-    for c, r in zip(cands[1:], tallies[1:]):
-        ok = (r[0] >= base[0] and r[1] <= base[1] and r[2] >= base[2] and r[8] >= base[8] - 0.005 * r[9]
-              and r[6] <= base[6] and r[7] <= base[7])
-        print(f"  HOLD={c['HOLD']}: {show(r)}{'' if ok else '  (excluded)'}", flush=True)
-        key = (r[4], -c["HOLD"])
-        if ok and r[4] > base[4] and (best is None or key > best[0]):
-            best = (key, c)
-    if best is None:
-        print("no candidate keeps the tuning people, objects and nuisances and holds more standing frames: HOLD stays 1", flush=True)
-        return {}
-    print("chosen", best[1], flush=True)
-    return best[1]
+    return _choose(cands, tallies, n_lamps, "standing", "HOLD 1 (background_s everywhere)", lambda c: f"HOLD={c['HOLD']}",
+                   lambda r, base: (r[0] >= base[0] and r[1] <= base[1] and r[2] >= base[2] and r[8] >= base[8] - 0.005 * r[9]
+                                    and r[6] <= base[6] and r[7] <= base[7]),
+                   lambda c, r, base: (r[4], -c["HOLD"]) if r[4] > base[4] else None,
+                   "no candidate keeps the tuning people, objects and nuisances and holds more standing frames: HOLD stays 1")
 
 
 def main():

@@ -119,10 +119,12 @@ final class MotionIntegrationTests: XCTestCase {
         rows("SELECT count(*) FROM alerts WHERE device = '\(device)' AND state = 'raised'").first?[0].int.map(Int.init) ?? 0
     }
 
-    /// vigild on a fresh broker with `config`, once it has connected, and a client to publish.
-    func startVigild() throws -> (broker: Broker, daemon: ChildProcess, client: TestClient) {
+    /// vigild on a fresh broker with `config` (its `motion` object: `motion`, else the default),
+    /// once it has connected, and a client to publish.
+    func startVigild(motion: String? = nil) throws -> (broker: Broker, daemon: ChildProcess, client: TestClient) {
         let broker = try Broker()
-        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
+        let conf = motion.map { config(port: broker.port, motion: $0) } ?? config(port: broker.port)
+        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", conf], outputPath: dir.file("vigild.log"))
         XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
         return (broker, daemon, try TestClient(port: broker.port))
     }
@@ -188,13 +190,9 @@ final class MotionIntegrationTests: XCTestCase {
     /// constants. Once the person has gone, vigild's own log must say `still` from 2.5 s on
     /// (the ghost is healed after 1 s); without the healing the spot still differs then.
     func testAPersonWhoStoodAndLeftLeavesNoGhostInTheLog() throws {
-        let broker = try Broker()
-        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port, motion: #""background_s": 2"#)],
-                                      outputPath: dir.file("vigild.log"))
-        defer { daemon.stop() }
-        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
-        let client = try TestClient(port: broker.port)
-        defer { client.close() }
+        let vigild = try startVigild(motion: #""background_s": 2"#)
+        defer { vigild.client.close(); vigild.daemon.stop() }
+        let daemon = vigild.daemon, client = vigild.client
         var seed: UInt64 = 100
         func play(_ seconds: Double, person: (Int) -> Int?) throws -> Double {
             var mids: [Int32] = []
@@ -230,13 +228,9 @@ final class MotionIntegrationTests: XCTestCase {
     /// Frames 10 a second in real time, `background_s: 2`, so 4 s of standing is 2 time
     /// constants: at one rate everywhere the person has faded by then.
     func testAPersonStandingStillForTwoBackgroundTimeConstantsIsStillMotion() throws {
-        let broker = try Broker()
-        let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port, motion: #""background_s": 2"#)],
-                                      outputPath: dir.file("vigild.log"))
-        defer { daemon.stop() }
-        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("connected to broker") || !daemon.isRunning }, daemon.output)
-        let client = try TestClient(port: broker.port)
-        defer { client.close() }
+        let vigild = try startVigild(motion: #""background_s": 2"#)
+        defer { vigild.client.close(); vigild.daemon.stop() }
+        let daemon = vigild.daemon, client = vigild.client
         var seed: UInt64 = 500, mids: [Int32] = []
         // 2 s of the empty room, then a person walks in (0.5 s) and stands, swaying by a pixel.
         let people: [Int?] = Array(repeating: nil, count: 20) + (0..<45).map { i in 100 + min(i, 4) * 6 + (i > 4 ? i % 3 - 1 : 0) }
