@@ -116,7 +116,9 @@ def build(p, version, probe=False):
         const("tiny", np.array(1e-6)), const("eps3", np.array(1e-3)),
         const("sat", np.array(SAT)), const("ksat", np.array(200.0)),
         const("t1", np.array(p["T1"])), const("k1", np.array(K1)),
-        const("tu", np.array(p["TU"])), const("ku", np.array(-KU)),
+        # v2.8 (TD): the channel is `restless` (a share of time, 0-1) and its bar TD; the slope is
+        # KU x TU / TD, so a window's stability is what TU gave for the activity channel scaled by TU / TD
+        const("tu", np.array(p.get("TD", p["TU"]))), const("ku", np.array(-KU if p.get("TD") is None else -KU * p["TU"] / p["TD"])),
         const("inv_ta", np.array(1.0 / p["TA"])), const("k2", np.array(K2)),
         const("tl", np.array(p["TL"])), const("kl", np.array(KL)),
         const("tg", np.array(p.get("TG", 10.0))), const("kg", np.array(KG)),
@@ -322,7 +324,7 @@ def build(p, version, probe=False):
             n("Concat", ["ps2", "pm2", "pl2"], ["scores"], axis=1),
         ]
         out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3])
-    channels = CHANNELS + (",moving" if p.get("HELD") else "")
+    channels = (CHANNELS if p.get("TD") is None else CHANNELS.replace("activity", "restless")) + (",moving" if p.get("HELD") else "")
     inp = helper.make_tensor_value_info("frames", TensorProto.FLOAT, [1, len(channels.split(",")), H, W])
     meta = {
         "vigil.task": "motion",

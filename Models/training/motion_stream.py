@@ -15,6 +15,11 @@ Per device:
   (g = mean(B) / mean(C)), 3x3 box-blurred against sensor noise. Swaying trees, water
   and flags keep it high; a passer-by raises it only briefly.
 - weight W: 0 in masked pixels, else the model's vigil.min_area / the pipeline's min_area.
+- restless R (v2.8, issue 16): running average, time constant `activity_s`, of whether the
+  frame differs (|box3(g * C - S)| >= GHOST_FIT, gain-matched) from a snapshot S taken at
+  least RESTLESS_LAG_S (0.4 s, fixed before any run) before, renewed every RESTLESS_LAG_S: the
+  share of time a pixel keeps changing, whatever the frame rate. Foliage in wind changes all
+  the time; a person standing still barely; a pavement only while someone passes.
 - ghosts healed (2026-12-03, issue 16): a clean background K keeps the scene as it was before
   anything stood in it. K follows B slowly (time constant CLEAN_FACTOR x background_s) where
   the frame agrees with B and B agrees with K; it takes in a change (a parked car) only once
@@ -37,6 +42,7 @@ RESCALE_FIT = 0.03   # fixed, not tuned: 1.4x the 90th percentile of |box3| of 1
 GHOST_FIT = RESCALE_FIT   # a pixel agrees with a background within this (box3, gain-matched)
 CLEAN_FACTOR = 5.0        # the clean background's time constant and acceptance time, x background_s
 GHOST_S = 1.0             # seconds a pixel must match the clean background (not B) before B is reset there
+RESTLESS_LAG_S = 0.4      # v2.8: the restless map compares each frame with a snapshot this old (renewed every RESTLESS_LAG_S)
 CHANNELS = "current,background,activity,weight"
 
 
@@ -67,9 +73,11 @@ class CameraState:
             self.K = cur.copy()                   # clean background
             self.settled = np.zeros_like(cur)     # seconds the frame has agreed with B
             self.ghost = np.zeros_like(cur)       # seconds the frame has matched K but not B
+            self.R = np.zeros_like(cur)           # restless: share of time changed against the snapshot
+            self.S, self.S_ts = cur.copy(), ts    # the snapshot and when it was taken
             self.ts, self.last = ts, cur
             return None
-        planes = {"current": cur, "background": self.B, "activity": self.D, "weight": self.weight,
+        planes = {"current": cur, "background": self.B, "activity": self.D, "restless": self.R, "weight": self.weight,
                   "moving": np.full_like(cur, 1.0 if self.moved else 0.0), "previous": self.last}
         x = np.stack([planes[c] for c in self.channels])[None].astype(np.float32)
         dt = min(max(ts - self.ts, 0.0), self.bg_s)
@@ -78,6 +86,11 @@ class CameraState:
         g = float(self.B.mean()) / max(float(cur.mean()), 1e-3)
         dev = np.abs(box3(cur * g - self.B))
         self.D = ((1 - ad) * self.D + ad * dev).astype(np.float32)
+        gs = float(self.S.mean()) / max(float(cur.mean()), 1e-3)
+        changed = (np.abs(box3(cur * gs - self.S)) >= GHOST_FIT).astype(np.float32)
+        self.R = ((1 - ad) * self.R + ad * changed).astype(np.float32)
+        if ts - self.S_ts >= RESTLESS_LAG_S:
+            self.S, self.S_ts = cur, ts
         if self.hold == 1.0:
             self.B = ((1 - a) * self.B + a * cur).astype(np.float32)
         else:

@@ -33,7 +33,7 @@ import motion_sets as ms  # noqa: E402
 import motion_stream as mst  # noqa: E402
 
 SEED = 1234
-VERSION = "2.7.0"
+VERSION = "2.8.0"
 H, W = mg.H, mg.W
 PROBE_TL = 0.5       # provisional lighting bars while probing (re-baseline the background)
 PROBE_TG = 0.2
@@ -424,6 +424,55 @@ def tune_hold(p):
                    "no candidate keeps the tuning people, objects and nuisances and holds more standing frames: HOLD stays 1")
 
 
+TD_GRID = [0.2, 0.3, 0.5]   # v2.8: the share of time a window may keep changing (restless map) before it stops counting
+
+
+def _gust_alerts(args):
+    """Alerts a minute (for_frames 2, cooldown 30 s) and false pairs on motion_sets.gust_streams, after their first minute."""
+    p, streams = args
+    sess = session(mg.build(p, VERSION))
+    out = []
+    for _, frames, fps in streams:
+        sc = mst.run_stream(sess, frames, fps, mst.CameraState(background_s=20.0, activity_s=p["activity_s"], hold=p.get("HOLD", 1.0)))
+        after = sc[ms.VEG_SCORE_FROM_S * fps:, 1]
+        minutes = len(after) / fps / 60
+        out.append((mst.alerts(after, 0.5, 2, 0.3, 30 * fps) / minutes, float(np.mean(np.nan_to_num(after) >= 0.5))))
+    return out
+
+
+def tune_restless(p):
+    """v2.8: TD, the bar on the restless map (motion_stream.CameraState: the share of time a
+    pixel differs from the frame 0.4 s before) that replaces the activity channel's TU: foliage
+    in wind changes all the time, a person standing still barely, a pavement while someone
+    passes. Chosen on the tuning split with everything else as it is. Rule, fixed after a probe
+    (disclosed in Models/motion.md: TD 0.2 and 0.3 run on tuning first, 0.2 lost standing frames):
+    a candidate may not lower the people's recall, or the frames said motion of v2.2's objects,
+    people standing or large objects, nor say motion on more tuning nuisance frames or lamp
+    frames, nor raise more lamp alerts, than v2.7 (the activity channel); among those, the fewest
+    alerts a minute on the tuning gusts (motion_sets.gust_streams), then the fewest of their
+    pairs said motion; ties to the larger TD (a window must change more often to stop counting)."""
+    from multiprocessing import Pool
+    cands = [None] + [{"TD": t} for t in TD_GRID]
+    tallies, n_lamps = _object_stream_tallies(p, cands)
+    gusts = ms.gust_streams("tune", np.random.default_rng(SEED + 12))
+    with Pool(2) as pool:
+        gust = pool.map(_gust_alerts, [(dict(p, **c) if c else p, gusts) for c in cands])
+    names = [g[0] for g in gusts]
+
+    def gust_text(c):
+        g = gust[cands.index(c)]
+        return "gusts " + "; ".join(f"{n.split('gusts ')[1]}: {a:.1f} alerts/min, {100 * f:.1f} % pairs" for n, (a, f) in zip(names, g))
+
+    print(f"v2.7 (activity, TU {p['TU']}): {gust_text(None)}", flush=True)
+    by = {id(c): sum(a for a, _ in gust[i]) for i, c in enumerate(cands)}
+    pairs = {id(c): sum(f for _, f in gust[i]) for i, c in enumerate(cands)}
+    return _choose(cands, tallies, n_lamps, "standing", "v2.7 (activity)", lambda c: f"TD={c['TD']}, {gust_text(c)}",
+                   lambda r, base: (r[0] >= base[0] and r[1] <= base[1] and r[2] >= base[2] and r[4] >= base[4]
+                                    and r[8] >= base[8] and r[6] <= base[6] and r[7] <= base[7]),
+                   lambda c, r, base: (-by[id(c)], -pairs[id(c)], c["TD"]),
+                   "no candidate keeps every tuning figure: the activity channel stays")
+
+
 def main():
     if "--no-tune" in sys.argv:     # rebuild from the recorded thresholds (fixtures, graph edits)
         from common import read_results
@@ -439,6 +488,8 @@ def main():
         p.update(tune_recolour(p) if "--recolour" in sys.argv else {k: rec[k] for k in RECOLOUR_KEYS if k in rec})
         # v2.7: the background held where the frame differs (--hold runs the choice, else the recorded one)
         p.update(tune_hold(p) if "--hold" in sys.argv else {k: rec[k] for k in ("HOLD",) if k in rec})
+        # v2.8: the restless map in place of the activity channel (--restless runs the choice, else the recorded one)
+        p.update(tune_restless(p) if "--restless" in sys.argv else {k: rec[k] for k in ("TD",) if k in rec})
     else:
         p = tune()
         p.update(tune_local(p))
@@ -446,6 +497,7 @@ def main():
         p.update(tune_big(p, held=True))
         p.update(tune_recolour(p))
         p.update(tune_hold(p))
+        p.update(tune_restless(p))
     print("chosen", p)
     if "--dry" in sys.argv:     # grid only: nothing written
         return

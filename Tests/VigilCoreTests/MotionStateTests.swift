@@ -192,6 +192,25 @@ final class MotionStateTests: XCTestCase {
                        accuracy: 1e-4)
     }
 
+    /// Motion v2.8 (issue 16): the restless map counts the share of time each pixel differs from
+    /// the frame of 0.4 s before, so foliage that never stops moving stops counting while a
+    /// person who stands does not. A square that comes and goes every 0.3 s: its pixels (and the
+    /// blur's one-pixel rim) turn restless, the rest of the room stays at 0; the numbers are what
+    /// Models/training/motion_stream.py's CameraState prints for the same frames.
+    func testTheRestlessMapCountsWhatKeepsChangingAndComputesWhatThePythonMirrorDoes() throws {
+        var s = CameraState(first: room(object: false), ts: 0, width: 20, height: 20)
+        var t = 0.0
+        for i in 0..<50 {
+            t += 0.1
+            var f = room(object: (i / 3) % 2 == 1)
+            s.update(with: &f, ts: t, backgroundSeconds: 20, activitySeconds: 60, hold: 1)
+        }
+        XCTAssertEqual(Array(s.restless[205..<215]), [0.0, 0.04969, 0.04969, 0.04969, 0.04969, 0.04969, 0.04969, 0.04969, 0.04969, 0.04969],
+                       accuracy: 1e-4)
+        XCTAssertEqual(s.restless[0], 0, "the room around it never changed")
+        XCTAssertEqual(s.snapshotTs, 4.7, accuracy: 1e-9, "renewed every 0.4 s of frame time")
+    }
+
     /// The evaluation replays vigild's camera state in numpy (Models/training/motion_stream.py):
     /// the same room, the square standing 30 s, then gone while the light drops to 0.8x.
     /// Values printed by that file's CameraState(background_s=20, activity_s=60) on the same
@@ -299,9 +318,10 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(c.pipelines[0].motion?.saveSeconds, 60)
     }
 
-    /// The clean background is saved with the rest, so a restart does not forget the room as
-    /// it was before a car parked (the timers start again at 0); a file written before it
-    /// existed (`VGCS2`: three planes) still resumes its device, the background standing in.
+    /// The clean background and the restless map are saved with the rest, so a restart does not
+    /// forget the room as it was before a car parked, nor where the trees sway (the timers start
+    /// again at 0); files written before (`VGCS3`: four planes, `VGCS2`: three) still resume
+    /// their device: the restless map starts at 0, the background stands in for the clean one.
     func testTheCleanBackgroundIsSavedAndAnOlderStateFileStillResumes() throws {
         let dir = TempDir("vigil-motion-v3")
         defer { dir.remove() }
@@ -313,12 +333,23 @@ final class MotionStateTests: XCTestCase {
         let back = try XCTUnwrap(file.load(width: 20, height: 20))
         XCTAssertEqual(back.clean, s.clean)
         XCTAssertEqual(back.background, s.background)
+        XCTAssertEqual(back.restless, s.restless)
+        XCTAssertEqual(back.snapshot, s.snapshot)
+        XCTAssertGreaterThan(s.restless.max() ?? 0, 0, "the square's arrival changed some pixels against the snapshot")
         XCTAssertEqual(back.settled, [Float](repeating: 0, count: 400), "timers are not saved")
         XCTAssertNotEqual(s.clean, s.background, "the background holds some of the square, the clean one does not")
-        // The same file as the format before wrote it: old magic, the first three planes.
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file.path)))
         let head = try XCTUnwrap(CameraStateFile.header(bytes))
-        XCTAssertEqual(head.planes, 4)
+        XCTAssertEqual(head.planes, 6)
+        // As the format before v2.8 wrote it: its magic, the first four planes.
+        bytes.replaceSubrange(0..<CameraStateFile.magic.count, with: CameraStateFile.magicV3)
+        bytes.removeLast(2 * 4 * 400)
+        try Data(bytes).write(to: URL(fileURLWithPath: file.path))
+        let v3 = try XCTUnwrap(file.load(width: 20, height: 20), "a VGCS3 file still resumes")
+        XCTAssertEqual(v3.clean, s.clean)
+        XCTAssertEqual(v3.restless, [Float](repeating: 0, count: 400), "no restless plane: it starts at 0")
+        XCTAssertEqual(v3.snapshot, s.last, "no snapshot: the last frame")
+        // As the format before ghosts were healed wrote it: old magic, the first three planes.
         bytes.replaceSubrange(0..<CameraStateFile.magic.count, with: CameraStateFile.magicV2)
         bytes.removeLast(4 * 400)
         try Data(bytes).write(to: URL(fileURLWithPath: file.path))
@@ -441,7 +472,7 @@ final class MotionStateTests: XCTestCase {
         }
         let p = try build(shipped, #", "motion": { "min_area": 0.01 }, "alert": { "labels": ["motion"] }"#)
         XCTAssertEqual(p.labels, ["still", "motion", "lighting"])
-        XCTAssertTrue(p.inputDescription.contains("current, background, activity, weight, moving"), p.inputDescription)
+        XCTAssertTrue(p.inputDescription.contains("current, background, restless, weight, moving"), p.inputDescription)
         let a = try XCTUnwrap(p.makeAdapter(device: "x") as? ImageAdapter)
         XCTAssertEqual(a.weightValue, Float(Double(p.model.metadata["vigil.min_area"]!)! / 0.01), accuracy: 1e-6)
         // Time constants the config leaves out are the ones the model was tuned with.

@@ -8,7 +8,8 @@ public struct MotionSettings: Sendable, Equatable {
     /// nil: the model's `vigil.background_s`, else `defaultBackgroundSeconds`.
     public var backgroundSeconds: Double?
     /// Time constant of the per-pixel activity (how far each pixel keeps straying from the
-    /// background): areas that keep changing, such as swaying trees, stop counting.
+    /// background) and restless maps (how much of the time it keeps changing): areas that
+    /// keep changing, such as swaying trees, stop counting.
     /// nil: the model's `vigil.activity_s`, else `defaultActivitySeconds`.
     public var activitySeconds: Double?
     /// How many times slower the background learns where the frame differs from it, so that

@@ -21,6 +21,12 @@ public enum CameraChannel: String, Sendable, CaseIterable {
     /// what lets a model hold on to an object already in view (motion v2.5: a car that has
     /// come close to the camera changes as much of the frame as a light does).
     case moving
+    /// Per pixel, the share of time (a running average over `motion.activity_s`) the frame
+    /// differs from the device's frame of 0.4 s before (3x3-blurred, brightness-matched, by 0.03
+    /// or more; `CameraState.restlessLagSeconds`), whatever the frame rate: high where things
+    /// never stop moving (foliage in wind, water), low where a person stands or passes now and
+    /// then (motion v2.8).
+    case restless
 
     /// What a model without `vigil.channels` gets, by its channel count.
     static func defaults(_ count: Int) -> [CameraChannel]? {
@@ -33,7 +39,7 @@ public enum CameraChannel: String, Sendable, CaseIterable {
     }
 
     /// Channels that need the device's history: the first frame of a device makes no input.
-    var needsHistory: Bool { self == .previous || self == .background || self == .activity || self == .moving }
+    var needsHistory: Bool { self == .previous || self == .background || self == .activity || self == .moving || self == .restless }
 }
 
 /// One device's camera history at the model's frame size: the last frame, the background
@@ -50,6 +56,11 @@ struct CameraState {
     private(set) var settled: [Float]
     /// Per pixel, seconds the frame has matched `clean` but not the background without a break.
     private(set) var ghost: [Float]
+    /// Per pixel, the share of time the frame has differed from `snapshot` (the `restless` channel).
+    private(set) var restless: [Float]
+    /// A frame at least `restlessLagSeconds` old, renewed every `restlessLagSeconds`, and when.
+    private(set) var snapshot: [Float]
+    private(set) var snapshotTs: Double
     private(set) var ts: Double
     let width: Int, height: Int
 
@@ -57,15 +68,19 @@ struct CameraState {
         let zeros = [Float](repeating: 0, count: first.count)
         last = first; background = first; activity = zeros
         clean = first; settled = zeros; ghost = zeros
+        restless = zeros; snapshot = first; snapshotTs = ts
         self.ts = ts; self.width = width; self.height = height
     }
 
     /// A saved state (CameraStateFile). Timers are not saved; a file from before ghosts were
-    /// healed has no clean background either: the background stands in for it.
-    init(last: [Float], background: [Float], activity: [Float], clean: [Float]? = nil, ts: Double, width: Int, height: Int) {
+    /// healed has no clean background either: the background stands in for it; one from
+    /// before v2.8 has no restless map (it starts at 0) and no snapshot (the last frame).
+    init(last: [Float], background: [Float], activity: [Float], clean: [Float]? = nil,
+         restless: [Float]? = nil, snapshot: [Float]? = nil, ts: Double, width: Int, height: Int) {
         let zeros = [Float](repeating: 0, count: last.count)
         self.last = last; self.background = background; self.activity = activity
         self.clean = clean ?? background; settled = zeros; ghost = zeros
+        self.restless = restless ?? zeros; self.snapshot = snapshot ?? last; snapshotTs = ts
         self.ts = ts; self.width = width; self.height = height
     }
 
@@ -135,6 +150,45 @@ struct CameraState {
             }
         }
         healGhosts(current, dt: dt, backgroundSeconds: backgroundSeconds)
+        updateRestless(current, ts: newTs, rate: ad)
+    }
+
+    /// How old the frame the restless map compares with is (and how often it is renewed).
+    /// Fixed before any run: foliage swaying at about 1 Hz has moved in 0.4 s at 3 or 25 fps.
+    static let restlessLagSeconds = 0.4
+
+    /// The `restless` map: whether each pixel differs from `snapshot` (brightness-matched,
+    /// 3x3-blurred, by `ghostFit`), averaged at `rate`; then the snapshot is renewed once it is
+    /// `restlessLagSeconds` old. Models/training/motion_stream.py does the same.
+    private mutating func updateRestless(_ current: [Float], ts newTs: Double, rate: Float) {
+        let n = current.count, w = width, h = height, fit = CameraState.ghostFit
+        current.withUnsafeBufferPointer { cur in
+            snapshot.withUnsafeMutableBufferPointer { snap in
+                restless.withUnsafeMutableBufferPointer { rest in
+                    difference.withUnsafeMutableBufferPointer { diff in
+                        rowSums.withUnsafeMutableBufferPointer { rows in
+                            var ss: Float = 0, sc: Float = 0
+                            for i in 0..<n { ss += snap[i]; sc += cur[i] }
+                            let g = ss / max(sc, 1e-3 * Float(n))
+                            for i in 0..<n { diff[i] = cur[i] * g - snap[i] }
+                            CameraState.box3RowSums(UnsafeBufferPointer(diff), into: rows, width: w, height: h)
+                            for y in 0..<h {
+                                let sums = CameraState.box3Rows(UnsafeBufferPointer(rows), y, width: w, height: h)
+                                let row = rest.baseAddress! + y * w
+                                for x in 0..<w {
+                                    let changed: Float = abs(CameraState.box3Mean(sums, x)) >= fit ? 1 : 0
+                                    row[x] += rate * (changed - row[x])
+                                }
+                            }
+                            if newTs - snapshotTs >= CameraState.restlessLagSeconds {
+                                for i in 0..<n { snap[i] = cur[i] }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if newTs - snapshotTs >= CameraState.restlessLagSeconds { snapshotTs = newTs }
     }
 
     /// Ghosts: the background is a running average, so an object that stands still for a

@@ -12,16 +12,19 @@ import Foundation
 /// Layout (little-endian): magic, width, height (UInt32), frame time (Float64 bits), then
 /// the pipeline and device names (UInt16 length + UTF-8 each, so `vigilctl baseline` can
 /// name a file's device: the file name keeps only its safe characters), then the planes:
-/// last, background, activity, clean. The healing's timers are not saved (a restart costs a
-/// ghost one more second, a parked car one more acceptance time). A file of the format
-/// before (`VGCS2`, the first three planes) is still read: its device resumes with the
-/// background as its clean background.
+/// last, background, activity, clean, restless, snapshot. The healing's timers are not saved
+/// (a restart costs a ghost one more second, a parked car one more acceptance time); the
+/// snapshot is taken to be as old as the state. Files of the formats before are still read:
+/// `VGCS3` (four planes: the restless map starts at 0, the last frame is the snapshot) and
+/// `VGCS2` (three: the background also stands in for the clean one).
 struct CameraStateFile {
     let path: String
     let pipeline: String
     let device: String
 
-    static let magic = Array("VGCS3\n".utf8)
+    static let magic = Array("VGCS4\n".utf8)
+    /// Before the restless map (until motion v2.8, 2026-12-04): four planes.
+    static let magicV3 = Array("VGCS3\n".utf8)
     /// The format before ghosts were healed (until 2026-12-03): three planes.
     static let magicV2 = Array("VGCS2\n".utf8)
 
@@ -59,12 +62,12 @@ struct CameraStateFile {
 
     func save(_ s: CameraState) throws {
         var out = CameraStateFile.magic
-        out.reserveCapacity(32 + s.last.count * 16)
+        out.reserveCapacity(32 + s.last.count * 24)
         for v in [UInt32(s.width), UInt32(s.height)] { append32(v, &out) }
         var t = s.ts.bitPattern
         for _ in 0..<8 { out.append(UInt8(t & 0xff)); t >>= 8 }
         for name in [pipeline, device] { appendName(name, &out) }
-        for plane in [s.last, s.background, s.activity, s.clean] { for x in plane { append32(x.bitPattern, &out) } }
+        for plane in [s.last, s.background, s.activity, s.clean, s.restless, s.snapshot] { for x in plane { append32(x.bitPattern, &out) } }
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try Data(out).write(to: URL(fileURLWithPath: path), options: .atomic)
@@ -82,7 +85,8 @@ struct CameraStateFile {
         let planes = (0..<head.planes).map(plane)
         guard planes.allSatisfy(allFinite) else { return nil }
         return CameraState(last: planes[0], background: planes[1], activity: planes[2],
-                           clean: planes.count > 3 ? planes[3] : nil, ts: head.ts, width: width, height: height)
+                           clean: planes.count > 3 ? planes[3] : nil, restless: planes.count > 5 ? planes[4] : nil,
+                           snapshot: planes.count > 5 ? planes[5] : nil, ts: head.ts, width: width, height: height)
     }
 
     /// What a file's header says (nil: not a state file of either format). `bytes`: the
@@ -92,7 +96,8 @@ struct CameraStateFile {
         guard b.count >= m + 20 else { return nil }
         let planes: Int
         switch Array(b.prefix(m)) {
-        case magic: planes = 4
+        case magic: planes = 6
+        case magicV3: planes = 4
         case magicV2: planes = 3
         default: return nil
         }

@@ -132,7 +132,7 @@ extension AreaResizer {
 }
 
 /// Camera stream state: resizes each frame to the model's input and fills the channels
-/// the model asks for (`vigil.channels`: previous, current, background, activity, weight, moving;
+/// the model asks for (`vigil.channels`: previous, current, background, activity, restless, weight, moving;
 /// by default previous + current for two channels). A model that needs history gets no
 /// input for a device's first frame (there is nothing to compare it with).
 public final class ImageAdapter: StreamAdapter {
@@ -164,7 +164,7 @@ public final class ImageAdapter: StreamAdapter {
                 motion: MotionSettings = MotionSettings(), pipeline: String = "", device: String = "", weightValue: Float = 1) {
         self.shape = shape; self.width = width; self.height = height; self.channels = channels
         self.motion = motion; self.masks = motion.resolved(for: device).masks; self.weightValue = weightValue
-        let keeps = channels.contains(.background) || channels.contains(.activity)
+        let keeps = channels.contains(.background) || channels.contains(.activity) || channels.contains(.restless)
         stateFile = keeps && motion.saveSeconds > 0 ? motion.stateDirectory.map {
             CameraStateFile(directory: $0, pipeline: pipeline, device: device)
         } : nil
@@ -207,7 +207,7 @@ public final class ImageAdapter: StreamAdapter {
                       backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
                       activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
                       hold: motion.backgroundHold ?? 1,
-                      averages: channels.contains(.background) || channels.contains(.activity))
+                      averages: channels.contains(.background) || channels.contains(.activity) || channels.contains(.restless))
         if let file = stateFile, frame.ts - savedAt >= motion.saveSeconds {
             savedAt = frame.ts
             // A failed save (disk full, permissions) only costs the resume after a restart.
@@ -225,6 +225,7 @@ public final class ImageAdapter: StreamAdapter {
             case .previous: values += st!.last
             case .background: values += st!.background
             case .activity: values += st!.activity
+            case .restless: values += st!.restless
             case .weight: values += weights
             case .moving: values += repeatElement(st!.moved ? 1 : 0, count: current.count)
             }
