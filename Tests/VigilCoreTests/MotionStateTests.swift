@@ -530,7 +530,7 @@ final class MotionCostFigures: XCTestCase {
         }
         func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
         func p95(_ v: [Double]) -> Double { v.sorted()[min(v.count - 1, Int(Double(v.count) * 0.95))] }
-        print(String(format: "motion frame 640x480: adapter (resize, background, activity, weight) median %.2f ms p95 %.2f ms; model median %.2f ms p95 %.2f ms (1 thread)",
+        print(String(format: "motion frame 640x480: adapter (resize, background, activity, restless, weight) median %.2f ms p95 %.2f ms; model median %.2f ms p95 %.2f ms (1 thread)",
                      median(adapterMs), p95(adapterMs), median(modelMs), p95(modelMs)))
         XCTAssertEqual(modelMs.count, frames.count - 1)
     }
