@@ -98,8 +98,9 @@ struct CameraState {
     /// `hold`: where the frame differs from the background (by `ghostFit`), the background
     /// learns `hold` times slower, so a person standing still sinks into it over `hold` x
     /// `backgroundSeconds` rather than `backgroundSeconds` (MotionSettings.backgroundHold).
+    /// `restless`: keep the restless map too (only a model that asks for it pays for it).
     mutating func update(with current: inout [Float], ts newTs: Double, backgroundSeconds: Double, activitySeconds: Double,
-                         hold: Double, averages: Bool = true) {
+                         hold: Double, averages: Bool = true, restless keepRestless: Bool = true) {
         defer { swap(&last, &current); ts = newTs }
         // A pair model only needs the last frame: skip the averages' per-pixel work.
         guard averages else { return }
@@ -122,14 +123,9 @@ struct CameraState {
                 activity.withUnsafeMutableBufferPointer { act in
                     difference.withUnsafeMutableBufferPointer { diff in
                         rowSums.withUnsafeMutableBufferPointer { rows in
-                            // Match the frame's mean brightness to the background's first, so that a
-                            // light switched on does not make every pixel look active. The sums run
-                            // in pixel order: float addition is not associative.
-                            var sb: Float = 0, sc: Float = 0
-                            for i in 0..<n { sb += bg[i]; sc += cur[i] }
-                            let g = sb / max(sc, 1e-3 * Float(n))
-                            for i in 0..<n { diff[i] = cur[i] * g - bg[i] }
-                            CameraState.box3RowSums(UnsafeBufferPointer(diff), into: rows, width: w, height: h)
+                            // Matched to the background's mean brightness first, so that a light
+                            // switched on does not make every pixel look active.
+                            CameraState.matchedDifference(cur, UnsafeBufferPointer(bg), into: diff, rows: rows, width: w, height: h)
                             // The blur's vertical pass, fused with the averages it feeds (the
                             // difference plane has been read in full by now, so it takes
                             // each pixel's deviation for `healGhosts`).
@@ -150,7 +146,21 @@ struct CameraState {
             }
         }
         healGhosts(current, dt: dt, backgroundSeconds: backgroundSeconds)
-        updateRestless(current, ts: newTs, rate: ad)
+        if keepRestless { updateRestless(current, ts: newTs, rate: ad) }
+    }
+
+    /// `current` x g - `reference` into `diff`, g matching the frame's mean brightness to the
+    /// reference's, and its 3x3 row sums into `rows` (for `box3Rows` / `box3Mean`). The sums run
+    /// in pixel order: float addition is not associative, and the numpy mirror sums the same way.
+    static func matchedDifference(_ current: UnsafeBufferPointer<Float>, _ reference: UnsafeBufferPointer<Float>,
+                                  into diff: UnsafeMutableBufferPointer<Float>, rows: UnsafeMutableBufferPointer<Float>,
+                                  width w: Int, height h: Int) {
+        let n = current.count
+        var sr: Float = 0, sc: Float = 0
+        for i in 0..<n { sr += reference[i]; sc += current[i] }
+        let g = sr / max(sc, 1e-3 * Float(n))
+        for i in 0..<n { diff[i] = current[i] * g - reference[i] }
+        box3RowSums(UnsafeBufferPointer(diff), into: rows, width: w, height: h)
     }
 
     /// How old the frame the restless map compares with is (and how often it is renewed).
@@ -167,11 +177,7 @@ struct CameraState {
                 restless.withUnsafeMutableBufferPointer { rest in
                     difference.withUnsafeMutableBufferPointer { diff in
                         rowSums.withUnsafeMutableBufferPointer { rows in
-                            var ss: Float = 0, sc: Float = 0
-                            for i in 0..<n { ss += snap[i]; sc += cur[i] }
-                            let g = ss / max(sc, 1e-3 * Float(n))
-                            for i in 0..<n { diff[i] = cur[i] * g - snap[i] }
-                            CameraState.box3RowSums(UnsafeBufferPointer(diff), into: rows, width: w, height: h)
+                            CameraState.matchedDifference(cur, UnsafeBufferPointer(snap), into: diff, rows: rows, width: w, height: h)
                             for y in 0..<h {
                                 let sums = CameraState.box3Rows(UnsafeBufferPointer(rows), y, width: w, height: h)
                                 let row = rest.baseAddress! + y * w

@@ -207,7 +207,8 @@ public final class ImageAdapter: StreamAdapter {
                       backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
                       activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
                       hold: motion.backgroundHold ?? 1,
-                      averages: channels.contains(.background) || channels.contains(.activity) || channels.contains(.restless))
+                      averages: channels.contains(.background) || channels.contains(.activity) || channels.contains(.restless),
+                      restless: channels.contains(.restless))
         if let file = stateFile, frame.ts - savedAt >= motion.saveSeconds {
             savedAt = frame.ts
             // A failed save (disk full, permissions) only costs the resume after a restart.
