@@ -3,7 +3,7 @@ import Synchronization
 
 /// The saved camera states of one folder (`motion-state/`), kept under a byte cap
 /// (`storage.motion_state_mb`). Device names come from topics: a publisher that keeps
-/// inventing camera names alive past a background time constant leaves a 460 KB file per
+/// inventing camera names alive past a background time constant leaves a 450 KB file per
 /// name at 160x120, so past the cap the states written least recently are deleted first
 /// (never the one just written), counted (`vigil_motion_states_dropped_total`) and logged.
 /// One instance per folder, shared by every pipeline's adapters (`at`): they save from
@@ -20,7 +20,7 @@ public final class CameraStateFolder: Sendable {
     }
     private let books: Mutex<Books>
 
-    /// 64 MB: some 140 cameras at 160x120 (460 KB each), far more than a gateway serves.
+    /// 64 MB: some 140 cameras at 160x120 (450 KB each), far more than a gateway serves.
     public static let defaultMaxBytes = 64 << 20
 
     init(directory: String, maxBytes: Int) {
