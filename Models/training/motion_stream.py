@@ -91,6 +91,8 @@ class CameraState:
         self.R = ((1 - ad) * self.R + ad * changed).astype(np.float32)
         if ts - self.S_ts >= RESTLESS_LAG_S:
             self.S, self.S_ts = cur, ts
+        # hold 1 keeps the arithmetic every version before v2.7 was tuned and recorded with;
+        # the held form is vigild's (B + rate x (C - B)), one rate per pixel
         if self.hold == 1.0:
             self.B = ((1 - a) * self.B + a * cur).astype(np.float32)
         else:
