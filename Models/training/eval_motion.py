@@ -117,7 +117,7 @@ def main(path):
           f"threshold {thr}  min_area {meta['vigil.min_area']}")
     print("held-out: vtest frames 400-794 (people by HOG, every 3rd frame labelled), TEST_IMAGES, "
           f"tree.avi frames 34-52 (53-67 hold a hand: scored as motion, below); state as vigild keeps it (background_s {meta['vigil.background_s']}, "
-          f"activity_s {meta['vigil.activity_s']}, background_hold {meta.get('vigil.background_hold', '1')})\n")
+          f"activity_s {meta['vigil.activity_s']}, background_hold {meta.get('vigil.background_hold', '1')}, ghost_s {meta.get('vigil.ghost_s', '1')})\n")
     rows, K, N = [], 0, 0
     for name, frames, fps, lab, start in pos:
         sc = mst.run_stream(sess, frames, fps, state())

@@ -163,7 +163,7 @@ def main():
     sess = session(a.model)
     meta = {p.key: p.value for p in onnx.load(a.model).metadata_props}
     print(f"# motion {os.path.basename(a.model)} v{meta['vigil.version']} on hand-labelled footage no choice read "
-          f"(threshold {meta['vigil.threshold']}, background_s {meta['vigil.background_s']}, activity_s {meta['vigil.activity_s']}, background_hold {meta.get('vigil.background_hold', '1')}; "
+          f"(threshold {meta['vigil.threshold']}, background_s {meta['vigil.background_s']}, activity_s {meta['vigil.activity_s']}, background_hold {meta.get('vigil.background_hold', '1')}, ghost_s {meta.get('vigil.ghost_s', '1')}; "
           f"rule min_score {RULE['min_score']}, for_frames {RULE['for_frames']}, cooldown {RULE['cooldown_s']:g} s)")
     rows, visits = [], []
     for name, spec in VIDEOS.items():

@@ -21,7 +21,10 @@ frames [1, 4, 120, 160] float32, vigil.channels = current,background,activity,we
      most frames of people standing 30 s). The whole-frame fraction (lighting) still counts
      every brightness change.
   5. window activity u = mean of the activity channel; stable = sigmoid(-KU (u - TU)):
-     areas that keep changing (vegetation, water) stop counting
+     areas that keep changing (vegetation, water) stop counting. (v2.8: the restless channel
+     and its bar TD in the activity's place; v2.9: u the largest within RS x RS windows, stride
+     1: foliage swayed far reaches, at a gust's far end, pixels that change too rarely to be
+     restless themselves, always next to ones that are)
   6. area = mean over windows of changed * stable * weight   (weight 0 = masked)
      whole = changed fraction of the watched (weight > 0) windows, stable or not
      gain = |log(mean current / mean background)| (unclipped pixels): the light level moved
@@ -227,7 +230,12 @@ def build(p, version, probe=False):
                   n("Sub", ["wrat", "one"], ["wrat1"]), n("Mul", ["wrat1", "kr"], ["wrat2"]), n("Sigmoid", ["wrat2"], ["stable"])]
     else:
         # 5. stability from the activity channel
-        nodes += [n("Sub", ["u", "tu"], ["u1"]), n("Mul", ["u1", "ku"], ["u2"]), n("Sigmoid", ["u2"], ["stable"])]
+        u = "u"
+        if p.get("RS"):     # (v2.9) a window is as restless as the most restless one within RS x RS windows
+            rs = int(p["RS"])
+            nodes += [n("MaxPool", ["u"], ["u_near"], kernel_shape=[rs, rs], strides=[1, 1], pads=[rs // 2] * 4)]
+            u = "u_near"
+        nodes += [n("Sub", [u, "tu"], ["u1"]), n("Mul", ["u1", "ku"], ["u2"]), n("Sigmoid", ["u2"], ["stable"])]
     nodes += [
         # 6. weighted area and whole-frame fraction
         n("Mul", ["changed", "stable"], ["cs"]), n("Mul", ["cs", "ww"], ["csw"]),
@@ -338,6 +346,9 @@ def build(p, version, probe=False):
         # v2.7: the state's, not the graph's: how much slower the background learns where the
         # frame differs from it (motion_stream.CameraState hold); absent before v2.7 (1)
         **({"vigil.background_hold": f"{p['HOLD']}"} if p.get("HOLD", 1.0) != 1.0 else {}),
+        # v2.9: the state's too: seconds a pixel must match the clean background (and not the
+        # background) before the background is reset there (motion_stream GHOST_S); absent: 1 s
+        **({"vigil.ghost_s": f"{p['GS']}"} if p.get("GS") is not None else {}),
         "vigil.version": version,
         "vigil.description": ("Background-subtraction motion detector: gain-compensated SSIM structure "
                               f"or local brightness change of the current frame against the device's background ({WIN}x{WIN} windows), "
@@ -345,6 +356,7 @@ def build(p, version, probe=False):
                               "changed area passes vigil.min_area, lighting when most of the frame changed or its light level moved "
                               f"(unless a local{' or large' if p.get('AH') is not None else ''} structure change came with a moderate light-level move: an object the auto-exposure reacted to). "
                               f"T1={p['T1']} TU={p['TU']} TM={p.get('TM')} TA={p['TA']} TL={p['TL']} TG={p.get('TG')} TT={p.get('TT')} AL={p.get('AL')} TGL={p.get('TGL')}"
-                              + (f" AH={p['AH']} TW={p['TW']} TGB={p.get('TGB', p.get('TGL'))}" if p.get("AH") is not None else "") + "."),
+                              + (f" AH={p['AH']} TW={p['TW']} TGB={p.get('TGB', p.get('TGL'))}" if p.get("AH") is not None else "")
+                              + (f" TD={p['TD']}" if p.get("TD") is not None else "") + (f" RS={p['RS']}" if p.get("RS") else "") + "."),
     }
     return make_model(nodes, [inp], [out], inits, meta, "vigil_motion_bg")

@@ -340,6 +340,40 @@ def composite(street, tree_frames_g):
     return out
 
 
+def foliage_people_streams(split, full, rng, warm_s=60, fps=10):
+    """[(name, frames, fps, labels, score_from)] (issue 16): the split's vtest people walking
+    beside the split's tree swayed by gusts (GUST_AMPS) over the left 40 % (composite), after
+    `warm_s` of the tree over the empty street (the restless map's warm-up), at 10 and 2 fps.
+    Label True where a HOG box lies at least half outside the tree's area (a person beside the
+    foliage, visible), None elsewhere (not scored): what a window that takes foliage in wind
+    for restless may not cost."""
+    lo, hi = (0, 400) if split == "tune" else (400, len(full))
+    street = np.median(full[lo:hi:5], axis=0).astype(np.uint8)
+    boxes, x_tree = people_boxes(), TREE_RECT[0] + TREE_RECT[2]
+    idx = list(range(lo, hi))
+    idx = idx + idx[::-1]
+    warm = warm_s * fps
+
+    def beside(t):
+        return any(max(0, min(x + w, x_tree) - x) <= 0.5 * w for x, _, w, _ in boxes.get(t, [])) or None
+
+    trees = [cv2.cvtColor(t, cv2.COLOR_BGR2GRAY) for t in tree_frames()[slice(*(TREE_TUNE if split == "tune" else TREE_TEST))]]
+    out = []
+    for amp in GUST_AMPS:
+        tg = sway(pingpong(trees, warm + len(idx)), rng, amp=amp, fps=fps)
+        x, y, w, h = TREE_RECT
+        frames = []
+        for i, t in enumerate(tg):
+            f = (street if i < warm else full[idx[i - warm]]).copy()
+            f[y:y + h, x:x + w] = cv2.resize(t, (w, h), interpolation=cv2.INTER_AREA)
+            frames.append(f)
+        cam = camera(frames, rng)
+        lab = [None] * warm + [beside(t) for t in idx]
+        out.append((f"vtest people beside foliage in gusts +-{amp:g} px, {fps} fps", cam, fps, lab, warm))
+        out.append((f"vtest people beside foliage in gusts +-{amp:g} px, {fps // 5} fps", cam[::5], fps // 5, lab[::5], warm // 5))
+    return out
+
+
 def positive_streams(split, full, rng):
     """[(name, frames, fps, labelled, score_from)] labelled: per frame True where HOG found
     a person (only every third source frame is labelled; others are None = not scored).

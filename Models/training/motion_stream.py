@@ -29,7 +29,9 @@ Per device:
   motion for 20-60 s after a person or car had gone) is dropped. Comparisons with K are
   gain-matched to K's own mean, so a light change needs nothing done to K. GHOST_FIT and
   CLEAN_FACTOR were fixed before any run; GHOST_S = 1 s was chosen on the tuning split (the
-  smallest of 0.5 / 1 / 2 s that left its vegetation at 0 false pairs: 0.5 s gave 2 alerts).
+  smallest of 0.5 / 1 / 2 s that left its vegetation at 0 false pairs: 0.5 s gave 2 alerts);
+  since v2.9 the model declares it (`vigil.ghost_s`, chosen again once the restless map took
+  the foliage out: train_motion.tune_ghost).
 The model gets (C, B, D, W) computed from the frames before C; the state is then updated
 with C.
 """
@@ -41,7 +43,7 @@ H, W = 120, 160
 RESCALE_FIT = 0.03   # fixed, not tuned: 1.4x the 90th percentile of |box3| of 10/255 sensor noise (0.021)
 GHOST_FIT = RESCALE_FIT   # a pixel agrees with a background within this (box3, gain-matched)
 CLEAN_FACTOR = 5.0        # the clean background's time constant and acceptance time, x background_s
-GHOST_S = 1.0             # seconds a pixel must match the clean background (not B) before B is reset there
+GHOST_S = 1.0             # seconds a pixel must match the clean background (not B) before B is reset there (v2.9: the model's vigil.ghost_s)
 RESTLESS_LAG_S = 0.4      # v2.8: the restless map compares each frame with a snapshot this old (renewed every RESTLESS_LAG_S)
 CHANNELS = "current,background,activity,weight"
 
@@ -52,8 +54,8 @@ def box3(x):
 
 
 class CameraState:
-    def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True, channels=CHANNELS, hold=1.0):
-        self.bg_s, self.act_s, self.heal, self.hold = background_s, activity_s, heal, hold
+    def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True, channels=CHANNELS, hold=1.0, ghost_s=GHOST_S):
+        self.bg_s, self.act_s, self.heal, self.hold, self.ghost_s = background_s, activity_s, heal, hold, ghost_s
         self.channels = channels.split(",")
         self.moved = False            # the model said motion on the last frame (the `moving` channel)
         self.weight = np.ones((H, W), np.float32) if weight is None else weight.astype(np.float32)
@@ -117,7 +119,7 @@ class CameraState:
             r = float(self.K[same].sum()) / max(float(self.B[same].sum()), 1e-3 * n)
         dev_k = np.abs(box3(cur * gk - self.K))
         self.ghost = np.where((dev_k < GHOST_FIT) & (dev >= GHOST_FIT), self.ghost + dt, 0.0).astype(np.float32)
-        self.B = np.where(self.ghost >= GHOST_S, self.K / r, self.B).astype(np.float32)
+        self.B = np.where(self.ghost >= self.ghost_s, self.K / r, self.B).astype(np.float32)
         agrees = dev < GHOST_FIT
         self.settled = np.where(agrees, self.settled + dt, 0.0).astype(np.float32)
         bk = self.B * r
@@ -145,9 +147,9 @@ class CameraState:
 
 def state_for(meta, **kw):
     """A CameraState with the time constants a model declares (`vigil.background_s`,
-    `vigil.activity_s`, `vigil.background_hold`), as vigild sets them up."""
+    `vigil.activity_s`, `vigil.background_hold`, `vigil.ghost_s`), as vigild sets them up."""
     return CameraState(background_s=float(meta["vigil.background_s"]), activity_s=float(meta["vigil.activity_s"]),
-                       hold=float(meta.get("vigil.background_hold", 1.0)), **kw)
+                       hold=float(meta.get("vigil.background_hold", 1.0)), ghost_s=float(meta.get("vigil.ghost_s", GHOST_S)), **kw)
 
 
 def run_stream(sess, frames, fps, state=None, labels=("still", "motion", "lighting")):

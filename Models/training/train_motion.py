@@ -33,7 +33,7 @@ import motion_sets as ms  # noqa: E402
 import motion_stream as mst  # noqa: E402
 
 SEED = 1234
-VERSION = "2.8.0"
+VERSION = "2.9.0"
 H, W = mg.H, mg.W
 PROBE_TL = 0.5       # provisional lighting bars while probing (re-baseline the background)
 PROBE_TG = 0.2
@@ -205,7 +205,7 @@ def _scores_of(args):
     """Every given stream through the state and a candidate model, as vigild runs it: scores."""
     p, streams = args
     sess = session(mg.build(p, VERSION))
-    return [mst.run_stream(sess, frames, fps, mst.CameraState(background_s=20.0, activity_s=p["activity_s"], hold=p.get("HOLD", 1.0)))
+    return [mst.run_stream(sess, frames, fps, _state(p))
             for frames, fps in streams]
 
 
@@ -424,6 +424,24 @@ def tune_hold(p):
                    "no candidate keeps the tuning people, objects and nuisances and holds more standing frames: HOLD stays 1")
 
 
+def _state(p):
+    """The per-device state vigild keeps for a model built from p (its time constants as the model declares them)."""
+    return mst.CameraState(background_s=20.0, activity_s=p["activity_s"], hold=p.get("HOLD", 1.0), ghost_s=p.get("GS", mst.GHOST_S))
+
+
+def _gust_text(names, g):
+    """One candidate's figures on motion_sets.gust_streams (`names`), as _gust_alerts gives them (`g`)."""
+    return "gusts " + "; ".join(f"{n.split('gusts ')[1]}: {a:.1f} alerts/min, {100 * f:.1f} % pairs" for n, (a, f) in zip(names, g))
+
+
+def _keeps_every_tally(r, base):
+    """What tune_restless, tune_spread and tune_ghost ask of a candidate's _object_stream_tallies
+    against the state without it: no fewer people, objects, standing or large-object frames said
+    motion, no more nuisance or lamp frames, no more lamp alerts."""
+    return (r[0] >= base[0] and r[1] <= base[1] and r[2] >= base[2] and r[4] >= base[4]
+            and r[8] >= base[8] and r[6] <= base[6] and r[7] <= base[7])
+
+
 TD_GRID = [0.2, 0.3, 0.5]   # v2.8: the share of time a window may keep changing (restless map) before it stops counting
 
 
@@ -433,7 +451,7 @@ def _gust_alerts(args):
     sess = session(mg.build(p, VERSION))
     out = []
     for _, frames, fps in streams:
-        sc = mst.run_stream(sess, frames, fps, mst.CameraState(background_s=20.0, activity_s=p["activity_s"], hold=p.get("HOLD", 1.0)))
+        sc = mst.run_stream(sess, frames, fps, _state(p))
         after = sc[ms.VEG_SCORE_FROM_S * fps:, 1]
         minutes = len(after) / fps / 60
         out.append((mst.alerts(after, 0.5, 2, 0.3, 30 * fps) / minutes, float(np.mean(np.nan_to_num(after) >= 0.5))))
@@ -460,17 +478,129 @@ def tune_restless(p):
     names = [g[0] for g in gusts]
 
     def gust_text(c):
-        g = gust[cands.index(c)]
-        return "gusts " + "; ".join(f"{n.split('gusts ')[1]}: {a:.1f} alerts/min, {100 * f:.1f} % pairs" for n, (a, f) in zip(names, g))
+        return _gust_text(names, gust[cands.index(c)])
 
     print(f"v2.7 (activity, TU {p['TU']}): {gust_text(None)}", flush=True)
     by = {id(c): sum(a for a, _ in gust[i]) for i, c in enumerate(cands)}
     pairs = {id(c): sum(f for _, f in gust[i]) for i, c in enumerate(cands)}
     return _choose(cands, tallies, n_lamps, "standing", "v2.7 (activity)", lambda c: f"TD={c['TD']}, {gust_text(c)}",
-                   lambda r, base: (r[0] >= base[0] and r[1] <= base[1] and r[2] >= base[2] and r[4] >= base[4]
-                                    and r[8] >= base[8] and r[6] <= base[6] and r[7] <= base[7]),
+                   _keeps_every_tally,
                    lambda c, r, base: (-by[id(c)], -pairs[id(c)], c["TD"]),
                    "no candidate keeps every tuning figure: the activity channel stays")
+
+
+RS_GRID = [3, 5]   # v2.9: windows over which a window takes the most restless one's share (3: +-1 window, 2 px)
+
+
+def _foliage_people(p, streams):
+    """People frames beside gusty foliage said motion (motion_sets.foliage_people_streams), and their number."""
+    sess = session(mg.build(p, VERSION))
+    hit = n = 0
+    for _, frames, fps, lab, k in streams:
+        sc = mst.run_stream(sess, frames, fps, _state(p))[:, 1]
+        pos = [i for i in range(k, len(lab)) if lab[i]]
+        hit += int(sum(sc[i] >= 0.5 for i in pos))
+        n += len(pos)
+    return hit, n
+
+
+def _wind_figures(args):
+    """tune_spread's and tune_ghost's per-candidate figures: the gusts, the people beside gusty
+    foliage, and (given standing streams) the exit tail."""
+    p, gusts, people, standing = args
+    return _gust_alerts((p, gusts)), _foliage_people(p, people), (_exit_tail(p, standing) if standing else None)
+
+
+def _wind_runs(p, cands, tail=False):
+    """tune_spread's and tune_ghost's runs of p with each candidate: _object_stream_tallies (and
+    the number of lamp streams), the gust streams' names and _wind_figures per candidate (the exit
+    tail of the tuning standing people only if `tail`)."""
+    from multiprocessing import Pool
+    tallies, n_lamps = _object_stream_tallies(p, cands)
+    gusts = ms.gust_streams("tune", np.random.default_rng(SEED + 12))
+    full = ms.vtest_frames()
+    people = ms.foliage_people_streams("tune", full, np.random.default_rng(SEED + 14))
+    standing = ms.standing_streams("tune", full, np.random.default_rng(SEED + 8)) if tail else None
+    with Pool(2) as pool:
+        figs = pool.map(_wind_figures, [(dict(p, **c) if c else p, gusts, people, standing) for c in cands])
+    return tallies, n_lamps, [g[0] for g in gusts], figs
+
+
+def tune_spread(p):
+    """v2.9: RS, the windows (RS x RS, stride 1) over which a window's restless share is the
+    largest (motion_graph step 5): foliage swayed +-10 px reaches, at the far end of a gust,
+    pixels that changed too rarely to count as restless themselves, next to ones that did.
+    Chosen on the tuning split with everything else as it is. Rule, fixed after a probe (RS 3
+    and 5 on the tuning gusts and foliage_people_streams, disclosed in Models/motion.md): a
+    candidate may not lower any tally tune_restless guards, nor the frames of people beside
+    gusty foliage said motion, below v2.8's (RS 1); among those, the fewest alerts a minute on
+    the tuning gusts, then the fewest of their pairs said motion (and fewer than v2.8's); ties to
+    the smaller RS (the least of the view given to the foliage)."""
+    cands = [None] + [{"RS": r} for r in RS_GRID]
+    tallies, n_lamps, names, figs = _wind_runs(p, cands)
+
+    def text(c):
+        g, (hit, n), _ = figs[cands.index(c)]
+        return f"people beside gusty foliage {hit}/{n}; {_gust_text(names, g)}"
+
+    print(f"v2.8 (RS 1): {text(None)}", flush=True)
+    by = {id(c): sum(a for a, _ in figs[i][0]) for i, c in enumerate(cands)}
+    pairs = {id(c): sum(f for _, f in figs[i][0]) for i, c in enumerate(cands)}
+    beside = {id(c): figs[i][1][0] for i, c in enumerate(cands)}
+    return _choose(cands, tallies, n_lamps, "standing", "v2.8 (RS 1)", lambda c: f"RS={c['RS']}, {text(c)}",
+                   _keeps_every_tally,
+                   lambda c, r, base: ((-by[id(c)], -pairs[id(c)], -c["RS"])
+                                      if beside[id(c)] >= beside[id(None)] and (by[id(c)], pairs[id(c)]) < (by[id(None)], pairs[id(None)]) else None),
+                   "no candidate keeps every tuning figure: RS stays 1")
+
+
+GS_GRID = [0.2, 0.3, 0.5]   # v2.9: seconds before the background is reset to the clean one where only it differs
+
+
+def _exit_tail(p, streams):
+    """Frames said motion in the 3 s after each standing person left (motion_sets.standing_streams:
+    what the background kept of them, until the ghost healer resets it), summed."""
+    sess = session(mg.build(p, VERSION))
+    n = 0
+    for _, frames, fps, lab, _ in streams:
+        sc = mst.run_stream(sess, frames, fps, _state(p))[:, 1]
+        gone = max(i for i, v in enumerate(lab) if v) + 1
+        n += int((np.nan_to_num(sc[gone:gone + 3 * fps]) >= 0.5).sum())
+    return n
+
+
+def tune_ghost(p):
+    """v2.9: GS, how long a pixel must match the clean background and not the background before
+    the background is reset there (motion_stream GHOST_S, the model's `vigil.ghost_s`). 1 s was
+    chosen in v2.6 when 0.5 s let the tuning tree raise alerts; the restless map (v2.8, spread in
+    v2.9) now takes foliage out, and what the background kept of a person who stood said motion
+    for ~1 s after they left (Intel footage, v2.8: 5 % false pairs after exits). Chosen on the
+    tuning split with everything else as it is. Rule, fixed after a probe (GS 1, 0.5, 0.3 on the
+    tuning standing people, objects and gusts, disclosed in Models/motion.md): a candidate may not
+    lower any tally tune_spread guards below GS 1's (people, objects, standing, large objects, people
+    beside gusty foliage), nor say motion on more nuisance or lamp frames, nor raise more lamp or
+    gust alerts, nor more gust pairs; among those, the fewest frames said motion in the 3 s after
+    the tuning standing people left; ties to the larger GS (the slower reset)."""
+    cands = [None] + [{"GS": g} for g in GS_GRID]
+    tallies, n_lamps, names, figs = _wind_runs(p, cands, tail=True)
+
+    def text(c):
+        g, (hit, n), tail = figs[cands.index(c)]
+        return f"frames said motion in the 3 s after a standing person left {tail}; people beside gusty foliage {hit}/{n}; {_gust_text(names, g)}"
+
+    print(f"GS 1 (v2.6-v2.8): {text(None)}", flush=True)
+    fig = {id(c): figs[i] for i, c in enumerate(cands)}
+    base = fig[id(None)]
+
+    def keeps(c):
+        g, (hit, _), _ = fig[id(c)]
+        return (hit >= base[1][0] and sum(a for a, _ in g) <= sum(a for a, _ in base[0])
+                and sum(f for _, f in g) <= sum(f for _, f in base[0]))
+
+    return _choose(cands, tallies, n_lamps, "standing", "GS 1 (v2.6-v2.8)", lambda c: f"GS={c['GS']}, {text(c)}",
+                   _keeps_every_tally,
+                   lambda c, r, b: ((-fig[id(c)][2], c["GS"]) if keeps(c) and fig[id(c)][2] < base[2] else None),
+                   "no candidate keeps every tuning figure and shortens the tail: GS stays 1")
 
 
 def main():
@@ -490,6 +620,10 @@ def main():
         p.update(tune_hold(p) if "--hold" in sys.argv else {k: rec[k] for k in ("HOLD",) if k in rec})
         # v2.8: the restless map in place of the activity channel (--restless runs the choice, else the recorded one)
         p.update(tune_restless(p) if "--restless" in sys.argv else {k: rec[k] for k in ("TD",) if k in rec})
+        # v2.9: the restless share spread over neighbouring windows (--spread runs the choice, else the recorded one)
+        p.update(tune_spread(p) if "--spread" in sys.argv else {k: rec[k] for k in ("RS",) if k in rec})
+        # v2.9: how soon a ghost is healed (--ghost runs the choice, else the recorded one)
+        p.update(tune_ghost(p) if "--ghost" in sys.argv else {k: rec[k] for k in ("GS",) if k in rec})
     else:
         p = tune()
         p.update(tune_local(p))
@@ -498,6 +632,8 @@ def main():
         p.update(tune_recolour(p))
         p.update(tune_hold(p))
         p.update(tune_restless(p))
+        p.update(tune_spread(p))
+        p.update(tune_ghost(p))
     print("chosen", p)
     if "--dry" in sys.argv:     # grid only: nothing written
         return

@@ -187,8 +187,9 @@ final class MotionIntegrationTests: XCTestCase {
     /// enough to sink into the background left their shape there when they went, and the
     /// camera said motion for as long again. Frames 10 a second in real time (vigild stamps
     /// a PGM with its arrival); `background_s: 2` so that 5 s of standing is 2.5 time
-    /// constants. Once the person has gone, vigild's own log must say `still` from 2.5 s on
-    /// (the ghost is healed after 1 s); without the healing the spot still differs then.
+    /// constants. Once the person has gone, vigild's own log must say `still` from 0.8 s on
+    /// (v2.9 heals the ghost after 0.2 s, `vigil.ghost_s`; v2.8 healed it after 1 s and said
+    /// motion until about then); without the healing the spot still differs for seconds.
     func testAPersonWhoStoodAndLeftLeavesNoGhostInTheLog() throws {
         let vigild = try startVigild(motion: #""background_s": 2"#)
         defer { vigild.client.close(); vigild.daemon.stop() }
@@ -214,9 +215,9 @@ final class MotionIntegrationTests: XCTestCase {
             .compactMap { r -> (Double, String)? in r[0].double.flatMap { t in r[1].string.map { (t, $0) } } }
         let standing = after.filter { $0.0 > left - 8.5 && $0.0 < left - 6.5 }.map(\.1)
         XCTAssertTrue(standing.contains("motion"), "the standing person is seen: \(standing)")
-        // The last 1.5 s of the empty room (from 2.5 s after the person went): no ghost.
-        let late = after.filter { $0.0 >= left - 1.5 && $0.0 <= end }.map(\.1)
-        XCTAssertGreaterThanOrEqual(late.count, 10, "\(after.suffix(20))")
+        // The empty room from 0.8 s after the person went: no ghost.
+        let late = after.filter { $0.0 >= left - 3.2 && $0.0 <= end }.map(\.1)
+        XCTAssertGreaterThanOrEqual(late.count, 25, "\(after.suffix(40))")
         XCTAssertEqual(late.filter { $0 == "motion" }.count, 0, "the spot where the person stood is healed: \(late)")
     }
 
@@ -255,6 +256,11 @@ final class MotionIntegrationTests: XCTestCase {
     /// person who then walks in beside the tree is still motion. Frames 10 a second in real time,
     /// `activity_s: 3`, so 6 s of wind is 2 time constants; the foliage (the left third) sways
     /// by up to 6 px at 0.7 Hz (v2.7 said motion on more than half of these frames throughout).
+    /// A second camera, "grove", sees the edge of the foliage swing 6 px for 6 s and then a gust
+    /// carry it up to 24 px: the far end of the swing reaches pixels that changed too rarely to
+    /// be restless themselves. v2.8 said motion on 1 of its gust frames here (3 in the Python mirror,
+    /// scores up to 0.69); v2.9 takes a window's restlessness from the most restless within 3 x 3
+    /// windows (mirror: scores under 0.01).
     func testFoliageThatNeverStopsSwayingFallsQuietAndAPersonBesideItIsStillMotion() throws {
         let vigild = try startVigild(motion: #""activity_s": 3"#)
         defer { vigild.client.close(); vigild.daemon.stop() }
@@ -270,6 +276,17 @@ final class MotionIntegrationTests: XCTestCase {
                 return value
             }
         }
+        func gusty(_ t: Double, seed: UInt64) -> [UInt8] {
+            let reach = t < 6 ? 6 : 6 + 18 * (0.5 - 0.5 * cos(2 * Double.pi * (t - 6) / 3))
+            let shift = reach * sin(2 * Double.pi * 0.7 * t)
+            return noisyPGM(seed: seed) { x, y in
+                let u = Double(x) + shift, v = Double(y) + shift / 2
+                if u < 100 {   // the foliage's edge moves with the wind
+                    return 100 + 25 * sin(u / 2.5) * cos(v / 3.5)
+                }
+                return 110 + 30 * sin(Double(x) / 17) * cos(Double(y) / 23)
+            }
+        }
         var seed: UInt64 = 1100, mids: [Int32] = []
         let count = 100, start = Date()
         for i in 0..<count {
@@ -277,15 +294,19 @@ final class MotionIntegrationTests: XCTestCase {
             let t = Double(i) / 10
             let person: Int? = i >= 90 ? 180 + (i - 90) * 6 : nil      // the last second: someone walks in
             mids.append(try vigild.client.publish("sensors/garden/camera", windy(t, person: person, seed: seed)))
+            mids.append(try vigild.client.publish("sensors/grove/camera", gusty(t, seed: seed + 5000)))
             Thread.sleep(until: start + Double(i + 1) / 10)
         }
         XCTAssertTrue(vigild.client.waitForAcks(mids))
-        XCTAssertTrue(waitUntil(timeout: 20) { self.labels("garden").count == count - 1 }, "\(labels("garden").count)\n\(vigild.daemon.output)")
+        XCTAssertTrue(waitUntil(timeout: 20) { self.labels("garden").count == count - 1 && self.labels("grove").count == count - 1 },
+                      "\(labels("garden").count), \(labels("grove").count)\n\(vigild.daemon.output)")
         let seen = labels("garden")
         let windOnly = Array(seen[59..<89])          // 6-9 s of wind, nobody there
         XCTAssertEqual(windOnly.filter { $0 == "motion" }.count, 0, "the swaying leaves, once learnt: \(windOnly)")
         let person = Array(seen.suffix(8))
         XCTAssertEqual(person.filter { $0 == "motion" }.count, 8, "the person beside the tree: \(seen.suffix(12))")
+        let gust = Array(labels("grove")[59...])       // 6-10 s: the gust
+        XCTAssertEqual(gust.filter { $0 == "motion" }.count, 0, "the foliage in a gust: \(gust)")
     }
 
     /// Issue 16, found on real footage (a car park camera, Models/motion.md): when a white

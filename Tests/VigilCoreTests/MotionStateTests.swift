@@ -123,14 +123,30 @@ final class MotionStateTests: XCTestCase {
 
     /// Feeds `seconds` of frames at 10 fps from `from` on; returns the time after the last.
     @discardableResult
-    func feed(_ s: inout CameraState, _ frame: [Float], from t0: Double, seconds: Double) -> Double {
+    func feed(_ s: inout CameraState, _ frame: [Float], from t0: Double, seconds: Double, ghostSeconds: Double = 1) -> Double {
         var t = t0
         for _ in 0..<Int((seconds * 10).rounded()) {
             t += 0.1
             var f = frame
-            s.update(with: &f, ts: t, backgroundSeconds: 20, activitySeconds: 60, hold: 1)
+            s.update(with: &f, ts: t, backgroundSeconds: 20, activitySeconds: 60, hold: 1, ghostSeconds: ghostSeconds)
         }
         return t
+    }
+
+    /// v2.9 (issue 16): the model declares how long a spot must match the clean background
+    /// before the ghost there is healed (`vigil.ghost_s`, or `motion.ghost_s`); with 0.3 s
+    /// the ghost of an object that stood 30 s is gone half a second after it left, where 1 s
+    /// (before v2.9) still keeps it.
+    func testTheGhostTimeSetsHowSoonWhatAnObjectLeftBehindIsHealed() throws {
+        let empty = room(object: false), occupied = room(object: true), centre = 10 * 20 + 10
+        for (ghost, healed) in [(1.0, false), (0.3, true)] {
+            var s = CameraState(first: empty, ts: 0, width: 20, height: 20)
+            var t = feed(&s, empty, from: 0, seconds: 5, ghostSeconds: ghost)
+            t = feed(&s, occupied, from: t, seconds: 30, ghostSeconds: ghost)
+            XCTAssertGreaterThan(empty[centre] - s.background[centre], 0.1, "ghost \(ghost): the object is in the background")
+            feed(&s, empty, from: t, seconds: 0.5, ghostSeconds: ghost)
+            XCTAssertEqual(abs(s.background[centre] - empty[centre]) < 0.02, healed, "ghost time \(ghost) s, 0.5 s after it left")
+        }
     }
 
     /// Issue 16, on real footage (Models/motion.md): a person who stood at a table for 20 s
@@ -423,7 +439,7 @@ final class MotionStateTests: XCTestCase {
 
     func testMotionConfigIsReadAndEveryMistakeNamesItsKeyAndLine() throws {
         let c = try parse("""
-            { "background_s": 30, "activity_s": 120, "background_hold": 3, "min_area": 0.005,
+            { "background_s": 30, "activity_s": 120, "background_hold": 3, "ghost_s": 0.5, "min_area": 0.005,
               "masks": [ { "rect": [0, 0, 100, 50] }, { "polygon": [[0, 400], [640, 300], [640, 480], [0, 480]] } ],
               "devices": { "gate": { "min_area": 0.02, "masks": [ { "rect": [10, 10, 5, 5] } ] } } }
             """)
@@ -431,6 +447,7 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(m.backgroundSeconds, 30)
         XCTAssertEqual(m.activitySeconds, 120)
         XCTAssertEqual(m.backgroundHold, 3)
+        XCTAssertEqual(m.ghostSeconds, 0.5)
         XCTAssertEqual(m.minArea, 0.005)
         XCTAssertEqual(m.masks, [MotionMask(rect: 0, 0, 100, 50), MotionMask(points: [(0, 400), (640, 300), (640, 480), (0, 480)])])
         XCTAssertEqual(m.resolved(for: "gate").minArea, 0.02)
@@ -447,6 +464,7 @@ final class MotionStateTests: XCTestCase {
             (#"{ "masks": [ { "rect": [0, 0, 500, 5] } ] }"#, "gray8", #", "width": 320, "height": 240"#, "motion.masks[0].rect: (500, 0) is outside the 320x240 frame"),
             (#"{ "min_area": 2 }"#, "pgm", "", "motion.min_area: must be between"),
             (#"{ "background_hold": 0.5 }"#, "pgm", "", "motion.background_hold: must be between"),
+            (#"{ "ghost_s": 0 }"#, "pgm", "", "motion.ghost_s: must be between"),
             (#"{ "devices": { "gate": { "mask": [] } } }"#, "pgm", "", "motion.devices.gate.mask: unknown key"),
             (#"{ "backgrund_s": 5 }"#, "pgm", "", "motion.backgrund_s: unknown key"),
             (#"{ }"#, "wav", "", "pipelines[0].motion: only pgm and gray8 pipelines take motion"),
@@ -480,6 +498,8 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(a.motion.backgroundSeconds, Double(try XCTUnwrap(p.model.metadata["vigil.background_s"])))
         XCTAssertEqual(a.motion.backgroundHold, Double(try XCTUnwrap(p.model.metadata["vigil.background_hold"])))
         XCTAssertGreaterThan(a.motion.backgroundHold!, 1, "v2.7 holds the background where the frame differs")
+        XCTAssertEqual(a.motion.ghostSeconds, Double(try XCTUnwrap(p.model.metadata["vigil.ghost_s"])))
+        XCTAssertLessThan(a.motion.ghostSeconds!, 1, "v2.9 heals a ghost sooner than the 1 s before it")
         XCTAssertThrowsError(try build(shipped, #", "alert": { "min_score": 0.5 }"#)) {
             XCTAssertTrue("\($0)".contains("set alert.labels"), "\($0)")
         }
@@ -490,6 +510,7 @@ final class MotionStateTests: XCTestCase {
         XCTAssertNoThrow(try build(pairModel, #", "motion": { "background_s": 5 }"#))
         let pair = try XCTUnwrap(try build(pairModel, "").makeAdapter(device: "x") as? ImageAdapter)
         XCTAssertEqual(pair.motion.backgroundHold, 1, "a model that declares no hold: the same rate everywhere")
+        XCTAssertEqual(pair.motion.ghostSeconds, 1, "a model that declares no ghost time: the 1 s chosen before v2.9")
     }
 }
 

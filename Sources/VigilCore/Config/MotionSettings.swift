@@ -16,6 +16,11 @@ public struct MotionSettings: Sendable, Equatable {
     /// a person standing still is not absorbed within `background_s` (1: the same rate
     /// everywhere). nil: the model's `vigil.background_hold`, else 1.
     public var backgroundHold: Double?
+    /// How long a pixel must match the device's clean background (the scene before anything
+    /// stood in it) and not the running one before the running one is reset there: what it
+    /// kept of a person or car that stood and left (a ghost) stops saying motion after this.
+    /// nil: the model's `vigil.ghost_s`, else `defaultGhostSeconds`.
+    public var ghostSeconds: Double?
 
     /// How often (frame time) a device's state is saved, so a restart resumes it; 0: never.
     public var saveSeconds = 300.0
@@ -25,6 +30,9 @@ public struct MotionSettings: Sendable, Equatable {
 
     public static let defaultBackgroundSeconds = 20.0
     public static let defaultActivitySeconds = 60.0
+    /// Chosen on the tuning split in 2026-12-03 (the smallest of 0.5, 1 and 2 s that left its
+    /// swaying tree at 0 false pairs, before the restless map); models since v2.9 declare theirs.
+    public static let defaultGhostSeconds = 1.0
     /// Fraction of the frame (0...1) that must change; nil: the model's `vigil.min_area`.
     public var minArea: Double?
     /// Areas never watched, in source-frame pixel coordinates.
@@ -47,13 +55,15 @@ public struct MotionSettings: Sendable, Equatable {
     }
 
     /// These settings with the time constants the model was tuned with filled in where the
-    /// config leaves them out (`vigil.background_s`, `vigil.activity_s`, `vigil.background_hold`).
+    /// config leaves them out (`vigil.background_s`, `vigil.activity_s`, `vigil.background_hold`,
+    /// `vigil.ghost_s`).
     public func applying(model: [String: String]) -> MotionSettings {
         var s = self
         func meta(_ k: String) -> Double? { model[k].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } }
         s.backgroundSeconds = s.backgroundSeconds ?? meta("vigil.background_s") ?? MotionSettings.defaultBackgroundSeconds
         s.activitySeconds = s.activitySeconds ?? meta("vigil.activity_s") ?? MotionSettings.defaultActivitySeconds
         s.backgroundHold = s.backgroundHold ?? meta("vigil.background_hold").map { max(1, $0) } ?? 1
+        s.ghostSeconds = s.ghostSeconds ?? meta("vigil.ghost_s") ?? MotionSettings.defaultGhostSeconds
         return s
     }
 
@@ -69,6 +79,7 @@ public struct MotionSettings: Sendable, Equatable {
         s.backgroundSeconds = try m.double("background_s", in: 0.1...86_400)
         s.activitySeconds = try m.double("activity_s", in: 0.1...86_400)
         s.backgroundHold = try m.double("background_hold", in: 1...100)
+        s.ghostSeconds = try m.double("ghost_s", in: 0.05...3600)
         s.minArea = try m.double("min_area", in: 0.00001...1)
         s.saveSeconds = try m.double("save_s", default: s.saveSeconds, in: 0...86_400)
         s.masks = try MotionMask.parseList(m, "masks", frame: frame)

@@ -236,7 +236,9 @@ public final class Pipeline: Sendable {
                 : roles == CameraChannel.defaults(channels) ? "\(w)x\(h) grey frames (area-averaged)"
                 : "\(w)x\(h) grey frames (area-averaged) as \(roles.map(\.rawValue).joined(separator: ", "))"
                   + (roles.contains(.background) ? "; background over \(JSONValue.format(motion.backgroundSeconds!)) s"
-                    + (motion.backgroundHold! > 1 ? " (x\(JSONValue.format(motion.backgroundHold!)) where the frame differs)" : "") + ", activity over \(JSONValue.format(motion.activitySeconds!)) s" : "")
+                    + (motion.backgroundHold! > 1 ? " (x\(JSONValue.format(motion.backgroundHold!)) where the frame differs)" : "")
+                    + (motion.ghostSeconds! != MotionSettings.defaultGhostSeconds ? ", ghosts healed after \(JSONValue.format(motion.ghostSeconds!)) s" : "")
+                    + ", activity over \(JSONValue.format(motion.activitySeconds!)) s" : "")
             return make(decoder, what) { device in
                 ImageAdapter(shape: input, width: width, height: height, channels: roles, motion: motion, pipeline: s.name, device: device,
                              weightValue: weightValue(device))

@@ -99,8 +99,11 @@ struct CameraState {
     /// learns `hold` times slower, so a person standing still sinks into it over `hold` x
     /// `backgroundSeconds` rather than `backgroundSeconds` (MotionSettings.backgroundHold).
     /// `restless`: keep the restless map too (only a model that asks for it pays for it).
+    /// `ghostSeconds`: how long a pixel must match `clean` and not the background before the
+    /// background is reset there (MotionSettings.ghostSeconds).
     mutating func update(with current: inout [Float], ts newTs: Double, backgroundSeconds: Double, activitySeconds: Double,
-                         hold: Double, averages: Bool = true, restless keepRestless: Bool = true) {
+                         hold: Double, ghostSeconds: Double = MotionSettings.defaultGhostSeconds, averages: Bool = true,
+                         restless keepRestless: Bool = true) {
         defer { swap(&last, &current); ts = newTs }
         // A pair model only needs the last frame: skip the averages' per-pixel work.
         guard averages else { return }
@@ -145,7 +148,7 @@ struct CameraState {
                 }
             }
         }
-        healGhosts(current, dt: dt, backgroundSeconds: backgroundSeconds)
+        healGhosts(current, dt: dt, backgroundSeconds: backgroundSeconds, ghostSeconds: ghostSeconds)
         if keepRestless { updateRestless(current, ts: newTs, rate: ad) }
     }
 
@@ -209,11 +212,11 @@ struct CameraState {
     /// has gone. Comparisons with `clean` are matched to its own mean brightness, so a light
     /// change needs nothing done to it. `difference` holds each pixel's deviation from the
     /// background (before this frame's update). Models/training/motion_stream.py does the same.
-    private mutating func healGhosts(_ current: [Float], dt: Double, backgroundSeconds: Double) {
+    private mutating func healGhosts(_ current: [Float], dt: Double, backgroundSeconds: Double, ghostSeconds: Double) {
         let n = current.count, w = width, h = height
         let ks = CameraState.cleanFactor * backgroundSeconds
         let ak = Float(1 - exp(-min(dt, ks) / ks))
-        let fit = CameraState.ghostFit, step = Float(dt), ghostSeconds = Float(CameraState.ghostSeconds), accept = Float(ks)
+        let fit = CameraState.ghostFit, step = Float(dt), ghostSeconds = Float(ghostSeconds), accept = Float(ks)
         current.withUnsafeBufferPointer { cur in
             background.withUnsafeMutableBufferPointer { bg in
                 clean.withUnsafeMutableBufferPointer { k in
@@ -278,10 +281,6 @@ struct CameraState {
     /// `clean`'s time constant, and how long a change must stand before it takes it in, in
     /// background time constants. Fixed before any run.
     static let cleanFactor = 5.0
-    /// How long a pixel must match `clean` (and not the background) before the background is
-    /// reset there. Chosen on the tuning split: the smallest of 0.5, 1 and 2 s that left its
-    /// swaying tree at 0 false pairs (0.5 s: 2 alerts a minute).
-    static let ghostSeconds = 1.0
 
     /// Whether the model said `lighting` on the last frame.
     private(set) var lit = false

@@ -207,6 +207,7 @@ public final class ImageAdapter: StreamAdapter {
                       backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
                       activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
                       hold: motion.backgroundHold ?? 1,
+                      ghostSeconds: motion.ghostSeconds ?? MotionSettings.defaultGhostSeconds,
                       averages: channels.contains(.background) || channels.contains(.activity) || channels.contains(.restless),
                       restless: channels.contains(.restless))
         if let file = stateFile, frame.ts - savedAt >= motion.saveSeconds {
