@@ -329,15 +329,17 @@ def lamp_streams(split, full, rng, repeats=3):
 TREE_RECT = (0, 0, 307, 576)   # x, y, w, h in the 768x576 composite: the tree's area
 
 
+def with_tree(frame, tree_g):
+    """A copy of the 768x576 `frame` with the tree frame `tree_g` pasted over TREE_RECT."""
+    x, y, w, h = TREE_RECT
+    f = frame.copy()
+    f[y:y + h, x:x + w] = cv2.resize(tree_g, (w, h), interpolation=cv2.INTER_AREA)
+    return f
+
+
 def composite(street, tree_frames_g):
     """Swaying tree (tree.avi) pasted over the left 40 % of the vtest street."""
-    out = []
-    x, y, w, h = TREE_RECT
-    for t in tree_frames_g:
-        f = street.copy()
-        f[y:y + h, x:x + w] = cv2.resize(t, (w, h), interpolation=cv2.INTER_AREA)
-        out.append(f)
-    return out
+    return [with_tree(street, t) for t in tree_frames_g]
 
 
 def foliage_people_streams(split, full, rng, warm_s=60, fps=10):
@@ -354,20 +356,14 @@ def foliage_people_streams(split, full, rng, warm_s=60, fps=10):
     idx = idx + idx[::-1]
     warm = warm_s * fps
 
-    def beside(t):
+    def beside(t):     # None, not False: frames with nobody beside the tree are not scored
         return any(max(0, min(x + w, x_tree) - x) <= 0.5 * w for x, _, w, _ in boxes.get(t, [])) or None
 
     trees = [cv2.cvtColor(t, cv2.COLOR_BGR2GRAY) for t in tree_frames()[slice(*(TREE_TUNE if split == "tune" else TREE_TEST))]]
     out = []
     for amp in GUST_AMPS:
         tg = sway(pingpong(trees, warm + len(idx)), rng, amp=amp, fps=fps)
-        x, y, w, h = TREE_RECT
-        frames = []
-        for i, t in enumerate(tg):
-            f = (street if i < warm else full[idx[i - warm]]).copy()
-            f[y:y + h, x:x + w] = cv2.resize(t, (w, h), interpolation=cv2.INTER_AREA)
-            frames.append(f)
-        cam = camera(frames, rng)
+        cam = camera([with_tree(street if i < warm else full[idx[i - warm]], t) for i, t in enumerate(tg)], rng)
         lab = [None] * warm + [beside(t) for t in idx]
         out.append((f"vtest people beside foliage in gusts +-{amp:g} px, {fps} fps", cam, fps, lab, warm))
         out.append((f"vtest people beside foliage in gusts +-{amp:g} px, {fps // 5} fps", cam[::5], fps // 5, lab[::5], warm // 5))

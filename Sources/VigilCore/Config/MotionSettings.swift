@@ -30,7 +30,7 @@ public struct MotionSettings: Sendable, Equatable {
 
     public static let defaultBackgroundSeconds = 20.0
     public static let defaultActivitySeconds = 60.0
-    /// Chosen on the tuning split in 2026-12-03 (the smallest of 0.5, 1 and 2 s that left its
+    /// Chosen on the tuning split on 2026-12-03 (the smallest of 0.5, 1 and 2 s that left its
     /// swaying tree at 0 false pairs, before the restless map); models since v2.9 declare theirs.
     public static let defaultGhostSeconds = 1.0
     /// Fraction of the frame (0...1) that must change; nil: the model's `vigil.min_area`.
