@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Issue 16, evidence only (no choice reads it): motion_sets.NIGHT_MAPS' day/night switches on
+opencv-doc images that are in neither the tuning nor the test split, through the shipped model
+and the state vigild keeps (200 frames at 10 fps, a switch every 4 s, as day_night_variants).
+Whether the test split's alerting variants (bright red: aloeL, butterfly) are particular to
+those scenes or a pool a future choice could tune on.
+
+  python3 Models/training/night_variants_extra.py   (~1 min; needs opencv-doc)
+"""
+import os
+import sys
+
+import cv2
+import numpy as np
+import onnx
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import motion_sets as ms  # noqa: E402
+import motion_stream as mst  # noqa: E402
+from common import MODELS_DIR, OPENCV_DATA, session  # noqa: E402
+
+EXTRA_IMAGES = ["HappyFish.jpg", "apple.jpg", "basketball1.png", "ela_original.jpg", "rubberwhale1.png",
+                "smarties.png", "squirrel_cls.jpg", "starry_night.jpg", "stuff.jpg", "aero3.jpg"]
+
+
+def main():
+    path = os.path.join(MODELS_DIR, "motion.onnx")
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+    sess = session(path)
+    rng = np.random.default_rng(7)
+    tally = {}
+    print(f"# motion v{meta['vigil.version']}: day/night switches every 4 s on {len(EXTRA_IMAGES)} opencv-doc images in neither split")
+    for name in EXTRA_IMAGES:
+        bgr = cv2.imread(os.path.join(OPENCV_DATA, name), cv2.IMREAD_COLOR)
+        day = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        for kind, night_of in ms.NIGHT_MAPS.items():
+            night = np.clip(night_of(bgr.astype(np.float32)), 0, 255).astype(np.uint8)
+            frames = ms.camera([night if (i // 40) % 2 else day for i in range(200)], rng)
+            sc = mst.run_stream(sess, frames, 10, mst.state_for(meta))[20:, 1]
+            a1, a2 = mst.alerts(sc, 0.5, 1, 0.3, 300), mst.alerts(sc, 0.5, 2, 0.3, 300)
+            t = tally.setdefault(kind, [0, 0, 0])
+            t[0], t[1], t[2] = t[0] + 1, t[1] + (a1 > 0), t[2] + (a2 > 0)
+            if a1 or a2:
+                print(f"  {name}, {kind} night: {100 * np.mean(np.nan_to_num(sc) >= 0.5):.2f} % of frames said motion, alerts {a1} (for_frames 1), {a2} (for_frames 2)")
+    for kind, (n, a1, a2) in tally.items():
+        print(f"{kind} night: streams alerting {a1}/{n} (for_frames 1), {a2}/{n} (for_frames 2)")
+
+
+if __name__ == "__main__":
+    main()
