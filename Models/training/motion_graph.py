@@ -267,6 +267,8 @@ def build(p, version, probe=False):
     if probe:
         nodes += [n("Concat", ["area", "whole", "gain", "top", "sarea"], ["pr"], axis=0), n("Reshape", ["pr", "shape_p5"], ["scores"])]
         inits.append(const("shape_p5", np.array([1, 5]), np.int64))
+        if p.get("HELD"):     # the input's split (step 10 adds it in the scoring branch, which a probe skips)
+            inits.append(const("split5", np.array([1] * 5), np.int64))
         out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 5])
     else:
         nodes += [

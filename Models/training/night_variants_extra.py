@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Issue 16, evidence only (no choice reads it): motion_sets.NIGHT_MAPS' day/night switches on
-opencv-doc images that are in neither the tuning nor the test split, through the shipped model
-and the state vigild keeps (200 frames at 10 fps, a switch every 4 s, as day_night_variants).
-Whether the test split's alerting variants (bright red: aloeL, butterfly) are particular to
-those scenes or a pool a future choice could tune on.
+"""Issue 16: motion_sets.NIGHT_MAPS' day/night switches on opencv-doc images that are in neither
+the tuning nor the test split, through the shipped model and the state vigild keeps (200 frames
+at 10 fps, a switch every 4 s, as day_night_variants). First run as evidence, with v2.9: were
+the test split's alerting variants (bright red: aloeL, butterfly) particular to those scenes?
+(3 of 40 streams alerted: no.) Since v2.10 these streams are tuning data
+(train_motion.tune_recolour_more chose TS on them); the test split stays unread by choices.
 
   python3 Models/training/night_variants_extra.py   (~1 min; needs opencv-doc)
 """

@@ -33,7 +33,7 @@ import motion_sets as ms  # noqa: E402
 import motion_stream as mst  # noqa: E402
 
 SEED = 1234
-VERSION = "2.9.0"
+VERSION = "2.10.0"
 H, W = mg.H, mg.W
 PROBE_TL = 0.5       # provisional lighting bars while probing (re-baseline the background)
 PROBE_TG = 0.2
@@ -603,6 +603,50 @@ def tune_ghost(p):
                    "no candidate keeps every tuning figure and shortens the tail: GS stays 1")
 
 
+TS_MORE_GRID = [0.1, 0.2, 0.3]   # v2.10: TS again, with day/night switches on scenes in neither split
+
+
+def _extra_day_night(p):
+    """Streams alerting (for_frames 1) and frames said motion on night_variants_extra's day/night
+    switches (10 opencv-doc images in neither split, 4 night images each)."""
+    import cv2
+    import night_variants_extra as nve
+    sess = session(mg.build(p, VERSION))
+    rng = np.random.default_rng(7)
+    streams = frames_m = 0
+    for name in nve.EXTRA_IMAGES:
+        bgr = cv2.imread(os.path.join(ms.OPENCV_DATA, name), cv2.IMREAD_COLOR)
+        day = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        for night_of in ms.NIGHT_MAPS.values():
+            night = np.clip(night_of(bgr.astype(np.float32)), 0, 255).astype(np.uint8)
+            sc = mst.run_stream(sess, ms.camera([night if (i // 40) % 2 else day for i in range(200)], rng), 10, _state(p))[20:, 1]
+            streams += mst.alerts(sc, 0.5, 1, 0.3, 300) > 0
+            frames_m += int((np.nan_to_num(sc) >= 0.5).sum())
+    return streams, frames_m
+
+
+def tune_recolour_more(p):
+    """v2.10: TS again. v2.6 chose TS 0.05 as the narrowest of equal candidates (0.05 / 0.1 / 0.2
+    kept every tuning tally at AR 6); day/night switches on 10 opencv-doc images in neither split
+    (night_variants_extra.py, read first as evidence: 3 of 40 streams alerting with v2.9, and a
+    /tmp probe of TS 0.1 / 0.2 on them: 2 / 1) now join the tuning data for this choice. Rule: no
+    tally worse than TS 0.05's (_keeps_every_tally); then the fewest of those streams alerting
+    (for_frames 1), then the fewest of their frames said motion, and fewer than TS 0.05's; ties
+    to the smaller TS (the narrower rule)."""
+    from multiprocessing import Pool
+    cands = [None] + [{"TS": t} for t in TS_MORE_GRID]
+    tallies, n_lamps = _object_stream_tallies(p, cands)
+    with Pool(2) as pool:
+        extra = pool.map(_extra_day_night, [dict(p, **c) if c else p for c in cands])
+    fig = {id(c): extra[i] for i, c in enumerate(cands)}
+    print(f"TS {p['TS']} (v2.6-v2.9): extra day/night streams alerting {extra[0][0]}/40, frames said motion {extra[0][1]}", flush=True)
+    return _choose(cands, tallies, n_lamps, "nuisance", f"TS {p['TS']} (v2.6-v2.9)",
+                   lambda c: f"TS={c['TS']}, extra day/night streams alerting {fig[id(c)][0]}/40, frames said motion {fig[id(c)][1]}",
+                   _keeps_every_tally,
+                   lambda c, r, b: ((-fig[id(c)][0], -fig[id(c)][1], -c["TS"]) if fig[id(c)] < fig[id(None)] else None),
+                   "no candidate keeps every tuning figure and alerts less on the extra day/night switches: TS stays")
+
+
 def main():
     if "--no-tune" in sys.argv:     # rebuild from the recorded thresholds (fixtures, graph edits)
         from common import read_results
@@ -624,6 +668,9 @@ def main():
         p.update(tune_spread(p) if "--spread" in sys.argv else {k: rec[k] for k in ("RS",) if k in rec})
         # v2.9: how soon a ghost is healed (--ghost runs the choice, else the recorded one)
         p.update(tune_ghost(p) if "--ghost" in sys.argv else {k: rec[k] for k in ("GS",) if k in rec})
+        # v2.10: TS chosen again with the extra day/night scenes (--recolour-more runs the choice)
+        if "--recolour-more" in sys.argv:
+            p.update(tune_recolour_more(p))
     else:
         p = tune()
         p.update(tune_local(p))
@@ -634,6 +681,7 @@ def main():
         p.update(tune_restless(p))
         p.update(tune_spread(p))
         p.update(tune_ghost(p))
+        p.update(tune_recolour_more(p))
     print("chosen", p)
     if "--dry" in sys.argv:     # grid only: nothing written
         return
