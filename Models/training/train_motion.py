@@ -609,19 +609,13 @@ TS_MORE_GRID = [0.1, 0.2, 0.3]   # v2.10: TS again, with day/night switches on s
 def _extra_day_night(p):
     """Streams alerting (for_frames 1) and frames said motion on night_variants_extra's day/night
     switches (10 opencv-doc images in neither split, 4 night images each)."""
-    import cv2
     import night_variants_extra as nve
     sess = session(mg.build(p, VERSION))
-    rng = np.random.default_rng(7)
     streams = frames_m = 0
-    for name in nve.EXTRA_IMAGES:
-        bgr = cv2.imread(os.path.join(ms.OPENCV_DATA, name), cv2.IMREAD_COLOR)
-        day = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
-        for night_of in ms.NIGHT_MAPS.values():
-            night = np.clip(night_of(bgr.astype(np.float32)), 0, 255).astype(np.uint8)
-            sc = mst.run_stream(sess, ms.camera([night if (i // 40) % 2 else day for i in range(200)], rng), 10, _state(p))[20:, 1]
-            streams += mst.alerts(sc, 0.5, 1, 0.3, 300) > 0
-            frames_m += int((np.nan_to_num(sc) >= 0.5).sum())
+    for _, _, frames in nve.streams():
+        sc = mst.run_stream(sess, frames, 10, _state(p))[20:, 1]
+        streams += mst.alerts(sc, 0.5, 1, 0.3, 300) > 0
+        frames_m += int((np.nan_to_num(sc) >= 0.5).sum())
     return streams, frames_m
 
 
