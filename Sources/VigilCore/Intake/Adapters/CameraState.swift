@@ -175,6 +175,7 @@ struct CameraState {
     /// `restlessLagSeconds` old. Models/training/motion_stream.py does the same.
     private mutating func updateRestless(_ current: [Float], ts newTs: Double, rate: Float) {
         let n = current.count, w = width, h = height, fit = CameraState.ghostFit
+        let renew = newTs - snapshotTs >= CameraState.restlessLagSeconds
         current.withUnsafeBufferPointer { cur in
             snapshot.withUnsafeMutableBufferPointer { snap in
                 restless.withUnsafeMutableBufferPointer { rest in
@@ -189,7 +190,7 @@ struct CameraState {
                                     row[x] += rate * (changed - row[x])
                                 }
                             }
-                            if newTs - snapshotTs >= CameraState.restlessLagSeconds {
+                            if renew {
                                 for i in 0..<n { snap[i] = cur[i] }
                             }
                         }
@@ -197,7 +198,7 @@ struct CameraState {
                 }
             }
         }
-        if newTs - snapshotTs >= CameraState.restlessLagSeconds { snapshotTs = newTs }
+        if renew { snapshotTs = newTs }
     }
 
     /// Ghosts: the background is a running average, so an object that stands still for a

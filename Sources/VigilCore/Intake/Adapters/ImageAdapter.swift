@@ -154,6 +154,9 @@ public final class ImageAdapter: StreamAdapter {
     /// Times the background was reset after the model said `lighting` (for tests, metrics).
     public private(set) var rebaselines = 0
 
+    /// Whether the model reads the running averages (background, activity, restless): only
+    /// then does the state keep them, and is it saved.
+    let keepsAverages: Bool
     /// Where this device's state is saved (nil: not saved), and the frame time it last was.
     let stateFile: CameraStateFile?
     private var savedAt = -Double.infinity
@@ -164,8 +167,8 @@ public final class ImageAdapter: StreamAdapter {
                 motion: MotionSettings = MotionSettings(), pipeline: String = "", device: String = "", weightValue: Float = 1) {
         self.shape = shape; self.width = width; self.height = height; self.channels = channels
         self.motion = motion; self.masks = motion.resolved(for: device).masks; self.weightValue = weightValue
-        let keeps = channels.contains(.background) || channels.contains(.activity) || channels.contains(.restless)
-        stateFile = keeps && motion.saveSeconds > 0 ? motion.stateDirectory.map {
+        keepsAverages = channels.contains(.background) || channels.contains(.activity) || channels.contains(.restless)
+        stateFile = keepsAverages && motion.saveSeconds > 0 ? motion.stateDirectory.map {
             CameraStateFile(directory: $0, pipeline: pipeline, device: device)
         } : nil
     }
@@ -208,8 +211,7 @@ public final class ImageAdapter: StreamAdapter {
                       activitySeconds: motion.activitySeconds ?? MotionSettings.defaultActivitySeconds,
                       hold: motion.backgroundHold ?? 1,
                       ghostSeconds: motion.ghostSeconds ?? MotionSettings.defaultGhostSeconds,
-                      averages: channels.contains(.background) || channels.contains(.activity) || channels.contains(.restless),
-                      restless: channels.contains(.restless))
+                      averages: keepsAverages, restless: channels.contains(.restless))
         if let file = stateFile, frame.ts - savedAt >= motion.saveSeconds {
             savedAt = frame.ts
             // A failed save (disk full, permissions) only costs the resume after a restart.
