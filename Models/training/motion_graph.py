@@ -351,6 +351,9 @@ def build(p, version, probe=False):
         # v2.9: the state's too: seconds a pixel must match the clean background (and not the
         # background) before the background is reset there (motion_stream GHOST_S); absent: 1 s
         **({"vigil.ghost_s": f"{p['GS']}"} if p.get("GS") is not None else {}),
+        # v2.11 (tried, not shipped; vigild does not read it): the state's: the moving channel stays 1
+        # through one `lighting` frame after a `motion` frame (motion_stream.CameraState moving_through_lighting)
+        **({"vigil.moving_through_lighting": "1"} if p.get("MTL") else {}),
         "vigil.version": version,
         "vigil.description": ("Background-subtraction motion detector: gain-compensated SSIM structure "
                               f"or local brightness change of the current frame against the device's background ({WIN}x{WIN} windows), "

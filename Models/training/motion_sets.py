@@ -204,7 +204,7 @@ def nuisance_streams(split, full, rng, n=200):
     return out
 
 
-def object_under_ae(g, rng, shade, metering, n=120, fps=10, size=((0.15, 0.35), (0.12, 0.3))):
+def object_under_ae(g, rng, shade, metering, n=120, fps=10, size=((0.15, 0.35), (0.12, 0.3)), glare=False, drift=0.0):
     """A still scene, an object (15-35 % of the width, 12-30 % of the height: a car seen from
     above) crossing it in 4 s, and a camera whose auto-exposure reacts to it (issue 16, v2.2):
     `highlight` metering keeps the 99th percentile where it was (a white object darkens the
@@ -213,14 +213,25 @@ def object_under_ae(g, rng, shade, metering, n=120, fps=10, size=((0.15, 0.35), 
     of the way to its target each frame. Returns the camera's frames and a label per frame:
     True object in view, False empty, None the first and last two frames of a pass (a sliver)
     and the second after the object left (the exposure is still on its way back; the
-    footage evaluation leaves a tail out too, its `exit_tail`)."""
+    footage evaluation leaves a tail out too, its `exit_tail`).
+    glare (v2.11): the object is brighter than the sensor's range (`shade` over 255: a white car
+    in the sun, as on Intel's car park footage, where it stays blown out while the exposure
+    darkens the frame by x1.5-x2) but for two dark windscreens, and the exposure meters what the
+    sensor gives (clipped). drift: px (at the scene's size) the whole view slides right over the
+    stream, and a third of it down (a pole-mounted camera creeping in the wind: Intel's car park
+    view slides ~5 px of 768 within 6 s)."""
     h, w = g.shape
     ow, oh = int(w * rng.uniform(*size[0])), int(h * rng.uniform(*size[1]))
     y0 = int(rng.uniform(0, h - oh))
     tex = cv2.GaussianBlur(rng.normal(0, 12, (oh, ow)).astype(np.float32), (0, 0), 3)
-    obj = np.clip(shade + tex, 0, 255)
+    obj = np.clip(shade + tex, 0, None if glare else 255)
+    if glare:     # dark windscreens across it: what stays visible of a car whose paint is blown out
+        for a, b in ((0.25, 0.35), (0.6, 0.7)):
+            obj[:, int(a * ow):int(b * ow)] = 60 + tex[:, int(a * ow):int(b * ow)]
     if metering == "highlight":
         meter = lambda f: np.percentile(f, 99)
+    elif metering == "mean":
+        meter = lambda f: f.mean()
     else:
         meter = lambda f: 0.5 * f.mean() + 0.5 * np.percentile(f, 99)
     target = meter(g.astype(np.float32))
@@ -235,7 +246,13 @@ def object_under_ae(g, rng, shade, metering, n=120, fps=10, size=((0.15, 0.35), 
             if b > a:
                 f[y0:y0 + oh, a:b] = obj[:, a - x0:b - x0]
                 seen = True
-        gain += 0.4 * (target / max(meter(f), 1.0) - gain)
+        if drift:
+            f = cv2.warpAffine(f, np.float32([[1, 0, drift * t / n], [0, 1, drift * t / (3 * n)]]), (w, h),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if glare:     # what the metering would restore, read from the clipped capture at the current gain
+            gain += 0.4 * (gain * target / max(meter(np.minimum(f * gain, 255)), 1.0) - gain)
+        else:
+            gain += 0.4 * (target / max(meter(f), 1.0) - gain)
         frames.append(np.clip(np.round(f * gain), 0, 255).astype(np.uint8))
         labels.append(seen)
     lab = list(labels)
@@ -288,6 +305,28 @@ def ae_object_streams(split, full, rng, size=None):
             for metering in ("highlight", "mixed"):
                 frames, lab = object_under_ae(g, rng, shade, metering, **({"size": size} if size else {}))
                 tag = f"{name}, {'large ' if size else ''}{'white' if shade > 128 else 'dark'} object, {metering} AE"
+                out.append((tag + ", 10 fps", frames, 10, lab, 20))
+                out.append((tag + ", 2.5 fps", frames[::4], 2.5, lab[::4], 5))
+    return out
+
+
+GLARE_DRIFT = 4.0           # px at 320 wide over a 12 s stream (2 px at the model's 160: Intel's car park crept ~1.2)
+GLARE_SHADES = (500, 700)    # a white car in the sun: x2 and x2.7 the sensor's white (it stays blown out)
+
+
+def glare_object_streams(split, full, rng, drift=0.0):
+    """[(name, frames, fps, labels, score_from)] (v2.11, issue 16): large objects brighter than the
+    sensor's range (object_under_ae's `glare`) crossing each of the split's dimmed still scenes,
+    the exposure metering the mean or half the mean and half the highlights, at 10 and 2.5 fps:
+    the exposure darkens the frame by up to x2 while the object stays blown out (on Intel's car
+    park footage it darkens x1.7; the synthetic objects of ae_object_streams move it by x1.35 at
+    most). drift: object_under_ae's (GLARE_DRIFT: the same streams with the camera creeping)."""
+    out = []
+    for name, g in dimmed_scenes(split, full):
+        for shade in GLARE_SHADES:
+            for metering in ("mean", "mixed"):
+                frames, lab = object_under_ae(g, rng, shade, metering, size=LARGE_OBJECT, glare=True, drift=drift)
+                tag = f"{name}, large object in glare ({shade}), {metering} AE" + (f", view drifting {drift:g} px" if drift else "")
                 out.append((tag + ", 10 fps", frames, 10, lab, 20))
                 out.append((tag + ", 2.5 fps", frames[::4], 2.5, lab[::4], 5))
     return out

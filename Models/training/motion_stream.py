@@ -54,10 +54,15 @@ def box3(x):
 
 
 class CameraState:
-    def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True, channels=CHANNELS, hold=1.0, ghost_s=GHOST_S):
+    def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True, channels=CHANNELS, hold=1.0, ghost_s=GHOST_S,
+                 moving_through_lighting=False):
         self.bg_s, self.act_s, self.heal, self.hold, self.ghost_s = background_s, activity_s, heal, hold, ghost_s
         self.channels = channels.split(",")
-        self.moved = False            # the model said motion on the last frame (the `moving` channel)
+        self.moved = False            # the `moving` channel: the model said motion on the last frame
+        # (v2.11, tried, not shipped: Models/motion.md; vigild does not read vigil.moving_through_lighting)
+        # ... or on the one before and `lighting` on the last
+        self.through_lighting = moving_through_lighting
+        self.said_motion = False
         self.weight = np.ones((H, W), np.float32) if weight is None else weight.astype(np.float32)
         self.B = None
         self.D = None
@@ -142,14 +147,20 @@ class CameraState:
             fits = float(np.percentile(np.abs(box3(self.last - scaled)), 90)) < RESCALE_FIT
             self.B = scaled if fits and not self.lit else self.last.copy()
         self.lit = label == "lighting"
-        self.moved = label == "motion"
+        # one `lighting` frame does not end an object's visit when the model asks so: a car whose
+        # exposure step was taken for lighting is still in view on the next frame
+        self.moved = label == "motion" or (self.through_lighting and label == "lighting" and self.said_motion)
+        self.said_motion = label == "motion"
 
 
 def state_for(meta, **kw):
     """A CameraState with the time constants a model declares (`vigil.background_s`,
-    `vigil.activity_s`, `vigil.background_hold`, `vigil.ghost_s`), as vigild sets them up."""
+    `vigil.activity_s`, `vigil.background_hold`, `vigil.ghost_s`), as vigild sets them up; and
+    `vigil.moving_through_lighting`, which only the tried v2.11 candidate declared (vigild does not
+    read it: no shipped model has it), so that candidate's figures can be reproduced."""
     return CameraState(background_s=float(meta["vigil.background_s"]), activity_s=float(meta["vigil.activity_s"]),
-                       hold=float(meta.get("vigil.background_hold", 1.0)), ghost_s=float(meta.get("vigil.ghost_s", GHOST_S)), **kw)
+                       hold=float(meta.get("vigil.background_hold", 1.0)), ghost_s=float(meta.get("vigil.ghost_s", GHOST_S)),
+                       moving_through_lighting=meta.get("vigil.moving_through_lighting") == "1", **kw)
 
 
 def run_stream(sess, frames, fps, state=None, labels=("still", "motion", "lighting")):
