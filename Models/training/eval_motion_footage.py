@@ -128,11 +128,11 @@ def clears_after(m, idx, visits, src_fps):
     return out
 
 
-def evaluate(sess, meta, name, spec, frames, step, heal=True):
-    """step k > 0: every k-th frame; step -k: every frame k times (a camera k times as fast
-    watching the same scene: the slow-mover case)."""
+def evaluate(sess, meta, name, spec, frames, step, heal=True, offset=0):
+    """step k > 0: every k-th frame from frame `offset` on; step -k: every frame k times (a
+    camera k times as fast watching the same scene: the slow-mover case)."""
     fps = spec["fps"] / step if step > 0 else spec["fps"] * -step
-    idx = np.arange(0, len(frames), step) if step > 0 else np.repeat(np.arange(len(frames)), -step)
+    idx = np.arange(offset, len(frames), step) if step > 0 else np.repeat(np.arange(len(frames)), -step)
     st = mst.state_for(meta, heal=heal)
     sc = mst.run_stream(sess, frames[idx], fps, st)
     lab = frame_labels(len(frames), spec["visits"], spec["exit_tail"])[idx]
@@ -155,22 +155,13 @@ def evaluate(sess, meta, name, spec, frames, step, heal=True):
                 per_visit=[(a, b, float(np.mean(m[(idx >= a) & (idx <= b) & (lab == 1)] >= thr))) for a, b in spec["visits"]])
 
 
-def every_offset(sess, meta, spec, frames, step):
+def every_offset(sess, meta, name, spec, frames, step):
     """Every `step`-th frame from each of the `step` possible first frames, pooled (v2.11): one
     offset gives 25 car frames at 2.5 fps, too few to tell 0.88 from 0.95; the five together
     give every car frame once. Returns (said motion, object frames, said lighting, per offset)."""
-    k = n = lit = 0
-    per = []
-    thr = float(meta["vigil.threshold"])
-    lab_all = frame_labels(len(frames), spec["visits"], spec["exit_tail"])
-    for off in range(step):
-        idx = np.arange(off, len(frames), step)
-        sc = mst.run_stream(sess, frames[idx], spec["fps"] / step, mst.state_for(meta))
-        pos = lab_all[idx] == 1
-        ko, no = int((sc[pos, 1] >= thr).sum()), int(pos.sum())
-        k, n, lit = k + ko, n + no, lit + int((np.nan_to_num(sc[pos, 2]) >= 0.5).sum())
-        per.append(f"{ko}/{no}")
-    return k, n, lit, per
+    runs = [evaluate(sess, meta, name, spec, frames, step, offset=off) for off in range(step)]
+    return (sum(r["k"] for r in runs), sum(r["n"] for r in runs), sum(r["lit"] for r in runs),
+            [f"{r['k']}/{r['n']}" for r in runs])
 
 
 def main():
@@ -204,7 +195,7 @@ def main():
                          (f"{np.median(cl):.1f} s (max {max(cl):.1f})" if cl else "-") + (f"; {late} not before the next" if late else "")])
             visits.append([f"{spec['what']}s, {r['fps']:g} fps, {state}"] + [f"{a_}-{b_}: {p:.2f}" for a_, b_, p in r["per_visit"]])
         if spec["what"] == "car":
-            k, n, lit, per = every_offset(sess, meta, spec, frames, 5)
+            k, n, lit, per = every_offset(sess, meta, name, spec, frames, 5)
             lo, hi = wilson(k, n)
             pooled.append(f"cars, {spec['fps'] / 5:g} fps, ghosts healed, every frame as one of the 5 offsets: {k}/{n} = {k / n:.3f} "
                           f"(Wilson [{lo:.3f}, {hi:.3f}]; frames of 3 passes, not independent), {lit} said lighting; by offset {', '.join(per)}")

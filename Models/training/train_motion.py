@@ -723,8 +723,10 @@ def main():
         # v2.10: TS chosen again with the extra day/night scenes (--recolour-more runs the choice)
         if "--recolour-more" in sys.argv:
             p.update(tune_recolour_more(p))
-        # v2.11: TGB chosen again with large objects in glare (--glare runs the choice, else the recorded one)
-        p.update(tune_glare(p) if "--glare" in sys.argv else {k: rec[k] for k in ("MTL",) if k in rec})
+        # v2.11 (tried, not shipped): TGB and the moving hold with large objects in glare; --glare runs
+        # the choice (with the creeping view in its tuning data it chooses nothing)
+        if "--glare" in sys.argv:
+            p.update(tune_glare(p))
     else:
         p = tune()
         p.update(tune_local(p))
