@@ -86,22 +86,19 @@ def main():
     p = read_results("motion_params.json")
     sess = session(mg.build(p, tm.VERSION))
     full = ms.vtest_frames()
+    kw = dict(background_s=20.0, activity_s=p["activity_s"], hold=p["HOLD"], ghost_s=p["GS"])
     for name, v in VARIANTS.items():
-        applied = 0
-        for seed, drift in ((tm.SEED + 11, 0.0), (tm.SEED + 13, ms.GLARE_DRIFT)):
-            hit = n = empty = ne = 0
-            for _, frames, fps, lab, score_from in ms.glare_object_streams("tune", full, np.random.default_rng(seed), drift=drift):
-                kw = dict(background_s=20.0, activity_s=p["activity_s"], hold=p["HOLD"], ghost_s=p["GS"])
-                st = RegisteredState(**v, **kw) if v else mst.CameraState(**kw)
-                m = (np.nan_to_num(mst.run_stream(sess, frames, fps, st)[:, 1]) >= 0.5)[score_from:]
-                on = np.array([x is True for x in lab[score_from:]])
-                off = np.array([x is False for x in lab[score_from:]])
-                hit, n = hit + int(m[on].sum()), n + int(on.sum())
-                empty, ne = empty + int(m[off].sum()), ne + int(off.sum())
-                applied += getattr(st, "applied", 0)
+        states = []
+
+        def new_state():
+            states.append(RegisteredState(**v, **kw) if v else mst.CameraState(**kw))
+            return states[-1]
+
+        for seed, drift in tm.GLARE_CAMERAS:
+            hit, n, empty, ne = tm.glare_tally(sess, new_state, seed, drift, full)
             print(f"{name:6s} {'creeping' if drift else 'still':8s} camera: object frames said motion {hit}/{n}, "
                   f"empty frames said motion {empty}/{ne}", flush=True)
-        print(f"{name:6s} shifts applied: {applied}", flush=True)
+        print(f"{name:6s} shifts applied: {sum(getattr(st, 'applied', 0) for st in states)}", flush=True)
 
 
 if __name__ == "__main__":

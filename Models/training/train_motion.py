@@ -646,22 +646,30 @@ TGB_GLARE_GRID = [0.4, 0.5, 0.6, 0.7, 0.8]   # v2.11: log gain x1.49 (v2.5-v2.10
 MTL_GRID = [False, True]                      # v2.11: the moving channel held through one lighting frame (motion_stream)
 
 
+GLARE_CAMERAS = ((SEED + 11, 0.0), (SEED + 13, ms.GLARE_DRIFT))   # (seed, drift): a still camera, a creeping one
+
+
+def glare_tally(sess, new_state, seed, drift, full):
+    """On the tuning motion_sets.glare_object_streams(seed, drift), each through new_state() (from
+    each stream's score_from): frames said motion with the object in view, such frames, frames
+    said motion with nothing in view, such frames."""
+    hit = n = empty = ne = 0
+    for _, frames, fps, lab, score_from in ms.glare_object_streams("tune", full, np.random.default_rng(seed), drift=drift):
+        m = (np.nan_to_num(mst.run_stream(sess, frames, fps, new_state())[:, 1]) >= 0.5)[score_from:]
+        on = np.array([v is True for v in lab[score_from:]])
+        off = np.array([v is False for v in lab[score_from:]])
+        hit, n = hit + int(m[on].sum()), n + int(on.sum())
+        empty, ne = empty + int(m[off].sum()), ne + int(off.sum())
+    return hit, n, empty, ne
+
+
 def _glare_figures(p):
-    """On motion_sets.glare_object_streams with a still camera and with one creeping (from each
-    stream's score_from): per camera, frames said motion with the object in view, such frames,
-    and frames said motion with nothing in view; and _extra_day_night's figures."""
+    """glare_tally's first three figures with a still camera and with a creeping one, through the
+    state vigild keeps for p; and _extra_day_night's figures."""
     sess = session(mg.build(p, VERSION))
     full = ms.vtest_frames()
-    out = []
-    for seed, drift in ((SEED + 11, 0.0), (SEED + 13, ms.GLARE_DRIFT)):
-        hit = n = empty = 0
-        for _, frames, fps, lab, score_from in ms.glare_object_streams("tune", full, np.random.default_rng(seed), drift=drift):
-            m = (np.nan_to_num(mst.run_stream(sess, frames, fps, _state(p))[:, 1]) >= 0.5)[score_from:]
-            on = np.array([v is True for v in lab[score_from:]])
-            off = np.array([v is False for v in lab[score_from:]])
-            hit, n, empty = hit + int(m[on].sum()), n + int(on.sum()), empty + int(m[off].sum())
-        out.append((hit, n, empty))
-    return out[0], out[1], _extra_day_night(p)
+    still, creeping = [glare_tally(sess, lambda: _state(p), seed, drift, full)[:3] for seed, drift in GLARE_CAMERAS]
+    return still, creeping, _extra_day_night(p)
 
 
 def tune_glare(p):
