@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Issue 16, experiment (not shipped; Models/motion.md, section "v2.11"): does registering the
-device's background to the frame by whole-pixel shifts take away the false motion of a creeping
-camera? Tuning data only: motion_sets.glare_object_streams with a still camera and with the view
+"""Issue 16, experiment (Models/motion.md, sections "v2.11" and "v2.12"): does registering the
+device's background to the frame take away the false motion of a creeping camera? Tuning data only: motion_sets.glare_object_streams with a still camera and with the view
 creeping GLARE_DRIFT px over each stream, through the shipped model's thresholds.
 
-  python3 Models/training/exp_motion_register.py      (~6 min on one core; prints the figures)
+  python3 Models/training/exp_motion_register.py [VARIANT ...]   (~3.5 min a variant on one core;
+      prints the figures; results/motion_register_experiment.txt, motion_align_experiment.txt)
 
 Variants: `none` (vigild's state as it is), `naive` (each frame, the shift within +-2 px that
 minimises the gain-matched mean squared difference between frame and background, applied when it
 cuts that by a fifth) and `robust` (the mean of the smallest 70 % of the absolute differences, so
 a large object's pixels do not pull the estimate; applied when it cuts that by a tenth and the
 same shift has won 5 frames in a row). A shift rolls every plane of the state (edges repeated).
+The `subpx` variants (v2.12, the view aligned: motion_stream.align_step) move each frame onto the
+state's view instead, by a sub-pixel offset; `subpx` is what vigild ships.
 """
 import os
 import sys
@@ -79,7 +81,16 @@ class RegisteredState(mst.CameraState):
         return super().inputs(cur, ts)
 
 
-VARIANTS = {"none": None, "naive": dict(trim=None, cut=0.8, wins=1), "robust": dict(trim=0.7, cut=0.9, wins=5)}
+VARIANTS = {"none": None, "naive": dict(trim=None, cut=0.8, wins=1), "robust": dict(trim=0.7, cut=0.9, wins=5),
+            # sub-pixel (motion_stream.align_step, v2.12), in the order tried: the shift alone; with a gain
+            # and an offset of brightness fitted; that, moved only after a frame the model called `still`;
+            # the brightness fitted, the shift the median of the 4 x 4 blocks' own; and (v2.12's) that, the
+            # pixels the restless map marks left out
+            "subpx-shift": {"ALIGN_PHOTOMETRIC": False, "ALIGN_ONLY_AFTER_STILL": False, "ALIGN_MEDIAN": False, "ALIGN_RESTLESS": None},
+            "subpx-photo": {"ALIGN_PHOTOMETRIC": True, "ALIGN_ONLY_AFTER_STILL": False, "ALIGN_MEDIAN": False, "ALIGN_RESTLESS": None},
+            "subpx-gated": {"ALIGN_PHOTOMETRIC": True, "ALIGN_ONLY_AFTER_STILL": True, "ALIGN_MEDIAN": False, "ALIGN_RESTLESS": None},
+            "subpx-median": {"ALIGN_PHOTOMETRIC": True, "ALIGN_ONLY_AFTER_STILL": False, "ALIGN_MEDIAN": True, "ALIGN_RESTLESS": None},
+            "subpx": {"ALIGN_PHOTOMETRIC": True, "ALIGN_ONLY_AFTER_STILL": False, "ALIGN_MEDIAN": True, "ALIGN_RESTLESS": 0.3}}
 
 
 def main():
@@ -87,11 +98,16 @@ def main():
     sess = session(mg.build(p, tm.VERSION))
     full = ms.vtest_frames()
     kw = dict(background_s=20.0, activity_s=p["activity_s"], hold=p["HOLD"], ghost_s=p["GS"])
-    for name, v in VARIANTS.items():
+    names = [a for a in sys.argv[1:] if a in VARIANTS] or list(VARIANTS)
+    for name, v in ((n, VARIANTS[n]) for n in names):
+        if name.startswith("subpx"):
+            for k, val in v.items():
+                setattr(mst, k, val)
         states = []
 
         def new_state():
-            states.append(RegisteredState(**v, **kw) if v else mst.CameraState(**kw))
+            states.append(mst.CameraState(align=True, **kw) if name.startswith("subpx") else
+                          RegisteredState(**v, **kw) if v else mst.CameraState(**kw))
             return states[-1]
 
         for seed, drift in tm.GLARE_CAMERAS:

@@ -354,6 +354,9 @@ def build(p, version, probe=False):
         # v2.11 (tried, not shipped; vigild does not read it): the state's: the moving channel stays 1
         # through one `lighting` frame after a `motion` frame (motion_stream.CameraState moving_through_lighting)
         **({"vigil.moving_through_lighting": "1"} if p.get("MTL") else {}),
+        # v2.12: the state's: each frame moved back onto the device's view before the state reads it
+        # (motion_stream align_step; vigild's ViewAligner); absent: not aligned
+        **({"vigil.align": "1"} if p.get("ALIGN") else {}),
         "vigil.version": version,
         "vigil.description": ("Background-subtraction motion detector: gain-compensated SSIM structure "
                               f"or local brightness change of the current frame against the device's background ({WIN}x{WIN} windows), "

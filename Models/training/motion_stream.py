@@ -32,6 +32,13 @@ Per device:
   smallest of 0.5 / 1 / 2 s that left its vegetation at 0 false pairs: 0.5 s gave 2 alerts);
   since v2.9 the model declares it (`vigil.ghost_s`, chosen again once the restless map took
   the foliage out: train_motion.tune_ghost).
+- the view aligned (v2.12, issue 16; the model's vigil.align): a creeping camera (a pole in the
+  wind; Intel's car park slides ~6 px of 768 in 9 s) turns every edge into motion against planes
+  learnt on the old view. Each frame is first moved back onto the state's view by an offset
+  (sub-pixel, bilinear: `warp`), and the offset follows `align_step` (one Lucas-Kanade step on the
+  3x3-blurred frame and background, with a gain and an offset of brightness fitted alongside,
+  counting only pixels a shift explains), by at most ALIGN_STEP a frame and ALIGN_REACH in all.
+  vigild's ViewAligner does the same.
 The model gets (C, B, D, W) computed from the frames before C; the state is then updated
 with C.
 """
@@ -45,7 +52,84 @@ GHOST_FIT = RESCALE_FIT   # a pixel agrees with a background within this (box3, 
 CLEAN_FACTOR = 5.0        # the clean background's time constant and acceptance time, x background_s
 GHOST_S = 1.0             # seconds a pixel must match the clean background (not B) before B is reset there (v2.9: the model's vigil.ghost_s)
 RESTLESS_LAG_S = 0.4      # v2.8: the restless map compares each frame with a snapshot this old (renewed every RESTLESS_LAG_S)
+# Alignment (v2.12, issue 16, a creeping camera): fixed before any run, not tuned
+ALIGN_INLIER = (0.1, 0.06)   # |residual| (box3) below which a pixel counts, first pass and the two after
+ALIGN_SHARE = 0.5            # share of pixels that must count for a frame to move the offset
+ALIGN_GAIN = 0.5             # share of a frame's estimate taken (damps the estimate's noise)
+ALIGN_STEP = 0.25            # px a frame may move the offset, at most (a creep is far slower)
+ALIGN_REACH = 4.0            # px (at 160 x 120) the offset may reach
+ALIGN_TEXTURE = 2e-5         # mean squared gradient (smaller eigenvalue) below which the scene cannot be aligned
 CHANNELS = "current,background,activity,weight"
+
+
+def warp(img, oy, ox):
+    """img moved by (oy, ox) px: out[y, x] = img[y - oy, x - ox], bilinear, edges repeated."""
+    h, w = img.shape
+    y, x = np.arange(h, dtype=np.float64) - oy, np.arange(w, dtype=np.float64) - ox
+    y0, x0 = np.floor(y), np.floor(x)
+    fy, fx = (y - y0).astype(np.float32)[:, None], (x - x0).astype(np.float32)[None, :]
+    ya, yb = np.clip(y0, 0, h - 1).astype(int), np.clip(y0 + 1, 0, h - 1).astype(int)
+    xa, xb = np.clip(x0, 0, w - 1).astype(int), np.clip(x0 + 1, 0, w - 1).astype(int)
+    rows = img[ya] * (1 - fy) + img[yb] * fy
+    return (rows[:, xa] * (1 - fx) + rows[:, xb] * fx).astype(np.float32)
+
+
+# Both chosen on the tuning glare streams (exp_motion_register.py, Models/motion.md v2.11): a shift
+# alone drifted on a still camera with large objects under auto-exposure (0 -> 160 empty frames said
+# motion); moving the offset only after a `still` frame froze it on the creeping view (397 -> 160)
+ALIGN_PHOTOMETRIC = True        # the step also fits a gain and an offset of brightness (a scale error on a lit gradient reads as a shift)
+ALIGN_ONLY_AFTER_STILL = False  # tried, off: the offset moves only on frames after one the model called `still`
+
+
+ALIGN_RESTLESS = 0.3            # pixels this restless or more (the model's TD) take no part: foliage sways, the view does not
+ALIGN_BLOCKS = 4                # the view cut into ALIGN_BLOCKS x ALIGN_BLOCKS blocks; the shift is their median
+ALIGN_MEDIAN = True             # (a large object crossing moves its own blocks' estimates, not most of them)
+
+
+def align_step(frame, bg, still=None):
+    """How far (dy, dx) the frame's content still sits from the background's: frame(p) ~ bg(p + d),
+    by Lucas-Kanade on both 3x3-blurred, gain-matched, robust to objects (pixels whose residual
+    stays above ALIGN_INLIER do not count), or None when too few pixels fit or the scene has too
+    little texture to tell. With ALIGN_MEDIAN the shift is the median of each block's own
+    (with the brightness fitted over the whole view), over the blocks with texture and most of
+    their pixels fitting. still: where pixels may count at all (None: everywhere)."""
+    b = box3(bg)
+    e = box3(frame) * (float(bg.mean()) / max(float(frame.mean()), 1e-3)) - b
+    gy, gx = np.zeros_like(b), np.zeros_like(b)
+    gy[1:-1] = (b[2:] - b[:-2]) / 2
+    gx[:, 1:-1] = (b[:, 2:] - b[:, :-2]) / 2
+    cols = [gy, gx] + ([b - float(b.mean()), np.ones_like(b)] if ALIGN_PHOTOMETRIC else [])
+    d = np.zeros(len(cols))
+    for bar in ALIGN_INLIER + ALIGN_INLIER[1:]:
+        r = e - sum(c * v for c, v in zip(cols, d))
+        m = np.abs(r) < bar
+        if m.mean() < ALIGN_SHARE:
+            return None
+        if still is not None:
+            m = m & still
+        a = np.array([[np.sum(ci * cj * m) for cj in cols] for ci in cols])
+        if np.linalg.eigvalsh(a[:2, :2])[0] < ALIGN_TEXTURE * m.sum():
+            return None
+        d = np.linalg.solve(a, np.array([np.sum(c * e * m) for c in cols]))
+    if not ALIGN_MEDIAN:
+        return d[:2]
+    rest = e - sum(c * v for c, v in zip(cols[2:], d[2:]))     # what is left for the shift to explain
+    h, w = b.shape
+    shifts = []
+    for by in range(ALIGN_BLOCKS):
+        for bx in range(ALIGN_BLOCKS):
+            sl = (slice(by * h // ALIGN_BLOCKS, (by + 1) * h // ALIGN_BLOCKS), slice(bx * w // ALIGN_BLOCKS, (bx + 1) * w // ALIGN_BLOCKS))
+            mb, yy, xx, rb = m[sl], gy[sl], gx[sl], rest[sl]
+            k = int(mb.sum())
+            if k < ALIGN_SHARE * mb.size:
+                continue
+            ab = np.array([[np.sum(yy * yy * mb), np.sum(yy * xx * mb)], [np.sum(yy * xx * mb), np.sum(xx * xx * mb)]])
+            if np.linalg.eigvalsh(ab)[0] < ALIGN_TEXTURE * k:
+                continue
+            shifts.append(np.linalg.solve(ab, np.array([np.sum(yy * rb * mb), np.sum(xx * rb * mb)])))
+    if len(shifts) < ALIGN_BLOCKS:
+        return None
+    return np.median(np.array(shifts), axis=0)
 
 
 def box3(x):
@@ -55,13 +139,17 @@ def box3(x):
 
 class CameraState:
     def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True, channels=CHANNELS, hold=1.0, ghost_s=GHOST_S,
-                 moving_through_lighting=False):
+                 moving_through_lighting=False, align=False):
         self.bg_s, self.act_s, self.heal, self.hold, self.ghost_s = background_s, activity_s, heal, hold, ghost_s
         self.channels = channels.split(",")
         self.moved = False            # the `moving` channel: the model said motion on the last frame
         # (v2.11, tried, not shipped: Models/motion.md; vigild does not read vigil.moving_through_lighting)
         # ... or on the one before and `lighting` on the last
         self.through_lighting = moving_through_lighting
+        # align (issue 16, a creeping camera): each frame is moved onto the state's view (`offset`,
+        # px) before anything else reads it; the offset follows align_step
+        self.align, self.offset = align, np.zeros(2)
+        self.was_still = True         # the model said `still` on the last frame (or there was none)
         self.said_motion = False
         self.weight = np.ones((H, W), np.float32) if weight is None else weight.astype(np.float32)
         self.B = None
@@ -74,6 +162,13 @@ class CameraState:
         """The model input for frame `cur` (float32 [H, W] in [0,1]) at `ts`, or None for
         a device's first frame; then updates the state with `cur`."""
         cur = cur.astype(np.float32)
+        if self.align and self.B is not None:
+            moved = warp(cur, *self.offset)
+            still = self.R < ALIGN_RESTLESS if ALIGN_RESTLESS is not None else None
+            d = align_step(moved, self.B, still) if self.was_still or not ALIGN_ONLY_AFTER_STILL else None
+            if d is not None:
+                self.offset = np.clip(self.offset + np.clip(ALIGN_GAIN * d, -ALIGN_STEP, ALIGN_STEP), -ALIGN_REACH, ALIGN_REACH)
+            cur = warp(cur, *self.offset) if np.any(self.offset) else cur
         if self.B is None:
             self.B = cur.copy()
             self.D = np.zeros_like(cur)
@@ -147,6 +242,7 @@ class CameraState:
             fits = float(np.percentile(np.abs(box3(self.last - scaled)), 90)) < RESCALE_FIT
             self.B = scaled if fits and not self.lit else self.last.copy()
         self.lit = label == "lighting"
+        self.was_still = label == "still"
         # one `lighting` frame does not end an object's visit when the model asks so: a car whose
         # exposure step was taken for lighting is still in view on the next frame
         self.moved = label == "motion" or (self.through_lighting and label == "lighting" and self.said_motion)
@@ -160,7 +256,8 @@ def state_for(meta, **kw):
     read it: no shipped model has it), so that candidate's figures can be reproduced."""
     return CameraState(background_s=float(meta["vigil.background_s"]), activity_s=float(meta["vigil.activity_s"]),
                        hold=float(meta.get("vigil.background_hold", 1.0)), ghost_s=float(meta.get("vigil.ghost_s", GHOST_S)),
-                       moving_through_lighting=meta.get("vigil.moving_through_lighting") == "1", **kw)
+                       moving_through_lighting=meta.get("vigil.moving_through_lighting") == "1",
+                       align=meta.get("vigil.align") == "1", **kw)
 
 
 def run_stream(sess, frames, fps, state=None, labels=("still", "motion", "lighting")):

@@ -24,7 +24,28 @@ final class MotionIntegrationTests: XCTestCase {
     /// flatter, the window black.
     func frame(gain: Double = 1, person: Int? = nil, car: Int? = nil, bigCar: Int? = nil, lamp: Double = 1,
                night: Bool = false, seed: UInt64) -> [UInt8] {
-        noisyPGM(seed: seed) { x, y in
+        noisyPGM(seed: seed, scene(gain: gain, person: person, car: car, bigCar: bigCar, lamp: lamp, night: night))
+    }
+
+    /// A car park seen from a pole (a kerb, a wall of bricks, painted bays on the asphalt) with
+    /// the whole view slid `shift` px to the right (a creeping camera: each pixel between its two
+    /// neighbours' values, as a lens would give them).
+    func crept(_ shift: Double, seed: UInt64) -> [UInt8] {
+        let park: (Int, Int) -> Double = { x, y in
+            if y < 60 { return (y % 12 < 2 || (x + (y / 12 % 2) * 12) % 24 < 2) ? 150 : 105 }   // bricks and mortar
+            if y < 70 { return 190 }                                                             // the kerb
+            return x % 48 < 5 || (y - 70) % 80 < 4 ? 225 : 85 + 10 * sin(Double(x) / 7)         // bays on asphalt
+        }
+        let whole = Int(shift.rounded(.down)), f = shift - Double(whole)
+        return noisyPGM(seed: seed) { x, y in
+            (1 - f) * park(max(0, x - whole), y) + f * park(max(0, x - whole - 1), y)
+        }
+    }
+
+    /// `frame`'s picture, before noise.
+    func scene(gain: Double = 1, person: Int? = nil, car: Int? = nil, bigCar: Int? = nil, lamp: Double = 1,
+               night: Bool = false) -> (Int, Int) -> Double {
+        { x, y in
             var v = 110 + 45 * sin(Double(x) / 17) * cos(Double(y) / 23) + 0.15 * Double(x)
             if y >= 140 { v = 80 + 20 * Double((x / 20 + y / 20) % 2) }
             if (40..<120).contains(y), (200..<280).contains(x) { v = 200 }
@@ -219,6 +240,34 @@ final class MotionIntegrationTests: XCTestCase {
         let late = after.filter { $0.0 >= left - 3.2 && $0.0 <= end }.map(\.1)
         XCTAssertGreaterThanOrEqual(late.count, 25, "\(after.suffix(40))")
         XCTAssertEqual(late.filter { $0 == "motion" }.count, 0, "the spot where the person stood is healed: \(late)")
+    }
+
+    /// Issue 16 (Models/motion.md, "v2.12"): Intel's car park camera creeps (~6 px of 768 in 9 s),
+    /// and a view that slides turns every edge in it into motion. An empty car park, 2 s still and
+    /// then sliding 4 px (of 320) right in 8 s, 10 frames a second in real time: with
+    /// `motion.align` off (v2.10's state) vigild says motion and raises alerts; with the shipped
+    /// model's default (v2.12 aligns the view) it logs no motion at all.
+    func testACreepingCameraOnAnEmptyCarParkRaisesNothing() throws {
+        func run(motion: String, device: String) throws -> (labels: [String], raised: Int) {
+            let vigild = try startVigild(motion: motion)
+            defer { vigild.client.close(); vigild.daemon.stop() }
+            var mids: [Int32] = []
+            let start = Date()
+            for i in 0..<100 {
+                let shift = i < 20 ? 0 : 4 * Double(i - 20) / 80
+                mids.append(try vigild.client.publish("sensors/\(device)/camera", crept(shift, seed: 900 + UInt64(i))))
+                Thread.sleep(until: start + Double(i + 1) / 10)
+            }
+            XCTAssertTrue(vigild.client.waitForAcks(mids))
+            XCTAssertTrue(waitUntil(timeout: 20) { self.labels(device).count == 99 }, "\(labels(device).count)\n\(vigild.daemon.output)")
+            return (labels(device), raised(device))
+        }
+        let fixed = try run(motion: #""align": false"#, device: "fixed")
+        XCTAssertGreaterThan(fixed.labels.filter { $0 == "motion" }.count, 0, "without alignment the slide reads as motion: \(fixed.labels)")
+        XCTAssertGreaterThan(fixed.raised, 0)
+        let aligned = try run(motion: "", device: "aligned")
+        XCTAssertEqual(aligned.labels.filter { $0 == "motion" }.count, 0, "\(aligned.labels)")
+        XCTAssertEqual(aligned.raised, 0)
     }
 
     /// Issue 16 (Models/motion.md, "v2.7"): a person who walks in and stands nearly still

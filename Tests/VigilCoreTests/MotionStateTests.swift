@@ -344,9 +344,12 @@ final class MotionStateTests: XCTestCase {
         var s = CameraState(first: room(object: false), ts: 0, width: 20, height: 20)
         let t = feed(&s, room(object: false), from: 0, seconds: 5)
         feed(&s, room(object: true), from: t, seconds: 30)
+        s.viewOffset = (0.375, -1.25)
         let file = CameraStateFile(directory: dir.file("motion-state"), pipeline: "cam", device: "hall")
         try file.save(s)
         let back = try XCTUnwrap(file.load(width: 20, height: 20))
+        XCTAssertEqual(back.viewOffset.y, 0.375)
+        XCTAssertEqual(back.viewOffset.x, -1.25, "a creeping camera's offset is kept: its frames stay on the learnt view")
         XCTAssertEqual(back.clean, s.clean)
         XCTAssertEqual(back.background, s.background)
         XCTAssertEqual(back.restless, s.restless)
@@ -357,6 +360,18 @@ final class MotionStateTests: XCTestCase {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file.path)))
         let head = try XCTUnwrap(CameraStateFile.header(bytes))
         XCTAssertEqual(head.planes, 6)
+        // An offset past the aligner's reach is not one it wrote: the device starts afresh.
+        var far = bytes
+        far.replaceSubrange((far.count - 8)..<far.count, with: (0..<8).map { UInt8(truncatingIfNeeded: (40.0).bitPattern >> (8 * $0)) })
+        try Data(far).write(to: URL(fileURLWithPath: file.path))
+        XCTAssertNil(file.load(width: 20, height: 20))
+        // As the format before v2.12 wrote it: its magic, no offset after the planes.
+        bytes.replaceSubrange(0..<CameraStateFile.magic.count, with: CameraStateFile.magicV4)
+        bytes.removeLast(16)
+        try Data(bytes).write(to: URL(fileURLWithPath: file.path))
+        let v4 = try XCTUnwrap(file.load(width: 20, height: 20), "a VGCS4 file still resumes")
+        XCTAssertEqual(v4.restless, s.restless)
+        XCTAssertTrue(v4.viewOffset == (0, 0), "no offset: the view as learnt")
         // As the format before v2.8 wrote it: its magic, the first four planes.
         bytes.replaceSubrange(0..<CameraStateFile.magic.count, with: CameraStateFile.magicV3)
         bytes.removeLast(2 * 4 * 400)
@@ -439,7 +454,7 @@ final class MotionStateTests: XCTestCase {
 
     func testMotionConfigIsReadAndEveryMistakeNamesItsKeyAndLine() throws {
         let c = try parse("""
-            { "background_s": 30, "activity_s": 120, "background_hold": 3, "ghost_s": 0.5, "min_area": 0.005,
+            { "background_s": 30, "activity_s": 120, "background_hold": 3, "ghost_s": 0.5, "min_area": 0.005, "align": false,
               "masks": [ { "rect": [0, 0, 100, 50] }, { "polygon": [[0, 400], [640, 300], [640, 480], [0, 480]] } ],
               "devices": { "gate": { "min_area": 0.02, "masks": [ { "rect": [10, 10, 5, 5] } ] } } }
             """)
@@ -448,6 +463,10 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(m.activitySeconds, 120)
         XCTAssertEqual(m.backgroundHold, 3)
         XCTAssertEqual(m.ghostSeconds, 0.5)
+        XCTAssertEqual(m.align, false)
+        XCTAssertEqual(m.applying(model: ["vigil.align": "1"]).align, false, "the config's word over the model's")
+        XCTAssertEqual(MotionSettings().applying(model: ["vigil.align": "1"]).align, true)
+        XCTAssertEqual(MotionSettings().applying(model: [:]).align, false, "a model that does not ask is not aligned")
         XCTAssertEqual(m.minArea, 0.005)
         XCTAssertEqual(m.masks, [MotionMask(rect: 0, 0, 100, 50), MotionMask(points: [(0, 400), (640, 300), (640, 480), (0, 480)])])
         XCTAssertEqual(m.resolved(for: "gate").minArea, 0.02)
@@ -465,6 +484,7 @@ final class MotionStateTests: XCTestCase {
             (#"{ "min_area": 2 }"#, "pgm", "", "motion.min_area: must be between"),
             (#"{ "background_hold": 0.5 }"#, "pgm", "", "motion.background_hold: must be between"),
             (#"{ "ghost_s": 0 }"#, "pgm", "", "motion.ghost_s: must be between"),
+            (#"{ "align": "yes" }"#, "pgm", "", "motion.align: must be true or false"),
             (#"{ "devices": { "gate": { "mask": [] } } }"#, "pgm", "", "motion.devices.gate.mask: unknown key"),
             (#"{ "backgrund_s": 5 }"#, "pgm", "", "motion.backgrund_s: unknown key"),
             (#"{ }"#, "wav", "", "pipelines[0].motion: only pgm and gray8 pipelines take motion"),
@@ -521,39 +541,50 @@ final class MotionStateTests: XCTestCase {
 final class MotionCostFigures: XCTestCase {
     func testPrintTheCostOfAFrame() throws {
         try XCTSkipUnless(figuresAsked, figuresSkipped)
+        var rng: UInt64 = 7
+        // A view that creeps a pixel (at 640) every 20 frames, so that the aligner has work.
+        let frames: [TimedFrame] = (0..<200).map { i in
+            let px = (0..<(640 * 480)).map { j -> UInt8 in
+                rng = rng &* 6364136223846793005 &+ 1442695040888963407
+                return UInt8(truncatingIfNeeded: (j % 640 + i / 20) / 3 + (j / 640) / 4 + Int(rng >> 62) + i)
+            }
+            return TimedFrame(frame: .image(width: 640, height: 480, pixels: px), ts: Double(i) / 10)
+        }
+        // Both settings in one run, alternating frame by frame: the ratio is what a shared machine can tell.
+        let aligned = try costs(align: true), fixed = try costs(align: false)
+        var timings: [Bool: (adapter: [Double], model: [Double])] = [true: ([], []), false: ([], [])]
+        for f in frames {
+            for (align, (p, a)) in [(true, aligned), (false, fixed)] {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let inputs = try a.inputs(for: f)
+                let t1 = DispatchTime.now().uptimeNanoseconds
+                for input in inputs {
+                    var d = try p.detect(input, device: "cam1")
+                    timings[align]!.model.append(d.latencyMs)
+                    a.observe(&d)
+                }
+                timings[align]!.adapter.append(Double(t1 - t0) / 1e6)
+            }
+        }
+        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
+        func p95(_ v: [Double]) -> Double { v.sorted()[min(v.count - 1, Int(Double(v.count) * 0.95))] }
+        for align in [true, false] {
+            let (adapterMs, modelMs) = timings[align]!
+            print(String(format: "motion frame 640x480, motion.align %@: adapter (resize, align, background, activity, restless, weight) median %.2f ms p95 %.2f ms; model median %.2f ms p95 %.2f ms (1 thread)",
+                         align ? "on " : "off", median(adapterMs), p95(adapterMs), median(modelMs), p95(modelMs)))
+            XCTAssertEqual(modelMs.count, frames.count - 1)
+        }
+    }
+
+    private func costs(align: Bool) throws -> (Pipeline, ImageAdapter) {
         let path = Paths.repo.appendingPathComponent("Models/motion.onnx").path
         let c = try Config.parse(Array("""
             { "node": "n", "models": { "m": { "path": "\(path)", "threads": 1 } },
               "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m",
-                "motion": { "masks": [ { "rect": [0, 0, 200, 480] } ] }, "alert": { "labels": ["motion"] } } ] }
+                "motion": { "align": \(align), "masks": [ { "rect": [0, 0, 200, 480] } ] }, "alert": { "labels": ["motion"] } } ] }
             """.utf8))
         let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path, threads: 1))
-        let a = p.makeAdapter(device: "cam1")
-        var rng: UInt64 = 7
-        let frames: [TimedFrame] = (0..<200).map { i in
-            let px = (0..<(640 * 480)).map { j -> UInt8 in
-                rng = rng &* 6364136223846793005 &+ 1442695040888963407
-                return UInt8(truncatingIfNeeded: (j % 640) / 3 + (j / 640) / 4 + Int(rng >> 62) + i)
-            }
-            return TimedFrame(frame: .image(width: 640, height: 480, pixels: px), ts: Double(i) / 10)
-        }
-        var adapterMs: [Double] = [], modelMs: [Double] = []
-        for f in frames {
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            let inputs = try a.inputs(for: f)
-            let t1 = DispatchTime.now().uptimeNanoseconds
-            for input in inputs {
-                var d = try p.detect(input, device: "cam1")
-                modelMs.append(d.latencyMs)
-                a.observe(&d)
-            }
-            adapterMs.append(Double(t1 - t0) / 1e6)
-        }
-        func median(_ v: [Double]) -> Double { v.sorted()[v.count / 2] }
-        func p95(_ v: [Double]) -> Double { v.sorted()[min(v.count - 1, Int(Double(v.count) * 0.95))] }
-        print(String(format: "motion frame 640x480: adapter (resize, background, activity, restless, weight) median %.2f ms p95 %.2f ms; model median %.2f ms p95 %.2f ms (1 thread)",
-                     median(adapterMs), p95(adapterMs), median(modelMs), p95(modelMs)))
-        XCTAssertEqual(modelMs.count, frames.count - 1)
+        return (p, try XCTUnwrap(p.makeAdapter(device: "cam1") as? ImageAdapter))
     }
 }
 

@@ -88,8 +88,11 @@ public final class ConfigObject {
         try int(key, in: range) ?? d
     }
 
-    public func bool(_ key: String, default d: Bool) throws -> Bool {
-        guard let v = raw(key) else { return d }
+    public func bool(_ key: String, default d: Bool) throws -> Bool { try bool(key) ?? d }
+
+    /// nil when absent (or null): the caller's default applies later.
+    public func bool(_ key: String) throws -> Bool? {
+        guard let v = raw(key) else { return nil }
         guard case .bool(let b) = v else { throw error(key, "must be true or false") }
         return b
     }

@@ -21,6 +21,10 @@ public struct MotionSettings: Sendable, Equatable {
     /// kept of a person or car that stood and left (a ghost) stops saying motion after this.
     /// nil: the model's `vigil.ghost_s`, else `defaultGhostSeconds`.
     public var ghostSeconds: Double?
+    /// Whether each frame is moved back onto the device's view before the state reads it, so a
+    /// camera that creeps (a pole in the wind, a bracket settling) does not turn every edge in
+    /// the picture into motion (ViewAligner). nil: the model's `vigil.align` ("1": on), else off.
+    public var align: Bool?
 
     /// How often (frame time) a device's state is saved, so a restart resumes it; 0: never.
     public var saveSeconds = 300.0
@@ -56,7 +60,7 @@ public struct MotionSettings: Sendable, Equatable {
 
     /// These settings with the time constants the model was tuned with filled in where the
     /// config leaves them out (`vigil.background_s`, `vigil.activity_s`, `vigil.background_hold`,
-    /// `vigil.ghost_s`).
+    /// `vigil.ghost_s`, `vigil.align`).
     public func applying(model: [String: String]) -> MotionSettings {
         var s = self
         func meta(_ k: String) -> Double? { model[k].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } }
@@ -64,6 +68,7 @@ public struct MotionSettings: Sendable, Equatable {
         s.activitySeconds = s.activitySeconds ?? meta("vigil.activity_s") ?? MotionSettings.defaultActivitySeconds
         s.backgroundHold = s.backgroundHold ?? meta("vigil.background_hold").map { max(1, $0) } ?? 1
         s.ghostSeconds = s.ghostSeconds ?? meta("vigil.ghost_s") ?? MotionSettings.defaultGhostSeconds
+        s.align = s.align ?? (model["vigil.align"] == "1")
         return s
     }
 
@@ -80,6 +85,7 @@ public struct MotionSettings: Sendable, Equatable {
         s.activitySeconds = try m.double("activity_s", in: 0.1...86_400)
         s.backgroundHold = try m.double("background_hold", in: 1...100)
         s.ghostSeconds = try m.double("ghost_s", in: 0.05...3600)
+        s.align = try m.bool("align")
         s.minArea = try m.double("min_area", in: 0.00001...1)
         s.saveSeconds = try m.double("save_s", default: s.saveSeconds, in: 0...86_400)
         s.masks = try MotionMask.parseList(m, "masks", frame: frame)

@@ -238,6 +238,7 @@ public final class Pipeline: Sendable {
                   + (roles.contains(.background) ? "; background over \(JSONValue.format(motion.backgroundSeconds!)) s"
                     + (motion.backgroundHold! > 1 ? " (x\(JSONValue.format(motion.backgroundHold!)) where the frame differs)" : "")
                     + (motion.ghostSeconds! != MotionSettings.defaultGhostSeconds ? ", ghosts healed after \(JSONValue.format(motion.ghostSeconds!)) s" : "")
+                    + (motion.align! ? ", view aligned" : "")
                     + ", activity over \(JSONValue.format(motion.activitySeconds!)) s" : "")
             return make(decoder, what) { device in
                 ImageAdapter(shape: input, width: width, height: height, channels: roles, motion: motion, pipeline: s.name, device: device,

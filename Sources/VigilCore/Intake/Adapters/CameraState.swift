@@ -61,6 +61,9 @@ struct CameraState {
     /// A frame at least `restlessLagSeconds` old, renewed every `restlessLagSeconds`, and when.
     private(set) var snapshot: [Float]
     private(set) var snapshotTs: Double
+    /// Where the state's view sits in the camera's frames, px at the model's size (ViewAligner:
+    /// a creeping camera's frames are moved back onto the view the planes were learnt on).
+    var viewOffset: (y: Double, x: Double) = (0, 0)
     private(set) var ts: Double
     let width: Int, height: Int
 
@@ -76,8 +79,10 @@ struct CameraState {
     /// healed has no clean background either: the background stands in for it; one from
     /// before v2.8 has no restless map (it starts at 0) and no snapshot (the last frame).
     init(last: [Float], background: [Float], activity: [Float], clean: [Float]? = nil,
-         restless: [Float]? = nil, snapshot: [Float]? = nil, ts: Double, width: Int, height: Int) {
+         restless: [Float]? = nil, snapshot: [Float]? = nil, viewOffset: (y: Double, x: Double) = (0, 0),
+         ts: Double, width: Int, height: Int) {
         let zeros = [Float](repeating: 0, count: last.count)
+        self.viewOffset = viewOffset
         self.last = last; self.background = background; self.activity = activity
         self.clean = clean ?? background; settled = zeros; ghost = zeros
         self.restless = restless ?? zeros; self.snapshot = snapshot ?? last; snapshotTs = ts

@@ -12,17 +12,20 @@ import Foundation
 /// Layout (little-endian): magic, width, height (UInt32), frame time (Float64 bits), then
 /// the pipeline and device names (UInt16 length + UTF-8 each, so `vigilctl baseline` can
 /// name a file's device: the file name keeps only its safe characters), then the planes:
-/// last, background, activity, clean, restless, snapshot. The healing's timers are not saved
+/// last, background, activity, clean, restless, snapshot; then the view's offset (y, x: Float64
+/// bits; ViewAligner). The healing's timers are not saved
 /// (a restart costs a ghost one more second, a parked car one more acceptance time); the
 /// snapshot is taken to be as old as the state. Files of the formats before are still read:
-/// `VGCS3` (four planes: the restless map starts at 0, the last frame is the snapshot) and
-/// `VGCS2` (three: the background also stands in for the clean one).
+/// `VGCS4` (no offset: 0), `VGCS3` (four planes: the restless map starts at 0, the last frame
+/// is the snapshot) and `VGCS2` (three: the background also stands in for the clean one).
 struct CameraStateFile {
     let path: String
     let pipeline: String
     let device: String
 
-    static let magic = Array("VGCS4\n".utf8)
+    static let magic = Array("VGCS5\n".utf8)
+    /// Before the view was aligned (until motion v2.12, 2026-12-04): no offset.
+    static let magicV4 = Array("VGCS4\n".utf8)
     /// Before the restless map (until motion v2.8, 2026-12-04): four planes.
     static let magicV3 = Array("VGCS3\n".utf8)
     /// The format before ghosts were healed (until 2026-12-03): three planes.
@@ -64,10 +67,10 @@ struct CameraStateFile {
         var out = CameraStateFile.magic
         out.reserveCapacity(32 + s.last.count * 24)
         for v in [UInt32(s.width), UInt32(s.height)] { append32(v, &out) }
-        var t = s.ts.bitPattern
-        for _ in 0..<8 { out.append(UInt8(t & 0xff)); t >>= 8 }
+        append64(s.ts.bitPattern, &out)
         for name in [pipeline, device] { appendName(name, &out) }
         for plane in [s.last, s.background, s.activity, s.clean, s.restless, s.snapshot] { for x in plane { append32(x.bitPattern, &out) } }
+        for v in [s.viewOffset.y, s.viewOffset.x] { append64(v.bitPattern, &out) }
         let dir = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         try Data(out).write(to: URL(fileURLWithPath: path), options: .atomic)
@@ -80,29 +83,35 @@ struct CameraStateFile {
         let b = [UInt8](data)
         let n = width * height
         guard let head = CameraStateFile.header(b), head.pipeline == pipeline, head.device == device,
-              head.width == width, head.height == height, b.count == head.bytes + 4 * head.planes * n else { return nil }
+              head.width == width, head.height == height,
+              b.count == head.bytes + 4 * head.planes * n + (head.offset ? 16 : 0) else { return nil }
         func plane(_ k: Int) -> [Float] { (0..<n).map { Float(bitPattern: CameraStateFile.read32(b, head.bytes + 4 * (k * n + $0))) } }
         let planes = (0..<head.planes).map(plane)
         guard planes.allSatisfy(allFinite) else { return nil }
+        let end = head.bytes + 4 * head.planes * n
+        let offset = head.offset ? (Double(bitPattern: CameraStateFile.read64(b, end)), Double(bitPattern: CameraStateFile.read64(b, end + 8))) : (0, 0)
+        // An offset beyond the aligner's reach (or not a number) is not one it wrote.
+        guard abs(offset.0) <= ViewAligner.reach, abs(offset.1) <= ViewAligner.reach else { return nil }
         return CameraState(last: planes[0], background: planes[1], activity: planes[2],
                            clean: planes.count > 3 ? planes[3] : nil, restless: planes.count > 5 ? planes[4] : nil,
-                           snapshot: planes.count > 5 ? planes[5] : nil, ts: head.ts, width: width, height: height)
+                           snapshot: planes.count > 5 ? planes[5] : nil, viewOffset: offset, ts: head.ts, width: width, height: height)
     }
 
-    /// What a file's header says (nil: not a state file of either format). `bytes`: the
-    /// header's length, where the planes begin; `planes`: how many follow.
-    static func header(_ b: [UInt8]) -> (pipeline: String, device: String, width: Int, height: Int, ts: Double, bytes: Int, planes: Int)? {
+    /// What a file's header says (nil: not a state file of any format). `bytes`: the
+    /// header's length, where the planes begin; `planes`: how many follow; `offset`: whether
+    /// the view's offset follows them.
+    static func header(_ b: [UInt8]) -> (pipeline: String, device: String, width: Int, height: Int, ts: Double, bytes: Int, planes: Int,
+                                         offset: Bool)? {
         let m = magic.count
         guard b.count >= m + 20 else { return nil }
         let planes: Int
         switch Array(b.prefix(m)) {
-        case magic: planes = 6
+        case magic, magicV4: planes = 6
         case magicV3: planes = 4
         case magicV2: planes = 3
         default: return nil
         }
-        var t: UInt64 = 0
-        for i in (0..<8).reversed() { t = t << 8 | UInt64(b[m + 8 + i]) }
+        let t = read64(b, m + 8)
         var at = m + 16
         var names: [String] = []
         for _ in 0..<2 {
@@ -112,7 +121,8 @@ struct CameraStateFile {
             names.append(name)
             at += 2 + len
         }
-        return (names[0], names[1], Int(read32(b, m)), Int(read32(b, m + 4)), Double(bitPattern: t), at, planes)
+        return (names[0], names[1], Int(read32(b, m)), Int(read32(b, m + 4)), Double(bitPattern: t), at, planes,
+                Array(b.prefix(m)) == magic)
     }
 
     private func appendName(_ name: String, _ out: inout [UInt8]) {
@@ -123,6 +133,17 @@ struct CameraStateFile {
 
     private func append32(_ v: UInt32, _ out: inout [UInt8]) {
         out.append(UInt8(v & 0xff)); out.append(UInt8(v >> 8 & 0xff)); out.append(UInt8(v >> 16 & 0xff)); out.append(UInt8(v >> 24))
+    }
+
+    private func append64(_ v: UInt64, _ out: inout [UInt8]) {
+        var v = v
+        for _ in 0..<8 { out.append(UInt8(v & 0xff)); v >>= 8 }
+    }
+
+    static func read64(_ b: [UInt8], _ at: Int) -> UInt64 {
+        var v: UInt64 = 0
+        for i in (0..<8).reversed() { v = v << 8 | UInt64(b[at + i]) }
+        return v
     }
 
     static func read32(_ b: [UInt8], _ at: Int) -> UInt32 {

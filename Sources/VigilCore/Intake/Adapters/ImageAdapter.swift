@@ -147,6 +147,8 @@ public final class ImageAdapter: StreamAdapter {
     let weightValue: Float
     private var state: CameraState?
     private var resizer: AreaResizer?
+    /// Moves a creeping camera's frames back onto the state's view (nil: `motion.align` off).
+    private var aligner: ViewAligner?
     private var weights: [Float] = []
     /// This frame at the model's size. Reused: `CameraState.update` hands back the previous
     /// frame's plane in exchange, so a frame allocates no planes of its own.
@@ -168,6 +170,7 @@ public final class ImageAdapter: StreamAdapter {
         self.shape = shape; self.width = width; self.height = height; self.channels = channels
         self.motion = motion; self.masks = motion.resolved(for: device).masks; self.weightValue = weightValue
         keepsAverages = channels.contains(.background) || channels.contains(.activity) || channels.contains(.restless)
+        if keepsAverages && motion.align == true { aligner = ViewAligner(width: width, height: height) }
         stateFile = keepsAverages && motion.saveSeconds > 0 ? motion.stateDirectory.map {
             CameraStateFile(directory: $0, pipeline: pipeline, device: device)
         } : nil
@@ -203,6 +206,10 @@ public final class ImageAdapter: StreamAdapter {
             savedAt = frame.ts
             learningSince = frame.ts
             return []
+        }
+        if aligner != nil {
+            aligner!.align(&current, to: state!.background, restless: channels.contains(.restless) ? state!.restless : nil,
+                           offset: &state!.viewOffset)
         }
         let made = input(current, state!, frame.ts)
         // In place: a local copy of the state would copy its planes (copy on write) every frame.

@@ -1,0 +1,107 @@
+import Foundation
+@testable import VigilCore
+import XCTest
+
+/// Motion v2.12 (issue 16): a creeping camera's frames are moved back onto the view its state
+/// was learnt on (ViewAligner). The expected figures are what Models/training/motion_stream.py
+/// (`warp`, `align_step`, the same update of the offset) prints for the same frames.
+final class ViewAlignerTests: XCTestCase {
+    let w = 64, h = 48
+
+    /// A smooth textured scene (no third-party pixels).
+    var scene: [Float] {
+        (0..<(w * h)).map { i in
+            let x = Double(i % w), y = Double(i / w)
+            return Float(0.4 + 0.2 * sin(0.35 * x + 0.1 * y) + 0.15 * cos(0.27 * y - 0.05 * x))
+        }
+    }
+
+    func moved(_ image: [Float], _ y: Double, _ x: Double) -> [Float] {
+        var out = [Float](repeating: 0, count: image.count)
+        ViewAligner.warp(image, by: (y, x), into: &out, width: w, height: h)
+        return out
+    }
+
+    /// The view slides 1.2 px right and 0.5 px up over 12 s: the offset follows it to within a
+    /// few hundredths of a pixel, and the aligned frame is the scene again.
+    func testACreepingViewIsFollowedToASubPixelOffset() {
+        var aligner = ViewAligner(width: w, height: h)
+        var offset: (y: Double, x: Double) = (0, 0)
+        var seen: [Int: (Double, Double)] = [:]
+        var last: [Float] = []
+        for i in 0..<120 {
+            var frame = moved(scene, -0.004 * Double(i), 0.01 * Double(i))
+            aligner.align(&frame, to: scene, offset: &offset)
+            seen[i] = offset
+            last = frame
+        }
+        let python: [Int: (Double, Double)] = [10: (0.03636, -0.0904), 60: (0.23758, -0.59125), 119: (0.47349, -1.18108)]
+        for (i, (y, x)) in python {
+            XCTAssertEqual(seen[i]!.0, y, accuracy: 1e-3, "frame \(i)")
+            XCTAssertEqual(seen[i]!.1, x, accuracy: 1e-3, "frame \(i)")
+        }
+        let unaligned = moved(scene, -0.476, 1.19)
+        let inner = (4..<(h - 4)).flatMap { y in (4..<(w - 4)).map { y * w + $0 } }
+        let before = inner.map { abs(unaligned[$0] - scene[$0]) }.reduce(0, +) / Float(inner.count)
+        let after = inner.map { abs(last[$0] - scene[$0]) }.reduce(0, +) / Float(inner.count)
+        XCTAssertLessThan(after, before / 10, "aligned: \(after), as sent: \(before)")
+    }
+
+    /// A dark object crossing a still view, with the exposure 1.3x: the pixels it covers do not
+    /// fit a shift and the gain is fitted with it, so the offset stays within a hundredth of a
+    /// pixel (Python: at most 0.005).
+    func testAnObjectCrossingAStillViewDoesNotMoveIt() {
+        var aligner = ViewAligner(width: w, height: h)
+        var offset: (y: Double, x: Double) = (0, 0)
+        var largest = 0.0
+        for i in 0..<60 {
+            var frame = scene.map { min(1, $0 * 1.3) }
+            let x0 = -10 + i
+            for y in 16..<32 {
+                for x in max(0, x0)..<min(w, max(0, x0 + 12)) { frame[y * w + x] = 0.05 }
+            }
+            aligner.align(&frame, to: scene, offset: &offset)
+            largest = max(largest, abs(offset.y), abs(offset.x))
+        }
+        XCTAssertLessThan(largest, 0.02)
+    }
+
+    /// Foliage filling most of the view sways a pixel to the side: the restless map marks it, and
+    /// the offset does not follow it; without the map it would.
+    func testSwayingFoliageTheRestlessMapMarksDoesNotMoveTheView() {
+        let swayed = moved(scene, 0, 1)
+        let sway = (0..<(w * h)).map { i in i % w < 48 ? swayed[i] : scene[i] }
+        let restless = (0..<(w * h)).map { i -> Float in i % w < 48 ? 0.6 : 0 }
+        var aligner = ViewAligner(width: w, height: h)
+        var marked: (y: Double, x: Double) = (0, 0), unmarked: (y: Double, x: Double) = (0, 0)
+        for _ in 0..<10 {
+            var f = sway, g = sway
+            aligner.align(&f, to: scene, restless: restless, offset: &marked)
+            aligner.align(&g, to: scene, offset: &unmarked)
+        }
+        XCTAssertLessThan(abs(marked.x), 0.05, "the still quarter of the view holds it")
+        XCTAssertGreaterThan(abs(unmarked.x), 0.2, "without the map the swaying three quarters take it along")
+    }
+
+    /// The offset moves by a quarter pixel a frame at most, and never past the reach; a blank
+    /// view (no texture) tells nothing.
+    func testTheOffsetMovesBySmallStepsWithinItsReach() {
+        var aligner = ViewAligner(width: w, height: h)
+        var offset: (y: Double, x: Double) = (0, 0)
+        for _ in 0..<3 {
+            var f = moved(scene, 0, 1)
+            let was = offset.x
+            aligner.align(&f, to: scene, offset: &offset)
+            XCTAssertLessThanOrEqual(abs(offset.x - was), ViewAligner.maxStep + 1e-12)
+        }
+        XCTAssertEqual(offset.x, -3 * ViewAligner.maxStep, accuracy: 1e-9, "a pixel away: a quarter pixel a frame")
+        var blank = [Float](repeating: 0.5, count: w * h)
+        var still: (y: Double, x: Double) = (0, 0)
+        aligner.align(&blank, to: [Float](repeating: 0.5, count: w * h), offset: &still)
+        XCTAssertTrue(still == (0, 0))
+        var far: (y: Double, x: Double) = (0, -ViewAligner.reach)
+        var f = moved(scene, 0, ViewAligner.reach + 0.5)
+        aligner.align(&f, to: scene, offset: &far)
+        XCTAssertGreaterThanOrEqual(far.x, -ViewAligner.reach, "a camera knocked further is not followed")
+    }
+}
