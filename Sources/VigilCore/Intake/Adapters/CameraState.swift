@@ -322,18 +322,23 @@ struct CameraState {
     /// deviation is taken).
     static func box3(_ x: [Float], width w: Int, height h: Int) -> [Float] {
         guard !x.isEmpty else { return x }
-        var rows = [Float](repeating: 0, count: x.count)
-        x.withUnsafeBufferPointer { x in rows.withUnsafeMutableBufferPointer { box3RowSums(x, into: $0, width: w, height: h) } }
-        var out = [Float](repeating: 0, count: x.count)
-        rows.withUnsafeBufferPointer { rows in
-            out.withUnsafeMutableBufferPointer { out in
-                for y in 0..<h {
-                    let sums = box3Rows(rows, y, width: w, height: h), outRow = out.baseAddress! + y * w
-                    for i in 0..<w { outRow[i] = box3Mean(sums, i) }
-                }
+        var rows = [Float](repeating: 0, count: x.count), out = rows
+        x.withUnsafeBufferPointer { x in
+            rows.withUnsafeMutableBufferPointer { rows in
+                out.withUnsafeMutableBufferPointer { box3(x, into: $0, rows: rows, width: w, height: h) }
             }
         }
         return out
+    }
+
+    /// `box3` into `out`, with `rows` (as long) for the row sums: no allocation.
+    static func box3(_ x: UnsafeBufferPointer<Float>, into out: UnsafeMutableBufferPointer<Float>, rows: UnsafeMutableBufferPointer<Float>,
+                     width w: Int, height h: Int) {
+        box3RowSums(x, into: rows, width: w, height: h)
+        for y in 0..<h {
+            let sums = box3Rows(UnsafeBufferPointer(rows), y, width: w, height: h), outRow = out.baseAddress! + y * w
+            for i in 0..<w { outRow[i] = box3Mean(sums, i) }
+        }
     }
 
     // The blur in three pieces that `box3` and `update` share, so that both give the same

@@ -47,6 +47,11 @@ struct ViewAligner {
     private var blurred: [Float] = []
     private var reference: [Float] = []
     private var rows: [Float] = []
+    // Each pixel's terms of the fit, computed once a frame (every pass and the blocks read them):
+    // the background's vertical and horizontal gradients and the gain-matched difference.
+    private var gradY: [Float] = []
+    private var gradX: [Float] = []
+    private var error: [Float] = []
 
     /// Moves `frame` onto the view of `background` (the device's), after letting it move
     /// `offset`: where the state's view sits in this camera's frames, px at the model's size (a
@@ -60,6 +65,7 @@ struct ViewAligner {
         let restless = restless?.count == n ? restless : nil
         if moved.count != n {
             moved = [Float](repeating: 0, count: n); blurred = moved; reference = moved; rows = moved
+            gradY = moved; gradX = moved; error = moved
         }
         ViewAligner.warp(frame, by: offset, into: &moved, width: width, height: height)
         if let d = step(moved, background, restless) {
@@ -84,6 +90,14 @@ struct ViewAligner {
         var sf: Float = 0, sb: Float = 0, sr: Float = 0
         for i in 0..<n { sf += frame[i]; sb += background[i]; sr += reference[i] }
         let g = (sb / Float(n)) / max(sf / Float(n), 1e-3), mean = Double(sr / Float(n))
+        for y in 0..<h {
+            for x in 0..<w {
+                let i = y * w + x
+                gradY[i] = y > 0 && y < h - 1 ? (reference[i + w] - reference[i - w]) / 2 : 0
+                gradX[i] = x > 0 && x < w - 1 ? (reference[i + 1] - reference[i - 1]) / 2 : 0
+                error[i] = blurred[i] * g - reference[i]
+            }
+        }
         var d = [Double](repeating: 0, count: 4), mask = d
         for bar in ViewAligner.inlierBars {
             // The normal equations of e = gy dy + gx dx + (b - mean) gain + offset, over the pixels that fit.
@@ -92,22 +106,16 @@ struct ViewAligner {
             // `fitting`: pixels within the bar (the share asked for); `count`: those of them not restless.
             var v0 = 0.0, v1 = 0.0, v2 = 0.0, v3 = 0.0, count = 0, fitting = 0
             let (d0, d1, d2, d3) = (d[0], d[1], d[2], d[3]), limit = Double(bar)
-            for y in 0..<h {
-                for x in 0..<w {
-                    let i = y * w + x
-                    let c0 = y > 0 && y < h - 1 ? Double((reference[i + w] - reference[i - w]) / 2) : 0
-                    let c1 = x > 0 && x < w - 1 ? Double((reference[i + 1] - reference[i - 1]) / 2) : 0
-                    let c2 = Double(reference[i]) - mean
-                    let e = Double(blurred[i] * g - reference[i])
-                    guard abs(e - c0 * d0 - c1 * d1 - c2 * d2 - d3) < limit else { continue }
-                    fitting += 1
-                    if let r = restless, r[i] >= ViewAligner.maxRestless { continue }
-                    a00 += c0 * c0; a01 += c0 * c1; a02 += c0 * c2; a03 += c0
-                    a11 += c1 * c1; a12 += c1 * c2; a13 += c1
-                    a22 += c2 * c2; a23 += c2; a33 += 1
-                    v0 += c0 * e; v1 += c1 * e; v2 += c2 * e; v3 += e
-                    count += 1
-                }
+            for i in 0..<n {
+                let c0 = Double(gradY[i]), c1 = Double(gradX[i]), c2 = Double(reference[i]) - mean, e = Double(error[i])
+                guard abs(e - c0 * d0 - c1 * d1 - c2 * d2 - d3) < limit else { continue }
+                fitting += 1
+                if let r = restless, r[i] >= ViewAligner.maxRestless { continue }
+                a00 += c0 * c0; a01 += c0 * c1; a02 += c0 * c2; a03 += c0
+                a11 += c1 * c1; a12 += c1 * c2; a13 += c1
+                a22 += c2 * c2; a23 += c2; a33 += 1
+                v0 += c0 * e; v1 += c1 * e; v2 += c2 * e; v3 += e
+                count += 1
             }
             let a = [a00, a01, a02, a03, a01, a11, a12, a13, a02, a12, a22, a23, a03, a13, a23, a33], v = [v0, v1, v2, v3]
             guard Float(fitting) >= ViewAligner.inlierShare * Float(n) else { return nil }
@@ -118,15 +126,14 @@ struct ViewAligner {
             mask = d
             d = solved
         }
-        return blockMedian(fit: d, mask: mask, bar: Double(ViewAligner.inlierBars.last!), gain: g, mean: mean, restless: restless)
+        return blockMedian(fit: d, mask: mask, bar: Double(ViewAligner.inlierBars.last!), mean: mean, restless: restless)
     }
 
     /// The median over the blocks of each block's own shift, with the brightness terms of `fit`
     /// (over the whole view) taken out first and the pixels that fitted the last pass (`mask`:
     /// the estimate that pass measured residuals against); nil when fewer than `blocks` blocks
     /// can tell a shift.
-    private func blockMedian(fit d: [Double], mask: [Double], bar: Double, gain g: Float, mean: Double,
-                             restless: [Float]?) -> (y: Double, x: Double)? {
+    private func blockMedian(fit d: [Double], mask: [Double], bar: Double, mean: Double, restless: [Float]?) -> (y: Double, x: Double)? {
         let w = width, h = height, nb = ViewAligner.blocks
         // Block edges as numpy's slices take them: block b starts at b * size / nb.
         func index(_ i: Int, _ size: Int) -> Int { (0..<nb).last { $0 * size / nb <= i }! }
@@ -137,10 +144,7 @@ struct ViewAligner {
             for x in 0..<w {
                 let i = y * w + x, b = rowBlock[y] * nb + colBlock[x]
                 sizes[b] += 1
-                let c0 = y > 0 && y < h - 1 ? Double((reference[i + w] - reference[i - w]) / 2) : 0
-                let c1 = x > 0 && x < w - 1 ? Double((reference[i + 1] - reference[i - 1]) / 2) : 0
-                let c2 = Double(reference[i]) - mean
-                let e = Double(blurred[i] * g - reference[i])
+                let c0 = Double(gradY[i]), c1 = Double(gradX[i]), c2 = Double(reference[i]) - mean, e = Double(error[i])
                 guard abs(e - c0 * mask[0] - c1 * mask[1] - c2 * mask[2] - mask[3]) < bar else { continue }
                 if let r = restless, r[i] >= ViewAligner.maxRestless { continue }
                 let rest = e - c2 * d[2] - d[3]
@@ -194,14 +198,7 @@ struct ViewAligner {
     private static func blur(_ x: [Float], into out: inout [Float], rows: inout [Float], width w: Int, height h: Int) {
         x.withUnsafeBufferPointer { x in
             rows.withUnsafeMutableBufferPointer { rows in
-                CameraState.box3RowSums(x, into: rows, width: w, height: h)
-                out.withUnsafeMutableBufferPointer { out in
-                    for y in 0..<h {
-                        let sums = CameraState.box3Rows(UnsafeBufferPointer(rows), y, width: w, height: h)
-                        let row = out.baseAddress! + y * w
-                        for i in 0..<w { row[i] = CameraState.box3Mean(sums, i) }
-                    }
-                }
+                out.withUnsafeMutableBufferPointer { CameraState.box3(x, into: $0, rows: rows, width: w, height: h) }
             }
         }
     }
