@@ -67,6 +67,7 @@ struct ViewAligner {
             moved = [Float](repeating: 0, count: n); blurred = moved; reference = moved; rows = moved
             gradY = moved; gradX = moved; error = moved
         }
+        let measuredAt = offset
         ViewAligner.warp(frame, by: offset, into: &moved, width: width, height: height)
         if let d = step(moved, background, restless) {
             func clamp(_ v: Double, _ limit: Double) -> Double { min(limit, max(-limit, v)) }
@@ -74,7 +75,10 @@ struct ViewAligner {
                       clamp(offset.x + clamp(ViewAligner.gain * d.x, ViewAligner.maxStep), ViewAligner.reach))
         }
         guard offset != (0, 0) else { return }
-        ViewAligner.warp(frame, by: offset, into: &moved, width: width, height: height)
+        // A still camera's offset rarely moves: the frame warped to measure is then the one to use.
+        if offset != measuredAt {
+            ViewAligner.warp(frame, by: offset, into: &moved, width: width, height: height)
+        }
         swap(&frame, &moved)
     }
 
