@@ -2,6 +2,7 @@ import Foundation
 import ONNX
 import TestSupport
 @testable import VigilCore
+@testable import VigilTools
 import XCTest
 
 /// Collects what the engine produces.
@@ -250,6 +251,39 @@ final class EngineTests: XCTestCase {
         let threads = seen.all
         XCTAssertFalse(threads.contains("main"), "the submitting (MQTT) thread never runs a model")
         XCTAssertLessThanOrEqual(threads.count, 3, "a bounded pool: one thread per lane")
+    }
+
+    /// A camera's state reads the model's last verdict (the `moving` channel, the background
+    /// re-based on `lighting`, the aligner's hold): a lane behind on one device (its frames
+    /// queued) gives the same detections as one that keeps up. Before, the lane read all the
+    /// queued frames before running any, and through vigild the Intel car footage's car frames
+    /// said motion 0.63-0.98 from run to run (Models/motion.md, v2.13).
+    func testACamerasVerdictsDoNotDependOnHowFarBehindTheLaneIs() throws {
+        let path = Paths.repo.appendingPathComponent("Models/motion.onnx").path
+        let c = try Config.parse(Array("""
+            { "node": "n", "models": { "m": { "path": "\(path)" } },
+              "pipelines": [ { "name": "cam", "topic": "s/{device}/c", "format": "pgm", "model": "m" } ] }
+            """.utf8))
+        let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path))
+        let cam = CameraSource(width: 160, height: 120, fps: 10, seed: 42, meanObjectGap: 3, meanLightingGap: 4)
+        let jobs = (0..<150).map { i in
+            Job(pipeline: 0, device: i % 3 == 2 ? "porch" : "yard", topic: "s/yard/c", payload: cam.next(wallTime: 0), receivedAt: Double(i) / 10)
+        }
+        func run(inBatchesOf n: Int) -> [Detection] {
+            let sink = Sink()
+            let engine = Engine(pipelines: [p], limits: LimitSettings(), counters: Counters()) { sink.add($0) }
+            var streams = StreamTable(ttl: 3600)
+            for start in stride(from: 0, to: jobs.count, by: n) { engine.process(Array(jobs[start..<min(start + n, jobs.count)]), streams: &streams) }
+            engine.stop()
+            return sink.all
+        }
+        let alone = run(inBatchesOf: 1), behind = run(inBatchesOf: 16)
+        XCTAssertEqual(alone.count, 148, "every frame but each device's first")
+        XCTAssertGreaterThan(alone.filter { $0.label == "lighting" }.count, 5, "the light switched: the state re-based")
+        XCTAssertGreaterThan(alone.filter { $0.label == "motion" }.count, 5)
+        XCTAssertEqual(behind.map(\.device), alone.map(\.device))
+        let differ = zip(behind, alone).filter { $0.label != $1.label || $0.score != $1.score }.map { "\($1.device) at \($1.ts)" }
+        XCTAssertEqual(differ, [], "frames whose verdict changed with the lane behind")
     }
 
     func testStreamTableSweepsByLastSeen() {

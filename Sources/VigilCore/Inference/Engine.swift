@@ -140,14 +140,23 @@ public final class Engine: @unchecked Sendable {
         var end = jobs.count
         var long: (any StreamAdapter)?
         var adapters = [(any StreamAdapter)?](repeating: nil, count: jobs.count)
+        // Devices in this batch whose next frame must wait for this one's verdict (a camera's
+        // state reads it): their next job ends the batch and starts the next one.
+        var awaitingVerdict = Set<StreamTable.Key>()
         for j in from..<jobs.count {
             let job = jobs[j]
             let pipeline = pipelines[job.pipeline]
+            let key = StreamTable.Key(pipeline: job.pipeline, device: job.device)
+            if awaitingVerdict.contains(key) {
+                end = j
+                break
+            }
             do throws(FrameError) {
                 let frame = try pipeline.decoder.decode(job.payload, receivedAt: job.receivedAt)
                 evidence?.keep(frame, pipeline: pipeline.name, device: job.device)
                 let adapter = streams.adapter(pipeline: job.pipeline, device: job.device) { pipeline.makeAdapter(device: job.device) }
                 adapters[j] = adapter
+                if adapter.verdictShapesNextInput { awaitingVerdict.insert(key) }
                 var made = try adapter.inputs(for: frame)
                 Engine.identify(&made, of: job, from: 0)
                 firstInput[j] = inputs[job.pipeline].count

@@ -85,11 +85,17 @@ public protocol StreamAdapter: AnyObject {
 
     /// Called with each detection made from this adapter's inputs, in order, before it is
     /// stored or judged by the rules (possibly a few frames later: the lane turns queued
-    /// frames into inputs before it runs them): an adapter that keeps per-device state about
-    /// scores learns from it (the anomaly baseline's false-alarm budget, which may set the
-    /// device's alert threshold; a camera background re-based when the model says
-    /// `lighting`). Default: nothing.
+    /// frames into inputs before it runs them, unless `verdictShapesNextInput`): an adapter
+    /// that keeps per-device state about scores learns from it (the anomaly baseline's
+    /// false-alarm budget, which may set the device's alert threshold; a camera background
+    /// re-based when the model says `lighting`). Default: nothing.
     func observe(_ detection: inout Detection)
+
+    /// True when `observe` changes what the next frame's inputs are (a camera's `moving`
+    /// channel, its background re-based on `lighting`): the lane then runs a device's queued
+    /// frames one at a time, each verdict observed before the next frame is read, so the
+    /// verdicts do not depend on how far behind the lane is. Default: false (batched).
+    var verdictShapesNextInput: Bool { get }
 
     /// Called once when the adapter is dropped (device TTL, engine stop or reload), on its
     /// lane: state that outlives it (the anomaly baseline) is handed over now. Default: nothing.
@@ -100,6 +106,7 @@ extension StreamAdapter {
     public var hasMoreInputs: Bool { false }
     public func moreInputs() -> [ModelInput] { [] }
     public func observe(_ detection: inout Detection) {}
+    public var verdictShapesNextInput: Bool { false }
     public func retire() {}
 }
 

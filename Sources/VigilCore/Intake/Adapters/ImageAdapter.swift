@@ -248,11 +248,14 @@ public final class ImageAdapter: StreamAdapter {
     /// night), so the background is re-based (`CameraState.observe`); `motion`: the next
     /// frame's `moving` channel.
     public func observe(_ detection: inout Detection) {
-        guard channels.contains(.background) || channels.contains(.moving), state != nil else { return }
+        guard verdictShapesNextInput, state != nil else { return }
         let lighting = detection.label == ImageAdapter.lightingLabel && channels.contains(.background)
         state!.observe(lighting: lighting, motion: detection.label == ImageAdapter.motionLabel)
         if lighting { rebaselines += 1 }
     }
+
+    /// The background's re-base, the `moving` channel and the aligner's hold read the last verdict.
+    public var verdictShapesNextInput: Bool { channels.contains(.background) || channels.contains(.moving) }
 
     /// Dropped (device TTL, engine stop or reload): save what the device has learnt, so its
     /// next adapter resumes from now rather than from the last periodic save.
