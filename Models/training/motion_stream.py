@@ -139,7 +139,7 @@ def box3(x):
 
 class CameraState:
     def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True, channels=CHANNELS, hold=1.0, ghost_s=GHOST_S,
-                 moving_through_lighting=False, align=False):
+                 moving_through_lighting=False, align=False, align_holds_after_lighting=False):
         self.bg_s, self.act_s, self.heal, self.hold, self.ghost_s = background_s, activity_s, heal, hold, ghost_s
         self.channels = channels.split(",")
         self.moved = False            # the `moving` channel: the model said motion on the last frame
@@ -149,6 +149,9 @@ class CameraState:
         # align (issue 16, a creeping camera): each frame is moved onto the state's view (`offset`,
         # px) before anything else reads it; the offset follows align_step
         self.align, self.offset = align, np.zeros(2)
+        # ... but not on a frame after a `lighting` one when align_holds_after_lighting: the lighting
+        # re-base may have made the background the last frame, with whatever was crossing it in it
+        self.align_holds_lit = align_holds_after_lighting
         self.was_still = True         # the model said `still` on the last frame (or there was none)
         self.said_motion = False
         self.weight = np.ones((H, W), np.float32) if weight is None else weight.astype(np.float32)
@@ -165,7 +168,8 @@ class CameraState:
         if self.align and self.B is not None:
             moved = warp(cur, *self.offset)
             still = self.R < ALIGN_RESTLESS if ALIGN_RESTLESS is not None else None
-            d = align_step(moved, self.B, still) if self.was_still or not ALIGN_ONLY_AFTER_STILL else None
+            measure = (self.was_still or not ALIGN_ONLY_AFTER_STILL) and not (self.align_holds_lit and self.lit)
+            d = align_step(moved, self.B, still) if measure else None
             if d is not None:
                 self.offset = np.clip(self.offset + np.clip(ALIGN_GAIN * d, -ALIGN_STEP, ALIGN_STEP), -ALIGN_REACH, ALIGN_REACH)
             cur = warp(cur, *self.offset) if np.any(self.offset) else cur
@@ -253,11 +257,15 @@ def state_for(meta, **kw):
     """A CameraState with the time constants a model declares (`vigil.background_s`,
     `vigil.activity_s`, `vigil.background_hold`, `vigil.ghost_s`), as vigild sets them up; and
     `vigil.moving_through_lighting`, which only the tried v2.11 candidate declared (vigild does not
-    read it: no shipped model has it), so that candidate's figures can be reproduced."""
+    read it: no shipped model has it), so that candidate's figures can be reproduced. The aligner's
+    offset holds after `lighting` (v2.13's vigild) unless the model is v2.12, whose figures were
+    measured with the vigild it shipped with (the offset moving on every frame)."""
+    align = meta.get("vigil.align") == "1"
+    kw.setdefault("align_holds_after_lighting", align and not meta.get("vigil.version", "").startswith("2.12."))
     return CameraState(background_s=float(meta["vigil.background_s"]), activity_s=float(meta["vigil.activity_s"]),
                        hold=float(meta.get("vigil.background_hold", 1.0)), ghost_s=float(meta.get("vigil.ghost_s", GHOST_S)),
                        moving_through_lighting=meta.get("vigil.moving_through_lighting") == "1",
-                       align=meta.get("vigil.align") == "1", **kw)
+                       align=align, **kw)
 
 
 def run_stream(sess, frames, fps, state=None, labels=("still", "motion", "lighting")):

@@ -105,3 +105,60 @@ final class ViewAlignerTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(far.x, -ViewAligner.reach, "a camera knocked further is not followed")
     }
 }
+
+/// Motion v2.13 (issue 16): after `lighting` the background may be the last frame, with whatever
+/// was crossing it; an aligner measuring against it follows the object. Through the adapter, as
+/// vigild runs it: the offset holds on every frame after a `lighting` verdict.
+final class ViewAlignerAfterLightingTests: XCTestCase {
+    let w = 64, h = 48
+
+    func frame(objectAt x0: Int?, ts: Double) -> TimedFrame {
+        var px = [UInt8](repeating: 0, count: w * h)
+        for y in 0..<h {
+            for x in 0..<w {
+                // A flat wall with one textured patch (the only part of the view the empty scene
+                // can be aligned on), and a large textured object that covers most of the blocks.
+                var v = 100.0
+                if x < 16 && y < 12 { v += 40 * sin(0.9 * Double(x)) * cos(0.8 * Double(y)) }
+                if let x0, x >= x0, x < x0 + 40, y >= 12, y < 44 {
+                    v = 160 + 50 * sin(0.7 * Double(x - x0)) * cos(0.6 * Double(y))
+                }
+                px[y * w + x] = UInt8(max(0, min(255, v.rounded())))
+            }
+        }
+        return TimedFrame(frame: .image(width: w, height: h, pixels: px), ts: ts)
+    }
+
+    /// A large object crosses a still view while the model says `lighting` on every frame (the
+    /// background replaced by the last frame each time): the offset does not follow the object,
+    /// so the empty view after it is read as sent (unwarped).
+    func testTheOffsetHoldsAfterLightingSoACrossingObjectDoesNotWalkIt() throws {
+        var motion = MotionSettings()
+        motion.align = true
+        let a = ImageAdapter(shape: [1, 4, h, w], width: w, height: h, channels: [.current, .background, .activity, .weight], motion: motion)
+        var ts = 0.0
+        func verdict(_ label: String) {
+            var d = Detection(ts: ts, pipeline: "p", device: "d", model: "m", label: label, score: 1, scores: [], latencyMs: 0)
+            a.observe(&d)
+        }
+        _ = try a.inputs(for: frame(objectAt: nil, ts: ts))
+        for _ in 0..<5 { ts += 0.1; _ = try a.inputs(for: frame(objectAt: nil, ts: ts)); verdict("still") }
+        for x0 in stride(from: 8, through: 20, by: 1) {
+            ts += 0.1
+            _ = try a.inputs(for: frame(objectAt: x0, ts: ts))
+            verdict("lighting")
+        }
+        ts += 0.1
+        _ = try a.inputs(for: frame(objectAt: nil, ts: ts))
+        verdict("still")
+        ts += 0.1
+        let empty = frame(objectAt: nil, ts: ts)
+        let input = try XCTUnwrap(a.inputs(for: empty).first)
+        guard case .image(_, _, let px) = empty.frame else { return XCTFail("an image") }
+        let current = Array(input.values[0..<(w * h)])
+        let moved = zip(current, px).map { abs($0 - Float($1) / 255) }.max() ?? 0
+        // Without the hold the offset walks with the object and the patch is read 0.3 away; the first
+        // object frame (after `still`) may move the offset by a hair.
+        XCTAssertLessThan(moved, 0.01, "the empty view is read where it was: the offset did not follow the object")
+    }
+}

@@ -209,7 +209,7 @@ public final class ImageAdapter: StreamAdapter {
         }
         if aligner != nil {
             aligner!.align(&current, to: state!.background, restless: channels.contains(.restless) ? state!.restless : nil,
-                           offset: &state!.viewOffset)
+                           holding: state!.lit, offset: &state!.viewOffset)
         }
         let made = input(current, state!, frame.ts)
         // In place: a local copy of the state would copy its planes (copy on write) every frame.

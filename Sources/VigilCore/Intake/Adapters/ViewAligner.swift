@@ -55,11 +55,15 @@ struct ViewAligner {
 
     /// Moves `frame` onto the view of `background` (the device's), after letting it move
     /// `offset`: where the state's view sits in this camera's frames, px at the model's size (a
-    /// frame is read at y - offset.y, x - offset.x). The offset moves on every frame, whatever the
-    /// model said of the last one: a creep makes the model say `motion`, and an offset that
-    /// waited for `still` froze on the tuning streams' creeping view (Models/motion.md, v2.12).
+    /// frame is read at y - offset.y, x - offset.x). The offset moves on every frame but one after
+    /// `lighting` (`holding`): a creep makes the model say `motion`, and an offset that waited for
+    /// `still` froze on the tuning streams' creeping view (v2.12); after `lighting` the background
+    /// may have been replaced by the last frame, whatever was crossing it included, and the
+    /// blocks' median followed a large object across a run of such frames on a still camera
+    /// (1.4 px, after which its empty frames said motion; Models/motion.md, v2.13).
     /// `restless`: the device's restless map, if it keeps one.
-    mutating func align(_ frame: inout [Float], to background: [Float], restless: [Float]? = nil, offset: inout (y: Double, x: Double)) {
+    mutating func align(_ frame: inout [Float], to background: [Float], restless: [Float]? = nil, holding: Bool = false,
+                        offset: inout (y: Double, x: Double)) {
         let n = width * height
         guard frame.count == n, background.count == n, n > 0 else { return }
         let restless = restless?.count == n ? restless : nil
@@ -69,7 +73,7 @@ struct ViewAligner {
         }
         let measuredAt = offset
         ViewAligner.warp(frame, by: offset, into: &moved, width: width, height: height)
-        if let d = step(moved, background, restless) {
+        if !holding, let d = step(moved, background, restless) {
             func clamp(_ v: Double, _ limit: Double) -> Double { min(limit, max(-limit, v)) }
             offset = (clamp(offset.y + clamp(ViewAligner.gain * d.y, ViewAligner.maxStep), ViewAligner.reach),
                       clamp(offset.x + clamp(ViewAligner.gain * d.x, ViewAligner.maxStep), ViewAligner.reach))
