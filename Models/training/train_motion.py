@@ -728,30 +728,48 @@ def tune_align(p):
         glare = pool.map(_glare_figures, [dict(p, **c) if c else p for c in cands])
 
     def text(i):
-        g, (hit, n), tail = figs[i]
-        (gh, gn, ge), (ch, cn, ce), (dn, df) = glare[i]
-        return (f"glare objects {gh}/{gn}, empty frames said motion {ge}; creeping view {ch}/{cn}, empty {ce}; "
-                f"extra day/night streams alerting {dn}/40 ({df} frames); exit tail {tail}; "
-                f"people beside gusty foliage {hit}/{n}; {_gust_text(names, g)}")
-
-    def within(got, base, total):
-        return got >= base - 0.005 * total
-
-    def admissible(r, b):
-        return (within(r[0], b[0], 1.0) and r[1] <= b[1] and within(r[2], b[2], r[3]) and within(r[4], b[4], r[5])
-                and within(r[8], b[8], r[9]) and r[6] <= b[6] and r[7] <= b[7])
+        return _align_text(figs[i], glare[i], names)
 
     def key(c, r, b):
-        (g, (hit, n), tail), (g0, (hit0, _), tail0) = figs[1], figs[0]
-        (gh, gn, ge), (_, _, ce), (dn, df) = glare[1]
-        (gh0, _, ge0), (_, _, ce0), (dn0, df0) = glare[0]
-        keeps = (within(hit, hit0, n) and sum(a for a, _ in g) <= sum(a for a, _ in g0)
-                 and sum(f for _, f in g) <= sum(f for _, f in g0) and tail <= tail0
-                 and within(gh, gh0, gn) and ge <= ge0 and dn <= dn0 and df <= df0)
-        return 1 if keeps and ce <= 0.75 * ce0 else None
+        ce, ce0 = glare[1][1][2], glare[0][1][2]
+        return 1 if _align_keeps(figs[1], figs[0], glare[1], glare[0]) and ce <= 0.75 * ce0 else None
 
     return _choose(cands, tallies, n_lamps, "people", f"v2.10 (no alignment), {text(0)}", lambda c: f"ALIGN, {text(1)}",
-                   admissible, key, "alignment loses a tuning figure or does not take the creep away: ALIGN stays off")
+                   _align_admissible, key, "alignment loses a tuning figure or does not take the creep away: ALIGN stays off")
+
+
+def _within(got, base, total):
+    """got at most 0.5 % of total below base: the allowance tune_align and tune_align_lit give what should be caught."""
+    return got >= base - 0.005 * total
+
+
+def _align_admissible(r, b):
+    """_object_stream_tallies' r against the base's b, as tune_align and tune_align_lit weigh them:
+    what should be caught loses at most 0.5 % of its total, what should not does not grow."""
+    return (_within(r[0], b[0], 1.0) and r[1] <= b[1] and _within(r[2], b[2], r[3]) and _within(r[4], b[4], r[5])
+            and _within(r[8], b[8], r[9]) and r[6] <= b[6] and r[7] <= b[7])
+
+
+def _align_keeps(fig, fig0, glare, glare0):
+    """A candidate's _wind_figures and _glare_figures against the base's, as tune_align and
+    tune_align_lit weigh them: people beside gusty foliage and the still camera's glare objects lose
+    at most 0.5 %; gust alerts and pairs, the exit tail, the still camera's empty glare frames and
+    the extra day/night streams and frames do not grow."""
+    (g, (hit, n), tail), (g0, (hit0, _), tail0) = fig, fig0
+    (gh, gn, ge), _, (dn, df) = glare
+    (gh0, _, ge0), _, (dn0, df0) = glare0
+    return (_within(hit, hit0, n) and sum(a for a, _ in g) <= sum(a for a, _ in g0)
+            and sum(f for _, f in g) <= sum(f for _, f in g0) and tail <= tail0
+            and _within(gh, gh0, gn) and ge <= ge0 and dn <= dn0 and df <= df0)
+
+
+def _align_text(fig, glare, names, extra=""):
+    """One candidate's figures as tune_align and tune_align_lit print them (extra: after the creeping view's)."""
+    g, (hit, n), tail = fig
+    (gh, gn, ge), (ch, cn, ce), (dn, df) = glare
+    return (f"glare objects {gh}/{gn}, empty frames said motion {ge}; creeping view {ch}/{cn}, empty {ce}; {extra}"
+            f"extra day/night streams alerting {dn}/40 ({df} frames); exit tail {tail}; "
+            f"people beside gusty foliage {hit}/{n}; {_gust_text(names, g)}")
 
 
 GLARE_STILL_SEEDS = tuple(SEED + 67 + k for k in range(7))   # v2.13: more still cameras under glare objects (seeds 1301-1307)
@@ -786,35 +804,19 @@ def tune_align_lit(p):
     more = [tuple(sum(r[i] for r in seeds[j * k:(j + 1) * k]) for i in range(4)) for j in range(len(cands))]
 
     def text(i):
-        g, (hit, n), tail = figs[i]
-        (gh, gn, ge), (ch, cn, ce), (dn, df) = glare[i]
         mh, mn, me, mne = more[i]
-        return (f"glare objects {gh}/{gn}, empty frames said motion {ge}; creeping view {ch}/{cn}, empty {ce}; "
-                f"{k} more still cameras: glare objects {mh}/{mn}, empty frames said motion {me}/{mne} "
-                f"(by seed {[r[2] for r in seeds[i * k:(i + 1) * k]]}); "
-                f"extra day/night streams alerting {dn}/40 ({df} frames); exit tail {tail}; "
-                f"people beside gusty foliage {hit}/{n}; {_gust_text(names, g)}")
-
-    def within(got, base, total):
-        return got >= base - 0.005 * total
-
-    def admissible(r, b):
-        return (within(r[0], b[0], 1.0) and r[1] <= b[1] and within(r[2], b[2], r[3]) and within(r[4], b[4], r[5])
-                and within(r[8], b[8], r[9]) and r[6] <= b[6] and r[7] <= b[7])
+        return _align_text(figs[i], glare[i], names, f"{k} more still cameras: glare objects {mh}/{mn}, empty frames said motion "
+                                                     f"{me}/{mne} (by seed {[r[2] for r in seeds[i * k:(i + 1) * k]]}); ")
 
     def key(c, r, b):
-        (g, (hit, n), tail), (g0, (hit0, _), tail0) = figs[1], figs[0]
-        (gh, gn, ge), (ch, cn, ce), (dn, df) = glare[1]
-        (gh0, _, ge0), (ch0, _, ce0), (dn0, df0) = glare[0]
+        (_, (ch, cn, ce), _), (_, (ch0, _, ce0), _) = glare[1], glare[0]
         (mh, mn, me, _), (mh0, _, me0, _) = more[1], more[0]
-        keeps = (within(hit, hit0, n) and sum(a for a, _ in g) <= sum(a for a, _ in g0)
-                 and sum(f for _, f in g) <= sum(f for _, f in g0) and tail <= tail0
-                 and within(gh, gh0, gn) and ge <= ge0 and within(ch, ch0, cn) and ce <= ce0
-                 and dn <= dn0 and df <= df0 and within(mh, mh0, mn))
+        keeps = (_align_keeps(figs[1], figs[0], glare[1], glare[0]) and _within(ch, ch0, cn) and ce <= ce0
+                 and _within(mh, mh0, mn))
         return 1 if keeps and me < me0 else None
 
     return _choose(cands, tallies, n_lamps, "people", f"v2.12 (the offset moves on every frame), {text(0)}",
-                   lambda c: f"AHL (held after `lighting`), {text(1)}", admissible, key,
+                   lambda c: f"AHL (held after `lighting`), {text(1)}", _align_admissible, key,
                    "holding the offset after `lighting` loses a tuning figure or does not cut the still cameras' empty frames: AHL stays off")
 
 
