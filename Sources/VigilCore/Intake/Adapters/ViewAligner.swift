@@ -79,7 +79,7 @@ struct ViewAligner {
                       clamp(offset.x + clamp(ViewAligner.gain * d.x, ViewAligner.maxStep), ViewAligner.reach))
         }
         guard offset != (0, 0) else { return }
-        // No estimate (too little texture or fit) or the offset at its reach: the frame warped to measure is the one to use.
+        // Held, no estimate (too little texture or fit) or the offset at its reach: the frame warped to measure is the one to use.
         if offset != measuredAt {
             ViewAligner.warp(frame, by: offset, into: &moved, width: width, height: height)
         }
