@@ -392,6 +392,52 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(CameraStateFolder.list(directory: dir.file("motion-state")).first?.device, "hall")
     }
 
+    /// `vigilctl baseline cameras` shows how far each camera's view has crept (the offset the
+    /// aligner applies, px at the model's size), flagged within a pixel of where the aligner stops
+    /// following; a file from before the offset was saved, or one whose offset is not one the
+    /// aligner wrote, shows none.
+    func testTheListingShowsHowFarEachCamerasViewHasCrept() throws {
+        let dir = TempDir("vigil-motion-view")
+        defer { dir.remove() }
+        func save(_ device: String, _ offset: (y: Double, x: Double)) throws -> String {
+            var s = CameraState(first: room(object: false), ts: 0, width: 20, height: 20)
+            s.viewOffset = offset
+            let file = CameraStateFile(directory: dir.file("motion-state"), pipeline: "cam", device: device)
+            try file.save(s)
+            return file.path
+        }
+        let fm = FileManager.default
+        for (i, (device, offset)) in [("steady", (0.0, 0.0)), ("pole", (0.375, -1.25)), ("bracket", (-0.5, 3.25)),
+                                      ("older", (0.0, 0.0)), ("broken", (0.0, 0.0))].enumerated() {
+            let path = try save(device, offset)
+            try fm.setAttributes([.modificationDate: Date() - Double(100 - i)], ofItemAtPath: path)   // listed in this order
+        }
+        func rewrite(_ device: String, _ change: (inout [UInt8]) -> Void) throws {
+            let path = try XCTUnwrap(CameraStateFolder.list(directory: dir.file("motion-state")).first { $0.device == device }?.path)
+            let date = try fm.attributesOfItem(atPath: path)[.modificationDate]
+            var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            change(&bytes)
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            try fm.setAttributes([.modificationDate: try XCTUnwrap(date)], ofItemAtPath: path)
+        }
+        try rewrite("older") { b in   // as the format before v2.12 wrote it: no offset after the planes
+            b.replaceSubrange(0..<CameraStateFile.magic.count, with: CameraStateFile.magicV4)
+            b.removeLast(16)
+        }
+        try rewrite("broken") { b in   // an x offset of 40 px: not one the aligner wrote
+            b.replaceSubrange((b.count - 8)..<b.count, with: (0..<8).map { UInt8(truncatingIfNeeded: (40.0).bitPattern >> (8 * $0)) })
+        }
+        let table = CameraStateQuery.table(directory: dir.file("motion-state"))
+        let column = { (name: String) in try XCTUnwrap(CameraStateQuery.columns.firstIndex { $0.name == name }) }
+        let view = try column("view_px"), vx = try column("view_x"), vy = try column("view_y")
+        XCTAssertEqual(table.rows.map { $0[1] }, [.text("steady"), .text("pole"), .text("bracket"), .text("older"), .text("broken")])
+        XCTAssertEqual(table.rows.map { $0[view] }, [.text("x+0.00 y+0.00"), .text("x-1.25 y+0.38"), .text("x+3.25 y-0.50 (limit 4)"),
+                                                     .null, .null])
+        XCTAssertEqual(table.rows[1][vx], .real(-1.25))
+        XCTAssertEqual(table.rows[1][vy], .real(0.375))
+        XCTAssertTrue(table.render(.table).contains("x+3.25 y-0.50 (limit 4)"), table.render(.table))
+    }
+
     /// The saved states are capped in bytes (`storage.motion_state_mb`): past it the states
     /// written least recently go first, never the one just written, counted in /metrics; a
     /// lower cap at start trims the folder at once. `vigilctl baseline` lists each state with

@@ -13,6 +13,9 @@ public enum CameraStateQuery {
         Column("kb", .integer),
         Column("saved_at", .time),
         Column("age", .text),
+        Column("view_px", .text),
+        Column("view_x", .real(decimals: 2), inTable: false),
+        Column("view_y", .real(decimals: 2), inTable: false),
         Column("age_s", .real(decimals: 0), inTable: false),
         Column("last_frame", .time, inTable: false),
         Column("path", .text, inTable: false),
@@ -34,9 +37,19 @@ public enum CameraStateQuery {
             guard matches(e.pipeline, pipelines), matches(e.device, devices) else { return nil }
             return [e.pipeline.map(SQLValue.text) ?? .null, e.device.map(SQLValue.text) ?? .null,
                     .text(e.width > 0 ? "\(e.width)x\(e.height)" : "?"), .integer(Int64((e.bytes + 1023) / 1024)),
-                    .real(e.written), .text(TimeSpec.age(now - e.written)), .real(max(0, now - e.written)),
-                    e.frameTime.map(SQLValue.real) ?? .null, .text(e.path)]
+                    .real(e.written), .text(TimeSpec.age(now - e.written)), e.viewOffset.map { .text(view($0)) } ?? .null,
+                    e.viewOffset.map { .real($0.x) } ?? .null, e.viewOffset.map { .real($0.y) } ?? .null,
+                    .real(max(0, now - e.written)), e.frameTime.map(SQLValue.real) ?? .null, .text(e.path)]
         }
         return ResultTable(columns: columns, rows: rows)
+    }
+
+    /// How far a camera has crept: the shift vigild applies to its frames to put them back on the
+    /// learnt view (x right, y down, px at the model's frame size; a view that slid right reads
+    /// x < 0), flagged within a pixel of where the aligner stops following: re-aim the camera.
+    static func view(_ o: (y: Double, x: Double)) -> String {
+        let text = String(format: "x%+.2f y%+.2f", o.x, o.y)
+        return max(abs(o.x), abs(o.y)) >= CameraStateFolder.viewReach - 1
+            ? text + String(format: " (limit %g)", CameraStateFolder.viewReach) : text
     }
 }

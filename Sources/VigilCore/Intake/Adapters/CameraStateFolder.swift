@@ -113,7 +113,14 @@ public final class CameraStateFolder: Sendable {
         public let bytes: Int
         /// When the file was written (its modification time).
         public let written: Double
+        /// How far the camera's view had crept from where the state began, px at the model's frame
+        /// size (ViewAligner; 0 when the pipeline does not align); nil for a file without one.
+        public let viewOffset: (y: Double, x: Double)?
     }
+
+    /// How far the aligner follows a creeping view, px at the model's frame size: past it the
+    /// camera has moved more than a creep (re-aim it).
+    public static let viewReach = ViewAligner.reach
 
     /// The state files under `directory` (reads each file's header only), oldest first.
     public static func list(directory: String) -> [Entry] {
@@ -124,15 +131,28 @@ public final class CameraStateFolder: Sendable {
             let path = directory + "/" + rel
             guard let attrs = try? fm.attributesOfItem(atPath: path), let size = attrs[.size] as? Int,
                   let modified = attrs[.modificationDate] as? Date else { continue }
-            var head: [UInt8] = []
+            var head: [UInt8] = [], tail: [UInt8] = []
+            let info: (pipeline: String, device: String, width: Int, height: Int, ts: Double, bytes: Int, planes: Int, offset: Bool)?
             if let h = FileHandle(forReadingAtPath: path) {
                 head = [UInt8]((try? h.read(upToCount: 4096)) ?? Data())
+                info = CameraStateFile.header(head)
+                // The offset is the file's last 16 bytes when the planes before it are whole.
+                if let i = info, i.offset, size == i.bytes + 4 * i.planes * i.width * i.height + 16, size >= 16,
+                   (try? h.seek(toOffset: UInt64(size - 16))) != nil {
+                    tail = [UInt8]((try? h.read(upToCount: 16)) ?? Data())
+                }
                 try? h.close()
+            } else {
+                info = nil
             }
-            let info = CameraStateFile.header(head)
+            var offset: (y: Double, x: Double)?
+            if tail.count == 16 {
+                let o = (y: Double(bitPattern: CameraStateFile.read64(tail, 0)), x: Double(bitPattern: CameraStateFile.read64(tail, 8)))
+                if abs(o.y) <= viewReach, abs(o.x) <= viewReach { offset = o }   // else not one the aligner wrote
+            }
             out.append(Entry(path: path, pipeline: info?.pipeline, device: info?.device,
                              width: info?.width ?? 0, height: info?.height ?? 0, frameTime: info?.ts,
-                             bytes: size, written: modified.timeIntervalSince1970))
+                             bytes: size, written: modified.timeIntervalSince1970, viewOffset: offset))
         }
         return out.sorted { $0.written < $1.written }
     }
