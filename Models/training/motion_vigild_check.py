@@ -51,7 +51,7 @@ def write_config(d, port):
         "storage": {"path": os.path.join(d, "vigil.db")},
         "models": {"motion": {"path": os.path.join(REPO, "Models", "motion.onnx")}},
         "pipelines": [{"name": "camera", "topic": "sensors/{device}/camera", "format": "pgm", "model": "motion",
-                       "motion": {"save_s": 0},
+                       "motion": {"save_s": 3600},   # saved once, at stop: vigilctl lists each camera's view offset
                        "alert": {"labels": ["motion"], "min_score": ef.RULE["min_score"], "for_frames": ef.RULE["for_frames"],
                                  "clear_below": ef.RULE["clear_below"], "cooldown_s": ef.RULE["cooldown_s"]}}],
     }
@@ -98,6 +98,7 @@ def main():
         videos[spec["what"]] = (spec, ef.grey_frames(path))
     say(f"# Motion footage through vigild ({a.bin}): each video its own camera, binary PGM at its frame rate in real time; "
         f"rule motion >= {ef.RULE['min_score']} for {ef.RULE['for_frames']} frames, clear below {ef.RULE['clear_below']}, cooldown {ef.RULE['cooldown_s']:g} s")
+    replay_offset = {}
     with tempfile.TemporaryDirectory(prefix="vigil-motion-check-") as d:
         port = free_port()
         with open(os.path.join(d, "mosquitto.conf"), "w") as f:
@@ -145,6 +146,7 @@ def main():
                     py.append(LABELS[int(np.argmax(s))])
                     pys.append(s)
                     st.observe(py[-1])
+                replay_offset[what] = st.offset.copy()
                 vd = [None] + [r[1] for r in rows]
                 agree = sum(p == v for p, v in zip(py[1:], vd[1:]))
                 say(f"   labels: vigild and the Python replay agree on {agree}/{n - 1} frames")
@@ -169,6 +171,19 @@ def main():
                 daemon.terminate()
                 daemon.wait(timeout=30)
             broker.terminate()
+        # Each camera's state, saved at stop, as `vigilctl baseline cameras` shows it: how far its
+        # view has crept (the aligner's offset), against where the Python replay's offset ended.
+        db = os.path.join(d, "vigil.db")
+        table = subprocess.run([os.path.join(a.bin, "vigilctl"), "baseline", "cameras", "--db", db, "--format", "table"],
+                               capture_output=True, text=True)
+        say("\n## vigilctl baseline cameras (states saved when vigild stopped)\n" + table.stdout.rstrip() + table.stderr.rstrip())
+        js = subprocess.run([os.path.join(a.bin, "vigilctl"), "baseline", "cameras", "--db", db, "--format", "jsonl"],
+                            capture_output=True, text=True).stdout
+        for row in (json.loads(l) for l in js.splitlines() if l.strip()):
+            r = replay_offset.get(row.get("device"))
+            if r is not None:
+                say(f"   {row['device']}: vigild's view offset x {row['view_x']:.4f} y {row['view_y']:.4f}, "
+                    f"the replay's x {r[1]:.4f} y {r[0]:.4f}")
     with open(a.out, "w") as f:
         f.write("\n".join(lines) + "\n")
 
