@@ -781,6 +781,17 @@ def _still_glare_seed(args):
     return glare_tally(session(mg.build(p, VERSION)), lambda: _state(p), seed, 0.0, ms.vtest_frames())
 
 
+def _more_still_cameras(pool, ps):
+    """glare_tally on the still cameras of GLARE_STILL_SEEDS through each of ps: per p, the four
+    figures summed over the seeds, and the text tune_align_lit and tune_glare_aligned print."""
+    k = len(GLARE_STILL_SEEDS)
+    seeds = pool.map(_still_glare_seed, [(q, s) for q in ps for s in GLARE_STILL_SEEDS])
+    more = [tuple(sum(r[i] for r in seeds[j * k:(j + 1) * k]) for i in range(4)) for j in range(len(ps))]
+    texts = [f"{k} more still cameras: glare objects {mh}/{mn}, empty frames said motion {me}/{mne} "
+             f"(by seed {[r[2] for r in seeds[j * k:(j + 1) * k]]}); " for j, (mh, mn, me, mne) in enumerate(more)]
+    return more, texts
+
+
 def tune_align_lit(p):
     """v2.13: AHL, whether the aligner's offset holds on a frame after a `lighting` one. Tuning glare
     streams on a still camera with more seeds (GLARE_STILL_SEEDS; exp probe /tmp, disclosed in
@@ -799,14 +810,10 @@ def tune_align_lit(p):
     ps = [dict(p, **c) if c else p for c in cands]
     with Pool(2) as pool:
         glare = pool.map(_glare_figures, ps)
-        seeds = pool.map(_still_glare_seed, [(q, s) for q in ps for s in GLARE_STILL_SEEDS])
-    k = len(GLARE_STILL_SEEDS)
-    more = [tuple(sum(r[i] for r in seeds[j * k:(j + 1) * k]) for i in range(4)) for j in range(len(cands))]
+        more, more_text = _more_still_cameras(pool, ps)
 
     def text(i):
-        mh, mn, me, mne = more[i]
-        return _align_text(figs[i], glare[i], names, f"{k} more still cameras: glare objects {mh}/{mn}, empty frames said motion "
-                                                     f"{me}/{mne} (by seed {[r[2] for r in seeds[i * k:(i + 1) * k]]}); ")
+        return _align_text(figs[i], glare[i], names, more_text[i])
 
     def key(c, r, b):
         (_, (ch, cn, ce), _), (_, (ch0, _, ce0), _) = glare[1], glare[0]
@@ -821,8 +828,9 @@ def tune_align_lit(p):
 
 
 def tune_glare_aligned(p):
-    """v2.14: v2.11's blown-out-car candidate (TGB 0.8 with MTL, the top of tune_glare's grid, chosen
-    there before the creeping camera blocked it) on the aligned state v2.13 ships (ALIGN, AHL).
+    """Tried 2026-12-05, not chosen (Models/motion.md "v2.11's blown-out-car candidate on the aligned
+    state"): v2.11's candidate (TGB 0.8 with MTL, the top of tune_glare's grid, chosen there before
+    the creeping camera blocked it) on the aligned state v2.13 ships (ALIGN, AHL).
     tune_glare's grid replays every tuning stream ten times with the aligner in numpy (over an hour
     on 2 cores, stopped unfinished: Models/motion.md "v2.12"), so only that one candidate is tried.
     Rule, fixed before the run: no _object_stream_tallies tally worse than the base's
@@ -838,14 +846,10 @@ def tune_glare_aligned(p):
     ps = [dict(p, **c) if c else p for c in cands]
     with Pool(2) as pool:
         glare = pool.map(_glare_figures, ps)
-        seeds = pool.map(_still_glare_seed, [(q, s) for q in ps for s in GLARE_STILL_SEEDS])
-    k = len(GLARE_STILL_SEEDS)
-    more = [tuple(sum(r[i] for r in seeds[j * k:(j + 1) * k]) for i in range(4)) for j in range(len(cands))]
+        more, more_text = _more_still_cameras(pool, ps)
 
     def text(i):
-        mh, mn, me, mne = more[i]
-        return _align_text(figs[i], glare[i], names, f"{k} more still cameras: glare objects {mh}/{mn}, empty frames said motion "
-                                                     f"{me}/{mne} (by seed {[r[2] for r in seeds[i * k:(i + 1) * k]]}); ")
+        return _align_text(figs[i], glare[i], names, more_text[i])
 
     def caught(i):
         return glare[i][0][0] + glare[i][1][0] + more[i][0]
@@ -855,7 +859,8 @@ def tune_glare_aligned(p):
                  and glare[1][1][2] <= glare[0][1][2] and more[1][2] <= more[0][2])
         return 1 if keeps and caught(1) > caught(0) else None
 
-    print(f"glare-object frames said motion (still + creeping + {k} more still): base {caught(0)}, candidate {caught(1)}", flush=True)
+    print(f"glare-object frames said motion (still + creeping + {len(GLARE_STILL_SEEDS)} more still): "
+          f"base {caught(0)}, candidate {caught(1)}", flush=True)
     return _choose(cands, tallies, n_lamps, "large", f"v2.13 (TGB {p['TGB']}, no hold), {text(0)}",
                    lambda c: f"TGB={c['TGB']} MTL=1, {text(1)}", lambda r, b: True, key,
                    "v2.11's candidate on the aligned state loses a tuning figure or catches no more glare objects: v2.13 stays")
@@ -896,7 +901,8 @@ def main():
             p.update(tune_glare(p))
         # v2.13: the aligner's offset held on a frame after `lighting` (--align-lit runs the choice, else the recorded one)
         p.update(tune_align_lit(p) if "--align-lit" in sys.argv else {k: rec[k] for k in ("AHL",) if k in rec})
-        # v2.14: v2.11's candidate alone on the aligned state (--glare-aligned runs the choice, else the recorded one)
+        # v2.11's candidate alone on the aligned state (tried 2026-12-05, not chosen; --glare-aligned runs the
+        # choice, else the recorded one)
         p.update(tune_glare_aligned(p) if "--glare-aligned" in sys.argv else {k: rec[k] for k in ("MTL",) if k in rec})
     else:
         p = tune()
