@@ -122,7 +122,8 @@ public final class CameraStateFolder: Sendable {
     /// camera has moved more than a creep (re-aim it).
     public static let viewReach = ViewAligner.reach
 
-    /// The state files under `directory` (reads each file's header only), oldest first.
+    /// The state files under `directory` (reads each file's header, and the view's offset from its
+    /// last 16 bytes), oldest first.
     public static func list(directory: String) -> [Entry] {
         let fm = FileManager.default
         guard let files = fm.enumerator(atPath: directory) else { return [] }
