@@ -792,6 +792,19 @@ def _more_still_cameras(pool, ps):
     return more, texts
 
 
+def _aligned_runs(p, cands):
+    """What tune_align_lit and tune_glare_aligned weigh, p with each candidate: _wind_runs' tallies
+    (exit tail included), the number of lamp streams and _wind_figures; _glare_figures; the 7 more
+    still cameras (_more_still_cameras); and text(i), candidate i's figures as they print them."""
+    from multiprocessing import Pool
+    tallies, n_lamps, names, figs = _wind_runs(p, cands, tail=True)
+    ps = [dict(p, **c) if c else p for c in cands]
+    with Pool(2) as pool:
+        glare = pool.map(_glare_figures, ps)
+        more, more_text = _more_still_cameras(pool, ps)
+    return tallies, n_lamps, figs, glare, more, lambda i: _align_text(figs[i], glare[i], names, more_text[i])
+
+
 def tune_align_lit(p):
     """v2.13: AHL, whether the aligner's offset holds on a frame after a `lighting` one. Tuning glare
     streams on a still camera with more seeds (GLARE_STILL_SEEDS; exp probe /tmp, disclosed in
@@ -804,16 +817,8 @@ def tune_align_lit(p):
     creeping view's empty frames included, and its object frames may lose at most 0.5 %); the
     still cameras of GLARE_STILL_SEEDS may lose at most 0.5 % of their object frames, and their
     empty frames said motion must fall. Then AHL is on."""
-    from multiprocessing import Pool
     cands = [None, {"AHL": True}]
-    tallies, n_lamps, names, figs = _wind_runs(p, cands, tail=True)
-    ps = [dict(p, **c) if c else p for c in cands]
-    with Pool(2) as pool:
-        glare = pool.map(_glare_figures, ps)
-        more, more_text = _more_still_cameras(pool, ps)
-
-    def text(i):
-        return _align_text(figs[i], glare[i], names, more_text[i])
+    tallies, n_lamps, figs, glare, more, text = _aligned_runs(p, cands)
 
     def key(c, r, b):
         (_, (ch, cn, ce), _), (_, (ch0, _, ce0), _) = glare[1], glare[0]
@@ -840,16 +845,8 @@ def tune_glare_aligned(p):
     creeping view's and GLARE_STILL_SEEDS' empty frames said motion do not grow; then more
     glare-object frames said motion than the base, over the still camera, the creeping view and
     GLARE_STILL_SEEDS together."""
-    from multiprocessing import Pool
     cands = [None, {"TGB": 0.8, "MTL": True}]
-    tallies, n_lamps, names, figs = _wind_runs(p, cands, tail=True)
-    ps = [dict(p, **c) if c else p for c in cands]
-    with Pool(2) as pool:
-        glare = pool.map(_glare_figures, ps)
-        more, more_text = _more_still_cameras(pool, ps)
-
-    def text(i):
-        return _align_text(figs[i], glare[i], names, more_text[i])
+    tallies, n_lamps, figs, glare, more, text = _aligned_runs(p, cands)
 
     def caught(i):
         return glare[i][0][0] + glare[i][1][0] + more[i][0]
