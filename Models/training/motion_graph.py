@@ -357,6 +357,8 @@ def build(p, version, probe=False):
         # v2.12: the state's: each frame moved back onto the device's view before the state reads it
         # (motion_stream align_step; vigild's ViewAligner); absent: not aligned
         **({"vigil.align": "1"} if p.get("ALIGN") else {}),
+        # tried 2026-12-05 (vigild does not read it): px on each side the aligner's warp invents left out of the weight plane
+        **({"vigil.align_band": f"{p['ABAND']}"} if p.get("ABAND") else {}),
         "vigil.version": version,
         "vigil.description": ("Background-subtraction motion detector: gain-compensated SSIM structure "
                               f"or local brightness change of the current frame against the device's background ({WIN}x{WIN} windows), "

@@ -139,7 +139,7 @@ def box3(x):
 
 class CameraState:
     def __init__(self, background_s=20.0, activity_s=60.0, weight=None, heal=True, channels=CHANNELS, hold=1.0, ghost_s=GHOST_S,
-                 moving_through_lighting=False, align=False, align_holds_after_lighting=False):
+                 moving_through_lighting=False, align=False, align_holds_after_lighting=False, align_band=0):
         self.bg_s, self.act_s, self.heal, self.hold, self.ghost_s = background_s, activity_s, heal, hold, ghost_s
         self.channels = channels.split(",")
         self.moved = False            # the `moving` channel: the model said motion on the last frame
@@ -152,6 +152,11 @@ class CameraState:
         # ... but not on a frame after a `lighting` one when align_holds_after_lighting: the lighting
         # re-base may have made the background the last frame, with whatever was crossing it in it
         self.align_holds_lit = align_holds_after_lighting
+        # ... and, when align_band (px; tried 2026-12-05, not in vigild: Models/motion.md "v2.11's
+        # blown-out-car candidate on the aligned state"), the band of that width on each side the warp
+        # pulls the frame from (where it repeats the edge) is left out of the weight plane: nothing was
+        # seen there, and what an object left in the background at the border is never healed
+        self.align_band = align_band
         self.was_still = True         # the model said `still` on the last frame (or there was none)
         self.said_motion = False
         self.weight = np.ones((H, W), np.float32) if weight is None else weight.astype(np.float32)
@@ -183,7 +188,7 @@ class CameraState:
             self.S, self.S_ts = cur.copy(), ts    # the snapshot and when it was taken
             self.ts, self.last = ts, cur
             return None
-        planes = {"current": cur, "background": self.B, "activity": self.D, "restless": self.R, "weight": self.weight,
+        planes = {"current": cur, "background": self.B, "activity": self.D, "restless": self.R, "weight": self.banded_weight(),
                   "moving": np.full_like(cur, 1.0 if self.moved else 0.0), "previous": self.last}
         x = np.stack([planes[c] for c in self.channels])[None].astype(np.float32)
         dt = min(max(ts - self.ts, 0.0), self.bg_s)
@@ -209,6 +214,20 @@ class CameraState:
             self.heal_ghosts(cur, dev, max(ts - self.ts, 0.0))
         self.ts, self.last = ts, cur
         return x
+
+    def banded_weight(self):
+        """The weight plane, less align_band px on each side the warp invents (none while the offset is 0)."""
+        if not (self.align and self.align_band) or not np.any(self.offset):
+            return self.weight
+        w, b = self.weight.copy(), self.align_band
+        oy, ox = self.offset
+        if ox:    # out[y, x] = frame[y - oy, x - ox]: ox < 0 pulls from the right, so the right edge is repeated
+            w[:, -b:] = 0 if ox < 0 else w[:, -b:]
+            w[:, :b] = 0 if ox > 0 else w[:, :b]
+        if oy:
+            w[-b:, :] = 0 if oy < 0 else w[-b:, :]
+            w[:b, :] = 0 if oy > 0 else w[:b, :]
+        return w
 
     def heal_ghosts(self, cur, dev, dt):
         ks = CLEAN_FACTOR * self.bg_s
@@ -265,7 +284,7 @@ def state_for(meta, **kw):
     return CameraState(background_s=float(meta["vigil.background_s"]), activity_s=float(meta["vigil.activity_s"]),
                        hold=float(meta.get("vigil.background_hold", 1.0)), ghost_s=float(meta.get("vigil.ghost_s", GHOST_S)),
                        moving_through_lighting=meta.get("vigil.moving_through_lighting") == "1",
-                       align=align, **kw)
+                       align=align, align_band=int(meta.get("vigil.align_band", 0)), **kw)
 
 
 def run_stream(sess, frames, fps, state=None, labels=("still", "motion", "lighting")):
