@@ -221,12 +221,15 @@ class CameraState:
             return self.weight
         w, b = self.weight.copy(), self.align_band
         oy, ox = self.offset
-        if ox:    # out[y, x] = frame[y - oy, x - ox]: ox < 0 pulls from the right, so the right edge is repeated
-            w[:, -b:] = 0 if ox < 0 else w[:, -b:]
-            w[:, :b] = 0 if ox > 0 else w[:, :b]
-        if oy:
-            w[-b:, :] = 0 if oy < 0 else w[-b:, :]
-            w[:b, :] = 0 if oy > 0 else w[:b, :]
+        # out[y, x] = frame[y - oy, x - ox]: ox < 0 pulls from the right, so the right edge is repeated
+        if ox < 0:
+            w[:, -b:] = 0
+        elif ox > 0:
+            w[:, :b] = 0
+        if oy < 0:
+            w[-b:, :] = 0
+        elif oy > 0:
+            w[:b, :] = 0
         return w
 
     def heal_ghosts(self, cur, dev, dt):
