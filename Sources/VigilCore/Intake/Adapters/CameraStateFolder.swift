@@ -95,7 +95,7 @@ public final class CameraStateFolder: Sendable {
     /// Every state file under the folder, with its size and modification time.
     private func scan() -> [String: (bytes: Int, written: Double)] {
         var out: [String: (bytes: Int, written: Double)] = [:]
-        for e in CameraStateFolder.list(directory: directory) {
+        for e in CameraStateFolder.list(directory: directory, readingFiles: false) {
             out[e.path] = (e.bytes, e.written)
         }
         return out
@@ -123,8 +123,9 @@ public final class CameraStateFolder: Sendable {
     public static let viewReach = ViewAligner.reach
 
     /// The state files under `directory` (reads each file's header, and the view's offset from its
-    /// last 16 bytes), oldest first.
-    public static func list(directory: String) -> [Entry] {
+    /// last 16 bytes), oldest first. `readingFiles` false: sizes and times alone (what the cap
+    /// needs), no file opened; names, frame and offset are then unknown.
+    public static func list(directory: String, readingFiles: Bool = true) -> [Entry] {
         let fm = FileManager.default
         guard let files = fm.enumerator(atPath: directory) else { return [] }
         var out: [Entry] = []
@@ -134,7 +135,7 @@ public final class CameraStateFolder: Sendable {
                   let modified = attrs[.modificationDate] as? Date else { continue }
             var head: [UInt8] = [], tail: [UInt8] = []
             let info: (pipeline: String, device: String, width: Int, height: Int, ts: Double, bytes: Int, planes: Int, offset: Bool)?
-            if let h = FileHandle(forReadingAtPath: path) {
+            if readingFiles, let h = FileHandle(forReadingAtPath: path) {
                 head = [UInt8]((try? h.read(upToCount: 4096)) ?? Data())
                 info = CameraStateFile.header(head)
                 // The offset is the file's last 16 bytes when the planes before it are whole.
