@@ -832,6 +832,29 @@ def tune_align_lit(p):
                    "holding the offset after `lighting` loses a tuning figure or does not cut the still cameras' empty frames: AHL stays off")
 
 
+def _tune_glare_candidate(p, cand, admissible, tallies_keep, base_name, name, none_message):
+    """What tune_glare_aligned and tune_glare_band do with their one candidate: _aligned_runs of p and
+    p with cand; `admissible` and `tallies_keep` weigh _object_stream_tallies (against the base's);
+    _align_keeps on the wind and glare figures, the creeping view's and GLARE_STILL_SEEDS' empty
+    frames said motion do not grow; then more glare-object frames said motion than the base over
+    the still camera, the creeping view and GLARE_STILL_SEEDS together."""
+    cands = [None, cand]
+    tallies, n_lamps, figs, glare, more, text = _aligned_runs(p, cands)
+
+    def caught(i):
+        return glare[i][0][0] + glare[i][1][0] + more[i][0]
+
+    def key(c, r, b):
+        keeps = (tallies_keep(r, b) and _align_keeps(figs[1], figs[0], glare[1], glare[0])
+                 and glare[1][1][2] <= glare[0][1][2] and more[1][2] <= more[0][2])
+        return 1 if keeps and caught(1) > caught(0) else None
+
+    print(f"glare-object frames said motion (still + creeping + {len(GLARE_STILL_SEEDS)} more still): "
+          f"base {caught(0)}, candidate {caught(1)}", flush=True)
+    return _choose(cands, tallies, n_lamps, "large", f"{base_name}, {text(0)}", lambda c: f"{name(c)}, {text(1)}",
+                   admissible, key, none_message)
+
+
 def tune_glare_aligned(p):
     """Tried 2026-12-05, not chosen (Models/motion.md "v2.11's blown-out-car candidate on the aligned
     state"): v2.11's candidate (TGB 0.8 with MTL, the top of tune_glare's grid, chosen there before
@@ -845,22 +868,9 @@ def tune_glare_aligned(p):
     creeping view's and GLARE_STILL_SEEDS' empty frames said motion do not grow; then more
     glare-object frames said motion than the base, over the still camera, the creeping view and
     GLARE_STILL_SEEDS together."""
-    cands = [None, {"TGB": 0.8, "MTL": True}]
-    tallies, n_lamps, figs, glare, more, text = _aligned_runs(p, cands)
-
-    def caught(i):
-        return glare[i][0][0] + glare[i][1][0] + more[i][0]
-
-    def key(c, r, b):
-        keeps = (_keeps_every_tally(r, b) and _align_keeps(figs[1], figs[0], glare[1], glare[0])
-                 and glare[1][1][2] <= glare[0][1][2] and more[1][2] <= more[0][2])
-        return 1 if keeps and caught(1) > caught(0) else None
-
-    print(f"glare-object frames said motion (still + creeping + {len(GLARE_STILL_SEEDS)} more still): "
-          f"base {caught(0)}, candidate {caught(1)}", flush=True)
-    return _choose(cands, tallies, n_lamps, "large", f"v2.13 (TGB {p['TGB']}, no hold), {text(0)}",
-                   lambda c: f"TGB={c['TGB']} MTL=1, {text(1)}", lambda r, b: True, key,
-                   "v2.11's candidate on the aligned state loses a tuning figure or catches no more glare objects: v2.13 stays")
+    return _tune_glare_candidate(p, {"TGB": 0.8, "MTL": True}, lambda r, b: True, _keeps_every_tally,
+                                 f"v2.13 (TGB {p['TGB']}, no hold)", lambda c: f"TGB={c['TGB']} MTL=1",
+                                 "v2.11's candidate on the aligned state loses a tuning figure or catches no more glare objects: v2.13 stays")
 
 
 def tune_glare_band(p):
@@ -876,22 +886,9 @@ def tune_glare_band(p):
     creeping view's and GLARE_STILL_SEEDS' empty frames said motion do not grow; then more
     glare-object frames said motion than the base over the still camera, the creeping view and
     GLARE_STILL_SEEDS together."""
-    cands = [None, {"TGB": 0.8, "MTL": True, "ABAND": mg.WIN}]
-    tallies, n_lamps, figs, glare, more, text = _aligned_runs(p, cands)
-
-    def caught(i):
-        return glare[i][0][0] + glare[i][1][0] + more[i][0]
-
-    def key(c, r, b):
-        keeps = (_align_keeps(figs[1], figs[0], glare[1], glare[0]) and glare[1][1][2] <= glare[0][1][2]
-                 and more[1][2] <= more[0][2])
-        return 1 if keeps and caught(1) > caught(0) else None
-
-    print(f"glare-object frames said motion (still + creeping + {len(GLARE_STILL_SEEDS)} more still): "
-          f"base {caught(0)}, candidate {caught(1)}", flush=True)
-    return _choose(cands, tallies, n_lamps, "large", f"v2.13 (TGB {p['TGB']}, no hold, no band), {text(0)}",
-                   lambda c: f"TGB={c['TGB']} MTL=1 ABAND={c['ABAND']}, {text(1)}", _align_admissible, key,
-                   "the band with v2.11's candidate loses a tuning figure or catches no more glare objects: v2.13 stays")
+    return _tune_glare_candidate(p, {"TGB": 0.8, "MTL": True, "ABAND": mg.WIN}, _align_admissible, lambda r, b: True,
+                                 f"v2.13 (TGB {p['TGB']}, no hold, no band)", lambda c: f"TGB={c['TGB']} MTL=1 ABAND={c['ABAND']}",
+                                 "the band with v2.11's candidate loses a tuning figure or catches no more glare objects: v2.13 stays")
 
 
 def main():
