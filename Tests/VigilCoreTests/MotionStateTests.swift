@@ -113,6 +113,33 @@ final class MotionStateTests: XCTestCase {
         XCTAssertEqual(a.rebaselines, 1, "lighting still re-bases the background")
     }
 
+    /// Motion v2.14 (issue 16): a model that declares `vigil.moving_through_lighting` keeps the
+    /// `moving` channel on through one `lighting` verdict that follows a `motion` one (a car whose
+    /// paint blew out the exposure is still in view), not through a second, nor after `still`.
+    /// Without the key the channel is what it was.
+    func testAModelCanHoldTheMovingChannelThroughOneLightingFrame() throws {
+        let withMoving: [CameraChannel] = [.current, .background, .activity, .weight, .moving]
+        let labels = ["motion", "lighting", "lighting", "still", "lighting", "motion", "lighting", "motion", ""]
+        func seen(holding: Bool) throws -> [Float] {
+            let motion = MotionSettings().applying(model: holding ? ["vigil.moving_through_lighting": "1"] : [:])
+            XCTAssertEqual(motion.movingThroughLighting, holding)
+            let a = ImageAdapter(shape: [1, 5, 2, 2], width: 2, height: 2, channels: withMoving, motion: motion)
+            _ = try a.inputs(for: image(2, 2, { _, _ in 100 }, ts: 0))
+            var d = Detection(ts: 1, pipeline: "p", device: "d", model: "m", label: "still", score: 1, scores: [], latencyMs: 0)
+            var out: [Float] = []
+            for (i, label) in labels.enumerated() {
+                out.append(plane(try a.inputs(for: image(2, 2, { _, _ in 100 }, ts: Double(i + 1)))[0], 4)[0])
+                guard !label.isEmpty else { break }
+                d.label = label
+                a.observe(&d)
+            }
+            XCTAssertEqual(a.rebaselines, 4, "lighting re-bases the background either way")
+            return out
+        }
+        XCTAssertEqual(try seen(holding: true), [0, 1, 1, 0, 0, 0, 1, 1, 1])
+        XCTAssertEqual(try seen(holding: false), [0, 1, 0, 0, 0, 0, 1, 0, 1])
+    }
+
     /// A 20x20 room (a gradient) with, where `object` says so, a dark 6x6 square in it.
     func room(object: Bool) -> [Float] {
         (0..<400).map { i in

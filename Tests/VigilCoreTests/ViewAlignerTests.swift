@@ -162,3 +162,55 @@ final class ViewAlignerAfterLightingTests: XCTestCase {
         XCTAssertLessThan(moved, 0.01, "the empty view is read where it was: the offset did not follow the object")
     }
 }
+
+/// Motion v2.14 (issue 16): the weight plane on a crept view, through the adapter as vigild runs it.
+final class ViewAlignerBorderTests: XCTestCase {
+    let w = 64, h = 48
+
+    /// Motion v2.14 (issue 16): where the aligner's shift invents the picture (the edge
+    /// repeated, on the side the view crept from), a model's `vigil.align_band` px are left out
+    /// of the weight plane, so what an object left of itself at that border is not counted.
+    /// The view here creeps right and up; the offset moves it back left and down, so the right
+    /// columns and the top rows are invented. Without the key, or before the view has moved,
+    /// the plane is untouched.
+    func testTheBorderTheShiftInventsIsLeftOutOfTheWeightPlane() throws {
+        func view(_ dy: Double, _ dx: Double, ts: Double) -> TimedFrame {
+            var px = [UInt8](repeating: 0, count: w * h)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let u = Double(x) - dx, v = Double(y) - dy
+                    px[y * w + x] = UInt8((255 * (0.4 + 0.2 * sin(0.35 * u + 0.1 * v) + 0.15 * cos(0.27 * v - 0.05 * u))).rounded())
+                }
+            }
+            return TimedFrame(frame: .image(width: w, height: h, pixels: px), ts: ts)
+        }
+        func weights(band: String?) throws -> (first: [Float], last: [Float], offset: (y: Double, x: Double)) {
+            var motion = MotionSettings()
+            motion.align = true
+            motion = motion.applying(model: band.map { ["vigil.align_band": $0] } ?? [:])
+            let a = ImageAdapter(shape: [1, 4, h, w], width: w, height: h, channels: [.current, .background, .activity, .weight], motion: motion)
+            _ = try a.inputs(for: view(0, 0, ts: 0))
+            var first: [Float] = [], last: [Float] = []
+            for i in 1...80 {
+                let input = try XCTUnwrap(a.inputs(for: view(-0.01 * Double(i), 0.02 * Double(i), ts: Double(i) / 10)).first)
+                last = Array(input.values[(3 * w * h)..<(4 * w * h)])
+                if i == 1 { first = a.bandedWeights(offset: (0, 0)) }
+                var d = Detection(ts: Double(i) / 10, pipeline: "p", device: "d", model: "m", label: "still", score: 1, scores: [], latencyMs: 0)
+                a.observe(&d)
+            }
+            return (first, last, try XCTUnwrap(a.viewOffset))
+        }
+        let banded = try weights(band: "3")
+        XCTAssertLessThan(banded.offset.x, -0.5, "the view crept right: \(banded.offset)")
+        XCTAssertGreaterThan(banded.offset.y, 0.2, "and up: \(banded.offset)")
+        XCTAssertEqual(banded.first, [Float](repeating: 1, count: w * h), "no offset, no band")
+        for y in 0..<h {
+            for x in 0..<w {
+                let invented = x >= w - 3 || y < 3
+                XCTAssertEqual(banded.last[y * w + x], invented ? 0 : 1, "(\(x), \(y))")
+            }
+        }
+        let plain = try weights(band: nil)
+        XCTAssertEqual(plain.last, [Float](repeating: 1, count: w * h), "a model without vigil.align_band")
+    }
+}

@@ -25,6 +25,16 @@ public struct MotionSettings: Sendable, Equatable {
     /// camera that creeps (a pole in the wind, a bracket settling) does not turn every edge in
     /// the picture into motion (ViewAligner). nil: the model's `vigil.align` ("1": on), else off.
     public var align: Bool?
+    /// Whether the `moving` channel stays on through one `lighting` verdict that follows a
+    /// `motion` one: a car whose paint blows out the exposure is taken for a light change on
+    /// one frame, and is still in view on the next. Not a config key: the model's
+    /// `vigil.moving_through_lighting` ("1"), as it was tuned with (motion v2.14).
+    public var movingThroughLighting = false
+    /// Px (at the model's size) left out of the weight plane on each side of the frame that the
+    /// aligner's shift invents (it repeats the edge there): nothing was seen there, and what an
+    /// object left of itself in the background at that border is never healed. Not a config key:
+    /// the model's `vigil.align_band` (0 without it), as it was tuned with (motion v2.14).
+    public var alignBand = 0
 
     /// How often (frame time) a device's state is saved, so a restart resumes it; 0: never.
     public var saveSeconds = 300.0
@@ -60,7 +70,8 @@ public struct MotionSettings: Sendable, Equatable {
 
     /// These settings with the time constants the model was tuned with filled in where the
     /// config leaves them out (`vigil.background_s`, `vigil.activity_s`, `vigil.background_hold`,
-    /// `vigil.ghost_s`, `vigil.align`).
+    /// `vigil.ghost_s`, `vigil.align`), and what only the model sets
+    /// (`vigil.moving_through_lighting`, `vigil.align_band`).
     public func applying(model: [String: String]) -> MotionSettings {
         var s = self
         func meta(_ k: String) -> Double? { model[k].flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } }
@@ -69,6 +80,8 @@ public struct MotionSettings: Sendable, Equatable {
         s.backgroundHold = s.backgroundHold ?? meta("vigil.background_hold").map { max(1, $0) } ?? 1
         s.ghostSeconds = s.ghostSeconds ?? meta("vigil.ghost_s") ?? MotionSettings.defaultGhostSeconds
         s.align = s.align ?? (model["vigil.align"] == "1")
+        s.movingThroughLighting = model["vigil.moving_through_lighting"] == "1"
+        s.alignBand = model["vigil.align_band"].flatMap { Int($0) }.map { max($0, 0) } ?? 0
         return s
     }
 

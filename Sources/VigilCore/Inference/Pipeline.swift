@@ -238,7 +238,8 @@ public final class Pipeline: Sendable {
                   + (roles.contains(.background) ? "; background over \(JSONValue.format(motion.backgroundSeconds!)) s"
                     + (motion.backgroundHold! > 1 ? " (x\(JSONValue.format(motion.backgroundHold!)) where the frame differs)" : "")
                     + (motion.ghostSeconds! != MotionSettings.defaultGhostSeconds ? ", ghosts healed after \(JSONValue.format(motion.ghostSeconds!)) s" : "")
-                    + (motion.align! ? ", view aligned" : "")
+                    + (motion.align! ? ", view aligned" + (motion.alignBand > 0 ? " (its invented border, \(motion.alignBand) px, unweighted)" : "") : "")
+                    + (motion.movingThroughLighting && roles.contains(.moving) ? ", moving held through one lighting frame" : "")
                     + ", activity over \(JSONValue.format(motion.activitySeconds!)) s" : "")
             return make(decoder, what) { device in
                 ImageAdapter(shape: input, width: width, height: height, channels: roles, motion: motion, pipeline: s.name, device: device,

@@ -290,9 +290,12 @@ struct CameraState {
 
     /// Whether the model said `lighting` on the last frame.
     private(set) var lit = false
-    /// Whether the model said `motion` on the last frame (the `moving` channel). Not saved:
-    /// a device resumed after a restart starts with nothing in view.
+    /// The `moving` channel: whether the model said `motion` on the last frame (or, when the
+    /// model holds it through lighting, `lighting` on the last and `motion` on the one before).
+    /// Not saved: a device resumed after a restart starts with nothing in view.
     private(set) var moved = false
+    /// Whether the model said `motion` on the last frame, whatever `moved` says.
+    private var saidMotion = false
 
     /// The model's verdict on the last frame. `lighting` re-bases the background: rescaled
     /// to the frame's light level when that explains the frame (`rescaleFit`; a light switched: what it
@@ -300,9 +303,15 @@ struct CameraState {
     /// with a copy, 28 % of the simulator's empty-room frames after such switches said
     /// motion); replaced by the frame when it does not (day/night, blown-out highlights)
     /// or when `lighting` comes twice in a row. The activity map is brightness-matched and
-    /// stays. Models/training/motion_stream.py does the same.
-    mutating func observe(lighting: Bool, motion: Bool) {
-        defer { lit = lighting; moved = motion }
+    /// stays. `holdingMoving`: the verdict was `lighting` and the model holds the `moving`
+    /// channel through one such frame after a `motion` one (`vigil.moving_through_lighting`),
+    /// since an object whose exposure step was taken for lighting is still in view.
+    /// Models/training/motion_stream.py does the same.
+    mutating func observe(lighting: Bool, motion: Bool, holdingMoving: Bool = false) {
+        defer {
+            moved = motion || (holdingMoving && saidMotion)
+            lit = lighting; saidMotion = motion
+        }
         guard lighting else { return }
         var sb: Float = 0, sl: Float = 0
         for i in last.indices { sb += background[i]; sl += last[i] }

@@ -150,11 +150,15 @@ public final class ImageAdapter: StreamAdapter {
     /// Moves a creeping camera's frames back onto the state's view (nil: `motion.align` off).
     private var aligner: ViewAligner?
     private var weights: [Float] = []
+    /// `weights` less the aligner's invented border (`bandedWeights`), for the offset's signs.
+    private var banded: (sides: (y: Int, x: Int), plane: [Float])?
     /// This frame at the model's size. Reused: `CameraState.update` hands back the previous
     /// frame's plane in exchange, so a frame allocates no planes of its own.
     private var current: [Float] = []
     /// Times the background was reset after the model said `lighting` (for tests, metrics).
     public private(set) var rebaselines = 0
+    /// Where the device's view sits in its frames (the aligner's offset; nil before its first frame).
+    var viewOffset: (y: Double, x: Double)? { state?.viewOffset }
 
     /// Whether the model reads the running averages (background, activity, restless): only
     /// then does the state keep them, and is it saved.
@@ -190,6 +194,7 @@ public final class ImageAdapter: StreamAdapter {
             resizer = AreaResizer(from: (w, h), to: (width, height))
             if channels.contains(.weight) {
                 weights = WeightPlane.make(masks: masks, value: weightValue, source: (w, h), width: width, height: height)
+                banded = nil
             }
         }
         // The resize writes every value, so a reused plane needs no clearing.
@@ -211,7 +216,7 @@ public final class ImageAdapter: StreamAdapter {
             aligner!.align(&current, to: state!.background, restless: channels.contains(.restless) ? state!.restless : nil,
                            holding: state!.lit, offset: &state!.viewOffset)
         }
-        let made = input(current, state!, frame.ts)
+        let made = input(current, state!, frame.ts, weights: bandedWeights(offset: state!.viewOffset))
         // In place: a local copy of the state would copy its planes (copy on write) every frame.
         state!.update(with: &current, ts: frame.ts,
                       backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
@@ -227,7 +232,26 @@ public final class ImageAdapter: StreamAdapter {
         return [made]
     }
 
-    func input(_ current: [Float], _ st: CameraState?, _ ts: Double) -> ModelInput {
+    /// The weight plane less `motion.alignBand` px on each side the aligner's shift invents
+    /// (`warp` repeats the edge pixels there: `ox < 0` pulls from the right, so the right band
+    /// goes); the plane itself while the offset is 0 or the model sets no band. Which band goes
+    /// depends only on the offset's signs, so the banded plane is kept until they change.
+    /// Models/training/motion_stream.py `banded_weight` does the same.
+    func bandedWeights(offset: (y: Double, x: Double)) -> [Float] {
+        let b = min(motion.alignBand, width, height)
+        let sides = (y: offset.y < 0 ? -1 : offset.y > 0 ? 1 : 0, x: offset.x < 0 ? -1 : offset.x > 0 ? 1 : 0)
+        guard b > 0, aligner != nil, !weights.isEmpty, sides != (0, 0) else { return weights }
+        if let kept = banded, kept.sides == sides { return kept.plane }
+        var w = weights
+        let cols: Range<Int>? = sides.x < 0 ? (width - b)..<width : sides.x > 0 ? 0..<b : nil
+        let rows: Range<Int>? = sides.y < 0 ? (height - b)..<height : sides.y > 0 ? 0..<b : nil
+        if let cols { for y in 0..<height { for x in cols { w[y * width + x] = 0 } } }
+        if let rows { for y in rows { for x in 0..<width { w[y * width + x] = 0 } } }
+        banded = (sides, w)
+        return w
+    }
+
+    func input(_ current: [Float], _ st: CameraState?, _ ts: Double, weights: [Float]? = nil) -> ModelInput {
         var values: [Float] = []
         values.reserveCapacity(current.count * channels.count)
         for c in channels {
@@ -237,7 +261,7 @@ public final class ImageAdapter: StreamAdapter {
             case .background: values += st!.background
             case .activity: values += st!.activity
             case .restless: values += st!.restless
-            case .weight: values += weights
+            case .weight: values += weights ?? self.weights
             case .moving: values += repeatElement(st!.moved ? 1 : 0, count: current.count)
             }
         }
@@ -249,8 +273,10 @@ public final class ImageAdapter: StreamAdapter {
     /// frame's `moving` channel.
     public func observe(_ detection: inout Detection) {
         guard verdictShapesNextInput, state != nil else { return }
-        let lighting = detection.label == ImageAdapter.lightingLabel && channels.contains(.background)
-        state!.observe(lighting: lighting, motion: detection.label == ImageAdapter.motionLabel)
+        let said = detection.label
+        let lighting = said == ImageAdapter.lightingLabel && channels.contains(.background)
+        state!.observe(lighting: lighting, motion: said == ImageAdapter.motionLabel,
+                       holdingMoving: motion.movingThroughLighting && said == ImageAdapter.lightingLabel)
         if lighting { rebaselines += 1 }
     }
 
