@@ -351,13 +351,13 @@ def build(p, version, probe=False):
         # v2.9: the state's too: seconds a pixel must match the clean background (and not the
         # background) before the background is reset there (motion_stream GHOST_S); absent: 1 s
         **({"vigil.ghost_s": f"{p['GS']}"} if p.get("GS") is not None else {}),
-        # v2.11 (tried, not shipped; vigild does not read it): the state's: the moving channel stays 1
-        # through one `lighting` frame after a `motion` frame (motion_stream.CameraState moving_through_lighting)
+        # v2.14 (v2.11's candidate): the state's: the moving channel stays 1 through one `lighting` frame
+        # after a `motion` frame (motion_stream.CameraState moving_through_lighting; vigild's CameraState.observe)
         **({"vigil.moving_through_lighting": "1"} if p.get("MTL") else {}),
         # v2.12: the state's: each frame moved back onto the device's view before the state reads it
         # (motion_stream align_step; vigild's ViewAligner); absent: not aligned
         **({"vigil.align": "1"} if p.get("ALIGN") else {}),
-        # tried 2026-12-05 (vigild does not read it): px on each side the aligner's warp invents left out of the weight plane
+        # v2.14: px on each side the aligner's warp invents left out of the weight plane (vigild's ImageAdapter.bandedWeights)
         **({"vigil.align_band": f"{p['ABAND']}"} if p.get("ABAND") else {}),
         "vigil.version": version,
         "vigil.description": ("Background-subtraction motion detector: gain-compensated SSIM structure "

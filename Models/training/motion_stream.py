@@ -143,8 +143,8 @@ class CameraState:
         self.bg_s, self.act_s, self.heal, self.hold, self.ghost_s = background_s, activity_s, heal, hold, ghost_s
         self.channels = channels.split(",")
         self.moved = False            # the `moving` channel: the model said motion on the last frame
-        # (v2.11, tried, not shipped: Models/motion.md; vigild does not read vigil.moving_through_lighting)
-        # ... or on the one before and `lighting` on the last
+        # ... or, when moving_through_lighting (v2.11's candidate; shipped with v2.14, vigild's
+        # CameraState.observe), on the one before and `lighting` on the last
         self.through_lighting = moving_through_lighting
         # align (issue 16, a creeping camera): each frame is moved onto the state's view (`offset`,
         # px) before anything else reads it; the offset follows align_step
@@ -152,8 +152,8 @@ class CameraState:
         # ... but not on a frame after a `lighting` one when align_holds_after_lighting: the lighting
         # re-base may have made the background the last frame, with whatever was crossing it in it
         self.align_holds_lit = align_holds_after_lighting
-        # ... and, when align_band (px; tried 2026-12-05, not in vigild: Models/motion.md "v2.11's
-        # blown-out-car candidate on the aligned state"), the band of that width on each side the warp
+        # ... and, when align_band (px; v2.14, vigild's ImageAdapter.bandedWeights: Models/motion.md
+        # "v2.11's blown-out-car candidate on the aligned state"), the band of that width on each side the warp
         # pulls the frame from (where it repeats the edge) is left out of the weight plane: nothing was
         # seen there, and what an object left in the background at the border is never healed
         self.align_band = align_band
@@ -277,9 +277,9 @@ class CameraState:
 
 def state_for(meta, **kw):
     """A CameraState with the time constants a model declares (`vigil.background_s`,
-    `vigil.activity_s`, `vigil.background_hold`, `vigil.ghost_s`), as vigild sets them up; and
-    `vigil.moving_through_lighting`, which only the tried v2.11 candidate declared (vigild does not
-    read it: no shipped model has it), so that candidate's figures can be reproduced. The aligner's
+    `vigil.activity_s`, `vigil.background_hold`, `vigil.ghost_s`, `vigil.moving_through_lighting`,
+    `vigil.align`, `vigil.align_band`), as vigild sets them up (the last two keys since v2.14;
+    the tried v2.11 candidate declared the first too, so its figures can be reproduced). The aligner's
     offset holds after `lighting` (v2.13's vigild) unless the model is v2.12, whose figures were
     measured with the vigild it shipped with (the offset moving on every frame)."""
     align = meta.get("vigil.align") == "1"

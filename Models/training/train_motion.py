@@ -33,7 +33,7 @@ import motion_sets as ms  # noqa: E402
 import motion_stream as mst  # noqa: E402
 
 SEED = 1234
-VERSION = "2.13.0"
+VERSION = "2.14.0"
 H, W = mg.H, mg.W
 PROBE_TL = 0.5       # provisional lighting bars while probing (re-baseline the background)
 PROBE_TG = 0.2

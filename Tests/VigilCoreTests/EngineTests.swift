@@ -280,7 +280,8 @@ final class EngineTests: XCTestCase {
         }
         let alone = run(inBatchesOf: 1), behind = run(inBatchesOf: 16)
         XCTAssertEqual(alone.count, 148, "every frame but each device's first")
-        XCTAssertGreaterThan(alone.filter { $0.label == "lighting" }.count, 5, "the light switched: the state re-based")
+        // v2.13 said `lighting` on more than 5 of these frames, v2.14 (an object in view may move the light level further) on 4.
+        XCTAssertGreaterThanOrEqual(alone.filter { $0.label == "lighting" }.count, 3, "the light switched: the state re-based")
         XCTAssertGreaterThan(alone.filter { $0.label == "motion" }.count, 5)
         XCTAssertEqual(behind.map(\.device), alone.map(\.device))
         let differ = zip(behind, alone).filter { $0.label != $1.label || $0.score != $1.score }.map { "\($1.device) at \($1.ts)" }
