@@ -216,7 +216,7 @@ public final class ImageAdapter: StreamAdapter {
             aligner!.align(&current, to: state!.background, restless: channels.contains(.restless) ? state!.restless : nil,
                            holding: state!.lit, offset: &state!.viewOffset)
         }
-        let made = input(current, state!, frame.ts, weights: bandedWeights(offset: state!.viewOffset))
+        let made = input(current, state!, frame.ts)
         // In place: a local copy of the state would copy its planes (copy on write) every frame.
         state!.update(with: &current, ts: frame.ts,
                       backgroundSeconds: motion.backgroundSeconds ?? MotionSettings.defaultBackgroundSeconds,
@@ -251,7 +251,7 @@ public final class ImageAdapter: StreamAdapter {
         return w
     }
 
-    func input(_ current: [Float], _ st: CameraState?, _ ts: Double, weights: [Float]? = nil) -> ModelInput {
+    func input(_ current: [Float], _ st: CameraState?, _ ts: Double) -> ModelInput {
         var values: [Float] = []
         values.reserveCapacity(current.count * channels.count)
         for c in channels {
@@ -261,7 +261,7 @@ public final class ImageAdapter: StreamAdapter {
             case .background: values += st!.background
             case .activity: values += st!.activity
             case .restless: values += st!.restless
-            case .weight: values += weights ?? self.weights
+            case .weight: values += st.map { bandedWeights(offset: $0.viewOffset) } ?? weights
             case .moving: values += repeatElement(st!.moved ? 1 : 0, count: current.count)
             }
         }
