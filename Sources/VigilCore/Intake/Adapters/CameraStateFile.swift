@@ -88,10 +88,8 @@ struct CameraStateFile {
         func plane(_ k: Int) -> [Float] { (0..<n).map { Float(bitPattern: CameraStateFile.read32(b, head.bytes + 4 * (k * n + $0))) } }
         let planes = (0..<head.planes).map(plane)
         guard planes.allSatisfy(allFinite) else { return nil }
-        let end = head.bytes + 4 * head.planes * n
-        let offset = head.offset ? (Double(bitPattern: CameraStateFile.read64(b, end)), Double(bitPattern: CameraStateFile.read64(b, end + 8))) : (0, 0)
-        // An offset beyond the aligner's reach (or not a number) is not one it wrote.
-        guard abs(offset.0) <= ViewAligner.reach, abs(offset.1) <= ViewAligner.reach else { return nil }
+        // A file from before the alignment has no offset; a saved one the aligner cannot have written: no state.
+        guard let offset = head.offset ? CameraStateFile.viewOffset(b, at: head.bytes + 4 * head.planes * n) : (y: 0, x: 0) else { return nil }
         return CameraState(last: planes[0], background: planes[1], activity: planes[2],
                            clean: planes.count > 3 ? planes[3] : nil, restless: planes.count > 5 ? planes[4] : nil,
                            snapshot: planes.count > 5 ? planes[5] : nil, viewOffset: offset, ts: head.ts, width: width, height: height)
@@ -138,6 +136,13 @@ struct CameraStateFile {
     private func append64(_ v: UInt64, _ out: inout [UInt8]) {
         var v = v
         for _ in 0..<8 { out.append(UInt8(v & 0xff)); v >>= 8 }
+    }
+
+    /// The view's offset saved at `at` (y, x: Float64 little-endian); nil when it is beyond the
+    /// aligner's reach or not a number: not one the aligner wrote.
+    static func viewOffset(_ b: [UInt8], at: Int) -> (y: Double, x: Double)? {
+        let o = (y: Double(bitPattern: read64(b, at)), x: Double(bitPattern: read64(b, at + 8)))
+        return abs(o.y) <= ViewAligner.reach && abs(o.x) <= ViewAligner.reach ? o : nil
     }
 
     static func read64(_ b: [UInt8], _ at: Int) -> UInt64 {

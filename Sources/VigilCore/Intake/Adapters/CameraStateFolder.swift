@@ -147,11 +147,7 @@ public final class CameraStateFolder: Sendable {
             } else {
                 info = nil
             }
-            var offset: (y: Double, x: Double)?
-            if tail.count == 16 {
-                let o = (y: Double(bitPattern: CameraStateFile.read64(tail, 0)), x: Double(bitPattern: CameraStateFile.read64(tail, 8)))
-                if abs(o.y) <= viewReach, abs(o.x) <= viewReach { offset = o }   // else not one the aligner wrote
-            }
+            let offset = tail.count == 16 ? CameraStateFile.viewOffset(tail, at: 0) : nil
             out.append(Entry(path: path, pipeline: info?.pipeline, device: info?.device,
                              width: info?.width ?? 0, height: info?.height ?? 0, frameTime: info?.ts,
                              bytes: size, written: modified.timeIntervalSince1970, viewOffset: offset))
