@@ -95,5 +95,12 @@ final class SlowActionTests: ResilienceCase {
                + "\(total) frames at \(fmt(perDevice * Double(devices), 0))/s over \(fmt(publishSeconds)) s -> \(rowCount()) rows at \(fmt(rowRate, 0)) rows/s; "
                + "publish-to-row delay median \(fmt(median(delays) * 1000, 0)) ms, p95 \(fmt(percentile(delays, 0.95) * 1000, 0)) ms, "
                + "max \(fmt((delays.max() ?? .nan) * 1000, 0)) ms (commit_interval_ms 100); \(actionLines) action log lines")
+
+        // The stop line (also systemd's STATUS=) counts detections as the log and vigilctl do:
+        // the alert rows stored beside them are not detections.
+        XCTAssertEqual(daemon.stop(), 0)
+        let stopped = stoppedLine(daemon.output) ?? [:]
+        XCTAssertEqual(stopped["detections"], rowCount(), daemon.output)
+        XCTAssertEqual(stopped["alerts raised"], int("SELECT count(*) FROM alerts WHERE state = 'raised'"), daemon.output)
     }
 }

@@ -44,8 +44,10 @@ public final class Counters: Sendable {
     public func framesDropped(_ pipeline: String, _ n: Int = 1) {
         metrics.add(MetricName.framesDropped, [.init("pipeline", pipeline)], Double(n))
     }
-    public func rowsStored(_ n: Int) {
+    /// `n` rows committed in one go, `alerts` of them alert rows (the rest are detections).
+    public func rowsStored(_ n: Int, alerts: Int) {
         metrics.add(MetricName.rowsStored, [], Double(n))
+        metrics.add(MetricName.detectionsStored, [], Double(n - alerts))
         storeState.withLock { $0.failing = false }
     }
     public func storeFailed() {
@@ -89,7 +91,10 @@ public final class Counters: Sendable {
         public var processed: [String: Int]
         public var rejected: [String: [RejectReason: Int]]
         public var dropped: [String: Int]
+        /// Rows committed: detections and alerts.
         public var stored: Int
+        /// Of `stored`, the detections: what the log's `detections` table and vigilctl count.
+        public var storedDetections: Int
         public var storeErrors: Int
         public var notStored: Int
 
@@ -117,7 +122,8 @@ public final class Counters: Sendable {
         }
         return Snapshot(received: perPipeline(MetricName.framesReceived), processed: perPipeline(MetricName.framesProcessed),
                         rejected: rejected, dropped: perPipeline(MetricName.framesDropped),
-                        stored: Int(metrics.total(MetricName.rowsStored)), storeErrors: Int(metrics.total(MetricName.storeErrors)),
+                        stored: Int(metrics.total(MetricName.rowsStored)),
+                        storedDetections: Int(metrics.total(MetricName.detectionsStored)), storeErrors: Int(metrics.total(MetricName.storeErrors)),
                         notStored: Int(metrics.total(MetricName.rowsNotStored)))
     }
 }

@@ -383,7 +383,7 @@ public final class Daemon: @unchecked Sendable {
     public func statusLine() -> String {
         let s = counters.snapshot()
         let a = alerts.counts
-        return "frames \(s.totalReceived), detections \(s.stored), rejected \(s.totalRejected), dropped \(s.totalDropped), rows not stored \(s.notStored), alerts raised \(a.raised), cleared \(a.cleared)"
+        return "frames \(s.totalReceived), detections \(s.storedDetections), rejected \(s.totalRejected), dropped \(s.totalDropped), rows not stored \(s.notStored), alerts raised \(a.raised), cleared \(a.cleared)"
     }
 }
 

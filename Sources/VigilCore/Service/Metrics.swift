@@ -194,6 +194,7 @@ public enum MetricName {
     public static let framesDropped = "vigil_frames_dropped_total"
     public static let queuedFrames = "vigil_queued_frames"
     public static let rowsStored = "vigil_rows_stored_total"
+    public static let detectionsStored = "vigil_detections_stored_total"
     public static let storeErrors = "vigil_store_errors_total"
     public static let rowsNotStored = "vigil_store_rows_not_stored_total"
     public static let storePendingRows = "vigil_store_pending_rows"
@@ -315,7 +316,9 @@ extension Counters {
         m.describe(MetricName.framesRejected, .counter, "Frames rejected, per pipeline (\"-\" for unrouted topics) and reason.")
         m.describe(MetricName.framesDropped, .counter, "Frames dropped because a pipeline fell behind (queue full).")
         m.describe(MetricName.queuedFrames, .gauge, "Frames waiting for inference.")
-        m.describe(MetricName.rowsStored, .counter, "Rows committed to the SQLite log.", unlabelled: true)
+        m.describe(MetricName.rowsStored, .counter, "Rows committed to the SQLite log (detections and alerts).", unlabelled: true)
+        m.describe(MetricName.detectionsStored, .counter, "Detection rows committed to the SQLite log (of vigil_rows_stored_total).",
+                   unlabelled: true)
         m.describe(MetricName.storeErrors, .counter, "Failed commits to the SQLite log (rows are kept and retried).", unlabelled: true)
         m.describe(MetricName.rowsNotStored, .counter,
                    "Rows that never reached the SQLite log (dropped from memory while it refused writes, or unwritten at stop).",

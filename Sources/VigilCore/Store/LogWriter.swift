@@ -334,7 +334,7 @@ public final class LogWriter: @unchecked Sendable {
             announce(.committed(rows: stored, alerts: alerts.count - restAlerts.count, retired: retiredDone ? retired : []))
         }
         guard stored > 0 else { return }
-        counters?.rowsStored(stored)
+        counters?.rowsStored(stored, alerts: alerts.count - restAlerts.count)
         watchFreeSpace()
         if lastError != nil && restAlerts.isEmpty && restDetections.isEmpty {
             log.notice("store \(path): writing again")
