@@ -28,7 +28,7 @@ enum EnrollCommands {
             examples:
               vigilctl enroll --label kettle kettle1.wav kettle2.wav kettle3.wav
               vigilctl enroll --ignore --label microwave-beep beep.wav
-              vigilctl enroll --ignore --from-alert 0190f3c2-...     # this alert was a false alarm
+              vigilctl enroll --ignore --from-alert 0190f3c2-...   # it was a false alarm
               vigilctl enroll --label cat-flap --from-alert 0190f3c2-...
             """,
         run: runEnroll)

@@ -45,7 +45,7 @@ enum SimulateCommand {
 
             examples:
               vigilctl simulate --devices 3 --duration 60
-              vigilctl simulate --kinds camera --size 160x120 --rate 100 --devices 20 --duration 30s
+              vigilctl simulate --kinds camera --size 160x120 --rate 100 --devices 20 -t 30s
             """,
         run: run)
 

@@ -43,6 +43,37 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(usage.contains("  -h, --help"), usage)
     }
 
+    /// Details are written as source paragraphs wider than a terminal: they are reflowed as
+    /// paragraphs, not cut line by line (which left a word or two alone on every other line).
+    func testHelpDetailsAreReflowedAsParagraphs() {
+        let text = Command(
+            program: "demo", name: "teach", summary: "Teach.", options: [],
+            details: """
+                Each clip goes through the pipeline's decoder and model as vigild would hear it; the
+                prototype of a clip is the mean embedding of its loud windows. The threshold is set
+                just above the best match among the model's background sounds.
+
+                A second paragraph, short.
+                examples:
+                  demo teach --label kettle k1.wav k2.wav   # keeps its spacing
+                  demo teach --label kettle --pipeline kitchen-microphone k1.wav k2.wav k3.wav k4.wav
+                """,
+            run: { _ in 0 }).usage
+        let details = text.components(separatedBy: "\n\n").dropFirst(2).joined(separator: "\n\n")
+        XCTAssertEqual(details, """
+            Each clip goes through the pipeline's decoder and model as vigild would hear it;
+            the prototype of a clip is the mean embedding of its loud windows. The threshold
+            is set just above the best match among the model's background sounds.
+
+            A second paragraph, short.
+            examples:
+              demo teach --label kettle k1.wav k2.wav   # keeps its spacing
+              demo teach --label kettle --pipeline kitchen-microphone k1.wav k2.wav
+                  k3.wav k4.wav
+
+            """, text)
+    }
+
     func testJournalctlTimeSpecs() {
         let now = 1_795_960_800.0 + 125   // 2026-11-29 14:02:05 UTC
         XCTAssertEqual(TimeSpec.instant("-1h", now: now), now - 3600)

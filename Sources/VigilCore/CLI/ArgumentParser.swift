@@ -76,14 +76,41 @@ public struct Command: Sendable {
                 }
             }
         }
-        if !details.isEmpty {
-            s += "\n" + details.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-                guard line.count > Command.helpWidth else { return String(line) }   // examples keep their spacing
-                let indent = line.prefix { $0 == " " }.count
-                return Command.wrap(String(line.dropFirst(indent)), width: Command.helpWidth, indent: indent)
-            }.joined(separator: "\n") + "\n"
-        }
+        if !details.isEmpty { s += "\n" + Command.reflow(details, width: Command.helpWidth) + "\n" }
         return s
+    }
+
+    /// Help text written as source paragraphs (often wider than a terminal) laid out in `width`
+    /// columns: consecutive unindented lines are one paragraph, wrapped as a whole; a line
+    /// ending in ":" ends its paragraph, and a one-word one ("examples:") stands alone; blank
+    /// lines stay; indented lines (examples) keep their spacing, and only a too-wide one is
+    /// wrapped, its rest 4 columns deeper.
+    static func reflow(_ text: String, width: Int) -> String {
+        var out: [String] = []
+        var paragraph: [Substring] = []
+        func flush() {
+            if !paragraph.isEmpty { out.append(wrap(paragraph.joined(separator: " "), width: width, indent: 0)) }
+            paragraph = []
+        }
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let indent = line.prefix { $0 == " " }.count
+            if line.isEmpty || indent > 0 {
+                flush()
+                // A too-wide example goes on with a deeper indent, so it does not read as two.
+                out.append(line.count > width ? String(wrap(String(line.dropFirst(indent)), width: width, indent: indent + 4).dropFirst(4))
+                                              : String(line))
+                continue
+            }
+            if line.hasSuffix(":") && !line.contains(" ") {   // a heading ("examples:") stands alone
+                flush()
+                out.append(String(line))
+                continue
+            }
+            paragraph.append(line)
+            if line.hasSuffix(":") { flush() }
+        }
+        flush()
+        return out.joined(separator: "\n")
     }
 
     /// `text` broken at spaces into lines of at most `width` columns, each indented by `indent`
