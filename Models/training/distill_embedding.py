@@ -62,15 +62,21 @@ TAU = 0.1
 MAX_PACKAGE_WINDOWS = 6000   # windows per PROJECTION_PACKAGES stream, at random (the streams are 0.1-1.5 h)
 
 
-def teacher_session():
-    """YAMNet cut at its pooled embedding, with a free batch dimension."""
-    import onnxruntime as ort
+def batched_teacher():
+    """YAMNet with a free batch dimension (its graph fixes 1 in two reshapes)."""
     m = onnx.load(TEACHER)
     m.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
     fix = {"new_shape__473": [-1, 1, 96, 64], "const_fold_opt__481": [-1, 96, 64, 1]}
     for i in m.graph.initializer:
         if i.name in fix:
             i.CopyFrom(numpy_helper.from_array(np.array(fix[i.name], np.int64), i.name))
+    return m
+
+
+def teacher_session():
+    """YAMNet cut at its pooled embedding, with a free batch dimension."""
+    import onnxruntime as ort
+    m = batched_teacher()
     del m.graph.output[:]
     m.graph.output.append(helper.make_tensor_value_info(TEACHER_EMB, TensorProto.FLOAT, None))
     so = ort.SessionOptions()

@@ -12,7 +12,7 @@ it, and the gap is what 5 clips of a class from other sources can teach, not our
   cached in /tmp/vigil-enroll-online/<model hash>; output results/enroll_lived_eval_yamnet.txt)
 
 The model (build/enroll_yamnet/, not in git): sound.onnx's graph, its `logmel` fed to YAMNet
-(batch dimension freed as distill_embedding.teacher_session does), the pooled embedding minus a
+(batch dimension freed by distill_embedding.batched_teacher), the pooled embedding minus a
 mean taken on tune-side windows only (ESC-50's 44 categories that are not held out, and the
 shipped background set's windows), unit length, as the `embedding` output; the scores are
 sound.onnx's. The background set is the shipped one's windows through that model, int8 like
@@ -55,13 +55,7 @@ def build():
     m = onnx.load(ee.MODEL)
     for n in m.graph.node:
         n.output[:] = ["embedding_v13" if o == "embedding" else o for o in n.output]
-    y = onnx.load(de.TEACHER)
-    y.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
-    fix = {"new_shape__473": [-1, 1, 96, 64], "const_fold_opt__481": [-1, 96, 64, 1]}
-    for i in y.graph.initializer:
-        if i.name in fix:
-            i.CopyFrom(numpy_helper.from_array(np.array(fix[i.name], np.int64), i.name))
-    y = compose.add_prefix(y, "y/")
+    y = compose.add_prefix(de.batched_teacher(), "y/")
     pooled = "y/" + de.TEACHER_EMB
     m.graph.initializer.extend(y.graph.initializer)
     m.graph.initializer.append(numpy_helper.from_array(np.array([-1, 96, 64], np.int64), "yq_shape"))
