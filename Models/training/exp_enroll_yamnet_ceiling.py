@@ -8,7 +8,7 @@ even its embedding leaves the target out of reach on these classes, no student o
 it, and the gap is what 5 clips of a class from other sources can teach, not our 64 values.
 
   python3 Models/training/exp_enroll_yamnet_ceiling.py
-  (needs nonevent_data.py fetch; ~17 min on one core the first time, the stream embeddings are
+  (needs nonevent_data.py fetch; ~15 min on one core the first time, the stream embeddings are
   cached in /tmp/vigil-enroll-online/<model hash>; output results/enroll_lived_eval_yamnet.txt)
 
 The model (build/enroll_yamnet/, not in git): sound.onnx's graph, its `logmel` fed to YAMNet
