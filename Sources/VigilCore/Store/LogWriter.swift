@@ -330,11 +330,12 @@ public final class LogWriter: @unchecked Sendable {
             }
         }
         let retiredDone = !retired.isEmpty && restRetired.isEmpty
+        let storedAlerts = alerts.count - restAlerts.count   // alerts go first in every slice
         if stored > 0 || retiredDone {
-            announce(.committed(rows: stored, alerts: alerts.count - restAlerts.count, retired: retiredDone ? retired : []))
+            announce(.committed(rows: stored, alerts: storedAlerts, retired: retiredDone ? retired : []))
         }
         guard stored > 0 else { return }
-        counters?.rowsStored(stored, alerts: alerts.count - restAlerts.count)
+        counters?.rowsStored(stored, alerts: storedAlerts)
         watchFreeSpace()
         if lastError != nil && restAlerts.isEmpty && restDetections.isEmpty {
             log.notice("store \(path): writing again")
