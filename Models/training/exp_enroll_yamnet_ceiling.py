@@ -38,19 +38,6 @@ BACKGROUND = os.path.join(BUILD, "background.i8")
 OUT = os.path.join(HERE, "results", "enroll_lived_eval_yamnet.txt")
 
 
-def session(model, outputs, threads=2):
-    import onnxruntime as ort
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    del m.graph.output[:]
-    for o in outputs:
-        m.graph.output.append(helper.make_tensor_value_info(o, TensorProto.FLOAT, None))
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    return ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-
 def build():
     m = onnx.load(ee.MODEL)
     for n in m.graph.node:
@@ -65,7 +52,7 @@ def build():
     # The mean, from tune-side windows only.
     ws = [sd.windows(sd.read_wav(p)) for p, c, _, _ in sorted(sd.esc_clips()) if c not in ae.HELD_OUT_CLASSES]
     W = np.concatenate(ws + [ae.background_windows()]).astype(np.float32)
-    s = session(m, [pooled])
+    s = ae.outputs_session(m, [pooled])
     T = np.concatenate([s.run(None, {"audio": W[i:i + 256]})[0].reshape(-1, 1024) for i in range(0, len(W), 256)])
     print(f"YAMNet mean over {len(W)} tune-side windows", file=sys.stderr)
     m.graph.initializer.extend([
@@ -83,7 +70,7 @@ def build():
             o.CopyFrom(helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 1024]))
     os.makedirs(BUILD, exist_ok=True)
     onnx.save(m, MODEL)
-    s = session(m, ["embedding"])
+    s = ae.outputs_session(m, ["embedding"])
     BW = ae.background_windows()
     B = np.concatenate([s.run(None, {"audio": BW[i:i + 256]})[0] for i in range(0, len(BW), 256)])
     np.clip(np.round(B * 127), -127, 127).astype(np.int8).tofile(BACKGROUND)
