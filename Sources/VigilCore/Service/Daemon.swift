@@ -17,6 +17,8 @@ public final class Daemon: @unchecked Sendable {
     public let alerts: AlertCenter
     let outlet = MQTTOutlet()
     private let acks = AckWaiter()
+    /// The broker's answers to the subscriptions (for the log: when frames flow, what it refused).
+    let subscriptionAcks = SubscriptionAcks()
     /// Forwards the log to the cloud when `sync` is configured (built once: sync changes apply after a restart).
     public let sync: SyncService?
     let lock = NSLock()
@@ -284,13 +286,12 @@ public final class Daemon: @unchecked Sendable {
             log.notice("connected to broker \(address)" + (wasConnected.withLock { was in defer { was = true }; return was } ? " again" : ""))
             self.counters.metrics.add(MetricName.brokerConnects)
             // The current config's topics: a reload may have changed them since start().
-            for s in Daemon.subscriptions(self.config) {
-                do { try self.client?.subscribe(s, qos: qos) } catch { log.error("\(error)") }
-            }
             // Discovery configs an earlier run left retained: removed after the device TTL
             // unless their device comes back (AlertCenter.takeLeftover).
-            if let filter = self.alerts.leftoverFilter {
-                do { try self.client?.subscribe(filter, qos: 1) } catch { log.error("\(error)") }
+            let filters = Daemon.subscriptions(self.config).map { ($0, qos) } + (self.alerts.leftoverFilter.map { [($0, Int32(1))] } ?? [])
+            self.subscriptionAcks.connectionStarts(expecting: filters.count)
+            for (filter, q) in filters {
+                do { try self.subscribe(filter, qos: q) } catch { log.error("\(error)") }
             }
             do { try self.client?.publish(statusTopic, "online", qos: 1, retain: true) } catch { log.error("\(error)") }
             self.alerts.brokerConnected()
@@ -302,6 +303,8 @@ public final class Daemon: @unchecked Sendable {
         }
         let acks = self.acks
         handlers.published = { acks.acked($0) }
+        let subscriptionAcks = self.subscriptionAcks
+        handlers.subscribed = { mid, granted in Daemon.report(subscriptionAcks.answered(mid, granted: granted), broker: address) }
         handlers.message = { [weak self] in self?.submit($0) }
         let client = try MQTTClient(options: options, handlers: handlers)
         lock.withLock { mqtt = client }
@@ -353,6 +356,23 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Each pipeline's subscription once, in config order.
+    /// Subscribes to `filter`, the broker's answer to be logged when it comes (SubscriptionAcks).
+    func subscribe(_ filter: String, qos: Int32) throws {
+        guard let c = client else { return }
+        Daemon.report(subscriptionAcks.sent(try c.subscribe(filter, qos: qos), filter), broker: config.mqtt.address)
+    }
+
+    static func report(_ answers: [SubscriptionAcks.Answer], broker address: String) {
+        for a in answers {
+            switch a {
+            case .refused(let topic):
+                log.error("broker \(address) refused the subscription to \(topic): no frames will arrive on it (check the broker's ACL for this client)")
+            case .connectionReady(let granted, let of):
+                log.notice("subscribed on broker \(address): \(granted) of \(of) topic filters granted" + (granted == of ? "" : " (see the errors above)"))
+            }
+        }
+    }
+
     static func subscriptions(_ config: Config) -> [String] {
         var seen = Set<String>()
         return config.pipelines.map(\.topic.subscription).filter { seen.insert($0).inserted }

@@ -98,7 +98,7 @@ extension Daemon {
                     do { try c.unsubscribe(t) } catch { log.error("reload: \(error)") }
                 }
                 for t in report.subscribed {
-                    do { try c.subscribe(t, qos: new.mqtt.qos) } catch { log.error("reload: \(error)") }
+                    do { try subscribe(t, qos: new.mqtt.qos) } catch { log.error("reload: \(error)") }
                 }
             }
         } else {
