@@ -1,7 +1,7 @@
 /// The broker's answers (SUBACK) to vigild's subscriptions. "Connected" is not "frames flow":
 /// a frame published between the two reaches nobody (a new session has nothing queued), so
 /// the log says when every subscription of a connection is granted. And a broker that refuses
-/// one (granted 0x80: an ACL, a limit; EMQX, HiveMQ and AWS IoT answer so) would otherwise fail
+/// one (granted 0x80, MQTT 3.1.1's failure code: an ACL, a limit) would otherwise fail
 /// silently, with no frames and no error, so the refusal names its topic filter.
 public final class SubscriptionAcks: Sendable {
     public enum Answer: Equatable, Sendable {
