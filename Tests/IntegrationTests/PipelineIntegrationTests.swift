@@ -50,7 +50,7 @@ final class PipelineIntegrationTests: XCTestCase {
 
     func startDaemon(_ path: String) throws -> ChildProcess {
         let d = try ChildProcess(Paths.executable("vigild"), ["--config", path], outputPath: dir.file("vigild.log"))
-        XCTAssertTrue(waitUntil(timeout: 30) { d.output.contains("connected to broker") || !d.isRunning }, d.output)
+        XCTAssertTrue(waitUntil(timeout: 30) { d.output.contains("subscribed on broker") || !d.isRunning }, d.output)
         // "connected" is logged before the subscriptions are granted; frames published in
         // between would be lost (a new session has nothing queued for it yet).
         XCTAssertTrue(waitForOnline(configAt: path), d.output)

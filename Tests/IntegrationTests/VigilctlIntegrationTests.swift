@@ -50,7 +50,7 @@ final class VigilctlIntegrationTests: XCTestCase {
                 }
                 """)
             daemon = try ChildProcess(Paths.executable("vigild"), ["--config", dir.file("vigil.json")], outputPath: dir.file("vigild.log"))
-            guard waitUntil(timeout: 15, { daemon.output.contains("connected to broker") }) else {
+            guard waitUntil(timeout: 15, { daemon.output.contains("subscribed on broker") }) else {
                 XCTFail("vigild did not connect: \(daemon.output)")
                 return
             }

@@ -6,7 +6,7 @@ import XCTest
 final class SubscriptionAcksTests: XCTestCase {
     func testAConnectionIsReadyWhenEverySubscriptionIsAnsweredAndARefusalNamesItsTopic() {
         let acks = SubscriptionAcks()
-        acks.connectionStarts(expecting: 3)
+        XCTAssertEqual(acks.connectionStarts(expecting: 3), [])
         XCTAssertEqual(acks.sent(1, "sensors/+/cam"), [])
         XCTAssertEqual(acks.sent(2, "sensors/+/audio"), [])
         XCTAssertEqual(acks.sent(3, "homeassistant/#"), [])
@@ -22,7 +22,7 @@ final class SubscriptionAcksTests: XCTestCase {
     /// connection's own subscriptions.
     func testAnAnswerThatOvertakesItsSendIsMatchedWhenTheSendIsRecorded() {
         let acks = SubscriptionAcks()
-        acks.connectionStarts(expecting: 1)
+        XCTAssertEqual(acks.connectionStarts(expecting: 1), [])
         XCTAssertEqual(acks.sent(7, "sensors/+/vec"), [])
         XCTAssertEqual(acks.answered(7, granted: [1]), [.connectionReady(granted: 1, of: 1)])
         XCTAssertEqual(acks.answered(8, granted: [0x80]), [])
@@ -34,11 +34,13 @@ final class SubscriptionAcksTests: XCTestCase {
     /// A new connection starts over: what the last one left unanswered is forgotten.
     func testANewConnectionStartsOver() {
         let acks = SubscriptionAcks()
-        acks.connectionStarts(expecting: 2)
+        XCTAssertEqual(acks.connectionStarts(expecting: 2), [])
         XCTAssertEqual(acks.sent(1, "a/#"), [])
-        acks.connectionStarts(expecting: 1)
+        XCTAssertEqual(acks.connectionStarts(expecting: 1), [])
         XCTAssertEqual(acks.answered(1, granted: [1]), [])   // the old connection's: unknown now
         XCTAssertEqual(acks.sent(2, "a/#"), [])
         XCTAssertEqual(acks.answered(2, granted: [1]), [.connectionReady(granted: 1, of: 1)])
+        // A config with nothing to subscribe to is ready as soon as it connects.
+        XCTAssertEqual(acks.connectionStarts(expecting: 0), [.connectionReady(granted: 0, of: 0)])
     }
 }

@@ -289,7 +289,7 @@ public final class Daemon: @unchecked Sendable {
             // Discovery configs an earlier run left retained: removed after the device TTL
             // unless their device comes back (AlertCenter.takeLeftover).
             let filters = Daemon.subscriptions(self.config).map { ($0, qos) } + (self.alerts.leftoverFilter.map { [($0, Int32(1))] } ?? [])
-            self.subscriptionAcks.connectionStarts(expecting: filters.count)
+            Daemon.report(self.subscriptionAcks.connectionStarts(expecting: filters.count), broker: address)
             for (filter, q) in filters {
                 do { try self.subscribe(filter, qos: q) } catch { log.error("\(error)") }
             }

@@ -19,9 +19,10 @@ public final class SubscriptionAcks: Sendable {
 
     public init() {}
 
-    /// A new connection is about to send `count` subscriptions.
-    public func connectionStarts(expecting count: Int) {
+    /// A new connection is about to send `count` subscriptions (none: it is ready at once).
+    public func connectionStarts(expecting count: Int) -> [Answer] {
         state.withLock { $0 = State(); $0.expected = count }
+        return count == 0 ? [.connectionReady(granted: 0, of: 0)] : []
     }
 
     /// Subscription `mid` for `topic` was sent (a reload's too: a refusal is reported for it).
