@@ -355,7 +355,6 @@ public final class Daemon: @unchecked Sendable {
         c?.stop()
     }
 
-    /// Each pipeline's subscription once, in config order.
     /// Subscribes to `filter`, the broker's answer to be logged when it comes (SubscriptionAcks).
     func subscribe(_ filter: String, qos: Int32) throws {
         guard let c = client else { return }
@@ -373,6 +372,7 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
+    /// Each pipeline's subscription once, in config order.
     static func subscriptions(_ config: Config) -> [String] {
         var seen = Set<String>()
         return config.pipelines.map(\.topic.subscription).filter { seen.insert($0).inserted }
