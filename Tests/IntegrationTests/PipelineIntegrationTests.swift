@@ -51,8 +51,8 @@ final class PipelineIntegrationTests: XCTestCase {
     func startDaemon(_ path: String) throws -> ChildProcess {
         let d = try ChildProcess(Paths.executable("vigild"), ["--config", path], outputPath: dir.file("vigild.log"))
         XCTAssertTrue(waitUntil(timeout: 30) { d.output.contains("subscribed on broker") || !d.isRunning }, d.output)
-        // "connected" is logged before the subscriptions are granted; frames published in
-        // between would be lost (a new session has nothing queued for it yet).
+        // Granted subscriptions, not just "connected": frames published before them would be
+        // lost (a new session has nothing queued for it yet). The retained status says online too.
         XCTAssertTrue(waitForOnline(configAt: path), d.output)
         return d
     }
