@@ -9,7 +9,7 @@ public enum RejectReason: String, Sendable, CaseIterable {
     case tooLarge         // over limits.max_payload_bytes
     case unrouted         // no pipeline owns the topic
     case inferenceFailed  // the model raised an error
-    case unsupported      // well-formed, but a variant vigil does not read (stereo, 24-bit, P2, another sample rate)
+    case unsupported      // well-formed, but a variant vigil does not read (A-law WAV, P2, another sample rate)
     case outOfOrder       // a sensor reading older than the newest one already in its window
     case redelivered      // the broker sent a message again that vigild had already taken (Intake/RedeliveryFilter)
     case badTimestamp     // a payload `ts` further ahead of the gateway's clock than limits.max_clock_skew_s

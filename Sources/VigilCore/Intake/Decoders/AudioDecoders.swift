@@ -30,7 +30,74 @@ public struct PCMS16LEDecoder: PayloadDecoder {
     }
 }
 
-/// `wav`: RIFF/WAVE holding 16-bit PCM; the rate comes from the header. Mono is the format
+/// How a WAV stores its samples. What microphones, `arecord`, Audacity and phone apps write:
+/// 8-bit unsigned, 16/24/32-bit signed PCM, and 32/64-bit IEEE float (format tag 1 or 3, or
+/// WAVE_FORMAT_EXTENSIBLE naming one of them).
+enum WAVSamples: Equatable {
+    case unsigned8, signed16, signed24, signed32, float32, float64
+
+    init?(formatTag: UInt16, bits: UInt16) {
+        switch (formatTag, bits) {
+        case (1, 8): self = .unsigned8
+        case (1, 16): self = .signed16
+        case (1, 24): self = .signed24
+        case (1, 32): self = .signed32
+        case (3, 32): self = .float32
+        case (3, 64): self = .float64
+        default: return nil
+        }
+    }
+
+    var bytes: Int {
+        switch self {
+        case .unsigned8: 1
+        case .signed16: 2
+        case .signed24: 3
+        case .signed32, .float32: 4
+        case .float64: 8
+        }
+    }
+
+    /// The samples as floats in [-1, 1]. A float sample over full scale is clipped there (as a
+    /// conversion to 16-bit would clip it); a NaN or infinite one is refused, since it would
+    /// turn every feature of its window into NaN.
+    func decode(_ b: ArraySlice<UInt8>) throws(FrameError) -> [Float] {
+        if self == .signed16 { return s16leSamples(b) }
+        let n = b.count / bytes
+        var out = [Float](repeating: 0, count: n)
+        var i = b.startIndex
+        for k in 0..<n {
+            switch self {
+            case .unsigned8:
+                out[k] = (Float(b[i]) - 128) / 128
+            case .signed16:
+                break
+            case .signed24:
+                // Into the top three bytes of an Int32, so the sign comes along.
+                let v = Int32(bitPattern: UInt32(b[i]) << 8 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 24)
+                out[k] = Float(v >> 8) / 8_388_608
+            case .signed32:
+                let v = Int32(bitPattern: UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
+                out[k] = Float(Double(v) / 2_147_483_648)
+            case .float32:
+                let v = Float(bitPattern: UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
+                guard v.isFinite else { throw FrameError(.nonFinite, "wav holds a \(v.isNaN ? "NaN" : "infinite") sample (sample \(k))") }
+                out[k] = min(1, max(-1, v))
+            case .float64:
+                var bits: UInt64 = 0
+                for j in 0..<8 { bits |= UInt64(b[i + j]) << (8 * UInt64(j)) }
+                let v = Double(bitPattern: bits)
+                guard v.isFinite else { throw FrameError(.nonFinite, "wav holds a \(v.isNaN ? "NaN" : "infinite") sample (sample \(k))") }
+                out[k] = Float(min(1, max(-1, v)))
+            }
+            i += bytes
+        }
+        return out
+    }
+}
+
+/// `wav`: RIFF/WAVE; the rate comes from the header, the sample format too (`WAVSamples`:
+/// 8/16/24/32-bit PCM or 32/64-bit float; sensors should send 16-bit). Mono is the format
 /// sensors should send; more channels are averaged to mono (cheap, and what a
 /// stereo USB microphone would otherwise break on). Chunks other
 /// than `fmt ` and `data` (LIST, fact, ...) are skipped. A `data` size of 0xFFFFFFFF (what
@@ -47,6 +114,7 @@ public struct WAVDecoder: PayloadDecoder {
         }
         var rate: Int?
         var channels = 1
+        var samples = WAVSamples.signed16
         var offset = 12
         while offset + 8 <= p.count {
             let id = tag(offset)
@@ -62,33 +130,35 @@ public struct WAVDecoder: PayloadDecoder {
                 let sampleRate = Int(u32(body + 4))
                 let bits = u16(body + 14)
                 if format == 0xFFFE, declared >= 26 { format = u16(body + 24) }  // WAVE_FORMAT_EXTENSIBLE: the subformat's first bytes
-                guard format == 1 else { throw FrameError(.unsupported, "wav format tag \(format) is not PCM (only 16-bit PCM is read)") }
-                guard bits == 16 else { throw FrameError(.unsupported, "wav holds \(bits)-bit samples; only 16-bit PCM is read") }
+                guard let kind = WAVSamples(formatTag: format, bits: bits) else {
+                    throw FrameError(.unsupported, "wav format tag \(format) with \(bits)-bit samples is not read (8/16/24/32-bit PCM and 32/64-bit float are)")
+                }
                 guard (1...8).contains(declaredChannels) else { throw FrameError(.malformed, "wav declares \(declaredChannels) channels") }
                 channels = declaredChannels
+                samples = kind
                 guard audioRates.contains(sampleRate) else {
                     throw FrameError(.malformed, "wav sample rate \(sampleRate) Hz is outside \(audioRates.lowerBound)...\(audioRates.upperBound)")
                 }
                 rate = sampleRate
             } else if id == "data" {
                 guard let rate else { throw FrameError(.malformed, "wav data chunk comes before the fmt chunk") }
+                let frameBytes = samples.bytes * channels
                 let size: Int
                 if declared == 0xFFFF_FFFF {
-                    size = remaining - remaining % (2 * channels)
+                    size = remaining - remaining % frameBytes
                 } else {
                     guard Int(declared) <= remaining else {
                         throw FrameError(.wrongSize, "wav data chunk declares \(declared) bytes but the payload holds \(remaining) (truncated?)")
                     }
                     size = Int(declared)
                 }
-                let frameBytes = 2 * channels
                 guard size % frameBytes == 0 else {
-                    throw FrameError(.wrongSize, "wav data chunk of \(size) bytes is not a whole number of \(channels)-channel 16-bit frames")
+                    throw FrameError(.wrongSize, "wav data chunk of \(size) bytes is not a whole number of \(channels)-channel \(samples.bytes * 8)-bit frames")
                 }
                 guard size > 0 else { throw FrameError(.wrongSize, "wav data chunk is empty") }
-                var samples = s16leSamples(p[body..<body + size])
-                if channels > 1 { samples = downmix(samples, channels: channels) }
-                return TimedFrame(frame: .audio(sampleRate: rate, samples: samples), ts: receivedAt)
+                var values = try samples.decode(p[body..<body + size])
+                if channels > 1 { values = downmix(values, channels: channels) }
+                return TimedFrame(frame: .audio(sampleRate: rate, samples: values), ts: receivedAt)
             }
             // Chunks are padded to an even size; Int arithmetic cannot overflow from a UInt32.
             let next = body + Int(declared) + Int(declared & 1)
