@@ -110,10 +110,13 @@ enum EnrollCommands {
             let match = c.matchByOthers.map { String(format: ", best match by the other clips %.3f%@", $0, $0 >= e.threshold ? "" : " (below the threshold: this clip would not be recognised from the others)") } ?? ""
             out("  \(c.name): \(c.windows) windows, \(c.loudWindows) loud\(match)\n")
         }
-        out(String(format: "  %d prototypes, threshold %.3f (cosine: background best match %.3f over %d windows + margin %.3f, at least %.3f%@), model %@ version %@\n",
-                   e.prototypes.count, e.threshold, result.backgroundMax, result.backgroundWindows, margin, result.floor,
-                   kind == .ignore ? "" : ": the clips' median match to each other - \(Enroller.positiveFloorBelowClips), within \(Enroller.positiveFloorRange.lowerBound)-\(Enroller.positiveFloorRange.upperBound)",
-                   pipeline.model.name, e.modelVersion))
+        let range = "\(Enroller.positiveFloorRange.lowerBound)-\(Enroller.positiveFloorRange.upperBound)"
+        let floorWhy = kind == .ignore ? ""
+            : result.clips.count == 1 ? ": one clip says nothing of how varied the sound is, the top of \(range)"
+            : ": the clips' median match to each other - \(Enroller.positiveFloorBelowClips), within \(range)"
+        out(String(format: "  %d prototype%@, threshold %.3f (cosine: background best match %.3f over %d windows + margin %.3f, at least %.3f%@), model %@ version %@\n",
+                   e.prototypes.count, e.prototypes.count == 1 ? "" : "s", e.threshold, result.backgroundMax, result.backgroundWindows, margin, result.floor,
+                   floorWhy, pipeline.model.name, e.modelVersion))
         if e.kind == .ignore && result.alarmWindows > 0 {
             out(String(format: "  checked against the %d real smoke-alarm windows shipped with the model: %@ (best match %.3f)\n", result.alarmWindows,
                        result.alarmWindowsSilenced == 0 ? "none silenced" : "\(result.alarmWindowsSilenced) silenced (--force)", result.alarmBestMatch ?? 0))

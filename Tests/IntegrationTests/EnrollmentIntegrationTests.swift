@@ -362,4 +362,51 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertTrue(fan.stdout.contains("checked against the 1 real smoke-alarm windows shipped with the model: none silenced"), fan.stdout)
         XCTAssertEqual(try EnrollmentLog.all(Database(path: dir.file("vigil.db"), mode: .readOnly)).enrollments.count, 2)
     }
+
+    /// A clip with no sound in it (a muted microphone) is refused by name and nothing is stored:
+    /// its windows match the quiet in the background set (an all-zero clip matched one at 0.997
+    /// and was enrolled at threshold 0.995, so the label would have alerted on silence). The same
+    /// kettle recorded as 32-bit float or 24-bit PCM (Audacity, arecord, phone apps), which
+    /// vigilctl refused before, enrolls as its 16-bit copy does.
+    func testASilentClipIsRefusedAndFloatAnd24BitRecordingsEnrollLike16Bit() throws {
+        _ = writeConfig(port: 1)
+        var storage = StorageSettings()
+        storage.path = dir.file("vigil.db")
+        try Store(settings: storage).close()    // the log vigild would have made
+        func stored() throws -> [Enrollment] { try EnrollmentLog.all(Database(path: dir.file("vigil.db"), mode: .readOnly)).enrollments }
+        let kettle = Self.kettle(seconds: 2.5, f0: 1600, seed: 21)
+        _ = FileManager.default.createFile(atPath: dir.file("k16.wav"), contents: Data(WAV.pcm16(sampleRate: 16000, samples: kettle)))
+        _ = FileManager.default.createFile(atPath: dir.file("muted.wav"), contents: Data(WAV.pcm16(sampleRate: 16000, samples: [Float](repeating: 0, count: 48000))))
+        let muted = try ctl(["enroll", "--label", "kettle", dir.file("k16.wav"), dir.file("muted.wav")])
+        XCTAssertEqual(muted.status, 1, muted.stdout)
+        XCTAssertTrue(muted.stderr.contains("muted.wav: no sound in it (its loudest 25 ms reach -100 dBFS, under -60)"), muted.stderr)
+        XCTAssertEqual(try stored().count, 0, "nothing stored")
+
+        // The same samples in the other formats: header as WAV.pcm16 writes it, then the data.
+        func wav(tag: UInt8, bits: Int, _ data: [UInt8]) -> [UInt8] {
+            func le32(_ v: Int) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * $0)) & 0xff) } }
+            return Array("RIFF".utf8) + le32(36 + data.count) + Array("WAVEfmt ".utf8) + le32(16) + [tag, 0, 1, 0] + le32(16000)
+                + le32(16000 * bits / 8) + [UInt8(bits / 8), 0, UInt8(bits), 0] + Array("data".utf8) + le32(data.count) + data
+        }
+        let f32 = kettle.flatMap { v in (0..<4).map { UInt8((v.bitPattern >> (8 * UInt32($0))) & 0xff) } }
+        let s24 = kettle.flatMap { v in
+            let q = UInt32(bitPattern: Int32(max(-8_388_608, min(8_388_607, (v * 8_388_608).rounded()))))
+            return (0..<3).map { UInt8((q >> (8 * UInt32($0))) & 0xff) }
+        }
+        _ = FileManager.default.createFile(atPath: dir.file("k32f.wav"), contents: Data(wav(tag: 3, bits: 32, f32)))
+        _ = FileManager.default.createFile(atPath: dir.file("k24.wav"), contents: Data(wav(tag: 1, bits: 24, s24)))
+        for name in ["k16", "k32f", "k24"] {
+            let r = try ctl(["enroll", "--label", "kettle-" + name, dir.file(name + ".wav")])
+            XCTAssertEqual(r.status, 0, name + ": " + r.stderr)
+            XCTAssertTrue(r.stdout.contains("  1 prototype, threshold 0.800"), r.stdout)
+            XCTAssertTrue(r.stdout.contains("at least 0.800: one clip says nothing of how varied the sound is, the top of 0.6-0.8)"), r.stdout)
+        }
+        let all = try stored()
+        let proto16 = try XCTUnwrap(all.first { $0.label == "kettle-k16" }?.prototypes.first)
+        for name in ["k32f", "k24"] {
+            let proto = try XCTUnwrap(all.first { $0.label == "kettle-" + name }?.prototypes.first)
+            let cosine = zip(proto16, proto).map { $0 * $1 }.reduce(0, +)    // prototypes are unit length
+            XCTAssertGreaterThan(cosine, 0.999, name + ": the same sound makes the same prototype")
+        }
+    }
 }

@@ -92,4 +92,45 @@ final class EnrollmentTests: XCTestCase {
         book.replace([enrollment(.ignore, label: "smoke_alarm", prototypes: [embedding.map { -$0 }], threshold: 0.5)], version: 4)
         XCTAssertEqual(try p.detect(smoke, device: "d").scores.map(\.1), plain.scores.map(\.1))
     }
+
+    /// A positive enrollment whose clips match a background window too closely for the margin to
+    /// fit under the highest threshold is refused: cut by the cap, the threshold would sit under
+    /// that everyday window (before: an all-zero clip, background match 0.997, stored at 0.995).
+    /// An ignore like the background only silences, so it is stored; a --margin above the default
+    /// may be cut. The real model runs the clip; the background set is made here.
+    func testAPositiveEnrollmentThatWouldAlertOnTheBackgroundIsRefused() throws {
+        let path = Paths.repo.appendingPathComponent("Models/sound.onnx").path
+        let c = try Config.parse(Array("""
+            { "node": "n", "models": { "m": { "path": "\(path)" } },
+              "pipelines": [ { "name": "p", "topic": "s/{device}/a", "format": "wav", "model": "m" } ] }
+            """.utf8))
+        let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path))
+        let tone = (0..<32000).map { Float(0.3 * sin(2 * Double.pi * 700 * Double($0) / 16000)) }
+        let clip = [(name: "tone.wav", wav: WAV.pcm16(sampleRate: 16000, samples: tone))]
+        let own = try Enroller(pipeline: p, background: [], alarms: []).enroll(label: "t", kind: .positive, clips: clip, source: "t")
+        let proto = own.enrollment.prototypes[0]
+        // A background window at cosine 0.97 to the clip: 0.97 + 0.03 > 0.995.
+        var other = [Float](repeating: 0, count: proto.count)
+        let k = proto.indices.min { abs(proto[$0]) < abs(proto[$1]) }!
+        other[k] = 1
+        let sideways = zip(proto, other).map { Float(0.97) * $0 + Float((1 - 0.97 * 0.97).squareRoot()) * $1 }
+        let near = Enroller.unit(sideways)
+        XCTAssertEqual(Double(Enrollment.dot(near, proto)), 0.97, accuracy: 0.01)
+        let enroller = try Enroller(pipeline: p, background: [near], alarms: [])
+        XCTAssertThrowsError(try enroller.enroll(label: "kettle", kind: .positive, clips: clip, source: "t")) {
+            XCTAssertTrue("\($0)".contains("the clips sound like the model's everyday background audio (best match 0.97"), "\($0)")
+            XCTAssertTrue("\($0)".contains("\"kettle\" would alert on ordinary sound"), "\($0)")
+        }
+        let ignore = try enroller.enroll(label: "hum", kind: .ignore, clips: clip, source: "t")
+        XCTAssertEqual(ignore.enrollment.threshold, Enroller.maxThreshold)
+        // Farther from the background the same clip enrolls; a big --margin is cut, not refused.
+        let far = try Enroller(pipeline: p, background: [other], alarms: [])
+        let strict = try far.enroll(label: "kettle", kind: .positive, clips: clip, source: "t", margin: 1)
+        XCTAssertEqual(strict.enrollment.threshold, Enroller.maxThreshold)
+        // And a silent clip is refused before anything is compared.
+        let silent = [(name: "muted.wav", wav: WAV.pcm16(sampleRate: 16000, samples: [Float](repeating: 0, count: 32000)))]
+        XCTAssertThrowsError(try far.enroll(label: "kettle", kind: .ignore, clips: silent, source: "t")) {
+            XCTAssertTrue("\($0)".hasPrefix("muted.wav: no sound in it"), "\($0)")
+        }
+    }
 }

@@ -48,6 +48,14 @@ public struct Enroller {
     /// smoke recording still raising, then the fewest false alarms; 0.6 lost one recording).
     public static let ignoreFloor = 0.7
     public static let loudDB: Float = 10
+    /// A clip whose loudest 25 ms stays under this (dBFS) holds no sound to learn: a muted or
+    /// unplugged microphone. Its windows look like the quiet in the background set (an all-zero
+    /// clip matched a background window at 0.997), so it would alert on silence. The quietest
+    /// of the 382 ESC-50 clips peaks at -43 dBFS; 16-bit dither sits near -90.
+    public static let silenceDB: Float = -60
+    /// The highest threshold a cosine can usefully have; a positive enrollment whose background
+    /// best match + margin lies above it is refused (`enroll`).
+    public static let maxThreshold = 0.995
     let pipeline: Pipeline
     let background: [[Float]]
     /// Embeddings of real alarm windows an ignore must not silence (`vigil.embedding_alarms`;
@@ -81,6 +89,11 @@ public struct Enroller {
     }
 
     public init(pipeline: Pipeline) throws {
+        try self.init(pipeline: pipeline, background: nil, alarms: nil)
+    }
+
+    /// `background` and `alarms` stand in for the model's files (a unit test's sets); nil loads them.
+    init(pipeline: Pipeline, background: [[Float]]?, alarms: [[Float]]?) throws {
         guard pipeline.model.embedding != nil else {
             throw EnrollError("pipeline \(pipeline.name): model \(pipeline.model.name) has no embedding output (vigil.embedding), so it cannot learn new sounds")
         }
@@ -88,8 +101,8 @@ public struct Enroller {
             throw EnrollError("pipeline \(pipeline.name): enrollment takes sound clips; this is a \(pipeline.settings.format.rawValue) pipeline")
         }
         self.pipeline = pipeline
-        background = try Enroller.loadBackground(pipeline.model)
-        alarms = pipeline.model.metadata["vigil.embedding_alarms"] == nil ? [] : try Enroller.loadRows(pipeline.model, key: "vigil.embedding_alarms", what: "alarm reference set")
+        self.background = try background ?? Enroller.loadBackground(pipeline.model)
+        self.alarms = try alarms ?? (pipeline.model.metadata["vigil.embedding_alarms"] == nil ? [] : Enroller.loadRows(pipeline.model, key: "vigil.embedding_alarms", what: "alarm reference set"))
     }
 
     /// The model's background embeddings: int8 rows (value x 127) of the embedding's size, in
@@ -153,7 +166,11 @@ public struct Enroller {
         guard !inputs.isEmpty else { throw EnrollError("\(name): too short for one window of \(window) samples") }
         var out: [(embedding: [Float], loud: Bool)] = []
         let dbs = inputs.map { Enroller.loudestFrameDB($0.values) }
-        let top = dbs.max() ?? 0
+        let top = dbs.max() ?? -100
+        guard top >= Enroller.silenceDB else {
+            throw EnrollError(String(format: "%@: no sound in it (its loudest 25 ms reach %.0f dBFS, under %.0f): check that the microphone is on and record closer to the sound",
+                                     name, top, Enroller.silenceDB))
+        }
         for start in stride(from: 0, to: inputs.count, by: 4) {
             let part = Array(inputs[start..<min(inputs.count, start + 4)])
             let run = try pipeline.model.run(batch: part)
@@ -199,7 +216,16 @@ public struct Enroller {
         }
         let bgMax = background.map { e.similarity($0) }.max() ?? 0
         let floor = kind == .ignore ? Enroller.ignoreFloor : Enroller.positiveFloor(clipMatches: report.compactMap(\.matchByOthers))
-        e.threshold = min(0.995, max(bgMax + margin, floor))
+        // A threshold cut by the cap would sit under the margin above everyday audio (an all-zero
+        // clip: background best match 0.997, threshold 0.995): the label would alert on the
+        // background itself. (A --margin above the default may be cut: the threshold still clears
+        // the background by the default.) An ignore like the background only silences, so it may stand.
+        let needed = bgMax + min(margin, Enroller.defaultMargin)
+        if kind == .positive && needed > Enroller.maxThreshold {
+            throw EnrollError(String(format: "the clips sound like the model's everyday background audio (best match %.3f with one of its %d windows; a threshold needs %.3f, over the highest, %.3f): \"%@\" would alert on ordinary sound. Record the sound itself, closer, with less else around it",
+                                     bgMax, background.count, needed, Enroller.maxThreshold, label))
+        }
+        e.threshold = min(Enroller.maxThreshold, max(bgMax + margin, floor))
         var result = Result(enrollment: e, clips: report, backgroundWindows: background.count, backgroundMax: bgMax, floor: floor)
         if kind == .ignore && !alarms.isEmpty {
             let sims = alarms.map { e.similarity($0) }
