@@ -38,9 +38,7 @@ final class AlertIntegrationTests: XCTestCase {
 
     func startDaemon(_ configPath: String) throws -> ChildProcess {
         let d = try ChildProcess(Paths.executable("vigild"), ["--config", configPath], outputPath: dir.file("vigild.log"))
-        // "connected" comes before the broker has granted the subscriptions: a frame published
-        // in between reaches nobody (this test's first frame was lost so once in CI).
-        XCTAssertTrue(waitUntil(timeout: 15) { d.output.contains("subscribed on broker") || !d.isRunning }, d.output)
+        XCTAssertTrue(d.waitSubscribed(), d.output)
         XCTAssertTrue(d.output.contains(": 2 of 2 topic filters granted"), "the pipeline's topic and Home Assistant's leftovers\n\(d.output)")
         return d
     }

@@ -56,7 +56,7 @@ final class BaselineIntegrationTests: XCTestCase {
         defer { client.close() }
         func start() throws -> ChildProcess {
             let d = try ChildProcess(Paths.executable("vigild"), ["--config", path], outputPath: dir.file("vigild-\(UUID().uuidString.prefix(4)).log"))
-            XCTAssertTrue(waitUntil(timeout: 15) { d.output.contains("subscribed on broker") }, d.output)
+            XCTAssertTrue(d.waitSubscribed(), d.output)
             return d
         }
         let db = dir.file("vigil.db")

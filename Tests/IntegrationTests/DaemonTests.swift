@@ -45,7 +45,7 @@ final class DaemonTests: XCTestCase {
         let broker = try Broker()
         let daemon = try startDaemon(config(port: broker.port))
         defer { daemon.stop() }
-        XCTAssertTrue(waitUntil { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let pub = try TestClient(port: broker.port)
         let session = try ModelSession(path: Paths.fixture("tiny_classifier.onnx"))
         var expected: [String: [Float]] = [:]
@@ -90,7 +90,7 @@ final class DaemonTests: XCTestCase {
     func testBadInputIsRejectedCountedAndTheNextGoodFrameProcessed() throws {
         let broker = try Broker()
         let daemon = try startDaemon(config(port: broker.port))
-        XCTAssertTrue(waitUntil { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let pub = try TestClient(port: broker.port)
         var mids: [Int32] = []
         for _ in 0..<50 { mids.append(try pub.publish("sensors/a/env", "{\"AM2301\": {")) }     // malformed JSON
@@ -134,7 +134,7 @@ final class DaemonTests: XCTestCase {
         XCTAssertTrue(waitUntil { daemon.output.contains("cannot reach broker 127.0.0.1:\(port)") }, daemon.output)
         XCTAssertTrue(daemon.isRunning)
         let broker = try Broker(port: port)
-        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let pub = try TestClient(port: broker.port)
         try pub.publish("sensors/z/vec", f32le([0, 0, 0, 1]))
         XCTAssertTrue(waitUntil(timeout: 10) { self.count() == 1 }, daemon.output)
@@ -144,7 +144,7 @@ final class DaemonTests: XCTestCase {
         let broker = try Broker()
         let daemon = try startDaemon(config(port: broker.port))
         defer { daemon.stop() }
-        XCTAssertTrue(waitUntil { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         broker.stop()
         XCTAssertTrue(waitUntil { daemon.output.contains("lost broker") }, daemon.output)
         try broker.start()
@@ -159,7 +159,7 @@ final class DaemonTests: XCTestCase {
         let broker = try Broker()
         let path = config(port: broker.port)
         var daemon = try startDaemon(path)
-        XCTAssertTrue(waitUntil { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         XCTAssertEqual(daemon.stop(), 0, "SIGTERM exits 0")
         let wal = (try? FileManager.default.attributesOfItem(atPath: dir.file("vigil.db-wal"))[.size] as? Int) ?? 0
         XCTAssertEqual(wal, 0, "a clean stop folds the WAL into the database")
@@ -176,7 +176,7 @@ final class DaemonTests: XCTestCase {
         let broker = try Broker()
         let daemon = try startDaemon(config(port: broker.port, mqttExtra: ", \"publish_detections\": true"))
         defer { daemon.stop() }
-        XCTAssertTrue(waitUntil { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let sub = try TestClient(port: broker.port, subscribe: ["vigil/test-node/detections/#"])
         try sub.publish("sensors/cam9/vec", f32le([1, 2, 3, 4]))
         XCTAssertTrue(waitUntil(timeout: 10) { sub.messages.count == 1 }, daemon.output)

@@ -103,7 +103,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         let config = writeConfig(port: broker.port, durability: "none")
         let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild.log"))
         defer { daemon.stop() }
-        XCTAssertTrue(waitUntil(timeout: 30) { daemon.output.contains("subscribed on broker") || !daemon.isRunning }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let r = try enrollThreeKettles()
         XCTAssertEqual(r.status, 0, r.stderr)
         let db = try Database(path: dir.file("vigil.db"), mode: .readOnly)
@@ -204,7 +204,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertLessThan((fields["in_force"] as? NSNumber)?.doubleValue ?? 1, 1, String(row))
         let again = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild2.log"))
         defer { again.stop() }
-        XCTAssertTrue(waitUntil(timeout: 30) { again.output.contains("subscribed on broker") || !again.isRunning }, again.output)
+        XCTAssertTrue(again.waitSubscribed(), again.output)
         Thread.sleep(forTimeInterval: 0.3)
         // (From its first window: a device that starts afresh has the enrolled threshold there.)
         let later = everyday(top.g) + quiet(2, 51) + everyday(top.g) + quiet(2, 52) + Self.kettle(seconds: 3, f0: 1850, seed: 8) + quiet(2, 53)
@@ -222,7 +222,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         let config = writeConfig(port: broker.port)
         let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild.log"))
         defer { daemon.stop() }
-        XCTAssertTrue(waitUntil(timeout: 30) { daemon.output.contains("subscribed on broker") || !daemon.isRunning }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         Thread.sleep(forTimeInterval: 0.3)
         let pub = try TestClient(port: broker.port)
         defer { pub.close() }

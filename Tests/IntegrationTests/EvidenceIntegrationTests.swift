@@ -44,7 +44,7 @@ final class EvidenceIntegrationTests: XCTestCase {
 
     func startDaemon(_ path: String) throws -> ChildProcess {
         let d = try ChildProcess(Paths.executable("vigild"), ["--config", path], outputPath: dir.file("vigild.log"))
-        XCTAssertTrue(waitUntil(timeout: 30) { d.output.contains("subscribed on broker") || !d.isRunning }, d.output)
+        XCTAssertTrue(d.waitSubscribed(), d.output)
         XCTAssertTrue(waitForOnline(configAt: path), d.output)   // and the retained status says so
         return d
     }

@@ -43,7 +43,7 @@ final class HomeAssistantIntegrationTests: XCTestCase {
         let broker = try Broker()
         let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
         defer { daemon.stop() }
-        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let watch = try TestClient(port: broker.port, subscribe: ["vigil/ha-node/#", "homeassistant/#"])
         defer { watch.close() }
         let pub = try TestClient(port: broker.port)
@@ -169,7 +169,7 @@ final class HomeAssistantIntegrationTests: XCTestCase {
             return Dictionary(c.messages.filter { !$0.payload.isEmpty }.map { ($0.topic, self.text($0.payload)) }, uniquingKeysWith: { _, b in b })
         }
         var daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
-        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/kitchen/smoke", f32le([0, 0, 1, 0]))]))
         XCTAssertTrue(waitUntil(timeout: 10) { retained("homeassistant/binary_sensor/#").keys.filter { $0.contains("/smoke_kitchen_") }.count == 2 })
         let glassConfig = try XCTUnwrap(retained("homeassistant/binary_sensor/#").keys.first { $0.hasSuffix("_glass_breaking_alert/config") })
@@ -178,7 +178,7 @@ final class HomeAssistantIntegrationTests: XCTestCase {
         daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port, smokeLabels: #""smoke_alarm""#)],
                                   outputPath: dir.file("vigild2.log"))
         defer { daemon.stop() }
-        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         // Heard from at every check (0.3 s apart), well inside the 2 s TTL.
         let removed = waitUntil(timeout: 15, interval: 0.3) {
             _ = try? pub.publish("sensors/kitchen/smoke", f32le([0, 0, 1, 0]))

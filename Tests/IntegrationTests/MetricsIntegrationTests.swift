@@ -31,7 +31,7 @@ final class MetricsIntegrationTests: XCTestCase {
 
     func start(_ config: String) throws -> ChildProcess {
         let d = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild.log"))
-        XCTAssertTrue(waitUntil(timeout: 20) { d.output.contains("subscribed on broker") || !d.isRunning }, d.output)
+        XCTAssertTrue(d.waitSubscribed(), d.output)
         return d
     }
 

@@ -146,7 +146,7 @@ final class MotionIntegrationTests: XCTestCase {
         let broker = try Broker()
         let conf = motion.map { config(port: broker.port, motion: $0) } ?? config(port: broker.port)
         let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", conf], outputPath: dir.file("vigild.log"))
-        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("subscribed on broker") || !daemon.isRunning }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         return (broker, daemon, try TestClient(port: broker.port))
     }
 
@@ -164,7 +164,7 @@ final class MotionIntegrationTests: XCTestCase {
         let broker = try Broker()
         let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(port: broker.port)], outputPath: dir.file("vigild.log"))
         defer { daemon.stop() }
-        XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("subscribed on broker") || !daemon.isRunning }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let client = try TestClient(port: broker.port)
         defer { client.close() }
 
@@ -470,7 +470,7 @@ final class MotionIntegrationTests: XCTestCase {
         func run(_ frames: Int, pause: Double) throws {
             let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", path], outputPath: dir.file("vigild.log"))
             defer { XCTAssertEqual(daemon.stop(), 0, daemon.output) }
-            XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("subscribed on broker") || !daemon.isRunning }, daemon.output)
+            XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
             let client = try TestClient(port: broker.port)
             defer { client.close() }
             let before = labels("hall").count
@@ -500,7 +500,7 @@ final class MotionIntegrationTests: XCTestCase {
         let devices = (1...6).map { "cam-\($0)" }
         do {
             let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", path], outputPath: dir.file("vigild.log"))
-            XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("subscribed on broker") || !daemon.isRunning }, daemon.output)
+            XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
             let client = try TestClient(port: broker.port)
             for round in 0..<2 {
                 for d in devices {

@@ -50,9 +50,8 @@ final class PipelineIntegrationTests: XCTestCase {
 
     func startDaemon(_ path: String) throws -> ChildProcess {
         let d = try ChildProcess(Paths.executable("vigild"), ["--config", path], outputPath: dir.file("vigild.log"))
-        XCTAssertTrue(waitUntil(timeout: 30) { d.output.contains("subscribed on broker") || !d.isRunning }, d.output)
-        // Granted subscriptions, not just "connected": frames published before them would be
-        // lost (a new session has nothing queued for it yet). The retained status says online too.
+        XCTAssertTrue(d.waitSubscribed(), d.output)
+        // The retained status says online too.
         XCTAssertTrue(waitForOnline(configAt: path), d.output)
         return d
     }

@@ -82,7 +82,7 @@ final class ServiceIntegrationTests: XCTestCase {
         XCTAssertTrue(waitUntil { systemd.count("READY=1") == 1 }, "\(systemd.all)\n\(daemon.output)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.file("vigil.db")), "READY=1 comes after the store is open")
         XCTAssertTrue(waitUntil { systemd.count("WATCHDOG=1") >= 3 }, "pings at half of WATCHDOG_USEC: \(systemd.all)")
-        XCTAssertTrue(waitUntil { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         XCTAssertTrue(waitUntil { httpGet("http://127.0.0.1:\(http)/healthz").status == 200 }, httpGet("http://127.0.0.1:\(http)/healthz").body)
 
         let pub = try TestClient(port: broker.port)
@@ -140,7 +140,7 @@ final class ServiceIntegrationTests: XCTestCase {
         let config = writeConfig(brokerPort: broker.port, httpPort: http, model: dir.file("tiny.onnx"))
         let daemon = try start(config, systemd: nil)
         defer { daemon.stop() }
-        XCTAssertTrue(waitUntil { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let pub = try TestClient(port: broker.port)
         try pub.publish("sensors/a/vec", f32le([1, 2, 3, 4]))
         XCTAssertTrue(waitUntil(timeout: 10) { ((try? self.rows("SELECT count(*) FROM detections"))?.first?.first?.int ?? 0) == 1 })
@@ -209,7 +209,7 @@ final class ServiceIntegrationTests: XCTestCase {
         try FileManager.default.copyItem(atPath: Paths.fixture("tiny_classifier.onnx"), toPath: dir.file("tiny.onnx"))
         let config = writeConfig(brokerPort: broker.port, httpPort: freePort(), model: dir.file("tiny.onnx"))
         let daemon = try start(config, systemd: nil)
-        XCTAssertTrue(waitUntil { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let pub = try TestClient(port: broker.port)
         var mids: [Int32] = []
         for i in 0..<400 { mids.append(try pub.publish("sensors/d\(i % 4)/vec", f32le([Float(i), 0, 1, 2]))) }
@@ -243,7 +243,7 @@ final class ServiceIntegrationTests: XCTestCase {
                 """)
         let config = dir.write("vigil.json", text)
         let daemon = try start(config, systemd: nil, extraEnv: ["VIGIL_STOP_TIMEOUT_S": "1"])
-        XCTAssertTrue(waitUntil { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let pub = try TestClient(port: broker.port)
         try pub.publish("sensors/a/vec", f32le([1, 2, 3, 4]))
         XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("alert raised") }, daemon.output)

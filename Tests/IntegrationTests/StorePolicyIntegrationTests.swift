@@ -62,7 +62,7 @@ final class StorePolicyIntegrationTests: XCTestCase {
             let daemon = try ChildProcess(Paths.executable("vigild"), ["--config", config(localPort: local.port, cloudPort: cloud.port, store: store)],
                                           outputPath: dir.file("vigild-\(store).log"))
             defer { daemon.stop() }
-            XCTAssertTrue(waitUntil(timeout: 15) { daemon.output.contains("subscribed on broker") }, daemon.output)
+            XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
             let pub = try TestClient(port: local.port)
             defer { pub.close() }
             XCTAssertTrue(pub.waitForAcks(try frames.map { try pub.publish("sensors/cam1/vec", f32le($0)) }))

@@ -405,7 +405,7 @@ final class SyncIntegrationTests: XCTestCase {
             }
             """)
         let daemon = try startDaemon(path)
-        XCTAssertTrue(waitUntil { daemon.output.contains("subscribed on broker") }, daemon.output)
+        XCTAssertTrue(daemon.waitSubscribed(), daemon.output)
         let pub = try TestClient(port: local.port)
         let stopLoad = StopFlag()
         let load = Thread {
@@ -430,7 +430,7 @@ final class SyncIntegrationTests: XCTestCase {
         // The daemon starts again on the same file and goes on.
         let again = try startDaemon(path, log: "vigild2.log")
         defer { again.stop() }
-        XCTAssertTrue(waitUntil { again.output.contains("subscribed on broker") }, again.output)
+        XCTAssertTrue(again.waitSubscribed(), again.output)
         for i in 0..<10 { try pub.publish("sensors/x/vec", f32le([Float(i), 0, 0, 1])) }
         XCTAssertTrue(waitUntil(timeout: 15) { self.int("SELECT count(*) FROM detections WHERE device = 'x'") == 10 }, again.output)
         XCTAssertEqual(query("PRAGMA integrity_check").first?.first?.string, "ok")

@@ -50,7 +50,7 @@ final class VigilctlIntegrationTests: XCTestCase {
                 }
                 """)
             daemon = try ChildProcess(Paths.executable("vigild"), ["--config", dir.file("vigil.json")], outputPath: dir.file("vigild.log"))
-            guard waitUntil(timeout: 15, { daemon.output.contains("subscribed on broker") }) else {
+            guard daemon.waitSubscribed() else {
                 XCTFail("vigild did not connect: \(daemon.output)")
                 return
             }

@@ -25,9 +25,7 @@ class ResilienceCase: XCTestCase {
     func startDaemon(_ configPath: String, log: String = "vigild.log") throws -> ChildProcess {
         let d = try ChildProcess(Paths.executable("vigild"), ["--config", configPath], outputPath: dir.file(log))
         XCTAssertTrue(waitUntil(timeout: 15) { d.output.contains("ready") || !d.isRunning }, d.output)
-        // "connected" comes before the broker has granted the subscriptions: a frame published
-        // in between reaches nobody.
-        XCTAssertTrue(waitUntil(timeout: 15) { d.output.contains("subscribed on broker") || !d.isRunning }, d.output)
+        XCTAssertTrue(d.waitSubscribed(), d.output)
         return d
     }
 

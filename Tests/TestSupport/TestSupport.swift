@@ -123,6 +123,14 @@ public final class ChildProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// For a vigild child: waits until it can take frames, i.e. the broker has granted its
+    /// subscriptions (its log's "subscribed on broker ..." line). "connected" comes before that,
+    /// and on a new session a frame published in between reaches nobody (a CI run lost one so).
+    /// False if vigild exits first or `timeout` passes; the caller asserts, with `output`.
+    public func waitSubscribed(timeout: Double = 30) -> Bool {
+        waitUntil(timeout: timeout) { output.contains("subscribed on broker") || !isRunning } && output.contains("subscribed on broker")
+    }
+
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
 
