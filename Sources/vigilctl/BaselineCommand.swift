@@ -45,7 +45,7 @@ enum BaselineCommand {
         filter.pipelines = a.list("--pipeline")
         filter.devices = a.list("--device")
         let table = try Shared.openLog(a).baselines(filter)
-        let cameras = format == .table ? CameraStatesView.section(try CameraStatesView.table(a)) : ""
+        let cameras = format == .table ? CameraStatesView.section(try CameraStatesView.table(a), style: Shared.style(a)) : ""
         if format == .table, table.rows.isEmpty {
             guard cameras.isEmpty else { out("no anomaly baselines\n" + cameras); return ExitCode.ok }
             warn("no baselines (none of the pipelines has a model that takes one, or no device has sent readings yet)")

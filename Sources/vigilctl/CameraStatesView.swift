@@ -18,15 +18,15 @@ enum CameraStatesView {
             warn("no saved camera states (no camera pipeline with a background model has run long enough, or none matches)")
             return ExitCode.ok
         }
-        out(states.render(format))
+        out(states.render(format, style: Shared.style(a)))
         return ExitCode.ok
     }
 
     /// Under the anomaly baselines in table form: a titled section, or nothing when empty.
-    static func section(_ states: ResultTable) -> String {
+    static func section(_ states: ResultTable, style: TableStyle) -> String {
         guard !states.rows.isEmpty else { return "" }
         let kb = states.rows.reduce(Int64(0)) { $0 + ($1[3].int ?? 0) }
         return "\ncamera states (motion-state/, \(states.rows.count) files, \(kb) KB; capped by storage.motion_state_mb):\n"
-            + states.render(.table)
+            + states.render(.table, style: style)
     }
 }

@@ -35,7 +35,7 @@ enum EnrollCommands {
 
     static let enrolled = Command(
         name: "enrolled", summary: "List the sounds enrolled with vigilctl enroll.",
-        options: [Shared.pipeline, devices, Shared.format, Shared.db, Shared.config],
+        options: [Shared.pipeline, devices, Shared.format] + Shared.tableOptions + [Shared.db, Shared.config],
         details: """
             --devices lists, per device and sound, the near misses the device
             remembers (windows that came close without reaching the bar) and the
@@ -183,16 +183,16 @@ enum EnrollCommands {
                                                 .integer(Int64(c.nearMisses.count)), .real(own), .text(e.uuid)]
                                     })
             if format == .table, rows.isEmpty { warn("no device calibration saved yet (vigild saves them every baseline.snapshot_s once a device has a near miss)") }
-            out(table.render(format))
+            out(table.render(format, style: Shared.style(a)))
             return ExitCode.ok
         }
         let table = ResultTable(columns: [Column("created", .time), Column("pipeline", .text), Column("label", .text), Column("kind", .text),
-                                          Column("clips", .integer), Column("threshold", .real(decimals: 3)), Column("model_version", .text),
-                                          Column("source", .text, maxWidth: 40), Column("uuid", .text)],
+                                          Column("clips", .integer), Column("threshold", .real(decimals: 3)), Column("model_version", .text, inTable: false),
+                                          Column("source", .text, inTable: false, maxWidth: 40), Column("uuid", .text)],
                                 rows: list.map { e in [.real(e.created), .text(e.pipeline), .text(e.label), .text(e.kind.rawValue),
                                                        .integer(Int64(e.prototypes.count)), .real(e.threshold), .text(e.modelVersion),
                                                        .text(e.source), .text(e.uuid)] })
-        out(table.render(format))
+        out(table.render(format, style: Shared.style(a)))
         return ExitCode.ok
     }
 

@@ -78,6 +78,33 @@ extension VigilctlIntegrationTests {
         XCTAssertTrue(wide.lines[1].contains("[{\"action\":\"mark\",\"type\":\"file\",\"status\":"), "the outcomes in full\n\(wide.stdout)")
     }
 
+    /// `enrolled` (and `baseline cameras`, not shown here) follow the table conventions as the queries do: local
+    /// time, --utc, the terminal's width (COLUMNS), --wide. Before, they always rendered 80
+    /// columns in UTC: the uuid that `unenroll` takes was cut to "01a24…" even on a wide terminal.
+    func testEnrolledTablesFollowTheTableConventions() throws {
+        let e = Enrollment(created: 1_796_400_000, pipeline: "audio", label: "kettle", kind: .positive, modelVersion: "1.3.0",
+                           prototypes: [[1, 0]], threshold: 0.8, source: "kettle1.wav,kettle2.wav")
+        try EnrollmentLog.insert(e, into: Database(path: db))
+        func env(_ vars: [String], _ args: String...) throws -> Result {
+            try Self.run(vars + [Paths.executable("vigilctl")] + args, in: dir, executable: "/usr/bin/env")
+        }
+        let wideTerminal = try env(["TZ=Asia/Kolkata", "COLUMNS=160"], "enrolled", "--db", db, "-o", "table")
+        XCTAssertEqual(wideTerminal.status, 0, wideTerminal.stderr)
+        XCTAssertTrue(wideTerminal.stdout.contains(e.uuid), "the whole uuid on a wide terminal:\n\(wideTerminal.stdout)")
+        XCTAssertTrue(wideTerminal.stdout.contains(TimeSpec.short(e.created + 5.5 * 3600, zone: .utc).dropLast()), "local time:\n\(wideTerminal.stdout)")
+        XCTAssertFalse(wideTerminal.stdout.contains("kettle1.wav"), "the source is for --wide")
+        let utc = try env(["TZ=Asia/Kolkata", "COLUMNS=160"], "enrolled", "--db", db, "-o", "table", "--utc")
+        XCTAssertTrue(utc.stdout.contains(TimeSpec.short(e.created, zone: .utc)), "UTC:\n\(utc.stdout)")
+        let narrow = try env(["COLUMNS=80"], "enrolled", "--db", db, "-o", "table")
+        for line in narrow.lines { XCTAssertLessThanOrEqual(line.count, 80, narrow.stdout) }
+        XCTAssertTrue(narrow.stdout.contains(" positive "), "KIND is not cut to fit:\n\(narrow.stdout)")
+        XCTAssertTrue(narrow.stdout.contains(String(e.uuid.prefix(11))), "enough of the uuid for unenroll (8+ characters):\n\(narrow.stdout)")
+        let wide = try env(["COLUMNS=80"], "enrolled", "--db", db, "-o", "table", "--wide")
+        XCTAssertTrue(wide.stdout.contains("kettle1.wav,kettle2.wav") && wide.stdout.contains("1.3.0") && wide.stdout.contains(e.uuid), wide.stdout)
+        let devices = try env(["COLUMNS=160"], "enrolled", "--devices", "--db", db, "-o", "table", "--utc")
+        XCTAssertEqual(devices.status, 0, "--devices takes --utc too: \(devices.stderr)")
+    }
+
     /// /var/lib/vigil is 0750 vigil:vigil: someone outside the group is told so, not "no database".
     func testAnUnreadableLogSaysPermissionDeniedNotNoDatabase() throws {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {
