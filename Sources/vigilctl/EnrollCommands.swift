@@ -79,6 +79,9 @@ enum EnrollCommands {
             clips.append(("alert \(alertUUID)", wav.bytes))
         }
         guard let label, !label.isEmpty else { throw UsageError("--label NAME is needed (what the sound is called)") }
+        // Only a sound to alert on becomes an alert's label; an ignore is named after any alert
+        // (AudioSet's "Vehicle horn, car horn, honking" included).
+        if kind == .positive, let problem = Enrollment.labelProblem(label) { throw UsageError("--label \"\(label.prefix(80))\" \(problem)") }
         for file in a.positionals {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw Failure("cannot read \(file): " + (FileManager.default.fileExists(atPath: file) ? "permission denied" : "no such file"))

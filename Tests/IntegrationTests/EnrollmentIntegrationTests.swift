@@ -363,12 +363,13 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertEqual(try EnrollmentLog.all(Database(path: dir.file("vigil.db"), mode: .readOnly)).enrollments.count, 2)
     }
 
-    /// A clip with no sound in it (a muted microphone) is refused by name and nothing is stored:
+    /// A label that would change or split a topic, a command or a log line is refused. A clip
+    /// with no sound in it (a muted microphone) is refused by name and nothing is stored:
     /// its windows match the quiet in the background set (an all-zero clip matched one at 0.997
     /// and was enrolled at threshold 0.995, so the label would have alerted on silence). The same
     /// kettle recorded as 32-bit float or 24-bit PCM (Audacity, arecord, phone apps), which
     /// vigilctl refused before, enrolls as its 16-bit copy does.
-    func testASilentClipIsRefusedAndFloatAnd24BitRecordingsEnrollLike16Bit() throws {
+    func testABadLabelOrASilentClipIsRefusedAndFloatAnd24BitRecordingsEnrollLike16Bit() throws {
         _ = writeConfig(port: 1)
         var storage = StorageSettings()
         storage.path = dir.file("vigil.db")
@@ -376,6 +377,14 @@ final class EnrollmentIntegrationTests: XCTestCase {
         func stored() throws -> [Enrollment] { try EnrollmentLog.all(Database(path: dir.file("vigil.db"), mode: .readOnly)).enrollments }
         let kettle = Self.kettle(seconds: 2.5, f0: 1600, seed: 21)
         _ = FileManager.default.createFile(atPath: dir.file("k16.wav"), contents: Data(WAV.pcm16(sampleRate: 16000, samples: kettle)))
+        // A label goes into topics, commands and log lines: one that would change or split them is refused.
+        for (bad, why) in [("two\nlines", "holds U+000A"), ("kitchen/kettle", "holds '/'"), ("k+#", "holds '+'"), ("-rf", "starts with '-'"),
+                           (String(repeating: "k", count: 65), "65 characters long"), (" kettle", "starts or ends with a space")] {
+            let r = try ctl(["enroll", "--label", bad, dir.file("k16.wav")])
+            XCTAssertEqual(r.status, 2, bad)
+            XCTAssertTrue(r.stderr.contains(why), bad + ": " + r.stderr)
+        }
+        XCTAssertEqual(try stored().count, 0, "nothing stored")
         _ = FileManager.default.createFile(atPath: dir.file("muted.wav"), contents: Data(WAV.pcm16(sampleRate: 16000, samples: [Float](repeating: 0, count: 48000))))
         let muted = try ctl(["enroll", "--label", "kettle", dir.file("k16.wav"), dir.file("muted.wav")])
         XCTAssertEqual(muted.status, 1, muted.stdout)

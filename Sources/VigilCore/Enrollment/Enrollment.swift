@@ -28,6 +28,23 @@ public struct Enrollment: Sendable, Equatable {
         self.modelVersion = modelVersion; self.prototypes = prototypes; self.threshold = threshold; self.source = source
     }
 
+    /// Why `label` cannot name an enrolled sound to alert on, or nil. An alert's label travels into MQTT topics
+    /// (`{label}` in an action's topic: '/', '+' and '#' would change or break it), argv (a
+    /// leading '-' reads as an option), log lines and tables (a newline splits them): letters,
+    /// digits, '_', '-', '.' and inner spaces, at most 64 characters, not starting with '-'.
+    public static func labelProblem(_ label: String) -> String? {
+        let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "_-. "))
+        if label.isEmpty { return "is empty" }
+        if label.count > 64 { return "is \(label.count) characters long (at most 64)" }
+        if let bad = label.unicodeScalars.first(where: { !allowed.contains($0) }) {
+            let shown = bad.properties.generalCategory == .control ? String(format: "U+%04X", bad.value) : "'\(bad)'"
+            return "holds \(shown): use letters, digits, '_', '-', '.' and spaces (it goes into MQTT topics, commands and log lines)"
+        }
+        if label.hasPrefix("-") { return "starts with '-' (an action's command would read it as an option)" }
+        if label != label.trimmingCharacters(in: .whitespaces) { return "starts or ends with a space" }
+        return nil
+    }
+
     /// The highest cosine similarity of a unit `embedding` to a prototype.
     public func similarity(_ embedding: [Float]) -> Double {
         var best = -Float.infinity
