@@ -28,10 +28,11 @@ public struct Enrollment: Sendable, Equatable {
         self.modelVersion = modelVersion; self.prototypes = prototypes; self.threshold = threshold; self.source = source
     }
 
-    /// Why `label` cannot name an enrolled sound to alert on, or nil. An alert's label travels into MQTT topics
-    /// (`{label}` in an action's topic: '/', '+' and '#' would change or break it), argv (a
-    /// leading '-' reads as an option), log lines and tables (a newline splits them): letters,
-    /// digits, '_', '-', '.' and inner spaces, at most 64 characters, not starting with '-'.
+    /// Why `label` cannot name an enrolled sound to alert on, or nil. An alert's label travels
+    /// into MQTT topics (`{label}` in an action's topic: '/', '+' and '#' would change or break
+    /// it), argv (a leading '-' reads as an option), log lines and tables (a newline splits
+    /// them): letters, digits, '_', '-', '.' and inner spaces, at most 64 characters, not
+    /// starting with '-'.
     public static func labelProblem(_ label: String) -> String? {
         let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "_-. "))
         if label.isEmpty { return "is empty" }

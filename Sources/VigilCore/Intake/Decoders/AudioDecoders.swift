@@ -71,7 +71,7 @@ enum WAVSamples: Equatable {
             case .unsigned8:
                 out[k] = (Float(b[i]) - 128) / 128
             case .signed16:
-                break
+                break    // read by s16leSamples above, the common case, without this switch
             case .signed24:
                 // Into the top three bytes of an Int32, so the sign comes along.
                 let v = Int32(bitPattern: UInt32(b[i]) << 8 | UInt32(b[i + 1]) << 16 | UInt32(b[i + 2]) << 24)
