@@ -279,7 +279,11 @@ def main():
     ap.add_argument("--mix-copies", type=int, default=1, help="mixes of each clip per gain")
     ap.add_argument("--dim", type=int, default=PROJECTION_DIM)
     ap.add_argument("--shrink", type=float, default=PROJECTION_SHRINK)
+    ap.add_argument("--hold-out", default="", metavar="CATS",
+                    help="experiment: more ESC-50 categories (comma list) left out of the standardisation and projection, "
+                         "as HELD_OUT_CLASSES are (exp_enroll_own_source.py)")
     a = ap.parse_args()
+    HELD_OUT_CLASSES.extend(c for c in a.hold_out.split(",") if c and c not in HELD_OUT_CLASSES)
     out = os.path.join(os.path.abspath(a.out), "sound.onnx")
     m = strip(onnx.load(MODEL))
     raw = raw_features(m, esc_windows())
