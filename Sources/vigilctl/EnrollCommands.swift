@@ -201,7 +201,10 @@ enum EnrollCommands {
 
     static func runUnenroll(_ a: Arguments) throws -> Int32 {
         let path = try Shared.databasePath(a)
-        let gone = try logged { try EnrollmentLog.delete(a.positionals[0], pipeline: a.string("--pipeline"), path: path) }
+        let gone: [Enrollment]
+        do { gone = try logged { try EnrollmentLog.delete(a.positionals[0], pipeline: a.string("--pipeline"), path: path) } } catch let e as AmbiguousKey {
+            throw Failure(e.description)
+        }
         guard !gone.isEmpty else {
             warn("no enrollment has uuid or label \(a.positionals[0]) (vigilctl enrolled lists them)")
             return ExitCode.failure

@@ -105,6 +105,29 @@ extension VigilctlIntegrationTests {
         XCTAssertEqual(devices.status, 0, "--devices takes --utc too: \(devices.stderr)")
     }
 
+    /// `unenroll` takes a uuid's first 8+ characters, but those are its creation time to ~65 s
+    /// (UUIDv7): a prefix that two enrollments share removes neither and names both. Before, it
+    /// removed every enrollment made in that minute.
+    func testAnAmbiguousUuidPrefixRemovesNothing() throws {
+        let ids = ["0badc0de-0000-7000-8000-00000000000a", "0badc0de-0001-7000-8000-00000000000b"]
+        for (id, label) in zip(ids, ["kettle", "doorbell"]) {
+            try EnrollmentLog.insert(Enrollment(uuid: id, pipeline: "audio", label: label, kind: .positive, modelVersion: "1.3.0",
+                                                prototypes: [[1, 0]], threshold: 0.8, source: "t.wav"), into: Database(path: db))
+        }
+        func left() throws -> [String] { try EnrollmentLog.all(Database(path: db, mode: .readOnly)).enrollments.map(\.uuid).filter { $0.hasPrefix("0badc0de") } }
+        let both = try ctl("unenroll", "0badc0de", "--db", db)
+        XCTAssertEqual(both.status, 1, both.stdout)
+        XCTAssertTrue(both.stderr.contains("uuid prefix 0badc0de matches 2 enrollments (\(ids[0]) \"kettle\", \(ids[1]) \"doorbell\"): give more of the uuid; nothing removed"), both.stderr)
+        XCTAssertEqual(try left().count, 2)
+        let one = try ctl("unenroll", "0BADC0DE-0001", "--db", db)
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertTrue(one.stdout.contains("removed positive \"doorbell\""), one.stdout)
+        XCTAssertEqual(try left(), [ids[0]])
+        let rest = try ctl("unenroll", "0badc0de", "--db", db)
+        XCTAssertEqual(rest.status, 0, "now one enrollment has it: \(rest.stderr)")
+        XCTAssertEqual(try left(), [])
+    }
+
     /// /var/lib/vigil is 0750 vigil:vigil: someone outside the group is told so, not "no database".
     func testAnUnreadableLogSaysPermissionDeniedNotNoDatabase() throws {
         guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") else {

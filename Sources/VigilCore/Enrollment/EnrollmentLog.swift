@@ -55,13 +55,18 @@ public enum EnrollmentLog {
         return (out, bad)
     }
 
-    /// Deletes the enrollments whose uuid (or uuid prefix of 8+ characters) or label is `key`
-    /// (within `pipeline` when given); returns what was deleted.
+    /// Deletes the enrollments whose uuid or label is `key`, else the one whose uuid starts with
+    /// it (8+ characters; `AmbiguousKey` when several do), within `pipeline` when given; returns
+    /// what was deleted.
     public static func delete(_ key: String, pipeline: String?, from db: Database) throws -> [Enrollment] {
-        let all = try all(db).enrollments
+        let all = try all(db).enrollments.filter { pipeline == nil || $0.pipeline == pipeline }
         let k = key.lowercased()
-        let gone = all.filter { e in
-            (pipeline == nil || e.pipeline == pipeline) && (e.uuid == k || (k.count >= 8 && e.uuid.hasPrefix(k)) || e.label == key)
+        var gone = all.filter { $0.uuid == k || $0.label == key }
+        if gone.isEmpty, k.count >= 8 {
+            // A uuid's first 8 characters are its creation time to ~65 s (UUIDv7): enrollments made
+            // in the same minute share them, so a prefix must name one, as git's short ids do.
+            gone = all.filter { $0.uuid.hasPrefix(k) }
+            if gone.count > 1 { throw AmbiguousKey(key: key, matches: gone) }
         }
         guard !gone.isEmpty else { return [] }
         try db.transaction {
@@ -69,6 +74,16 @@ public enum EnrollmentLog {
             try bump(db)
         }
         return gone
+    }
+}
+
+/// `unenroll` with a uuid prefix that more than one enrollment starts with: nothing is removed.
+public struct AmbiguousKey: Error, CustomStringConvertible, Sendable {
+    public let key: String
+    public let matches: [Enrollment]
+    public var description: String {
+        "uuid prefix \(key) matches \(matches.count) enrollments (" + matches.map { "\($0.uuid) \"\($0.label)\"" }.joined(separator: ", ")
+            + "): give more of the uuid; nothing removed"
     }
 }
 
