@@ -5,7 +5,8 @@ import VigilCore
 /// vigil-bench: sustained insert rate of the SQLite log, batched (the Store as vigild runs it)
 /// against one transaction per row, on the same schema, pragmas and disk. Prints figures;
 /// asserts nothing (machines are noisy). Usage: vigil-bench [--rows N] [--dir DIR]
-/// `--evidence [--frames N]`: the cost of alert evidence instead (EvidenceBench.swift).
+/// `--evidence [--frames N]`: the cost of alert evidence instead (EvidenceBench.swift);
+/// `--wav`: what each WAV sample format costs the decoder (WAVBench.swift).
 var rows = 50_000
 var base = NSTemporaryDirectory()
 var evidenceOnly = false
@@ -21,6 +22,10 @@ if args.first == "--baseline" {
     }
     exit(0)
 }
+if args.first == "--wav" {
+    try wavBench()
+    exit(0)
+}
 while let a = args.popFirst() {
     switch a {
     case "--rows": rows = Int(args.popFirst() ?? "") ?? rows
@@ -28,7 +33,7 @@ while let a = args.popFirst() {
     case "--evidence": evidenceOnly = true
     case "--frames": benchFrames = Int(args.popFirst() ?? "") ?? benchFrames
     default:
-        FileHandle.standardError.write(Data("usage: vigil-bench [--rows N] [--dir DIR] [--evidence [--frames N]]\n".utf8))
+        FileHandle.standardError.write(Data("usage: vigil-bench [--rows N] [--dir DIR] [--evidence [--frames N]] | --baseline | --wav\n".utf8))
         exit(2)
     }
 }
