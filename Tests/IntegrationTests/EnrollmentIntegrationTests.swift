@@ -391,19 +391,14 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertTrue(muted.stderr.contains("muted.wav: no sound in it (its loudest 25 ms reach -100 dBFS, under -60)"), muted.stderr)
         XCTAssertEqual(try stored().count, 0, "nothing stored")
 
-        // The same samples in the other formats: header as WAV.pcm16 writes it, then the data.
-        func wav(tag: UInt8, bits: Int, _ data: [UInt8]) -> [UInt8] {
-            func le32(_ v: Int) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * $0)) & 0xff) } }
-            return Array("RIFF".utf8) + le32(36 + data.count) + Array("WAVEfmt ".utf8) + le32(16) + [tag, 0, 1, 0] + le32(16000)
-                + le32(16000 * bits / 8) + [UInt8(bits / 8), 0, UInt8(bits), 0] + Array("data".utf8) + le32(data.count) + data
-        }
+        // The same samples in the other formats.
         let f32 = kettle.flatMap { v in (0..<4).map { UInt8((v.bitPattern >> (8 * UInt32($0))) & 0xff) } }
         let s24 = kettle.flatMap { v in
             let q = UInt32(bitPattern: Int32(max(-8_388_608, min(8_388_607, (v * 8_388_608).rounded()))))
             return (0..<3).map { UInt8((q >> (8 * UInt32($0))) & 0xff) }
         }
-        _ = FileManager.default.createFile(atPath: dir.file("k32f.wav"), contents: Data(wav(tag: 3, bits: 32, f32)))
-        _ = FileManager.default.createFile(atPath: dir.file("k24.wav"), contents: Data(wav(tag: 1, bits: 24, s24)))
+        _ = FileManager.default.createFile(atPath: dir.file("k32f.wav"), contents: Data(wavBytes([], bits: 32, format: 3, rawData: f32)))
+        _ = FileManager.default.createFile(atPath: dir.file("k24.wav"), contents: Data(wavBytes([], bits: 24, rawData: s24)))
         for name in ["k16", "k32f", "k24"] {
             let r = try ctl(["enroll", "--label", "kettle-" + name, dir.file(name + ".wav")])
             XCTAssertEqual(r.status, 0, name + ": " + r.stderr)

@@ -99,12 +99,7 @@ final class EnrollmentTests: XCTestCase {
     /// An ignore like the background only silences, so it is stored; a --margin above the default
     /// may be cut. The real model runs the clip; the background set is made here.
     func testAPositiveEnrollmentThatWouldAlertOnTheBackgroundIsRefused() throws {
-        let path = Paths.repo.appendingPathComponent("Models/sound.onnx").path
-        let c = try Config.parse(Array("""
-            { "node": "n", "models": { "m": { "path": "\(path)" } },
-              "pipelines": [ { "name": "p", "topic": "s/{device}/a", "format": "wav", "model": "m" } ] }
-            """.utf8))
-        let p = try Pipeline.build(c.pipelines[0], model: Model(name: "m", path: path))
+        let p = try shippedPipeline(for: "sound.onnx")
         let tone = (0..<32000).map { Float(0.3 * sin(2 * Double.pi * 700 * Double($0) / 16000)) }
         let clip = [(name: "tone.wav", wav: WAV.pcm16(sampleRate: 16000, samples: tone))]
         let own = try Enroller(pipeline: p, background: [], alarms: []).enroll(label: "t", kind: .positive, clips: clip, source: "t")

@@ -3,20 +3,6 @@ import TestSupport
 @testable import VigilCore
 import XCTest
 
-/// Builds a RIFF/WAVE payload; every field can be made wrong on purpose.
-func wavBytes(_ samples: [Int16], rate: Int = 16000, channels: Int = 1, bits: Int = 16, format: Int = 1,
-              fmtSize: Int = 16, dataSize: Int? = nil, extraChunk: Bool = false, rawData: [UInt8]? = nil) -> [UInt8] {
-    func le32(_ v: Int) -> [UInt8] { (0..<4).map { UInt8((UInt32(truncatingIfNeeded: v) >> (8 * $0)) & 0xff) } }
-    func le16(_ v: Int) -> [UInt8] { [UInt8(v & 0xff), UInt8((v >> 8) & 0xff)] }
-    let data = rawData ?? samples.flatMap { le16(Int(UInt16(bitPattern: $0))) }
-    var fmt = le16(format) + le16(channels) + le32(rate) + le32(rate * channels * bits / 8) + le16(channels * bits / 8) + le16(bits)
-    if fmtSize > 16 { fmt += [UInt8](repeating: 0, count: fmtSize - 16) }
-    var body = Array("WAVE".utf8) + Array("fmt ".utf8) + le32(fmtSize) + fmt
-    if extraChunk { body += Array("LIST".utf8) + le32(5) + Array("INFOx".utf8) + [0] }  // odd size: padded
-    body += Array("data".utf8) + le32(dataSize ?? data.count) + data
-    return Array("RIFF".utf8) + le32(body.count) + body
-}
-
 func pgmBytes(width: Int, height: Int, maxval: Int = 255, pixels: [UInt8]? = nil, header: String? = nil) -> [UInt8] {
     Array((header ?? "P5\n# made by a test\n\(width) \(height)\n\(maxval)\n").utf8)
         + (pixels ?? (0..<(width * height)).map { UInt8($0 % 256) })

@@ -3,6 +3,23 @@ import TestSupport
 @testable import VigilCore
 import XCTest
 
+/// A pipeline of the kind each shipped model (`Models/NAME`) serves, as a user would configure
+/// it (EnrollmentTests, ShippedModelTests).
+func shippedPipeline(for model: String) throws -> Pipeline {
+    let path = Paths.repo.appendingPathComponent("Models/\(model)").path
+    let (format, extra): (String, String) = switch model {
+    case "motion.onnx": ("pgm", "")
+    case "sound.onnx": ("wav", "")
+    // No warm-up: these tests look at labels from the first windows on.
+    default: ("json", #", "fields": ["temperature", "humidity"], "baseline": { "warmup_s": 0, "warmup_readings": 0 }"#)
+    }
+    let c = try Config.parse(Array("""
+        { "node": "n", "models": { "m": { "path": "\(path)" } },
+          "pipelines": [ { "name": "p", "topic": "s/{device}/x", "format": "\(format)", "model": "m"\(extra) } ] }
+        """.utf8))
+    return try Pipeline.build(c.pipelines[0], model: Model(name: model, path: path))
+}
+
 /// The shipped models (Models/*.onnx), loaded through vigild's own code, give the expected
 /// label on the small fixtures the training scripts made (Models/fixtures/expected.json).
 final class ShippedModelTests: XCTestCase {
@@ -24,22 +41,6 @@ final class ShippedModelTests: XCTestCase {
         return bytes.withUnsafeBytes { raw in (0..<bytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
     }
 
-    /// A pipeline of the kind each shipped model serves, as a user would configure it.
-    func pipeline(for model: String) throws -> Pipeline {
-        let path = Paths.repo.appendingPathComponent("Models/\(model)").path
-        let (format, extra): (String, String) = switch model {
-        case "motion.onnx": ("pgm", "")
-        case "sound.onnx": ("wav", "")
-        // No warm-up: these tests look at labels from the first windows on.
-        default: ("json", #", "fields": ["temperature", "humidity"], "baseline": { "warmup_s": 0, "warmup_readings": 0 }"#)
-        }
-        let c = try Config.parse(Array("""
-            { "node": "n", "models": { "m": { "path": "\(path)" } },
-              "pipelines": [ { "name": "p", "topic": "s/{device}/x", "format": "\(format)", "model": "m"\(extra) } ] }
-            """.utf8))
-        return try Pipeline.build(c.pipelines[0], model: Model(name: model, path: path))
-    }
-
     func testEveryShippedModelGivesTheExpectedLabelOnItsFixtures() throws {
         let dir = Paths.repo.appendingPathComponent("Models/fixtures")
         let data = try Data(contentsOf: dir.appendingPathComponent("expected.json"))
@@ -49,7 +50,7 @@ final class ShippedModelTests: XCTestCase {
             let bytes = try Data(contentsOf: dir.appendingPathComponent(file))
             XCTAssertEqual(bytes.count, f.shape.reduce(1, *) * 4, file)
             let values = bytes.withUnsafeBytes { raw in (0..<bytes.count / 4).map { raw.loadUnaligned(fromByteOffset: $0 * 4, as: Float.self) } }
-            let p = try pipeline(for: f.model)
+            let p = try shippedPipeline(for: f.model)
             let state = try f.state.map { try floats(dir.appendingPathComponent($0)) } ?? []
             let d = try p.detect(ModelInput(values: values, shape: f.shape, ts: 0, state: state, stateShape: f.state_shape ?? []), device: "fixture")
             XCTAssertEqual(d.label, f.expected_label, "\(file) through \(f.model): \(d.scores)")
@@ -100,7 +101,7 @@ final class ShippedModelTests: XCTestCase {
     /// its own would give, in order. Motion's batch is fixed: one run per input, same results.
     func testBatchedRunsGiveEachInputTheScoresOfItsOwnRun() throws {
         for (model, batchable) in [("anomaly.onnx", true), ("sound.onnx", true), ("motion.onnx", false)] {
-            let p = try pipeline(for: model)
+            let p = try shippedPipeline(for: model)
             XCTAssertEqual(p.model.batchable, batchable, model)
             let items = (0..<(model == "anomaly.onnx" ? 37 : 11)).map { (input: input(for: p, seed: $0), device: "d\($0 % 5)") }
             let batched = p.detect(batch: items, maxBatch: 8)
@@ -122,7 +123,7 @@ final class ShippedModelTests: XCTestCase {
     /// One bad input in a batch fails alone: a NaN score (from a NaN reading) and a wrong
     /// size (which fails the whole stacked run, so the batch is retried input by input).
     func testABadInputInABatchFailsAloneAndItsNeighboursAreScored() throws {
-        let p = try pipeline(for: "anomaly.onnx")
+        let p = try shippedPipeline(for: "anomaly.onnx")
         var items = (0..<6).map { (input: input(for: p, seed: $0 + 1), device: "d\($0)") }
         items[2].input.values[100] = .nan
         for (i, r) in p.detect(batch: items).enumerated() {
@@ -141,7 +142,7 @@ final class ShippedModelTests: XCTestCase {
     /// Through the engine: readings of many devices queued on one worker are scored in
     /// shared runs, and every device still gets, in order, the scores its windows get alone.
     func testTheEngineScoresQueuedReadingsAsSingleRunsWould() throws {
-        let p = try pipeline(for: "anomaly.onnx")
+        let p = try shippedPipeline(for: "anomaly.onnx")
         let sink = Sink()
         var limits = LimitSettings()
         limits.workers = 1
