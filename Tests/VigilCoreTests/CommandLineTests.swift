@@ -1,4 +1,5 @@
 import Foundation
+import SQLite
 import TestSupport
 @testable import VigilCore
 @testable import VigilTools
@@ -125,6 +126,28 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(wide.contains("front-door-camera-number-one"), wide)
         XCTAssertEqual(TableStyle.terminalWidth(["COLUMNS": "120"]), 120)
         XCTAssertEqual(TableStyle.terminalWidth([:]), 80)
+    }
+
+    /// `make demo`'s alert table, 80 columns: both devices read "sim-0…" (cut by one character
+    /// to fit), so it did not say which camera alerted. A column is never cut so far that two of
+    /// its values read alike; the others give way (STATE "clear…"), and a table that cannot fit
+    /// otherwise stays wider.
+    func testACutNeverMakesTwoValuesOfAColumnReadAlike() {
+        let actions = #"[{"action":"siren","type":"mqtt","status":"ok"},{"action":"led","type":"file","status":"ok"}]"#
+        func row(_ device: String, _ state: String) -> [SQLValue] {
+            [.integer(1), .real(1_795_960_800), .text("camera"), .text(device), .text(state), .text("motion"), .real(1), .text("warning"),
+             .text(actions), .integer(202_240), .text("0190f3c2-0000-4000-8000-000000000001"), .null]
+        }
+        let table = ResultTable(columns: LogReader.alertColumns, rows: [row("sim-002", "raised"), row("sim-002", "cleared"), row("sim-001", "raised")])
+        let local = table.render(.table, style: TableStyle(zone: .local))
+        XCTAssertTrue(local.contains(" sim-002 ") && local.contains(" sim-001 "), local)
+        XCTAssertTrue(local.contains("clear…"), "STATE gives way instead:\n\(local)")
+        for line in local.split(separator: "\n") { XCTAssertLessThanOrEqual(line.count, 80, local) }
+        let utc = table.render(.table, style: TableStyle(zone: .utc))   // one column wider ("Z"): no cut keeps both
+        XCTAssertTrue(utc.contains(" sim-002 ") && utc.contains(" sim-001 "), utc)
+        XCTAssertEqual(ResultTable.narrowest(["sim-001", "sim-002"], from: 6, full: 7), 7)
+        XCTAssertEqual(ResultTable.narrowest(["kitchen-mic", "garage-cam"], from: 6, full: 11), 6, "told apart at 6")
+        XCTAssertEqual(ResultTable.narrowest(["front-door-camera"], from: 6, full: 17), 6, "one value: anything goes")
     }
 
     // MARK: reading PNG and DEFLATE back (the report's thumbnails)

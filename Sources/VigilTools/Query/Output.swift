@@ -96,6 +96,16 @@ public struct ResultTable: Sendable {
         return !style.wide && flat.count > c.maxWidth ? Self.cut(flat, c.maxWidth) : flat
     }
 
+    /// The narrowest `values` can be cut to (at least `lowest`) and still be told apart: two
+    /// devices "sim-001" and "sim-002" cut to 6 both read "sim-0…", so they are not cut at all.
+    /// A table that cannot fit its width otherwise is left wider: readable beats narrow.
+    static func narrowest(_ values: [String], from lowest: Int, full: Int) -> Int {
+        let distinct = Array(Set(values))
+        var w = min(lowest, full)
+        while w < full, Set(distinct.map { cut($0, w) }).count < distinct.count { w += 1 }
+        return w
+    }
+
     static func cut(_ s: String, _ width: Int) -> String { s.count > width ? String(s.prefix(max(0, width - 1))) + "…" : s }
 
     /// `siren:ok led:error` from `[{"action":"siren","status":"ok"},...]`.
@@ -112,13 +122,16 @@ public struct ResultTable: Sendable {
         for r in cells { for (k, c) in r.enumerated() { widths[k] = max(widths[k], c.count) } }
         if !style.wide {
             // Too wide for the terminal: narrow the widest text column, one column at a time, down
-            // to its header (times and numbers are never cut: a cut number reads as another number).
+            // to its header, and never so far that two of its values read alike (times and
+            // numbers are never cut: a cut number reads as another number).
             let cuttable = shown.indices.filter { k in
                 switch columns[shown[k]].kind { case .text, .json, .outcomes: true; default: false }
             }
+            var floors = widths
+            for k in cuttable { floors[k] = Self.narrowest(cells.map { $0[k] }, from: max(6, header ? names[k].count : 0), full: widths[k]) }
             var total = widths.reduce(0, +) + 2 * max(0, widths.count - 1)
             while total > style.width,
-                  let k = cuttable.filter({ widths[$0] > max(6, header ? names[$0].count : 0) }).max(by: { widths[$0] < widths[$1] }) {
+                  let k = cuttable.filter({ widths[$0] > floors[$0] }).max(by: { widths[$0] < widths[$1] }) {
                 widths[k] -= 1
                 total -= 1
             }
