@@ -202,7 +202,7 @@ enum EnrollCommands {
     static func runUnenroll(_ a: Arguments) throws -> Int32 {
         let path = try Shared.databasePath(a)
         let gone: [Enrollment]
-        do { gone = try logged { try EnrollmentLog.delete(a.positionals[0], pipeline: a.string("--pipeline"), path: path) } } catch let e as AmbiguousKey {
+        do { gone = try logged { try EnrollmentLog.delete(a.positionals[0], pipeline: a.string("--pipeline"), path: path) } } catch let e as EnrollmentLog.AmbiguousKey {
             throw Failure(e.description)
         }
         guard !gone.isEmpty else {

@@ -77,13 +77,15 @@ public enum EnrollmentLog {
     }
 }
 
-/// `unenroll` with a uuid prefix that more than one enrollment starts with: nothing is removed.
-public struct AmbiguousKey: Error, CustomStringConvertible, Sendable {
-    public let key: String
-    public let matches: [Enrollment]
-    public var description: String {
-        "uuid prefix \(key) matches \(matches.count) enrollments (" + matches.map { "\($0.uuid) \"\($0.label)\"" }.joined(separator: ", ")
-            + "): give more of the uuid; nothing removed"
+extension EnrollmentLog {
+    /// `unenroll` with a uuid prefix that more than one enrollment starts with: nothing is removed.
+    public struct AmbiguousKey: Error, CustomStringConvertible, Sendable {
+        public let key: String
+        public let matches: [Enrollment]
+        public var description: String {
+            "uuid prefix \(key) matches \(matches.count) enrollments (" + matches.map { "\($0.uuid) \"\($0.label)\"" }.joined(separator: ", ")
+                + "): give more of the uuid; nothing removed"
+        }
     }
 }
 
