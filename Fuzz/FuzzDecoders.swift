@@ -26,7 +26,7 @@ public func fuzzDecoders(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         let out = try? a.inputs(for: frame)
         precondition(out?.first?.values.count == 2 * 12 * 16, "pair input of the wrong size")
     case .audio(let rate, let samples):
-        precondition(samples.allSatisfy { $0 >= -1 && $0 < 1 }, "sample out of range")
+        precondition(samples.allSatisfy { $0 >= -1 && $0 <= 1 }, "sample out of range")  // a float WAV reaches 1
         let a = AudioWindowAdapter(shape: [1, 64], window: 64, hop: 17, rate: 8000, resample: true)
         let windows = (try? a.inputs(for: frame)) ?? []
         precondition(windows.allSatisfy { $0.values.count == 64 }, "window of the wrong size")
