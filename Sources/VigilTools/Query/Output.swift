@@ -127,9 +127,12 @@ public struct ResultTable: Sendable {
             let cuttable = shown.indices.filter { k in
                 switch columns[shown[k]].kind { case .text, .json, .outcomes: true; default: false }
             }
-            var floors = widths
-            for k in cuttable { floors[k] = Self.narrowest(cells.map { $0[k] }, from: max(6, header ? names[k].count : 0), full: widths[k]) }
             var total = widths.reduce(0, +) + 2 * max(0, widths.count - 1)
+            // Only a table that is too wide pays for the floors (a set of cut values per column).
+            var floors = widths
+            if total > style.width {
+                for k in cuttable { floors[k] = Self.narrowest(cells.map { $0[k] }, from: max(6, header ? names[k].count : 0), full: widths[k]) }
+            }
             while total > style.width,
                   let k = cuttable.filter({ widths[$0] > floors[$0] }).max(by: { widths[$0] < widths[$1] }) {
                 widths[k] -= 1
