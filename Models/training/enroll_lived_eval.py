@@ -56,6 +56,9 @@ STRONG = [False, True]
 # Tried on tune and dropped (first grid of this script, guard 0 and 4 beside it; its code left out since): confirm 0.9 / 0.95 (a near
 # miss lifts the bar only once another matched it that closely): recall up, false alarms 1.6-3.5/h.
 FLOORS = [eo.SHIPPED["floor"]]
+# What the first guarded choice shipped (2026-12-03 evening, commit aab9422), and what vigild runs
+# (DeviceCalibration.chosen): (floor, (near misses, admit), margin, cap, guard, learn, strong, for_frames).
+GUARDED = (eo.SHIPPED["floor"], (64, 0.2), 0.1, ("+", 0.15), 8, "under", None, 2)
 PASSES = {"mixed": tuple(eo.GAINS_DB), "alone": ("alone",)}
 
 
@@ -241,8 +244,6 @@ def main():
     grid = []
     # What vigild shipped before this script (enroll_online_eval.py's own choice, no guard).
     shipped = (eo.SHIPPED["floor"], (64, 0.2), 0.1, 1.0, 0, "blocked", None, 1)
-    # What the first guarded choice shipped (2026-12-03 evening, commit aab9422).
-    guarded = (eo.SHIPPED["floor"], (64, 0.2), 0.1, ("+", 0.15), 8, "under", None, 2)
     settings = [(floor, (0, 0.0), 0.0, 1.0, 0, "blocked", None) for floor in FLOORS] + [shipped[:-1]]
     settings += [(floor, kind, margin, ("+", c), guard, learn, c if strong else None) for floor in FLOORS for kind in KINDS
                  for margin in MARGINS for c in CAP_ABOVE for guard in GUARDS for learn in LEARN for strong in STRONG]
@@ -264,8 +265,8 @@ def main():
         return isinstance(cap, tuple) and floor[3] + cap[1] < 1 - 1e-9
     best = max((g for g in grid if g[8] > 0 and (capped(g[7], g[4]) or not a.capped)), key=lambda g: g[:4])
     say(f"shipped before: {name_of(shipped)}: {ship_row[0]} met, {ship_row[1]} within, recall {ship_row[2]:.2f} at {-ship_row[3]:.2f}/h")
-    g_row = next(g for g in grid if g[4:] == guarded)
-    say(f"first guarded choice: {name_of(guarded)}: {g_row[0]} met, {g_row[1]} within, recall {g_row[2]:.2f} at {-g_row[3]:.2f}/h")
+    g_row = next(g for g in grid if g[4:] == GUARDED)
+    say(f"first guarded choice: {name_of(GUARDED)}: {g_row[0]} met, {g_row[1]} within, recall {g_row[2]:.2f} at {-g_row[3]:.2f}/h")
     say(f"chosen: {name_of(best[4:])}: {best[0]} met, {best[1]} within, recall {best[2]:.2f} at {-best[3]:.2f}/h (most classes at "
         f"recall >= {ee.TARGET_RECALL} with <= {ee.BUDGET}/h, then most within {ee.BUDGET}/h, then mean recall, then fewest false alarms)")
     if a.tune_only:
@@ -276,7 +277,7 @@ def main():
     prep, seqs = sequences(test, test_draws, once=True)
     cd = [(c, d) for c in ee.CLASSES for d in test_draws]
     h_test = sum(hours[p] for p in test)
-    for name, setting in [("shipped before", shipped), ("first guarded choice", guarded), ("chosen on tune", tuple(best[4:]))]:
+    for name, setting in [("shipped before", shipped), ("first guarded choice", GUARDED), ("chosen on tune", tuple(best[4:]))]:
         f = setting[-1]
         res = evaluate(seqs, prep, cd, hours, *setting[:-1], [f])
         say(f"\n## Test (draws 5-9, test streams {h_test:.2f} h x 5 draws), {name}: {name_of(setting)}")

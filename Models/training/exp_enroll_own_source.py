@@ -51,8 +51,7 @@ OUT = os.path.join(HERE, "results", "enroll_own_source.txt")
 MIN_TAKES = 3
 DRAWS = [0, 1, 2]
 # vigild's setting (DeviceCalibration.chosen; enroll_lived_eval.py's "first guarded choice", shipped).
-SHIPPED = (eo.SHIPPED["floor"], (64, 0.2), 0.1, ("+", 0.15), 8, "under", None)
-FOR_FRAMES = 2
+SHIPPED, FOR_FRAMES = le.GUARDED[:-1], le.GUARDED[-1]
 
 
 def groups():
