@@ -277,14 +277,25 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k2/audio", WAV.pcm16(sampleRate: 16000, samples: chime))]))
         XCTAssertTrue(waitUntil(timeout: 10) { raised("smoke_alarm").count == 2 }, daemon.output)
 
-        // 7. An enrollment made with another model version is skipped, with a warning that says why.
+        // 7. A label an older vigilctl stored and the enroll command now refuses (it would break
+        // an action's topic and split a log line) stays in use, with a warning on one line.
+        // (As a hand edit does: the change counter is what makes vigild reload.)
         let db = try Database(path: dir.file("vigil.db"))
-        _ = try db.query("UPDATE enrollments SET model_version = '0.9'")
-        _ = try db.query("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'enrollments_changed'")
+        func rewriteEnrollments(_ sql: String) throws {
+            _ = try db.query(sql)
+            _ = try db.query("UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'enrollments_changed'")
+        }
+        try rewriteEnrollments("UPDATE enrollments SET label = 'kettle/+#' || char(10) || 'x'")
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("enrollments: 1 in use") && daemon.output.components(separatedBy: "enrollments: 1 in use").count == 4 }, daemon.output)
+        XCTAssertTrue(daemon.output.contains("enrollment \"kettle/+#\\nx\" ("), daemon.output)
+        XCTAssertTrue(daemon.output.contains("the label holds '/'"), daemon.output)
+
+        // 8. An enrollment made with another model version is skipped, with a warning that says why.
+        try rewriteEnrollments("UPDATE enrollments SET model_version = '0.9'")
         XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("made with model version 0.9, pipeline audio runs 1.3.0; enroll it again") }, daemon.output)
         XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("enrollments: 0 in use") && daemon.output.components(separatedBy: "enrollments: 0 in use").count == 3 }, daemon.output)
 
-        // 8. Bad input: clear errors naming the file or label, nothing stored.
+        // 9. Bad input: clear errors naming the file or label, nothing stored.
         _ = FileManager.default.createFile(atPath: dir.file("notes.wav"), contents: Data("not a wav".utf8))
         let bad = try ctl(["enroll", "--label", "x", dir.file("notes.wav")])
         XCTAssertEqual(bad.status, 1)
@@ -297,18 +308,18 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertTrue(own.stderr.contains("one of the model's own labels"), own.stderr)
         XCTAssertEqual(try db.query("SELECT count(*) FROM enrollments").first?.first?.int, 1)
 
-        // 9. An ignore far from any alarm (a fan's hum) is stored without --force, and says it was checked.
+        // 10. An ignore far from any alarm (a fan's hum) is stored without --force, and says it was checked.
         let fan = try ignoreAFanHum()
         XCTAssertEqual(fan.status, 0, fan.stderr)
         XCTAssertTrue(fan.stdout.contains("real smoke-alarm windows shipped with the model: none silenced"), fan.stdout)
         XCTAssertEqual(try db.query("SELECT count(*) FROM enrollments").first?.first?.int, 2)
 
-        // 10. A false alarm of the enrolled sound itself is ignored like the model's: enrolled
-        // again (the model version of step 7 is gone), the kettle raises on k3; ignored from
+        // 11. A false alarm of the enrolled sound itself is ignored like the model's: enrolled
+        // again (the model version of step 8 is gone), the kettle raises on k3; ignored from
         // that alert, the same kettle raises no more (an ignore did not silence enrolled labels before).
         _ = try db.query("DELETE FROM enrollments")
         XCTAssertEqual(try enrollThreeKettles().status, 0)
-        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.components(separatedBy: "enrollments: 1 in use").count == 4 }, daemon.output)
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.components(separatedBy: "enrollments: 1 in use").count == 5 }, daemon.output)
         XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k3/audio", WAV.pcm16(sampleRate: 16000, samples: after))]))
         XCTAssertTrue(waitUntil(timeout: 10) { raised("kettle", device: "k3").count == 1 }, daemon.output)
         let kettleAlarm = raised("kettle", device: "k3")[0]
