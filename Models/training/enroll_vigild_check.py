@@ -71,12 +71,12 @@ def wav_bytes(q, path):
         w.writeframes(q.tobytes())
 
 
-def write_config(d, port):
+def write_config(d, port, model=os.path.join(REPO, "Models", "sound.onnx")):
     cfg = {
         "node": "check",
         "mqtt": {"host": "127.0.0.1", "port": port, "client_id": f"vigild-check-{os.getpid()}"},
         "storage": {"path": os.path.join(d, "vigil.db")},
-        "models": {"sound": {"path": os.path.join(REPO, "Models", "sound.onnx")}},
+        "models": {"sound": {"path": model}},
         "pipelines": [{"name": "audio", "topic": "sensors/{device}/audio", "format": "wav", "model": "sound", "hop": 0.5,
                        "alert": {"labels": ["smoke_alarm"], "min_score": MIN_SCORE}}],
     }
@@ -84,6 +84,69 @@ def write_config(d, port):
     with open(path, "w") as f:
         json.dump(cfg, f)
     return path
+
+
+class Node:
+    """A real mosquitto broker on a free loopback port and vigild with etc/vigil.json's audio
+    pipeline (write_config), in the temporary directory d: `with Node(d, bin) as n:`."""
+
+    def __init__(self, d, bin_dir, model=os.path.join(REPO, "Models", "sound.onnx")):
+        self.d, self.port = d, free_port()
+        self.vigild, self.vigilctl = os.path.join(bin_dir, "vigild"), os.path.join(bin_dir, "vigilctl")
+        self.model = model
+
+    def __enter__(self):
+        with open(os.path.join(self.d, "mosquitto.conf"), "w") as f:
+            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        self.broker = subprocess.Popen(["mosquitto", "-c", os.path.join(self.d, "mosquitto.conf")], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+        self.cfg = write_config(self.d, self.port, self.model)
+        time.sleep(0.3)
+        self.logpath = os.path.join(self.d, "vigild.log")
+        self.daemon = subprocess.Popen([self.vigild, "--config", self.cfg], stdout=open(self.logpath, "w"), stderr=subprocess.STDOUT)
+        self.wait_log("connected to broker")
+        return self
+
+    def __exit__(self, *_):
+        if self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            self.daemon.wait(timeout=30)
+        if self.broker.poll() is None:
+            self.broker.terminate()
+
+    def wait_log(self, text, seconds=30):
+        end = time.time() + seconds
+        while time.time() < end:
+            if text in open(self.logpath).read():
+                return
+            if self.daemon.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise SystemExit(f"vigild did not log {text!r}: {open(self.logpath).read()[-2000:]}")
+
+    def enroll(self, label, clips):
+        """vigilctl enroll; once vigild uses it: (uuid, unit prototypes, threshold) as stored."""
+        r = subprocess.run([self.vigilctl, "enroll", "--label", label, "--config", self.cfg] + clips, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"vigilctl enroll failed for {label}: {r.stderr}")
+        self.wait_log("enrollments: 1 in use")
+        self.db = sqlite3.connect(os.path.join(self.d, "vigil.db"), timeout=30)
+        uuid, dim, blob, t0 = self.db.execute("SELECT uuid, dim, prototypes, threshold FROM enrollments WHERE label = ?", (label,)).fetchone()
+        return uuid, np.frombuffer(blob, dtype="<f4").reshape(-1, dim), t0
+
+    def publish(self, device, q):
+        """PCM16 samples q as one WAV message on the device's audio topic (QoS 1)."""
+        path = os.path.join(self.d, "chunk.wav")
+        wav_bytes(q, path)
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(self.port), "-q", "1", "-t", f"sensors/{device}/audio",
+                        "-f", path], check=True)
+
+    def wait_detections(self, device, want, seconds):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if self.db.execute("SELECT count(*) FROM detections WHERE device = ?", (device,)).fetchone()[0] >= want:
+                return
+            time.sleep(0.5)
 
 
 def detections(db, device):
@@ -105,7 +168,6 @@ def main():
     ap.add_argument("--only", default="", help="only these test streams (comma-separated package names)")
     ap.add_argument("--out", default=OUT)
     a = ap.parse_args()
-    vigild, vigilctl = os.path.join(a.bin, "vigild"), os.path.join(a.bin, "vigilctl")
     say = ee.Report()
 
     sess = ee.session()
@@ -130,86 +192,48 @@ def main():
 
     for cat in a.classes.split(","):
         enrolled = D[cat][a.draw][0]
-        with tempfile.TemporaryDirectory(prefix="vigil-check-") as d:
-            port = free_port()
-            with open(os.path.join(d, "mosquitto.conf"), "w") as f:
-                f.write(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-            broker = subprocess.Popen(["mosquitto", "-c", os.path.join(d, "mosquitto.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            cfg = write_config(d, port)
-            try:
-                time.sleep(0.3)
-                logpath = os.path.join(d, "vigild.log")
-                daemon = subprocess.Popen([vigild, "--config", cfg], stdout=open(logpath, "w"), stderr=subprocess.STDOUT)
-
-                def wait_log(text, seconds=30):
-                    end = time.time() + seconds
-                    while time.time() < end:
-                        if text in open(logpath).read():
-                            return
-                        if daemon.poll() is not None:
-                            break
-                        time.sleep(0.2)
-                    raise SystemExit(f"vigild did not log {text!r}: {open(logpath).read()[-2000:]}")
-                wait_log("connected to broker")
-                r = subprocess.run([vigilctl, "enroll", "--label", cat, "--config", cfg] + enrolled, capture_output=True, text=True)
-                if r.returncode != 0:
-                    raise SystemExit(f"vigilctl enroll failed for {cat}: {r.stderr}")
-                wait_log("enrollments: 1 in use")
-                db = sqlite3.connect(os.path.join(d, "vigil.db"), timeout=30)
-                uuid, dim, blob, t0 = db.execute("SELECT uuid, dim, prototypes, threshold FROM enrollments WHERE label = ?", (cat,)).fetchone()
-                P = np.frombuffer(blob, dtype="<f4").reshape(-1, dim)
-                mine = ee.prototypes([emb[q] for q in enrolled], "clip")
-                mine_t0 = eo.enrolled_threshold(ee.background(), emb, enrolled, S["floor"])
-                say(f"\n## {cat}: vigilctl's threshold {t0:.4f} (the evaluation's {mine_t0:.4f}); its prototypes against the "
-                    f"evaluation's, cosine {', '.join(f'{c:.4f}' for c in (P * mine).sum(1))}")
-                tot = {"win": 0, "agree": 0, "bar_v": 0, "bar_p": 0, "al_v": 0, "al_p": 0, "n": 0}
-                for p in test:
-                    q = audio[p]
-                    for k, i in enumerate(range(0, len(q), CHUNK_S * ee.SR)):
-                        path = os.path.join(d, "chunk.wav")
-                        wav_bytes(q[i:i + CHUNK_S * ee.SR], path)
-                        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-t", f"sensors/{p}/audio",
-                                        "-f", path], check=True)
-                    want = len(E[p])
-                    deadline = time.time() + 120 + want * 0.02
-                    while time.time() < deadline:
-                        n = db.execute("SELECT count(*) FROM detections WHERE device = ?", (p,)).fetchone()[0]
-                        if n >= want:
-                            break
-                        time.sleep(0.5)
-                    sims = (E[p] @ P.T).max(1)
-                    bars = eo.shipped_bars(E[p], sims, t0, S)
-                    # vigild scores the label at the bar once for_frames windows in a row reached it
-                    ff, run, at_bar_p = S.get("for_frames", 1), 0, np.zeros(len(sims), bool)
-                    for i, h in enumerate((sims >= bars).tolist()):
-                        run = run + 1 if h else 0
-                        at_bar_p[i] = run >= ff
-                    got = np.array([enrolled_score(s, cat) >= MIN_SCORE for s in detections(db, p)])
-                    nwin = min(len(got), len(at_bar_p))
-                    time.sleep(0.2)
-                    al_v = db.execute("SELECT count(*) FROM alerts WHERE state = 'raised' AND label = ? AND device = ?", (cat, p)).fetchone()[0]
-                    al_p = eo.alerts(sims, bars, S.get("for_frames", 1))
-                    tot["win"] += nwin
-                    tot["n"] += len(got) - want
-                    tot["agree"] += int((got[:nwin] == at_bar_p[:nwin]).sum())
-                    tot["bar_v"] += int(got.sum())
-                    tot["bar_p"] += int(at_bar_p.sum())
-                    tot["al_v"] += al_v
-                    tot["al_p"] += al_p
-                    if al_v != al_p or nwin != want:
-                        raised = db.execute("SELECT label, round(score, 4) FROM alerts WHERE state = 'raised' AND device = ? ORDER BY ts", (p,)).fetchall()
-                        top = [max(((k, round(v, 4)) for k, v in s_.items() if k != "normal"), key=lambda kv: kv[1]) for s_ in detections(db, p)]
-                        say(f"  {p}: windows logged {len(got)} / expected {want}; alerts vigild {al_v}, Python {al_p}; "
-                            f"vigild raised on this device: {raised}; at-the-bar windows {np.flatnonzero(at_bar_p).tolist()}, "
-                            f"their detections' best labels {[top[i] for i in np.flatnonzero(at_bar_p) if i < len(top)]}")
-                daemon.send_signal(signal.SIGTERM)
-                daemon.wait(timeout=30)
-                say(f"windows compared {tot['win']} (logged minus expected: {tot['n']}); agree on 'at the bar' {tot['agree']} "
-                    f"({tot['agree'] / max(1, tot['win']):.5f}); at the bar: vigild {tot['bar_v']}, Python {tot['bar_p']}; "
-                    f"alerts raised: vigild {tot['al_v']}, Python {tot['al_p']} ({tot['al_v'] / hours:.2f} vs {tot['al_p'] / hours:.2f}/h)")
-            finally:
-                if broker.poll() is None:
-                    broker.terminate()
+        with tempfile.TemporaryDirectory(prefix="vigil-check-") as d, Node(d, a.bin) as node:
+            uuid, P, t0 = node.enroll(cat, enrolled)
+            db = node.db
+            mine = ee.prototypes([emb[q] for q in enrolled], "clip")
+            mine_t0 = eo.enrolled_threshold(ee.background(), emb, enrolled, S["floor"])
+            say(f"\n## {cat}: vigilctl's threshold {t0:.4f} (the evaluation's {mine_t0:.4f}); its prototypes against the "
+                f"evaluation's, cosine {', '.join(f'{c:.4f}' for c in (P * mine).sum(1))}")
+            tot = {"win": 0, "agree": 0, "bar_v": 0, "bar_p": 0, "al_v": 0, "al_p": 0, "n": 0}
+            for p in test:
+                q = audio[p]
+                for i in range(0, len(q), CHUNK_S * ee.SR):
+                    node.publish(p, q[i:i + CHUNK_S * ee.SR])
+                want = len(E[p])
+                node.wait_detections(p, want, 120 + want * 0.02)
+                sims = (E[p] @ P.T).max(1)
+                bars = eo.shipped_bars(E[p], sims, t0, S)
+                # vigild scores the label at the bar once for_frames windows in a row reached it
+                ff, run, at_bar_p = S.get("for_frames", 1), 0, np.zeros(len(sims), bool)
+                for i, h in enumerate((sims >= bars).tolist()):
+                    run = run + 1 if h else 0
+                    at_bar_p[i] = run >= ff
+                got = np.array([enrolled_score(s, cat) >= MIN_SCORE for s in detections(db, p)])
+                nwin = min(len(got), len(at_bar_p))
+                time.sleep(0.2)
+                al_v = db.execute("SELECT count(*) FROM alerts WHERE state = 'raised' AND label = ? AND device = ?", (cat, p)).fetchone()[0]
+                al_p = eo.alerts(sims, bars, S.get("for_frames", 1))
+                tot["win"] += nwin
+                tot["n"] += len(got) - want
+                tot["agree"] += int((got[:nwin] == at_bar_p[:nwin]).sum())
+                tot["bar_v"] += int(got.sum())
+                tot["bar_p"] += int(at_bar_p.sum())
+                tot["al_v"] += al_v
+                tot["al_p"] += al_p
+                if al_v != al_p or nwin != want:
+                    raised = db.execute("SELECT label, round(score, 4) FROM alerts WHERE state = 'raised' AND device = ? ORDER BY ts", (p,)).fetchall()
+                    top = [max(((k, round(v, 4)) for k, v in s_.items() if k != "normal"), key=lambda kv: kv[1]) for s_ in detections(db, p)]
+                    say(f"  {p}: windows logged {len(got)} / expected {want}; alerts vigild {al_v}, Python {al_p}; "
+                        f"vigild raised on this device: {raised}; at-the-bar windows {np.flatnonzero(at_bar_p).tolist()}, "
+                        f"their detections' best labels {[top[i] for i in np.flatnonzero(at_bar_p) if i < len(top)]}")
+            say(f"windows compared {tot['win']} (logged minus expected: {tot['n']}); agree on 'at the bar' {tot['agree']} "
+                f"({tot['agree'] / max(1, tot['win']):.5f}); at the bar: vigild {tot['bar_v']}, Python {tot['bar_p']}; "
+                f"alerts raised: vigild {tot['al_v']}, Python {tot['al_p']} ({tot['al_v'] / hours:.2f} vs {tot['al_p'] / hours:.2f}/h)")
     say.write(a.out)
 
 
