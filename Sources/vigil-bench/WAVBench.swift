@@ -16,7 +16,7 @@ func wavBench(repeats: Int = 300) throws {
         ("16-bit PCM", wav(tag: 1, bits: 16, samples.flatMap { le(UInt64(UInt16(bitPattern: Int16($0 * 32767))), 2) })),
         ("8-bit PCM", wav(tag: 1, bits: 8, samples.map { UInt8(128 + Int($0 * 127)) })),
         ("24-bit PCM", wav(tag: 1, bits: 24, samples.flatMap { le(UInt64(UInt32(bitPattern: Int32($0 * 8_388_607))), 3) })),
-        ("32-bit PCM", wav(tag: 1, bits: 32, samples.flatMap { le(UInt64(UInt32(bitPattern: Int32($0 * 2_147_483_000))), 4) })),
+        ("32-bit PCM", wav(tag: 1, bits: 32, samples.flatMap { le(UInt64(UInt32(bitPattern: Int32(Double($0) * 2_147_483_000))), 4) })),
         ("32-bit float", wav(tag: 3, bits: 32, samples.flatMap { le(UInt64($0.bitPattern), 4) })),
         ("64-bit float", wav(tag: 3, bits: 64, samples.flatMap { le(Double($0).bitPattern, 8) })),
     ]

@@ -47,6 +47,16 @@ enum Shared {
     /// How tables look: `--utc`, `--wide`, and the width to fit.
     static let tableOptions = [utc, wide]
 
+    /// A file the user named (a clip, a config), or a Failure saying why it cannot be read.
+    static func readFile(_ file: String, what: String = "") throws -> [UInt8] {
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory)
+        guard exists, !isDirectory.boolValue, let data = FileManager.default.contents(atPath: file) else {
+            throw Failure("cannot read \(what)\(file): " + (!exists ? "no such file" : isDirectory.boolValue ? "is a directory" : "permission denied"))
+        }
+        return Array(data)
+    }
+
     /// `--db`, else `storage.path` of the config (read without validating the rest, so a
     /// config holding secrets this user cannot read still names the database), else the default.
     static func databasePath(_ a: Arguments) throws -> String {
@@ -60,15 +70,16 @@ enum Shared {
     static func rawConfig(_ a: Arguments) throws -> (file: String, root: JSONValue)? {
         let explicit = a.string("--config")
         let file = explicit ?? Config.defaultPath
-        guard let data = FileManager.default.contents(atPath: file) else {
-            if explicit != nil {
-                throw Failure("cannot read config \(file): " + (FileManager.default.fileExists(atPath: file) ? "permission denied" : "no such file"))
-            }
-            return nil
+        let data: [UInt8]
+        if explicit != nil {
+            data = try readFile(file, what: "config ")
+        } else {
+            guard let d = FileManager.default.contents(atPath: file) else { return nil }
+            data = Array(d)
         }
         do {
             var parser = JSONParser(relaxed: true)
-            return (file, try parser.parse(Array(data)))
+            return (file, try parser.parse(data))
         } catch {
             throw Failure("config \(file): \(error)")
         }
