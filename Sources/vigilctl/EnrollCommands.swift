@@ -35,15 +35,25 @@ enum EnrollCommands {
 
     static let enrolled = Command(
         name: "enrolled", summary: "List the sounds enrolled with vigilctl enroll.",
-        options: [Shared.pipeline, devices, Shared.format] + Shared.tableOptions + [Shared.db, Shared.config],
+        options: [Shared.pipeline, devices, trial, trialDevice, Shared.format] + Shared.tableOptions + [Shared.db, Shared.config],
         details: """
             --devices lists, per device and sound, the near misses the device
             remembers (windows that came close without reaching the bar) and the
             bar a window like an enrolled clip meets there, as vigild last saved
             them (every baseline.snapshot_s if they changed, and at stop).
+            --try plays a recording through the sound pipeline as vigild would hear
+            it in one message, and says per enrollment whether it would alert (or
+            silence): its best window's similarity, the bar in force there, and how
+            many windows reached it. A device that heard nothing yet has the enrolled
+            threshold as its bar; --device starts from what that device has learnt.
+            examples:
+              vigilctl enrolled --try kettle-tuesday.wav
+              vigilctl enrolled --try kettle-tuesday.wav --device kitchen
             """,
         run: runEnrolled)
     static let devices = Option(name: "--devices", help: "per device: how close its everyday sound comes, and the threshold in force")
+    static let trial = Option(name: "--try", value: "WAV", help: "would this recording alert? each enrollment's verdict on it")
+    static let trialDevice = Option(name: "--device", value: "NAME", help: "with --try: at the bar this device has learnt (its saved near misses)")
 
     static let unenroll = Command(
         name: "unenroll", summary: "Remove enrollments by uuid (or its first 8+ characters) or by label.",
@@ -82,12 +92,7 @@ enum EnrollCommands {
         // Only a sound to alert on becomes an alert's label; an ignore is named after any alert
         // (AudioSet's "Vehicle horn, car horn, honking" included).
         if kind == .positive, let problem = Enrollment.labelProblem(label) { throw UsageError("--label \"\(label.prefix(80))\" \(problem)") }
-        for file in a.positionals {
-            guard let data = FileManager.default.contents(atPath: file) else {
-                throw Failure("cannot read \(file): " + (FileManager.default.fileExists(atPath: file) ? "permission denied" : "no such file"))
-            }
-            clips.append((file, Array(data)))
-        }
+        for file in a.positionals { clips.append((file, try Shared.readFile(file))) }
         let pipeline = try soundPipeline(a, named: pipelineName)
         if kind == .positive, pipeline.labels.contains(label) {
             throw UsageError("--label \(label) is one of the model's own labels; enroll under another name (or --ignore)")
@@ -165,10 +170,12 @@ enum EnrollCommands {
         let path = try Shared.databasePath(a)
         let pipelines = a.list("--pipeline")
         let list = try logged { try EnrollmentLog.all(path: path) }.filter { pipelines.isEmpty || pipelines.contains($0.pipeline) }
+        if let file = a.string("--try") { return try runTry(a, file: file, list: list) }
         if format == .table, list.isEmpty {
             warn("nothing enrolled (vigilctl enroll --label NAME clip.wav ...)")
             return ExitCode.ok
         }
+        if a.string("--device") != nil { throw UsageError("--device goes with --try (for every device's state: --devices)") }
         if a.flag("--devices") {
             let settings = DeviceCalibration.chosen(hopSeconds: 0)
             let byUUID = Dictionary(list.map { ($0.uuid, $0) }, uniquingKeysWith: { x, _ in x })
@@ -197,6 +204,51 @@ enum EnrollCommands {
                                                        .text(e.source), .text(e.uuid)] })
         out(table.render(format, style: Shared.style(a)))
         return ExitCode.ok
+    }
+
+    /// `enrolled --try WAV [--device NAME]`: EnrollmentTrial on the recording's windows.
+    static func runTry(_ a: Arguments, file: String, list: [Enrollment]) throws -> Int32 {
+        if a.flag("--devices") { throw UsageError("--try and --devices are two views: give one") }
+        let data = try Shared.readFile(file)
+        let pipeline = try soundPipeline(a, named: a.string("--pipeline"))
+        let version = pipeline.model.metadata["vigil.version"] ?? ""
+        let mine = list.filter { $0.pipeline == pipeline.name }
+        let usable = mine.filter { $0.modelVersion == version }
+        if usable.count < mine.count {
+            warn("\(mine.count - usable.count) enrollment(s) made with another version of model \(pipeline.model.name) left out: vigild skips them too (enroll them again)")
+        }
+        guard !usable.isEmpty else { throw Failure("nothing enrolled on pipeline \(pipeline.name) that model \(pipeline.model.name) version \(version) can use") }
+        let windows: [[Float]]
+        do {
+            windows = try Enroller(pipeline: pipeline).embeddings(wav: data, name: file).map(\.embedding)
+        } catch let e as EnrollError {
+            throw Failure(e.message)
+        }
+        var calibrations: [String: DeviceCalibration] = [:]
+        if let device = a.string("--device") {
+            let saved = try logged { try EnrollmentLog.calibrations(path: try Shared.databasePath(a)) }
+            for (k, c) in saved where k.pipeline == pipeline.name && k.device == device { calibrations[k.uuid] = c }
+            if calibrations.isEmpty { warn("no calibration saved for device \(device) on pipeline \(pipeline.name): judged as a device that heard nothing yet") }
+        }
+        let outcomes = EnrollmentTrial(pipeline: pipeline).run(usable, windows: windows, calibrations: calibrations)
+        let table = ResultTable(columns: [Column("label", .text), Column("kind", .text), Column("verdict", .text), Column("best", .real(decimals: 3)),
+                                          Column("bar", .real(decimals: 3)), Column("at_bar", .integer), Column("windows", .integer),
+                                          Column("uuid", .text, inTable: false)],
+                                rows: outcomes.map { o in
+                                    [.text(o.enrollment.label), .text(o.enrollment.kind.rawValue), .text(verdict(o)), .real(o.best), .real(o.barAtBest),
+                                     .integer(Int64(o.windowsAtBar)), .integer(Int64(o.windows)), .text(o.enrollment.uuid)]
+                                })
+        out(table.render(try Shared.format(a), style: Shared.style(a)))
+        return ExitCode.ok
+    }
+
+    /// One phrase a user acts on: it alerts, or why not.
+    static func verdict(_ o: EnrollmentTrial.Outcome) -> String {
+        if o.enrollment.kind == .ignore { return o.fires ? "silences \(o.windowsAtBar)" : "no match" }
+        if o.fires { return "alerts" }
+        if o.windowsAtBar == 0 { return o.barAtBest > o.enrollment.threshold && o.best >= o.enrollment.threshold ? "held back by device" : "too unlike" }
+        if o.ignoredAtBar == o.windowsAtBar { return "ignored" }
+        return "too brief"
     }
 
     static func runUnenroll(_ a: Arguments) throws -> Int32 {

@@ -202,6 +202,23 @@ final class EnrollmentIntegrationTests: XCTestCase {
         let fields = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(row.utf8)) as? [String: Any])
         XCTAssertGreaterThan((fields["near_misses"] as? NSNumber)?.intValue ?? 0, 0, String(row))
         XCTAssertLessThan((fields["in_force"] as? NSNumber)?.doubleValue ?? 1, 1, String(row))
+        // `enrolled --try` says the same before anything is played: the everyday sound alerts on
+        // a device that heard nothing yet, and is held back on tv; the kettle alerts on tv.
+        func trial(_ x: [Float], _ extra: [String]) throws -> [String: Any] {
+            let file = dir.file("try.wav")
+            _ = FileManager.default.createFile(atPath: file, contents: Data(WAV.pcm16(sampleRate: 16000, samples: x)))
+            let r = try ctl(["enrolled", "--try", file, "--format", "jsonl"] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout)
+        }
+        let heard = quiet(1, 54) + everyday(top.g) + quiet(1, 55)
+        let fresh = try trial(heard, []), onTV = try trial(heard, ["--device", "tv"])
+        XCTAssertEqual(fresh["verdict"] as? String, "alerts", "\(fresh)")
+        XCTAssertEqual(onTV["verdict"] as? String, "held back by device", "\(onTV)")
+        XCTAssertEqual((onTV["best"] as? NSNumber)?.doubleValue ?? 0, (fresh["best"] as? NSNumber)?.doubleValue ?? 1, accuracy: 1e-9)
+        XCTAssertGreaterThan((onTV["bar"] as? NSNumber)?.doubleValue ?? 0, t0, "\(onTV)")
+        let kettleOnTV = try trial(quiet(1, 56) + Self.kettle(seconds: 3, f0: 1850, seed: 8) + quiet(1, 57), ["--device", "tv"])
+        XCTAssertEqual(kettleOnTV["verdict"] as? String, "alerts", "\(kettleOnTV)")
         let again = try ChildProcess(Paths.executable("vigild"), ["--config", config], outputPath: dir.file("vigild2.log"))
         defer { again.stop() }
         XCTAssertTrue(again.waitSubscribed(), again.output)

@@ -128,4 +128,43 @@ final class EnrollmentTests: XCTestCase {
             XCTAssertTrue("\($0)".hasPrefix("muted.wav: no sound in it"), "\($0)")
         }
     }
+
+    /// `vigilctl enrolled --try`'s verdicts, on unit vectors whose similarities are known: a
+    /// sound at the bar on 2 windows in a row alerts; on 1 it is too brief (vigild needs 2); a
+    /// window an ignore matches scores 0 however close; the alert rule's own for_frames counts
+    /// on top; a device whose near miss is the sound itself holds it back, up to the cap.
+    func testATrialSaysWhetherARecordingWouldAlertAndWhyNot() {
+        func v(_ x: Float, _ y: Float) -> [Float] { Enroller.unit([x, y, 0]) }
+        let kettle = Enrollment(pipeline: "a", label: "kettle", kind: .positive, modelVersion: "1", prototypes: [[1, 0, 0]], threshold: 0.8, source: "t")
+        let hum = Enrollment(pipeline: "a", label: "hum", kind: .ignore, modelVersion: "1", prototypes: [Enroller.unit([0.8, 0, 0.6])], threshold: 0.9, source: "t")
+        let settings = DeviceCalibration.chosen(hopSeconds: 0.5)
+        let trial = EnrollmentTrial(settings: settings)
+        let near = v(0.9, Float(0.19).squareRoot()), far = v(0, 1)      // cosine to the kettle 0.9, 0; to the hum 0.72, 0
+        func verdict(_ windows: [[Float]], _ t: EnrollmentTrial = trial, _ c: [String: DeviceCalibration] = [:]) -> EnrollmentTrial.Outcome {
+            t.run([kettle, hum], windows: windows, calibrations: c)[0]
+        }
+        XCTAssertTrue(verdict([far, near, near, far]).fires)
+        let brief = verdict([far, near, far, far])
+        XCTAssertFalse(brief.fires)
+        XCTAssertEqual(brief.windowsAtBar, 1)
+        XCTAssertEqual(brief.best, 0.9, accuracy: 1e-5)
+        XCTAssertFalse(verdict([far, near, near, far], EnrollmentTrial(settings: settings, ruleFrames: 2)).fires, "2 at the bar, then 2 more for the rule")
+        XCTAssertTrue(verdict([far, near, near, near, far], EnrollmentTrial(settings: settings, ruleFrames: 2)).fires)
+        // A window at the kettle's bar that the ignore matches too (cosines 0.89 and 0.98): silenced.
+        let both = Enroller.unit([0.9, 0, 0.45])
+        let ignored = verdict([both, both, both])
+        XCTAssertFalse(ignored.fires)
+        XCTAssertEqual(ignored.windowsAtBar, 3)
+        XCTAssertEqual(ignored.ignoredAtBar, 3)
+        XCTAssertTrue(trial.run([kettle, hum], windows: [both], calibrations: [:])[1].fires, "the ignore silences it")
+        // A device that remembered this very sound as a near miss: bar = near miss + margin, capped.
+        var learnt = DeviceCalibration()
+        let nearMiss = v(0.75, Float(1 - 0.5625).squareRoot())          // cosine 0.75: under 0.8, within admit
+        for _ in 0..<(settings.guardWindows + 2) { _ = learnt.observe(0.75, embedding: nearMiss, enrolled: 0.8, settings) }
+        XCTAssertEqual(learnt.nearMisses.count, 1)
+        let held = verdict([far, near, near, far], trial, [kettle.uuid: learnt])
+        XCTAssertFalse(held.fires)
+        XCTAssertGreaterThan(held.barAtBest, 0.9, "the near miss lifts the bar for sounds like it")
+        XCTAssertTrue(verdict([far, v(1, 0), v(1, 0), far], trial, [kettle.uuid: learnt]).fires, "the kettle itself, at the cap or above, still alerts")
+    }
 }

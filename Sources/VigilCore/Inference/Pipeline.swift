@@ -20,7 +20,7 @@ public final class Pipeline: Sendable {
     /// The score at which the pipeline's rule raises: an enrolled sound's threshold is mapped onto it.
     let enrolledBar: Double
     /// How each device adapts an enrolled sound's threshold to its own audio (`DeviceCalibration`).
-    let calibration: DeviceCalibration.Settings
+    public let calibration: DeviceCalibration.Settings
 
     /// A fresh stream adapter for one device (a stateful model's adapter starts from the
     /// device's saved baseline, when there is one; a camera's masks and min_area can be per device).
