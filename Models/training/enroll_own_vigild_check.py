@@ -22,7 +22,10 @@ prototypes and threshold vigilctl stored) raises the same windows. No choice is 
   (~3 s per draw, 57 draws; output Models/training/results/enroll_own_vigild_check.txt)
 """
 import argparse
+import collections
+import json
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -76,7 +79,7 @@ def main():
         f"then one device hears the left-out take {PLAYS} times, each after {BEFORE_S} s of a test stream")
     S, ff = eo.SHIPPED, eo.SHIPPED["for_frames"]
     tot = {"plays": 0, "raised_v": 0, "raised_p": 0, "agree": 0, "draws": 0, "fa_v": 0, "fa_p": 0, "windows": 0, "missing": 0}
-    per_take = []
+    per_take, tries = [], []
     for gi, (gid, cat, takes, _) in enumerate(G):
         for d in xo.DRAWS:
             enrolled = [t for t in takes if t != takes[d]][:ee.SHOTS]
@@ -85,6 +88,12 @@ def main():
             device = f"{gid.replace('@', '-')}-d{d}"
             with tempfile.TemporaryDirectory(prefix="vigil-own-") as tmp, vc.Node(tmp, a.bin, xo.MODEL) as node:
                 _, P, t0 = node.enroll(cat, enrolled)
+                # What `vigilctl enrolled --try` says of the take before anything is heard.
+                take_file = os.path.join(tmp, "take.wav")
+                vc.wav_bytes(take, take_file)
+                r = subprocess.run([node.vigilctl, "enrolled", "--try", take_file, "--config", node.cfg, "--format", "jsonl"],
+                                   capture_output=True, text=True, check=True)
+                verdict = json.loads(r.stdout.splitlines()[0])["verdict"]
                 for q, _ in parts:
                     node.publish(device, q)
                 x = np.concatenate([q for q, _ in parts])
@@ -120,7 +129,8 @@ def main():
             tot["windows"] += len(E)
             tot["missing"] += len(E) - len(dets)
             per_take.append(sum(pv))
-            say(f"{gid:26s} d{d} threshold {t0:.3f}: plays raised by vigild {''.join('x' if r else '.' for r in pv)}, "
+            tries.append((verdict, pv[0]))
+            say(f"{gid:26s} d{d} threshold {t0:.3f}: --try {verdict!r}; plays raised by vigild {''.join('x' if r else '.' for r in pv)}, "
                 f"Python {''.join('x' if r else '.' for r in pp)}; raises elsewhere vigild {fv}, Python {fp}"
                 + ("" if raised_v == raised_p else f"   (differ: vigild windows {raised_v}, Python {raised_p})")
                 + ("" if len(dets) == len(E) else f"   (windows logged {len(dets)} of {len(E)})"))
@@ -134,6 +144,12 @@ def main():
     say(f"draws where vigild and the replay raise the same windows: {tot['agree']} of {tot['draws']}; raises outside the plays "
         f"(in {tot['draws'] * (PLAYS * BEFORE_S + AFTER_S) / 60:.0f} min of test streams): vigild {tot['fa_v']}, Python {tot['fa_p']}; "
         f"windows not logged: {tot['missing']} of {tot['windows']}")
+    said = sum(v == "alerts" for v, _ in tries)
+    say(f"vigilctl enrolled --try on the take alone (a device that heard nothing yet) said 'alerts' for {said} of {len(tries)}; "
+        f"it agreed with vigild's first play (after {BEFORE_S} s of a test stream) on {sum((v == 'alerts') == p for v, p in tries)} of "
+        f"{len(tries)} (said alerts, not raised: {sum(v == 'alerts' and not p for v, p in tries)}; said not, raised: "
+        f"{sum(v != 'alerts' and p for v, p in tries)}); its other verdicts: "
+        f"{', '.join(f'{k} {n}' for k, n in sorted(collections.Counter(v for v, _ in tries if v != 'alerts').items()))}")
     say.write(a.out)
 
 
