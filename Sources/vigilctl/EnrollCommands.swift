@@ -111,9 +111,14 @@ enum EnrollCommands {
             throw Failure(String(format: "not enrolled: this ignore (threshold %.3f) would also silence %d of the %d real smoke-alarm windows shipped with model %@ (best match %.3f): an alarm that sounds like this would never alert. Ignore a sound further from an alarm, or pass --force to store it anyway",
                                  result.enrollment.threshold, result.alarmWindowsSilenced, result.alarmWindows, pipeline.model.name, result.alarmBestMatch ?? 0))
         }
-        try logged { try EnrollmentLog.insert(result.enrollment, path: path) }
+        let kept = try logged { try EnrollmentLog.insert(result.enrollment, path: path, kept: result.kept) }
         let e = result.enrollment
         out("enrolled \(e.kind == .ignore ? "to ignore" : "sound") \"\(e.label)\" on pipeline \(e.pipeline): uuid \(e.uuid)\n")
+        if !kept {
+            warn(result.kept == nil
+                 ? "the clips are not kept in the log (over \(EnrollmentLog.KeptClips.maxBytes >> 20) MB as heard): after a model upgrade, enroll them again"
+                 : "the clips are not kept: \(path) predates that (start this version of vigild once); after a model upgrade, enroll them again")
+        }
         for c in result.clips {
             let match = c.matchByOthers.map { String(format: ", best match by the other clips %.3f%@", $0, $0 >= e.threshold ? "" : " (below the threshold: this clip would not be recognised from the others)") } ?? ""
             out("  \(c.name): \(c.windows) windows, \(c.loudWindows) loud\(match)\n")

@@ -11,9 +11,13 @@ extension Daemon {
     func refreshEnrollments(force: Bool = false) {
         do {
             if !force, try store.enrollmentChangeCounter() == enrollments.version { return }
-            let (version, all, bad) = try store.loadEnrollments()
+            let (version, loaded, bad) = try store.loadEnrollments()
             for uuid in bad { log.warning("enrollment \(uuid): unreadable row in the log; skipped") }
             let pipelines = Dictionary(engine.pipelines.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+            let all = loaded.map { e in
+                guard let p = pipelines[e.pipeline], p.model.embedding != nil, e.modelVersion != p.model.metadata["vigil.version"] ?? "" else { return e }
+                return reenrolled(e, on: p) ?? e
+            }
             let usable = all.filter { e in
                 guard let p = pipelines[e.pipeline] else {
                     log.warning("enrollment \(e.label) (\(e.uuid)): no pipeline \(e.pipeline) in the config; skipped")
@@ -39,5 +43,34 @@ extension Daemon {
         } catch {
             log.limited(.warning, key: "enrollments", "store \(store.path): cannot read enrollments (keeping the ones in use): \(error)")
         }
+    }
+
+    /// An enrollment made with another version of `pipeline`'s model, enrolled again from the
+    /// clips vigilctl kept beside it (with the margin it was made with) and put in its place in
+    /// the log: a model upgrade keeps the household's sounds. Nil when no clips were kept or the
+    /// new model refuses them (logged; the old one is then skipped as before).
+    func reenrolled(_ e: Enrollment, on pipeline: Pipeline) -> Enrollment? {
+        let kept: EnrollmentLog.KeptClips
+        do {
+            guard let k = try store.withDatabase({ db in try EnrollmentLog.keptClips(e.uuid, in: db) }) else { return nil }
+            kept = k
+        } catch {
+            log.warning("enrollment \(e.label) (\(e.uuid)): cannot read its kept clips: \(error)")
+            return nil
+        }
+        let version = pipeline.model.metadata["vigil.version"] ?? ""
+        do {
+            let r = try Enroller(pipeline: pipeline).enroll(label: e.label, kind: e.kind, clips: kept.clips, source: e.source, margin: kept.margin)
+            try store.withDatabase { db in try EnrollmentLog.replace(e.uuid, with: r.enrollment, kept: r.kept ?? kept, in: db) }
+            log.notice(String(format: "enrollment %@ (%@): made with model version %@; enrolled again from its %d kept clip%@ for version %@: uuid %@, threshold %.3f (was %.3f)",
+                              e.label, e.uuid, e.modelVersion, kept.clips.count, kept.clips.count == 1 ? "" : "s", version, r.enrollment.uuid,
+                              r.enrollment.threshold, e.threshold))
+            return r.enrollment
+        } catch let error as EnrollError {
+            log.warning("enrollment \(e.label) (\(e.uuid)): made with model version \(e.modelVersion); its kept clips cannot be enrolled for version \(version): \(error.message) (skipped: enroll it again)")
+        } catch {
+            log.warning("enrollment \(e.label) (\(e.uuid)): cannot store its re-enrollment for model version \(version): \(error) (skipped)")
+        }
+        return nil
     }
 }

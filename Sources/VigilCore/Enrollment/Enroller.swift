@@ -78,6 +78,8 @@ public struct Enroller {
         public var backgroundMax: Double
         /// The floor the threshold was held to (positive: from the clips; ignore: `ignoreFloor`).
         public var floor: Double
+        /// The clips as heard, to keep beside the enrollment (nil: over `KeptClips.maxBytes`).
+        public var kept: EnrollmentLog.KeptClips?
         /// Ignore only: how many of the model's real alarm windows (`vigil.embedding_alarms`) the
         /// ignore would silence, of how many, and the best similarity of one to it. An ignore
         /// zeroes every window like it, real events included: a bird call in a smoke alarm's band,
@@ -140,6 +142,12 @@ public struct Enroller {
 
     /// Every window's embedding and whether it is loud, through the pipeline's decoder and adapter.
     public func embeddings(wav bytes: [UInt8], name: String) throws -> [(embedding: [Float], loud: Bool)] {
+        let (rate, samples) = try heard(wav: bytes, name: name)
+        return try embeddings(samples: samples, rate: rate, name: name)
+    }
+
+    /// A clip as the pipeline hears it: decoded, and resampled to the model's rate.
+    func heard(wav bytes: [UInt8], name: String) throws -> (rate: Int, samples: [Float]) {
         let frame: TimedFrame
         do { frame = try pipeline.decoder.decode(bytes, receivedAt: 0) } catch {
             throw EnrollError("\(name): \(error.message)")
@@ -150,6 +158,11 @@ public struct Enroller {
             var r = Resampler(from: inRate, to: rate)
             samples = r.process(samples)
         }
+        return (rate, samples)
+    }
+
+    func embeddings(samples heard: [Float], rate: Int, name: String) throws -> [(embedding: [Float], loud: Bool)] {
+        var samples = heard
         let window = pipeline.model.metadataInt("vigil.window") ?? pipeline.model.inputShape.last ?? samples.count
         // A clip shorter than a window is heard as the sound followed by silence.
         if samples.count < window { samples += [Float](repeating: 0, count: window - samples.count) }
@@ -197,7 +210,12 @@ public struct Enroller {
                        margin: Double = Enroller.defaultMargin) throws -> Result {
         guard !clips.isEmpty else { throw EnrollError("no clips given") }
         var windows: [[(embedding: [Float], loud: Bool)]] = []
-        for c in clips { windows.append(try embeddings(wav: c.wav, name: c.name)) }
+        var heard: [(name: String, wav: [UInt8])] = []
+        for c in clips {
+            let (rate, samples) = try self.heard(wav: c.wav, name: c.name)
+            windows.append(try embeddings(samples: samples, rate: rate, name: c.name))
+            heard.append((c.name, WAV.pcm16(sampleRate: rate, samples: samples)))
+        }
         let byClip = windows.map { ws -> [[Float]] in
             let loud = ws.filter(\.loud).map(\.embedding)
             let use = loud.isEmpty ? ws.map(\.embedding) : loud
@@ -227,6 +245,8 @@ public struct Enroller {
         }
         e.threshold = min(Enroller.maxThreshold, max(bgMax + margin, floor))
         var result = Result(enrollment: e, clips: report, backgroundWindows: background.count, backgroundMax: bgMax, floor: floor)
+        let kept = EnrollmentLog.KeptClips(margin: margin, clips: heard)
+        result.kept = kept.bytes <= EnrollmentLog.KeptClips.maxBytes ? kept : nil
         if kind == .ignore && !alarms.isEmpty {
             let sims = alarms.map { e.similarity($0) }
             result.alarmWindows = sims.count

@@ -25,15 +25,52 @@ public enum EnrollmentLog {
             """, [.text(changeKey)])
     }
 
-    /// Inserts (or, for a uuid already there, keeps: sync is at-least-once) and bumps the counter.
-    public static func insert(_ e: Enrollment, into db: Database) throws {
+    /// Inserts (or, for a uuid already there, keeps: sync is at-least-once) with its kept clips
+    /// when given and the log has their table, and bumps the counter; returns whether the clips
+    /// were kept.
+    @discardableResult
+    public static func insert(_ e: Enrollment, into db: Database, kept: KeptClips? = nil) throws -> Bool {
+        let keep = try kept != nil && hasClipTable(db)
         try db.transaction {
-            _ = try db.query("INSERT OR IGNORE INTO enrollments(\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
-                .text(e.uuid), .real(e.created), .text(e.pipeline), .text(e.label), .text(e.kind.rawValue),
-                .text(e.modelVersion), .integer(Int64(e.prototypes.first?.count ?? 0)), .blob(e.prototypeBytes),
-                .real(e.threshold), .text(e.source)])
+            try write(e, keep ? kept : nil, db)
             try bump(db)
         }
+        return keep
+    }
+
+    /// `new` (with its clips) in place of `old`, in one transaction: a model upgrade's re-enrollment.
+    public static func replace(_ old: String, with new: Enrollment, kept: KeptClips, in db: Database) throws {
+        try db.transaction {
+            try write(new, kept, db)
+            _ = try db.query("DELETE FROM enrollments WHERE uuid = ?", [.text(old)])
+            _ = try db.query("DELETE FROM enrollment_clips WHERE enrollment_uuid = ?", [.text(old)])
+            try bump(db)
+        }
+    }
+
+    /// The rows of one enrollment, inside the caller's transaction.
+    private static func write(_ e: Enrollment, _ kept: KeptClips?, _ db: Database) throws {
+        _ = try db.query("INSERT OR IGNORE INTO enrollments(\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+            .text(e.uuid), .real(e.created), .text(e.pipeline), .text(e.label), .text(e.kind.rawValue),
+            .text(e.modelVersion), .integer(Int64(e.prototypes.first?.count ?? 0)), .blob(e.prototypeBytes),
+            .real(e.threshold), .text(e.source)])
+        if let kept {
+            _ = try db.query("INSERT OR REPLACE INTO enrollment_clips(enrollment_uuid, margin, clips) VALUES (?, ?, ?)",
+                             [.text(e.uuid), .real(kept.margin), .blob(kept.archive())])
+        }
+    }
+
+    static func hasClipTable(_ db: Database) throws -> Bool {
+        try !db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'enrollment_clips'").isEmpty
+    }
+
+    /// The clips kept for an enrollment, or nil (none kept: older vigilctl, or too long to keep).
+    public static func keptClips(_ uuid: String, in db: Database) throws -> KeptClips? {
+        guard try hasClipTable(db),
+              let row = try db.query("SELECT margin, clips FROM enrollment_clips WHERE enrollment_uuid = ?", [.text(uuid)]).first,
+              let margin = row[0].double, case .blob(let bytes) = row[1], let entries = Tar.entries(bytes), !entries.isEmpty
+        else { return nil }
+        return KeptClips(margin: margin, clips: entries.map { ($0.name, $0.bytes) })
     }
 
     /// Every enrollment, oldest first; a row that cannot be read is skipped and named in `bad`.
@@ -69,8 +106,12 @@ public enum EnrollmentLog {
             if gone.count > 1 { throw AmbiguousKey(key: key, matches: gone) }
         }
         guard !gone.isEmpty else { return [] }
+        let clips = try hasClipTable(db)
         try db.transaction {
-            for e in gone { _ = try db.query("DELETE FROM enrollments WHERE uuid = ?", [.text(e.uuid)]) }
+            for e in gone {
+                _ = try db.query("DELETE FROM enrollments WHERE uuid = ?", [.text(e.uuid)])
+                if clips { _ = try db.query("DELETE FROM enrollment_clips WHERE enrollment_uuid = ?", [.text(e.uuid)]) }
+            }
             try bump(db)
         }
         return gone
@@ -78,6 +119,21 @@ public enum EnrollmentLog {
 }
 
 extension EnrollmentLog {
+    /// An enrollment's clips as the pipeline heard them (16 kHz PCM16 WAVs, or whatever rate the
+    /// model takes) and the margin it was calibrated with: what enrolling it again needs.
+    public struct KeptClips: Sendable {
+        /// At most this many bytes of WAV per enrollment (about 65 s at 16 kHz): clips are a
+        /// few seconds each; a longer recording is not kept, and says so.
+        public static let maxBytes = 2 << 20
+        public var margin: Double
+        public var clips: [(name: String, wav: [UInt8])]
+        public init(margin: Double, clips: [(name: String, wav: [UInt8])]) { self.margin = margin; self.clips = clips }
+        public var bytes: Int { clips.reduce(0) { $0 + $1.wav.count } }
+        func archive() -> [UInt8] {
+            Tar.archive(clips.enumerated().map { Tar.Entry(name: "clip-\($0.offset + 1).wav", bytes: $0.element.wav) }, mtime: 0)
+        }
+    }
+
     /// `unenroll` with a uuid prefix that more than one enrollment starts with: nothing is removed.
     public struct AmbiguousKey: Error, CustomStringConvertible, Sendable {
         public let key: String

@@ -102,5 +102,15 @@ public enum Schema {
             synced_at REAL
         );
         """,
+        // 7 (issue 18): the clips an enrollment was made from, as the pipeline heard them (a tar
+        // of 16 kHz PCM16 WAVs) and the margin it was calibrated with, so a new model version
+        // enrolls them again instead of skipping the household's sounds. Local only: not synced.
+        """
+        CREATE TABLE IF NOT EXISTS enrollment_clips(
+            enrollment_uuid TEXT PRIMARY KEY,
+            margin REAL NOT NULL,
+            clips BLOB NOT NULL
+        );
+        """,
     ])
 }

@@ -4,7 +4,10 @@ import VigilCore
 /// vigilctl's side of the `enrollments` table (EnrollmentLog, in VigilCore, is what vigild
 /// also reads): each call opens the log at `path` for the one change or read.
 extension EnrollmentLog {
-    public static func insert(_ e: Enrollment, path: String) throws { try insert(e, into: try open(path: path)) }
+    @discardableResult
+    public static func insert(_ e: Enrollment, path: String, kept: KeptClips? = nil) throws -> Bool {
+        try insert(e, into: try open(path: path), kept: kept)
+    }
     public static func all(path: String) throws -> [Enrollment] { try all(try open(path: path)).enrollments }
     /// Each device's calibration as vigild last saved it (`baseline.snapshot_s`, and at stop).
     public static func calibrations(path: String) throws -> [EnrollmentBook.Key: DeviceCalibration] { try calibrations(try open(path: path)) }
