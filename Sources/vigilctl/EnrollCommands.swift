@@ -11,11 +11,12 @@ enum EnrollCommands {
     static let margin = Option(name: "--margin", value: "X", help: "threshold = highest background similarity + X (default \(Enroller.defaultMargin)), at least a floor that follows how alike the clips are (\(Enroller.positiveFloorRange.lowerBound)-\(Enroller.positiveFloorRange.upperBound); --ignore: \(Enroller.ignoreFloor))")
     static let pipeline = Option(name: "--pipeline", short: "-p", value: "NAME", help: "the sound pipeline (default: the only one, or the alert's)")
     static let force = Option(name: "--force", help: "--ignore: store it even though it would also silence real alarm sounds the model ships")
+    static let add = Option(name: "--add", help: "add these clips to the sound already enrolled under --label (from its kept clips), in its place")
 
     static let enroll = Command(
         name: "enroll", summary: "Teach a sound pipeline a sound from a few clips (WAV), or a false alarm to ignore.",
         positionals: "[WAV...]", positionalRange: 0...64,
-        options: [label, pipeline, ignore, fromAlert, margin, force, Shared.db, Shared.config],
+        options: [label, pipeline, ignore, add, fromAlert, margin, force, Shared.db, Shared.config],
         details: """
             Each clip goes through the pipeline's decoder and model as vigild would hear it; the
             prototype of a clip is the mean embedding of its loud windows. The threshold is set
@@ -30,6 +31,7 @@ enum EnrollCommands {
               vigilctl enroll --ignore --label microwave-beep beep.wav
               vigilctl enroll --ignore --from-alert 0190f3c2-...   # it was a false alarm
               vigilctl enroll --label cat-flap --from-alert 0190f3c2-...
+              vigilctl enroll --label kettle --add kettle-tuesday.wav   # one it missed (enrolled --try)
             """,
         run: runEnroll)
 
@@ -64,7 +66,7 @@ enum EnrollCommands {
         let alertUUID = a.string("--from-alert")?.lowercased()
         if let alertUUID, !RowID.isUUID(alertUUID) { throw UsageError("--from-alert: expected an alert uuid, got \"\(alertUUID)\"") }
         if alertUUID == nil && a.positionals.isEmpty { throw UsageError("give WAV files, or --from-alert UUID") }
-        let margin = try a.double("--margin", in: 0...1) ?? Enroller.defaultMargin
+        var margin = try a.double("--margin", in: 0...1) ?? Enroller.defaultMargin
         let kind: Enrollment.Kind = a.flag("--ignore") ? .ignore : .positive
         let path = try Shared.databasePath(a)
         var clips: [(name: String, wav: [UInt8])] = []
@@ -97,12 +99,28 @@ enum EnrollCommands {
         if kind == .positive, pipeline.labels.contains(label) {
             throw UsageError("--label \(label) is one of the model's own labels; enroll under another name (or --ignore)")
         }
+        // --add: the clips kept with what is enrolled under this label come first, and the
+        // result takes its place (one enrollment, with one threshold over all the clips).
+        var replacing: [Enrollment] = []
+        if a.flag("--add") {
+            replacing = try logged { try EnrollmentLog.all(path: path) }.filter { $0.pipeline == pipeline.name && $0.label == label && $0.kind == kind }
+            guard !replacing.isEmpty else { throw UsageError("--add: nothing enrolled\(kind == .ignore ? " to ignore" : "") as \"\(label)\" on pipeline \(pipeline.name) to add to") }
+            var before: [(name: String, wav: [UInt8])] = []
+            for e in replacing {
+                guard let kept = try logged({ try EnrollmentLog.keptClips(e.uuid, path: path) }) else {
+                    throw Failure("--add: \"\(label)\" (\(e.uuid)) has no kept clips (enrolled by an older vigilctl, or longer than \(EnrollmentLog.KeptClips.maxBytes >> 20) MB): enroll all its clips again in one command, then unenroll \(e.uuid)")
+                }
+                before += kept.clips.map { ("kept \($0.name) of \(e.uuid.prefix(13))", $0.wav) }
+                if a.string("--margin") == nil { margin = kept.margin }
+            }
+            clips = before + clips
+        }
         let enroller: Enroller
         let result: Enroller.Result
         do {
             enroller = try Enroller(pipeline: pipeline)
             result = try enroller.enroll(label: label, kind: kind, clips: clips,
-                                         source: alertUUID.map { "alert:" + $0 } ?? a.positionals.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ","),
+                                         source: (replacing.map(\.source) + [alertUUID.map { "alert:" + $0 } ?? a.positionals.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ",")]).joined(separator: ","),
                                          margin: margin)
         } catch let e as EnrollError {
             throw Failure(e.message)
@@ -111,9 +129,16 @@ enum EnrollCommands {
             throw Failure(String(format: "not enrolled: this ignore (threshold %.3f) would also silence %d of the %d real smoke-alarm windows shipped with model %@ (best match %.3f): an alarm that sounds like this would never alert. Ignore a sound further from an alarm, or pass --force to store it anyway",
                                  result.enrollment.threshold, result.alarmWindowsSilenced, result.alarmWindows, pipeline.model.name, result.alarmBestMatch ?? 0))
         }
-        let kept = try logged { try EnrollmentLog.insert(result.enrollment, path: path, kept: result.kept) }
+        let kept: Bool
+        if replacing.isEmpty {
+            kept = try logged { try EnrollmentLog.insert(result.enrollment, path: path, kept: result.kept) }
+        } else {
+            try logged { try EnrollmentLog.replace(replacing.map(\.uuid), with: result.enrollment, kept: result.kept, path: path) }
+            kept = result.kept != nil
+        }
         let e = result.enrollment
-        out("enrolled \(e.kind == .ignore ? "to ignore" : "sound") \"\(e.label)\" on pipeline \(e.pipeline): uuid \(e.uuid)\n")
+        out("enrolled \(e.kind == .ignore ? "to ignore" : "sound") \"\(e.label)\" on pipeline \(e.pipeline): uuid \(e.uuid)"
+            + (replacing.isEmpty ? "" : " (in place of \(replacing.map(\.uuid).joined(separator: ", ")))") + "\n")
         if !kept {
             warn(result.kept == nil
                  ? "the clips are not kept in the log (over \(EnrollmentLog.KeptClips.maxBytes >> 20) MB as heard): after a model upgrade, enroll them again"

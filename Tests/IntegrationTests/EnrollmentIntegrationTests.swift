@@ -483,5 +483,25 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("the clips are not kept in the log (over 2 MB as heard): after a model upgrade, enroll them again"), r.stderr)
         let hum = try XCTUnwrap(try stored().first { $0.label == "hum" })
         XCTAssertNil(try EnrollmentLog.keptClips(hum.uuid, in: db))
+
+        // --add: a clip joins what is enrolled under the label, from its kept clips, in its place.
+        let old = try XCTUnwrap(all.first { $0.label == "kettle-k16" })
+        let added = try ctl(["enroll", "--label", "kettle-k16", "--add", dir.file("k24.wav")])
+        XCTAssertEqual(added.status, 0, added.stderr)
+        XCTAssertTrue(added.stdout.contains("(in place of \(old.uuid))"), added.stdout)
+        XCTAssertTrue(added.stdout.contains("  2 prototypes"), added.stdout)
+        let now = try stored().filter { $0.label == "kettle-k16" }
+        XCTAssertEqual(now.count, 1)
+        XCTAssertNotEqual(now.first?.uuid, old.uuid)
+        XCTAssertEqual(now.first?.source, "k16.wav,k24.wav")
+        XCTAssertEqual(try EnrollmentLog.keptClips(try XCTUnwrap(now.first).uuid, in: db)?.clips.count, 2)
+        XCTAssertNil(try EnrollmentLog.keptClips(old.uuid, in: db), "the old enrollment's clips go with it")
+        let nothing = try ctl(["enroll", "--label", "kettle-k99", "--add", dir.file("k24.wav")])
+        XCTAssertEqual(nothing.status, 2)
+        XCTAssertTrue(nothing.stderr.contains("--add: nothing enrolled as \"kettle-k99\""), nothing.stderr)
+        let noClips = try ctl(["enroll", "--ignore", "--label", "hum", "--add", dir.file("k24.wav")])
+        XCTAssertEqual(noClips.status, 1)
+        XCTAssertTrue(noClips.stderr.contains("--add: \"hum\" (\(hum.uuid)) has no kept clips"), noClips.stderr)
+        XCTAssertEqual(try stored().filter { $0.label == "hum" }.map(\.uuid), [hum.uuid], "nothing changed")
     }
 }

@@ -61,7 +61,7 @@ extension Daemon {
         let version = pipeline.model.metadata["vigil.version"] ?? ""
         do {
             let r = try Enroller(pipeline: pipeline).enroll(label: e.label, kind: e.kind, clips: kept.clips, source: e.source, margin: kept.margin)
-            try store.withDatabase { db in try EnrollmentLog.replace(e.uuid, with: r.enrollment, kept: r.kept ?? kept, in: db) }
+            try store.withDatabase { db in try EnrollmentLog.replace([e.uuid], with: r.enrollment, kept: r.kept ?? kept, in: db) }
             log.notice(String(format: "enrollment %@ (%@): made with model version %@; enrolled again from its %d kept clip%@ for version %@: uuid %@, threshold %.3f (was %.3f)",
                               e.label, e.uuid, e.modelVersion, kept.clips.count, kept.clips.count == 1 ? "" : "s", version, r.enrollment.uuid,
                               r.enrollment.threshold, e.threshold))

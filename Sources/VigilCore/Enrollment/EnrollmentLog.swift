@@ -38,12 +38,16 @@ public enum EnrollmentLog {
         return keep
     }
 
-    /// `new` (with its clips) in place of `old`, in one transaction: a model upgrade's re-enrollment.
-    public static func replace(_ old: String, with new: Enrollment, kept: KeptClips, in db: Database) throws {
+    /// `new` (with its clips) in place of `old`, in one transaction: a model upgrade's
+    /// re-enrollment, or clips added with `vigilctl enroll --add`.
+    public static func replace(_ old: [String], with new: Enrollment, kept: KeptClips?, in db: Database) throws {
+        let clips = try hasClipTable(db)
         try db.transaction {
-            try write(new, kept, db)
-            _ = try db.query("DELETE FROM enrollments WHERE uuid = ?", [.text(old)])
-            _ = try db.query("DELETE FROM enrollment_clips WHERE enrollment_uuid = ?", [.text(old)])
+            try write(new, clips ? kept : nil, db)
+            for uuid in old {
+                _ = try db.query("DELETE FROM enrollments WHERE uuid = ?", [.text(uuid)])
+                if clips { _ = try db.query("DELETE FROM enrollment_clips WHERE enrollment_uuid = ?", [.text(uuid)]) }
+            }
             try bump(db)
         }
     }
