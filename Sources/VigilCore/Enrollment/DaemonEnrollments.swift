@@ -48,7 +48,8 @@ extension Daemon {
     /// An enrollment made with another version of `pipeline`'s model, enrolled again from the
     /// clips vigilctl kept beside it (with the margin it was made with) and put in its place in
     /// the log: a model upgrade keeps the household's sounds. Nil when no clips were kept or the
-    /// new model refuses them (logged; the old one is then skipped as before).
+    /// new model refuses them (logged; the old one is then skipped as before). A log that cannot
+    /// be written to does not stop it: the re-enrollment is used, and stored at a later start.
     func reenrolled(_ e: Enrollment, on pipeline: Pipeline) -> Enrollment? {
         let kept: EnrollmentLog.KeptClips
         do {
@@ -59,18 +60,26 @@ extension Daemon {
             return nil
         }
         let version = pipeline.model.metadata["vigil.version"] ?? ""
+        let r: Enroller.Result
         do {
-            let r = try Enroller(pipeline: pipeline).enroll(label: e.label, kind: e.kind, clips: kept.clips, source: e.source, margin: kept.margin)
-            try store.withDatabase { db in try EnrollmentLog.replace([e.uuid], with: r.enrollment, kept: r.kept ?? kept, in: db) }
-            log.notice(String(format: "enrollment %@ (%@): made with model version %@; enrolled again from its %d kept clip%@ for version %@: uuid %@, threshold %.3f (was %.3f)",
-                              e.label, e.uuid, e.modelVersion, kept.clips.count, kept.clips.count == 1 ? "" : "s", version, r.enrollment.uuid,
-                              r.enrollment.threshold, e.threshold))
-            return r.enrollment
-        } catch let error as EnrollError {
-            log.warning("enrollment \(e.label) (\(e.uuid)): made with model version \(e.modelVersion); its kept clips cannot be enrolled for version \(version): \(error.message) (skipped: enroll it again)")
+            r = try Enroller(pipeline: pipeline).enroll(label: e.label, kind: e.kind, clips: kept.clips, source: e.source, margin: kept.margin)
         } catch {
-            log.warning("enrollment \(e.label) (\(e.uuid)): cannot store its re-enrollment for model version \(version): \(error) (skipped)")
+            log.warning("enrollment \(e.label) (\(e.uuid)): made with model version \(e.modelVersion); its kept clips cannot be enrolled for version \(version): \((error as? EnrollError)?.message ?? "\(error)") (skipped: enroll it again)")
+            return nil
         }
-        return nil
+        log.notice(String(format: "enrollment %@ (%@): made with model version %@; enrolled again from its %d kept clip%@ for version %@: uuid %@, threshold %.3f (was %.3f)",
+                          e.label, e.uuid, e.modelVersion, kept.clips.count, kept.clips.count == 1 ? "" : "s", version, r.enrollment.uuid,
+                          r.enrollment.threshold, e.threshold))
+        if r.alarmWindowsSilenced > 0 {
+            // vigilctl would have asked for --force; the user chose this ignore before, so it stands.
+            log.warning("ignore \(e.label) (\(r.enrollment.uuid)): with model version \(version) it also silences \(r.alarmWindowsSilenced) of the \(r.alarmWindows) real smoke-alarm windows shipped with the model (vigilctl unenroll \(r.enrollment.uuid) if alarms matter more)")
+        }
+        do {
+            try store.withDatabase { db in try EnrollmentLog.replace([e.uuid], with: r.enrollment, kept: r.kept ?? kept, in: db) }
+        } catch {
+            // In use all the same (the sound still alerts); stored at the next start that can write.
+            log.warning("enrollment \(e.label): cannot store its re-enrollment for model version \(version) in \(store.path): \(error) (in use until vigild stops)")
+        }
+        return r.enrollment
     }
 }
