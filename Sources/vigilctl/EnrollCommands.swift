@@ -226,12 +226,14 @@ enum EnrollCommands {
             out(table.render(format, style: Shared.style(a)))
             return ExitCode.ok
         }
+        // kept: clips kept beside it (a model upgrade enrolls them again; 0: it would be skipped).
+        let kept = try logged { try EnrollmentLog.keptCounts(path: path) }
         let table = ResultTable(columns: [Column("created", .time), Column("pipeline", .text), Column("label", .text), Column("kind", .text),
                                           Column("clips", .integer), Column("threshold", .real(decimals: 3)), Column("model_version", .text, inTable: false),
-                                          Column("source", .text, inTable: false, maxWidth: 40), Column("uuid", .text)],
+                                          Column("kept", .integer, inTable: false), Column("source", .text, inTable: false, maxWidth: 40), Column("uuid", .text)],
                                 rows: list.map { e in [.real(e.created), .text(e.pipeline), .text(e.label), .text(e.kind.rawValue),
                                                        .integer(Int64(e.prototypes.count)), .real(e.threshold), .text(e.modelVersion),
-                                                       .text(e.source), .text(e.uuid)] })
+                                                       .integer(Int64(kept[e.uuid] ?? 0)), .text(e.source), .text(e.uuid)] })
         out(table.render(format, style: Shared.style(a)))
         return ExitCode.ok
     }

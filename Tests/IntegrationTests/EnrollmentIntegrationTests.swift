@@ -259,6 +259,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         let listed = try ctl(["enrolled", "--format", "jsonl"])
         XCTAssertEqual(listed.status, 0, listed.stderr)
         XCTAssertTrue(listed.stdout.contains("\"label\":\"kettle\"") && listed.stdout.contains("\"kind\":\"positive\""), listed.stdout)
+        XCTAssertTrue(listed.stdout.contains("\"kept\":3"), "its 3 clips are kept for a model upgrade: \(listed.stdout)")
 
         // 3. A new kettle (another pitch and seed) raises "kettle"; quiet does not.
         let after = Self.quiet(seconds: 2, seed: 11) + Self.kettle(seconds: 3, f0: 1850, seed: 7) + Self.quiet(seconds: 2, seed: 12)

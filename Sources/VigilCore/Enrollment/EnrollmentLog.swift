@@ -77,6 +77,16 @@ public enum EnrollmentLog {
         return KeptClips(margin: margin, clips: entries.map { ($0.name, $0.bytes) })
     }
 
+    /// How many clips are kept per enrollment uuid (absent: none).
+    public static func keptCounts(_ db: Database) throws -> [String: Int] {
+        guard try hasClipTable(db) else { return [:] }
+        var out: [String: Int] = [:]
+        for r in try db.query("SELECT enrollment_uuid, clips FROM enrollment_clips") {
+            if let uuid = r[0].string, case .blob(let bytes) = r[1] { out[uuid] = Tar.entries(bytes)?.count ?? 0 }
+        }
+        return out
+    }
+
     /// Every enrollment, oldest first; a row that cannot be read is skipped and named in `bad`.
     public static func all(_ db: Database) throws -> (enrollments: [Enrollment], bad: [String]) {
         guard try hasTable(db) else { return ([], []) }

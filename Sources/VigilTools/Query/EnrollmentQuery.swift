@@ -9,6 +9,7 @@ extension EnrollmentLog {
         try insert(e, into: try open(path: path), kept: kept)
     }
     public static func all(path: String) throws -> [Enrollment] { try all(try open(path: path)).enrollments }
+    public static func keptCounts(path: String) throws -> [String: Int] { try keptCounts(try open(path: path)) }
     public static func keptClips(_ uuid: String, path: String) throws -> KeptClips? { try keptClips(uuid, in: try open(path: path)) }
     public static func replace(_ old: [String], with new: Enrollment, kept: KeptClips?, path: String) throws {
         try replace(old, with: new, kept: kept, in: try open(path: path))
