@@ -247,7 +247,7 @@ enum EnrollCommands {
         let mine = list.filter { $0.pipeline == pipeline.name }
         let usable = mine.filter { $0.modelVersion == version }
         if usable.count < mine.count {
-            warn("\(mine.count - usable.count) enrollment(s) made with another version of model \(pipeline.model.name) left out: vigild skips them too (enroll them again)")
+            warn("\(mine.count - usable.count) enrollment(s) made with another version of model \(pipeline.model.name) left out: vigild enrolls them again from their kept clips when it next loads them (SIGHUP, or a restart), and skips those without")
         }
         guard !usable.isEmpty else { throw Failure("nothing enrolled on pipeline \(pipeline.name) that model \(pipeline.model.name) version \(version) can use") }
         let windows: [[Float]]
