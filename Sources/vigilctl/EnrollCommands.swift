@@ -37,7 +37,7 @@ enum EnrollCommands {
 
     static let enrolled = Command(
         name: "enrolled", summary: "List the sounds enrolled with vigilctl enroll.",
-        options: [Shared.pipeline, devices, trial, trialDevice, Shared.format] + Shared.tableOptions + [Shared.db, Shared.config],
+        options: [Shared.pipeline, devices, trial, trialDevice, clipsOf, clipsOutput, Shared.format] + Shared.tableOptions + [Shared.db, Shared.config],
         details: """
             --devices lists, per device and sound, the near misses the device
             remembers (windows that came close without reaching the bar) and the
@@ -48,13 +48,21 @@ enum EnrollCommands {
             silence): its best window's similarity, the bar in force there, and how
             many windows reached it. A device that heard nothing yet has the enrolled
             threshold as its bar; --device starts from what that device has learnt.
+            --clips writes out the clips kept with one enrollment (a tar of 16 kHz
+            WAVs, as the pipeline heard them): to hear what was enrolled, or to
+            enroll the same sound on another node. On a terminal without --output
+            they are listed.
             examples:
               vigilctl enrolled --try kettle-tuesday.wav
               vigilctl enrolled --try kettle-tuesday.wav --device kitchen
+              vigilctl enrolled --clips kettle --output kettle.tar && tar xf kettle.tar
             """,
         run: runEnrolled)
     static let devices = Option(name: "--devices", help: "per device: how close its everyday sound comes, and the threshold in force")
     static let trial = Option(name: "--try", value: "WAV", help: "would this recording alert? each enrollment's verdict on it")
+    static let clipsOf = Option(name: "--clips", value: "ID|LABEL", help: "write out the clips kept with this enrollment (a tar of WAVs; --output FILE)")
+    // No -o: here it is --format's, as in every listing.
+    static let clipsOutput = Option(name: "--output", value: "FILE", help: "with --clips: write here (- for stdout); default: stdout when it is not a terminal")
     static let trialDevice = Option(name: "--device", value: "NAME", help: "with --try: at the bar this device has learnt (its saved near misses)")
 
     static let unenroll = Command(
@@ -201,6 +209,8 @@ enum EnrollCommands {
         let pipelines = a.list("--pipeline")
         let list = try logged { try EnrollmentLog.all(path: path) }.filter { pipelines.isEmpty || pipelines.contains($0.pipeline) }
         if let file = a.string("--try") { return try runTry(a, file: file, list: list) }
+        if let key = a.string("--clips") { return try runClips(a, key: key, path: path) }
+        if a.string("--output") != nil { throw UsageError("--output goes with --clips") }
         if format == .table, list.isEmpty {
             warn("nothing enrolled (vigilctl enroll --label NAME clip.wav ...)")
             return ExitCode.ok
@@ -271,6 +281,29 @@ enum EnrollCommands {
                                      .integer(Int64(o.windowsAtBar)), .integer(Int64(o.windows)), .text(o.enrollment.uuid)]
                                 })
         out(table.render(try Shared.format(a), style: Shared.style(a)))
+        return ExitCode.ok
+    }
+
+    /// `enrolled --clips ID|LABEL [-o FILE]`: the kept clips of one enrollment, as a tar.
+    static func runClips(_ a: Arguments, key: String, path: String) throws -> Int32 {
+        let found: [Enrollment]
+        do { found = try logged { try EnrollmentLog.matching(key, pipeline: a.list("--pipeline").first, path: path) } } catch let e as EnrollmentLog.AmbiguousKey {
+            throw Failure(e.description)
+        }
+        guard let e = found.first else { throw Failure("no enrollment has uuid or label \(key) (vigilctl enrolled lists them)") }
+        guard found.count == 1 else {
+            throw Failure("\"\(key)\" names \(found.count) enrollments (\(found.map(\.uuid).joined(separator: ", "))): give one uuid")
+        }
+        guard let kept = try logged({ try EnrollmentLog.keptClips(e.uuid, path: path) }) else {
+            throw Failure("\"\(e.label)\" (\(e.uuid)) has no kept clips: enrolled by an older vigilctl, or longer than \(EnrollmentLog.KeptClips.maxBytes >> 20) MB")
+        }
+        let names = kept.clips.map(\.name)
+        if a.string("--output") == nil && isatty(1) == 1 {
+            out("\(e.kind.rawValue) \"\(e.label)\" (\(e.uuid)): \(names.count) clip\(names.count == 1 ? "" : "s") kept, \(kept.bytes) bytes: \(names.joined(separator: ", "))\n")
+            warn("not writing binary data to a terminal: use --output FILE (or --output - to force stdout)")
+            return ExitCode.ok
+        }
+        try EvidenceCommand.write(kept.archive(), to: a.string("--output") ?? "-", what: names.joined(separator: ", "))
         return ExitCode.ok
     }
 

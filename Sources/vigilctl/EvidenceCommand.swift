@@ -54,19 +54,24 @@ enum EvidenceCommand {
             }
             bytes = e.bytes
         }
-        let target = a.string("--output") ?? "-"
+        // Camera frames are private: the copy is the user's only (0600), like the original is the vigil group's.
+        try write(bytes, to: a.string("--output") ?? "-", what: a.string("--item") == nil ? row.items.map(\.name).joined(separator: ", ") : nil)
+        return ExitCode.ok
+    }
+
+    /// Binary output to stdout ("-") or to a file the user alone may read (0600), as evidence and
+    /// kept clips (sound or pictures of a home) are private; a file written is reported on stderr.
+    static func write(_ bytes: [UInt8], to target: String, what: String?) throws {
         if target == "-" {
             Output.shared.flush()
             do { try FileDescriptor.writeAll(FileDescriptor.standardOutput, bytes) } catch {
                 throw Failure("cannot write to stdout: \(error)")
             }
-            return ExitCode.ok
+            return
         }
-        // Camera frames are private: the copy is the user's only (0600), like the original is the vigil group's.
         guard FileManager.default.createFile(atPath: target, contents: Data(bytes), attributes: [.posixPermissions: 0o600]) else {
             throw Failure("cannot write \(target)")
         }
-        warn("wrote \(target) (\(bytes.count) bytes\(a.string("--item") == nil ? ": " + row.items.map(\.name).joined(separator: ", ") : ""))")
-        return ExitCode.ok
+        warn("wrote \(target) (\(bytes.count) bytes\(what.map { ": " + $0 } ?? ""))")
     }
 }

@@ -504,5 +504,26 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertEqual(noClips.status, 1)
         XCTAssertTrue(noClips.stderr.contains("--add: \"hum\" (\(hum.uuid)) has no kept clips"), noClips.stderr)
         XCTAssertEqual(try stored().filter { $0.label == "hum" }.map(\.uuid), [hum.uuid], "nothing changed")
+
+        // --clips writes the kept clips out (private, 0600); enrolled from them elsewhere, the
+        // same sound makes the same prototypes: how a household moves a sound to another node.
+        let tar = dir.file("kettle.tar")
+        let exported = try ctl(["enrolled", "--clips", "kettle-k16", "--output", tar])
+        XCTAssertEqual(exported.status, 0, exported.stderr)
+        let mode = try FileManager.default.attributesOfItem(atPath: tar)[.posixPermissions] as? Int
+        XCTAssertEqual(mode, 0o600)
+        let entries = try XCTUnwrap(Tar.entries(Array(try Data(contentsOf: URL(fileURLWithPath: tar)))))
+        XCTAssertEqual(entries.map(\.name), ["clip-1.wav", "clip-2.wav"])
+        for e in entries { _ = FileManager.default.createFile(atPath: dir.file("moved-" + e.name), contents: Data(e.bytes)) }
+        XCTAssertEqual(try ctl(["enroll", "--label", "kettle-moved", dir.file("moved-clip-1.wav"), dir.file("moved-clip-2.wav")]).status, 0)
+        let moved = try XCTUnwrap(try stored().first { $0.label == "kettle-moved" }), original = try XCTUnwrap(now.first)
+        XCTAssertEqual(moved.threshold, original.threshold, accuracy: 1e-6)
+        for (p, q) in zip(moved.prototypes, original.prototypes) {
+            XCTAssertGreaterThan(zip(p, q).map { $0 * $1 }.reduce(0, +), 0.99999, "the same clips make the same prototypes")
+        }
+        let none = try ctl(["enrolled", "--clips", "hum", "--output", dir.file("hum.tar")])
+        XCTAssertEqual(none.status, 1)
+        XCTAssertTrue(none.stderr.contains("\"hum\" (\(hum.uuid)) has no kept clips"), none.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.file("hum.tar")))
     }
 }

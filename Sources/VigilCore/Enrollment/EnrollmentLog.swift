@@ -106,19 +106,24 @@ public enum EnrollmentLog {
         return (out, bad)
     }
 
-    /// Deletes the enrollments whose uuid or label is `key`, else the one whose uuid starts with
-    /// it (8+ characters; `AmbiguousKey` when several do), within `pipeline` when given; returns
-    /// what was deleted.
-    public static func delete(_ key: String, pipeline: String?, from db: Database) throws -> [Enrollment] {
+    /// The enrollments whose uuid or label is `key`, else the one whose uuid starts with it (8+
+    /// characters; `AmbiguousKey` when several do), within `pipeline` when given.
+    public static func matching(_ key: String, pipeline: String?, in db: Database) throws -> [Enrollment] {
         let all = try all(db).enrollments.filter { pipeline == nil || $0.pipeline == pipeline }
         let k = key.lowercased()
-        var gone = all.filter { $0.uuid == k || $0.label == key }
-        if gone.isEmpty, k.count >= 8 {
+        var found = all.filter { $0.uuid == k || $0.label == key }
+        if found.isEmpty, k.count >= 8 {
             // A uuid's first 8 characters are its creation time to ~65 s (UUIDv7): enrollments made
             // in the same minute share them, so a prefix must name one, as git's short ids do.
-            gone = all.filter { $0.uuid.hasPrefix(k) }
-            if gone.count > 1 { throw AmbiguousKey(key: key, matches: gone) }
+            found = all.filter { $0.uuid.hasPrefix(k) }
+            if found.count > 1 { throw AmbiguousKey(key: key, matches: found) }
         }
+        return found
+    }
+
+    /// Deletes the enrollments `matching` names; returns what was deleted.
+    public static func delete(_ key: String, pipeline: String?, from db: Database) throws -> [Enrollment] {
+        let gone = try matching(key, pipeline: pipeline, in: db)
         guard !gone.isEmpty else { return [] }
         let clips = try hasClipTable(db)
         try db.transaction {
@@ -143,7 +148,9 @@ extension EnrollmentLog {
         public var clips: [(name: String, wav: [UInt8])]
         public init(margin: Double, clips: [(name: String, wav: [UInt8])]) { self.margin = margin; self.clips = clips }
         public var bytes: Int { clips.reduce(0) { $0 + $1.wav.count } }
-        func archive() -> [UInt8] {
+        /// The clips as one tar (clip-1.wav, clip-2.wav, ...): what is stored, and what
+        /// `vigilctl enrolled --clips` writes out.
+        public func archive() -> [UInt8] {
             Tar.archive(clips.enumerated().map { Tar.Entry(name: "clip-\($0.offset + 1).wav", bytes: $0.element.wav) }, mtime: 0)
         }
     }

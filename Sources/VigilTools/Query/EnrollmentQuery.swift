@@ -9,6 +9,9 @@ extension EnrollmentLog {
         try insert(e, into: try open(path: path), kept: kept)
     }
     public static func all(path: String) throws -> [Enrollment] { try all(try open(path: path)).enrollments }
+    public static func matching(_ key: String, pipeline: String?, path: String) throws -> [Enrollment] {
+        try matching(key, pipeline: pipeline, in: try open(path: path))
+    }
     public static func keptCounts(path: String) throws -> [String: Int] { try keptCounts(try open(path: path)) }
     public static func keptClips(_ uuid: String, path: String) throws -> KeptClips? { try keptClips(uuid, in: try open(path: path)) }
     public static func replace(_ old: [String], with new: Enrollment, kept: KeptClips?, path: String) throws {
