@@ -284,7 +284,7 @@ enum EnrollCommands {
         return ExitCode.ok
     }
 
-    /// `enrolled --clips ID|LABEL [-o FILE]`: the kept clips of one enrollment, as a tar.
+    /// `enrolled --clips ID|LABEL [--output FILE]`: the kept clips of one enrollment, as a tar.
     static func runClips(_ a: Arguments, key: String, path: String) throws -> Int32 {
         let found: [Enrollment]
         do { found = try logged { try EnrollmentLog.matching(key, pipeline: a.list("--pipeline").first, path: path) } } catch let e as EnrollmentLog.AmbiguousKey {
