@@ -15,7 +15,7 @@ enum EnrollCommands {
 
     static let enroll = Command(
         name: "enroll", summary: "Teach a sound pipeline a sound from a few clips (WAV), or a false alarm to ignore.",
-        positionals: "[WAV...]", positionalRange: 0...64,
+        positionals: "[WAV|TAR...]", positionalRange: 0...64,
         options: [label, pipeline, ignore, add, fromAlert, margin, force, Shared.db, Shared.config],
         details: """
             Each clip goes through the pipeline's decoder and model as vigild would hear it; the
@@ -32,6 +32,7 @@ enum EnrollCommands {
               vigilctl enroll --ignore --from-alert 0190f3c2-...   # it was a false alarm
               vigilctl enroll --label cat-flap --from-alert 0190f3c2-...
               vigilctl enroll --label kettle --add kettle-tuesday.wav   # one it missed (enrolled --try)
+              vigilctl enroll --label kettle kettle.tar   # another node's (vigilctl enrolled --clips kettle --output kettle.tar)
             """,
         run: runEnroll)
 
@@ -102,7 +103,18 @@ enum EnrollCommands {
         // Only a sound to alert on becomes an alert's label; an ignore is named after any alert
         // (AudioSet's "Vehicle horn, car horn, honking" included).
         if kind == .positive, let problem = Enrollment.labelProblem(label) { throw UsageError("--label \"\(label.prefix(80))\" \(problem)") }
-        for file in a.positionals { clips.append((file, try Shared.readFile(file))) }
+        for file in a.positionals {
+            let bytes = try Shared.readFile(file)
+            // A tar from `enrolled --clips` (another node's kept clips) stands for its WAVs.
+            if file.hasSuffix(".tar") {
+                guard let entries = Tar.entries(bytes), case let wavs = entries.filter({ $0.name.hasSuffix(".wav") }), !wavs.isEmpty else {
+                    throw Failure("\(file): not a tar of WAV clips (vigilctl enrolled --clips writes one)")
+                }
+                clips += wavs.map { ("\(file):\($0.name)", $0.bytes) }
+            } else {
+                clips.append((file, bytes))
+            }
+        }
         let pipeline = try soundPipeline(a, named: pipelineName)
         if kind == .positive, pipeline.labels.contains(label) {
             throw UsageError("--label \(label) is one of the model's own labels; enroll under another name (or --ignore)")

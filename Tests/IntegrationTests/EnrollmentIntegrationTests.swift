@@ -516,11 +516,23 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertEqual(entries.map(\.name), ["clip-1.wav", "clip-2.wav"])
         for e in entries { _ = FileManager.default.createFile(atPath: dir.file("moved-" + e.name), contents: Data(e.bytes)) }
         XCTAssertEqual(try ctl(["enroll", "--label", "kettle-moved", dir.file("moved-clip-1.wav"), dir.file("moved-clip-2.wav")]).status, 0)
-        let moved = try XCTUnwrap(try stored().first { $0.label == "kettle-moved" }), original = try XCTUnwrap(now.first)
-        XCTAssertEqual(moved.threshold, original.threshold, accuracy: 1e-6)
-        for (p, q) in zip(moved.prototypes, original.prototypes) {
-            XCTAssertGreaterThan(zip(p, q).map { $0 * $1 }.reduce(0, +), 0.99999, "the same clips make the same prototypes")
+        // ... or from the tar itself, in one step.
+        let fromTar = try ctl(["enroll", "--label", "kettle-tar", tar])
+        XCTAssertEqual(fromTar.status, 0, fromTar.stderr)
+        XCTAssertTrue(fromTar.stdout.contains("\(tar):clip-2.wav: "), fromTar.stdout)
+        let original = try XCTUnwrap(now.first)
+        for label in ["kettle-moved", "kettle-tar"] {
+            let moved = try XCTUnwrap(try stored().first { $0.label == label })
+            XCTAssertEqual(moved.threshold, original.threshold, accuracy: 1e-6, label)
+            XCTAssertEqual(moved.prototypes.count, original.prototypes.count, label)
+            for (p, q) in zip(moved.prototypes, original.prototypes) {
+                XCTAssertGreaterThan(zip(p, q).map { $0 * $1 }.reduce(0, +), 0.99999, label + ": the same clips make the same prototypes")
+            }
         }
+        _ = FileManager.default.createFile(atPath: dir.file("notes.tar"), contents: Data("not a tar".utf8))
+        let badTar = try ctl(["enroll", "--label", "kettle-bad", dir.file("notes.tar")])
+        XCTAssertEqual(badTar.status, 1)
+        XCTAssertTrue(badTar.stderr.contains("notes.tar: not a tar of WAV clips"), badTar.stderr)
         let none = try ctl(["enrolled", "--clips", "hum", "--output", dir.file("hum.tar")])
         XCTAssertEqual(none.status, 1)
         XCTAssertTrue(none.stderr.contains("\"hum\" (\(hum.uuid)) has no kept clips"), none.stderr)
