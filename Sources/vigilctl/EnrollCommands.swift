@@ -128,7 +128,7 @@ enum EnrollCommands {
             var before: [(name: String, wav: [UInt8])] = []
             for e in replacing {
                 guard let kept = try logged({ try EnrollmentLog.keptClips(e.uuid, path: path) }) else {
-                    throw Failure("--add: \"\(label)\" (\(e.uuid)) has no kept clips (enrolled by an older vigilctl, or longer than \(EnrollmentLog.KeptClips.maxBytes >> 20) MB): enroll all its clips again in one command, then unenroll \(e.uuid)")
+                    throw Failure("--add: \"\(label)\" (\(e.uuid)) has no kept clips (\(EnrollmentLog.KeptClips.whyNoneKept)): enroll all its clips again in one command, then unenroll \(e.uuid)")
                 }
                 before += kept.clips.map { ("kept \($0.name) of \(e.uuid.prefix(13))", $0.wav) }
                 if a.string("--margin") == nil { margin = kept.margin }
@@ -220,7 +220,7 @@ enum EnrollCommands {
         let path = try Shared.databasePath(a)
         let pipelines = a.list("--pipeline")
         let list = try logged { try EnrollmentLog.all(path: path) }.filter { pipelines.isEmpty || pipelines.contains($0.pipeline) }
-        if let file = a.string("--try") { return try runTry(a, file: file, list: list) }
+        if let file = a.string("--try") { return try runTry(a, file: file, list: list, path: path) }
         if let key = a.string("--clips") { return try runClips(a, key: key, path: path) }
         if a.string("--output") != nil { throw UsageError("--output goes with --clips") }
         if format == .table, list.isEmpty {
@@ -261,11 +261,11 @@ enum EnrollCommands {
     }
 
     /// `enrolled --try WAV [--device NAME]`: EnrollmentTrial on the recording's windows.
-    static func runTry(_ a: Arguments, file: String, list: [Enrollment]) throws -> Int32 {
+    static func runTry(_ a: Arguments, file: String, list: [Enrollment], path: String) throws -> Int32 {
         if a.flag("--devices") { throw UsageError("--try and --devices are two views: give one") }
         let data = try Shared.readFile(file)
         let pipeline = try soundPipeline(a, named: a.string("--pipeline"))
-        let version = pipeline.model.metadata["vigil.version"] ?? ""
+        let version = pipeline.model.version
         let mine = list.filter { $0.pipeline == pipeline.name }
         let usable = mine.filter { $0.modelVersion == version }
         if usable.count < mine.count {
@@ -280,7 +280,7 @@ enum EnrollCommands {
         }
         var calibrations: [String: DeviceCalibration] = [:]
         if let device = a.string("--device") {
-            let saved = try logged { try EnrollmentLog.calibrations(path: try Shared.databasePath(a)) }
+            let saved = try logged { try EnrollmentLog.calibrations(path: path) }
             for (k, c) in saved where k.pipeline == pipeline.name && k.device == device { calibrations[k.uuid] = c }
             if calibrations.isEmpty { warn("no calibration saved for device \(device) on pipeline \(pipeline.name): judged as a device that heard nothing yet") }
         }
@@ -307,7 +307,7 @@ enum EnrollCommands {
             throw Failure("\"\(key)\" names \(found.count) enrollments (\(found.map(\.uuid).joined(separator: ", "))): give one uuid")
         }
         guard let kept = try logged({ try EnrollmentLog.keptClips(e.uuid, path: path) }) else {
-            throw Failure("\"\(e.label)\" (\(e.uuid)) has no kept clips: enrolled by an older vigilctl, or longer than \(EnrollmentLog.KeptClips.maxBytes >> 20) MB")
+            throw Failure("\"\(e.label)\" (\(e.uuid)) has no kept clips: \(EnrollmentLog.KeptClips.whyNoneKept)")
         }
         let names = kept.clips.map(\.name)
         if a.string("--output") == nil && isatty(1) == 1 {

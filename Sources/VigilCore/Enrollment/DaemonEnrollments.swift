@@ -15,7 +15,7 @@ extension Daemon {
             for uuid in bad { log.warning("enrollment \(uuid): unreadable row in the log; skipped") }
             let pipelines = Dictionary(engine.pipelines.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             let all = loaded.map { e in
-                guard let p = pipelines[e.pipeline], p.model.embedding != nil, e.modelVersion != p.model.metadata["vigil.version"] ?? "" else { return e }
+                guard let p = pipelines[e.pipeline], p.model.embedding != nil, e.modelVersion != p.model.version else { return e }
                 return reenrolled(e, on: p) ?? e
             }
             let usable = all.filter { e in
@@ -27,7 +27,7 @@ extension Daemon {
                     log.warning("enrollment \(e.label) (\(e.uuid)): pipeline \(e.pipeline)'s model \(p.model.name) has no embedding output; skipped")
                     return false
                 }
-                let version = p.model.metadata["vigil.version"] ?? ""
+                let version = p.model.version
                 guard e.modelVersion == version else {
                     log.warning("enrollment \(e.label) (\(e.uuid)): made with model version \(e.modelVersion), pipeline \(e.pipeline) runs \(version); enroll it again (skipped)")
                     return false
@@ -59,7 +59,7 @@ extension Daemon {
             log.warning("enrollment \(e.label) (\(e.uuid)): cannot read its kept clips: \(error)")
             return nil
         }
-        let version = pipeline.model.metadata["vigil.version"] ?? ""
+        let version = pipeline.model.version
         let r: Enroller.Result
         do {
             r = try Enroller(pipeline: pipeline).enroll(label: e.label, kind: e.kind, clips: kept.clips, source: e.source, margin: kept.margin)

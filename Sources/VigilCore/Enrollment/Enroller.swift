@@ -224,7 +224,7 @@ public struct Enroller {
             return [Enroller.unit(mean)]
         }
         var e = Enrollment(pipeline: pipeline.name, label: label, kind: kind,
-                           modelVersion: pipeline.model.metadata["vigil.version"] ?? "", prototypes: byClip.flatMap { $0 }, threshold: 1, source: source)
+                           modelVersion: pipeline.model.version, prototypes: byClip.flatMap { $0 }, threshold: 1, source: source)
         let report = clips.indices.map { k -> Clip in
             var others = e
             others.prototypes = byClip.enumerated().filter { $0.offset != k }.flatMap(\.element)

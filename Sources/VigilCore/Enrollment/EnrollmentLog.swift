@@ -144,6 +144,8 @@ extension EnrollmentLog {
         /// At most this many bytes of WAV per enrollment (about 65 s at 16 kHz): clips are a
         /// few seconds each; a longer recording is not kept, and says so.
         public static let maxBytes = 2 << 20
+        /// Why an enrollment may have none kept.
+        public static let whyNoneKept = "enrolled by an older vigilctl, or longer than \(maxBytes >> 20) MB as heard"
         public var margin: Double
         public var clips: [(name: String, wav: [UInt8])]
         public init(margin: Double, clips: [(name: String, wav: [UInt8])]) { self.margin = margin; self.clips = clips }

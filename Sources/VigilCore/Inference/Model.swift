@@ -23,6 +23,8 @@ public final class Model: Sendable {
     /// and then enrollment is off for its pipelines and nothing else changes.
     public let embedding: TensorInfo?
     public let metadata: [String: String]
+    /// `vigil.version` ("" when absent): what an enrollment made with this model is tied to.
+    public var version: String { metadata["vigil.version"] ?? "" }
     /// ONNX Runtime intra-op threads this model runs with.
     public let threads: Int
     let session: ModelSession
