@@ -18,7 +18,11 @@ alarms); with --test the chosen set and "none" are then reported on test (draws 
 streams), which no choice reads.
 
   python3 Models/training/exp_enroll_augment.py [--test]
-  (~2 min a set with the stream embeddings cached; output results/enroll_augment.txt)
+  (~1 min for every set with the stream and altered-clip embeddings cached; output
+  results/enroll_augment.txt)
+  python3 Models/training/exp_enroll_augment.py --vigilctl .build/debug
+  (what vigilctl enroll stores (ClipAlteration.positive) against this script's arithmetic for
+  SHIPPED: each class's test draw 5 enrolled by both; output results/enroll_augment_vigilctl.txt)
 """
 import argparse
 import os
@@ -144,6 +148,41 @@ def evaluate(prep0, E, D, emb, alt, B, pkgs, draws, hours, names):
     return {ps: res[ps][le.GUARDED[-1]] for ps in res}
 
 
+SHIPPED = "speed8+bothtone"     # what vigilctl does: ClipAlteration.positive
+
+
+def vigilctl_check(bin_dir, sess, emb, alt, B, D):
+    """vigilctl enroll on each class's draw-5 clips (into the log of a real vigild, which creates
+    it), its stored prototypes and threshold against this script's for SHIPPED."""
+    import sqlite3
+    import subprocess
+    import tempfile
+    from enroll_vigild_check import Node
+    say = ee.Report()
+    say(f"# vigilctl enroll against exp_enroll_augment.py's arithmetic ({SHIPPED}: {', '.join(SETS[SHIPPED])}), draw 5 of each class")
+    for cat in ee.CLASSES:
+        enrolled = D[cat][5][0]
+        copies = {q: [emb[q]] + [alt[(q, n)] for n in SETS[SHIPPED]] for q in enrolled}
+        P = ee.prototypes([c for q in enrolled for c in copies[q]], "clip")
+        match = []
+        for q in enrolled:
+            others = ee.prototypes([c for r in enrolled if r != q for c in copies[r]], "clip")
+            e, loud = emb[q]
+            match.append(float(((e[loud] if loud.any() else e) @ others.T).max()))
+        t0 = eo.t0_of(float((B @ P.T).max()), float(np.median(match)), eo.SHIPPED["floor"])
+        with tempfile.TemporaryDirectory() as d, Node(d, bin_dir) as n:
+            r = subprocess.run([n.vigilctl, "enroll", "--label", cat, "--config", n.cfg] + enrolled,
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"vigilctl enroll {cat}: {r.stderr}")
+            dim, blob, t = sqlite3.connect(os.path.join(d, "vigil.db")).execute(
+                "SELECT dim, prototypes, threshold FROM enrollments").fetchone()
+        V = np.frombuffer(blob, dtype="<f4").reshape(-1, dim)
+        cos = (V * P).sum(1) if V.shape == P.shape else np.array([np.nan])
+        say(f"{cat:16s} prototypes vigilctl {len(V)}, here {len(P)} (cosine min {cos.min():.5f}); threshold vigilctl {t:.4f}, here {t0:.4f}")
+    say.write(OUT.replace(".txt", "_vigilctl.txt"))
+
+
 def summary(per):
     met = sum(k / n >= ee.TARGET_RECALL and fa / h <= ee.BUDGET for k, n, fa, h in per.values())
     within = sum(fa / h <= ee.BUDGET for k, n, fa, h in per.values())
@@ -154,7 +193,13 @@ def summary(per):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--test", action="store_true", help="report the tune choice and 'none' on test")
+    ap.add_argument("--vigilctl", metavar="BIN", help="compare vigilctl enroll (in BIN) with this arithmetic, nothing else")
     a = ap.parse_args()
+    if a.vigilctl:
+        sess = ee.session()
+        emb, D = eo.clip_embeddings(sess)
+        alt = altered_embeddings(sess, {q for cat in ee.CLASSES for q in D[cat][5][0]})
+        return vigilctl_check(os.path.abspath(a.vigilctl), sess, emb, alt, ee.background(), D)
     say = ee.Report()
     sess = ee.session()
     m = ee.manifest()

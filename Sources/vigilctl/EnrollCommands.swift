@@ -172,8 +172,10 @@ enum EnrollCommands {
         let floorWhy = kind == .ignore ? ""
             : result.clips.count == 1 ? ": one clip says nothing of how varied the sound is, the top of \(range)"
             : ": the clips' median match to each other - \(Enroller.positiveFloorBelowClips), within \(range)"
-        out(String(format: "  %d prototype%@, threshold %.3f (cosine: background best match %.3f over %d windows + margin %.3f, at least %.3f%@), model %@ version %@\n",
-                   e.prototypes.count, e.prototypes.count == 1 ? "" : "s", e.threshold, result.backgroundMax, result.backgroundWindows, margin, result.floor,
+        let copies = e.prototypes.count - result.clips.count
+        let made = copies > 0 ? " (\(result.clips.count) clip\(result.clips.count == 1 ? "" : "s") and \(copies) altered cop\(copies == 1 ? "y" : "ies"), faster, slower, other tones)" : ""
+        out(String(format: "  %d prototype%@%@, threshold %.3f (cosine: background best match %.3f over %d windows + margin %.3f, at least %.3f%@), model %@ version %@\n",
+                   e.prototypes.count, e.prototypes.count == 1 ? "" : "s", made, e.threshold, result.backgroundMax, result.backgroundWindows, margin, result.floor,
                    floorWhy, pipeline.model.name, e.modelVersion))
         if e.kind == .ignore && result.alarmWindows > 0 {
             out(String(format: "  checked against the %d real smoke-alarm windows shipped with the model: %@ (best match %.3f)\n", result.alarmWindows,

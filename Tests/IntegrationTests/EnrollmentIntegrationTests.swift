@@ -452,7 +452,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         for name in ["k16", "k32f", "k24"] {
             let r = try ctl(["enroll", "--label", "kettle-" + name, dir.file(name + ".wav")])
             XCTAssertEqual(r.status, 0, name + ": " + r.stderr)
-            XCTAssertTrue(r.stdout.contains("  1 prototype, threshold 0.800"), r.stdout)
+            XCTAssertTrue(r.stdout.contains("  7 prototypes (1 clip and 6 altered copies, faster, slower, other tones), threshold 0.800"), r.stdout)
             XCTAssertTrue(r.stdout.contains("at least 0.800: one clip says nothing of how varied the sound is, the top of 0.6-0.8)"), r.stdout)
         }
         let all = try stored()
@@ -490,7 +490,7 @@ final class EnrollmentIntegrationTests: XCTestCase {
         let added = try ctl(["enroll", "--label", "kettle-k16", "--add", dir.file("k24.wav")])
         XCTAssertEqual(added.status, 0, added.stderr)
         XCTAssertTrue(added.stdout.contains("(in place of \(old.uuid))"), added.stdout)
-        XCTAssertTrue(added.stdout.contains("  2 prototypes"), added.stdout)
+        XCTAssertTrue(added.stdout.contains("  14 prototypes (2 clips and 12 altered copies, faster, slower, other tones)"), added.stdout)
         let now = try stored().filter { $0.label == "kettle-k16" }
         XCTAssertEqual(now.count, 1)
         XCTAssertNotEqual(now.first?.uuid, old.uuid)

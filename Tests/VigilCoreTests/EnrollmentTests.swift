@@ -129,6 +129,63 @@ final class EnrollmentTests: XCTestCase {
         }
     }
 
+    /// The altered copies are exp_enroll_augment.py's arithmetic: linear interpolation for speed
+    /// (np.interp, the last sample held), y[i] = (1 - a) x[i] + a y[i-1] for the low-pass (a unit
+    /// step gives 1 - a^(i+1)), x - y for the high-pass; a 6 kHz tone passes the high-pass and
+    /// is softened by the low-pass (one pole: -6 dB an octave), a 100 Hz tone the other way.
+    func testAlteredCopiesChangeSpeedAndToneAsTheTrainingScriptDoes() {
+        let ramp = (0..<100).map(Float.init)
+        XCTAssertEqual(ClipAlteration.speed(2).apply(ramp, rate: 16000), stride(from: 0, to: 100, by: 2).map(Float.init))
+        let slow = ClipAlteration.speed(0.5).apply(ramp, rate: 16000)
+        XCTAssertEqual(slow.count, 200)
+        XCTAssertEqual(slow[3], 1.5)
+        XCTAssertEqual(slow.suffix(2), [99, 99], "past the last sample it is held")
+        XCTAssertEqual(ClipAlteration.speed(1.08).apply([Float](repeating: 0, count: 16000), rate: 16000).count, 14815)
+
+        let a = exp(-2 * Double.pi * 2000 / 16000)
+        let step = ClipAlteration.lowPass(hz: 2000).apply([Float](repeating: 1, count: 5), rate: 16000)
+        for (i, y) in step.enumerated() { XCTAssertEqual(Double(y), 1 - pow(a, Double(i + 1)), accuracy: 1e-6) }
+        let high = ClipAlteration.highPass(hz: 2000).apply([Float](repeating: 1, count: 5), rate: 16000)
+        for (i, y) in high.enumerated() { XCTAssertEqual(Double(y), pow(a, Double(i + 1)), accuracy: 1e-6) }
+
+        func rms(_ x: [Float]) -> Float { (x.dropFirst(1000).map { $0 * $0 }.reduce(0, +) / Float(x.count - 1000)).squareRoot() }
+        func tone(_ hz: Double) -> [Float] { (0..<16000).map { Float(sin(2 * Double.pi * hz * Double($0) / 16000)) } }
+        XCTAssertLessThan(rms(ClipAlteration.lowPass(hz: 2000).apply(tone(6000), rate: 16000)), 0.45 * rms(tone(6000)))
+        XCTAssertGreaterThan(rms(ClipAlteration.lowPass(hz: 2000).apply(tone(100), rate: 16000)), 0.95 * rms(tone(100)))
+        XCTAssertLessThan(rms(ClipAlteration.highPass(hz: 500).apply(tone(100), rate: 16000)), 0.25 * rms(tone(100)))
+        XCTAssertGreaterThan(rms(ClipAlteration.highPass(hz: 500).apply(tone(6000), rate: 16000)), 0.85 * rms(tone(6000)))
+    }
+
+    /// A positive enrollment keeps a prototype per clip and one per altered copy of it, so the
+    /// same sound a little faster (another kettle, another day) comes closer to it than to the
+    /// clip alone; an ignore keeps its clips alone. The real model runs the clips.
+    func testAPositiveEnrollmentAddsPrototypesOfAlteredCopiesAndAnIgnoreDoesNot() throws {
+        let p = try shippedPipeline(for: "sound.onnx")
+        // A chirp with a harmonic, rising 900 -> 1500 Hz over 2 s.
+        func chirp(_ seconds: Double) -> [Float] {
+            var phase = 0.0
+            return (0..<Int(seconds * 16000)).map { i in
+                phase += 2 * .pi * (900 + 600 * Double(i) / (seconds * 16000)) / 16000
+                return Float(0.3 * sin(phase) + 0.1 * sin(2 * phase))
+            }
+        }
+        let clips = [chirp(2), chirp(2.4)].enumerated().map { (name: "c\($0.offset).wav", wav: WAV.pcm16(sampleRate: 16000, samples: $0.element)) }
+        let far = [Float](repeating: 0, count: 64).enumerated().map { $0.offset == 0 ? Float(1) : 0 }
+        let enroller = try Enroller(pipeline: p, background: [far], alarms: [])
+        let positive = try enroller.enroll(label: "chirp", kind: .positive, clips: clips, source: "t").enrollment
+        XCTAssertEqual(positive.prototypes.count, 2 * (1 + ClipAlteration.positive.count))
+        let ignore = try enroller.enroll(label: "chirp", kind: .ignore, clips: clips, source: "t").enrollment
+        XCTAssertEqual(ignore.prototypes.count, 2)
+
+        // The first clip played 8 % faster: the clip-only prototypes (the ignore's) and the
+        // positive's, which hold a copy at that speed.
+        let faster = try enroller.embeddings(wav: WAV.pcm16(sampleRate: 16000, samples: ClipAlteration.speed(1.08).apply(chirp(2), rate: 16000)), name: "f")
+        let loud = faster.filter(\.loud).map(\.embedding)
+        let byClips = loud.map { ignore.similarity($0) }.max()!, byCopies = loud.map { positive.similarity($0) }.max()!
+        XCTAssertGreaterThan(byCopies, 0.95, "a copy at that speed is in the enrollment")
+        XCTAssertGreaterThan(byCopies, byClips + 0.005, "clips alone \(byClips), with copies \(byCopies)")
+    }
+
     /// `vigilctl enrolled --try`'s verdicts, on unit vectors whose similarities are known: a
     /// sound at the bar on 2 windows in a row alerts; on 1 it is too brief (vigild needs 2); a
     /// window an ignore matches scores 0 however close; the alert rule's own for_frames counts

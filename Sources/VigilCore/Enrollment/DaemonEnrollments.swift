@@ -67,18 +67,19 @@ extension Daemon {
             log.warning("enrollment \(e.label) (\(e.uuid)): made with model version \(e.modelVersion); its kept clips cannot be enrolled for version \(version): \((error as? EnrollError)?.message ?? "\(error)") (skipped: enroll it again)")
             return nil
         }
+        do {
+            try store.withDatabase { db in try EnrollmentLog.replace([e.uuid], with: r.enrollment, kept: r.kept ?? kept, in: db) }
+        } catch {
+            // In use all the same (the sound still alerts); stored at the next start that can write.
+            log.warning("enrollment \(e.label): cannot store its re-enrollment for model version \(version) in \(store.path): \(error) (in use until vigild stops)")
+        }
+        // Logged once stored: what the log says is what the enrollments table holds.
         log.notice(String(format: "enrollment %@ (%@): made with model version %@; enrolled again from its %d kept clip%@ for version %@: uuid %@, threshold %.3f (was %.3f)",
                           e.label, e.uuid, e.modelVersion, kept.clips.count, kept.clips.count == 1 ? "" : "s", version, r.enrollment.uuid,
                           r.enrollment.threshold, e.threshold))
         if r.alarmWindowsSilenced > 0 {
             // vigilctl would have asked for --force; the user chose this ignore before, so it stands.
             log.warning("ignore \(e.label) (\(r.enrollment.uuid)): with model version \(version) it also silences \(r.alarmWindowsSilenced) of the \(r.alarmWindows) real smoke-alarm windows shipped with the model (vigilctl unenroll \(r.enrollment.uuid) if alarms matter more)")
-        }
-        do {
-            try store.withDatabase { db in try EnrollmentLog.replace([e.uuid], with: r.enrollment, kept: r.kept ?? kept, in: db) }
-        } catch {
-            // In use all the same (the sound still alerts); stored at the next start that can write.
-            log.warning("enrollment \(e.label): cannot store its re-enrollment for model version \(version) in \(store.path): \(error) (in use until vigild stops)")
         }
         return r.enrollment
     }

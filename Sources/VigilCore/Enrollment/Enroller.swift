@@ -6,7 +6,10 @@ import Foundation
 /// loud windows (a 25 ms frame within 10 dB of the clip's loudest: the sound itself, not the
 /// quiet around it) make the prototypes: their mean, one per clip (chosen on the tuning draws
 /// and tuning audio: Models/training/results/enroll_eval.txt; with v1.2.0's unprojected
-/// embedding every loud window was a prototype of a sound to alert on).
+/// embedding every loud window was a prototype of a sound to alert on). A positive enrollment
+/// adds one prototype per altered copy of each clip (`ClipAlteration.positive`: faster, slower,
+/// other tones), made the same way; the clips' match to each other and the background's best
+/// match are then taken over all of them.
 ///
 /// The threshold is calibrated against the model's background set
 /// (`vigil.embedding_background`: embeddings of real non-event audio shipped beside the
@@ -205,23 +208,38 @@ public struct Enroller {
         return best
     }
 
+    /// The unit mean of a clip's loud windows (all its windows if none is loud).
+    static func prototype(_ ws: [(embedding: [Float], loud: Bool)]) -> [Float] {
+        let loud = ws.filter(\.loud).map(\.embedding)
+        let use = loud.isEmpty ? ws.map(\.embedding) : loud
+        var mean = [Float](repeating: 0, count: use[0].count)
+        for e in use { for i in mean.indices { mean[i] += e[i] } }
+        return Enroller.unit(mean)
+    }
+
     /// The enrollment of `clips` (name, WAV bytes) under `label`.
     public func enroll(label: String, kind: Enrollment.Kind, clips: [(name: String, wav: [UInt8])], source: String,
                        margin: Double = Enroller.defaultMargin) throws -> Result {
         guard !clips.isEmpty else { throw EnrollError("no clips given") }
         var windows: [[(embedding: [Float], loud: Bool)]] = []
         var heard: [(name: String, wav: [UInt8])] = []
+        // Per clip: its prototype, then one per altered copy (a positive enrollment's only).
+        var byClip: [[[Float]]] = []
+        let alterations = kind == .positive ? ClipAlteration.positive : []
         for c in clips {
             let (rate, samples) = try self.heard(wav: c.wav, name: c.name)
-            windows.append(try embeddings(samples: samples, rate: rate, name: c.name))
+            let own = try embeddings(samples: samples, rate: rate, name: c.name)
+            windows.append(own)
             heard.append((c.name, WAV.pcm16(sampleRate: rate, samples: samples)))
-        }
-        let byClip = windows.map { ws -> [[Float]] in
-            let loud = ws.filter(\.loud).map(\.embedding)
-            let use = loud.isEmpty ? ws.map(\.embedding) : loud
-            var mean = [Float](repeating: 0, count: use[0].count)
-            for e in use { for i in mean.indices { mean[i] += e[i] } }
-            return [Enroller.unit(mean)]
+            var protos = [Enroller.prototype(own)]
+            for alteration in alterations {
+                // A copy the alteration left without sound (a high-pass of a low hum) is skipped:
+                // the clip itself passed the silence check, and a silent copy would match silence.
+                if let copy = try? embeddings(samples: alteration.apply(samples, rate: rate), rate: rate, name: c.name) {
+                    protos.append(Enroller.prototype(copy))
+                }
+            }
+            byClip.append(protos)
         }
         var e = Enrollment(pipeline: pipeline.name, label: label, kind: kind,
                            modelVersion: pipeline.model.version, prototypes: byClip.flatMap { $0 }, threshold: 1, source: source)
