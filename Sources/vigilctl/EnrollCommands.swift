@@ -11,7 +11,7 @@ enum EnrollCommands {
     static let margin = Option(name: "--margin", value: "X", help: "threshold = highest background similarity + X (default \(Enroller.defaultMargin)), at least a floor that follows how alike the clips are (\(Enroller.positiveFloorRange.lowerBound)-\(Enroller.positiveFloorRange.upperBound); --ignore: \(Enroller.ignoreFloor))")
     static let pipeline = Option(name: "--pipeline", short: "-p", value: "NAME", help: "the sound pipeline (default: the only one, or the alert's)")
     static let force = Option(name: "--force", help: "--ignore: store it even though it would also silence real alarm sounds the model ships")
-    static let add = Option(name: "--add", help: "add these clips to the sound already enrolled under --label (from its kept clips), in its place")
+    static let add = Option(name: "--add", help: "add these clips to the sound already enrolled under --label (from its kept clips), in its place; with no clips, enroll the kept ones again")
 
     static let enroll = Command(
         name: "enroll", summary: "Teach a sound pipeline a sound from a few clips (WAV), or a false alarm to ignore.",
@@ -19,7 +19,8 @@ enum EnrollCommands {
         options: [label, pipeline, ignore, add, fromAlert, margin, force, Shared.db, Shared.config],
         details: """
             Each clip goes through the pipeline's decoder and model as vigild would hear it; the
-            prototype of a clip is the mean embedding of its loud windows. The threshold is set
+            prototype of a clip is the mean embedding of its loud windows; a sound to alert on
+            also gets one per altered copy of each clip (faster, slower, other tones). The threshold is set
             just above the best match among the model's background sounds. A running vigild picks
             the enrollment up within 2 s. An enrolled sound alerts through the pipeline's alert
             rule (min_score, for_frames, cooldown), whatever alert.labels lists; --ignore makes
@@ -32,6 +33,7 @@ enum EnrollCommands {
               vigilctl enroll --ignore --from-alert 0190f3c2-...   # it was a false alarm
               vigilctl enroll --label cat-flap --from-alert 0190f3c2-...
               vigilctl enroll --label kettle --add kettle-tuesday.wav   # one it missed (enrolled --try)
+              vigilctl enroll --label kettle --add   # made again from its kept clips, as this vigilctl makes it
               vigilctl enroll --label kettle kettle.tar   # another node's (vigilctl enrolled --clips kettle --output kettle.tar)
             """,
         run: runEnroll)
@@ -74,7 +76,9 @@ enum EnrollCommands {
     static func runEnroll(_ a: Arguments) throws -> Int32 {
         let alertUUID = a.string("--from-alert")?.lowercased()
         if let alertUUID, !RowID.isUUID(alertUUID) { throw UsageError("--from-alert: expected an alert uuid, got \"\(alertUUID)\"") }
-        if alertUUID == nil && a.positionals.isEmpty { throw UsageError("give WAV files, or --from-alert UUID") }
+        // --add with no clips enrolls the kept clips again: an enrollment made by an older
+        // vigilctl (before altered copies) is then made the way this one makes it.
+        if alertUUID == nil && a.positionals.isEmpty && !a.flag("--add") { throw UsageError("give WAV files, or --from-alert UUID") }
         var margin = try a.double("--margin", in: 0...1) ?? Enroller.defaultMargin
         let kind: Enrollment.Kind = a.flag("--ignore") ? .ignore : .positive
         let path = try Shared.databasePath(a)
@@ -140,7 +144,8 @@ enum EnrollCommands {
         do {
             enroller = try Enroller(pipeline: pipeline)
             result = try enroller.enroll(label: label, kind: kind, clips: clips,
-                                         source: (replacing.map(\.source) + [alertUUID.map { "alert:" + $0 } ?? a.positionals.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ",")]).joined(separator: ","),
+                                         source: (replacing.map(\.source) + [alertUUID.map { "alert:" + $0 } ?? a.positionals.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ",")])
+                                             .filter { !$0.isEmpty }.joined(separator: ","),
                                          margin: margin)
         } catch let e as EnrollError {
             throw Failure(e.message)

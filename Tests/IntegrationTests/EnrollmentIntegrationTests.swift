@@ -504,6 +504,20 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertEqual(noClips.status, 1)
         XCTAssertTrue(noClips.stderr.contains("--add: \"hum\" (\(hum.uuid)) has no kept clips"), noClips.stderr)
         XCTAssertEqual(try stored().filter { $0.label == "hum" }.map(\.uuid), [hum.uuid], "nothing changed")
+        // --add with no clips: an enrollment an older vigilctl made (one prototype per clip, no
+        // altered copies) is made again from its kept clips the way this one makes it.
+        let older = try XCTUnwrap(try stored().first { $0.label == "kettle-k24" })
+        let rw = try Database(path: dir.file("vigil.db"))
+        _ = try rw.query("UPDATE enrollments SET prototypes = substr(prototypes, 1, dim * 4) WHERE uuid = ?", [.text(older.uuid)])
+        XCTAssertEqual(try stored().first { $0.label == "kettle-k24" }?.prototypes.count, 1)
+        let remade = try ctl(["enroll", "--label", "kettle-k24", "--add"])
+        XCTAssertEqual(remade.status, 0, remade.stderr)
+        XCTAssertTrue(remade.stdout.contains("  7 prototypes (1 clip and 6 altered copies"), remade.stdout)
+        let now24 = try XCTUnwrap(try stored().first { $0.label == "kettle-k24" })
+        XCTAssertEqual(now24.prototypes.count, 7)
+        XCTAssertEqual(now24.source, older.source, "the same clips")
+        XCTAssertEqual(now24.threshold, older.threshold, accuracy: 1e-9, "the same clips make the same threshold")
+        XCTAssertEqual(try ctl(["enroll", "--label", "kettle-k24"]).status, 2, "without --add, clips are still needed")
 
         // --clips writes the kept clips out (private, 0600); enrolled from them elsewhere, the
         // same sound makes the same prototypes: how a household moves a sound to another node.
