@@ -214,12 +214,19 @@ def stream_embeddings(sess, pkgs):
     return key, E
 
 
-def clips_match(emb, enrolled):
+def enrolled_prototypes(emb, enrolled, copies=None):
+    """The prototypes of enrolled clips: one per clip, then one per altered copy of it when
+    `copies` ({clip: [(window embeddings, loud windows)]}: vigilctl's ClipAlteration.positive,
+    exp_enroll_augment.py) are given."""
+    return ee.prototypes([c for q in enrolled for c in [emb[q]] + (copies or {}).get(q, [])], "clip")
+
+
+def clips_match(emb, enrolled, copies=None):
     """Median over the enrolled clips of each one's best loud-window match to the others' prototypes
-    (Enroller.Clip.matchByOthers)."""
+    (Enroller.Clip.matchByOthers; with `copies`, the others' copies too)."""
     out = []
     for i, q in enumerate(enrolled):
-        others = ee.prototypes([emb[r] for j, r in enumerate(enrolled) if j != i], "clip")
+        others = enrolled_prototypes(emb, [r for j, r in enumerate(enrolled) if j != i], copies)
         e, loud = emb[q]
         out.append(float(((e[loud] if loud.any() else e) @ others.T).max()))
     return float(np.median(out))
@@ -233,11 +240,11 @@ def floor_of(floor, match):
     return floor
 
 
-def enrolled_threshold(B, emb, enrolled, floor):
+def enrolled_threshold(B, emb, enrolled, floor, copies=None):
     """vigilctl's threshold for an enrollment of these clips (Enroller.enroll): the background's best
     match to their prototypes + STATIC_MARGIN, at least the floor (floor_of), at most 0.995."""
-    P = ee.prototypes([emb[q] for q in enrolled], "clip")
-    return t0_of(float((B @ P.T).max()), clips_match(emb, enrolled), floor)
+    P = enrolled_prototypes(emb, enrolled, copies)
+    return t0_of(float((B @ P.T).max()), clips_match(emb, enrolled, copies), floor)
 
 
 def t0_of(bg, match, floor):
@@ -318,15 +325,16 @@ def held_out_split(split):
     return sess, pkgs, key, E, emb, D, ee.background(), [d for d in range(ee.DRAWS) if d not in ee.TUNE_DRAWS]
 
 
-def prepare(sess, E, D, emb, B, pkgs, draw_ids, prng):
+def prepare(sess, E, D, emb, B, pkgs, draw_ids, prng, copies=None):
     """Per (class, draw): ((background's best match, clips' median match), {stream: similarity
-    series}, placements [(stream, i0, gain or "alone", similarities, unit embeddings)])."""
+    series}, placements [(stream, i0, gain or "alone", similarities, unit embeddings)]);
+    `copies`: see enrolled_prototypes."""
     P = placements(sess, E, D, pkgs, draw_ids, prng)
     out = {}
     for cat in ee.CLASSES:
         for d in draw_ids:
-            protos = ee.prototypes([emb[q] for q in D[cat][d][0]], "clip")
-            bg = (float((B @ protos.T).max()), clips_match(emb, D[cat][d][0]))
+            protos = enrolled_prototypes(emb, D[cat][d][0], copies)
+            bg = (float((B @ protos.T).max()), clips_match(emb, D[cat][d][0], copies))
             sims = {p: (E[p] @ protos.T).max(1) for p in pkgs}
             unit = [e / np.linalg.norm(e, axis=1, keepdims=True) for _, _, _, e, _ in P[(cat, d)]]
             pl = [(p, i0, g, (u @ protos.T).max(1), u) for (p, i0, g, _, _), u in zip(P[(cat, d)], unit)]

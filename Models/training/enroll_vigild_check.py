@@ -20,8 +20,9 @@ reads the clips with sound_data.read_wav, not through vigild's decoder and resam
   python3 Models/training/enroll_vigild_check.py [--classes dog,sneezing] [--draw 5] [--bin .build/debug]
       [--streams N | --only PACKAGE,...]
   (~2 min per class on this 2-core VM with the debug build; output
-  Models/training/results/enroll_vigild_check.txt; the PCM16 streams' embeddings are cached in
-  /tmp/vigil-enroll-vigild-check)
+  Models/training/results/enroll_vigild_check.txt, whose committed copy is of the prototypes of
+  the clips alone; results/enroll_vigild_check_copies.txt is this run with vigilctl's altered
+  copies (2026-12-05); the PCM16 streams' embeddings are cached in /tmp/vigil-enroll-vigild-check)
 
 Where they differ, the stream is named with what vigild raised there: vigild keeps one alert
 state per (pipeline, device), so an alert of another label (smoke_alarm) can hold a window of
@@ -176,6 +177,8 @@ def main():
     test = test[:a.streams] if a.streams else test
     test = [p for p in test if p in a.only.split(",")] if a.only else test
     emb, D = eo.clip_embeddings(sess)
+    import exp_enroll_augment as ea
+    alt = ea.altered_embeddings(sess, {q for cat in a.classes.split(",") for q in D[cat][a.draw][0]})
     audio, E = {}, {}
     cache = os.path.join(tempfile.gettempdir(), "vigil-enroll-vigild-check")
     os.makedirs(cache, exist_ok=True)
@@ -195,8 +198,10 @@ def main():
         with tempfile.TemporaryDirectory(prefix="vigil-check-") as d, Node(d, a.bin) as node:
             uuid, P, t0 = node.enroll(cat, enrolled)
             db = node.db
-            mine = ee.prototypes([emb[q] for q in enrolled], "clip")
-            mine_t0 = eo.enrolled_threshold(ee.background(), emb, enrolled, S["floor"])
+            # vigilctl adds the prototypes of altered copies of each clip (ClipAlteration.positive)
+            copies = {q: [alt[(q, n)] for n in ea.SETS[ea.SHIPPED]] for q in enrolled}
+            mine = eo.enrolled_prototypes(emb, enrolled, copies)
+            mine_t0 = eo.enrolled_threshold(ee.background(), emb, enrolled, S["floor"], copies)
             say(f"\n## {cat}: vigilctl's threshold {t0:.4f} (the evaluation's {mine_t0:.4f}); its prototypes against the "
                 f"evaluation's, cosine {', '.join(f'{c:.4f}' for c in (P * mine).sum(1))}")
             tot = {"win": 0, "agree": 0, "bar_v": 0, "bar_p": 0, "al_v": 0, "al_p": 0, "n": 0}

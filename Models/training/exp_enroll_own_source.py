@@ -10,10 +10,13 @@ would flatter them), then enrols takes of one source and judges, as a device liv
 source's other takes (own source) and (b) the category's clips from other sources (the control:
 what enroll_lived_eval.py measures).
 
-  python3 Models/training/exp_enroll_own_source.py
+  python3 Models/training/exp_enroll_own_source.py [--copies]
   (needs nonevent_data.py fetch; ~15 min on one core the first time; the refit model is built in
   build/enroll_own_source/, not in git, and its stream embeddings cached in
   /tmp/vigil-enroll-online/<model hash>; output results/enroll_own_source.txt)
+  --copies: each enrolled take also gives the prototypes of its altered copies, as vigilctl
+  enroll does since 2026-12-05 (ClipAlteration.positive; exp_enroll_augment.SHIPPED); output
+  results/enroll_own_source_copies.txt
 
 Groups: every (category, Freesound source) with 3 or more takes, glass breaking left out (a model
 label): 19 groups in 15 categories. Draws: 3 per group, each leaving one take out (the group's
@@ -74,6 +77,10 @@ def build(held):
 
 
 def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--copies", action="store_true", help="prototypes of altered copies too (vigilctl's ClipAlteration.positive)")
+    a = ap.parse_args()
     G = groups()
     held = sorted({cat for _, cat, _, _ in G})
     if not (os.path.exists(MODEL) and os.path.exists(BACKGROUND)):
@@ -103,8 +110,15 @@ def main():
     for path in sorted({p for k in keys for d in DRAWS for part in D[k][d] for p in part}):
         _, e, W = ee.run(sess, sd.read_wav(path))
         emb[path] = (e, ee.loud(W))
+    copies = None
+    if a.copies:
+        import exp_enroll_augment as ea
+        enrolled = {q for k in keys for d in DRAWS for q in D[k][d][0]}
+        alt = ea.altered_embeddings(sess, enrolled)
+        copies = {q: [alt[(q, n)] for n in ea.SETS[ea.SHIPPED]] for q in enrolled}
+        say(f"with altered copies of each enrolled take: {', '.join(ea.SETS[ea.SHIPPED])}")
     ee.CLASSES = keys      # eo.prepare and eo.placements walk ee.CLASSES
-    prep = eo.prepare(sess, E, D, emb, B, test, DRAWS, np.random.default_rng(1818))
+    prep = eo.prepare(sess, E, D, emb, B, test, DRAWS, np.random.default_rng(1818), copies)
     seqs = {}
     for (k, d), (_, sims, pl) in prep.items():
         for ps, gains in le.PASSES.items():
@@ -151,7 +165,7 @@ def main():
         f"over takes: a take's 6 placements are the same clip); in all of them: {sum(k == n for k, n, _, _ in takes)}, in none: "
         f"{sum(k == 0 for k, _, _, _ in takes)}")
     say("chance baseline: a detector raising on every window raises every clip, at one false alarm per 30 s cooldown (120/h)")
-    say.write(OUT)
+    say.write(OUT.replace(".txt", "_copies.txt") if a.copies else OUT)
 
 
 if __name__ == "__main__":

@@ -258,7 +258,7 @@ enum EnrollCommands {
         // kept: clips kept beside it (a model upgrade enrolls them again; 0: it would be skipped).
         let kept = try logged { try EnrollmentLog.keptCounts(path: path) }
         let table = ResultTable(columns: [Column("created", .time), Column("pipeline", .text), Column("label", .text), Column("kind", .text),
-                                          Column("clips", .integer), Column("threshold", .real(decimals: 3)), Column("model_version", .text, inTable: false),
+                                          Column("prototypes", .integer), Column("threshold", .real(decimals: 3)), Column("model_version", .text, inTable: false),
                                           Column("kept", .integer, inTable: false), Column("source", .text, inTable: false, maxWidth: 40), Column("uuid", .text)],
                                 rows: list.map { e in [.real(e.created), .text(e.pipeline), .text(e.label), .text(e.kind.rawValue),
                                                        .integer(Int64(e.prototypes.count)), .real(e.threshold), .text(e.modelVersion),

@@ -77,8 +77,8 @@ final class EvidenceIntegrationTests: XCTestCase {
     /// vigilctl with stdout to a file; returns status, stdout bytes and stderr.
     func ctl(_ args: [String]) throws -> (status: Int32, out: [UInt8], err: String) {
         let outPath = dir.file("ctl-\(UUID().uuidString.prefix(6))"), errPath = outPath + ".err"
-        FileManager.default.createFile(atPath: outPath, contents: nil)
-        FileManager.default.createFile(atPath: errPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Paths.executable("vigilctl"))
         p.arguments = args

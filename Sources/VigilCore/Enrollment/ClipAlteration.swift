@@ -16,7 +16,7 @@ import Foundation
 ///
 /// The arithmetic is exp_enroll_augment.py's: `speed` resamples by linear interpolation, the
 /// tones are y[i] = (1 - a) x[i] + a y[i-1] with a = exp(-2 pi f / rate) (the high-pass is x - y).
-public enum ClipAlteration: Equatable, Sendable {
+public enum ClipAlteration: Sendable {
     /// Played `factor` times as fast (pitch up by the same factor): the clip is 1/factor as long.
     case speed(Double)
     /// Above `hz` softened (a smaller microphone, a wall between).
@@ -56,14 +56,6 @@ public enum ClipAlteration: Equatable, Sendable {
         return x.map { v in
             y = (1 - a) * Double(v) + a * y
             return Float(y)
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .speed(let r): return String(format: "speed x%.2f", r)
-        case .lowPass(let hz): return String(format: "low-pass %.0f Hz", hz)
-        case .highPass(let hz): return String(format: "high-pass %.0f Hz", hz)
         }
     }
 }
