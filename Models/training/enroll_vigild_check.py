@@ -178,7 +178,7 @@ def main():
     test = [p for p in test if p in a.only.split(",")] if a.only else test
     emb, D = eo.clip_embeddings(sess)
     import exp_enroll_augment as ea
-    alt = ea.altered_embeddings(sess, {q for cat in a.classes.split(",") for q in D[cat][a.draw][0]})
+    alt = ea.altered_embeddings(sess, {q for cat in a.classes.split(",") for q in D[cat][a.draw][0]}, ea.SETS[ea.SHIPPED])
     audio, E = {}, {}
     cache = os.path.join(tempfile.gettempdir(), "vigil-enroll-vigild-check")
     os.makedirs(cache, exist_ok=True)

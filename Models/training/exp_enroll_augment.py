@@ -100,20 +100,22 @@ SETS = {
 }
 
 
-def altered_embeddings(sess, paths):
-    """{(path, alteration): (window embeddings, loud windows)}, cached per model hash and alteration."""
+def altered_embeddings(sess, paths, names=None):
+    """{(path, alteration): (window embeddings, loud windows)} for the `names` alterations (default:
+    all of ALTER), cached per model hash and alteration."""
     import hashlib
     import pickle
     key = hashlib.sha1(open(ee.MODEL, "rb").read()).hexdigest()[:12]
     cache = os.path.join("/tmp/vigil-enroll-online", key, "altered.pkl")
     out = pickle.load(open(cache, "rb")) if os.path.exists(cache) else {}
-    paths = [p for p in paths if any((p, n) not in out for n in ALTER)]
+    names = list(names or ALTER)
+    paths = [p for p in paths if any((p, n) not in out for n in names)]
     for i, path in enumerate(sorted(paths)):
         x = sd.read_wav(path)
-        for name, f in ALTER.items():
+        for name in names:
             if (path, name) in out:
                 continue
-            _, e, W = ee.run(sess, f(x))
+            _, e, W = ee.run(sess, ALTER[name](x))
             out[(path, name)] = (e, ee.loud(W))
         print(f"\raltered {i + 1}/{len(paths)} clips", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
@@ -183,7 +185,7 @@ def confirm():
     say = ee.Report()
     sess, pkgs, key, E, emb, D, B, draws = eo.held_out_split("confirm")
     hours = {p: len(E[p]) * eo.HOP_S / 3600 for p in E}
-    alt = altered_embeddings(sess, {q for cat in ee.CLASSES for d in draws for q in D[cat][d][0]})
+    alt = altered_embeddings(sess, {q for cat in ee.CLASSES for d in draws for q in D[cat][d][0]}, SETS[SHIPPED])
     prep0 = eo.prepare(sess, E, D, emb, B, pkgs, draws, np.random.default_rng(1820))
     say(f"# False alarms on the confirm split ({len(pkgs)} streams, {sum(hours.values()):.2f} h x {len(draws)} draws), "
         f"vigild's setting, {os.path.basename(ee.MODEL)} {key}")
@@ -214,7 +216,7 @@ def main():
     if a.vigilctl:
         sess = ee.session()
         emb, D = eo.clip_embeddings(sess)
-        alt = altered_embeddings(sess, {q for cat in ee.CLASSES for q in D[cat][5][0]})
+        alt = altered_embeddings(sess, {q for cat in ee.CLASSES for q in D[cat][5][0]}, SETS[SHIPPED])
         return vigilctl_check(os.path.abspath(a.vigilctl), sess, emb, alt, ee.background(), D)
     say = ee.Report()
     sess = ee.session()

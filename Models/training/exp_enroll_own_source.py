@@ -114,7 +114,7 @@ def main():
     if a.copies:
         import exp_enroll_augment as ea
         enrolled = {q for k in keys for d in DRAWS for q in D[k][d][0]}
-        alt = ea.altered_embeddings(sess, enrolled)
+        alt = ea.altered_embeddings(sess, enrolled, ea.SETS[ea.SHIPPED])
         copies = {q: [alt[(q, n)] for n in ea.SETS[ea.SHIPPED]] for q in enrolled}
         say(f"with altered copies of each enrolled take: {', '.join(ea.SETS[ea.SHIPPED])}")
     ee.CLASSES = keys      # eo.prepare and eo.placements walk ee.CLASSES

@@ -256,9 +256,11 @@ enum EnrollCommands {
             return ExitCode.ok
         }
         // kept: clips kept beside it (a model upgrade enrolls them again; 0: it would be skipped).
+        // prototypes: 7 a clip for a sound to alert on (its altered copies), 1 for an ignore or one
+        // made before copies; --wide only, so the uuid that unenroll takes fits 80 columns.
         let kept = try logged { try EnrollmentLog.keptCounts(path: path) }
         let table = ResultTable(columns: [Column("created", .time), Column("pipeline", .text), Column("label", .text), Column("kind", .text),
-                                          Column("prototypes", .integer), Column("threshold", .real(decimals: 3)), Column("model_version", .text, inTable: false),
+                                          Column("prototypes", .integer, inTable: false), Column("threshold", .real(decimals: 3)), Column("model_version", .text, inTable: false),
                                           Column("kept", .integer, inTable: false), Column("source", .text, inTable: false, maxWidth: 40), Column("uuid", .text)],
                                 rows: list.map { e in [.real(e.created), .text(e.pipeline), .text(e.label), .text(e.kind.rawValue),
                                                        .integer(Int64(e.prototypes.count)), .real(e.threshold), .text(e.modelVersion),

@@ -101,6 +101,7 @@ extension VigilctlIntegrationTests {
         XCTAssertTrue(narrow.stdout.contains(String(e.uuid.prefix(11))), "enough of the uuid for unenroll (8+ characters):\n\(narrow.stdout)")
         let wide = try env(["COLUMNS=80"], "enrolled", "--db", db, "-o", "table", "--wide")
         XCTAssertTrue(wide.stdout.contains("kettle1.wav,kettle2.wav") && wide.stdout.contains("1.3.0") && wide.stdout.contains(e.uuid), wide.stdout)
+        XCTAssertTrue(wide.stdout.contains("PROTOTYPES") && !narrow.stdout.contains("PROTOTYPES"), "prototypes are for --wide:\n\(narrow.stdout)\n\(wide.stdout)")
         let devices = try env(["COLUMNS=160"], "enrolled", "--devices", "--db", db, "-o", "table", "--utc")
         XCTAssertEqual(devices.status, 0, "--devices takes --utc too: \(devices.stderr)")
     }
