@@ -16,8 +16,10 @@ ignore's threshold (as the alarm check does for alarms): it refused nearly every
 alarm of an enrolled sound is close to its prototypes by definition; confirm: 1.30 -> 1.26/h
 with 10 answers).
 
-  python3 Models/training/enroll_feedback_eval.py [--split confirm|test]
+  python3 Models/training/enroll_feedback_eval.py [--split confirm|test] [--copies]
   (output: Models/training/results/enroll_feedback_<split>.txt; ~2 min with the stream embeddings cached)
+  --copies: the enrolled sound's prototypes include its clips' altered copies, as vigilctl makes
+  them since 2026-12-05 (ClipAlteration.positive); output enroll_feedback_<split>_copies.txt
 """
 import argparse
 import os
@@ -43,23 +45,29 @@ def hits_in_a_row(hit, ff):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--split", default="confirm", choices=["confirm", "test"])
-
+    ap.add_argument("--copies", action="store_true", help="prototypes of the clips' altered copies too (vigilctl since 2026-12-05)")
     a = ap.parse_args()
-    out = os.path.join(eo.HERE, "results", f"enroll_feedback_{a.split}.txt")
+    out = os.path.join(eo.HERE, "results", f"enroll_feedback_{a.split}{'_copies' if a.copies else ''}.txt")
     say = ee.Report()
     S = eo.SHIPPED
     ff = S.get("for_frames", 1)
     sess, pkgs, key, E, emb, D, B, draws = eo.held_out_split(a.split)
     hours = sum(len(E[p]) for p in pkgs) * eo.HOP_S / 3600
     audio = {p: nd.stream(p) for p in pkgs}
+    copies = None
+    if a.copies:
+        import exp_enroll_augment as ea
+        enrolled = {q for cat in ee.CLASSES for d in draws for q in D[cat][d][0]}
+        alt = ea.altered_embeddings(sess, enrolled, ea.SETS[ea.SHIPPED])
+        copies = {q: [alt[(q, n)] for n in ea.SETS[ea.SHIPPED]] for q in enrolled}
     say(f"# Enrolled sounds' false alarms answered with --ignore --from-alert ({a.split}: {len(pkgs)} streams, {hours:.2f} h; "
-        f"draws {draws[0]}-{draws[-1]}; shipped setting {S}; model {key})")
+        f"draws {draws[0]}-{draws[-1]}; shipped setting {S}; model {key}{'; prototypes with altered copies' if a.copies else ''})")
     total = {k: [0, 0, 0] for k in ANSWERS}      # false alarms, clips raised, clips
     for cat in ee.CLASSES:
         per = {k: [0, 0, 0] for k in ANSWERS}
         for d in draws:
-            P = ee.prototypes([emb[q] for q in D[cat][d][0]], "clip")
-            t0 = eo.enrolled_threshold(B, emb, D[cat][d][0], S["floor"])
+            P = eo.enrolled_prototypes(emb, D[cat][d][0], copies)
+            t0 = eo.enrolled_threshold(B, emb, D[cat][d][0], S["floor"], copies)
             sims = {p: (E[p] @ P.T).max(1) for p in pkgs}
             bars = {p: eo.shipped_bars(E[p], sims[p], t0, S) for p in pkgs}
             silenced = {p: np.zeros(len(E[p]), bool) for p in pkgs}
