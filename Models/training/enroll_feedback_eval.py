@@ -16,10 +16,13 @@ ignore's threshold (as the alarm check does for alarms): it refused nearly every
 alarm of an enrolled sound is close to its prototypes by definition; confirm: 1.30 -> 1.26/h
 with 10 answers).
 
-  python3 Models/training/enroll_feedback_eval.py [--split confirm|test] [--copies]
+  python3 Models/training/enroll_feedback_eval.py [--split confirm|test|tune] [--copies] [--ignore-copies]
   (output: Models/training/results/enroll_feedback_<split>.txt; ~2 min with the stream embeddings cached)
   --copies: the enrolled sound's prototypes include its clips' altered copies, as vigilctl makes
   them since 2026-12-05 (ClipAlteration.positive); output enroll_feedback_<split>_copies.txt
+  --ignore-copies: each answer's ignore also gets the prototypes of its evidence's altered copies
+  (a trial; vigilctl makes ignores from the clip alone); output ..._ignorecopies.txt
+  --split tune: enroll_lived_eval.py's tune streams and the tune draws 0-4 (for choosing)
 """
 import argparse
 import os
@@ -44,24 +47,45 @@ def hits_in_a_row(hit, ff):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--split", default="confirm", choices=["confirm", "test"])
+    ap.add_argument("--split", default="confirm", choices=["confirm", "test", "tune"])
+    ap.add_argument("--ignore-copies", action="store_true", help="each answer's ignore with its evidence's altered copies too")
     ap.add_argument("--copies", action="store_true", help="prototypes of the clips' altered copies too (vigilctl since 2026-12-05)")
     a = ap.parse_args()
-    out = os.path.join(eo.HERE, "results", f"enroll_feedback_{a.split}{'_copies' if a.copies else ''}.txt")
+    out = os.path.join(eo.HERE, "results",
+                       f"enroll_feedback_{a.split}{'_copies' if a.copies else ''}{'_ignorecopies' if a.ignore_copies else ''}.txt")
     say = ee.Report()
     S = eo.SHIPPED
     ff = S.get("for_frames", 1)
-    sess, pkgs, key, E, emb, D, B, draws = eo.held_out_split(a.split)
+    if a.split == "tune":
+        from add_embedding import PROJECTION_PACKAGES
+        sess, m = ee.session(), ee.manifest()
+        pkgs = sorted(p for p in m if (m[p]["split"] == "tune" and p not in PROJECTION_PACKAGES) or m[p]["split"] == "tune2")
+        key, E = eo.stream_embeddings(sess, pkgs)
+        emb, D = eo.clip_embeddings(sess)
+        B, draws = ee.background(), list(ee.TUNE_DRAWS)
+    else:
+        sess, pkgs, key, E, emb, D, B, draws = eo.held_out_split(a.split)
+    import exp_enroll_augment as ea
+
+    def ignore_of(x):
+        """The answer's ignore: ee.ignore_of, or with its evidence's altered copies (--ignore-copies)."""
+        if not a.ignore_copies:
+            return ee.ignore_of(sess, B, x)
+        P = []
+        for y in [x] + [ea.ALTER[n](x) for n in ea.SETS[ea.SHIPPED]]:
+            _, e, W = ee.run(sess, y)
+            P.append(ee.prototypes([(e, ee.loud(W))], "clip"))
+        P = np.concatenate(P)
+        return P, float((B @ P.T).max())
     hours = sum(len(E[p]) for p in pkgs) * eo.HOP_S / 3600
     audio = {p: nd.stream(p) for p in pkgs}
     copies = None
     if a.copies:
-        import exp_enroll_augment as ea
         enrolled = {q for cat in ee.CLASSES for d in draws for q in D[cat][d][0]}
         alt = ea.altered_embeddings(sess, enrolled, ea.SETS[ea.SHIPPED])
         copies = {q: [alt[(q, n)] for n in ea.SETS[ea.SHIPPED]] for q in enrolled}
     say(f"# Enrolled sounds' false alarms answered with --ignore --from-alert ({a.split}: {len(pkgs)} streams, {hours:.2f} h; "
-        f"draws {draws[0]}-{draws[-1]}; shipped setting {S}; model {key}{'; prototypes with altered copies' if a.copies else ''})")
+        f"draws {draws[0]}-{draws[-1]}; shipped setting {S}; model {key}{'; prototypes with altered copies' if a.copies else ''}{'; ignores with altered copies' if a.ignore_copies else ''})")
     total = {k: [0, 0, 0] for k in ANSWERS}      # false alarms, clips raised, clips
     for cat in ee.CLASSES:
         per = {k: [0, 0, 0] for k in ANSWERS}
@@ -91,7 +115,7 @@ def main():
                     break
                 i, p = first
                 # The alert's window is where the rule raised (for_frames in a row end at i).
-                ig, bg = ee.ignore_of(sess, B, ee.alert_evidence(audio[p], i))
+                ig, bg = ignore_of(ee.alert_evidence(audio[p], i))
                 thr = ee.ignore_threshold(bg)
                 for q in pkgs:
                     silenced[q] |= (E[q] @ ig.T).max(1) >= thr
