@@ -321,6 +321,16 @@ final class EnrollmentIntegrationTests: XCTestCase {
         XCTAssertEqual(try db.query("SELECT enrollment_uuid FROM enrollment_clips").map { $0[0].string }, [upgraded.first?[0].string], "the clips follow it")
         XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k4/audio", WAV.pcm16(sampleRate: 16000, samples: after))]))
         XCTAssertTrue(waitUntil(timeout: 10) { raised("kettle", device: "k4").count == 1 }, daemon.output)
+        // Made by a vigilctl before altered copies (one prototype per kept clip): enrolled again
+        // from its kept clips with them, in its place, and it still alerts.
+        try rewriteEnrollments("UPDATE enrollments SET prototypes = substr(prototypes, 1, 3 * dim * 4)")
+        XCTAssertTrue(waitUntil(timeout: 10) { daemon.output.contains("made before altered copies; enrolled again from its 3 kept clips with them") }, daemon.output)
+        XCTAssertTrue(daemon.output.contains("21 prototypes (was 3)"), daemon.output)
+        let remade = try db.query("SELECT length(prototypes) / (dim * 4) FROM enrollments")
+        XCTAssertEqual(remade.map { $0[0].int }, [21])
+        XCTAssertTrue(pub.waitForAcks([try pub.publish("sensors/k5/audio", WAV.pcm16(sampleRate: 16000, samples: after))]))
+        XCTAssertTrue(waitUntil(timeout: 10) { raised("kettle", device: "k5").count == 1 }, daemon.output)
+        XCTAssertEqual(daemon.output.components(separatedBy: "made before altered copies").count, 2, "made again once, not at every reload")
         // Without kept clips (enrolled by an older vigilctl) it is skipped, with a warning that says why.
         try rewriteEnrollments("DELETE FROM enrollment_clips")
         try rewriteEnrollments("UPDATE enrollments SET model_version = '0.9'")
