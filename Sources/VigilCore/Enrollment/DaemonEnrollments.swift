@@ -18,7 +18,8 @@ extension Daemon {
             let pipelines = Dictionary(engine.pipelines.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
             // A sound to alert on with one prototype per kept clip was made before altered
             // copies (vigilctl makes at least 3 a clip now: the speed copies never fall silent).
-            let kept = try store.withDatabase { db in try EnrollmentLog.keptCounts(db) }
+            // (Unreadable kept clips do not stop the enrollments loading: none is remade then.)
+            let kept = (try? store.withDatabase { db in try EnrollmentLog.keptCounts(db) }) ?? [:]
             let all = loaded.map { e in
                 guard let p = pipelines[e.pipeline], p.model.embedding != nil else { return e }
                 if e.modelVersion != p.model.version { return reenrolled(e, on: p, because: .modelVersion) ?? e }
