@@ -89,7 +89,7 @@ extension Daemon {
             }
             return nil
         }
-        // Never again and again: stored, the remade one would be remade at every reload.
+        // Remade with no more prototypes than it had, it would be remade at every reload: keep it.
         if why == .beforeAlteredCopies && r.enrollment.prototypes.count <= e.prototypes.count { return nil }
         do {
             try store.withDatabase { db in try EnrollmentLog.replace([e.uuid], with: r.enrollment, kept: r.kept ?? kept, in: db) }
