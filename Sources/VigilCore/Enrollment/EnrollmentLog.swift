@@ -44,10 +44,7 @@ public enum EnrollmentLog {
         let clips = try hasClipTable(db)
         try db.transaction {
             try write(new, clips ? kept : nil, db)
-            for uuid in old {
-                _ = try db.query("DELETE FROM enrollments WHERE uuid = ?", [.text(uuid)])
-                if clips { _ = try db.query("DELETE FROM enrollment_clips WHERE enrollment_uuid = ?", [.text(uuid)]) }
-            }
+            for uuid in old { try remove(uuid, clipTable: clips, db) }
             try bump(db)
         }
     }
@@ -62,6 +59,12 @@ public enum EnrollmentLog {
             _ = try db.query("INSERT OR REPLACE INTO enrollment_clips(enrollment_uuid, margin, clips) VALUES (?, ?, ?)",
                              [.text(e.uuid), .real(kept.margin), .blob(kept.archive())])
         }
+    }
+
+    /// One enrollment's rows, its kept clips with it, inside the caller's transaction.
+    private static func remove(_ uuid: String, clipTable: Bool, _ db: Database) throws {
+        _ = try db.query("DELETE FROM enrollments WHERE uuid = ?", [.text(uuid)])
+        if clipTable { _ = try db.query("DELETE FROM enrollment_clips WHERE enrollment_uuid = ?", [.text(uuid)]) }
     }
 
     static func hasClipTable(_ db: Database) throws -> Bool {
@@ -127,10 +130,7 @@ public enum EnrollmentLog {
         guard !gone.isEmpty else { return [] }
         let clips = try hasClipTable(db)
         try db.transaction {
-            for e in gone {
-                _ = try db.query("DELETE FROM enrollments WHERE uuid = ?", [.text(e.uuid)])
-                if clips { _ = try db.query("DELETE FROM enrollment_clips WHERE enrollment_uuid = ?", [.text(e.uuid)]) }
-            }
+            for e in gone { try remove(e.uuid, clipTable: clips, db) }
             try bump(db)
         }
         return gone
